@@ -1,0 +1,3 @@
+"""RemoveAny: self-hostable AI image processing."""
+
+__version__ = "0.1.0"

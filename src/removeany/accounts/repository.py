@@ -1,0 +1,35 @@
+"""Every accounts query lives here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from removeany.accounts.models import ApiKey, User, WebSession
+
+
+def user_by_email(session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(User.email == email))
+
+
+def user_by_id(session: Session, user_id: int) -> User | None:
+    return session.get(User, user_id)
+
+
+def session_by_token_hash(session: Session, token_hash: str) -> WebSession | None:
+    return session.scalar(select(WebSession).where(WebSession.token_hash == token_hash))
+
+
+def api_key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
+    return session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
+
+
+def api_keys_of(session: Session, user_id: int) -> Sequence[ApiKey]:
+    stmt = select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.id)
+    return session.scalars(stmt).all()
+
+
+def api_key_of(session: Session, user_id: int, key_id: int) -> ApiKey | None:
+    return session.scalar(select(ApiKey).where(ApiKey.user_id == user_id, ApiKey.id == key_id))

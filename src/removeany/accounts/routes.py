@@ -1,0 +1,98 @@
+"""JSON API for accounts: register, verify, who am I, API keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from removeany.accounts import service as accounts
+from removeany.accounts.models import ApiKey, User
+from removeany.accounts.schemas import (
+    ApiKeyCreated,
+    ApiKeyIn,
+    ApiKeyOut,
+    RegisterIn,
+    UserOut,
+    VerifyIn,
+)
+from removeany.api.auth import require_user
+from removeany.context import Context
+
+router = APIRouter(prefix="/api/v1", tags=["accounts"])
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id,
+        email=user.email,
+        verified=user.is_verified,
+        is_admin=user.is_admin,
+        created_at=user.created_at,
+    )
+
+
+def key_out(key: ApiKey) -> ApiKeyOut:
+    return ApiKeyOut(
+        id=key.id,
+        name=key.name,
+        prefix=key.prefix,
+        created_at=key.created_at,
+        last_used_at=key.last_used_at,
+        revoked_at=key.revoked_at,
+    )
+
+
+@router.post("/auth/register", status_code=201, response_model=UserOut)
+def register(body: RegisterIn, request: Request) -> UserOut:
+    ctx: Context = request.app.state.ctx
+    with ctx.db.transaction() as session:
+        user = accounts.create_user(session, body.email, body.password, now=ctx.now())
+        out = user_out(user)
+        accounts.send_verification(ctx.mailer, ctx.secret_key, ctx.settings.base_url, user)
+    return out
+
+
+@router.post("/auth/verify", response_model=UserOut)
+def verify(body: VerifyIn, request: Request) -> UserOut:
+    ctx: Context = request.app.state.ctx
+    with ctx.db.transaction() as session:
+        user = accounts.verify_email(
+            session,
+            ctx.secret_key,
+            body.token,
+            now=ctx.now(),
+            signup_credits=ctx.settings.signup_credits,
+            signup_credit_days=ctx.settings.signup_credit_days,
+        )
+        return user_out(user)
+
+
+@router.get("/me", response_model=UserOut)
+def me(request: Request) -> UserOut:
+    ctx: Context = request.app.state.ctx
+    with ctx.db.transaction() as session:
+        return user_out(require_user(ctx, session, request))
+
+
+@router.get("/api-keys", response_model=list[ApiKeyOut])
+def list_keys(request: Request) -> list[ApiKeyOut]:
+    ctx: Context = request.app.state.ctx
+    with ctx.db.transaction() as session:
+        user = require_user(ctx, session, request)
+        return [key_out(k) for k in accounts.list_api_keys(session, user)]
+
+
+@router.post("/api-keys", status_code=201, response_model=ApiKeyCreated)
+def create_key(body: ApiKeyIn, request: Request) -> ApiKeyCreated:
+    ctx: Context = request.app.state.ctx
+    with ctx.db.transaction() as session:
+        user = require_user(ctx, session, request)
+        plaintext, key = accounts.create_api_key(session, user, body.name, now=ctx.now())
+        return ApiKeyCreated(key=plaintext, **key_out(key).model_dump())
+
+
+@router.delete("/api-keys/{key_id}", response_model=ApiKeyOut)
+def revoke_key(key_id: int, request: Request) -> ApiKeyOut:
+    ctx: Context = request.app.state.ctx
+    with ctx.db.transaction() as session:
+        user = require_user(ctx, session, request)
+        return key_out(accounts.revoke_api_key(session, user, key_id, now=ctx.now()))

@@ -1,0 +1,59 @@
+"""Who is calling: an API key (X-Api-Key or Bearer) or a browser session cookie plus CSRF token."""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import Request
+from sqlalchemy.orm import Session
+
+from removeany.accounts import repository as accounts_repo
+from removeany.accounts import service as accounts
+from removeany.accounts.models import User, WebSession
+from removeany.context import Context
+from removeany.errors import Forbidden, Unauthorized
+
+SESSION_COOKIE = "removeany_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def api_key_from(request: Request) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return None
+
+
+def web_session(ctx: Context, session: Session, request: Request) -> WebSession | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    return accounts.resolve_session(session, token, now=ctx.now())
+
+
+def check_csrf(web: WebSession, supplied: str | None) -> None:
+    if not supplied or not secrets.compare_digest(supplied, web.csrf_token):
+        raise Forbidden(
+            "The form expired or came from another site. Reload the page and try again.",
+            code="csrf_failed",
+        )
+
+
+def require_user(ctx: Context, session: Session, request: Request) -> User:
+    """API callers: a key, or a signed-in browser (which must send X-CSRF-Token on writes)."""
+    key = api_key_from(request)
+    if key is not None:
+        return accounts.user_for_api_key(session, key, now=ctx.now())
+    web = web_session(ctx, session, request)
+    if web is None:
+        raise Unauthorized(
+            "Sign in, or send an API key in the X-Api-Key header.", code="not_authenticated"
+        )
+    if request.method not in SAFE_METHODS:
+        check_csrf(web, request.headers.get("x-csrf-token"))
+    user = accounts_repo.user_by_id(session, web.user_id)
+    assert user is not None
+    return user

@@ -1,0 +1,137 @@
+"""`POST /v1.0/removebg`: remove.bg's API, so its clients work against a RemoveAny server."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from removeany.api import uploads
+from removeany.api.submit import submit_job
+from removeany.context import Context
+from removeany.credits import service as ledger
+from removeany.engine.errors import ImageError, OptionError
+from removeany.errors import DomainError
+from removeany.jobs import service as jobs
+from removeany.jobs.processors import compose_options
+from removeany.jobs.service import job_reference
+
+router = APIRouter()
+
+FORMATS = {"auto": "png", "png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp"}
+TRUE = {"true", "1", "yes", "on"}
+
+
+def error_response(status: int, code: str, title: str) -> JSONResponse:
+    return JSONResponse({"errors": [{"title": title, "code": code}]}, status_code=status)
+
+
+def _options(
+    size: str, fmt: str, bg_color: str | None, crop: str, crop_margin: str | None, channels: str
+) -> dict[str, Any]:
+    if fmt.lower() not in FORMATS:
+        raise OptionError("invalid_format", "format must be one of auto, png, jpg, jpeg, webp.")
+    options = {
+        "size": "50MP" if size.lower() == "50mp" else size.lower(),
+        "format": FORMATS[fmt.lower()],
+        "bg_color": bg_color or None,
+        "crop": crop.lower() in TRUE,
+        "crop_margin": crop_margin or None,
+        "channels": channels,
+    }
+    compose_options(options)
+    return options
+
+
+@router.post("/v1.0/removebg", tags=["remove.bg compatible"])
+async def removebg(
+    request: Request,
+    image_file: UploadFile | None = None,
+    image_file_b64: Annotated[str | None, Form()] = None,
+    image_url: Annotated[str | None, Form()] = None,
+    size: Annotated[str, Form()] = "auto",
+    type: Annotated[str, Form()] = "auto",
+    format: Annotated[str, Form()] = "auto",
+    bg_color: Annotated[str | None, Form()] = None,
+    crop: Annotated[str, Form()] = "false",
+    crop_margin: Annotated[str | None, Form()] = None,
+    channels: Annotated[str, Form()] = "rgba",
+) -> Response:
+    ctx: Context = request.app.state.ctx
+    try:
+        options = _options(size, format, bg_color, crop, crop_margin, channels)
+        max_bytes = ctx.settings.max_upload_bytes
+        if image_file is not None:
+            data = await uploads.read_bounded(image_file, max_bytes)
+            name = image_file.filename or "image"
+        elif image_file_b64:
+            data = uploads.decode_b64(image_file_b64, max_bytes)
+            name = "image"
+        elif image_url:
+            return error_response(
+                400,
+                "image_url_unsupported",
+                "This server does not fetch URLs. Upload the file as image_file instead.",
+            )
+        else:
+            return error_response(
+                400, "missing_image", "Send the image as image_file or image_file_b64."
+            )
+        image = uploads.validate(data, ctx.settings)
+        job = submit_job(
+            ctx,
+            request,
+            service="remove_background",
+            options=options,
+            original=data,
+            image=image,
+            input_name=name,
+        )
+    except (ImageError, OptionError) as exc:
+        return error_response(400, exc.code, exc.message)
+    except DomainError as exc:
+        return error_response(exc.status_code, exc.code, exc.message)
+
+    job = jobs.wait_until_finished(ctx.db, job.id, ctx.settings.job_wait_seconds)
+    if job.status == "failed":
+        status = 400 if job.error_code in _USER_ERRORS else 500
+        return error_response(status, job.error_code or "failed", job.error_message or "")
+    if job.status != "succeeded" or job.result_key is None:
+        return error_response(503, "timeout", "The server is busy. Try again in a minute.")
+    with ctx.db.transaction() as session:
+        charged = ledger.charged_for(session, job_reference(job.id))
+    body = ctx.storage.get(job.result_key)
+    headers = {
+        "X-Credits-Charged": str(charged),
+        "X-Width": str(job.result_width),
+        "X-Height": str(job.result_height),
+        "X-Type": job.detected_type or "other",
+    }
+    if job.foreground:
+        for key in ("top", "left", "width", "height"):
+            headers[f"X-Foreground-{key.title()}"] = str(job.foreground[key])
+    if "application/json" in request.headers.get("accept", ""):
+        payload = {
+            "data": {
+                "result_b64": base64.b64encode(body).decode(),
+                "foreground_top": (job.foreground or {}).get("top"),
+                "foreground_left": (job.foreground or {}).get("left"),
+                "foreground_width": (job.foreground or {}).get("width"),
+                "foreground_height": (job.foreground or {}).get("height"),
+            }
+        }
+        return JSONResponse(payload, headers=headers)
+    return Response(body, media_type=job.result_media_type, headers=headers)
+
+
+_USER_ERRORS = {
+    "unknown_foreground",
+    "corrupt_image",
+    "unsupported_format",
+    "too_many_pixels",
+    "file_too_large",
+    "invalid_bg_color",
+    "invalid_crop_margin",
+}

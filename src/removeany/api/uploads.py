@@ -1,0 +1,47 @@
+"""Reading an upload without trusting it: bounded reads, then the engine's safe decoder."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from fastapi import UploadFile
+from PIL import Image
+
+from removeany.engine.errors import ImageError
+from removeany.engine.io import decode_image
+from removeany.infra.settings import Settings
+
+
+async def read_bounded(upload: UploadFile, max_bytes: int) -> bytes:
+    """Read at most max_bytes + 1 so an oversized file is refused without holding all of it."""
+    data = await upload.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise too_large(max_bytes)
+    return data
+
+
+def decode_b64(value: str, max_bytes: int) -> bytes:
+    if "," in value[:100] and value.startswith("data:"):
+        value = value.split(",", 1)[1]
+    if len(value) > (max_bytes * 4) // 3 + 8:
+        raise too_large(max_bytes)
+    try:
+        return base64.b64decode(value, validate=False)
+    except (binascii.Error, ValueError):
+        raise ImageError(
+            "corrupt_image", "image_file_b64 is not valid base64. Encode the file bytes again."
+        ) from None
+
+
+def too_large(max_bytes: int) -> ImageError:
+    return ImageError(
+        "file_too_large",
+        f"The file is larger than {max_bytes // (1024 * 1024)} MB. Upload a smaller file.",
+    )
+
+
+def validate(data: bytes, settings: Settings) -> Image.Image:
+    return decode_image(
+        data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels
+    )

@@ -1,0 +1,86 @@
+"""The ASGI application: API, remove.bg endpoint and web pages over one Context."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from removeany import __version__
+from removeany.accounts.routes import router as accounts_router
+from removeany.api.removebg import error_response
+from removeany.api.removebg import router as removebg_router
+from removeany.context import Context, build_context
+from removeany.credits.routes import router as credits_router
+from removeany.engine.errors import ImageError, OptionError
+from removeany.errors import DomainError
+from removeany.infra.settings import Settings
+from removeany.jobs.routes import router as jobs_router
+from removeany.jobs.worker import resume_unfinished
+from removeany.web.routes import router as web_router
+from removeany.web.routes import static_files
+
+
+def create_app(ctx: Context | None = None, *, run_workers: bool = True) -> FastAPI:
+    """Build the app. Without a context, one is built from settings and migrated."""
+    owned = ctx is None
+    context = ctx or build_context(Settings(), migrate=True)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if run_workers and context.queue is None:
+            context.start_queue()
+            resume_unfinished(context)
+        yield
+        if owned:
+            context.close()
+
+    app = FastAPI(
+        title="RemoveAny",
+        version=__version__,
+        description="Background removal, portrait cutout, watermark removal and batches.",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    app.state.ctx = context
+    app.include_router(removebg_router)
+    app.include_router(accounts_router)
+    app.include_router(credits_router)
+    app.include_router(jobs_router)
+    app.include_router(web_router)
+    app.mount("/static", static_files(), name="static")
+    _install_error_handlers(app)
+    return app
+
+
+def _error(request: Request, status: int, code: str, message: str) -> JSONResponse:
+    if request.url.path.startswith("/v1.0/"):
+        return error_response(status, code, message)
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        return _error(request, exc.status_code, exc.code, exc.message)
+
+    @app.exception_handler(ImageError)
+    async def image_error(request: Request, exc: ImageError) -> JSONResponse:
+        return _error(request, 400, exc.code, exc.message)
+
+    @app.exception_handler(OptionError)
+    async def option_error(request: Request, exc: OptionError) -> JSONResponse:
+        return _error(request, 400, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": ["body"], "msg": "invalid"}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
+        return _error(
+            request, 422, "invalid_request", f"{where}: {first.get('msg')}. Fix it and retry."
+        )

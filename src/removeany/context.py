@@ -1,0 +1,61 @@
+"""The platform's wiring: one object built from settings, shared by web, API, CLI and workers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from removeany.engine.models import default_model_dir
+from removeany.infra.db import Database, utcnow
+from removeany.infra.mail import Mailer, make_mailer
+from removeany.infra.queue import InlineQueue, Queue
+from removeany.infra.settings import Settings
+from removeany.infra.storage import LocalStorage, Storage
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: Database
+    storage: Storage
+    mailer: Mailer
+    secret_key: str
+    clock: Callable[[], datetime] = field(default=utcnow)
+    queue: Queue | None = None
+
+    @property
+    def model_dir(self) -> Path:
+        return self.settings.model_dir or default_model_dir()
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def start_queue(self) -> None:
+        """Start in-process workers (the embedded default)."""
+        from removeany.jobs.worker import process_job
+
+        self.queue = InlineQueue(
+            lambda job_id: process_job(self, job_id), self.settings.inline_workers
+        )
+
+    def close(self) -> None:
+        if self.queue is not None:
+            self.queue.shutdown()
+            self.queue = None
+        self.db.dispose()
+
+
+def build_context(settings: Settings, *, migrate: bool = False) -> Context:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.sqlalchemy_url)
+    if migrate:
+        db.migrate()
+    return Context(
+        settings=settings,
+        db=db,
+        storage=LocalStorage(settings.files_dir),
+        mailer=make_mailer(settings),
+        secret_key=settings.resolved_secret_key(),
+    )

@@ -1,0 +1,215 @@
+"""The credits ledger: grant, reserve, capture, release, expire. Services flush, never commit.
+
+Invariants: a lot's `remaining` equals the sum of its entries and never goes below zero; a
+job's credits are held while it runs and either captured (spent) or released back to the
+lots they came from. There is deliberately no transfer operation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from removeany.credits import repository as repo
+from removeany.credits.models import CreditEntry, CreditHold, CreditLot
+from removeany.errors import DomainError
+
+
+class InsufficientCredits(DomainError):
+    status_code = 402
+    code = "insufficient_credits"
+
+    def __init__(self, needed: int, available: int):
+        super().__init__(
+            f"This needs {needed} credit{'s' if needed != 1 else ''} and your balance is "
+            f"{available}. Buy more credits or wait for your free allowance."
+        )
+        self.needed = needed
+        self.available = available
+
+
+@dataclass(frozen=True)
+class Balance:
+    available: int
+    held: int
+
+
+def balance(session: Session, user_id: int, now: datetime) -> Balance:
+    return Balance(
+        available=repo.available(session, user_id, now), held=repo.held(session, user_id)
+    )
+
+
+def grant(
+    session: Session,
+    user_id: int,
+    amount: int,
+    *,
+    source: str,
+    now: datetime,
+    expires_at: datetime | None,
+    reference: str = "",
+    idempotency_key: str | None = None,
+) -> CreditLot | None:
+    """Create a lot. With an idempotency key, a repeated grant creates nothing and returns None."""
+    if amount <= 0:
+        raise ValueError("a grant must be positive")
+    repo.lock_user(session, user_id)
+    if idempotency_key is not None and repo.entry_by_key(session, idempotency_key) is not None:
+        return None
+    lot = CreditLot(
+        user_id=user_id,
+        source=source,
+        amount=amount,
+        remaining=amount,
+        expires_at=expires_at,
+        created_at=now,
+    )
+    session.add(lot)
+    session.flush()
+    kind = "purchase" if source == "purchase" else "grant"
+    session.add(
+        CreditEntry(
+            user_id=user_id,
+            lot_id=lot.id,
+            kind=kind,
+            amount=amount,
+            reference=reference,
+            idempotency_key=idempotency_key,
+            created_at=now,
+        )
+    )
+    session.flush()
+    return lot
+
+
+def reserve(
+    session: Session, user_id: int, amount: int, *, reference: str, now: datetime, ttl: timedelta
+) -> list[CreditHold]:
+    """Hold `amount` credits for `reference` across lots in spend order, or raise 402."""
+    if amount <= 0:
+        raise ValueError("a reserve must be positive")
+    repo.lock_user(session, user_id)
+    lots = repo.spendable_lots(session, user_id, now)
+    total = sum(lot.remaining for lot in lots)
+    if total < amount:
+        raise InsufficientCredits(amount, total)
+    holds: list[CreditHold] = []
+    left = amount
+    for lot in lots:
+        if left == 0:
+            break
+        take = min(lot.remaining, left)
+        lot.remaining -= take
+        left -= take
+        hold = CreditHold(
+            user_id=user_id,
+            lot_id=lot.id,
+            reference=reference,
+            amount=take,
+            status="held",
+            created_at=now,
+            expires_at=now + ttl,
+        )
+        session.add(hold)
+        session.add(
+            CreditEntry(
+                user_id=user_id,
+                lot_id=lot.id,
+                kind="reserve",
+                amount=-take,
+                reference=reference,
+                created_at=now,
+            )
+        )
+        holds.append(hold)
+    session.flush()
+    return holds
+
+
+def capture(session: Session, user_id: int, *, reference: str, now: datetime) -> int:
+    """Turn the held credits of `reference` into spent credits; returns the amount charged.
+    Capturing twice charges once."""
+    repo.lock_user(session, user_id)
+    charged = 0
+    for hold in repo.holds_for(session, reference):
+        hold.status = "captured"
+        hold.settled_at = now
+        charged += hold.amount
+        session.add(
+            CreditEntry(
+                user_id=user_id,
+                lot_id=hold.lot_id,
+                kind="capture",
+                amount=0,
+                reference=reference,
+                created_at=now,
+            )
+        )
+    session.flush()
+    return charged
+
+
+def release(session: Session, user_id: int, *, reference: str, now: datetime) -> int:
+    """Return held credits to the lots they came from; returns the amount released."""
+    repo.lock_user(session, user_id)
+    released = 0
+    for hold in repo.holds_for(session, reference):
+        lot = session.get(CreditLot, hold.lot_id, with_for_update=False)
+        assert lot is not None
+        lot.remaining += hold.amount
+        hold.status = "released"
+        hold.settled_at = now
+        released += hold.amount
+        session.add(
+            CreditEntry(
+                user_id=user_id,
+                lot_id=hold.lot_id,
+                kind="release",
+                amount=hold.amount,
+                reference=reference,
+                created_at=now,
+            )
+        )
+    session.flush()
+    return released
+
+
+def charged_for(session: Session, reference: str) -> int:
+    return sum(
+        h.amount for h in repo.holds_any_status(session, reference) if h.status == "captured"
+    )
+
+
+def expire_lots(session: Session, now: datetime) -> int:
+    """Write `expire` entries for the unused remainder of every lot past its expiry."""
+    expired = 0
+    for lot in repo.lots_to_expire(session, now):
+        repo.lock_user(session, lot.user_id)
+        session.refresh(lot)
+        if lot.remaining <= 0:
+            continue
+        session.add(
+            CreditEntry(
+                user_id=lot.user_id,
+                lot_id=lot.id,
+                kind="expire",
+                amount=-lot.remaining,
+                reference=f"lot:{lot.id}",
+                created_at=now,
+            )
+        )
+        expired += lot.remaining
+        lot.remaining = 0
+    session.flush()
+    return expired
+
+
+def release_stale_holds(session: Session, now: datetime) -> int:
+    """Holds whose job never settled (a crashed worker) go back to their lots after their TTL."""
+    released = 0
+    for reference, user_id in {(h.reference, h.user_id) for h in repo.expired_holds(session, now)}:
+        released += release(session, user_id, reference=reference, now=now)
+    return released

@@ -1,0 +1,125 @@
+"""Submitting jobs and settling them. Flushes, never commits: callers own the transaction."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from removeany.accounts.models import User
+from removeany.accounts.service import require_verified
+from removeany.catalog.prices import price
+from removeany.credits import service as ledger
+from removeany.errors import NotFound
+from removeany.infra.db import Database
+from removeany.infra.storage import Storage
+from removeany.jobs import repository as repo
+from removeany.jobs.models import Job
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def submit(
+    session: Session,
+    storage: Storage,
+    user: User,
+    *,
+    service: str,
+    options: dict[str, Any],
+    original: bytes,
+    input_name: str,
+    width: int,
+    height: int,
+    now: datetime,
+    reserve_ttl: timedelta,
+) -> Job:
+    """Create the job and hold its price in ONE transaction; the original is written last so a
+    refused job leaves nothing behind. The caller deletes the file if its commit fails."""
+    require_verified(user)
+    cost = price(service, str(options.get("size", "full")))
+    job = Job(
+        id=new_job_id(),
+        user_id=user.id,
+        service=service,
+        status="queued",
+        options=options,
+        cost=cost,
+        input_key="",
+        input_name=input_name[:255],
+        input_width=width,
+        input_height=height,
+        created_at=now,
+    )
+    job.input_key = f"originals/{job.id}"
+    session.add(job)
+    session.flush()
+    ledger.reserve(
+        session, user.id, cost, reference=job_reference(job.id), now=now, ttl=reserve_ttl
+    )
+    storage.put(job.input_key, original)
+    return job
+
+
+def job_reference(job_id: str) -> str:
+    return f"job:{job_id}"
+
+
+def get_for_user(session: Session, user: User, job_id: str) -> Job:
+    job = repo.get_for_user(session, job_id, user.id)
+    if job is None:
+        raise NotFound("No such job. It may have been deleted after the retention period.")
+    return job
+
+
+def succeed(
+    session: Session,
+    job: Job,
+    *,
+    result_key: str,
+    media_type: str,
+    width: int,
+    height: int,
+    detected_type: str | None,
+    foreground: dict[str, int] | None,
+    now: datetime,
+) -> int:
+    job.status = "succeeded"
+    job.result_key = result_key
+    job.result_media_type = media_type
+    job.result_width = width
+    job.result_height = height
+    job.detected_type = detected_type
+    job.foreground = foreground
+    job.finished_at = now
+    charged = ledger.capture(session, job.user_id, reference=job_reference(job.id), now=now)
+    session.flush()
+    return charged
+
+
+def fail(session: Session, job: Job, *, code: str, message: str, now: datetime) -> None:
+    """A failed job costs nothing: its hold goes back to the lots it came from."""
+    job.status = "failed"
+    job.error_code = code
+    job.error_message = message
+    job.finished_at = now
+    ledger.release(session, job.user_id, reference=job_reference(job.id), now=now)
+    session.flush()
+
+
+def wait_until_finished(db: Database, job_id: str, timeout: float) -> Job:
+    """Poll until the job leaves the queue; works for every queue backend."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        with db.transaction() as session:
+            job = repo.get(session, job_id)
+            assert job is not None
+            if job.status in ("succeeded", "failed") or time.monotonic() > deadline:
+                return job
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.25)

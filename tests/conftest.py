@@ -1,0 +1,125 @@
+"""Shared fixtures: a real database (SQLite and PostgreSQL), real storage, real model weights."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from removeany.context import Context, build_context
+from removeany.engine.models import default_model_dir, fetch_model, get_model
+from removeany.infra.db import upgrade
+from removeany.infra.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+EVAL_DIR = Path(os.environ.get("REMOVEANY_EVAL_DIR", REPO.parent / "shared" / "eval"))
+PG_ADMIN_URL = os.environ.get(
+    "REMOVEANY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_POSTGRES = os.environ.get("REMOVEANY_REQUIRE_POSTGRES") == "1"
+
+
+def eval_image(group: str, name: str) -> Path:
+    for ext in (".jpg", ".png"):
+        path = EVAL_DIR / group / f"{name}{ext}"
+        if path.exists():
+            return path
+    pytest.skip(f"evaluation image {group}/{name} not found under {EVAL_DIR}")
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """Weights as the install step leaves them (fetched and verified once if missing)."""
+    target = Path(os.environ.get("REMOVEANY_MODEL_DIR", default_model_dir()))
+    fetch_model(get_model("u2netp"), target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session."""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        admin.dispose()
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"PostgreSQL is required here but unreachable at {PG_ADMIN_URL}: {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
+    name = f"removeany_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+        upgrade(url)
+        yield url
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield url
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        tables = (
+            conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'alembic_version'"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if tables:
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+class TestClock:
+    """Time that tests can move: expiry and TTLs without sleeping."""
+
+    __test__ = False
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> TestClock:
+    return TestClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, model_dir: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        model_dir=model_dir,
+        secret_key="test-secret-key",
+        base_url="http://testserver",
+    )
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> Iterator[Context]:
+    context = build_context(settings)
+    yield context
+    context.close()
