@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from removeany.cli_offline import remove_background_command
 from removeany.infra.settings import Settings
 
 app = typer.Typer(help="RemoveAny: self-hostable AI image processing.", no_args_is_help=True)
@@ -14,6 +15,9 @@ users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 models_app = typer.Typer(help="Manage model weights.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(models_app, name="models")
+app.command("remove-background", help="Remove backgrounds offline (no server, no credits).")(
+    remove_background_command
+)
 
 
 @app.command()

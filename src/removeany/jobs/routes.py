@@ -67,13 +67,15 @@ async def create_job(
 ) -> JobOut:
     ctx: Context = request.app.state.ctx
     try:
-        options = RemoveBackgroundOptions(
-            size=size,
-            format=format,
-            bg_color=bg_color or None,
-            crop=crop,  # type: ignore[arg-type]
-            crop_margin=crop_margin or None,
-            channels=channels,  # type: ignore[arg-type]
+        options = RemoveBackgroundOptions.model_validate(
+            {
+                "size": size,
+                "format": format,
+                "bg_color": bg_color or None,
+                "crop": crop,
+                "crop_margin": crop_margin or None,
+                "channels": channels,
+            }
         )
     except ValidationError as exc:
         first = exc.errors()[0]

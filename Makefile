@@ -1,0 +1,21 @@
+# The two commands of the quick start: `make run` and `make test`.
+VENV ?= .venv
+PYTEST_ARGS ?=
+
+.PHONY: run test lint
+
+run:
+	scripts/bootstrap.sh run
+	$(VENV)/bin/removeany serve
+
+test:
+	scripts/bootstrap.sh test
+	scripts/test-services.sh
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint:
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy

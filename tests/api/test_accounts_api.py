@@ -1,0 +1,103 @@
+"""Register, verify by emailed link, free credits, API keys — through the JSON API."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+
+from removeany.context import Context
+
+
+def verification_link(ctx: Context, to: str) -> str:
+    for path in sorted(ctx.settings.outbox_dir.glob("*.eml")):
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if msg["To"] == to:
+            body = msg.get_body(preferencelist=("plain",))
+            assert body is not None
+            match = re.search(r"https?://\S+/verify\?token=\S+", body.get_content())
+            assert match, "the email has no verification link"
+            return match.group(0)
+    raise AssertionError(f"no email to {to} in {ctx.settings.outbox_dir}")
+
+
+def register_and_verify(client: TestClient, ctx: Context, address: str) -> None:
+    response = client.post(
+        "/api/v1/auth/register", json={"email": address, "password": "correct horse battery"}
+    )
+    assert response.status_code == 201, response.text
+    token = verification_link(ctx, address.lower()).split("token=", 1)[1]
+    response = client.post("/api/v1/auth/verify", json={"token": token})
+    assert response.status_code == 200 and response.json()["verified"] is True
+
+
+def test_verification_grants_free_credits_once(client: TestClient, ctx: Context) -> None:
+    register_and_verify(client, ctx, "Grace@Example.com")
+    token = verification_link(ctx, "grace@example.com").split("token=", 1)[1]
+    assert client.post("/api/v1/auth/verify", json={"token": token}).status_code == 200
+    from removeany.accounts import service as accounts
+
+    with ctx.db.transaction() as s:
+        user = accounts.authenticate(s, "grace@example.com", "correct horse battery")
+        key = accounts.create_api_key(s, user, "k", now=ctx.now())[0]
+    credits = client.get("/api/v1/credits", headers={"X-Api-Key": key}).json()
+    assert credits["available"] == ctx.settings.signup_credits == 10
+    (lot,) = credits["lots"]
+    assert lot["source"] == "signup"
+    expires = lot["expires_at"].replace("Z", "+00:00")
+    from datetime import datetime
+
+    assert datetime.fromisoformat(expires) - ctx.now() > timedelta(days=29)
+
+
+def test_duplicate_email_weak_password_and_bad_token(client: TestClient, ctx: Context) -> None:
+    register_and_verify(client, ctx, "lin@example.com")
+    again = client.post(
+        "/api/v1/auth/register", json={"email": "LIN@example.com", "password": "another long one"}
+    )
+    assert again.status_code == 409 and again.json()["error"]["code"] == "email_taken"
+    weak = client.post(
+        "/api/v1/auth/register", json={"email": "x@example.com", "password": "short"}
+    )
+    assert weak.status_code == 400 and weak.json()["error"]["code"] == "weak_password"
+    bad = client.post("/api/v1/auth/verify", json={"token": "forged.token"})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_token"
+
+
+def test_unverified_users_cannot_make_keys_or_jobs(client: TestClient, ctx: Context) -> None:
+    client.post("/api/v1/auth/register", json={"email": "u@example.com", "password": "long enough"})
+    from removeany.accounts import service as accounts
+
+    with ctx.db.transaction() as s:
+        user = accounts.authenticate(s, "u@example.com", "long enough")
+        try:
+            accounts.create_api_key(s, user, "k", now=ctx.now())
+        except accounts.EmailNotVerified as exc:
+            assert exc.status_code == 403
+        else:
+            raise AssertionError("an unverified user got an API key")
+
+
+def test_api_keys_are_shown_once_hashed_and_revocable(client: TestClient, ctx: Context) -> None:
+    from tests.helpers import make_api_key, make_user
+
+    key = make_api_key(ctx, make_user(ctx))
+    headers = {"X-Api-Key": key}
+    created = client.post("/api/v1/api-keys", headers=headers, json={"name": "laptop"}).json()
+    assert created["key"].startswith("rak_") and created["prefix"] == created["key"][:12]
+    listed = client.get("/api/v1/api-keys", headers=headers).json()
+    assert {k["name"] for k in listed} == {"test", "laptop"}
+    assert all("key" not in k for k in listed)
+    assert all(k["last_used_at"] is not None for k in listed if k["name"] == "test")
+    from removeany.accounts.models import ApiKey
+
+    with ctx.db.transaction() as s:
+        hashes = [k.key_hash for k in s.query(ApiKey).all()]
+    assert created["key"] not in hashes and key not in hashes
+    revoked = client.delete(f"/api/v1/api-keys/{created['id']}", headers=headers)
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+    assert client.get("/api/v1/me", headers={"X-Api-Key": created["key"]}).status_code == 403
+    assert client.get("/api/v1/me").status_code == 401

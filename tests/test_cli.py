@@ -1,0 +1,73 @@
+"""The `removeany` command as operators and scripts run it: a real process, a real database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+from sqlalchemy import create_engine, text
+
+from tests.conftest import eval_image
+
+
+def run_cli(*args: str, data_dir: Path, model_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REMOVEANY_DATA_DIR": str(data_dir), "REMOVEANY_MODEL_DIR": str(model_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "removeany", *args],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_users_create_prints_the_api_key_last(tmp_path: Path, model_dir: Path) -> None:
+    data = tmp_path / "data"
+    assert run_cli("migrate", data_dir=data, model_dir=model_dir).returncode == 0
+    done = run_cli(
+        "users",
+        "create",
+        "ops@example.com",
+        "--password",
+        "long enough pw",
+        "--credits",
+        "25",
+        "--admin",
+        "--api-key",
+        data_dir=data,
+        model_dir=model_dir,
+    )
+    assert done.returncode == 0, done.stderr
+    key = done.stdout.strip().splitlines()[-1]
+    assert key.startswith("rak_")
+    engine = create_engine(f"sqlite:///{data / 'removeany.db'}")
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT is_admin, email_verified_at IS NOT NULL FROM users")).one()
+        remaining = conn.execute(text("SELECT SUM(remaining) FROM credit_lots")).scalar()
+    engine.dispose()
+    assert tuple(row) == (1, 1) and remaining == 25
+    again = run_cli(
+        "users",
+        "create",
+        "OPS@example.com",
+        "--password",
+        "long enough pw",
+        data_dir=data,
+        model_dir=model_dir,
+    )
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_remove_background_command_writes_rgba_png(tmp_path: Path, model_dir: Path) -> None:
+    source = eval_image("object", "alphamatting_GT04")
+    out = tmp_path / "out.png"
+    done = run_cli(
+        "remove-background", str(source), "-o", str(out), data_dir=tmp_path, model_dir=model_dir
+    )
+    assert done.returncode == 0, done.stderr
+    with Image.open(out) as result, Image.open(source) as original:
+        assert result.mode == "RGBA" and result.size == original.size
