@@ -71,3 +71,23 @@ def test_remove_background_command_writes_rgba_png(tmp_path: Path, model_dir: Pa
     assert done.returncode == 0, done.stderr
     with Image.open(out) as result, Image.open(source) as original:
         assert result.mode == "RGBA" and result.size == original.size
+
+
+def test_remove_background_command_fails_naming_the_bad_input(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    good = eval_image("object", "alphamatting_GT05")
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    done = run_cli(
+        "remove-background",
+        str(good),
+        str(bad),
+        "-o",
+        str(tmp_path / "out"),
+        data_dir=tmp_path,
+        model_dir=model_dir,
+    )
+    assert done.returncode != 0
+    assert "broken.jpg" in done.stderr
+    assert (tmp_path / "out" / "alphamatting_GT05.png").is_file()

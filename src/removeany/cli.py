@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,8 +17,20 @@ users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 models_app = typer.Typer(help="Manage model weights.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(models_app, name="models")
+
+
+def _exit_code(command: Callable[..., int]) -> Callable[..., None]:
+    """Offline commands return an exit code; Typer ignores return values, so raise it."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        raise typer.Exit(command(*args, **kwargs))
+
+    return run
+
+
 app.command("remove-background", help="Remove backgrounds offline (no server, no credits).")(
-    remove_background_command
+    _exit_code(remove_background_command)
 )
 
 

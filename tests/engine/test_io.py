@@ -1,0 +1,170 @@
+"""Safe decoding and clean encoding of real and deliberately hostile images."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from removeany.engine.errors import ImageError
+from removeany.engine.io import OutputFormat, decode_image, encode_image, sniff_format
+
+from ._eval import photo_path
+
+LIMITS = {"max_bytes": 50_000_000, "max_pixels": 50_000_000}
+
+
+def _photo() -> Image.Image:
+    with Image.open(photo_path("object", "alphamatting_GT05")) as im:
+        return im.convert("RGB")
+
+
+def _encode(image: Image.Image, fmt: str, **params: object) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **params)
+    return out.getvalue()
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    body = kind + payload
+    return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
+
+
+def _decode_error(data: bytes, **limits: int) -> str:
+    with pytest.raises(ImageError) as caught:
+        decode_image(data, **{**LIMITS, **limits})
+    assert caught.value.message.endswith(".")
+    return caught.value.code
+
+
+@pytest.mark.parametrize(("fmt", "sniffed"), [("PNG", "PNG"), ("JPEG", "JPEG"), ("WEBP", "WEBP")])
+def test_decodes_real_photo_in_each_format(fmt: str, sniffed: str) -> None:
+    photo = _photo()
+    data = _encode(photo, fmt)
+    assert sniff_format(data) == sniffed
+    decoded = decode_image(data, **LIMITS)
+    assert decoded.mode == "RGB"
+    assert decoded.size == photo.size
+    difference = np.abs(np.asarray(decoded, np.int16) - np.asarray(photo, np.int16)).mean()
+    assert difference < 4  # lossy formats stay close to the original
+
+
+def test_png_with_alpha_stays_rgba() -> None:
+    rgba = _photo().convert("RGBA")
+    rgba.putalpha(77)
+    decoded = decode_image(_encode(rgba, "PNG"), **LIMITS)
+    assert decoded.mode == "RGBA"
+    assert np.asarray(decoded.getchannel("A")).max() == 77
+
+
+def test_exif_orientation_is_applied() -> None:
+    image = Image.new("RGB", (40, 20), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 20, 20))  # left half red
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    decoded = decode_image(_encode(image, "JPEG", exif=exif.tobytes(), quality=95), **LIMITS)
+    assert decoded.size == (20, 40)
+    top, bottom = decoded.getpixel((10, 5)), decoded.getpixel((10, 35))
+    assert isinstance(top, tuple) and isinstance(bottom, tuple)
+    assert top[0] > 200 and top[2] < 60  # the left half is now on top
+    assert bottom[2] > 200 and bottom[0] < 60
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"hello, not an image", b"%PDF-1.7\n", b"<svg xmlns='http://www.w3.org/2000/svg'/>", b""],
+)
+def test_non_images_are_unsupported(data: bytes) -> None:
+    assert _decode_error(data) == "unsupported_format"
+
+
+def test_truncated_jpeg_is_corrupt() -> None:
+    data = _encode(_photo(), "JPEG", quality=90)
+    assert _decode_error(data[: len(data) // 2]) == "corrupt_image"
+
+
+def test_garbage_after_valid_signature_is_corrupt() -> None:
+    assert _decode_error(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40) == "corrupt_image"
+
+
+def test_decompression_bomb_is_refused_from_the_header() -> None:
+    """A 100,000 x 100,000 PNG in 100 bytes: refused before any pixel memory is allocated."""
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1000)
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
+    assert len(data) < 200
+    assert _decode_error(data) == "too_many_pixels"
+    # Far above Pillow's own bomb limit, yet reported as our code rather than Pillow's error.
+    assert _decode_error(data, max_pixels=200_000_000) == "too_many_pixels"
+
+
+def test_byte_limit_is_checked_first() -> None:
+    data = _encode(_photo(), "PNG")
+    assert _decode_error(data, max_bytes=len(data) - 1) == "file_too_large"
+    assert _decode_error(b"x" * 101, max_bytes=100) == "file_too_large"
+
+
+def test_pixel_limit() -> None:
+    photo = _photo()
+    data = _encode(photo, "PNG")
+    pixels = photo.width * photo.height
+    assert _decode_error(data, max_pixels=pixels - 1) == "too_many_pixels"
+    assert decode_image(data, max_bytes=len(data), max_pixels=pixels).size == photo.size
+
+
+def test_sixteen_bit_grayscale_is_scaled_to_eight_bit() -> None:
+    ramp = np.linspace(0, 65535, 64 * 16, dtype=np.uint16).reshape(16, 64)
+    decoded = decode_image(_encode(Image.fromarray(ramp), "PNG"), **LIMITS)
+    assert decoded.mode == "RGB"
+    red = np.asarray(decoded)[..., 0]
+    assert red.min() == 0 and red.max() == 255
+
+
+def test_palette_with_transparency_becomes_rgba() -> None:
+    image = Image.new("P", (8, 8), 0)
+    image.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    image.paste(1, (0, 0, 4, 8))
+    decoded = decode_image(_encode(image, "PNG", transparency=0), **LIMITS)
+    assert decoded.mode == "RGBA"
+    alpha = np.asarray(decoded.getchannel("A"))
+    assert alpha[:, :4].min() == 255 and alpha[:, 4:].max() == 0
+
+
+def test_cmyk_jpeg_and_gif_decode_to_rgb() -> None:
+    photo = _photo().resize((64, 40))
+    for data in (_encode(photo.convert("CMYK"), "JPEG"), _encode(photo.convert("P"), "GIF")):
+        decoded = decode_image(data, **LIMITS)
+        assert decoded.mode == "RGB" and decoded.size == (64, 40)
+
+
+def test_jpg_output_flattens_alpha_onto_white_or_given_background() -> None:
+    rgba = Image.new("RGBA", (16, 16), (255, 0, 0, 0))
+    for background in ((255, 255, 255), (0, 0, 0)):
+        data = encode_image(rgba, "jpg", background=background)
+        with Image.open(io.BytesIO(data)) as out:
+            assert out.format == "JPEG"
+            pixel = np.asarray(out.convert("RGB"))[8, 8]
+        assert np.abs(pixel.astype(int) - background).max() < 4
+
+
+@pytest.mark.parametrize(("fmt", "pil_format"), [("png", "PNG"), ("jpg", "JPEG"), ("webp", "WEBP")])
+def test_encoding_writes_no_exif(fmt: OutputFormat, pil_format: str) -> None:
+    exif = Image.Exif()
+    exif[0x010F] = "Camera maker"
+    exif[0x0112] = 1
+    source = decode_image(_encode(_photo(), "JPEG", exif=exif.tobytes()), **LIMITS)
+    assert "exif" in source.info  # the decoded image still carries it
+    with Image.open(io.BytesIO(encode_image(source, fmt))) as out:
+        assert out.format == pil_format
+        assert "exif" not in out.info
+        assert len(out.getexif()) == 0
+        assert out.size == source.size

@@ -1,0 +1,97 @@
+"""Model registry: install-time fetch, checksum refusal, custom models, cached sessions."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from removeany.engine.errors import ModelError
+from removeany.engine.models import (
+    U2NETP,
+    available_models,
+    fetch_model,
+    load_session,
+    register_custom_models,
+)
+
+
+def _flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_default_model_is_fetched_and_verified(model_dir: Path) -> None:
+    path = model_dir / U2NETP.filename
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == U2NETP.sha256
+    before = path.stat().st_mtime_ns
+    assert fetch_model(U2NETP, model_dir) == path  # idempotent: nothing rewritten
+    assert path.stat().st_mtime_ns == before
+    assert "u2netp" in available_models()
+
+
+def test_fetch_replaces_a_damaged_file(tmp_path: Path, model_dir: Path) -> None:
+    target = tmp_path / U2NETP.filename
+    shutil.copyfile(model_dir / U2NETP.filename, target)
+    _flip_byte(target)
+    assert fetch_model(U2NETP, tmp_path) == target
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == U2NETP.sha256
+    assert [p.name for p in tmp_path.iterdir()] == [U2NETP.filename]  # no temp files left
+
+
+def test_mismatched_weights_are_refused_with_a_clear_message(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    target = tmp_path / U2NETP.filename
+    shutil.copyfile(model_dir / U2NETP.filename, target)
+    _flip_byte(target)
+    actual = hashlib.sha256(target.read_bytes()).hexdigest()
+    with pytest.raises(ModelError) as caught:
+        load_session("u2netp", tmp_path)
+    message = caught.value.message
+    assert str(target) in message
+    assert U2NETP.sha256 in message and actual in message
+    assert "removeany models fetch" in message
+
+
+def test_missing_weights_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"u2netp\.onnx is missing.*removeany models fetch"):
+        load_session("u2netp", tmp_path)
+
+
+def test_unknown_model_name_lists_the_available_ones(model_dir: Path) -> None:
+    with pytest.raises(ModelError, match=r"available models: .*u2netp"):
+        load_session("no-such-model", model_dir)
+
+
+def test_sessions_are_shared(model_dir: Path) -> None:
+    first = load_session("u2netp", model_dir)
+    assert load_session("u2netp", model_dir) is first
+    assert "CPUExecutionProvider" in first.get_providers()
+
+
+def test_custom_models_are_registered_and_verified(tmp_path: Path, model_dir: Path) -> None:
+    shutil.copyfile(model_dir / U2NETP.filename, tmp_path / "mine.onnx")
+    entry: dict[str, object] = {
+        "name": "custom-u2netp",
+        "file": "mine.onnx",
+        "sha256": U2NETP.sha256,
+        "input_size": [320, 320],
+    }
+    (spec,) = register_custom_models([entry], tmp_path)
+    assert spec.mean == U2NETP.mean and spec.input_size == (320, 320)
+    assert "custom-u2netp" in available_models()
+    assert load_session("custom-u2netp", tmp_path) is not None
+
+    with pytest.raises(ModelError, match="does not match its expected checksum"):
+        register_custom_models([{**entry, "name": "bad", "sha256": "0" * 64}], tmp_path)
+    with pytest.raises(ModelError, match="missing"):
+        register_custom_models([{**entry, "name": "gone", "file": "gone.onnx"}], tmp_path)
+    with pytest.raises(ModelError, match="built-in"):
+        register_custom_models([{**entry, "name": "u2netp"}], tmp_path)
+    with pytest.raises(ModelError, match="input_size"):
+        register_custom_models([{**entry, "name": "odd", "input_size": [320]}], tmp_path)
+    assert "bad" not in available_models()
