@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.pool import NullPool
 
 from removeany.context import Context, build_context
 from removeany.engine.models import default_model_dir, fetch_model, get_model
@@ -42,26 +43,28 @@ def model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this test session."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+def postgres_template() -> Iterator[tuple[Engine, str]]:
+    """A migrated PostgreSQL database that each test clones (fast, and seed rows intact)."""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
         with admin.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:
-        admin.dispose()
         if REQUIRE_POSTGRES:
             pytest.fail(f"PostgreSQL is required here but unreachable at {PG_ADMIN_URL}: {exc}")
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
-    name = f"removeany_test_{uuid.uuid4().hex[:10]}"
+    name = f"removeany_tpl_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
+    upgrade(_pg_url(name))
+    yield admin, name
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+def _pg_url(database: str) -> str:
+    return make_url(PG_ADMIN_URL).set(database=database).render_as_string(hide_password=False)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -71,23 +74,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         upgrade(url)
         yield url
         return
-    url = request.getfixturevalue("postgres_url")
-    yield url
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        tables = (
-            conn.execute(
-                text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                    "AND tablename <> 'alembic_version'"
-                )
-            )
-            .scalars()
-            .all()
-        )
-        if tables:
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+    admin, template = request.getfixturevalue("postgres_template")
+    name = f"removeany_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield _pg_url(name)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 class TestClock:

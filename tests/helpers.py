@@ -6,6 +6,7 @@ from removeany.accounts import service as accounts
 from removeany.accounts.models import User
 from removeany.context import Context
 from removeany.credits import service as ledger
+from removeany.legal import service as legal
 
 
 def make_user(ctx: Context, email: str = "ada@example.com", *, credits: int = 10) -> User:
@@ -13,6 +14,7 @@ def make_user(ctx: Context, email: str = "ada@example.com", *, credits: int = 10
         user = accounts.create_user(
             session, email, "correct horse battery", now=ctx.now(), verified=True
         )
+        legal.accept(session, user, legal.current(session).version, now=ctx.now())
         if credits:
             ledger.grant(
                 session,

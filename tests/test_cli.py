@@ -91,3 +91,39 @@ def test_remove_background_command_fails_naming_the_bad_input(
     assert done.returncode != 0
     assert "broken.jpg" in done.stderr
     assert (tmp_path / "out" / "alphamatting_GT05.png").is_file()
+
+
+def test_prices_promo_and_sweep_commands(tmp_path: Path, model_dir: Path) -> None:
+    data = tmp_path / "data"
+    changed = run_cli(
+        "prices",
+        "set",
+        "remove_background",
+        "full",
+        "3",
+        "--note",
+        "test",
+        data_dir=data,
+        model_dir=model_dir,
+    )
+    assert changed.returncode == 0, changed.stderr
+    assert "3 credits (v2)" in changed.stdout
+    listed = run_cli("prices", "list", data_dir=data, model_dir=model_dir).stdout
+    assert "remove_background\tfull\t3\tv2" in listed
+    bad = run_cli(
+        "prices", "set", "remove_background", "huge", "3", data_dir=data, model_dir=model_dir
+    )
+    assert bad.returncode == 2 and "Unknown tier" in bad.stderr
+    promo = run_cli(
+        "promo-create",
+        "spring",
+        "--credits",
+        "5",
+        "--max-uses",
+        "10",
+        data_dir=data,
+        model_dir=model_dir,
+    )
+    assert promo.returncode == 0 and "SPRING" in promo.stdout
+    swept = run_cli("sweep", data_dir=data, model_dir=model_dir)
+    assert swept.returncode == 0 and "expired 0 credits" in swept.stdout

@@ -13,6 +13,9 @@ from removeany import __version__
 from removeany.accounts.routes import router as accounts_router
 from removeany.api.removebg import error_response
 from removeany.api.removebg import router as removebg_router
+from removeany.batches.routes import router as batches_router
+from removeany.billing.routes import router as billing_router
+from removeany.catalog.routes import router as catalog_router
 from removeany.context import Context, build_context
 from removeany.credits.routes import router as credits_router
 from removeany.engine.errors import ImageError, OptionError
@@ -20,6 +23,8 @@ from removeany.errors import DomainError
 from removeany.infra.settings import Settings
 from removeany.jobs.routes import router as jobs_router
 from removeany.jobs.worker import resume_unfinished
+from removeany.maintenance import Sweeper
+from removeany.trust import install as install_trust
 from removeany.web.routes import router as web_router
 from removeany.web.routes import static_files
 
@@ -31,10 +36,18 @@ def create_app(ctx: Context | None = None, *, run_workers: bool = True) -> FastA
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if run_workers and context.queue is None:
-            context.start_queue()
-            resume_unfinished(context)
+        sweeper: Sweeper | None = None
+        if context.queue is None:
+            if context.settings.queue_backend == "celery":
+                context.start_queue()  # a producer: `removeany worker` processes run the jobs
+            elif run_workers:
+                context.start_queue()
+                resume_unfinished(context)
+            sweeper = Sweeper(context, context.settings.sweep_interval_seconds)
+            sweeper.start()
         yield
+        if sweeper is not None:
+            sweeper.stop()
         if owned:
             context.close()
 
@@ -51,7 +64,11 @@ def create_app(ctx: Context | None = None, *, run_workers: bool = True) -> FastA
     app.include_router(removebg_router)
     app.include_router(accounts_router)
     app.include_router(credits_router)
+    app.include_router(catalog_router)
+    app.include_router(billing_router)
     app.include_router(jobs_router)
+    app.include_router(batches_router)
+    install_trust(app)
     app.include_router(web_router)
     app.mount("/static", static_files(), name="static")
     _install_error_handlers(app)

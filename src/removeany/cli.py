@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from removeany.cli_admin import admin_app
 from removeany.cli_offline import remove_background_command
 from removeany.infra.settings import Settings
 
@@ -17,6 +18,7 @@ users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 models_app = typer.Typer(help="Manage model weights.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(models_app, name="models")
+app.add_typer(admin_app, name="admin")
 
 
 def _exit_code(command: Callable[..., int]) -> Callable[..., None]:
@@ -38,7 +40,10 @@ app.command("remove-background", help="Remove backgrounds offline (no server, no
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[bool, typer.Option(help="Run jobs in this process.")] = True,
+    workers: Annotated[
+        bool,
+        typer.Option(help="Run jobs in this process (--no-workers: `removeany worker` runs them)."),
+    ] = True,
 ) -> None:
     """Migrate the database if needed and serve the web page and APIs."""
     import uvicorn
@@ -53,6 +58,44 @@ def serve(
         uvicorn.run(create_app(ctx, run_workers=workers), host=host, port=port, log_level="info")
     finally:
         ctx.close()
+
+
+@app.command("batch")
+def batch(
+    source: Annotated[Path, typer.Argument(help="A folder (sub-folders kept) or a ZIP file.")],
+    email: Annotated[str, typer.Option(help="The user whose credits pay for the batch.")],
+    service: Annotated[str, typer.Option(help="The service to run.")] = "remove_background",
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="A service option, key=value.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the results ZIP here.")] = None,
+    wait: Annotated[bool, typer.Option(help="Follow progress until the batch ends.")] = True,
+    name: Annotated[str | None, typer.Option(help="A name for the batch.")] = None,
+) -> None:
+    """Process a folder or ZIP as a batch for a user (credits, progress, results ZIP)."""
+    from removeany.batches.cli import batch_command
+
+    raise typer.Exit(batch_command(source, email, service, option or [], out, wait, name))
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs at once (default REMOVEANY_WORKER_CONCURRENCY).")
+    ] = None,
+    pool: Annotated[str, typer.Option(help="Celery pool: prefork, solo or threads.")] = "prefork",
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Process jobs from the Celery queue on Redis (REMOVEANY_QUEUE_BACKEND=celery)."""
+    from removeany.jobs.celery_worker import run_worker
+
+    settings = Settings()
+    run_worker(
+        settings,
+        concurrency=concurrency or settings.worker_concurrency,
+        pool=pool,
+        loglevel=loglevel,
+    )
 
 
 @app.command()
@@ -122,3 +165,103 @@ def models_fetch(
     for spec in DEFAULT_MODELS:
         path = fetch_model(spec, target)
         typer.echo(f"{spec.name}: {path}")
+
+
+@app.command()
+def sweep() -> None:
+    """Run scheduled upkeep once: expire credit lots, release stale holds, send expiry warnings.
+    (`serve` runs this every minute itself; scaled setups run it from cron.)"""
+    from removeany.context import build_context
+    from removeany.maintenance import run_sweeps
+
+    ctx = build_context(Settings(), migrate=True)
+    try:
+        report = run_sweeps(ctx)
+    finally:
+        ctx.close()
+    typer.echo(
+        f"expired {report.expired_credits} credits, released {report.released_credits} held "
+        f"credits, sent {report.expiry_warnings} expiry warnings"
+    )
+
+
+prices_app = typer.Typer(help="Show and change service prices (in credits).", no_args_is_help=True)
+app.add_typer(prices_app, name="prices")
+
+
+@prices_app.command("list")
+def prices_list() -> None:
+    """Show the current price of every service and size tier."""
+    from removeany.catalog import prices
+    from removeany.context import build_context
+
+    ctx = build_context(Settings(), migrate=True)
+    try:
+        with ctx.db.transaction() as session:
+            for price in prices.catalogue(session):
+                typer.echo(f"{price.service}\t{price.tier}\t{price.credits}\tv{price.version}")
+    finally:
+        ctx.close()
+
+
+@prices_app.command("set")
+def prices_set(
+    service: str,
+    tier: str,
+    credits: int,
+    note: Annotated[str, typer.Option(help="Why the price changed.")] = "",
+) -> None:
+    """Add a new price version; jobs already accepted keep the price they were accepted at."""
+    from removeany.catalog import prices
+    from removeany.context import build_context
+    from removeany.errors import DomainError
+
+    ctx = build_context(Settings(), migrate=True)
+    try:
+        with ctx.db.transaction() as session:
+            price = prices.set_price(
+                session, service, tier, credits, now=ctx.now(), admin_id=None, note=note
+            )
+            typer.echo(f"{price.service} {price.tier}: {price.credits} credits (v{price.version})")
+    except DomainError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        ctx.close()
+
+
+@app.command("promo-create")
+def promo_create(
+    code: str,
+    credits: Annotated[int, typer.Option(help="Credits each redemption grants.")],
+    max_uses: Annotated[int, typer.Option(help="How many accounts may redeem it.")],
+    credit_days: Annotated[int, typer.Option(help="Days the granted credits stay valid.")] = 30,
+    redeem_days: Annotated[int | None, typer.Option(help="Days the code can be redeemed.")] = None,
+) -> None:
+    """Create a promo code users redeem on their billing page or via the API."""
+    from datetime import timedelta
+
+    from removeany.context import build_context
+    from removeany.credits import free
+    from removeany.errors import DomainError
+
+    ctx = build_context(Settings(), migrate=True)
+    try:
+        with ctx.db.transaction() as session:
+            now = ctx.now()
+            promo = free.create_promo(
+                session,
+                code,
+                credits=credits,
+                max_uses=max_uses,
+                credit_days=credit_days,
+                redeem_by=now + timedelta(days=redeem_days) if redeem_days else None,
+                now=now,
+                admin_id=None,
+            )
+            typer.echo(f"created {promo.code}: {promo.credits} credits x {promo.max_uses} uses")
+    except DomainError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        ctx.close()

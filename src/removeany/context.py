@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,9 +11,9 @@ from pathlib import Path
 from removeany.engine.models import default_model_dir
 from removeany.infra.db import Database, utcnow
 from removeany.infra.mail import Mailer, make_mailer
-from removeany.infra.queue import InlineQueue, Queue
+from removeany.infra.queue import CeleryQueue, InlineQueue, Queue
 from removeany.infra.settings import Settings
-from removeany.infra.storage import LocalStorage, Storage
+from removeany.infra.storage import Storage, make_storage
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Context:
     secret_key: str
     clock: Callable[[], datetime] = field(default=utcnow)
     queue: Queue | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def model_dir(self) -> Path:
@@ -33,7 +35,11 @@ class Context:
         return self.clock()
 
     def start_queue(self) -> None:
-        """Start in-process workers (the embedded default)."""
+        """Connect to the configured queue: in-process worker threads (the embedded default),
+        or a Celery producer whose jobs `removeany worker` processes run."""
+        if self.settings.queue_backend == "celery":
+            self.queue = CeleryQueue(self.settings)
+            return
         from removeany.jobs.worker import process_job
 
         self.queue = InlineQueue(
@@ -41,6 +47,7 @@ class Context:
         )
 
     def close(self) -> None:
+        self.stopping.set()
         if self.queue is not None:
             self.queue.shutdown()
             self.queue = None
@@ -55,7 +62,7 @@ def build_context(settings: Settings, *, migrate: bool = False) -> Context:
     return Context(
         settings=settings,
         db=db,
-        storage=LocalStorage(settings.files_dir),
+        storage=make_storage(settings),
         mailer=make_mailer(settings),
         secret_key=settings.resolved_secret_key(),
     )

@@ -1,10 +1,11 @@
-"""Tables owned by accounts: users, browser sessions, API keys."""
+"""Tables owned by accounts: users, browser sessions, API keys, and the security records around
+them (throttle counters, password reset tokens, 2FA recovery codes, known devices)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from removeany.infra.db import Base, UTCDateTime, utcnow
@@ -19,10 +20,27 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # active | restricted (may sign in, may not process) | banned | deleted (anonymised)
+    status: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
+    status_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # Set by "this wasn't me": no sign-in until the password is reset.
+    locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # TOTP (RFC 6238): the seed is set at setup, enabled once a first code is confirmed; the
+    # last accepted time step blocks replaying a code.
+    # Sealed with AES-GCM under a key derived from the secret key (accounts/sealing.py).
+    totp_secret: Mapped[str | None] = mapped_column(String(255), default=None)
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    totp_last_step: Mapped[int | None] = mapped_column(Integer, default=None)
 
     @property
     def is_verified(self) -> bool:
         return self.email_verified_at is not None
+
+    @property
+    def has_2fa(self) -> bool:
+        return self.totp_enabled_at is not None
 
 
 class WebSession(Base):
@@ -55,3 +73,54 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class RateCounter(Base):
+    """A fixed-window counter (failed sign-ins per account or IP, sign-ups per IP). In the
+    database so every process sees the same count."""
+
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PasswordResetToken(Base):
+    """An emailed reset link; only its hash is stored and `used_at` makes it single-use."""
+
+    __tablename__ = "password_reset_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class RecoveryCode(Base):
+    """A single-use 2FA recovery code, stored as an argon2id hash."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class KnownDevice(Base):
+    """A (user agent, IP) pair that has signed in; a new one triggers an email."""
+
+    __tablename__ = "known_devices"
+    __table_args__ = (UniqueConstraint("user_id", "fingerprint", name="uq_known_devices_user_fp"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    user_agent: Mapped[str] = mapped_column(String(400), default="")
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from removeany.accounts import flows, notify
 from removeany.accounts import service as accounts
 from removeany.accounts.models import ApiKey, User
 from removeany.accounts.schemas import (
@@ -14,8 +15,10 @@ from removeany.accounts.schemas import (
     UserOut,
     VerifyIn,
 )
-from removeany.api.auth import require_user
+from removeany.api.auth import client_ip, require_user, user_agent
+from removeany.api.params import RowId
 from removeany.context import Context
+from removeany.legal import service as legal
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
@@ -27,6 +30,8 @@ def user_out(user: User) -> UserOut:
         verified=user.is_verified,
         is_admin=user.is_admin,
         created_at=user.created_at,
+        status=user.status,
+        two_factor=user.has_2fa,
     )
 
 
@@ -44,8 +49,20 @@ def key_out(key: ApiKey) -> ApiKeyOut:
 @router.post("/auth/register", status_code=201, response_model=UserOut)
 def register(body: RegisterIn, request: Request) -> UserOut:
     ctx: Context = request.app.state.ctx
+    ip = client_ip(request)
+    flows.check_signup_allowed(ctx, ip)
     with ctx.db.transaction() as session:
         user = accounts.create_user(session, body.email, body.password, now=ctx.now())
+        flows.count_signup(ctx, session, ip)
+        if body.accept_terms:
+            legal.accept(
+                session,
+                user,
+                legal.current(session).version,
+                now=ctx.now(),
+                ip=ip,
+                user_agent=user_agent(request),
+            )
         out = user_out(user)
         accounts.send_verification(ctx.mailer, ctx.secret_key, ctx.settings.base_url, user)
     return out
@@ -62,6 +79,8 @@ def verify(body: VerifyIn, request: Request) -> UserOut:
             now=ctx.now(),
             signup_credits=ctx.settings.signup_credits,
             signup_credit_days=ctx.settings.signup_credit_days,
+            ip=request.client.host if request.client else "",
+            signup_grants_per_ip_per_day=ctx.settings.signup_grants_per_ip_per_day,
         )
         return user_out(user)
 
@@ -87,11 +106,18 @@ def create_key(body: ApiKeyIn, request: Request) -> ApiKeyCreated:
     with ctx.db.transaction() as session:
         user = require_user(ctx, session, request)
         plaintext, key = accounts.create_api_key(session, user, body.name, now=ctx.now())
+        notify.api_key_created(
+            ctx.mailer,
+            user.email,
+            name=key.name,
+            when=ctx.now(),
+            not_me=flows.not_me_link(ctx, user),
+        )
         return ApiKeyCreated(key=plaintext, **key_out(key).model_dump())
 
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyOut)
-def revoke_key(key_id: int, request: Request) -> ApiKeyOut:
+def revoke_key(key_id: RowId, request: Request) -> ApiKeyOut:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
         user = require_user(ctx, session, request)

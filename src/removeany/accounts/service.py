@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from removeany.accounts import passwords
 from removeany.accounts import repository as repo
 from removeany.accounts.models import ApiKey, User, WebSession
-from removeany.credits import service as ledger
+from removeany.credits import free
 from removeany.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized
 from removeany.infra.mail import Mailer
 
@@ -58,7 +58,7 @@ def create_user(
     verified: bool = False,
 ) -> User:
     email = normalise_email(email)
-    passwords.check_policy(password)
+    passwords.check_policy(password, email=email)
     if repo.user_by_email(session, email) is not None:
         raise Conflict(
             "An account with this email already exists. Sign in, or reset your password.",
@@ -99,8 +99,10 @@ def verify_email(
     now: datetime,
     signup_credits: int,
     signup_credit_days: int,
+    ip: str = "",
+    signup_grants_per_ip_per_day: int = 3,
 ) -> User:
-    """Mark the address verified and grant the signup credits, once per account."""
+    """Mark the address verified and grant the signup credits, once per mailbox."""
     try:
         data = URLSafeTimedSerializer(secret, salt=VERIFY_SALT).loads(token, max_age=VERIFY_MAX_AGE)
     except SignatureExpired:
@@ -116,17 +118,16 @@ def verify_email(
         raise InvalidToken("This confirmation link no longer matches an account.")
     if user.email_verified_at is None:
         user.email_verified_at = now
-        if signup_credits > 0:
-            ledger.grant(
-                session,
-                user.id,
-                signup_credits,
-                source="signup",
-                now=now,
-                expires_at=now + timedelta(days=signup_credit_days),
-                reference="signup",
-                idempotency_key=f"signup:{user.id}",
-            )
+        free.grant_signup(
+            session,
+            user.id,
+            user.email,
+            ip=ip,
+            now=now,
+            credits=signup_credits,
+            days=signup_credit_days,
+            per_ip_per_day=signup_grants_per_ip_per_day,
+        )
     session.flush()
     return user
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from removeany.accounts import repository as accounts_repo
 from removeany.accounts import service as accounts
 from removeany.accounts.models import User, WebSession
+from removeany.accounts.security import check_can_sign_in
 from removeany.context import Context
 from removeany.errors import Forbidden, Unauthorized
 
@@ -46,7 +47,9 @@ def require_user(ctx: Context, session: Session, request: Request) -> User:
     """API callers: a key, or a signed-in browser (which must send X-CSRF-Token on writes)."""
     key = api_key_from(request)
     if key is not None:
-        return accounts.user_for_api_key(session, key, now=ctx.now())
+        key_user = accounts.user_for_api_key(session, key, now=ctx.now())
+        check_can_sign_in(key_user)
+        return key_user
     web = web_session(ctx, session, request)
     if web is None:
         raise Unauthorized(
@@ -56,4 +59,20 @@ def require_user(ctx: Context, session: Session, request: Request) -> User:
         check_csrf(web, request.headers.get("x-csrf-token"))
     user = accounts_repo.user_by_id(session, web.user_id)
     assert user is not None
+    check_can_sign_in(user)
+    return user
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def user_agent(request: Request) -> str:
+    return request.headers.get("user-agent", "")[:400]
+
+
+def require_admin(ctx: Context, session: Session, request: Request) -> User:
+    user = require_user(ctx, session, request)
+    if not user.is_admin:
+        raise Forbidden("Only administrators can do this.", code="admin_only")
     return user

@@ -8,11 +8,15 @@ from typing import Any
 
 from fastapi import Request
 from PIL import Image
+from sqlalchemy.exc import IntegrityError
 
 from removeany.api.auth import require_user
 from removeany.context import Context
 from removeany.jobs import service as jobs
 from removeany.jobs.models import Job
+from removeany.moderation.gate import check_submission
+
+IDEMPOTENCY_HEADER = "idempotency-key"
 
 
 def submit_job(
@@ -25,10 +29,20 @@ def submit_job(
     image: Image.Image,
     input_name: str,
 ) -> Job:
+    """Create, charge and enqueue a job. A repeated `Idempotency-Key` with the same request
+    returns the first job without charging again."""
+    key = (request.headers.get(IDEMPOTENCY_HEADER) or "").strip()[:200] or None
     written: str | None = None
     try:
         with ctx.db.transaction() as session:
             user = require_user(ctx, session, request)
+            check_submission(session, user, service)
+            if key is not None:
+                repeat = jobs.find_repeat(
+                    session, user, key, service=service, options=options, original=original
+                )
+                if repeat is not None:
+                    return repeat
             job = jobs.submit(
                 session,
                 ctx.storage,
@@ -41,8 +55,24 @@ def submit_job(
                 height=image.height,
                 now=ctx.now(),
                 reserve_ttl=timedelta(seconds=ctx.settings.reserve_ttl_seconds),
+                idempotency_key=key,
+                monthly_allowance=ctx.settings.monthly_free_credits,
             )
             written = job.input_key
+    except IntegrityError:
+        if written is not None:
+            ctx.storage.delete(written)
+        if key is None:
+            raise
+        # A concurrent request with the same key committed first: answer with its job.
+        with ctx.db.transaction() as session:
+            user = require_user(ctx, session, request)
+            repeat = jobs.find_repeat(
+                session, user, key, service=service, options=options, original=original
+            )
+            if repeat is None:
+                raise
+            return repeat
     except BaseException:
         if written is not None:
             ctx.storage.delete(written)

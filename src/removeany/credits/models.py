@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from removeany.infra.db import Base, UTCDateTime, utcnow
@@ -26,6 +26,7 @@ class CreditLot(Base):
     remaining: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expiry_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class CreditEntry(Base):
@@ -43,6 +44,7 @@ class CreditEntry(Base):
     amount: Mapped[int] = mapped_column(Integer)
     reference: Mapped[str] = mapped_column(String(100), default="")
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
+    note: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -64,3 +66,49 @@ class CreditHold(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class SignupGrant(Base):
+    """One free signup grant per real mailbox: the key is the normalised address."""
+
+    __tablename__ = "signup_grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    ip: Mapped[str] = mapped_column(String(64), default="", index=True)
+    granted: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PromoCode(Base):
+    __tablename__ = "promo_codes"
+    __table_args__ = (
+        CheckConstraint("credits > 0", name="credits_positive"),
+        CheckConstraint("used <= max_uses", name="used_within_max"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    credits: Mapped[int] = mapped_column(Integer)
+    max_uses: Mapped[int] = mapped_column(Integer)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+    redeem_by: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    credit_days: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+
+
+class PromoRedemption(Base):
+    __tablename__ = "promo_redemptions"
+    __table_args__ = (UniqueConstraint("promo_id", "user_id", name="uq_promo_redemptions_once"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    promo_id: Mapped[int] = mapped_column(ForeignKey("promo_codes.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("credit_lots.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -103,3 +103,15 @@ def entry_sum_for_lot(session: Session, lot_id: int) -> int:
         CreditEntry.lot_id == lot_id
     )
     return int(session.scalar(stmt) or 0)
+
+
+def lots_to_warn(session: Session, now: datetime, horizon: datetime) -> Sequence[CreditLot]:
+    """Lots with credits left that expire before `horizon` and whose owner was not yet told."""
+    stmt = select(CreditLot).where(
+        CreditLot.remaining > 0,
+        CreditLot.expiry_warned_at.is_(None),
+        CreditLot.expires_at.is_not(None),
+        CreditLot.expires_at > now,
+        CreditLot.expires_at <= horizon,
+    )
+    return session.scalars(stmt).all()

@@ -1,14 +1,14 @@
-"""JSON API for the caller's own credits: balance, lots and history."""
+"""JSON API for the caller's own credits, promo codes, and the admins' price and promo tools."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from removeany.api.auth import require_user
+from removeany.api.auth import require_admin, require_user
 from removeany.context import Context
-from removeany.credits import repository as repo
-from removeany.credits import service as ledger
-from removeany.credits.schemas import CreditsOut, EntryOut, LotOut
+from removeany.credits import free
+from removeany.credits.history import credits_view
+from removeany.credits.schemas import CreditsOut, LotOut, PromoIn, PromoOut, RedeemIn
 
 router = APIRouter(prefix="/api/v1", tags=["credits"])
 
@@ -18,16 +18,36 @@ def credits(request: Request) -> CreditsOut:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
         user = require_user(ctx, session, request)
-        bal = ledger.balance(session, user.id, ctx.now())
-        return CreditsOut(
-            available=bal.available,
-            held=bal.held,
-            lots=[
-                LotOut.model_validate(lot, from_attributes=True)
-                for lot in repo.lots(session, user.id)
-            ],
-            entries=[
-                EntryOut.model_validate(e, from_attributes=True)
-                for e in repo.entries(session, user.id)
-            ],
+        free.ensure_monthly_allowance(
+            session, user.id, now=ctx.now(), credits=ctx.settings.monthly_free_credits
         )
+        return credits_view(
+            session, user.id, now=ctx.now(), warning_days=ctx.settings.expiry_warning_days
+        )
+
+
+@router.post("/credits/redeem", status_code=201, response_model=LotOut)
+def redeem(body: RedeemIn, request: Request) -> LotOut:
+    ctx: Context = request.app.state.ctx
+    with ctx.db.transaction() as session:
+        user = require_user(ctx, session, request)
+        lot = free.redeem_promo(session, user.id, body.code, now=ctx.now())
+        return LotOut.model_validate(lot, from_attributes=True)
+
+
+@router.post("/admin/promo-codes", status_code=201, response_model=PromoOut)
+def create_promo(body: PromoIn, request: Request) -> PromoOut:
+    ctx: Context = request.app.state.ctx
+    with ctx.db.transaction() as session:
+        admin = require_admin(ctx, session, request)
+        promo = free.create_promo(
+            session,
+            body.code,
+            credits=body.credits,
+            max_uses=body.max_uses,
+            credit_days=body.credit_days,
+            redeem_by=body.redeem_by,
+            now=ctx.now(),
+            admin_id=admin.id,
+        )
+        return PromoOut.model_validate(promo, from_attributes=True)

@@ -213,3 +213,31 @@ def release_stale_holds(session: Session, now: datetime) -> int:
     for reference, user_id in {(h.reference, h.user_id) for h in repo.expired_holds(session, now)}:
         released += release(session, user_id, reference=reference, now=now)
     return released
+
+
+def revoke(session: Session, user_id: int, amount: int, *, reference: str, now: datetime) -> int:
+    """Take back up to `amount` unspent credits (an admin correction, a deleted account), from
+    lots in spend order, as `revoke` entries. Returns the amount taken; held credits are not
+    touched."""
+    if amount <= 0:
+        raise ValueError("a revoke must be positive")
+    repo.lock_user(session, user_id)
+    taken = 0
+    for lot in repo.spendable_lots(session, user_id, now):
+        if taken == amount:
+            break
+        take = min(lot.remaining, amount - taken)
+        lot.remaining -= take
+        taken += take
+        session.add(
+            CreditEntry(
+                user_id=user_id,
+                lot_id=lot.id,
+                kind="revoke",
+                amount=-take,
+                reference=reference,
+                created_at=now,
+            )
+        )
+    session.flush()
+    return taken

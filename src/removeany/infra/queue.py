@@ -1,11 +1,18 @@
-"""Job queues behind one interface. The embedded default runs jobs on in-process threads."""
+"""Job queues behind one interface. The embedded default runs jobs on in-process threads;
+scaled deployments publish to Celery on Redis and run `removeany worker` processes. Both run
+the same task, `jobs.worker.process_job`."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from removeany.infra.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,3 +40,46 @@ def _log_crash(future: Future[None]) -> None:
     exc = future.exception()
     if exc is not None:
         log.error("job handler crashed", exc_info=exc)
+
+
+TASK_NAME = "removeany.process_job"
+
+
+def celery_app(settings: Settings) -> Celery:
+    """The Celery application both producers (web) and `removeany worker` use.
+
+    Messages are acknowledged after the task ran (acks_late) and given back if the worker
+    process dies mid-task (reject_on_worker_lost); one message at a time per process
+    (prefetch 1) so a busy worker does not sit on others' work."""
+    from celery import Celery
+
+    app = Celery("removeany", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        task_ignore_result=True,
+        task_default_queue=settings.queue_name,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+        task_routes={TASK_NAME: {"queue": settings.queue_name}},
+    )
+    return app
+
+
+class CeleryQueue:
+    """Publishes wake-up messages to Redis; `removeany worker` processes consume them."""
+
+    def __init__(self, settings: Settings):
+        self.app = celery_app(settings)
+        self.queue_name = settings.queue_name
+
+    def enqueue(self, job_id: str) -> None:
+        self.app.send_task(TASK_NAME, args=[job_id], queue=self.queue_name)
+
+    def shutdown(self) -> None:
+        self.app.close()

@@ -28,13 +28,43 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
 
-    queue_backend: Literal["inline"] = "inline"
+    queue_backend: Literal["inline", "celery"] = "inline"
     inline_workers: int = Field(default=1, ge=1)
     job_wait_seconds: float = 120.0
+    # Scale-out (docs/deployment.md): Celery on Redis, leases, fairness, batch limits, S3.
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    queue_name: str = "removeany"
+    broker_visibility_timeout: int = Field(default=3600, ge=1)
+    worker_concurrency: int = Field(default=1, ge=1)
+    job_lease_seconds: float = Field(default=300.0, gt=0)
+    lease_sweep_seconds: float = Field(default=30.0, gt=0)
+    max_running_jobs_per_user: int = Field(default=4, ge=1)
+    batch_max_items: int = Field(default=5000, ge=1)
+    batch_max_bytes: int = Field(default=2 * 1024**3, ge=1)
+    batch_max_pixels: int = Field(default=5_000_000_000, ge=1)
+
+    storage_backend: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_prefix: str = ""
+    s3_presign_seconds: int = Field(default=900, ge=1)
 
     signup_credits: int = Field(default=10, ge=0)
     signup_credit_days: int = Field(default=30, ge=1)
+    signup_grants_per_ip_per_day: int = Field(default=3, ge=0)
+    monthly_free_credits: int = Field(default=0, ge=0)
+    paid_credit_days: int = Field(default=365, ge=1)
+    expiry_warning_days: int = Field(default=7, ge=0)
     reserve_ttl_seconds: int = 3600
+    sweep_interval_seconds: float = Field(default=60.0, gt=0)
+
+    payment_provider: Literal["sandbox", "stripe"] = "sandbox"
+    stripe_secret_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str = "https://api.stripe.com"
 
     max_upload_bytes: int = 25 * 1024 * 1024
     max_upload_pixels: int = 36_000_000
@@ -42,6 +72,15 @@ class Settings(BaseSettings):
 
     session_days: int = 14
     cookie_secure: bool = False
+
+    # Trust (issue #7): throttling, reset links, retention.
+    login_failures_per_account: int = Field(default=10, ge=1)
+    login_failures_per_ip: int = Field(default=50, ge=1)
+    login_window_seconds: int = Field(default=900, ge=1)
+    signups_per_ip: int = Field(default=10, ge=1)
+    signup_window_seconds: int = Field(default=3600, ge=1)
+    password_reset_minutes: int = Field(default=60, ge=1)
+    retention_hours: float = Field(default=24.0, gt=0)
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -1,4 +1,8 @@
-"""File storage for originals and results. Writes are atomic: a reader never sees half a file."""
+"""File storage for originals and results. Writes are atomic: a reader never sees half a file.
+
+Two backends behind one interface: a local folder (embedded default) and an S3-compatible
+bucket (scaled deployments). `download_url` lets routes redirect to a presigned URL instead of
+streaming bytes through the web process; local storage has none, so routes stream."""
 
 from __future__ import annotations
 
@@ -6,7 +10,10 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from removeany.infra.settings import Settings
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
 
@@ -16,6 +23,13 @@ class Storage(Protocol):
     def get(self, key: str) -> bytes: ...
     def delete(self, key: str) -> None: ...
     def exists(self, key: str) -> bool: ...
+    def download_url(self, key: str, *, filename: str, media_type: str) -> str | None: ...
+
+
+def check_key(key: str) -> str:
+    if not _KEY.match(key) or ".." in key.split("/"):
+        raise ValueError(f"invalid storage key {key!r}")
+    return key
 
 
 class LocalStorage:
@@ -26,9 +40,7 @@ class LocalStorage:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        if not _KEY.match(key) or ".." in key.split("/"):
-            raise ValueError(f"invalid storage key {key!r}")
-        return self.root / key
+        return self.root / check_key(key)
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -50,3 +62,108 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def download_url(self, key: str, *, filename: str, media_type: str) -> str | None:
+        return None
+
+
+class S3Storage:
+    """Objects in an S3-compatible bucket (AWS, MinIO, Ceph, R2...). A PUT is atomic in S3."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        prefix: str = "",
+        presign_seconds: int = 900,
+        client: Any = None,
+    ):
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.presign_seconds = presign_seconds
+        self.client = client or boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            config=Config(
+                signature_version="s3v4",
+                retries={"max_attempts": 5, "mode": "standard"},
+                s3={"addressing_style": "path" if endpoint_url else "auto"},
+            ),
+        )
+
+    def _key(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    def put(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def get(self, key: str) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.NoSuchKey:
+            raise FileNotFoundError(key) from None
+        body: bytes = response["Body"].read()
+        return body
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def download_url(self, key: str, *, filename: str, media_type: str) -> str | None:
+        """A short-lived URL the client fetches from the bucket directly."""
+        url: str = self.client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": self._key(key),
+                "ResponseContentDisposition": f'attachment; filename="{filename}"',
+                "ResponseContentType": media_type,
+            },
+            ExpiresIn=self.presign_seconds,
+        )
+        return url
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if missing (tests, first start against MinIO)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            self.client.create_bucket(Bucket=self.bucket)
+
+
+def make_storage(settings: Settings) -> Storage:
+    if settings.storage_backend == "s3":
+        if not settings.s3_bucket:
+            raise ValueError("REMOVEANY_S3_BUCKET must be set when REMOVEANY_STORAGE_BACKEND=s3")
+        return S3Storage(
+            settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key,
+            prefix=settings.s3_prefix,
+            presign_seconds=settings.s3_presign_seconds,
+        )
+    return LocalStorage(settings.files_dir)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from removeany.accounts.models import User
 from removeany.jobs.models import Job
 
 
@@ -19,19 +20,142 @@ def get_for_user(session: Session, job_id: str, user_id: int) -> Job | None:
     return session.scalar(select(Job).where(Job.id == job_id, Job.user_id == user_id))
 
 
+def by_idempotency_key(session: Session, user_id: int, key: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.user_id == user_id, Job.idempotency_key == key))
+
+
 def recent_for_user(session: Session, user_id: int, limit: int = 20) -> Sequence[Job]:
     stmt = select(Job).where(Job.user_id == user_id).order_by(Job.created_at.desc()).limit(limit)
     return session.scalars(stmt).all()
 
 
 def claim(session: Session, job_id: str, now: datetime) -> bool:
-    """Move a queued job to running; False if someone else already did (at-most-once start)."""
+    """Move a queued job to running; False if someone else already did (at-most-once start).
+    Each claim is a new attempt: only the holder of the latest attempt may settle the job."""
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == "queued")
-        .values(status="running", started_at=now)
+        .values(status="running", started_at=now, heartbeat_at=now, attempts=Job.attempts + 1)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def claim_next(session: Session, now: datetime, *, max_running_per_user: int) -> Job | None:
+    """Fair scheduling: claim the oldest queued job of the user who has the fewest running jobs
+    and was served least recently, skipping users already at their concurrency cap.
+
+    Claims for one user are serialised by a row lock on the user (PostgreSQL; SQLite serialises
+    every write transaction), so the cap holds with many workers. A user whose row is locked
+    (say, by a batch submission in progress) is skipped rather than waited for."""
+    queued = session.execute(
+        select(Job.user_id, func.min(Job.created_at))
+        .where(Job.status == "queued")
+        .group_by(Job.user_id)
+    ).all()
+    if not queued:
+        return None
+    user_ids = [row[0] for row in queued]
+    oldest = {row[0]: row[1] for row in queued}
+    running = dict(
+        session.execute(
+            select(Job.user_id, func.count())
+            .where(Job.status == "running", Job.user_id.in_(user_ids))
+            .group_by(Job.user_id)
+        ).all()
+    )
+    last_served = dict(
+        session.execute(
+            select(Job.user_id, func.max(Job.started_at))
+            .where(Job.user_id.in_(user_ids), Job.started_at.is_not(None))
+            .group_by(Job.user_id)
+        ).all()
+    )
+    never = datetime.min.replace(tzinfo=now.tzinfo)
+
+    def turn(user_id: int) -> tuple[int, datetime, datetime]:
+        served = last_served.get(user_id)
+        return (
+            running.get(user_id, 0),
+            _aware(served, now) if served is not None else never,
+            _aware(oldest[user_id], now),
+        )
+
+    for user_id in sorted(user_ids, key=turn):
+        if running.get(user_id, 0) >= max_running_per_user:
+            continue
+        locked = session.scalar(
+            select(User.id).where(User.id == user_id).with_for_update(skip_locked=True)
+        )
+        if locked is None:
+            continue
+        busy = session.scalar(
+            select(func.count()).where(Job.user_id == user_id, Job.status == "running")
+        )
+        if (busy or 0) >= max_running_per_user:
+            continue
+        job_id = session.scalar(
+            select(Job.id)
+            .where(Job.user_id == user_id, Job.status == "queued")
+            .order_by(Job.created_at, Job.id)
+            .limit(1)
+        )
+        if job_id is not None and claim(session, job_id, now):
+            job = session.get(Job, job_id)
+            if job is not None:
+                session.refresh(job)
+            return job
+    return None
+
+
+def _aware(value: datetime, now: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=now.tzinfo)
+
+
+def running_attempt(session: Session, job_id: str, attempt: int) -> Job | None:
+    """The job, locked, if it is still running under this attempt; None if a lease expired and
+    another attempt took it over or it was settled already (settle at most once)."""
+    return session.scalar(
+        select(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
+        .with_for_update()
+    )
+
+
+def heartbeat(session: Session, job_id: str, attempt: int, now: datetime) -> bool:
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
+        .values(heartbeat_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def stale_running(session: Session, cutoff: datetime) -> Sequence[Job]:
+    """Running jobs whose worker stopped beating before `cutoff` (a lost worker)."""
+    return session.scalars(
+        select(Job).where(
+            Job.status == "running",
+            func.coalesce(Job.heartbeat_at, Job.started_at) < cutoff,
+        )
+    ).all()
+
+
+def requeue_if_stale(session: Session, job_id: str, attempt: int, cutoff: datetime) -> bool:
+    result = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.status == "running",
+            Job.attempts == attempt,
+            func.coalesce(Job.heartbeat_at, Job.started_at) < cutoff,
+        )
+        .values(status="queued", heartbeat_at=None)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def has_queued(session: Session) -> bool:
+    return session.scalar(select(Job.id).where(Job.status == "queued").limit(1)) is not None
 
 
 def unfinished_ids(session: Session) -> Sequence[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from removeany.api import uploads
@@ -130,10 +130,18 @@ def job_result(job_id: str, request: Request) -> Response:
         job.result_media_type or "", "png"
     )
     stem = job.input_name.rsplit(".", 1)[0] or "image"
+    disposition = _attachment(f"{stem}-removeany.{ext}")
+    media_type = job.result_media_type or "image/png"
+    # Object storage: the client downloads from the bucket directly (a short-lived URL).
+    url = ctx.storage.download_url(
+        job.result_key, filename=disposition.split('"')[1], media_type=media_type
+    )
+    if url is not None:
+        return RedirectResponse(url, status_code=307)
     return Response(
         ctx.storage.get(job.result_key),
-        media_type=job.result_media_type,
-        headers={"Content-Disposition": _attachment(f"{stem}-removeany.{ext}")},
+        media_type=media_type,
+        headers={"Content-Disposition": disposition},
     )
 
 

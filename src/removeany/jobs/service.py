@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -11,9 +13,10 @@ from sqlalchemy.orm import Session
 
 from removeany.accounts.models import User
 from removeany.accounts.service import require_verified
-from removeany.catalog.prices import price
+from removeany.catalog.prices import price_for
+from removeany.credits import free
 from removeany.credits import service as ledger
-from removeany.errors import NotFound
+from removeany.errors import Conflict, NotFound
 from removeany.infra.db import Database
 from removeany.infra.storage import Storage
 from removeany.jobs import repository as repo
@@ -37,18 +40,26 @@ def submit(
     height: int,
     now: datetime,
     reserve_ttl: timedelta,
+    idempotency_key: str | None = None,
+    monthly_allowance: int = 0,
 ) -> Job:
     """Create the job and hold its price in ONE transaction; the original is written last so a
-    refused job leaves nothing behind. The caller deletes the file if its commit fails."""
+    refused job leaves nothing behind. The caller deletes the file if its commit fails.
+    Callers with an idempotency key ask `find_repeat` first."""
     require_verified(user)
-    cost = price(service, str(options.get("size", "full")))
+    digest = request_digest(service, options, original)
+    free.ensure_monthly_allowance(session, user.id, now=now, credits=monthly_allowance)
+    price = price_for(session, service, str(options.get("size", "full")))
     job = Job(
         id=new_job_id(),
         user_id=user.id,
         service=service,
         status="queued",
         options=options,
-        cost=cost,
+        cost=price.credits,
+        price_id=price.id,
+        idempotency_key=idempotency_key or None,
+        request_hash=digest,
         input_key="",
         input_name=input_name[:255],
         input_width=width,
@@ -58,11 +69,46 @@ def submit(
     job.input_key = f"originals/{job.id}"
     session.add(job)
     session.flush()
-    ledger.reserve(
-        session, user.id, cost, reference=job_reference(job.id), now=now, ttl=reserve_ttl
-    )
+    if price.credits > 0:
+        ledger.reserve(
+            session,
+            user.id,
+            price.credits,
+            reference=job_reference(job.id),
+            now=now,
+            ttl=reserve_ttl,
+        )
     storage.put(job.input_key, original)
     return job
+
+
+def find_repeat(
+    session: Session,
+    user: User,
+    idempotency_key: str,
+    *,
+    service: str,
+    options: dict[str, Any],
+    original: bytes,
+) -> Job | None:
+    """The job an earlier request with this key created, if it was the same request; the same
+    key with a different request is refused with 409."""
+    previous = repo.by_idempotency_key(session, user.id, idempotency_key)
+    if previous is None:
+        return None
+    if previous.request_hash != request_digest(service, options, original):
+        raise Conflict(
+            "This Idempotency-Key was already used for a different request. "
+            "Use a new key for a new request.",
+            code="idempotency_key_reused",
+        )
+    return previous
+
+
+def request_digest(service: str, options: dict[str, Any], original: bytes) -> str:
+    """What makes two submissions "the same request" for idempotency."""
+    canonical = json.dumps({"service": service, "options": options}, sort_keys=True)
+    return hashlib.sha256(canonical.encode() + hashlib.sha256(original).digest()).hexdigest()
 
 
 def job_reference(job_id: str) -> str:
@@ -119,7 +165,7 @@ def wait_until_finished(db: Database, job_id: str, timeout: float) -> Job:
         with db.transaction() as session:
             job = repo.get(session, job_id)
             assert job is not None
-            if job.status in ("succeeded", "failed") or time.monotonic() > deadline:
+            if job.status in ("succeeded", "failed", "cancelled") or time.monotonic() > deadline:
                 return job
         time.sleep(delay)
         delay = min(delay * 1.5, 0.25)

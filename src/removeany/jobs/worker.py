@@ -1,14 +1,30 @@
-"""The task every queue backend runs: load the original, run the engine, settle the job."""
+"""The task every queue backend runs: claim work fairly, run the engine, settle the job.
+
+A queue message is a wake-up call, not an assignment: `process_job` claims whichever queued
+job is fairest to run next (see `repository.claim_next`), so one user's 5,000-item batch cannot
+starve others even though its messages sit ahead of theirs in the broker. Each claim is a new
+*attempt*; a worker beats a heartbeat while it runs, and a job whose heartbeat is older than the
+lease belongs to a lost worker: the sweeper puts it back on the queue, and only the latest
+attempt may settle it, so a job is charged at most once however often it is delivered.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import column, select, table, update
+from sqlalchemy.orm import Session
+
+from removeany.credits import service as ledger
 from removeany.engine.errors import ImageError, ModelError, OptionError
 from removeany.engine.io import decode_image
 from removeany.jobs import processors, service
 from removeany.jobs import repository as repo
+from removeany.jobs.models import Job
 
 if TYPE_CHECKING:
     from removeany.context import Context
@@ -16,38 +32,78 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "Something went wrong on our side. You were not charged; please try again later."
+# Jobs one wake-up runs before handing over to a fresh message: keeps tasks short so workers
+# shut down promptly and broker redeliveries stay rare.
+DRAIN_LIMIT = 10
+
+_batches = table("batches", column("id"), column("cancelled_at"))
 
 
-def process_job(ctx: Context, job_id: str) -> None:
-    with ctx.db.transaction() as session:
-        if not repo.claim(session, job_id, ctx.now()):
+@dataclass(frozen=True)
+class Claimed:
+    id: str
+    attempt: int
+    service: str
+    options: dict[str, Any]
+    input_key: str
+
+
+def process_job(ctx: Context, job_id: str | None = None) -> None:
+    """Run queued work until none is eligible (or DRAIN_LIMIT jobs ran, then hand over).
+    `job_id` is the job whose submission sent this wake-up; it is only used in logs."""
+    log.debug("woken for job %s", job_id)
+    sweep_stale(ctx)
+    for _ in range(DRAIN_LIMIT):
+        if ctx.stopping.is_set():
             return
-        job = repo.get(session, job_id)
-        assert job is not None
-        job_service, options, input_key = job.service, dict(job.options), job.input_key
-    try:
-        image = decode_image(
-            ctx.storage.get(input_key),
-            max_bytes=ctx.settings.max_upload_bytes,
-            max_pixels=ctx.settings.max_upload_pixels,
-        )
-        output = processors.run(job_service, image, options, ctx.model_dir)
-        result_key = f"results/{job_id}"
-        ctx.storage.put(result_key, output.data)
-    except (ImageError, OptionError) as exc:
-        _fail(ctx, job_id, exc.code, exc.message)
-        return
-    except ModelError as exc:
-        log.error("model problem while processing %s: %s", job_id, exc.message)
-        _fail(ctx, job_id, "service_unavailable", INTERNAL_ERROR)
-        return
-    except Exception:
-        log.exception("job %s crashed", job_id)
-        _fail(ctx, job_id, "processing_failed", INTERNAL_ERROR)
-        return
+        claimed = claim_next(ctx)
+        if claimed is None:
+            return
+        run_claimed(ctx, claimed)
+    if ctx.queue is not None and not ctx.stopping.is_set():
+        with ctx.db.transaction() as session:
+            more = repo.has_queued(session)
+        if more:
+            ctx.queue.enqueue("next")
+
+
+def claim_next(ctx: Context) -> Claimed | None:
     with ctx.db.transaction() as session:
-        job = repo.get(session, job_id)
-        assert job is not None
+        job = repo.claim_next(
+            session, ctx.now(), max_running_per_user=ctx.settings.max_running_jobs_per_user
+        )
+        if job is None:
+            return None
+        return Claimed(job.id, job.attempts, job.service, dict(job.options), job.input_key)
+
+
+def run_claimed(ctx: Context, claimed: Claimed) -> None:
+    with _Heartbeat(ctx, claimed):
+        try:
+            image = decode_image(
+                ctx.storage.get(claimed.input_key),
+                max_bytes=ctx.settings.max_upload_bytes,
+                max_pixels=ctx.settings.max_upload_pixels,
+            )
+            output = processors.run(claimed.service, image, claimed.options, ctx.model_dir)
+            result_key = f"results/{claimed.id}"
+            ctx.storage.put(result_key, output.data)
+        except (ImageError, OptionError) as exc:
+            _fail(ctx, claimed, exc.code, exc.message)
+            return
+        except ModelError as exc:
+            log.error("model problem while processing %s: %s", claimed.id, exc.message)
+            _fail(ctx, claimed, "service_unavailable", INTERNAL_ERROR)
+            return
+        except Exception:
+            log.exception("job %s crashed", claimed.id)
+            _fail(ctx, claimed, "processing_failed", INTERNAL_ERROR)
+            return
+    with ctx.db.transaction() as session:
+        job = repo.running_attempt(session, claimed.id, claimed.attempt)
+        if job is None:
+            log.warning("job %s attempt %d lost its lease; result discarded", *_ids(claimed))
+            return
         service.succeed(
             session,
             job,
@@ -61,18 +117,111 @@ def process_job(ctx: Context, job_id: str) -> None:
         )
 
 
-def _fail(ctx: Context, job_id: str, code: str, message: str) -> None:
+def _fail(ctx: Context, claimed: Claimed, code: str, message: str) -> None:
     with ctx.db.transaction() as session:
-        job = repo.get(session, job_id)
-        assert job is not None
+        job = repo.running_attempt(session, claimed.id, claimed.attempt)
+        if job is None:
+            log.warning("job %s attempt %d lost its lease; failure discarded", *_ids(claimed))
+            return
         service.fail(session, job, code=code, message=message, now=ctx.now())
 
 
+def _ids(claimed: Claimed) -> tuple[str, int]:
+    return claimed.id, claimed.attempt
+
+
+class _Heartbeat:
+    """Beats every third of the lease while a job runs, so a slow job keeps its lease."""
+
+    def __init__(self, ctx: Context, claimed: Claimed):
+        self._ctx = ctx
+        self._claimed = claimed
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="job-heartbeat", daemon=True)
+
+    def __enter__(self) -> None:
+        self._thread.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        interval = self._ctx.settings.job_lease_seconds / 3
+        while not self._stop.wait(interval):
+            try:
+                with self._ctx.db.transaction() as session:
+                    repo.heartbeat(
+                        session, self._claimed.id, self._claimed.attempt, self._ctx.now()
+                    )
+            except Exception:
+                log.exception("heartbeat for job %s failed", self._claimed.id)
+
+
+def sweep_stale(ctx: Context) -> int:
+    """Put running jobs whose worker vanished (heartbeat older than the lease) back on the
+    queue, or cancel them if their batch was cancelled meanwhile. Safe to run anywhere, any
+    number of times at once: every change is a conditional UPDATE."""
+    now = ctx.now()
+    cutoff = now - timedelta(seconds=ctx.settings.job_lease_seconds)
+    requeued = 0
+    with ctx.db.transaction() as session:
+        stale = [
+            (j.id, j.attempts, j.user_id, j.batch_id) for j in repo.stale_running(session, cutoff)
+        ]
+    for job_id, attempt, user_id, batch_id in stale:
+        with ctx.db.transaction() as session:
+            if not repo.requeue_if_stale(session, job_id, attempt, cutoff):
+                continue
+            if batch_id is not None and _batch_cancelled(session, batch_id):
+                cancel_queued(session, job_id, user_id, now)
+                continue
+            requeued += 1
+            log.warning("job %s: worker lost during attempt %d; re-queued", job_id, attempt)
+    if requeued and ctx.queue is not None:
+        for _ in range(requeued):
+            ctx.queue.enqueue("requeued")
+    return requeued
+
+
+def _batch_cancelled(session: Session, batch_id: str) -> bool:
+    cancelled = session.scalar(select(_batches.c.cancelled_at).where(_batches.c.id == batch_id))
+    return cancelled is not None
+
+
+def cancel_queued(session: Session, job_id: str, user_id: int, now: datetime) -> bool:
+    """queued → cancelled and its hold released; False if a worker claimed it first."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "queued")
+        .values(
+            status="cancelled",
+            finished_at=now,
+            error_code="cancelled",
+            error_message="The batch was cancelled before this item started. You were not "
+            "charged for it.",
+        )
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    ledger.release(session, user_id, reference=service.job_reference(job_id), now=now)
+    return True
+
+
 def resume_unfinished(ctx: Context) -> None:
-    """After a restart, jobs that were queued or mid-run go back on the queue."""
+    """Embedded deployments, after a restart: this process was the only worker, so jobs that
+    were mid-run go back on the queue at once; then wake the workers."""
     with ctx.db.transaction() as session:
         repo.requeue_running(session)
         ids = list(repo.unfinished_ids(session))
     assert ctx.queue is not None
-    for job_id in ids:
+    for job_id in ids[: max(1, ctx.settings.inline_workers)]:
         ctx.queue.enqueue(job_id)
+
+
+def wake(ctx: Context) -> None:
+    """Periodic insurance for lost wake-ups: if work is queued, send one more message."""
+    with ctx.db.transaction() as session:
+        more = repo.has_queued(session)
+    if more and ctx.queue is not None:
+        ctx.queue.enqueue("sweeper")

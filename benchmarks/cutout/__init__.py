@@ -1,0 +1,1 @@
+"""Cutout quality/speed benchmark: ``python -m benchmarks.cutout --help``."""

@@ -1,0 +1,5 @@
+import sys
+
+from benchmarks.cutout.core import main
+
+sys.exit(main())

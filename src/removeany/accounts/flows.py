@@ -1,0 +1,358 @@
+"""Security flows that span several transactions (so a failed attempt is still counted) and
+send mail: sign-in with throttling, 2FA and new-device alerts; password reset; "this wasn't
+me"; credential changes. Shared by the JSON API and the web pages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from removeany.accounts import notify, passwords, security
+from removeany.accounts import repository as repo
+from removeany.accounts import service as accounts
+from removeany.accounts.models import User, WebSession
+from removeany.context import Context
+from removeany.errors import DomainError, Unauthorized
+
+
+@dataclass
+class SignedIn:
+    token: str
+    csrf_token: str
+    user_id: int
+    email: str
+    new_device: bool
+
+
+def _window(ctx: Context) -> timedelta:
+    return timedelta(seconds=ctx.settings.login_window_seconds)
+
+
+def _base(ctx: Context) -> str:
+    return ctx.settings.base_url.rstrip("/")
+
+
+def not_me_link(ctx: Context, user: User) -> str:
+    return notify.not_me_link(_base(ctx), security.not_me_token(ctx.secret_key, user))
+
+
+def _count_failure(ctx: Context, email: str, ip: str) -> None:
+    account_key, ip_key = security.login_keys(email, ip)
+    with ctx.db.transaction() as session:
+        security.throttle_hit(session, account_key, window=_window(ctx), now=ctx.now())
+        security.throttle_hit(session, ip_key, window=_window(ctx), now=ctx.now())
+
+
+def _check_throttle(ctx: Context, email: str, ip: str) -> None:
+    account_key, ip_key = security.login_keys(email, ip)
+    s = ctx.settings
+    with ctx.db.transaction() as session:
+        for key, limit in (
+            (ip_key, s.login_failures_per_ip),
+            (account_key, s.login_failures_per_account),
+        ):
+            security.throttle_check(
+                session,
+                key,
+                limit=limit,
+                window=_window(ctx),
+                now=ctx.now(),
+                what="failed sign-in attempts",
+            )
+
+
+def sign_in(
+    ctx: Context,
+    *,
+    email: str,
+    password: str,
+    user_agent: str,
+    ip: str,
+    totp_code: str | None = None,
+) -> SignedIn:
+    """Password (+ a second factor when 2FA is on) → a new browser session. Failed passwords
+    and codes count against the account and the IP; a new device gets an email."""
+    _check_throttle(ctx, email, ip)
+    try:
+        with ctx.db.transaction() as session:
+            user = accounts.authenticate(session, email, password)
+            security.check_can_sign_in(user)
+            if user.has_2fa:
+                if not totp_code:
+                    raise security.TwoFactorRequired(
+                        security.pending_2fa_token(ctx.secret_key, user)
+                    )
+                security.verify_second_factor(
+                    session, user, totp_code, now=ctx.now(), secret_key=ctx.secret_key
+                )
+            return _start(ctx, session, user, user_agent=user_agent, ip=ip)
+    except (Unauthorized, security.InvalidCode) as exc:
+        if exc.code in ("invalid_credentials", "invalid_totp"):
+            _count_failure(ctx, email, ip)
+        raise
+
+
+def finish_two_factor(
+    ctx: Context, *, pending: str, code: str, user_agent: str, ip: str
+) -> SignedIn:
+    """The second step of a web sign-in: the password was right, now the code."""
+    with ctx.db.transaction() as session:
+        user = security.pending_2fa_user(session, ctx.secret_key, pending)
+        email = user.email
+    _check_throttle(ctx, email, ip)
+    try:
+        with ctx.db.transaction() as session:
+            user = security.pending_2fa_user(session, ctx.secret_key, pending)
+            security.check_can_sign_in(user)
+            security.verify_second_factor(
+                session, user, code, now=ctx.now(), secret_key=ctx.secret_key
+            )
+            return _start(ctx, session, user, user_agent=user_agent, ip=ip)
+    except security.InvalidCode:
+        _count_failure(ctx, email, ip)
+        raise
+
+
+def _start(ctx: Context, session: Session, user: User, *, user_agent: str, ip: str) -> SignedIn:
+    now = ctx.now()
+    token, web = accounts.start_session(
+        session, user, now=now, days=ctx.settings.session_days, user_agent=user_agent, ip=ip
+    )
+    new, had_before = security.remember_device(session, user, user_agent=user_agent, ip=ip, now=now)
+    security.throttle_clear(session, security.login_keys(user.email, ip)[0])
+    if new and had_before:
+        notify.new_device(
+            ctx.mailer,
+            user.email,
+            when=now,
+            user_agent=user_agent,
+            ip=ip,
+            not_me=not_me_link(ctx, user),
+        )
+    return SignedIn(token, web.csrf_token, user.id, user.email, new and had_before)
+
+
+def check_signup_allowed(ctx: Context, ip: str) -> None:
+    with ctx.db.transaction() as session:
+        security.throttle_check(
+            session,
+            security.signup_key(ip),
+            limit=ctx.settings.signups_per_ip,
+            window=timedelta(seconds=ctx.settings.signup_window_seconds),
+            now=ctx.now(),
+            what="sign-ups from your network",
+        )
+
+
+def count_signup(ctx: Context, session: Session, ip: str) -> None:
+    security.throttle_hit(
+        session,
+        security.signup_key(ip),
+        window=timedelta(seconds=ctx.settings.signup_window_seconds),
+        now=ctx.now(),
+    )
+
+
+# --- password reset and "this wasn't me" -----------------------------------------------------
+
+
+def request_password_reset(ctx: Context, email: str, *, ip: str) -> None:
+    """Always answers the same way, whether or not the address has an account."""
+    key = f"reset:ip:{ip}"
+    window = timedelta(seconds=ctx.settings.signup_window_seconds)
+    with ctx.db.transaction() as session:
+        security.throttle_check(
+            session,
+            key,
+            limit=ctx.settings.signups_per_ip,
+            window=window,
+            now=ctx.now(),
+            what="password reset requests",
+        )
+        security.throttle_hit(session, key, window=window, now=ctx.now())
+        try:
+            address = accounts.normalise_email(email)
+        except DomainError:
+            return
+        user = repo.user_by_email(session, address)
+        if user is None or user.status in ("deleted", "banned"):
+            return
+        # At most a few emails per address per window, whoever asks: no mail bombing.
+        account_key = f"reset:account:{security.sha256(address)}"
+        hits = security.throttle_hit(session, account_key, window=window, now=ctx.now())
+        if hits > 3:
+            return
+        _send_reset(ctx, session, user)
+
+
+def _send_reset(ctx: Context, session: Session, user: User) -> None:
+    minutes = ctx.settings.password_reset_minutes
+    token = security.create_reset_token(session, user, now=ctx.now(), minutes=minutes)
+    notify.password_reset(
+        ctx.mailer,
+        user.email,
+        link=f"{_base(ctx)}/reset-password?token={token}",
+        minutes=minutes,
+        locked=user.locked_at is not None,
+    )
+
+
+def reset_password(ctx: Context, token: str, new_password: str) -> User:
+    """Single-use token → new password; unlocks a locked account and ends every session."""
+    with ctx.db.transaction() as session:
+        user = security.consume_reset_token(session, token, now=ctx.now())
+        passwords.check_policy(new_password, email=user.email)
+        security.set_password(session, user, new_password, now=ctx.now(), keep_session=None)
+        user.locked_at = None
+        # A reset proves control of the mailbox.
+        if user.email_verified_at is None:
+            user.email_verified_at = ctx.now()
+        notify.credential_changed(
+            ctx.mailer,
+            user.email,
+            what="password",
+            when=ctx.now(),
+            not_me=not_me_link(ctx, user),
+        )
+        return user
+
+
+def not_me(ctx: Context, token: str) -> User:
+    """Lock the account, revoke all sessions and keys, and email a reset link."""
+    with ctx.db.transaction() as session:
+        user = security.not_me_user(session, ctx.secret_key, token)
+        security.lock_account(session, user, now=ctx.now())
+        notify.account_locked(ctx.mailer, user.email)
+        _send_reset(ctx, session, user)
+        return user
+
+
+# --- changes that need the current password --------------------------------------------------
+
+
+@contextmanager
+def reauth_guard(ctx: Context, user_id: int) -> Iterator[None]:
+    """Wrong current passwords (and codes) count like failed sign-ins, so a stolen session
+    cannot guess the password through the forms that ask for it again."""
+    with ctx.db.transaction() as session:
+        user = repo.user_by_id(session, user_id)
+        assert user is not None
+        account_key = security.login_keys(user.email, "")[0]
+        security.throttle_check(
+            session,
+            account_key,
+            limit=ctx.settings.login_failures_per_account,
+            window=_window(ctx),
+            now=ctx.now(),
+            what="wrong passwords or codes",
+        )
+    try:
+        yield
+    except (security.ReauthRequired, security.InvalidCode):
+        with ctx.db.transaction() as session:
+            security.throttle_hit(session, account_key, window=_window(ctx), now=ctx.now())
+        raise
+
+
+def change_password(
+    ctx: Context, user_id: int, web: WebSession | None, current: str, new: str
+) -> None:
+    with reauth_guard(ctx, user_id), ctx.db.transaction() as session:
+        user = repo.user_by_id(session, user_id)
+        assert user is not None
+        security.reauthenticate(user, current)
+        security.set_password(
+            session, user, new, now=ctx.now(), keep_session=web.id if web else None
+        )
+        notify.credential_changed(
+            ctx.mailer,
+            user.email,
+            what="password",
+            when=ctx.now(),
+            not_me=not_me_link(ctx, user),
+        )
+
+
+def request_email_change(ctx: Context, user_id: int, current: str, new_email: str) -> str:
+    with reauth_guard(ctx, user_id), ctx.db.transaction() as session:
+        user = repo.user_by_id(session, user_id)
+        assert user is not None
+        security.reauthenticate(user, current)
+        address = accounts.normalise_email(new_email)
+        if address == user.email or repo.user_by_email(session, address) is not None:
+            raise DomainError(
+                "Another account already uses this address, or it is already yours.",
+                code="email_taken",
+                status_code=409,
+            )
+        token = security.email_change_token(ctx.secret_key, user, address)
+        notify.email_change(
+            ctx.mailer, address, link=f"{_base(ctx)}/account/email/confirm?token={token}"
+        )
+        return address
+
+
+def confirm_email_change(ctx: Context, token: str) -> User:
+    with ctx.db.transaction() as session:
+        user, old = security.confirm_email_change(session, ctx.secret_key, token, now=ctx.now())
+        notify.credential_changed(
+            ctx.mailer, old, what="email address", when=ctx.now(), not_me=not_me_link(ctx, user)
+        )
+        return user
+
+
+def begin_totp(ctx: Context, user_id: int, current: str) -> tuple[str, str]:
+    with reauth_guard(ctx, user_id), ctx.db.transaction() as session:
+        user = repo.user_by_id(session, user_id)
+        assert user is not None
+        security.reauthenticate(user, current)
+        seed = security.begin_totp(session, user, secret_key=ctx.secret_key)
+        return seed, security.totp_uri(user, seed)
+
+
+def enable_totp(ctx: Context, user_id: int, code: str) -> list[str]:
+    with ctx.db.transaction() as session:
+        user = repo.user_by_id(session, user_id)
+        assert user is not None
+        codes = security.enable_totp(session, user, code, now=ctx.now(), secret_key=ctx.secret_key)
+        notify.credential_changed(
+            ctx.mailer,
+            user.email,
+            what="two-factor authentication",
+            when=ctx.now(),
+            not_me=not_me_link(ctx, user),
+        )
+        return codes
+
+
+def disable_totp(ctx: Context, user_id: int, current: str, code: str) -> None:
+    with reauth_guard(ctx, user_id), ctx.db.transaction() as session:
+        user = repo.user_by_id(session, user_id)
+        assert user is not None
+        security.reauthenticate(user, current)
+        if user.has_2fa:
+            security.verify_second_factor(
+                session, user, code, now=ctx.now(), secret_key=ctx.secret_key
+            )
+        security.disable_totp(session, user)
+        notify.credential_changed(
+            ctx.mailer,
+            user.email,
+            what="two-factor authentication",
+            when=ctx.now(),
+            not_me=not_me_link(ctx, user),
+        )
+
+
+def regenerate_recovery_codes(ctx: Context, user_id: int, current: str) -> list[str]:
+    with reauth_guard(ctx, user_id), ctx.db.transaction() as session:
+        user = repo.user_by_id(session, user_id)
+        assert user is not None
+        security.reauthenticate(user, current)
+        if not user.has_2fa:
+            raise DomainError("Turn on two-factor authentication first.", code="totp_not_enabled")
+        return security.new_recovery_codes(session, user, now=ctx.now())

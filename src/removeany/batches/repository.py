@@ -1,0 +1,81 @@
+"""Every batches query lives here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from removeany.accounts.models import User
+from removeany.batches.models import Batch
+from removeany.jobs.models import Job
+
+
+def get_for_user(session: Session, batch_id: str, user_id: int) -> Batch | None:
+    return session.scalar(select(Batch).where(Batch.id == batch_id, Batch.user_id == user_id))
+
+
+def recent_for_user(session: Session, user_id: int, limit: int = 50) -> Sequence[Batch]:
+    stmt = (
+        select(Batch)
+        .where(Batch.user_id == user_id)
+        .order_by(Batch.created_at.desc(), Batch.id)
+        .limit(limit)
+    )
+    return session.scalars(stmt).all()
+
+
+def status_counts(session: Session, batch_id: str) -> dict[str, int]:
+    rows = session.execute(
+        select(Job.status, func.count()).where(Job.batch_id == batch_id).group_by(Job.status)
+    ).all()
+    return {status: int(count) for status, count in rows}
+
+
+def charged(session: Session, batch_id: str) -> int:
+    """Credits spent: each succeeded item captured its whole hold, which is its cost."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(Job.cost), 0)).where(
+            Job.batch_id == batch_id, Job.status == "succeeded"
+        )
+    )
+    return int(total or 0)
+
+
+def last_finished(session: Session, batch_id: str) -> datetime | None:
+    return session.scalar(select(func.max(Job.finished_at)).where(Job.batch_id == batch_id))
+
+
+def items(
+    session: Session,
+    batch_id: str,
+    *,
+    status: str | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+) -> Sequence[Job]:
+    stmt = select(Job).where(Job.batch_id == batch_id)
+    if status is not None:
+        stmt = stmt.where(Job.status == status)
+    stmt = stmt.order_by(Job.relative_path, Job.id).offset(offset)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return session.scalars(stmt).all()
+
+
+def queued_item_ids(session: Session, batch_id: str) -> Sequence[tuple[str, int]]:
+    rows = session.execute(
+        select(Job.id, Job.user_id).where(Job.batch_id == batch_id, Job.status == "queued")
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def lock(session: Session, batch_id: str) -> Batch | None:
+    return session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
+
+
+def lock_owner(session: Session, user_id: int) -> None:
+    """Row lock on the user (PostgreSQL); SQLite serialises every write transaction anyway."""
+    session.execute(select(User.id).where(User.id == user_id).with_for_update())

@@ -1,0 +1,221 @@
+"""JSON API for batches: upload many files or a ZIP, follow progress (poll or SSE), cancel,
+download every result as one ZIP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from removeany.accounts.models import User
+from removeany.api.auth import require_user
+from removeany.batches import repository as repo
+from removeany.batches import service
+from removeany.batches.schemas import BatchItemOut, BatchOut, RejectedFile
+from removeany.batches.submit import submit_batch
+from removeany.context import Context
+from removeany.engine.errors import OptionError
+
+router = APIRouter(prefix="/api/v1", tags=["batches"])
+
+_UPLOAD_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "Images; a name may contain folders (a/b/c.jpg).",
+                        },
+                        "archive": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "A ZIP of images; its folders are kept.",
+                        },
+                        "service": {"type": "string", "default": "remove_background"},
+                        "options": {
+                            "type": "string",
+                            "description": 'The service\'s options as JSON, e.g. {"format":"png"}',
+                        },
+                        "name": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+SSE_POLL_SECONDS = 0.5
+
+
+@router.post("/batches", status_code=202, response_model=BatchOut, openapi_extra=_UPLOAD_DOC)
+async def create_batch(request: Request) -> BatchOut:
+    ctx: Context = request.app.state.ctx
+    settings = ctx.settings
+    length = int(request.headers.get("content-length") or 0)
+    if length > settings.batch_max_bytes + 16 * 1024 * 1024:
+        raise service.BatchTooLarge(
+            f"The upload is larger than {settings.batch_max_bytes // 1024**2:,} MB. "
+            "Split it into several batches."
+        )
+    form = await request.form(max_files=settings.batch_max_items + 1, max_fields=50)
+    try:
+        service_name = str(form.get("service") or "remove_background")
+        raw = str(form.get("options") or "{}")
+        try:
+            raw_options = json.loads(raw)
+        except ValueError:
+            raise OptionError("invalid_options", "options must be a JSON object.") from None
+        if not isinstance(raw_options, dict):
+            raise OptionError("invalid_options", "options must be a JSON object.")
+        options = service.parse_options(service_name, raw_options)
+        archive = form.get("archive")
+        files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+        entries: list[service.Entry | RejectedFile] = []
+        if isinstance(archive, UploadFile):
+            entries.extend(service.entries_from_zip(archive.file, settings))
+        entries.extend(service.entries_from_files((f.filename or "image", f.file) for f in files))
+        if not entries:
+            raise service.BatchError(
+                "Send image files in `files` or a ZIP in `archive`.", code="empty_batch"
+            )
+        planned = await run_in_threadpool(service.plan, entries, settings)
+        name = str(
+            form.get("name")
+            or (archive.filename if isinstance(archive, UploadFile) else "")
+            or "batch"
+        )
+
+        def user_of(session: Session) -> User:
+            return require_user(ctx, session, request)
+
+        batch = await run_in_threadpool(
+            submit_batch,
+            ctx,
+            user_of,
+            service_name=service_name,
+            options=options,
+            name=name,
+            planned=planned,
+        )
+    finally:
+        await form.close()
+    return await run_in_threadpool(_summary, ctx, request, batch.id)
+
+
+def _summary(ctx: Context, request: Request, batch_id: str) -> BatchOut:
+    with ctx.db.transaction() as session:
+        user = require_user(ctx, session, request)
+        return service.summary(session, service.get_for_user(session, user, batch_id))
+
+
+@router.get("/batches", response_model=list[BatchOut])
+def list_batches(request: Request) -> list[BatchOut]:
+    ctx: Context = request.app.state.ctx
+    with ctx.db.transaction() as session:
+        user = require_user(ctx, session, request)
+        return [service.summary(session, b) for b in repo.recent_for_user(session, user.id)]
+
+
+@router.get("/batches/{batch_id}", response_model=BatchOut)
+def get_batch(batch_id: str, request: Request) -> BatchOut:
+    return _summary(request.app.state.ctx, request, batch_id)
+
+
+@router.get("/batches/{batch_id}/items", response_model=list[BatchItemOut])
+def batch_items(
+    batch_id: str,
+    request: Request,
+    status: str | None = None,
+    offset: int = 0,
+    limit: int = 1000,
+) -> list[BatchItemOut]:
+    ctx: Context = request.app.state.ctx
+    with ctx.db.transaction() as session:
+        user = require_user(ctx, session, request)
+        batch = service.get_for_user(session, user, batch_id)
+        rows = repo.items(
+            session, batch.id, status=status, offset=max(0, offset), limit=min(max(1, limit), 5000)
+        )
+        return [service.item_out(job) for job in rows]
+
+
+@router.post("/batches/{batch_id}/cancel", response_model=BatchOut)
+def cancel_batch(batch_id: str, request: Request) -> BatchOut:
+    ctx: Context = request.app.state.ctx
+    with ctx.db.transaction() as session:
+        user = require_user(ctx, session, request)
+        batch = service.cancel(session, user, batch_id, ctx.now())
+    return _summary(ctx, request, batch.id)
+
+
+@router.get("/batches/{batch_id}/results", response_class=StreamingResponse)
+def batch_results(batch_id: str, request: Request) -> StreamingResponse:
+    """Every succeeded item, at its original relative path with the output format's extension.
+    Available at any time: while the batch runs it holds the items finished so far."""
+    ctx: Context = request.app.state.ctx
+    with ctx.db.transaction() as session:
+        user = require_user(ctx, session, request)
+        batch = service.get_for_user(session, user, batch_id)
+        entries = service.result_entries(repo.items(session, batch.id, status="succeeded"))
+    stem = "".join(c for c in (batch.name.rsplit(".", 1)[0]) if c.isalnum() or c in "-_")
+    filename = f"{stem or 'batch'}-results.zip"
+    return StreamingResponse(
+        service.stream_zip(ctx.storage, entries),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/batches/{batch_id}/events")
+async def batch_events(batch_id: str, request: Request) -> StreamingResponse:
+    """Server-sent events: `progress` (the batch, as GET /batches/{id}) whenever it changes,
+    `item` for every item that changed status, and `done` once nothing is left to run."""
+    ctx: Context = request.app.state.ctx
+    await run_in_threadpool(_summary, ctx, request, batch_id)  # 404 before streaming starts
+
+    def snapshot(seen: dict[str, str]) -> tuple[BatchOut, list[BatchItemOut]]:
+        with ctx.db.transaction() as session:
+            user = require_user(ctx, session, request)
+            batch = service.get_for_user(session, user, batch_id)
+            changed = []
+            for job in repo.items(session, batch.id):
+                if seen.get(job.id) != job.status:
+                    seen[job.id] = job.status
+                    changed.append(service.item_out(job))
+            return service.summary(session, batch), changed
+
+    async def events() -> AsyncIterator[str]:
+        seen: dict[str, str] = {}
+        last = ""
+        while True:
+            out, changed = await run_in_threadpool(snapshot, seen)
+            for item in changed:
+                yield f"event: item\ndata: {item.model_dump_json()}\n\n"
+            body = out.model_dump_json()
+            if body != last:
+                last = body
+                yield f"event: progress\ndata: {body}\n\n"
+            if out.status in ("completed", "cancelled"):
+                yield f"event: done\ndata: {body}\n\n"
+                return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(SSE_POLL_SECONDS)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,458 @@
+"""Batch rules: reading uploads safely, limits, creating items as jobs, cancelling, results.
+Flushes, never commits: callers own the transaction (see batches.submit for the boundary)."""
+
+from __future__ import annotations
+
+import stat
+import uuid
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
+from typing import IO, Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
+
+from removeany.accounts.models import User
+from removeany.batches import repository as repo
+from removeany.batches.models import Batch
+from removeany.batches.schemas import BatchCounts, BatchItemOut, BatchOut, RejectedFile
+from removeany.engine.errors import ImageError, OptionError
+from removeany.engine.io import decode_image
+from removeany.errors import DomainError, NotFound
+from removeany.infra.settings import Settings
+from removeany.infra.storage import Storage
+from removeany.jobs import service as jobs
+from removeany.jobs.models import Job
+from removeany.jobs.processors import MEDIA_TYPES, compose_options
+from removeany.jobs.schemas import RemoveBackgroundOptions
+from removeany.jobs.worker import cancel_queued
+
+# Options each service accepts; a service not listed here passes its options to its processor,
+# which refuses bad ones (the item then fails and its hold is released).
+SERVICE_OPTIONS: dict[str, type[BaseModel]] = {"remove_background": RemoveBackgroundOptions}
+OPTION_CHECKS: dict[str, Callable[[dict[str, Any]], object]] = {
+    "remove_background": compose_options
+}
+EXTENSIONS = {media_type: ext for ext, media_type in MEDIA_TYPES.items()}
+_JUNK_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class BatchError(DomainError):
+    code = "invalid_batch"
+
+
+class BatchTooLarge(BatchError):
+    status_code = 413
+    code = "batch_too_large"
+
+
+@dataclass
+class Entry:
+    """One file of an upload: where it sits in the batch and how to read it (bounded)."""
+
+    path: str
+    declared_size: int
+    read: Callable[[int], bytes]  # read(limit) -> at most limit bytes
+
+
+@dataclass
+class PlannedItem:
+    entry: Entry
+    size: int
+    width: int
+    height: int
+
+
+@dataclass
+class Plan:
+    items: list[PlannedItem] = field(default_factory=list)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    total_bytes: int = 0
+    total_pixels: int = 0
+
+
+def new_batch_id() -> str:
+    return uuid.uuid4().hex
+
+
+def parse_options(service: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """Validate options before anything is charged; unknown fields are refused."""
+    model = SERVICE_OPTIONS.get(service)
+    if model is None:
+        return dict(raw)
+    try:
+        options = model.model_validate(raw).model_dump()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "options"
+        raise OptionError(f"invalid_{where}", f"{where}: {first['msg']}.") from None
+    check = OPTION_CHECKS.get(service)
+    if check is not None:
+        check(options)
+    return options
+
+
+def safe_relative_path(name: str) -> str | None:
+    """A name from a ZIP or an upload as a clean relative POSIX path, or None if it tries to
+    leave the batch (absolute, drive letter, '..') or is not a plain name (zip-slip safe)."""
+    if "\x00" in name or len(name) > 1024:
+        return None
+    name = name.replace("\\", "/")
+    if name.startswith("/"):
+        return None
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts):
+        return None
+    if ":" in parts[0]:
+        return None
+    if any(ord(c) < 32 for p in parts for c in p):
+        return None
+    return "/".join(parts)
+
+
+def _is_junk(path: str) -> bool:
+    parts = path.split("/")
+    return parts[0] == "__MACOSX" or parts[-1] in _JUNK_NAMES or parts[-1].startswith("._")
+
+
+def entries_from_zip(fileobj: IO[bytes], settings: Settings) -> Iterator[Entry | RejectedFile]:
+    """Entries of a ZIP, refusing what could hurt: paths leaving the batch, links, encrypted
+    members, nested archives (not opened) and bombs (every read is bounded by the per-file
+    limit, whatever sizes the archive declares)."""
+    try:
+        archive = zipfile.ZipFile(fileobj)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise BatchError(
+            "The archive is not a valid ZIP file. Create it again and re-upload it.",
+            code="invalid_archive",
+        ) from None
+    infos = archive.infolist()
+    if len(infos) > 2 * settings.batch_max_items + 1000:
+        raise BatchTooLarge(_too_many(settings))
+    seen: set[str] = set()
+    for info in infos:
+        if info.is_dir():
+            continue
+        path = safe_relative_path(info.filename)
+        if path is None:
+            yield RejectedFile(
+                path=info.filename[:300],
+                code="unsafe_path",
+                message="The path leaves the archive (absolute or '..'); the file was skipped.",
+            )
+            continue
+        if _is_junk(path) or any(p.startswith(".") for p in path.split("/")):
+            continue
+        if stat.S_ISLNK(info.external_attr >> 16):
+            yield RejectedFile(
+                path=path, code="unsupported_entry", message="Links are not followed; skipped."
+            )
+            continue
+        if info.flag_bits & 0x1:
+            yield RejectedFile(
+                path=path,
+                code="encrypted_entry",
+                message="The file is password-protected; add it unencrypted.",
+            )
+            continue
+        if path in seen:
+            yield RejectedFile(path=path, code="duplicate_path", message="Duplicate name; skipped.")
+            continue
+        seen.add(path)
+        yield Entry(path, info.file_size, _zip_reader(archive, info))
+
+
+def _zip_reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[int], bytes]:
+    def read(limit: int) -> bytes:
+        with archive.open(info) as fh:
+            return fh.read(limit)
+
+    return read
+
+
+def entries_from_files(files: Iterable[tuple[str, IO[bytes]]]) -> Iterator[Entry | RejectedFile]:
+    seen: set[str] = set()
+    for filename, fh in files:
+        path = safe_relative_path(filename or "image")
+        if path is None:
+            yield RejectedFile(
+                path=filename[:300], code="unsafe_path", message="Unsafe file name; skipped."
+            )
+            continue
+        if path in seen:
+            yield RejectedFile(path=path, code="duplicate_path", message="Duplicate name; skipped.")
+            continue
+        seen.add(path)
+        fh.seek(0, 2)
+        size = fh.tell()
+        yield Entry(path, size, _file_reader(fh))
+
+
+def _file_reader(fh: IO[bytes]) -> Callable[[int], bytes]:
+    def read(limit: int) -> bytes:
+        fh.seek(0)
+        return fh.read(limit)
+
+    return read
+
+
+def _too_many(settings: Settings) -> str:
+    return (
+        f"A batch holds at most {settings.batch_max_items:,} files. Split the upload into "
+        "several batches."
+    )
+
+
+def plan(entries: Iterable[Entry | RejectedFile], settings: Settings) -> Plan:
+    """Read and validate every file once, enforcing the per-file and per-batch limits."""
+    result = Plan()
+    for entry in entries:
+        if isinstance(entry, RejectedFile):
+            result.rejected.append(entry.model_dump())
+            continue
+        if len(result.items) >= settings.batch_max_items:
+            raise BatchTooLarge(_too_many(settings))
+        limit = settings.max_upload_bytes
+        if entry.declared_size > limit:
+            result.rejected.append(_rejected(entry.path, _too_big(limit)))
+            continue
+        data = entry.read(limit + 1)
+        if len(data) > limit:
+            result.rejected.append(_rejected(entry.path, _too_big(limit)))
+            continue
+        result.total_bytes += len(data)
+        if result.total_bytes > settings.batch_max_bytes:
+            raise BatchTooLarge(
+                f"The files add up to more than {settings.batch_max_bytes // 1024**2:,} MB. "
+                "Split the upload into several batches."
+            )
+        try:
+            image = decode_image(data, max_bytes=limit, max_pixels=settings.max_upload_pixels)
+        except ImageError as exc:
+            result.rejected.append(_rejected(entry.path, exc))
+            continue
+        result.total_pixels += image.width * image.height
+        if result.total_pixels > settings.batch_max_pixels:
+            raise BatchTooLarge(
+                f"The images add up to more than {settings.batch_max_pixels:,} pixels. "
+                "Split the upload into several batches or resize the images."
+            )
+        result.items.append(PlannedItem(entry, len(data), image.width, image.height))
+        image.close()
+    if not result.items:
+        detail = "; ".join(f"{r['path']}: {r['message']}" for r in result.rejected[:3])
+        raise BatchError(
+            "The upload holds no image we can process. Upload PNG, JPEG, WebP, GIF, BMP or "
+            "TIFF files, or a ZIP of them." + (f" ({detail})" if detail else ""),
+            code="empty_batch",
+        )
+    return result
+
+
+def _too_big(limit: int) -> ImageError:
+    return ImageError("file_too_large", f"The file is larger than {limit:,} bytes; it was skipped.")
+
+
+def _rejected(path: str, exc: ImageError) -> dict[str, str]:
+    return {"path": path, "code": exc.code, "message": exc.message}
+
+
+def create(
+    session: Session,
+    storage: Storage,
+    user: User,
+    *,
+    service: str,
+    options: dict[str, Any],
+    name: str,
+    planned: Plan,
+    now: datetime,
+    reserve_ttl: timedelta,
+    written: list[str],
+    monthly_allowance: int = 0,
+) -> tuple[Batch, list[Job]]:
+    """The batch row and one job per item, each through jobs.service.submit (price, hold,
+    original). All or nothing: if the credits run out on item N, the caller rolls back and
+    deletes the originals listed in `written`."""
+    batch = Batch(
+        id=new_batch_id(),
+        user_id=user.id,
+        name=name[:255],
+        service=service,
+        options=options,
+        total_items=len(planned.items),
+        total_bytes=planned.total_bytes,
+        total_pixels=planned.total_pixels,
+        rejected=planned.rejected,
+        created_at=now,
+    )
+    session.add(batch)
+    session.flush()
+    created: list[Job] = []
+    for n, item in enumerate(planned.items):
+        data = item.entry.read(item.size + 1)
+        job = jobs.submit(
+            session,
+            storage,
+            user,
+            service=service,
+            options=options,
+            original=data,
+            input_name=PurePosixPath(item.entry.path).name,
+            width=item.width,
+            height=item.height,
+            now=now,
+            reserve_ttl=reserve_ttl,
+            monthly_allowance=monthly_allowance if n == 0 else 0,
+        )
+        written.append(job.input_key)
+        job.batch_id = batch.id
+        job.relative_path = item.entry.path
+        created.append(job)
+    session.flush()
+    return batch, created
+
+
+def get_for_user(session: Session, user: User, batch_id: str) -> Batch:
+    batch = repo.get_for_user(session, batch_id, user.id)
+    if batch is None:
+        raise NotFound("No such batch. It may have been deleted after the retention period.")
+    return batch
+
+
+def cancel(session: Session, user: User, batch_id: str, now: datetime) -> Batch:
+    """Stop a batch: items not yet started are cancelled and their holds released; items
+    already running finish (and are charged only if they succeed). Cancelling twice is fine."""
+    batch = get_for_user(session, user, batch_id)
+    # The owner first, then the batch and its jobs: the order claims and the ledger lock in,
+    # so cancelling never deadlocks with a worker claiming one of these items.
+    repo.lock_owner(session, batch.user_id)
+    repo.lock(session, batch.id)
+    if batch.cancelled_at is None:
+        batch.cancelled_at = now
+    for job_id, owner in repo.queued_item_ids(session, batch.id):
+        cancel_queued(session, job_id, owner, now)
+    session.flush()
+    return batch
+
+
+def summary(session: Session, batch: Batch) -> BatchOut:
+    counts = BatchCounts(**repo.status_counts(session, batch.id))
+    finished = counts.succeeded + counts.failed + counts.cancelled
+    active = counts.queued + counts.running
+    if active:
+        status = "cancelling" if batch.cancelled_at else "running"
+    else:
+        status = "cancelled" if batch.cancelled_at else "completed"
+    base = f"/api/v1/batches/{batch.id}"
+    return BatchOut(
+        id=batch.id,
+        name=batch.name,
+        service=batch.service,
+        options=batch.options,
+        status=status,
+        total=batch.total_items,
+        finished=finished,
+        progress=round(finished / batch.total_items, 4) if batch.total_items else 1.0,
+        counts=counts,
+        charged=repo.charged(session, batch.id),
+        total_bytes=batch.total_bytes,
+        total_pixels=batch.total_pixels,
+        rejected=[RejectedFile(**r) for r in batch.rejected],
+        created_at=batch.created_at,
+        cancelled_at=batch.cancelled_at,
+        finished_at=None if active else repo.last_finished(session, batch.id),
+        items_url=f"{base}/items",
+        events_url=f"{base}/events",
+        results_url=f"{base}/results",
+    )
+
+
+def item_out(job: Job) -> BatchItemOut:
+    done = job.status == "succeeded"
+    return BatchItemOut(
+        job_id=job.id,
+        relative_path=job.relative_path or job.input_name,
+        status=job.status,
+        cost=job.cost,
+        charged=job.cost if done else 0,
+        error_code=job.error_code,
+        error_message=job.error_message,
+        result_url=f"/api/v1/jobs/{job.id}/result" if done else None,
+        result_path=result_path(job.relative_path or job.input_name, job.result_media_type)
+        if done
+        else None,
+        finished_at=job.finished_at,
+    )
+
+
+def result_path(relative_path: str, media_type: str | None) -> str:
+    """The original's path with the output format's extension: a/b/cat.jpg → a/b/cat.png."""
+    ext = EXTENSIONS.get(media_type or "", "png")
+    path = PurePosixPath(relative_path)
+    return str(path.with_name(f"{path.stem or 'image'}.{ext}"))
+
+
+def result_entries(items: Iterable[Job]) -> list[tuple[str, str]]:
+    """(path in the ZIP, storage key) for every succeeded item; clashing names (cat.jpg and
+    cat.png both become cat.png) get a numbered suffix."""
+    out: list[tuple[str, str]] = []
+    used: set[str] = set()
+    for job in items:
+        if job.status != "succeeded" or job.result_key is None:
+            continue
+        path = result_path(job.relative_path or job.input_name, job.result_media_type)
+        candidate, n = path, 2
+        while candidate in used:
+            p = PurePosixPath(path)
+            candidate = str(p.with_name(f"{p.stem} ({n}){p.suffix}"))
+            n += 1
+        used.add(candidate)
+        out.append((candidate, job.result_key))
+    return out
+
+
+class _Sink:
+    """A write-only, non-seekable file for zipfile's streaming mode."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._pos = 0
+
+    def write(self, data: bytes) -> int:
+        self._chunks.append(bytes(data))
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        return None
+
+    def take(self) -> bytes:
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        return data
+
+
+def stream_zip(storage: Storage, entries: list[tuple[str, str]]) -> Iterator[bytes]:
+    """A ZIP of the results, produced file by file (never the whole archive in memory).
+    Images are already compressed, so members are stored."""
+    sink = _Sink()
+    stamp = datetime.now(UTC).timetuple()[:6]
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:  # type: ignore[call-overload]
+        for arcname, key in entries:
+            try:
+                data = storage.get(key)
+            except FileNotFoundError:
+                continue  # deleted by the retention sweep meanwhile
+            info = zipfile.ZipInfo(arcname, date_time=stamp)
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+            yield sink.take()
+    yield sink.take()

@@ -1,0 +1,40 @@
+"""Every billing query lives here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from removeany.billing.models import CreditPack, Order, PaymentEvent
+
+
+def active_packs(session: Session) -> Sequence[CreditPack]:
+    stmt = select(CreditPack).where(CreditPack.active.is_(True)).order_by(CreditPack.credits)
+    return session.scalars(stmt).all()
+
+
+def pack_by_slug(session: Session, slug: str) -> CreditPack | None:
+    return session.scalar(select(CreditPack).where(CreditPack.slug == slug))
+
+
+def order(session: Session, order_id: str, *, for_update: bool = False) -> Order | None:
+    return session.get(Order, order_id, with_for_update=for_update)
+
+
+def order_by_key(session: Session, user_id: int, key: str) -> Order | None:
+    stmt = select(Order).where(Order.user_id == user_id, Order.idempotency_key == key)
+    return session.scalar(stmt)
+
+
+def orders_of(session: Session, user_id: int) -> Sequence[Order]:
+    stmt = select(Order).where(Order.user_id == user_id).order_by(Order.created_at.desc())
+    return session.scalars(stmt).all()
+
+
+def event(session: Session, provider: str, event_id: str) -> PaymentEvent | None:
+    stmt = select(PaymentEvent).where(
+        PaymentEvent.provider == provider, PaymentEvent.event_id == event_id
+    )
+    return session.scalar(stmt)

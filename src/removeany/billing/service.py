@@ -1,0 +1,197 @@
+"""Buying credit packs: orders, provider checkouts, and granting credits exactly once.
+Flushes, never commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from removeany.accounts.models import User
+from removeany.billing import repository as repo
+from removeany.billing.models import CreditPack, Order, PaymentEvent
+from removeany.billing.providers import CheckoutRequest, PaymentProvider
+from removeany.credits import repository as credits_repo
+from removeany.credits import service as ledger
+from removeany.errors import Conflict, DomainError, NotFound
+
+
+def packs(session: Session) -> Sequence[CreditPack]:
+    return repo.active_packs(session)
+
+
+def start_purchase(
+    session: Session,
+    provider: PaymentProvider,
+    user: User,
+    pack_slug: str,
+    *,
+    base_url: str,
+    now: datetime,
+    idempotency_key: str | None = None,
+) -> Order:
+    """Create a pending order and its checkout. The same idempotency key with the same pack
+    returns the same order; with another pack it is refused (409)."""
+    pack = repo.pack_by_slug(session, pack_slug)
+    if pack is None or not pack.active:
+        raise NotFound(f"There is no credit pack {pack_slug!r} for sale.", code="unknown_pack")
+    if idempotency_key:
+        existing = repo.order_by_key(session, user.id, idempotency_key)
+        if existing is not None:
+            if existing.pack_id != pack.id:
+                raise Conflict(
+                    "This Idempotency-Key was already used for a different purchase. "
+                    "Use a new key for a new purchase.",
+                    code="idempotency_key_reused",
+                )
+            return existing
+    order = Order(
+        id=uuid.uuid4().hex,
+        user_id=user.id,
+        pack_id=pack.id,
+        credits=pack.credits,
+        amount_cents=pack.price_cents,
+        currency=pack.currency,
+        provider=provider.name,
+        status="pending",
+        idempotency_key=idempotency_key or None,
+        created_at=now,
+    )
+    session.add(order)
+    session.flush()
+    base = base_url.rstrip("/")
+    checkout = provider.start_checkout(
+        CheckoutRequest(
+            order_id=order.id,
+            pack_name=pack.name,
+            credits=pack.credits,
+            amount_cents=pack.price_cents,
+            currency=pack.currency,
+            customer_email=user.email,
+            success_url=f"{base}/billing?order={order.id}",
+            cancel_url=f"{base}/billing?cancelled={order.id}",
+        )
+    )
+    order.checkout_url = checkout.url
+    order.provider_ref = checkout.provider_ref
+    session.flush()
+    return order
+
+
+def complete_order(session: Session, order: Order, *, now: datetime, credit_days: int) -> bool:
+    """Grant the order's credits as a purchase lot; True only the first time."""
+    credits_repo.lock_user(session, order.user_id)
+    session.refresh(order)
+    if order.status == "paid":
+        return False
+    lot = ledger.grant(
+        session,
+        order.user_id,
+        order.credits,
+        source="purchase",
+        now=now,
+        expires_at=now + timedelta(days=credit_days),
+        reference=f"order:{order.id}",
+        idempotency_key=f"order:{order.id}",
+    )
+    order.status = "paid"
+    order.paid_at = now
+    order.lot_id = lot.id if lot is not None else None
+    session.flush()
+    return True
+
+
+def orders(session: Session, user: User) -> Sequence[Order]:
+    return repo.orders_of(session, user.id)
+
+
+def order_for_user(session: Session, user: User, order_id: str) -> Order:
+    order = repo.order(session, order_id)
+    if order is None or order.user_id != user.id:
+        raise NotFound("No such order.", code="unknown_order")
+    return order
+
+
+def sandbox_pay(
+    session: Session, user: User, order_id: str, *, now: datetime, credit_days: int
+) -> Order:
+    order = order_for_user(session, user, order_id)
+    if order.provider != "sandbox":
+        raise DomainError("This order is not a sandbox order.", code="not_sandbox")
+    if order.status not in ("pending", "paid"):
+        raise Conflict(f"This order is {order.status}; start a new purchase.", code="order_closed")
+    complete_order(session, order, now=now, credit_days=credit_days)
+    return order
+
+
+def cancel_order(session: Session, user: User, order_id: str) -> Order:
+    order = order_for_user(session, user, order_id)
+    if order.status == "pending":
+        order.status = "cancelled"
+        session.flush()
+    return order
+
+
+def record_stripe_event(
+    session: Session, event: dict[str, Any], payload: bytes, *, now: datetime, credit_days: int
+) -> str:
+    """Store the event once by id and act on it; a replay grants nothing. Returns what
+    happened, for the log."""
+    event_id = str(event.get("id", ""))
+    if not event_id:
+        raise DomainError("The event has no id.", code="invalid_event")
+    if repo.event(session, "stripe", event_id) is not None:
+        return "duplicate"
+    kind = str(event.get("type", ""))
+    obj: dict[str, Any] = event.get("data", {}).get("object", {}) or {}
+    order_id = obj.get("client_reference_id") or (obj.get("metadata") or {}).get("order_id")
+    session.add(
+        PaymentEvent(
+            provider="stripe",
+            event_id=event_id,
+            type=kind,
+            order_id=str(order_id) if order_id else None,
+            payload=payload.decode("utf-8", "replace"),
+            received_at=now,
+        )
+    )
+    session.flush()
+    if kind not in (
+        "checkout.session.completed",
+        "checkout.session.async_payment_succeeded",
+        "checkout.session.expired",
+    ):
+        return "ignored"
+    order = repo.order(session, str(order_id)) if order_id else None
+    if order is None:
+        return "unknown_order"
+    if kind == "checkout.session.expired":
+        if order.status == "pending":
+            order.status = "expired"
+        return "expired"
+    if obj.get("payment_status") != "paid":
+        return "awaiting_payment"
+    if (
+        obj.get("amount_total") != order.amount_cents
+        or str(obj.get("currency", "")).lower() != order.currency.lower()
+    ):
+        order.status = "disputed"
+        return "amount_mismatch"
+    return (
+        "granted"
+        if complete_order(session, order, now=now, credit_days=credit_days)
+        else "already_paid"
+    )
+
+
+def receipt(order: Order) -> dict[str, Any]:
+    return {
+        "order": order.id,
+        "credits": order.credits,
+        "amount": f"{order.amount_cents / 100:.2f} {order.currency.upper()}",
+        "status": order.status,
+        "paid_at": order.paid_at.isoformat() if order.paid_at else None,
+    }

@@ -1,0 +1,232 @@
+"""`removeany admin ...`: moderation from the command line. Every action needs --reason and is
+written to the audit log as `cli:<operating-system user>`."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from removeany.infra.settings import Settings
+
+admin_app = typer.Typer(
+    help="Moderate users, credits, services, terms; read the audit log.", no_args_is_help=True
+)
+
+T = TypeVar("T")
+Reason = Annotated[str, typer.Option("--reason", "-r", help="Why (required, audit-logged).")]
+
+
+def _actor() -> Any:
+    from removeany.moderation.audit import Actor
+
+    try:
+        who = getpass.getuser()
+    except Exception:
+        who = "unknown"
+    return Actor(None, f"cli:{who}")
+
+
+@contextmanager
+def _context() -> Iterator[Any]:
+    from removeany.context import build_context
+    from removeany.errors import DomainError
+
+    ctx = build_context(Settings(), migrate=True)
+    try:
+        yield ctx
+    except DomainError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        ctx.close()
+
+
+def _in_transaction(work: Callable[[Any, Any], T]) -> T:
+    with _context() as ctx, ctx.db.transaction() as session:
+        return work(ctx, session)
+
+
+def _describe(user: Any) -> str:
+    flags = [user.status]
+    if user.is_admin:
+        flags.append("admin")
+    if user.locked_at is not None:
+        flags.append("locked")
+    return f"{user.id}\t{user.email}\t{','.join(flags)}"
+
+
+@admin_app.command("users")
+def users(
+    query: Annotated[str, typer.Argument(help="Part of an email address, or an id.")] = "",
+    status: Annotated[str, typer.Option(help="Only this status.")] = "",
+) -> None:
+    """Search users: id, email, status."""
+    from removeany.moderation import service as moderation
+
+    def work(_ctx: Any, session: Any) -> None:
+        for user in moderation.search_users(session, query, status=status, limit=500):
+            typer.echo(_describe(user))
+
+    _in_transaction(work)
+
+
+def _user_action(name: str, user_ref: str, reason: str) -> None:
+    from removeany.moderation import service as moderation
+    from removeany.privacy import service as privacy
+
+    with _context() as ctx:
+        with ctx.db.transaction() as session:
+            user = moderation.find_user(session, user_ref)
+            action = getattr(moderation, {"delete": "delete_user"}.get(name, name))
+            keys = action(session, _actor(), user, reason, now=ctx.now())
+            line = _describe(user)
+        if name == "delete":
+            privacy.delete_files(ctx.storage, keys)
+        typer.echo(line)
+
+
+@admin_app.command("restrict")
+def restrict(user: str, reason: Reason) -> None:
+    """No processing (jobs refused with account_restricted)."""
+    _user_action("restrict", user, reason)
+
+
+@admin_app.command("ban")
+def ban(user: str, reason: Reason) -> None:
+    """No sign-in; sessions and API keys revoked."""
+    _user_action("ban", user, reason)
+
+
+@admin_app.command("reinstate")
+def reinstate(user: str, reason: Reason) -> None:
+    """Lift a restriction or ban."""
+    _user_action("reinstate", user, reason)
+
+
+@admin_app.command("delete")
+def delete(
+    user: str,
+    reason: Reason,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase the account's images and personal data (the ledger stays, anonymised)."""
+    if not yes:
+        typer.confirm(f"Delete {user} and erase their data?", abort=True)
+    _user_action("delete", user, reason)
+
+
+@admin_app.command("credits")
+def credits(
+    user: str,
+    amount: Annotated[
+        int,
+        typer.Argument(help="Positive grants, negative revokes (put options first, then -- -5)."),
+    ],
+    reason: Reason,
+    days: Annotated[int | None, typer.Option(help="Expiry of granted credits.")] = None,
+) -> None:
+    """Grant or revoke credits."""
+    from removeany.credits import service as ledger
+    from removeany.moderation import service as moderation
+
+    def work(ctx: Any, session: Any) -> None:
+        target = moderation.find_user(session, user)
+        if amount >= 0:
+            moderation.grant_credits(
+                session, _actor(), target, amount, reason, now=ctx.now(), days=days
+            )
+        else:
+            moderation.revoke_credits(session, _actor(), target, -amount, reason, now=ctx.now())
+        balance = ledger.balance(session, target.id, ctx.now())
+        typer.echo(f"{target.email}: {balance.available} credits available")
+
+    _in_transaction(work)
+
+
+@admin_app.command("service")
+def service(
+    name: Annotated[str, typer.Argument(help="e.g. remove_background")],
+    status: Annotated[str, typer.Argument(help="active, suspended or disabled")],
+    reason: Reason,
+    message: Annotated[str, typer.Option(help="Shown to users and in API errors.")] = "",
+) -> None:
+    """Suspend, disable or re-activate a service."""
+    from removeany.moderation import service as moderation
+
+    def work(ctx: Any, session: Any) -> None:
+        row = moderation.set_service_status(
+            session, _actor(), name, status, message, reason, now=ctx.now()
+        )
+        typer.echo(f"{row.service}: {row.status} {row.message}".rstrip())
+
+    _in_transaction(work)
+
+
+@admin_app.command("announce")
+def announce(
+    message: str,
+    level: Annotated[str, typer.Option(help="info or warning")] = "info",
+) -> None:
+    """Show an announcement on every page."""
+    from removeany.moderation import service as moderation
+
+    def work(ctx: Any, session: Any) -> None:
+        row = moderation.announce(session, _actor(), message, now=ctx.now(), level=level)
+        typer.echo(f"announcement {row.id} published")
+
+    _in_transaction(work)
+
+
+@admin_app.command("publish-terms")
+def publish_terms(
+    folder: Annotated[
+        Path,
+        typer.Argument(help="Holds terms_en.md, terms_zh.md, privacy_en.md and privacy_zh.md."),
+    ],
+    summary: Annotated[str, typer.Option(help="What changed (emailed to every user).")],
+) -> None:
+    """Publish a new version of the terms; every user is emailed and must accept it."""
+    from removeany.legal import service as legal
+    from removeany.legal.routes import notify_new_terms
+
+    texts = {
+        n: (folder / f"{n}.md").read_text(encoding="utf-8")
+        for n in ("terms_en", "terms_zh", "privacy_en", "privacy_zh")
+    }
+    with _context() as ctx:
+        with ctx.db.transaction() as session:
+            terms = legal.publish(session, _actor(), summary=summary, now=ctx.now(), **texts)
+            recipients = list(legal.users_to_notify(session))
+        notify_new_terms(ctx, terms, recipients)
+        typer.echo(f"published version {terms.version}; notified {len(recipients)} users")
+
+
+@admin_app.command("audit")
+def audit_log(
+    query: Annotated[str, typer.Argument(help="Filter by target, action or actor.")] = "",
+    limit: int = 100,
+) -> None:
+    """The audit log, newest first."""
+    from removeany.moderation import audit
+
+    def work(_ctx: Any, session: Any) -> None:
+        for e in audit.entries(session, query=query, limit=limit):
+            typer.echo(
+                f"{e.created_at:%Y-%m-%d %H:%M:%S}\t{e.actor}\t{e.action}\t{e.target}\t{e.reason}"
+            )
+
+    _in_transaction(work)
+
+
+@admin_app.command("retention")
+def retention() -> None:
+    """Delete originals and results older than the retention period now."""
+    from removeany.privacy.service import run_retention
+
+    with _context() as ctx:
+        typer.echo(f"deleted the files of {run_retention(ctx)} jobs")

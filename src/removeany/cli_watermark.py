@@ -1,0 +1,208 @@
+"""Offline ``removeany remove-watermark``: restore the pixels under visible watermarks.
+
+    removeany remove-watermark photo.jpg -o clean.jpg
+    removeany remove-watermark a.jpg b.jpg c.jpg -o outdir/     # joint estimate when shared
+    removeany remove-watermark photo.png -o clean.png --mask mask.png
+
+Batch outputs keep each input's file name, size and format (``OUTDIR/<input name>``). The
+function returns an exit code (0 all written, 1 some inputs failed, 2 usage error) and keeps
+Typer metadata in its signature; the CLI registers it through a wrapper that raises
+``typer.Exit`` with it.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import numpy.typing as npt
+import typer
+from PIL import Image
+from rich.console import Console
+
+from removeany.engine.errors import ImageError, ModelError
+from removeany.engine.io import OutputFormat, decode_image, encode_image, sniff_format
+from removeany.engine.watermark import (
+    TEXT_DETECTOR,
+    load_text_detector,
+    restore,
+    restore_batch,
+)
+
+DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 100_000_000
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+_ENCODED: dict[str, OutputFormat] = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
+_SUFFIX_FORMAT = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".gif": "GIF",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+
+
+@dataclass
+class _Loaded:
+    source: Path
+    target: Path
+    image: Image.Image
+    fmt: str  # Pillow format name of the input
+
+
+def remove_watermark_command(
+    inputs: Annotated[list[Path], typer.Argument(help="Watermarked image files.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output file for one input; for several, a folder receiving files of the same "
+            "names and formats.",
+        ),
+    ],
+    mask: Annotated[
+        Path | None,
+        typer.Option(help="Mask image (white = watermark); overrides detection."),
+    ] = None,
+    joint: Annotated[
+        bool,
+        typer.Option(help="Estimate a watermark shared by same-sized inputs from all of them."),
+    ] = True,
+    model_dir: Annotated[Path | None, typer.Option(help="Folder holding model files.")] = None,
+    max_bytes: Annotated[int, typer.Option(help="Largest input file in bytes.")] = (
+        DEFAULT_MAX_BYTES
+    ),
+    max_pixels: Annotated[int, typer.Option(help="Largest input in pixels.")] = (
+        DEFAULT_MAX_PIXELS
+    ),
+) -> int:
+    """Remove visible watermarks; keeps going past failed inputs and returns an exit code."""
+    err = Console(stderr=True)
+    if not inputs:
+        err.print("error: give at least one input image.", markup=False)
+        return EXIT_USAGE
+    many = len(inputs) > 1 or output.is_dir()
+    if many and output.exists() and not output.is_dir():
+        err.print(
+            f"error: {output} exists and is not a folder; give a folder for several inputs.",
+            markup=False,
+        )
+        return EXIT_USAGE
+    mask_arr: npt.NDArray[np.uint8] | None = None
+    if mask is not None:
+        try:
+            mask_arr = np.asarray(Image.open(mask).convert("L"), np.uint8)
+        except (OSError, ValueError) as exc:
+            err.print(f"error: cannot read the mask {mask}: {exc}", markup=False)
+            return EXIT_USAGE
+    detector = None
+    if mask_arr is None:
+        try:
+            detector = load_text_detector(model_dir)
+        except ModelError as exc:
+            err.print(f"error: {exc.message}", markup=False, highlight=False)
+            return EXIT_USAGE
+        if detector is None:
+            err.print(
+                f"error: the text detector ({TEXT_DETECTOR.filename}) is not installed; run "
+                "`removeany models fetch`, or give --mask.",
+                markup=False,
+                highlight=False,
+            )
+            return EXIT_USAGE
+
+    failures: list[tuple[Path, str]] = []
+    loaded: list[_Loaded] = []
+    seen: set[Path] = set()
+    for src in inputs:
+        target = output / src.name if many else output
+        if target.resolve() in seen:
+            failures.append((src, f"duplicate_output: another input is also written to {target}"))
+            continue
+        if many and target.resolve() == src.resolve():
+            failures.append((src, "same_file: the output would overwrite the input"))
+            continue
+        seen.add(target.resolve())
+        try:
+            data = src.read_bytes()
+            image = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+            fmt = sniff_format(data) or "PNG"
+        except ImageError as exc:
+            failures.append((src, f"{exc.code}: {exc.message}"))
+            continue
+        except OSError as exc:
+            failures.append((src, f"io_error: {exc.strerror or exc}"))
+            continue
+        if mask_arr is not None and mask_arr.shape != (image.height, image.width):
+            failures.append(
+                (
+                    src,
+                    f"mask_size: the mask is {mask_arr.shape[1]}x"
+                    f"{mask_arr.shape[0]} but the image is {image.width}x"
+                    f"{image.height}; give a mask of the image's size",
+                )
+            )
+            continue
+        if not many:
+            fmt = _SUFFIX_FORMAT.get(output.suffix.lower(), fmt)
+        loaded.append(_Loaded(src, target, image, fmt))
+
+    if loaded:
+        images = [item.image for item in loaded]
+        if joint and len(images) > 1:
+            results = restore_batch(images, mask=mask_arr, detector=detector)
+        else:
+            results = [restore(im, mask=mask_arr, detector=detector) for im in images]
+        for item, res in zip(loaded, results, strict=True):
+            out = _with_alpha(res.image, item.image)
+            problem = _write(out, item.target, item.fmt)
+            if problem is not None:
+                failures.append((item.source, problem))
+            else:
+                found = "; ".join(res.notes) if res.notes else "no watermark found"
+                print(f"{item.source} -> {item.target} ({found})")
+
+    for src, problem in failures:
+        err.print(f"error: {src}: {problem}", markup=False, highlight=False)
+    done = len(inputs) - len(failures)
+    print(f"{done} of {len(inputs)} images written to {output}")
+    if failures:
+        names = ", ".join(str(s) for s, _ in failures)
+        err.print(f"failed: {names}", markup=False, highlight=False)
+        return EXIT_FAILURES
+    return EXIT_OK
+
+
+def _with_alpha(rgb: npt.NDArray[np.uint8], like: Image.Image) -> Image.Image:
+    if like.mode == "RGBA":
+        return Image.fromarray(np.dstack([rgb, np.asarray(like.getchannel("A"))]), "RGBA")
+    return Image.fromarray(rgb, "RGB")
+
+
+def _write(image: Image.Image, target: Path, fmt: str) -> str | None:
+    try:
+        if fmt in _ENCODED:
+            data = encode_image(image, _ENCODED[fmt], quality=95)
+        else:
+            buf = io.BytesIO()
+            im = image
+            if fmt == "GIF":
+                im = image.convert("RGB").quantize(256)
+            elif fmt == "BMP" and image.mode == "RGBA":
+                im = image.convert("RGB")
+            im.save(buf, fmt)
+            data = buf.getvalue()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    except ImageError as exc:
+        return f"{exc.code}: {exc.message}"
+    except OSError as exc:
+        return f"io_error: {exc.strerror or exc}"
+    return None

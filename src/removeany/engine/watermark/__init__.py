@@ -1,0 +1,356 @@
+"""Visible-watermark removal that restores the pixels underneath.
+
+Most visible watermarks are alpha blends ``J = (1 - a) I + a W``; where ``a < 1`` the original
+is still in the pixels, so we estimate ``a`` and ``W`` and invert the blend, and inpaint only
+where ``a`` is close to 1. Batches that share a watermark are estimated jointly.
+
+    from removeany.engine.watermark import remove_watermark, remove_watermark_batch
+    clean = remove_watermark(pil_image)                   # detect, estimate, restore
+    clean = remove_watermark(pil_image, mask=user_mask)   # the user's mask overrides detection
+    cleans = remove_watermark_batch([im1, im2, im3])      # joint estimate when they share one
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from removeany.engine.watermark._ops import F32, Bool, dilate, inpaint
+from removeany.engine.watermark.detect import (
+    TEXT_DETECTOR,
+    TextDetector,
+    boxes_to_mask,
+    is_tiled,
+    load_text_detector,
+    text_regions,
+)
+from removeany.engine.watermark.estimate import Estimate, estimate
+from removeany.engine.watermark.restore import guard, unblend
+
+Box = tuple[int, int, int, int]
+ImageLike = TypeVar("ImageLike", Image.Image, npt.NDArray[np.uint8])
+
+# Below this many same-sized images a batch is processed image by image.
+MIN_JOINT = 3
+# At most this many images feed the joint estimate (memory and time stay bounded).
+MAX_JOINT = 12
+# Longest side at which the joint estimate is computed; larger batches are estimated on a
+# reduced copy and the estimate is scaled back up.
+JOINT_MAX_SIDE = 640
+# Look for the shared mark's text on the batch's median image first.
+MEDIAN_DETECTION = True
+# Evidence of transparency (0..1) a detected text region needs before it is treated as a
+# watermark: placed where watermarks go (corner, edge, centre, tiled) or anywhere else.
+_ANY_EVIDENCE = 0.5
+_INNER_EVIDENCE = 0.6
+# Guard for detected marks: edges must drop by this fraction, the brightness gap to the
+# surroundings must shrink to this ratio, and a kept patch must change this many pixels.
+GUARD_GAIN = 0.1
+GUARD_GAP_RATIO = 0.7
+GUARD_MIN_PIXELS = 40
+# Guard for user masks: the gap to the surroundings must not stay as large as it was.
+USER_GAP_RATIO = 0.9
+# A detected layer fainter than this is too weak to be sure it is a watermark.
+MIN_DETECTED_OPACITY = 0.15
+
+
+@dataclass
+class WatermarkResult:
+    """Restored RGB pixels plus what was found, for callers that want to show it."""
+
+    image: npt.NDArray[np.uint8]
+    mask: Bool  # pixels that were changed
+    alpha: F32  # estimated watermark opacity per pixel
+    notes: list[str] = field(default_factory=list)
+
+
+def _to_rgb_array(image: Image.Image | npt.NDArray[np.uint8]) -> tuple[F32, F32 | None]:
+    """RGB float32 pixels and, if present, the alpha channel to carry through untouched."""
+    if isinstance(image, Image.Image):
+        if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+            rgba = np.asarray(image.convert("RGBA"), np.float32)
+            return np.ascontiguousarray(rgba[..., :3]), rgba[..., 3]
+        return np.asarray(image.convert("RGB"), np.float32), None
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        return np.repeat(arr[..., None], 3, axis=2).astype(np.float32), None
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        return np.ascontiguousarray(arr[..., :3], np.float32), arr[..., 3].astype(np.float32)
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        return arr.astype(np.float32), None
+    raise ValueError(f"expected an HxW, HxWx3 or HxWx4 image, got shape {arr.shape}")
+
+
+def _from_rgb_array(
+    rgb: npt.NDArray[np.uint8], extra: F32 | None, like: Image.Image | npt.NDArray[np.uint8]
+) -> Image.Image | npt.NDArray[np.uint8]:
+    if isinstance(like, Image.Image):
+        if extra is not None:
+            a = np.clip(np.rint(extra), 0, 255).astype(np.uint8)
+            return Image.fromarray(np.dstack([rgb, a]), "RGBA")
+        if like.mode == "L":
+            return Image.fromarray(rgb, "RGB").convert("L")
+        return Image.fromarray(rgb, "RGB")
+    src = np.asarray(like)
+    if src.ndim == 2:
+        return np.asarray(Image.fromarray(rgb, "RGB").convert("L"))
+    if extra is not None:
+        return np.dstack([rgb, np.clip(np.rint(extra), 0, 255).astype(np.uint8)])
+    return rgb
+
+
+def _user_region(
+    mask: npt.NDArray[np.generic] | None, boxes: Sequence[Box] | None, shape: tuple[int, int]
+) -> Bool | None:
+    region: Bool | None = None
+    if mask is not None:
+        m = np.asarray(mask)
+        if m.ndim == 3:
+            m = m[..., 0] if m.shape[2] < 4 else m[..., 3]
+        if m.shape != shape:
+            raise ValueError(f"mask is {m.shape[1]}x{m.shape[0]}, image is {shape[1]}x{shape[0]}")
+        region = m > (127 if m.dtype == np.uint8 else 0)
+    if boxes:
+        bm = boxes_to_mask(list(boxes), shape)
+        region = bm if region is None else (region | bm)
+    return region
+
+
+def _to_u8(x: F32) -> npt.NDArray[np.uint8]:
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def detect_regions(rgb: npt.NDArray[np.uint8], detector: TextDetector) -> tuple[Bool, Bool]:
+    """(likely watermark text, text that must prove itself transparent) masks."""
+    h, w = rgb.shape[:2]
+    regions = text_regions(detector.probability(rgb))
+    likely = np.zeros((h, w), bool)
+    doubtful = np.zeros((h, w), bool)
+    tiled = is_tiled(regions, (h, w))
+    for r in regions:
+        if tiled or r.placement in ("corner", "edge", "center"):
+            likely |= r.mask
+        else:
+            doubtful |= r.mask
+    return likely, doubtful & ~likely
+
+
+def _restore_region(
+    cur: F32, region: Bool, *, user: bool, min_evidence: float, notes: list[str]
+) -> tuple[F32, Bool, F32]:
+    h, w = region.shape
+    est = estimate(cur[None], region)
+    if not est.layers:
+        return cur, np.zeros((h, w), bool), np.zeros((h, w), np.float32)
+    if not user:
+        faint = [x for x in est.layers if x.opacity < MIN_DETECTED_OPACITY]
+        if faint and len(faint) == len(est.layers):
+            notes.append("faint structure kept: too little opacity to be sure it is a watermark")
+            return cur, np.zeros((h, w), bool), np.zeros((h, w), np.float32)
+        ev = est.layers[0].evidence
+        if ev < min_evidence:
+            notes.append(f"text kept: looks opaque (scene text), transparency evidence {ev:.2f}")
+            return cur, np.zeros((h, w), bool), np.zeros((h, w), np.float32)
+    out = unblend(cur, est.alpha, est.color)
+    if user:
+        out, kept = guard(cur, out, est.alpha > 0, min_gain=0.0, max_gap_ratio=USER_GAP_RATIO)
+    else:
+        out, kept = guard(
+            cur,
+            out,
+            est.alpha > 0,
+            min_gain=GUARD_GAIN,
+            max_gap_ratio=GUARD_GAP_RATIO,
+            min_pixels=GUARD_MIN_PIXELS,
+        )
+    changed = kept & (est.alpha > 0)
+    if changed.any():
+        for info in est.layers:
+            notes.append(f"{info.polarity} layer removed, opacity {info.opacity:.2f}")
+    else:
+        notes.append("estimate rejected by the guard: restoring would not have removed the mark")
+    return out, changed, np.where(changed, est.alpha, 0.0).astype(np.float32)
+
+
+def restore(
+    image: Image.Image | npt.NDArray[np.uint8],
+    *,
+    mask: npt.NDArray[np.generic] | None = None,
+    boxes: Sequence[Box] | None = None,
+    detector: TextDetector | None = None,
+    model_dir: Path | None = None,
+) -> WatermarkResult:
+    """Find and remove a watermark in one image; the full result with masks and notes."""
+    rgb_f, _ = _to_rgb_array(image)
+    h, w = rgb_f.shape[:2]
+    notes: list[str] = []
+    user = _user_region(mask, boxes, (h, w))
+    cur = rgb_f.copy()
+    changed = np.zeros((h, w), bool)
+    alpha = np.zeros((h, w), np.float32)
+    if user is not None:
+        if user.any():
+            cur, changed, alpha = _restore_region(
+                cur, dilate(user, 2), user=True, min_evidence=0.0, notes=notes
+            )
+            if not changed.any():
+                # Nothing semi-transparent found where the user pointed: fill it in.
+                cur = inpaint(cur, user, 5)
+                changed = user.copy()
+                alpha = user.astype(np.float32)
+                notes.append("user mask inpainted")
+        return WatermarkResult(_to_u8(cur), changed, alpha, notes)
+    det = detector if detector is not None else load_text_detector(model_dir)
+    if det is None:
+        notes.append(f"text detector {TEXT_DETECTOR.filename} not installed; nothing detected")
+        return WatermarkResult(_to_u8(cur), changed, alpha, notes)
+    likely, doubtful = detect_regions(_to_u8(rgb_f), det)
+    for region, min_ev in ((likely, _ANY_EVIDENCE), (doubtful, _INNER_EVIDENCE)):
+        if not region.any():
+            continue
+        cur, ch, al = _restore_region(cur, region, user=False, min_evidence=min_ev, notes=notes)
+        changed |= ch
+        alpha = np.maximum(alpha, al)
+    return WatermarkResult(_to_u8(cur), changed, alpha, notes)
+
+
+def remove_watermark(
+    image: ImageLike,
+    *,
+    mask: npt.NDArray[np.generic] | None = None,
+    boxes: Sequence[Box] | None = None,
+    detector: TextDetector | None = None,
+    model_dir: Path | None = None,
+) -> ImageLike:
+    """Remove a visible watermark from one image; returns the same kind (PIL or array), size
+    and channels. ``mask`` (HxW bool/uint8) or ``boxes`` [(x0, y0, x1, y1)] override detection."""
+    res = restore(image, mask=mask, boxes=boxes, detector=detector, model_dir=model_dir)
+    _, extra = _to_rgb_array(image)
+    out = _from_rgb_array(res.image, extra, image)
+    return out  # type: ignore[return-value]
+
+
+def restore_batch(
+    images: Sequence[Image.Image | npt.NDArray[np.uint8]],
+    *,
+    mask: npt.NDArray[np.generic] | None = None,
+    boxes: Sequence[Box] | None = None,
+    detector: TextDetector | None = None,
+    model_dir: Path | None = None,
+) -> list[WatermarkResult]:
+    """Remove a shared watermark from several images; same-sized groups are estimated jointly."""
+    arrays = [_to_rgb_array(im)[0] for im in images]
+    results: list[WatermarkResult | None] = [None] * len(arrays)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, a in enumerate(arrays):
+        groups.setdefault((a.shape[0], a.shape[1]), []).append(i)
+    for shape, idx in groups.items():
+        if len(idx) < MIN_JOINT:
+            for i in idx:
+                results[i] = restore(
+                    images[i],
+                    mask=mask if _fits(mask, shape) else None,
+                    boxes=boxes,
+                    detector=detector,
+                    model_dir=model_dir,
+                )
+            continue
+        user = _user_region(mask, boxes, shape) if _fits(mask, shape) else None
+        region = dilate(user, 2) if user is not None else None
+        # Estimate from at most MAX_JOINT images spread over the group; apply to all.
+        step = -(-len(idx) // MAX_JOINT)
+        stack = np.stack([arrays[i] for i in idx[::step]]).astype(np.float32)
+        if region is None and MEDIAN_DETECTION:
+            det = detector if detector is not None else load_text_detector(model_dir)
+            if det is not None:
+                # On the median image the shared mark is crisp and the photos blur away.
+                med = _to_u8(np.median(stack, axis=0))
+                likely, doubtful = detect_regions(med, det)
+                found = likely | doubtful
+                if found.any():
+                    region = dilate(found, max(2, min(shape) // 50))
+        est: Estimate = _estimate_bounded(stack, region)
+        if not est.layers:
+            # Nothing shared by these images: treat each on its own.
+            for i in idx:
+                res = restore(
+                    images[i], mask=mask, boxes=boxes, detector=detector, model_dir=model_dir
+                )
+                res.notes.insert(0, "no shared watermark; processed on its own")
+                results[i] = res
+            continue
+        for i in idx:
+            j = arrays[i]
+            notes = [f"joint estimate from {len(stack)} images"]
+            notes += [f"{x.polarity} layer removed, opacity {x.opacity:.2f}" for x in est.layers]
+            out = unblend(j, est.alpha, est.color)
+            out, kept = guard(
+                j,
+                out,
+                est.alpha > 0,
+                min_gain=0.0,
+            )
+            changed = kept & (est.alpha > 0)
+            results[i] = WatermarkResult(_to_u8(out), changed, est.alpha, notes)
+    return [r for r in results if r is not None]
+
+
+def _estimate_bounded(stack: F32, region: Bool | None) -> Estimate:
+    """Joint estimate, on a reduced copy when the images are large (time stays bounded)."""
+    _, h, w, _ = stack.shape
+    scale = JOINT_MAX_SIDE / max(h, w)
+    if scale >= 1.0:
+        return estimate(stack, region)
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    small = np.stack([cv2.resize(im, (sw, sh), interpolation=cv2.INTER_AREA) for im in stack])
+    reg = None
+    if region is not None:
+        reg = cv2.resize(region.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST) > 0
+    est = estimate(small.astype(np.float32), reg)
+    alpha = cv2.resize(est.alpha, (w, h), interpolation=cv2.INTER_LINEAR)
+    color = cv2.resize(est.color, (w, h), interpolation=cv2.INTER_NEAREST)
+    support = cv2.resize(est.support.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+    return Estimate(
+        np.asarray(alpha, np.float32), np.asarray(color, np.float32), support > 0, est.layers
+    )
+
+
+def _fits(mask: npt.NDArray[np.generic] | None, shape: tuple[int, int]) -> bool:
+    return mask is None or np.asarray(mask).shape[:2] == shape
+
+
+def remove_watermark_batch(
+    images: Sequence[ImageLike],
+    *,
+    mask: npt.NDArray[np.generic] | None = None,
+    boxes: Sequence[Box] | None = None,
+    detector: TextDetector | None = None,
+    model_dir: Path | None = None,
+) -> list[ImageLike]:
+    """Remove a watermark shared by ``images``; each output keeps its input's kind and size."""
+    res = restore_batch(images, mask=mask, boxes=boxes, detector=detector, model_dir=model_dir)
+    outs: list[ImageLike] = []
+    for im, r in zip(images, res, strict=True):
+        _, extra = _to_rgb_array(im)
+        outs.append(_from_rgb_array(r.image, extra, im))  # type: ignore[arg-type]
+    return outs
+
+
+__all__ = [
+    "TEXT_DETECTOR",
+    "TextDetector",
+    "WatermarkResult",
+    "detect_regions",
+    "load_text_detector",
+    "remove_watermark",
+    "remove_watermark_batch",
+    "restore",
+    "restore_batch",
+]

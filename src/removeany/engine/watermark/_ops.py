@@ -1,0 +1,88 @@
+"""Small numeric helpers shared by detection, estimation and restoration."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+F32 = npt.NDArray[np.float32]
+U8 = npt.NDArray[np.uint8]
+Bool = npt.NDArray[np.bool_]
+
+
+def luma(img: F32) -> F32:
+    """Rec.601 luminance of an HxWx3 float image."""
+    out = img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
+    return np.asarray(out, np.float32)
+
+
+def to_u8(img: npt.NDArray[np.floating] | F32) -> U8:
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def ellipse(size: int) -> U8:
+    size = max(1, int(size))
+    return np.asarray(cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)), np.uint8)
+
+
+def dilate(mask: Bool, radius: int) -> Bool:
+    if radius <= 0:
+        return mask.copy()
+    out = cv2.dilate(mask.astype(np.uint8), ellipse(2 * radius + 1))
+    return np.asarray(out, bool)
+
+
+def erode(mask: Bool, radius: int) -> Bool:
+    if radius <= 0:
+        return mask.copy()
+    out = cv2.erode(mask.astype(np.uint8), ellipse(2 * radius + 1))
+    return np.asarray(out, bool)
+
+
+def inpaint(img: F32, mask: Bool, radius: int = 3, *, method: str = "telea") -> F32:
+    """OpenCV inpainting of ``mask`` pixels of a float HxWx3 image (0..255)."""
+    if not mask.any():
+        return img.copy()
+    flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
+    out = cv2.inpaint(to_u8(img), mask.astype(np.uint8), radius, flag)
+    res = img.copy()
+    res[mask] = out[mask].astype(np.float32)
+    return res
+
+
+def box_blur(x: F32, radius: int) -> F32:
+    k = 2 * radius + 1
+    return np.asarray(cv2.blur(x, (k, k), borderType=cv2.BORDER_REFLECT), np.float32)
+
+
+def guided_filter(guide: F32, src: F32, radius: int, eps: float) -> F32:
+    """Grey-guide guided filter (He et al.), edge-preserving smoothing of ``src``."""
+    mean_i = box_blur(guide, radius)
+    mean_p = box_blur(src, radius)
+    corr_ip = box_blur(guide * src, radius)
+    var_i = box_blur(guide * guide, radius) - mean_i * mean_i
+    a = np.asarray((corr_ip - mean_i * mean_p) / (var_i + eps), np.float32)
+    b = np.asarray(mean_p - a * mean_i, np.float32)
+    out = box_blur(a, radius) * guide + box_blur(b, radius)
+    return np.asarray(out, np.float32)
+
+
+def bbox(mask: Bool, pad: int, shape: tuple[int, int]) -> tuple[slice, slice] | None:
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return None
+    h, w = shape
+    y0 = max(int(ys.min()) - pad, 0)
+    y1 = min(int(ys.max()) + pad + 1, h)
+    x0 = max(int(xs.min()) - pad, 0)
+    x1 = min(int(xs.max()) + pad + 1, w)
+    return slice(y0, y1), slice(x0, x1)
+
+
+def grad_energy(img: F32, mask: Bool) -> float:
+    """Sum of absolute luminance gradients over ``mask`` (a total-variation measure)."""
+    y = luma(img) if img.ndim == 3 else img
+    gx = np.abs(np.diff(y, axis=1, append=y[:, -1:]))
+    gy = np.abs(np.diff(y, axis=0, append=y[-1:, :]))
+    return float((gx + gy)[mask].sum())

@@ -1,0 +1,190 @@
+"""Find where a visible watermark is.
+
+Text is found by the PP-OCR text detector (DB, ONNX, from the ``rapidocr`` wheel, fetched and
+verified at install time; never downloaded here). A text region is kept as a *watermark*
+candidate, not scene text, by these cues: it sits near a corner, an edge or the centre, it
+repeats (tiling), or - decided later, when alpha is estimated - the background shows through
+it (semi-transparency). In a batch, what every image shares at the same place is the
+watermark (median gradient across images), which also finds logos without any text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from removeany.engine.models import (
+    ModelSpec,
+    WheelSource,
+    default_model_dir,
+    model_path,
+    verify_model_file,
+)
+from removeany.engine.watermark._ops import F32, U8, Bool
+
+# PP-OCRv6 small text detector, shipped inside the rapidocr wheel on PyPI. Fetched and
+# verified at install time by ``models.fetch_model``; never downloaded at run time.
+TEXT_DETECTOR = ModelSpec(
+    name="ppocr-det",
+    filename="PP-OCRv6_det_small.onnx",
+    sha256="090f04abcd9d9a7498bc4ebf677e4cb9bdce1fe4197ddb7e529f1ef44e1ff94f",
+    input_size=(736, 736),
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
+    source=WheelSource("rapidocr==3.10.0", "rapidocr/models/PP-OCRv6_det_small.onnx"),
+)
+
+_PROB_THRESH = 0.3
+_BOX_THRESH = 0.5
+_UNCLIP = 1.6
+# Longest side the detector sees; watermark lettering is large enough at this scale.
+DETECT_SIDE = 640
+LARGE_REGION = 0.2
+
+
+@dataclass(frozen=True)
+class TextRegion:
+    """One detected text line: its pixel mask (unclipped like DB does) and placement cues."""
+
+    mask: Bool
+    score: float
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1
+    placement: str  # "corner", "edge", "center" or "inner"
+
+
+class TextDetector:
+    """PP-OCR DB text detector on ONNX Runtime (CPU unless told otherwise)."""
+
+    def __init__(self, model_path: Path, *, verify: bool = True, threads: int = 2) -> None:
+        if verify:
+            verify_model_file(model_path, TEXT_DETECTOR.sha256)
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self._session: Any = ort.InferenceSession(
+            str(model_path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+        self._input = self._session.get_inputs()[0].name
+
+    def probability(self, image: U8, *, side: int = DETECT_SIDE) -> F32:
+        """Text probability map (HxW, 0..1) for an RGB uint8 image."""
+        h, w = image.shape[:2]
+        ratio = side / max(h, w) if max(h, w) > side else 1.0
+        if min(h, w) * ratio < 320:
+            ratio = 320 / min(h, w)
+            ratio = min(ratio, 1600 / max(h, w))
+        rh = max(32, round(h * ratio / 32) * 32)
+        rw = max(32, round(w * ratio / 32) * 32)
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        x = cv2.resize(bgr, (rw, rh)).astype(np.float32) / 255.0
+        x = (x - 0.5) / 0.5
+        x = x.transpose(2, 0, 1)[None]
+        out = self._session.run(None, {self._input: x})[0]
+        prob = np.asarray(out[0, 0], np.float32)
+        return np.asarray(cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
+
+
+def default_detector_path(model_dir: Path | None = None) -> Path:
+    """Where the text detector is installed (``model_dir`` or the engine's model directory)."""
+    return model_path(TEXT_DETECTOR, model_dir or default_model_dir())
+
+
+_CACHE: dict[str, TextDetector] = {}
+
+
+def load_text_detector(model_dir: Path | None = None) -> TextDetector | None:
+    """The installed text detector, or None when it is not installed."""
+    path = default_detector_path(model_dir)
+    key = str(path.resolve())
+    if key in _CACHE:
+        return _CACHE[key]
+    if not path.is_file():
+        return None
+    det = TextDetector(path)
+    _CACHE[key] = det
+    return det
+
+
+def _placement(x0: int, y0: int, x1: int, y1: int, h: int, w: int) -> str:
+    if (x1 - x0) * (y1 - y0) > LARGE_REGION * h * w:
+        return "inner"  # covers much of the picture: placement says nothing
+    cx, cy = (x0 + x1) / 2 / w, (y0 + y1) / 2 / h
+    near_x = x0 < 0.12 * w or x1 > 0.88 * w
+    near_y = y0 < 0.12 * h or y1 > 0.88 * h
+    if near_x and near_y:
+        return "corner"
+    if near_x or near_y:
+        return "edge"
+    if abs(cx - 0.5) < 0.2 and abs(cy - 0.5) < 0.2:
+        return "center"
+    return "inner"
+
+
+def text_regions(prob: F32) -> list[TextRegion]:
+    """DB post-processing: threshold, score each blob, grow it like DB's unclip."""
+    h, w = prob.shape
+    bitmap = np.asarray(
+        cv2.dilate((prob > _PROB_THRESH).astype(np.uint8), np.ones((2, 2), np.uint8)), np.uint8
+    )
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(bitmap, connectivity=8)
+    out: list[TextRegion] = []
+    for i in range(1, n):
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        if min(bw, bh) < 3 or area < 12:
+            continue
+        comp = labels[y : y + bh, x : x + bw] == i
+        score = float(prob[y : y + bh, x : x + bw][comp].mean())
+        if score < _BOX_THRESH:
+            continue
+        pts = np.argwhere(comp)[:, ::-1].astype(np.float32)
+        (_, _), (rw, rh), _ = cv2.minAreaRect(pts)
+        rw, rh = max(rw, 1.0), max(rh, 1.0)
+        dist = int(np.ceil(rw * rh * _UNCLIP / (2 * (rw + rh)))) + 2
+        x0, y0 = max(x - dist, 0), max(y - dist, 0)
+        x1, y1 = min(x + bw + dist, w), min(y + bh + dist, h)
+        m = np.zeros((h, w), np.uint8)
+        m[y : y + bh, x : x + bw] = comp.astype(np.uint8)
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dist + 1, 2 * dist + 1))
+        sub = cv2.dilate(m[y0:y1, x0:x1], k)
+        full = np.zeros((h, w), bool)
+        full[y0:y1, x0:x1] = sub > 0
+        out.append(
+            TextRegion(
+                mask=full,
+                score=score,
+                box=(x0, y0, x1, y1),
+                placement=_placement(x0, y0, x1, y1, h, w),
+            )
+        )
+    return out
+
+
+def is_tiled(regions: list[TextRegion], shape: tuple[int, int]) -> bool:
+    """Many similar text lines spread over the image: a tiled watermark."""
+    if len(regions) < 4:
+        return False
+    heights = np.array([r.box[3] - r.box[1] for r in regions], float)
+    similar = np.abs(heights - np.median(heights)) < 0.35 * np.median(heights)
+    if similar.sum() < 4:
+        return False
+    h, w = shape
+    cys = np.array([(r.box[1] + r.box[3]) / 2 / h for r in regions])[similar]
+    cxs = np.array([(r.box[0] + r.box[2]) / 2 / w for r in regions])[similar]
+    return bool(np.ptp(cys) > 0.4 and np.ptp(cxs) > 0.4)
+
+
+def boxes_to_mask(boxes: list[tuple[int, int, int, int]], shape: tuple[int, int]) -> Bool:
+    """User boxes (x0, y0, x1, y1), clipped to the image, as a mask."""
+    h, w = shape
+    m = np.zeros((h, w), bool)
+    for x0, y0, x1, y1 in boxes:
+        xa, xb = sorted((max(0, min(int(x0), w)), max(0, min(int(x1), w))))
+        ya, yb = sorted((max(0, min(int(y0), h)), max(0, min(int(y1), h))))
+        m[ya:yb, xa:xb] = True
+    return m

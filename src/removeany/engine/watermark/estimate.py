@@ -1,0 +1,625 @@
+"""Estimate a visible watermark's opacity (alpha) and colour (W) from the pixels.
+
+The model is the alpha blend ``J = (1 - alpha) * I + alpha * W``. Near the watermark the
+original ``I`` is approximated by a background ``B`` inpainted from the surrounding pixels, so
+``J - B ~= alpha * (W - B)`` gives a per-pixel alpha once ``W`` is known.
+
+* Single image: one layer per polarity (light marks over the image, dark marks or drop
+  shadows), each with one colour and one opacity; the opacity is refined by minimising the
+  total variation of the restored pixels (a wrong opacity leaves or inverts the glyph edges).
+* Batch (images sharing a watermark at the same place): per-pixel regression across images,
+  ``J_k = beta * B_k + c`` with ``alpha = 1 - beta`` and ``alpha * W = c`` (Dekel et al.,
+  CVPR 2017, in spirit: the watermark is what all images have in common), then edge-aware
+  smoothing with a guided filter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from removeany.engine.watermark._ops import (
+    F32,
+    Bool,
+    bbox,
+    dilate,
+    guided_filter,
+    inpaint,
+    luma,
+)
+
+Polarity = Literal["light", "dark"]
+
+MIN_OPACITY = 0.06
+STROKE_FRACTION = 0.045
+MAX_OPACITY = 0.95
+GUIDE_RADIUS = 2
+GUIDE_EPS = 1e-4
+SNAP_HIGH = 0.85
+SNAP_LOW = 0.1
+TV_STEPS = 9
+ICM_ITERS = 3
+REFINE_ROUNDS = 2
+PAIR_ROUNDS = 1
+SPARSITY = 2.0
+SUPPORT_GROW = 2
+TIGHTEN_ROUNDS = 1
+MIN_GAIN = 0.02
+MIN_GAIN_JOINT = 0.003
+OUTLIER_MADS = 6.0
+RING_MADS = 3.0
+SMOOTH_SINGLE = 20.0
+ICM_MAX_IMAGES = 8
+
+
+@dataclass
+class LayerInfo:
+    """One constant-colour layer that was found and peeled off."""
+
+    polarity: str
+    opacity: float
+    color: tuple[float, float, float]
+    evidence: float  # 0..1: the background shows through (semi-transparent overlay)
+    gain: float  # relative drop of edge energy when the layer is removed
+
+
+@dataclass
+class Estimate:
+    """The watermark as one alpha blend: J = (1 - alpha) I + alpha * color."""
+
+    alpha: F32  # HxW in [0, MAX_OPACITY]
+    color: F32  # HxWx3 in [0, 255]
+    support: Bool  # where the mark may be (alpha is zero elsewhere)
+    layers: list[LayerInfo]
+
+
+def stroke_size(shape: tuple[int, int]) -> int:
+    """Structuring-element size that covers the strokes of typical watermark lettering."""
+    return int(max(9, round(min(shape) * STROKE_FRACTION)) | 1)
+
+
+def stroke_response(gray: F32, polarity: Polarity, ksize: int) -> F32:
+    """Top-hat (light) or black-hat (dark) response: thin structures brighter/darker."""
+    # Large elements are square (separable) so that big images stay cheap.
+    shape = cv2.MORPH_ELLIPSE if ksize <= 25 else cv2.MORPH_RECT
+    k = cv2.getStructuringElement(shape, (ksize, ksize))
+    if polarity == "light":
+        out = gray - cv2.morphologyEx(gray, cv2.MORPH_OPEN, k)
+    else:
+        out = cv2.morphologyEx(gray, cv2.MORPH_CLOSE, k) - gray
+    return np.asarray(out, np.float32)
+
+
+def otsu_threshold(values: F32, floor: float) -> float:
+    if values.size == 0:
+        return floor
+    v = np.clip(values, 0, 255).astype(np.uint8).reshape(-1, 1)
+    t, _ = cv2.threshold(v, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    return max(float(t), floor)
+
+
+def stroke_candidates(
+    resp: F32, region: Bool, floor: float = 3.0, min_area: int = 4, *, otsu: bool = True
+) -> Bool:
+    vals = resp[region]
+    t = otsu_threshold(vals, floor) if otsu else floor
+    cand = (resp > t) & region
+    if not cand.any():
+        return cand
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(cand.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
+    return np.asarray(keep[labels], bool)
+
+
+def _peak(values: F32) -> float | None:
+    v = values[(values > 0.05) & (values < 1.0)]
+    if v.size < 10:
+        return None
+    hist, edges = np.histogram(v, bins=60, range=(0.05, 1.0))
+    smooth = np.convolve(hist.astype(np.float64), np.array([1, 2, 3, 2, 1], float), "same")
+    # the lettering's interior dominates the upper part; ignore the noise floor near 0
+    i = int(np.argmax(smooth * np.linspace(0.6, 1.4, smooth.size)))
+    return float((edges[i] + edges[i + 1]) / 2)
+
+
+def _transparency_evidence(j: F32, b: F32, core: Bool) -> float:
+    """0..1: how well J inside the lettering follows the background (slope > 0, correlated)."""
+    if int(core.sum()) < 12:
+        return 0.0
+    jj = luma(j)[core].astype(np.float64)
+    bb = luma(b)[core].astype(np.float64)
+    sb = bb.std()
+    if sb < 4.0:
+        return 0.5  # flat background: transparency cannot be told apart from opacity
+    r = float(np.corrcoef(jj, bb)[0, 1])
+    return float(np.clip(r, 0.0, 1.0))
+
+
+def _core_fit(js: F32, bs: F32, a: F32, core: Bool) -> tuple[float, F32] | None:
+    """Regress J = beta * B + c over the core pixels of all images (beta shared)."""
+    if int(core.sum()) < 12:
+        return None
+    jj = js[:, core].reshape(-1, 3).astype(np.float64)
+    bb = bs[:, core].reshape(-1, 3).astype(np.float64)
+    jc = jj - jj.mean(axis=0)
+    bc = bb - bb.mean(axis=0)
+    den = float(np.sum(bc * bc))
+    if den < 16.0**2 * bb.shape[0]:
+        return None  # the background barely varies: opacity and colour are confounded
+    beta = float(np.sum(jc * bc) / den)
+    opacity = 1.0 - beta
+    if not (MIN_OPACITY <= opacity <= MAX_OPACITY):
+        return None
+    col = (jj.mean(axis=0) - beta * bb.mean(axis=0)) / opacity
+    return opacity, np.clip(col, 0, 255).astype(np.float32)
+
+
+def _pooled_alpha(js: F32, bs: F32, col: F32) -> tuple[F32, Bool]:
+    """Per-pixel alpha for a known colour, pooled over all images and channels."""
+    d = col - bs if col.ndim == 1 else col[None] - bs
+    axes = (0, bs.ndim - 1)
+    num = np.sum((js - bs) * d, axis=axes)
+    den = np.sum(d * d, axis=axes)
+    a = num / np.maximum(den, 1.0)
+    obs = den > js.shape[0] * 15.0**2
+    return np.asarray(a, np.float32), np.asarray(obs, bool)
+
+
+def _color_for(js: F32, bs: F32, core: Bool, opacity: float) -> F32:
+    """Unbiased colour for a given opacity: mean of (J - (1 - a) B) / a over the core."""
+    jj = js[:, core].reshape(-1, 3).astype(np.float64)
+    bb = bs[:, core].reshape(-1, 3).astype(np.float64)
+    col = (jj.mean(axis=0) - (1.0 - opacity) * bb.mean(axis=0)) / opacity
+    return np.asarray(np.clip(col, 0, 255), np.float32)
+
+
+def _tv_stack(imgs: F32, band: Bool) -> float:
+    y = imgs[..., 0] * 0.299 + imgs[..., 1] * 0.587 + imgs[..., 2] * 0.114
+    gx = np.abs(np.diff(y, axis=2, append=y[:, :, -1:]))
+    gy = np.abs(np.diff(y, axis=1, append=y[:, -1:, :]))
+    return float((gx + gy)[:, band].sum())
+
+
+def _refine_tv(
+    js: F32, bs: F32, cand: Bool, core: Bool, opacity: float, col: F32, steps: int = TV_STEPS
+) -> tuple[float, F32]:
+    """Search the opacity (colour tied to it) whose restoration leaves the fewest edges."""
+    h, w = cand.shape
+    ys, xs = np.nonzero(dilate(cand, 1))
+    if ys.size == 0:
+        return opacity, col
+    # Restored values are needed at the band pixels and at their right and lower neighbours.
+    pts_y = np.concatenate([ys, ys, np.minimum(ys + 1, h - 1)])
+    pts_x = np.concatenate([xs, np.minimum(xs + 1, w - 1), xs])
+    flat = pts_y * w + pts_x
+    uniq, inv = np.unique(flat, return_inverse=True)
+    uy, ux = uniq // w, uniq % w
+    ju = js[:, uy, ux]
+    bu = bs[:, uy, ux]
+    cu = cand[uy, ux]
+    n = ys.size
+    best = (float("inf"), opacity, col)
+    for f in np.linspace(0.6, 1.4, steps):
+        op = float(np.clip(opacity * f, MIN_OPACITY, MAX_OPACITY))
+        c = _color_for(js, bs, core, op)
+        a, _ = _pooled_alpha(ju, bu, c)
+        sm = np.clip(a / op, 0.0, 1.0)
+        sm[~cu] = 0.0
+        al = (sm * op)[None, :, None]
+        rest = np.clip((ju - al * c) / (1.0 - np.minimum(al, 0.95)), 0, 255)
+        y = rest[..., 0] * 0.299 + rest[..., 1] * 0.587 + rest[..., 2] * 0.114
+        yp = y[:, inv]
+        tv = float(
+            np.abs(yp[:, :n] - yp[:, n : 2 * n]).sum() + np.abs(yp[:, :n] - yp[:, 2 * n :]).sum()
+        )
+        if tv < best[0]:
+            best = (tv, op, c)
+    return best[1], best[2]
+
+
+def refine_alpha(
+    js: F32,
+    color: F32,
+    alpha: F32,
+    support: Bool,
+    *,
+    offsets: F32 | None = None,
+    iters: int = ICM_ITERS,
+    smooth: float = 0.0,
+    max_images: int = ICM_MAX_IMAGES,
+    max_alpha: float = MAX_OPACITY,
+    below: tuple[F32, F32] | None = None,
+    sparsity: float = SPARSITY,
+) -> F32:
+    """Refine per-pixel alpha so that the restored images are as smooth as natural images are.
+
+    Iterated conditional modes on a checkerboard: each support pixel tries alpha values near
+    its current one and keeps the one whose restored colours, in every image at once, differ
+    least (L1) from the restored 4-neighbours. Texture under the mark differs from image to
+    image while the mark's edges are the same in all, so with several images this recovers
+    the mark's exact shape, anti-aliasing included.
+    """
+    if offsets is None:
+        offsets = np.linspace(-0.1, 0.1, 11).astype(np.float32)
+    ks = js[:max_images]
+    k, h, w, _ = ks.shape
+    a = alpha.astype(np.float32).copy()
+    ys, xs = np.nonzero(support)
+    if ys.size == 0:
+        return a
+    col = np.broadcast_to(color, (h, w, 3)).astype(np.float32)
+    parity = (ys + xs) % 2
+    nbrs = [
+        (np.clip(ys + dy, 0, h - 1), np.clip(xs + dx, 0, w - 1))
+        for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0))
+    ]
+    # Restored values are only ever needed at the support's 4-neighbours: keep those alone.
+    flat = np.concatenate([ny * w + nx for ny, nx in nbrs])
+    uniq, inv = np.unique(flat, return_inverse=True)
+    inv = inv.reshape(4, ys.size)
+    uy, ux = uniq // w, uniq % w
+    ku, cu = ks[:, uy, ux], col[uy, ux]
+    jx_all, wx_all = ks[:, ys, xs], col[ys, xs]
+    if below is not None:
+        b_a = np.minimum(below[0], MAX_OPACITY)[..., None].astype(np.float32)
+        b_c = np.broadcast_to(below[1], (h, w, 3)).astype(np.float32)
+        bau, bcu = b_a[uy, ux], b_c[uy, ux]
+        bax_all, bcx_all = b_a[ys, xs], b_c[ys, xs]
+    for _ in range(iters):
+        for par in (0, 1):
+            sel = parity == par
+            py, px = ys[sel], xs[sel]
+            au = a[uy, ux][None, :, None]
+            restored = (ku - au * cu[None]) / (1.0 - au)
+            if below is not None:
+                restored = (restored - bau[None] * bcu[None]) / (1.0 - bau[None])
+                bax, bcx = bax_all[sel], bcx_all[sel]
+            cur = a[py, px]
+            jx = jx_all[:, sel]
+            wx = wx_all[sel]
+            n_i = [restored[:, inv[d][sel]] for d in range(4)]
+            n_a = [a[ny[sel], nx[sel]] for ny, nx in nbrs]
+            best = np.full(cur.shape, np.inf, np.float32)
+            best_a = cur.copy()
+            for d in (*offsets, None):
+                # None: try "no mark here" outright
+                v = np.zeros_like(cur) if d is None else np.clip(cur + d, 0.0, max_alpha)
+                ix = (jx - v[None, :, None] * wx[None]) / (1.0 - v[None, :, None])
+                if below is not None:
+                    ix = (ix - bax[None] * bcx[None]) / (1.0 - bax[None])
+                e = np.zeros(cur.shape, np.float32)
+                for n in n_i:
+                    e += np.abs(ix - n).sum(axis=(0, 2))
+                # In J's units: otherwise the division by (1 - alpha) would favour low alpha
+                e *= 1.0 - v
+                # A little prior towards "no mark here", scaled like the data term.
+                e += sparsity * (12.0 * k) * v
+                if smooth:
+                    for na in n_a:
+                        e += smooth * np.abs(v - na)
+                better = e < best
+                best[better] = e[better]
+                best_a[better] = v[better]
+            a[py, px] = best_a
+    return a
+
+
+def lsq_color(js: F32, bs: F32, alpha: F32, fallback: F32) -> F32:
+    """Least-squares constant colour given per-pixel alpha: J - (1 - a) B = a W."""
+    m = alpha > 0.15
+    if int(m.sum()) < 12:
+        return fallback
+    aa = alpha[m][None, :, None].astype(np.float64)
+    jj = js[:, m].astype(np.float64)
+    bb = bs[:, m].astype(np.float64)
+    num = (aa * (jj - (1.0 - aa) * bb)).sum(axis=(0, 1))
+    den = float((aa * aa).sum()) * js.shape[0]
+    return np.asarray(np.clip(num / den, 0, 255), np.float32)
+
+
+def fit_layer(
+    js: F32,
+    bs: F32,
+    cand: Bool,
+    polarity: Polarity,
+    *,
+    init_color: F32 | None = None,
+    tv_steps: int = TV_STEPS,
+) -> tuple[F32, float, F32, float] | None:
+    """Fit one constant-colour layer to K images given their backgrounds.
+
+    Returns (alpha HxW, opacity, colour, peakiness) or None when there is no such layer.
+    """
+    col = (
+        init_color.astype(np.float32)
+        if init_color is not None
+        else np.full(3, 255.0 if polarity == "light" else 0.0, np.float32)
+    )
+    # Work on the candidate pixels only (K x N x 3): far cheaper than whole boxes.
+    ys, xs = np.nonzero(cand)
+    jf = np.ascontiguousarray(js[:, ys, xs])
+    bf = np.ascontiguousarray(bs[:, ys, xs])
+    opacity = 0.0
+    for _ in range(3):
+        a, obs = _pooled_alpha(jf, bf, col)
+        peak = _peak(a[obs])
+        if peak is None:
+            return None
+        opacity = peak
+        core = obs & (np.abs(a - opacity) < 0.2 * opacity + 0.03)
+        fit = _core_fit(jf, bf, a, core)
+        if fit is None:
+            break
+        _, col_fit = fit
+        if polarity == "light" and float(luma(col_fit[None, None, :])[0, 0]) < 100:
+            break
+        if polarity == "dark" and float(luma(col_fit[None, None, :])[0, 0]) > 155:
+            break
+        col = col_fit
+    a, obs = _pooled_alpha(jf, bf, col)
+    peak = _peak(a[obs])
+    if peak is None:
+        return None
+    opacity = peak
+    core = obs & (np.abs(a - opacity) < 0.2 * opacity + 0.03)
+    if int(core.sum()) >= 12:
+        core_map = np.zeros(cand.shape, bool)
+        core_map[ys, xs] = core
+        opacity, col = _refine_tv(js, bs, cand, core_map, opacity, col, tv_steps)
+        a, obs = _pooled_alpha(jf, bf, col)
+    near = np.abs(a[obs] - opacity) < 0.2 * opacity + 0.03
+    peakiness = float(near.mean()) if near.size else 0.0
+    a_map = np.zeros(cand.shape, np.float32)
+    a_map[ys, xs] = a
+    return a_map, opacity, col, peakiness
+
+
+def _peel(js: F32, alpha: F32, color: F32) -> F32:
+    a = np.minimum(alpha, MAX_OPACITY)[None, ..., None]
+    return np.asarray((js - a * color) / (1.0 - a), np.float32)
+
+
+def _refine_pair(
+    js: F32,
+    bs: F32,
+    found: list[tuple[str, F32, F32, Bool, float]],
+    smooth: float,
+    rounds: int = PAIR_ROUNDS,
+    iters: int = ICM_ITERS,
+) -> list[tuple[str, F32, F32, Bool, float]]:
+    """Refine two stacked layers (e.g. lettering over its drop shadow) against each other."""
+    (p0, a0, c0, s0, o0), (p1, a1, c1, s1, o1) = found
+    for _ in range(rounds):
+        a0 = refine_alpha(
+            js,
+            c0,
+            a0,
+            s0,
+            smooth=smooth,
+            below=(a1, c1),
+            iters=iters,
+            max_alpha=min(MAX_OPACITY, o0 * 1.1 + 0.02),
+        )
+        base = (1.0 - np.minimum(a1, MAX_OPACITY))[None, ..., None] * bs + a1[None, ..., None] * c1
+        new0 = lsq_color(js, base.astype(np.float32), a0, c0)
+        if _color_ok(new0, p0):
+            c0 = new0
+        top = _peel(js, a0, c0)
+        a1 = refine_alpha(
+            top,
+            c1,
+            a1,
+            s1,
+            smooth=smooth,
+            iters=iters,
+            max_alpha=min(MAX_OPACITY, o1 * 1.1 + 0.02),
+        )
+        new1 = lsq_color(top, bs, a1, c1)
+        if _color_ok(new1, p1):
+            c1 = new1
+    return [(p0, a0, c0, s0, o0), (p1, a1, c1, s1, o1)]
+
+
+def _candidates(gray: F32, region: Bool, ksize: int) -> Bool:
+    """Thin light or dark structures (lettering strokes, rings) in K images (KxHxW)."""
+    cand = np.zeros(region.shape, bool)
+    k = gray.shape[0]
+    pol: Polarity
+    for pol in ("light", "dark"):
+        resps = [stroke_response(g, pol, ksize) for g in gray]
+        resp = np.asarray(resps[0] if k == 1 else np.median(np.stack(resps), axis=0), np.float32)
+        floor = 2.0 if k > 1 else 3.0
+        ref = dilate(region, ksize) & ~region
+        if int(ref.sum()) >= 50:
+            # A region that was pointed at (detection box, user mask): compare with its ring.
+            vals = resp[ref]
+            med = float(np.median(vals))
+            mad = float(np.median(np.abs(vals - med)))
+            t = max(floor, med + RING_MADS * 1.4826 * mad)
+            cand |= stroke_candidates(resp, region, floor=t, otsu=False)
+        else:
+            cand |= stroke_candidates(resp, _focus(resp, region, ksize), floor=floor)
+    if k > 1:
+        # Edges shared by every image (median gradient, as Dekel et al.) mark logos and fills.
+        gx = np.median(np.stack([cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) for g in gray]), axis=0)
+        gy = np.median(np.stack([cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) for g in gray]), axis=0)
+        gmag = np.hypot(gx, gy).astype(np.float32)
+        foc = _focus(gmag, region, ksize)
+        cand |= (gmag > otsu_threshold(gmag[foc], 8.0)) & foc
+    return cand
+
+
+def _focus(resp: F32, region: Bool, ksize: int) -> Bool:
+    """Within a large region, keep the neighbourhood of clear outliers of ``resp`` only."""
+    vals = resp[region]
+    if vals.size == 0:
+        return region
+    med = float(np.median(vals))
+    mad = float(np.median(np.abs(vals - med))) + 1e-3
+    strong = (resp > med + OUTLIER_MADS * 1.4826 * mad) & region
+    if not strong.any():
+        return strong
+    return dilate(strong, ksize // 2) & region
+
+
+def _energy(js: F32, band: Bool) -> float:
+    return float(_tv_stack(js, band)) / max(int(js.shape[0]), 1)
+
+
+def _color_ok(col: F32, polarity: str) -> bool:
+    y = float(col[0] * 0.299 + col[1] * 0.587 + col[2] * 0.114)
+    return y >= 96.0 if polarity == "light" else y <= 160.0
+
+
+def estimate(
+    images: F32,
+    region: Bool | None = None,
+    *,
+    ksize: int | None = None,
+    min_gain: float = MIN_GAIN,
+) -> Estimate:
+    """Estimate the watermark shared by K images (KxHxWx3; K=1 for a single image).
+
+    ``region`` limits where the mark is looked for (detection boxes or the user's mask).
+    """
+    k, h, w, _ = images.shape
+    if ksize is None:
+        ksize = stroke_size((h, w))
+    if region is None:
+        region = np.ones((h, w), bool)
+    alpha = np.zeros((h, w), np.float32)
+    color = np.zeros((h, w, 3), np.float32)
+    empty = Estimate(alpha, color, np.zeros((h, w), bool), [])
+    box = bbox(region, ksize + 4, (h, w))
+    if box is None:
+        return empty
+    js = np.ascontiguousarray(images[:, box[0], box[1]], dtype=np.float32)
+    reg = region[box]
+    gray = np.stack([luma(im) for im in js])
+    cand = _candidates(gray, reg, ksize)
+    sup = dilate(cand, SUPPORT_GROW) & dilate(reg, 1)
+    if int(sup.sum()) < 12:
+        return empty
+    bs = np.stack([inpaint(js[i], sup, 3) for i in range(k)])
+    guide = luma(np.median(js, axis=0).astype(np.float32) if k > 1 else js[0]) / 255.0
+    smooth = SMOOTH_SINGLE if k == 1 else 0.0
+    # One image has far less to go on than several: fewer, cheaper refinement passes.
+    rounds = REFINE_ROUNDS if k > 1 else 1
+    icm_iters = ICM_ITERS if k > 1 else 2
+    tv_steps = TV_STEPS if k > 1 else 7
+    first: dict[str, tuple[F32, float, F32, float]] = {}
+    cur = js.copy()
+    alpha_l = np.zeros(sup.shape, np.float32)
+    col_l = np.zeros((*sup.shape, 3), np.float32)
+    infos: list[LayerInfo] = []
+    found: list[tuple[str, F32, F32, Bool, float]] = []
+    fits: list[tuple[float, Polarity]] = []
+    for pol in ("light", "dark"):
+        fit = fit_layer(cur, bs, sup, pol, tv_steps=tv_steps)
+        if fit is not None:
+            first[pol] = fit
+            fits.append((float(np.clip(fit[0][sup], 0, None).sum()), pol))
+    # The mark brightens (light) or darkens (dark) its region against the ring around it.
+    ring = dilate(sup, max(3, ksize // 2)) & ~dilate(sup, 1)
+    if ring.any():
+        contrast = float(np.mean(gray[:, sup]) - np.mean(gray[:, ring]))
+        fits.sort(key=lambda t: 0 if (t[1] == "light") == (contrast > 0) else 1)
+    else:
+        fits.sort(key=lambda t: -t[0])
+    for n, (_, pol) in enumerate(fits):
+        # the first layer was fitted above; later ones are fitted on what is left
+        fit = first[pol] if n == 0 else fit_layer(cur, bs, sup, pol, tv_steps=tv_steps)
+        if fit is None:
+            continue
+        a, op, col, _peaky = fit
+        if not _color_ok(col, pol) or op >= MAX_OPACITY - 0.01:
+            continue  # no colour that fits, or opaque: not an overlay we can undo
+        s_map = np.clip(a / op, 0.0, 1.2)
+        s_map[~sup] = 0.0
+        s_map = np.clip(guided_filter(guide, s_map, GUIDE_RADIUS, GUIDE_EPS), 0.0, 1.0)
+        s_map[s_map > SNAP_HIGH] = 1.0
+        s_map[s_map < SNAP_LOW] = 0.0
+        s_map[~sup] = 0.0
+        al = (s_map * op).astype(np.float32)
+        sup_l = dilate(al > 0, 1) & sup
+        if not sup_l.any():
+            continue
+        for _ in range(rounds):
+            al = refine_alpha(
+                cur,
+                col,
+                al,
+                sup_l,
+                smooth=smooth,
+                iters=icm_iters,
+                max_alpha=min(MAX_OPACITY, op * 1.1 + 0.02),
+            )
+            new_col = lsq_color(cur, bs, al, col)
+            if _color_ok(new_col, pol):
+                col = new_col
+        al[al < 0.01] = 0.0
+        peeled = np.clip(
+            (cur - al[None, ..., None] * col)
+            / (1.0 - np.minimum(al, MAX_OPACITY)[None, ..., None]),
+            0,
+            255,
+        ).astype(np.float32)
+        band = dilate(sup_l, 1)
+        e0 = _energy(cur, band)
+        e1 = _energy(peeled, band)
+        gain = (e0 - e1) / max(e0, 1e-6)
+        if gain < (min_gain if k == 1 else MIN_GAIN_JOINT):
+            continue
+        core = al > 0.7 * float(al.max())
+        evidence = _transparency_evidence(cur[0], bs[0], core)
+        cur = peeled
+        found.append((pol, al, col, sup_l, op))
+        c3 = (float(col[0]), float(col[1]), float(col[2]))
+        infos.append(LayerInfo(pol, float(al.max()), c3, evidence, float(gain)))
+    for _ in range(TIGHTEN_ROUNDS if found and k > 1 else 0):
+        # Re-inpaint the backgrounds over only where the mark turned out to be, then refine.
+        total = np.zeros(sup.shape, np.float32)
+        for _, al, _, _, _ in found:
+            total = np.asarray(1.0 - (1.0 - total) * (1.0 - al), np.float32)
+        tight = dilate(total > 0.02, SUPPORT_GROW) & sup
+        if not tight.any():
+            break
+        bs = np.stack([inpaint(js[i], tight, 3) for i in range(k)])
+        if len(found) == 1:
+            pol, al, col, sup_l, op = found[0]
+            sup_l = sup_l & tight
+            for _ in range(2):
+                new_col = lsq_color(js, bs, al, col)
+                if _color_ok(new_col, pol):
+                    col = new_col
+                al = refine_alpha(
+                    js,
+                    col,
+                    al,
+                    sup_l,
+                    smooth=smooth,
+                    max_alpha=min(MAX_OPACITY, op * 1.1 + 0.02),
+                )
+            found = [(pol, al, col, sup_l, op)]
+    if len(found) == 2:
+        found = _refine_pair(js, bs, found, smooth, rounds if k > 1 else 1, icm_iters)
+        for info, (_, al, col, _, _) in zip(infos, found, strict=True):
+            info.opacity = float(al.max())
+            info.color = (float(col[0]), float(col[1]), float(col[2]))
+    for _, al, col, _, _ in found:
+        # compose: each layer lies below the ones before it
+        new_alpha = 1.0 - (1.0 - alpha_l) * (1.0 - al)
+        prem = col_l * alpha_l[..., None] + (1.0 - alpha_l[..., None]) * al[..., None] * col
+        alpha_l = new_alpha.astype(np.float32)
+        col_l = np.where(
+            alpha_l[..., None] > 0, prem / np.maximum(alpha_l[..., None], 1e-4), 0.0
+        ).astype(np.float32)
+    alpha[box] = np.minimum(alpha_l, MAX_OPACITY)
+    color[box] = col_l
+    support = np.zeros((h, w), bool)
+    support[box] = sup
+    return Estimate(alpha, color, support, infos)

@@ -1,0 +1,122 @@
+"""`removeany worker`: a Celery worker process on Redis running the same task code as the
+embedded queue (`jobs.worker.process_job`), plus a lease sweeper.
+
+The sweeper runs as a thread inside every process that executes tasks (each prefork child,
+started after its fork; the main process for the solo and threads pools). It never runs in a
+prefork parent: a thread there would be forked into every new child mid-flight (and children
+deadlocked on the locks it held), and the parent opens no database connection at all."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from removeany.infra.queue import TASK_NAME, celery_app
+from removeany.infra.settings import Settings
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from removeany.context import Context
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_state: dict[str, Context | None] = {"ctx": None}
+
+
+def _task_context(settings: Settings) -> Context:
+    """One Context per worker process, built after the fork (connections never cross it)."""
+    with _lock:
+        ctx = _state["ctx"]
+        if ctx is None:
+            import removeany.models_registry  # noqa: F401  (every table, for FK resolution)
+            from removeany.context import build_context
+
+            ctx = build_context(settings)
+            ctx.start_queue()
+            _state["ctx"] = ctx
+        return ctx
+
+
+def build_worker_app(settings: Settings, *, sweeper: bool = True, forks: bool = True) -> Celery:
+    from celery.signals import worker_process_init, worker_process_shutdown, worker_ready
+
+    app = celery_app(settings)
+
+    @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
+    def process(job_id: str) -> None:
+        from removeany.jobs.worker import process_job
+
+        process_job(_task_context(settings), job_id)
+
+    def start_sweeper() -> None:
+        if sweeper:
+            Sweeper(settings).start()
+
+    if forks:
+
+        @worker_process_init.connect(weak=False)  # type: ignore[untyped-decorator]
+        def _child_started(**_kwargs: object) -> None:
+            _state["ctx"] = None
+            start_sweeper()
+
+        @worker_process_shutdown.connect(weak=False)  # type: ignore[untyped-decorator]
+        def _child_exiting(**_kwargs: object) -> None:
+            ctx = _state["ctx"]
+            if ctx is not None:
+                ctx.close()
+                _state["ctx"] = None
+
+    else:
+
+        @worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
+        def _ready(**_kwargs: object) -> None:
+            start_sweeper()
+
+    return app
+
+
+class Sweeper(threading.Thread):
+    """Every `lease_sweep_seconds`: re-queue jobs whose worker vanished (lease expired) and
+    send a wake-up if work is waiting (insurance against lost messages). Any number of
+    sweepers may run at once: every change they make is a conditional UPDATE."""
+
+    def __init__(self, settings: Settings):
+        super().__init__(name="removeany-sweeper", daemon=True)
+        self.settings = settings
+
+    def run(self) -> None:
+        from removeany.jobs.worker import sweep_stale, wake
+
+        ctx = _task_context(self.settings)
+        while not ctx.stopping.wait(self.settings.lease_sweep_seconds):
+            try:
+                sweep_stale(ctx)
+                wake(ctx)
+            except Exception:
+                log.exception("lease sweep failed")
+
+
+def run_worker(
+    settings: Settings, *, concurrency: int, pool: str, loglevel: str, sweeper: bool = True
+) -> None:
+    if settings.queue_backend != "celery":
+        raise SystemExit(
+            "removeany worker needs REMOVEANY_QUEUE_BACKEND=celery (and REMOVEANY_BROKER_URL); "
+            "the embedded default runs jobs inside `removeany serve`."
+        )
+    app = build_worker_app(settings, sweeper=sweeper, forks=pool == "prefork")
+    app.worker_main(
+        [
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--pool={pool}",
+            f"--loglevel={loglevel}",
+            f"--queues={settings.queue_name}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+    )

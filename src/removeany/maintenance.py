@@ -1,0 +1,81 @@
+"""Scheduled upkeep: expire lots, release stale holds, warn about expiring credits. The
+embedded default runs it on a thread; scaled setups run `removeany sweep` from cron or a
+single worker."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+
+from removeany.accounts import repository as accounts_repo
+from removeany.context import Context
+from removeany.credits import repository as credits_repo
+from removeany.credits import service as ledger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    expired_credits: int
+    released_credits: int
+    expiry_warnings: int
+
+
+def run_sweeps(ctx: Context) -> SweepReport:
+    now = ctx.now()
+    with ctx.db.transaction() as session:
+        expired = ledger.expire_lots(session, now)
+        released = ledger.release_stale_holds(session, now)
+    warnings = _warn_expiring(ctx)
+    return SweepReport(expired, released, warnings)
+
+
+def _warn_expiring(ctx: Context) -> int:
+    now = ctx.now()
+    horizon = now + timedelta(days=ctx.settings.expiry_warning_days)
+    sent = 0
+    with ctx.db.transaction() as session:
+        for lot in credits_repo.lots_to_warn(session, now, horizon):
+            user = accounts_repo.user_by_id(session, lot.user_id)
+            lot.expiry_warned_at = now
+            if user is None or lot.expires_at is None:
+                continue
+            ctx.mailer.send(
+                user.email,
+                f"{lot.remaining} RemoveAny credits expire soon",
+                f"{lot.remaining} of your credits expire on {lot.expires_at:%Y-%m-%d %H:%M} UTC.\n"
+                "Use them before then; expired credits cannot be restored or refunded.\n\n"
+                f"Your credits: {ctx.settings.base_url.rstrip('/')}/billing\n",
+            )
+            sent += 1
+    return sent
+
+
+class Sweeper:
+    """Runs `run_sweeps` every `interval` seconds on a daemon thread until stopped."""
+
+    def __init__(self, ctx: Context, interval: float):
+        self.ctx = ctx
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="removeany-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                report = run_sweeps(self.ctx)
+            except Exception:
+                log.exception("maintenance sweep failed")
+            else:
+                if any(vars(report).values()):
+                    log.info("maintenance: %s", report)

@@ -1,0 +1,24 @@
+"""The checks before any new job is charged: the account may process, the service is
+available, and the current terms are accepted. Called inside the submission transaction,
+before the credits are reserved (api/submit.py; batches should call it too)."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from removeany.accounts.models import User
+from removeany.errors import Forbidden
+from removeany.legal import service as legal
+from removeany.moderation.service import require_service_available
+
+
+def check_submission(session: Session, user: User, service: str) -> None:
+    if user.status == "restricted":
+        raise Forbidden(
+            "Processing is disabled on this account by an administrator"
+            + (f" ({user.status_reason})" if user.status_reason else "")
+            + ". You can still download and export your data; contact the operator to appeal.",
+            code="account_restricted",
+        )
+    require_service_available(session, service)
+    legal.require_current(session, user)

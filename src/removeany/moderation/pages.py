@@ -1,0 +1,176 @@
+"""The admin web page: find users and act on them (with a reason), credits, service status,
+announcements, publishing new terms, and the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from removeany.api.auth import check_csrf
+from removeany.api.params import FormRowId, RowId
+from removeany.context import Context
+from removeany.errors import DomainError, Forbidden
+from removeany.legal import service as legal
+from removeany.legal.routes import notify_new_terms
+from removeany.moderation import audit
+from removeany.moderation import service as moderation
+from removeany.moderation.audit import Actor
+from removeany.privacy import service as privacy
+from removeany.web.routes import _ctx, _error_page, _to_login, _viewer, redirect, render
+
+router = APIRouter(include_in_schema=False)
+
+ADMIN_ONLY = Forbidden("Only administrators can open this page.", code="admin_only")
+
+
+def _page(
+    request: Request, ctx: Context, q: str = "", *, status_code: int = 200, **context: Any
+) -> Response:
+    with ctx.db.transaction() as session:
+        viewer = _viewer(ctx, session, request)
+        if viewer is None:
+            return _to_login(request)
+        if not viewer.user.is_admin:
+            return _error_page(request, ADMIN_ONLY, viewer)
+        return render(
+            request,
+            "admin.html",
+            status_code=status_code,
+            viewer=viewer,
+            q=q,
+            users=list(moderation.search_users(session, q, limit=50)),
+            services=list(moderation.service_statuses(session)),
+            announcements=list(moderation.current_announcements(session, ctx.now())),
+            entries=list(audit.entries(session, limit=50)),
+            terms=legal.current(session),
+            **context,
+        )
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin_page(request: Request, q: str = "", done: str = "") -> Response:
+    return _page(request, _ctx(request), q[:320], notice="Done." if done else None)
+
+
+def _act(request: Request, csrf_token: str, action: Any) -> Response:
+    ctx = _ctx(request)
+    keys: list[str] = []
+    try:
+        with ctx.db.transaction() as session:
+            viewer = _viewer(ctx, session, request)
+            if viewer is None:
+                return _to_login(request, "/admin")
+            if not viewer.user.is_admin:
+                return _error_page(request, ADMIN_ONLY, viewer)
+            check_csrf(viewer.web, csrf_token)
+            keys = action(ctx, session, Actor(viewer.user.id, viewer.user.email)) or []
+    except DomainError as exc:
+        return _page(request, ctx, status_code=exc.status_code, error=exc.message)
+    privacy.delete_files(ctx.storage, keys)
+    return redirect("/admin?done=1")
+
+
+@router.post("/admin/users/{user_id}", response_class=HTMLResponse)
+def user_action(
+    user_id: RowId,
+    request: Request,
+    action: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+    amount: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    def run(ctx: Context, session: Any, actor: Actor) -> list[str]:
+        user = moderation.find_user(session, user_id)
+        now = ctx.now()
+        if action == "restrict":
+            moderation.restrict(session, actor, user, reason, now=now)
+        elif action == "ban":
+            moderation.ban(session, actor, user, reason, now=now)
+        elif action == "reinstate":
+            moderation.reinstate(session, actor, user, reason, now=now)
+        elif action == "delete":
+            return moderation.delete_user(session, actor, user, reason, now=now)
+        elif action == "credits":
+            try:
+                value = int(amount)
+            except ValueError:
+                raise DomainError(
+                    "Enter a whole number of credits, e.g. 10 or -5.", code="invalid_amount"
+                ) from None
+            if value >= 0:
+                moderation.grant_credits(session, actor, user, value, reason, now=now)
+            else:
+                moderation.revoke_credits(session, actor, user, -value, reason, now=now)
+        else:
+            raise DomainError("Choose an action.", code="invalid_request")
+        return []
+
+    return _act(request, csrf_token, run)
+
+
+@router.post("/admin/services", response_class=HTMLResponse)
+def service_action(
+    request: Request,
+    service: Annotated[str, Form()] = "",
+    status: Annotated[str, Form()] = "",
+    message: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    def run(ctx: Context, session: Any, actor: Actor) -> None:
+        moderation.set_service_status(
+            session, actor, service, status, message, reason, now=ctx.now()
+        )
+
+    return _act(request, csrf_token, run)
+
+
+@router.post("/admin/announcements", response_class=HTMLResponse)
+def announce(
+    request: Request,
+    message: Annotated[str, Form()] = "",
+    level: Annotated[str, Form()] = "info",
+    withdraw: FormRowId = 0,
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    def run(ctx: Context, session: Any, actor: Actor) -> None:
+        if withdraw:
+            moderation.withdraw(session, actor, withdraw, now=ctx.now())
+        else:
+            moderation.announce(session, actor, message, now=ctx.now(), level=level)
+
+    return _act(request, csrf_token, run)
+
+
+@router.post("/admin/terms", response_class=HTMLResponse)
+def publish_terms(
+    request: Request,
+    summary: Annotated[str, Form()] = "",
+    terms_en: Annotated[str, Form()] = "",
+    terms_zh: Annotated[str, Form()] = "",
+    privacy_en: Annotated[str, Form()] = "",
+    privacy_zh: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    published: list[Any] = []
+
+    def run(ctx: Context, session: Any, actor: Actor) -> None:
+        terms = legal.publish(
+            session,
+            actor,
+            summary=summary,
+            terms_en=terms_en,
+            terms_zh=terms_zh,
+            privacy_en=privacy_en,
+            privacy_zh=privacy_zh,
+            now=ctx.now(),
+        )
+        published.append((terms, list(legal.users_to_notify(session))))
+
+    response = _act(request, csrf_token, run)
+    if published:
+        terms, recipients = published[0]
+        notify_new_terms(_ctx(request), terms, recipients)
+    return response

@@ -1,0 +1,330 @@
+"""Admin actions on accounts, credits, services and announcements. Every action needs a reason
+and writes an audit entry in the same transaction. Flushes, never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import Session
+
+from removeany.accounts import repository as accounts_repo
+from removeany.accounts import security
+from removeany.accounts.models import User
+from removeany.credits import service as ledger
+from removeany.errors import Conflict, DomainError, NotFound
+from removeany.moderation import audit
+from removeany.moderation.audit import Actor
+from removeany.moderation.models import Announcement, ServiceStatus
+from removeany.privacy import service as privacy
+
+STATUSES = ("active", "disabled", "suspended")
+
+
+def find_user(session: Session, ref: str | int) -> User:
+    """By id, or by email address."""
+    user: User | None
+    if isinstance(ref, int) or str(ref).isdigit():
+        user = accounts_repo.user_by_id(session, int(ref))
+    else:
+        user = accounts_repo.user_by_email(session, str(ref).strip().lower())
+    if user is None:
+        raise NotFound(f"No user {ref}.", code="user_not_found")
+    return user
+
+
+def search_users(
+    session: Session, query: str = "", *, status: str = "", limit: int = 50
+) -> Sequence[User]:
+    stmt = select(User).order_by(User.id).limit(min(max(limit, 1), 500))
+    q = query.strip().lower()
+    if q:
+        conditions: list[ColumnElement[bool]] = [User.email.ilike(f"%{q}%")]
+        if q.isdigit():
+            conditions.append(User.id == int(q))
+        stmt = stmt.where(or_(*conditions))
+    if status:
+        stmt = stmt.where(User.status == status)
+    return session.scalars(stmt).all()
+
+
+def _not_deleted(user: User) -> None:
+    if user.status == "deleted":
+        raise Conflict("This account was deleted.", code="user_deleted")
+
+
+def _set_status(
+    session: Session,
+    actor: Actor,
+    user: User,
+    status: str,
+    action: str,
+    reason: str,
+    now: datetime,
+) -> User:
+    _not_deleted(user)
+    reason = audit.require_reason(reason)
+    before = user.status
+    user.status = status
+    user.status_reason = reason if status != "active" else None
+    audit.record(
+        session,
+        actor,
+        action,
+        reason=reason,
+        now=now,
+        target_user_id=user.id,
+        target=user.email,
+        details={"from": before, "to": status},
+    )
+    return user
+
+
+def restrict(session: Session, actor: Actor, user: User, reason: str, *, now: datetime) -> User:
+    """The account may sign in, see and export its data, but not process images."""
+    return _set_status(session, actor, user, "restricted", "user.restrict", reason, now)
+
+
+def ban(session: Session, actor: Actor, user: User, reason: str, *, now: datetime) -> User:
+    """No sign-in; every session and API key is revoked now."""
+    if actor.id == user.id:
+        raise Conflict("You cannot ban yourself.", code="cannot_target_self")
+    _set_status(session, actor, user, "banned", "user.ban", reason, now)
+    security.revoke_sessions(session, user.id, now=now)
+    security.revoke_api_keys(session, user.id, now=now)
+    session.flush()
+    return user
+
+
+def reinstate(session: Session, actor: Actor, user: User, reason: str, *, now: datetime) -> User:
+    """Lift a restriction or ban (revoked sessions and keys stay revoked)."""
+    return _set_status(session, actor, user, "active", "user.reinstate", reason, now)
+
+
+def delete_user(
+    session: Session, actor: Actor, user: User, reason: str, *, now: datetime
+) -> list[str]:
+    """Erase the account (images, personal data); the audit entry keeps its email readable."""
+    if actor.id == user.id:
+        raise Conflict("Delete your own account from your account page.", code="cannot_target_self")
+    _not_deleted(user)
+    audit.record(
+        session,
+        actor,
+        "user.delete",
+        reason=reason,
+        now=now,
+        target_user_id=user.id,
+        target=user.email,
+    )
+    return privacy.erase_account(session, user, now=now)
+
+
+def grant_credits(
+    session: Session,
+    actor: Actor,
+    user: User,
+    amount: int,
+    reason: str,
+    *,
+    now: datetime,
+    days: int | None = None,
+) -> int:
+    _not_deleted(user)
+    if amount <= 0 or amount > 1_000_000:
+        raise DomainError("Grant between 1 and 1,000,000 credits.", code="invalid_amount")
+    reason = audit.require_reason(reason)
+    entry = audit.record(
+        session,
+        actor,
+        "credits.grant",
+        reason=reason,
+        now=now,
+        target_user_id=user.id,
+        target=user.email,
+        details={"amount": amount, "days": days},
+    )
+    ledger.grant(
+        session,
+        user.id,
+        amount,
+        source="admin",
+        now=now,
+        expires_at=now + timedelta(days=days) if days else None,
+        reference=f"admin:{entry.id}",
+        idempotency_key=f"admin-grant:{entry.id}",
+    )
+    return amount
+
+
+def revoke_credits(
+    session: Session, actor: Actor, user: User, amount: int, reason: str, *, now: datetime
+) -> int:
+    _not_deleted(user)
+    if amount <= 0:
+        raise DomainError("Revoke at least 1 credit.", code="invalid_amount")
+    reason = audit.require_reason(reason)
+    available = ledger.balance(session, user.id, now).available
+    if amount > available:
+        raise Conflict(
+            f"The user has {available} unspent credits; you cannot revoke {amount}.",
+            code="insufficient_credits",
+        )
+    entry = audit.record(
+        session,
+        actor,
+        "credits.revoke",
+        reason=reason,
+        now=now,
+        target_user_id=user.id,
+        target=user.email,
+        details={"amount": amount},
+    )
+    return ledger.revoke(session, user.id, amount, reference=f"admin:{entry.id}", now=now)
+
+
+# --- services --------------------------------------------------------------------------------
+
+
+def service_statuses(session: Session) -> Sequence[ServiceStatus]:
+    return session.scalars(select(ServiceStatus).order_by(ServiceStatus.service)).all()
+
+
+def service_status(session: Session, service: str) -> ServiceStatus | None:
+    return session.get(ServiceStatus, service)
+
+
+def set_service_status(
+    session: Session,
+    actor: Actor,
+    service: str,
+    status: str,
+    message: str,
+    reason: str,
+    *,
+    now: datetime,
+) -> ServiceStatus:
+    if status not in STATUSES:
+        raise DomainError(f"status must be one of {', '.join(STATUSES)}.", code="invalid_status")
+    service = service.strip()
+    if not service or len(service) > 40:
+        raise DomainError(
+            "Name the service (for example remove_background).", code="invalid_service"
+        )
+    if status != "active" and not message.strip():
+        raise DomainError(
+            "Write the message users will see (what and until when).", code="message_required"
+        )
+    row = session.get(ServiceStatus, service)
+    before = row.status if row is not None else "active"
+    if row is None:
+        row = ServiceStatus(service=service)
+        session.add(row)
+    row.status = status
+    row.message = message.strip()[:2000]
+    row.updated_at = now
+    row.updated_by = actor.name
+    audit.record(
+        session,
+        actor,
+        f"service.{status}",
+        reason=reason,
+        now=now,
+        target=f"service {service}",
+        details={"service": service, "from": before, "to": status, "message": row.message},
+    )
+    return row
+
+
+class ServiceUnavailable(DomainError):
+    status_code = 503
+
+
+def require_service_available(session: Session, service: str) -> None:
+    row = session.get(ServiceStatus, service)
+    if row is None or row.status == "active":
+        return
+    if row.status == "suspended":
+        raise ServiceUnavailable(
+            f"This service is temporarily suspended: {row.message} No credits were charged; "
+            "try again later.",
+            code="service_suspended",
+        )
+    raise ServiceUnavailable(
+        f"This service is disabled: {row.message} No credits were charged.",
+        code="service_disabled",
+    )
+
+
+# --- announcements ---------------------------------------------------------------------------
+
+
+def announce(
+    session: Session,
+    actor: Actor,
+    message: str,
+    *,
+    now: datetime,
+    level: str = "info",
+    ends_at: datetime | None = None,
+) -> Announcement:
+    text = message.strip()
+    if not text or len(text) > 2000:
+        raise DomainError(
+            "Write the announcement (up to 2,000 characters).", code="invalid_request"
+        )
+    if level not in ("info", "warning"):
+        raise DomainError("level must be info or warning.", code="invalid_request")
+    row = Announcement(
+        message=text,
+        level=level,
+        starts_at=now,
+        ends_at=ends_at,
+        created_at=now,
+        created_by=actor.name,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "announcement.create",
+        reason=text[:200],
+        now=now,
+        target=f"announcement {row.id}",
+        details={"id": row.id, "level": level},
+    )
+    return row
+
+
+def withdraw(session: Session, actor: Actor, announcement_id: int, *, now: datetime) -> None:
+    row = session.get(Announcement, announcement_id)
+    if row is None:
+        raise NotFound("No such announcement.")
+    if row.withdrawn_at is None:
+        row.withdrawn_at = now
+        audit.record(
+            session,
+            actor,
+            "announcement.withdraw",
+            reason="withdrawn",
+            now=now,
+            target=f"announcement {row.id}",
+            details={"id": row.id},
+        )
+    session.flush()
+
+
+def current_announcements(session: Session, now: datetime) -> Sequence[Announcement]:
+    stmt = (
+        select(Announcement)
+        .where(
+            Announcement.withdrawn_at.is_(None),
+            Announcement.starts_at <= now,
+            or_(Announcement.ends_at.is_(None), Announcement.ends_at > now),
+        )
+        .order_by(Announcement.id.desc())
+        .limit(5)
+    )
+    return session.scalars(stmt).all()

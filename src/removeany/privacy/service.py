@@ -1,0 +1,316 @@
+"""Privacy: files deleted after the retention period or on request, data export, account
+erasure that keeps an anonymised ledger. Flushes, never commits, except `run_retention`, which
+is a task boundary of its own (the maintenance loop and `removeany sweep` call it)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.orm import Session
+
+from removeany.accounts import security
+from removeany.accounts.models import (
+    ApiKey,
+    KnownDevice,
+    PasswordResetToken,
+    RecoveryCode,
+    User,
+    WebSession,
+)
+from removeany.credits import service as ledger
+from removeany.credits.models import CreditEntry, CreditHold, CreditLot
+from removeany.engine.io import sniff_format
+from removeany.errors import Conflict
+from removeany.infra.storage import Storage
+from removeany.jobs.models import Job
+from removeany.legal.models import TermsAcceptance
+from removeany.privacy.models import JobFileDeletion
+
+if TYPE_CHECKING:
+    from removeany.context import Context
+
+FINISHED = ("succeeded", "failed")
+BATCH = 200
+
+
+def deletion_of(session: Session, job_id: str) -> JobFileDeletion | None:
+    return session.get(JobFileDeletion, job_id)
+
+
+def job_keys(job: Job) -> list[str]:
+    return [k for k in (job.input_key, job.result_key) if k]
+
+
+def mark_deleted(session: Session, job: Job, *, reason: str, now: datetime) -> list[str]:
+    """Record that the job's files are gone; returns the storage keys to delete after commit
+    (a rolled-back transaction then leaves the files in place, never a row without files)."""
+    if deletion_of(session, job.id) is None:
+        session.add(JobFileDeletion(job_id=job.id, deleted_at=now, reason=reason))
+        session.flush()
+    return job_keys(job)
+
+
+def delete_files(storage: Storage, keys: Sequence[str]) -> None:
+    for key in keys:
+        storage.delete(key)
+
+
+def delete_job_files(session: Session, job: Job, *, now: datetime) -> list[str]:
+    """On request: a job that is still being processed keeps its files until it finishes."""
+    if job.status not in FINISHED:
+        raise Conflict(
+            "This job is still being processed. Delete its files when it has finished.",
+            code="job_not_finished",
+        )
+    return mark_deleted(session, job, reason="user", now=now)
+
+
+def due_for_retention(session: Session, now: datetime, hours: float) -> Sequence[Job]:
+    cutoff = now - timedelta(hours=hours)
+    stmt = (
+        select(Job)
+        .where(
+            Job.status.in_(FINISHED),
+            Job.created_at < cutoff,
+            ~exists().where(JobFileDeletion.job_id == Job.id),
+        )
+        .order_by(Job.created_at)
+        .limit(BATCH)
+    )
+    return session.scalars(stmt).all()
+
+
+def run_retention(ctx: Context) -> int:
+    """Delete originals and results of finished jobs older than the retention period
+    (REMOVEANY_RETENTION_HOURS, default 24), and prune stale throttle counters and reset
+    links. Returns how many jobs' files were deleted."""
+    with ctx.db.transaction() as session:
+        security.prune(session, now=ctx.now())
+    total = 0
+    while True:
+        with ctx.db.transaction() as session:
+            now = ctx.now()
+            keys: list[str] = []
+            jobs = due_for_retention(session, now, ctx.settings.retention_hours)
+            for job in jobs:
+                keys += mark_deleted(session, job, reason="retention", now=now)
+        delete_files(ctx.storage, keys)
+        total += len(jobs)
+        if len(jobs) < BATCH:
+            return total
+
+
+# --- export ---------------------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def export_account(session: Session, storage: Storage, user: User) -> bytes:
+    """A ZIP: account.json (everything we hold about the person) and images/ (stored files)."""
+    from removeany.legal.service import acceptances
+
+    jobs = session.scalars(select(Job).where(Job.user_id == user.id).order_by(Job.created_at))
+    deleted = {
+        d.job_id
+        for d in session.scalars(
+            select(JobFileDeletion)
+            .join(Job, Job.id == JobFileDeletion.job_id)
+            .where(Job.user_id == user.id)
+        )
+    }
+    buffer = io.BytesIO()
+    job_records: list[dict[str, Any]] = []
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for job in jobs:
+            files: dict[str, str] = {}
+            if job.id not in deleted:
+                for label, key in (("original", job.input_key), ("result", job.result_key)):
+                    if not key or not storage.exists(key):
+                        continue
+                    data = storage.get(key)
+                    ext = (sniff_format(data) or "bin").lower().replace("jpeg", "jpg")
+                    name = f"images/{job.id}/{label}.{ext}"
+                    archive.writestr(name, data)
+                    files[label] = name
+            job_records.append(
+                {
+                    "id": job.id,
+                    "service": job.service,
+                    "status": job.status,
+                    "options": job.options,
+                    "cost": job.cost,
+                    "input_name": job.input_name,
+                    "input_size": [job.input_width, job.input_height],
+                    "error_code": job.error_code,
+                    "created_at": _iso(job.created_at),
+                    "finished_at": _iso(job.finished_at),
+                    "files": files,
+                    "files_deleted": job.id in deleted,
+                }
+            )
+        record = {
+            "format": "removeany-export/1",
+            "account": {
+                "id": user.id,
+                "email": user.email,
+                "email_verified_at": _iso(user.email_verified_at),
+                "created_at": _iso(user.created_at),
+                "status": user.status,
+                "two_factor": user.has_2fa,
+                "password_changed_at": _iso(user.password_changed_at),
+            },
+            "terms_acceptances": [
+                {
+                    "version": a.version,
+                    "accepted_at": _iso(a.accepted_at),
+                    "ip": a.ip,
+                    "user_agent": a.user_agent,
+                }
+                for a in acceptances(session, user.id)
+            ],
+            "sessions": [
+                {
+                    "created_at": _iso(w.created_at),
+                    "last_seen_at": _iso(w.last_seen_at),
+                    "expires_at": _iso(w.expires_at),
+                    "revoked_at": _iso(w.revoked_at),
+                    "user_agent": w.user_agent,
+                    "ip": w.ip,
+                }
+                for w in session.scalars(select(WebSession).where(WebSession.user_id == user.id))
+            ],
+            "api_keys": [
+                {
+                    "name": k.name,
+                    "prefix": k.prefix,
+                    "created_at": _iso(k.created_at),
+                    "last_used_at": _iso(k.last_used_at),
+                    "revoked_at": _iso(k.revoked_at),
+                }
+                for k in session.scalars(select(ApiKey).where(ApiKey.user_id == user.id))
+            ],
+            "known_devices": [
+                {
+                    "user_agent": d.user_agent,
+                    "ip": d.ip,
+                    "first_seen_at": _iso(d.first_seen_at),
+                    "last_seen_at": _iso(d.last_seen_at),
+                }
+                for d in session.scalars(select(KnownDevice).where(KnownDevice.user_id == user.id))
+            ],
+            "credit_lots": [
+                {
+                    "id": lot.id,
+                    "source": lot.source,
+                    "amount": lot.amount,
+                    "remaining": lot.remaining,
+                    "expires_at": _iso(lot.expires_at),
+                    "created_at": _iso(lot.created_at),
+                }
+                for lot in session.scalars(select(CreditLot).where(CreditLot.user_id == user.id))
+            ],
+            "credit_entries": [
+                {
+                    "lot_id": e.lot_id,
+                    "kind": e.kind,
+                    "amount": e.amount,
+                    "reference": e.reference,
+                    "created_at": _iso(e.created_at),
+                }
+                for e in session.scalars(
+                    select(CreditEntry)
+                    .where(CreditEntry.user_id == user.id)
+                    .order_by(CreditEntry.id)
+                )
+            ],
+            "jobs": job_records,
+        }
+        archive.writestr("account.json", json.dumps(record, indent=2, ensure_ascii=False))
+    return buffer.getvalue()
+
+
+# --- erasure --------------------------------------------------------------------------------
+
+
+def erase_account(session: Session, user: User, *, now: datetime) -> list[str]:
+    """Erase images and personal data at once; keep the credit ledger, anonymised (the users
+    row stays as `deleted-<id>@invalid` so ledger rows keep their owner id). Returns storage
+    keys to delete after commit."""
+    if user.status == "deleted":
+        return []
+    keys: list[str] = []
+    jobs = session.scalars(select(Job).where(Job.user_id == user.id)).all()
+    for job in jobs:
+        job.input_name = ""
+        if job.status == "running":
+            # The worker may still store a result: delete the original now and leave the
+            # job to the retention sweep, which deletes the result when it has finished.
+            keys.append(job.input_key)
+            continue
+        if job.status == "queued":
+            # Not started: it will never run, and its held credits go back before revocation.
+            job.status = "failed"
+            job.error_code = "account_deleted"
+            job.error_message = "The account was deleted."
+            job.finished_at = now
+            ledger.release(session, user.id, reference=f"job:{job.id}", now=now)
+        keys += mark_deleted(session, job, reason="account", now=now)
+    held = session.scalars(
+        select(CreditHold.reference).where(
+            CreditHold.user_id == user.id, CreditHold.status == "held"
+        )
+    ).all()
+    for reference in set(held):
+        ledger.release(session, user.id, reference=reference, now=now)
+    available = ledger.balance(session, user.id, now).available
+    if available > 0:
+        ledger.revoke(session, user.id, available, reference="account deleted", now=now)
+    for model in (WebSession, ApiKey, KnownDevice, RecoveryCode, PasswordResetToken):
+        session.execute(delete(model).where(model.user_id == user.id))
+    session.execute(
+        update(TermsAcceptance)
+        .where(TermsAcceptance.user_id == user.id)
+        .values(ip="", user_agent="")
+    )
+    security.throttle_clear(session, security.login_keys(user.email, "")[0])
+    user.email = f"deleted-{user.id}@invalid"
+    user.password_hash = "!"  # matches no password
+    user.status = "deleted"
+    user.status_reason = None
+    user.deleted_at = now
+    user.is_admin = False
+    user.locked_at = None
+    user.totp_secret = None
+    user.totp_enabled_at = None
+    user.totp_last_step = None
+    session.flush()
+    return keys
+
+
+def delete_account(ctx: Context, user_id: int, current_password: str) -> str:
+    """The person's own deletion, after their current password; returns the old address (a
+    confirmation is mailed there). Files are deleted after the commit."""
+    from removeany.accounts.flows import reauth_guard
+
+    with reauth_guard(ctx, user_id), ctx.db.transaction() as session:
+        user = session.get(User, user_id)
+        assert user is not None
+        security.reauthenticate(user, current_password)
+        address = user.email
+        keys = erase_account(session, user, now=ctx.now())
+    delete_files(ctx.storage, keys)
+    ctx.mailer.send(
+        address,
+        "Your RemoveAny account was deleted",
+        "Your RemoveAny account, its images and personal data were deleted as you asked. "
+        "Thank you for using RemoveAny.\n",
+    )
+    return address

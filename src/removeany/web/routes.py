@@ -1,0 +1,593 @@
+"""Server-rendered pages: sign-up, sign-in, the workspace, job results and API keys.
+
+Routes are thin: they parse the form, call the domain services in one transaction and render
+a template. Errors a person can cause are shown in the page as sentences. The workspace's
+JavaScript talks to the JSON API (`/api/v1/jobs`) with the session cookie and the session's
+CSRF token; the forms here post back to these routes with the token in a hidden field.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.orm import Session
+
+from removeany import __version__
+from removeany.accounts import flows, notify
+from removeany.accounts import repository as accounts_repo
+from removeany.accounts import service as accounts
+from removeany.accounts.models import User, WebSession
+from removeany.accounts.security import TwoFactorRequired, check_can_sign_in
+from removeany.api.auth import SESSION_COOKIE, check_csrf, web_session
+from removeany.context import Context
+from removeany.credits import service as ledger
+from removeany.errors import DomainError, Forbidden
+from removeany.jobs import repository as jobs_repo
+from removeany.jobs import service as jobs
+from removeany.jobs.models import Job
+from removeany.legal import service as legal
+
+STATIC_DIR = Path(__file__).parent / "static"
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+# Before a session exists (register, sign in) forms use a signed double-submit token: a random
+# nonce in a cookie, and the same nonce signed with the secret key in the form.
+FORM_COOKIE = "removeany_form"
+FORM_SALT = "web-form-csrf"
+FORM_MAX_AGE = 24 * 3600
+RECENT_JOBS = 12
+
+router = APIRouter(include_in_schema=False)
+
+
+def t(text: str, /, **values: Any) -> str:
+    """Every visible string passes through here, so translations can hook in later."""
+    return text.format(**values) if values else text
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else ""
+
+
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+templates.env.globals.update(t=t, version=__version__)
+templates.env.filters["when"] = _when
+
+
+def static_files() -> StaticFiles:
+    return StaticFiles(directory=STATIC_DIR)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+@dataclass
+class Viewer:
+    """The signed-in person and their browser session."""
+
+    user: User
+    web: WebSession
+
+
+def _ctx(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+def _viewer(ctx: Context, session: Session, request: Request) -> Viewer | None:
+    web = web_session(ctx, session, request)
+    if web is None:
+        return None
+    user = accounts_repo.user_by_id(session, web.user_id)
+    if user is None:
+        return None
+    try:
+        check_can_sign_in(user)  # banned, locked or deleted: treated as signed out
+    except DomainError:
+        return None
+    return Viewer(user, web)
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _safe_next(value: str | None) -> str:
+    """Only same-site paths: never an absolute URL or a scheme-relative `//host`."""
+    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
+        return "/app"
+    return value
+
+
+def _to_login(request: Request, target: str | None = None) -> RedirectResponse:
+    """Send a signed-out visitor to sign in, then back to where they were going."""
+    if target is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return redirect(f"/login?next={quote(target, safe='/')}")
+
+
+def _headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+        "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def render(
+    request: Request, template: str, /, *, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    ctx = _ctx(request)
+    context.setdefault("viewer", None)
+    context.setdefault("balance", None)
+    context.setdefault("signup_credits", ctx.settings.signup_credits)
+    context.setdefault("base_url", ctx.settings.base_url.rstrip("/"))
+    context.setdefault("js_strings", _js_strings())
+    response = templates.TemplateResponse(request, template, context, status_code=status_code)
+    _headers(response)
+    return response
+
+
+def redirect(url: str) -> RedirectResponse:
+    response = RedirectResponse(url, status_code=303)
+    _headers(response)
+    return response
+
+
+def _error_page(request: Request, exc: DomainError, viewer: Viewer | None = None) -> HTMLResponse:
+    return render(
+        request, "error.html", status_code=exc.status_code, message=exc.message, viewer=viewer
+    )
+
+
+def _csrf_failed() -> Forbidden:
+    return Forbidden(
+        t("The form expired or came from another site. Reload the page and try again."),
+        code="csrf_failed",
+    )
+
+
+# Pre-session forms: signed double-submit cookie.
+
+
+def _form_serializer(ctx: Context) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(ctx.secret_key, salt=FORM_SALT)
+
+
+def _form_nonce(request: Request) -> str:
+    nonce = request.cookies.get(FORM_COOKIE, "")
+    if 16 <= len(nonce) <= 64 and nonce.replace("-", "").replace("_", "").isalnum():
+        return nonce
+    return secrets.token_urlsafe(24)
+
+
+def _render_form(
+    request: Request, template: str, /, *, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    """Render a pre-session form with a fresh signed token and (re)set its cookie."""
+    ctx = _ctx(request)
+    nonce = _form_nonce(request)
+    response = render(
+        request,
+        template,
+        status_code=status_code,
+        form_token=_form_serializer(ctx).dumps(nonce),
+        **context,
+    )
+    response.set_cookie(
+        FORM_COOKIE,
+        nonce,
+        max_age=FORM_MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=ctx.settings.cookie_secure,
+    )
+    return response
+
+
+def _check_form_token(request: Request, supplied: str) -> None:
+    nonce = request.cookies.get(FORM_COOKIE)
+    try:
+        signed = _form_serializer(_ctx(request)).loads(supplied, max_age=FORM_MAX_AGE)
+    except BadSignature:
+        signed = None
+    if not nonce or not isinstance(signed, str) or not secrets.compare_digest(signed, nonce):
+        raise _csrf_failed()
+
+
+def _set_session_cookie(ctx: Context, response: Response, token: str) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=ctx.settings.session_days * 24 * 3600,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=ctx.settings.cookie_secure,
+    )
+
+
+def _clear_session_cookie(ctx: Context, response: Response) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=ctx.settings.cookie_secure
+    )
+
+
+def _same_aspect(job: Job) -> bool:
+    """Whether before and after can be overlaid (a crop changes the framing)."""
+    if not job.result_width or not job.result_height:
+        return True
+    before = job.input_width / job.input_height
+    after = job.result_width / job.result_height
+    return abs(before - after) / before < 0.01
+
+
+STATUS_LABELS = {
+    "queued": "Queued",
+    "running": "Processing",
+    "succeeded": "Done",
+    "failed": "Failed",
+}
+FORMAT_LABELS = {"png": "PNG", "jpg": "JPG", "webp": "WebP"}
+
+
+def _status_label(status: str) -> str:
+    return t(STATUS_LABELS.get(status, status))
+
+
+def _format_label(job: Job) -> str:
+    fmt = str((job.options or {}).get("format", "png"))
+    return FORMAT_LABELS.get(fmt, fmt.upper())
+
+
+def _js_strings() -> dict[str, Any]:
+    """What the page's script says, translated on the server like everything else."""
+    return {
+        "uploading": t("Uploading… {pct}%"),
+        "queued": t("Waiting for a free worker…"),
+        "running": t("Removing the background…"),
+        "failed": t("Something went wrong. Please try again."),
+        "network": t("The connection was lost. Check your network and try again."),
+        "tooLarge": t("The file is larger than {mb} MB. Choose a smaller file."),
+        "notImage": t("Choose a JPG, PNG or WebP image."),
+        "oneFile": t("Drop one photo at a time."),
+        "signedOut": t("Your session has ended. Sign in again to continue."),
+        "download": t("Download {format}"),
+        "before": t("Before"),
+        "after": t("After"),
+        "beforeAlt": t("Before: the original photo"),
+        "afterAlt": t("After: the photo with its background removed"),
+        "compare": t(
+            "Comparison: slide left to see more of the result, right to see more of the original"
+        ),
+        "meta": t("{width} × {height} px · {charged} credits charged"),  # noqa: RUF001
+        "metaOne": t("{width} × {height} px · 1 credit charged"),  # noqa: RUF001
+        "status": {k: t(v) for k, v in STATUS_LABELS.items()},
+        "formats": FORMAT_LABELS,
+    }
+
+
+templates.env.globals.update(
+    same_aspect=_same_aspect, status_label=_status_label, format_label=_format_label
+)
+
+
+# --- public pages ----------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> Response:
+    ctx = _ctx(request)
+    with ctx.db.transaction() as session:
+        viewer = _viewer(ctx, session, request)
+    return render(request, "home.html", viewer=viewer)
+
+
+@router.get("/register", response_class=HTMLResponse)
+def register_form(request: Request) -> Response:
+    ctx = _ctx(request)
+    with ctx.db.transaction() as session:
+        if _viewer(ctx, session, request) is not None:
+            return redirect("/app")
+    return _render_form(request, "register.html", email="")
+
+
+@router.post("/register", response_class=HTMLResponse)
+def register(
+    request: Request,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    ctx = _ctx(request)
+    try:
+        _check_form_token(request, csrf_token)
+        flows.check_signup_allowed(ctx, _client_ip(request))
+        with ctx.db.transaction() as session:
+            user = accounts.create_user(session, email, password, now=ctx.now())
+            flows.count_signup(ctx, session, _client_ip(request))
+            # The form says that creating an account accepts the current terms.
+            legal.accept(
+                session,
+                user,
+                legal.current(session).version,
+                now=ctx.now(),
+                ip=_client_ip(request),
+                user_agent=request.headers.get("user-agent", ""),
+            )
+            address = user.email
+            accounts.send_verification(ctx.mailer, ctx.secret_key, ctx.settings.base_url, user)
+    except DomainError as exc:
+        return _render_form(
+            request, "register.html", status_code=exc.status_code, email=email, error=exc.message
+        )
+    return render(
+        request,
+        "check_email.html",
+        email=address,
+        outbox=ctx.settings.mail_backend == "outbox",
+    )
+
+
+@router.get("/verify", response_class=HTMLResponse)
+def verify(request: Request, token: str = "") -> Response:
+    ctx = _ctx(request)
+    if not token:
+        return render(
+            request,
+            "verify.html",
+            status_code=400,
+            error=t("This confirmation link is incomplete. Copy the whole link from the email."),
+        )
+    try:
+        with ctx.db.transaction() as session:
+            user = accounts.verify_email(
+                session,
+                ctx.secret_key,
+                token,
+                now=ctx.now(),
+                signup_credits=ctx.settings.signup_credits,
+                signup_credit_days=ctx.settings.signup_credit_days,
+                ip=_client_ip(request),
+                signup_grants_per_ip_per_day=ctx.settings.signup_grants_per_ip_per_day,
+            )
+            balance = ledger.balance(session, user.id, ctx.now())
+            viewer = _viewer(ctx, session, request)
+            email = user.email
+    except DomainError as exc:
+        return render(request, "verify.html", status_code=exc.status_code, error=exc.message)
+    signed_in_as_other = viewer is not None and viewer.user.email != email
+    return render(
+        request,
+        "verify.html",
+        email=email,
+        credits=balance.available,
+        viewer=viewer if not signed_in_as_other else None,
+        signed_in=viewer is not None and not signed_in_as_other,
+    )
+
+
+@router.post("/verify/resend", response_class=HTMLResponse)
+def resend_verification(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+    ctx = _ctx(request)
+    with ctx.db.transaction() as session:
+        viewer = _viewer(ctx, session, request)
+        if viewer is None:
+            return _to_login(request, "/app")
+        try:
+            check_csrf(viewer.web, csrf_token)
+        except DomainError as exc:
+            return _error_page(request, exc, viewer)
+        if not viewer.user.is_verified:
+            accounts.send_verification(
+                ctx.mailer, ctx.secret_key, ctx.settings.base_url, viewer.user
+            )
+    return redirect("/app?sent=1")
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "") -> Response:
+    ctx = _ctx(request)
+    with ctx.db.transaction() as session:
+        if _viewer(ctx, session, request) is not None:
+            return redirect(_safe_next(next))
+    return _render_form(request, "login.html", email="", next=_safe_next(next))
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    ctx = _ctx(request)
+    target = _safe_next(next)
+    try:
+        _check_form_token(request, csrf_token)
+        # Throttling, 2FA, bans and new-device alerts live in accounts.flows.
+        token = flows.sign_in(
+            ctx,
+            email=email,
+            password=password,
+            user_agent=request.headers.get("user-agent", ""),
+            ip=_client_ip(request),
+        ).token
+    except TwoFactorRequired as exc:
+        return redirect(f"/login/2fa?pending={quote(exc.pending)}&next={quote(target, safe='/')}")
+    except DomainError as exc:
+        return _render_form(
+            request,
+            "login.html",
+            status_code=exc.status_code,
+            email=email,
+            next=target,
+            error=exc.message,
+        )
+    response = redirect(target)
+    _set_session_cookie(ctx, response, token)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+    ctx = _ctx(request)
+    with ctx.db.transaction() as session:
+        viewer = _viewer(ctx, session, request)
+        if viewer is not None:
+            try:
+                check_csrf(viewer.web, csrf_token)
+            except DomainError as exc:
+                return _error_page(request, exc, viewer)
+            accounts.end_session(session, viewer.web, now=ctx.now())
+    response = redirect("/")
+    _clear_session_cookie(ctx, response)
+    return response
+
+
+# --- signed-in pages -----------------------------------------------------------------------
+
+
+@router.get("/app", response_class=HTMLResponse)
+def workspace(request: Request, sent: str = "") -> Response:
+    ctx = _ctx(request)
+    with ctx.db.transaction() as session:
+        viewer = _viewer(ctx, session, request)
+        if viewer is None:
+            return _to_login(request)
+        balance = ledger.balance(session, viewer.user.id, ctx.now())
+        recent = list(jobs_repo.recent_for_user(session, viewer.user.id, limit=RECENT_JOBS))
+    return render(
+        request,
+        "workspace.html",
+        viewer=viewer,
+        balance=balance,
+        jobs=recent,
+        sent=bool(sent),
+        max_mb=ctx.settings.max_upload_bytes // (1024 * 1024),
+    )
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+def job_page(job_id: str, request: Request) -> Response:
+    ctx = _ctx(request)
+    with ctx.db.transaction() as session:
+        viewer = _viewer(ctx, session, request)
+        if viewer is None:
+            return _to_login(request)
+        balance = ledger.balance(session, viewer.user.id, ctx.now())
+        try:
+            job = jobs.get_for_user(session, viewer.user, job_id)
+        except DomainError as exc:
+            return _error_page(request, exc, viewer)
+        charged = ledger.charged_for(session, jobs.job_reference(job.id))
+    return render(request, "job.html", viewer=viewer, balance=balance, job=job, charged=charged)
+
+
+def _api_keys_page(
+    request: Request,
+    ctx: Context,
+    session: Session,
+    viewer: Viewer,
+    *,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    keys = list(accounts.list_api_keys(session, viewer.user))
+    balance = ledger.balance(session, viewer.user.id, ctx.now())
+    return render(
+        request,
+        "api_keys.html",
+        status_code=status_code,
+        viewer=viewer,
+        balance=balance,
+        keys=keys,
+        **context,
+    )
+
+
+@router.get("/account/api-keys", response_class=HTMLResponse)
+def api_keys(request: Request, done: str = "") -> Response:
+    ctx = _ctx(request)
+    with ctx.db.transaction() as session:
+        viewer = _viewer(ctx, session, request)
+        if viewer is None:
+            return _to_login(request)
+        notice = (
+            t("The key was revoked. Requests that use it are now refused.")
+            if (done == "revoked")
+            else None
+        )
+        return _api_keys_page(request, ctx, session, viewer, notice=notice)
+
+
+@router.post("/account/api-keys", response_class=HTMLResponse)
+def create_api_key(
+    request: Request,
+    name: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    ctx = _ctx(request)
+    with ctx.db.transaction() as session:
+        viewer = _viewer(ctx, session, request)
+        if viewer is None:
+            return _to_login(request, "/account/api-keys")
+        try:
+            check_csrf(viewer.web, csrf_token)
+            plaintext, key = accounts.create_api_key(session, viewer.user, name, now=ctx.now())
+            notify.api_key_created(
+                ctx.mailer,
+                viewer.user.email,
+                name=key.name,
+                when=ctx.now(),
+                not_me=flows.not_me_link(ctx, viewer.user),
+            )
+        except DomainError as exc:
+            return _api_keys_page(
+                request,
+                ctx,
+                session,
+                viewer,
+                status_code=exc.status_code,
+                error=exc.message,
+                name=name,
+            )
+        return _api_keys_page(
+            request, ctx, session, viewer, status_code=201, new_key=plaintext, new_key_name=key.name
+        )
+
+
+@router.post("/account/api-keys/{key_id}/revoke", response_class=HTMLResponse)
+def revoke_api_key(
+    key_id: int, request: Request, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    ctx = _ctx(request)
+    with ctx.db.transaction() as session:
+        viewer = _viewer(ctx, session, request)
+        if viewer is None:
+            return _to_login(request, "/account/api-keys")
+        try:
+            check_csrf(viewer.web, csrf_token)
+            accounts.revoke_api_key(session, viewer.user, key_id, now=ctx.now())
+        except DomainError as exc:
+            return _api_keys_page(
+                request, ctx, session, viewer, status_code=exc.status_code, error=exc.message
+            )
+    return redirect("/account/api-keys?done=revoked")

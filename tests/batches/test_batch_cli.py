@@ -1,0 +1,82 @@
+"""`removeany batch FOLDER`: an operator processes a folder for a user, as a real process."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from PIL import Image
+
+from removeany.accounts import repository as accounts_repo
+from removeany.context import build_context
+from removeany.infra.settings import Settings
+from removeany.legal import service as legal
+from tests.batches._images import photo_paths, plain_image, small_photo
+
+
+def run_cli(*args: str, data_dir: Path, model_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("REMOVEANY_")},
+        "REMOVEANY_DATA_DIR": str(data_dir),
+        "REMOVEANY_MODEL_DIR": str(model_dir),
+        "REMOVEANY_INLINE_WORKERS": "2",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "removeany", *args],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def accept_terms(data: Path, email: str) -> None:
+    ctx = build_context(Settings(data_dir=data))
+    try:
+        with ctx.db.transaction() as session:
+            user = accounts_repo.user_by_email(session, email)
+            assert user is not None
+            legal.accept(session, user, legal.current(session).version, now=ctx.now())
+    finally:
+        ctx.close()
+
+
+def test_batch_command_processes_a_folder(tmp_path: Path, model_dir: Path) -> None:
+    data = tmp_path / "data"
+    folder = tmp_path / "shoot"
+    (folder / "day1").mkdir(parents=True)
+    (folder / ".cache").mkdir()
+    photos = photo_paths(2)
+    (folder / "day1" / "a.jpg").write_bytes(small_photo(photos[0], 200))
+    (folder / "b.jpg").write_bytes(small_photo(photos[1], 200))
+    (folder / "flat.png").write_bytes(plain_image())
+    (folder / "readme.txt").write_text("not an image")
+    (folder / ".cache" / "x.jpg").write_bytes(small_photo(photos[0], 64))
+    made = run_cli(
+        "users", "create", "ops@example.com", "--password", "long enough pw", "--credits", "5",
+        data_dir=data, model_dir=model_dir,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    accept_terms(data, "ops@example.com")
+    out = tmp_path / "results.zip"
+    done = run_cli(
+        "batch", str(folder), "--email", "ops@example.com", "-o", "format=webp",
+        "--out", str(out), data_dir=data, model_dir=model_dir,
+    )  # fmt: skip
+    # One item fails (no subject in a flat colour): exit 1, reported, not charged.
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "skipped readme.txt" in done.stderr and "failed flat.png" in done.stderr
+    assert "charged 2 credits" in done.stdout
+    with zipfile.ZipFile(out) as zf:
+        assert sorted(zf.namelist()) == ["b.webp", "day1/a.webp"]
+        with Image.open(io.BytesIO(zf.read("day1/a.webp"))) as im:
+            assert im.mode == "RGBA"
+    missing = run_cli(
+        "batch", str(folder), "--email", "nobody@example.com", data_dir=data, model_dir=model_dir
+    )
+    assert missing.returncode == 2 and "no user" in missing.stderr

@@ -1,0 +1,173 @@
+"""Watermark removal on real photographs with real synthetic watermarks (benchmarks/watermark)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from PIL import Image
+
+from removeany.engine.models import default_model_dir, fetch_model
+from removeany.engine.watermark import (
+    TEXT_DETECTOR,
+    TextDetector,
+    load_text_detector,
+    remove_watermark,
+    remove_watermark_batch,
+    restore,
+    restore_batch,
+)
+from removeany.engine.watermark._ops import dilate
+
+from ._eval import EVAL_DIR
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "watermark"))
+from synth import Watermark, make_watermark
+
+# A few landscape photos of one size, cropped small to keep the tests fast.
+NAMES = ("kodim03", "kodim05", "kodim13", "kodim19", "kodim23")
+SIZE = 224
+
+
+def _clean(name: str) -> NDArray[np.uint8]:
+    matches = sorted((EVAL_DIR / "clean").glob(f"*{name}*"))
+    if not matches:
+        pytest.skip(f"evaluation image clean/*{name}* not found under {EVAL_DIR}")
+    with Image.open(matches[0]) as im:
+        arr = np.asarray(im.convert("RGB"))
+    h, w = arr.shape[:2]
+    y, x = (h - SIZE) // 2, (w - SIZE) // 2
+    return np.ascontiguousarray(arr[y : y + SIZE, x : x + SIZE])
+
+
+def _cleans(n: int) -> list[NDArray[np.uint8]]:
+    names = sorted(p.name for p in (EVAL_DIR / "clean").glob("*")) if EVAL_DIR.is_dir() else []
+    if len(names) < n:
+        pytest.skip(f"evaluation images not found under {EVAL_DIR}; set REMOVEANY_EVAL_DIR")
+    picked = [nm for nm in names if nm.startswith("kodak")][:n]
+    return [_clean(Path(nm).stem) for nm in picked]
+
+
+def _mark(kind: str, seed: int, size: int = SIZE) -> Watermark:
+    return make_watermark(np.random.default_rng(seed), size, size, kind)
+
+
+def psnr(
+    a: NDArray[np.uint8], b: NDArray[np.uint8], region: NDArray[np.bool_] | None = None
+) -> float:
+    d = a.astype(np.float64) - b.astype(np.float64)
+    if region is not None:
+        d = d[region]
+    mse = float(np.mean(d * d))
+    return 99.0 if mse < 1e-10 else float(10 * np.log10(255.0**2 / mse))
+
+
+@pytest.fixture(scope="module")
+def detector() -> TextDetector:
+    target = Path(os.environ.get("REMOVEANY_MODEL_DIR", default_model_dir()))
+    fetch_model(TEXT_DETECTOR, target)
+    det = load_text_detector(target)
+    assert det is not None
+    return det
+
+
+def test_user_mask_restores_the_pixels() -> None:
+    gains = []
+    for seed, clean in enumerate(_cleans(2), start=1):
+        wm = _mark("text", seed=seed)
+        marked = wm.apply(clean)
+        region = wm.region()
+        out = remove_watermark(marked, mask=region)
+        assert out.shape == marked.shape and out.dtype == np.uint8
+        gains.append(psnr(clean, out, region) - psnr(clean, marked, region))
+        # Pixels away from the mask are untouched.
+        far = ~dilate(region, 4)
+        assert np.array_equal(out[far], marked[far])
+    assert float(np.mean(gains)) >= 6.0, gains
+
+
+def test_user_mask_overrides_detection(detector: TextDetector) -> None:
+    clean = _cleans(2)[1]
+    wm = _mark("cjk", seed=1)
+    marked = wm.apply(clean)
+    # A mask somewhere else: the watermark is left alone, only the mask is treated.
+    elsewhere = np.zeros(marked.shape[:2], bool)
+    elsewhere[10:40, 10:40] = True
+    elsewhere &= ~dilate(wm.region(), 3)
+    res = restore(marked, mask=elsewhere, detector=detector)
+    outside = ~dilate(elsewhere, 3)
+    assert np.array_equal(res.image[outside], marked[outside])
+    # Boxes work like a mask.
+    ys, xs = np.nonzero(wm.region())
+    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    boxed = restore(marked, boxes=[box], detector=detector).image
+    assert psnr(clean, boxed, wm.region()) >= psnr(clean, marked, wm.region()) + 5.0
+
+
+def test_detects_and_removes_a_corner_watermark(detector: TextDetector) -> None:
+    clean = _cleans(2)[1]
+    wm = _mark("text", seed=11)
+    marked = wm.apply(clean)
+    out = restore(marked, detector=detector)
+    region = wm.region()
+    assert out.mask.any()
+    assert psnr(clean, out.image, region) >= psnr(clean, marked, region) + 5.0
+    assert psnr(clean, out.image) >= psnr(clean, marked)
+
+
+def test_clean_images_are_not_made_worse(detector: TextDetector) -> None:
+    for clean in _cleans(3):
+        out = remove_watermark(clean, detector=detector)
+        assert psnr(clean, out) >= 45.0
+    cleans = _cleans(4)
+    outs = remove_watermark_batch(cleans, detector=detector)
+    for c, o in zip(cleans, outs, strict=True):
+        assert psnr(c, o) >= 40.0
+
+
+def test_batch_joint_estimate_beats_single_images() -> None:
+    cleans = _cleans(5)
+    wm = _mark("tiled", seed=2)
+    marked = [wm.apply(c) for c in cleans]
+    region = wm.region()
+    singles = [
+        psnr(c, restore(m, mask=region).image, region) for c, m in zip(cleans, marked, strict=True)
+    ]
+    joint = restore_batch(marked, mask=region)
+    batch = [psnr(c, r.image, region) for c, r in zip(cleans, joint, strict=True)]
+    before = [psnr(c, m, region) for c, m in zip(cleans, marked, strict=True)]
+    assert np.mean(batch) >= np.mean(before) + 10.0
+    assert np.mean(batch) >= np.mean(singles) + 1.0, (batch, singles)
+
+
+def test_kinds_sizes_and_alpha_are_kept() -> None:
+    clean = _cleans(1)[0]
+    wm = _mark("text", seed=3)
+    marked = wm.apply(clean)
+    rgba = Image.fromarray(marked).convert("RGBA")
+    rgba.putalpha(Image.new("L", rgba.size, 200))
+    out = remove_watermark(rgba, mask=wm.region())
+    assert isinstance(out, Image.Image) and out.mode == "RGBA" and out.size == rgba.size
+    assert np.all(np.asarray(out.getchannel("A")) == 200)
+    gray = Image.fromarray(marked).convert("L")
+    g_out = remove_watermark(gray, mask=wm.region())
+    assert isinstance(g_out, Image.Image) and g_out.mode == "L"
+    arr_out = remove_watermark(marked, boxes=[(0, 0, 5, 5)])
+    assert isinstance(arr_out, np.ndarray) and arr_out.shape == marked.shape
+
+
+def test_bad_mask_shape_is_refused() -> None:
+    clean = _cleans(1)[0]
+    with pytest.raises(ValueError, match="mask"):
+        remove_watermark(clean, mask=np.zeros((3, 3), bool))
+
+
+def test_without_detector_and_mask_nothing_changes(tmp_path: Path) -> None:
+    clean = _cleans(1)[0]
+    res = restore(clean, model_dir=tmp_path)
+    assert np.array_equal(res.image, clean)
+    assert any("not installed" in n for n in res.notes)

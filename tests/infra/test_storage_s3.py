@@ -1,0 +1,94 @@
+"""S3-compatible storage against a real S3 API server (moto's server mode on 127.0.0.1):
+objects, presigned downloads, and a job whose result download redirects to the bucket."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from removeany.app import create_app
+from removeany.context import build_context
+from removeany.infra.settings import Settings
+from removeany.infra.storage import S3Storage, make_storage
+from tests.batches._images import photo_paths, small_photo
+from tests.helpers import make_api_key, make_user
+
+moto_server = pytest.importorskip("moto.server")
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def s3_settings(base: Settings, endpoint: str, bucket: str) -> Settings:
+    return base.model_copy(
+        update={
+            "storage_backend": "s3",
+            "s3_bucket": bucket,
+            "s3_endpoint_url": endpoint,
+            "s3_region": "us-east-1",
+            "s3_access_key_id": "testing",
+            "s3_secret_access_key": "testing",
+            "s3_prefix": "tenant-a",
+        }
+    )
+
+
+def test_objects_round_trip_and_presigned_urls_work(s3_endpoint: str, tmp_path: Path) -> None:
+    settings = s3_settings(Settings(data_dir=tmp_path), s3_endpoint, "objects")
+    storage = make_storage(settings)
+    assert isinstance(storage, S3Storage)
+    storage.ensure_bucket()
+    assert not storage.exists("results/abc")
+    storage.put("results/abc", b"\x89PNG result")
+    assert storage.exists("results/abc") and storage.get("results/abc") == b"\x89PNG result"
+    listed = storage.client.list_objects_v2(Bucket="objects")["Contents"]
+    assert [o["Key"] for o in listed] == ["tenant-a/results/abc"]
+    url = storage.download_url("results/abc", filename="cat.png", media_type="image/png")
+    assert url is not None and "X-Amz-Signature" in url
+    fetched = httpx.get(url)
+    assert fetched.status_code == 200 and fetched.content == b"\x89PNG result"
+    assert fetched.headers["content-disposition"] == 'attachment; filename="cat.png"'
+    storage.delete("results/abc")
+    assert not storage.exists("results/abc")
+    with pytest.raises(FileNotFoundError):
+        storage.get("results/abc")
+    with pytest.raises(ValueError):
+        storage.put("../escape", b"x")
+
+
+def test_job_results_download_from_the_bucket(
+    s3_endpoint: str, settings: Settings, tmp_path: Path
+) -> None:
+    bucket = f"jobs-{tmp_path.name.lower().replace('_', '-')}"[:60]
+    ctx = build_context(s3_settings(settings, s3_endpoint, bucket))
+    assert isinstance(ctx.storage, S3Storage)
+    ctx.storage.ensure_bucket()
+    try:
+        with TestClient(create_app(ctx)) as client:
+            headers = {"X-Api-Key": make_api_key(ctx, make_user(ctx, credits=3))}
+            photo = small_photo(photo_paths(1)[0], 200)
+            job = client.post(
+                "/api/v1/jobs",
+                headers=headers,
+                data={"wait": "true"},
+                files={"file": ("p.jpg", photo)},
+            ).json()
+            assert job["status"] == "succeeded", job
+            assert ctx.storage.get(f"originals/{job['id']}") == photo
+            redirect = client.get(job["result_url"], headers=headers, follow_redirects=False)
+            assert redirect.status_code == 307
+            result = httpx.get(redirect.headers["location"])
+            assert result.status_code == 200 and result.content.startswith(b"\x89PNG")
+            assert result.content == ctx.storage.get(f"results/{job['id']}")
+    finally:
+        ctx.close()

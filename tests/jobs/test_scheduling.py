@@ -1,0 +1,106 @@
+"""Fair claiming, per-user concurrency caps, leases and at-most-once settlement, on the real
+database (SQLite and PostgreSQL) without any queue: the worker's own functions, step by step."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from removeany.accounts.models import User
+from removeany.context import Context
+from removeany.jobs import repository as repo
+from removeany.jobs import service as jobs
+from removeany.jobs import worker
+from removeany.jobs.models import Job
+from tests.batches._images import photo_paths, small_photo
+from tests.batches._ledger import audit
+from tests.conftest import TestClock
+from tests.helpers import make_user
+
+
+def submit(ctx: Context, user_id: int, count: int, data: bytes) -> list[str]:
+    ids = []
+    for _ in range(count):
+        with ctx.db.transaction() as session:
+            owner = session.get(User, user_id)
+            assert owner is not None
+            job = jobs.submit(
+                session,
+                ctx.storage,
+                owner,
+                service="remove_background",
+                options={"size": "full", "format": "png"},
+                original=data,
+                input_name="p.jpg",
+                width=1,
+                height=1,
+                now=ctx.now(),
+                reserve_ttl=timedelta(hours=1),
+            )
+            ids.append(job.id)
+        ctx.clock.now += timedelta(seconds=1)  # type: ignore[attr-defined]
+    return ids
+
+
+def claim(ctx: Context) -> Job | None:
+    with ctx.db.transaction() as session:
+        return repo.claim_next(
+            session, ctx.now(), max_running_per_user=ctx.settings.max_running_jobs_per_user
+        )
+
+
+def test_a_big_backlog_does_not_starve_other_users(ctx: Context, clock: TestClock) -> None:
+    ctx.clock = clock
+    ctx.settings.max_running_jobs_per_user = 3
+    photo = small_photo(photo_paths(1)[0], 64)
+    big = make_user(ctx, "big@example.com", credits=50)
+    small = make_user(ctx, "small@example.com", credits=5)
+    backlog = submit(ctx, big.id, 6, photo)
+    (late,) = submit(ctx, small.id, 1, photo)
+    order = []
+    while (job := claim(ctx)) is not None:
+        order.append(job.id)
+    # The late job of the second user runs second, not seventh; the first user is capped at 3.
+    assert order == [backlog[0], late, backlog[1], backlog[2]]
+    with ctx.db.transaction() as session:
+        statuses = {j: session.get(Job, j).status for j in backlog}  # type: ignore[union-attr]
+    assert list(statuses.values()).count("running") == 3
+
+
+def test_equal_users_take_turns(ctx: Context, clock: TestClock) -> None:
+    ctx.clock = clock
+    ctx.settings.max_running_jobs_per_user = 100
+    photo = small_photo(photo_paths(1)[0], 64)
+    ann = make_user(ctx, "ann@example.com", credits=10)
+    bob = make_user(ctx, "bob@example.com", credits=10)
+    a = submit(ctx, ann.id, 3, photo)
+    b = submit(ctx, bob.id, 3, photo)
+    order = []
+    while (job := claim(ctx)) is not None:
+        order.append(job.id)
+        clock.now += timedelta(seconds=1)
+    assert order == [a[0], b[0], a[1], b[1], a[2], b[2]]
+
+
+def test_lost_worker_job_is_retried_and_charged_once(ctx: Context, clock: TestClock) -> None:
+    ctx.clock = clock
+    user = make_user(ctx, credits=3)
+    (job_id,) = submit(ctx, user.id, 1, small_photo(photo_paths(1)[0], 160))
+    first = worker.claim_next(ctx)
+    assert first is not None and first.attempt == 1
+    # The worker holding attempt 1 goes silent; before the lease ends nobody may take the job.
+    clock.now += timedelta(seconds=ctx.settings.job_lease_seconds - 1)
+    assert worker.sweep_stale(ctx) == 0 and worker.claim_next(ctx) is None
+    clock.now += timedelta(seconds=2)
+    assert worker.sweep_stale(ctx) == 1
+    second = worker.claim_next(ctx)
+    assert second is not None and second.id == job_id and second.attempt == 2
+    # The lost worker wakes up and finishes: its result is discarded, nothing is charged.
+    worker.run_claimed(ctx, first)
+    with ctx.db.transaction() as session:
+        assert session.get(Job, job_id).status == "running"  # type: ignore[union-attr]
+    worker.run_claimed(ctx, second)
+    worker.run_claimed(ctx, second)  # a duplicate delivery of the same attempt settles nothing
+    ledger = audit(ctx, user.id)
+    assert ledger["statuses"] == {"succeeded": 1}
+    assert ledger["captured"] == 1 and ledger["held"] == 0 and ledger["available"] == 2
+    assert not ledger["double_captures"]

@@ -1,0 +1,248 @@
+"""Items 3 and 4: admins search, restrict, ban and delete users with reasons, adjust credits;
+every action is in an append-only audit log; services can be suspended or disabled."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from removeany.accounts.models import User
+from removeany.context import Context
+from removeany.credits.models import CreditEntry, CreditLot
+from removeany.moderation.models import AuditEntry
+from tests.helpers import make_api_key, make_user
+from tests.trust.conftest import login
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 24), (200, 30, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def submit(client: TestClient, key: str):  # type: ignore[no-untyped-def]
+    return client.post(
+        "/api/v1/jobs", headers={"X-Api-Key": key}, files={"file": ("a.png", _png(), "image/png")}
+    )
+
+
+def make_admin(ctx: Context) -> str:
+    admin = make_user(ctx, "root@example.com", credits=0)
+    with ctx.db.transaction() as s:
+        row = s.get(User, admin.id)
+        assert row is not None
+        row.is_admin = True
+    return make_api_key(ctx, admin)
+
+
+def test_non_admins_are_refused(client: TestClient, ctx: Context) -> None:
+    key = make_api_key(ctx, make_user(ctx))
+    r = client.get("/api/v1/admin/users", headers={"X-Api-Key": key})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "admin_only"
+
+
+def test_restrict_ban_reinstate_delete_with_audit(client: TestClient, ctx: Context) -> None:
+    admin = {"X-Api-Key": make_admin(ctx)}
+    user = make_user(ctx, "eve@example.com", credits=5)
+    eve_key = make_api_key(ctx, user)
+    found = client.get("/api/v1/admin/users", params={"q": "eve@"}, headers=admin).json()
+    assert [u["email"] for u in found] == ["eve@example.com"]
+    assert found[0]["credits_available"] == 5
+
+    no_reason = client.post(
+        f"/api/v1/admin/users/{user.id}/restrict", json={"reason": ""}, headers=admin
+    )
+    assert no_reason.status_code == 400 and no_reason.json()["error"]["code"] == "reason_required"
+    r = client.post(
+        f"/api/v1/admin/users/{user.id}/restrict", json={"reason": "spam uploads"}, headers=admin
+    )
+    assert r.status_code == 200 and r.json()["status"] == "restricted"
+    refused = submit(client, eve_key)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "account_restricted"
+    assert "spam uploads" in refused.json()["error"]["message"]
+    assert client.get("/api/v1/me", headers={"X-Api-Key": eve_key}).status_code == 200
+
+    assert login(client, "eve@example.com").status_code == 200
+    r = client.post(f"/api/v1/admin/users/{user.id}/ban", json={"reason": "abuse"}, headers=admin)
+    assert r.status_code == 200 and r.json()["status"] == "banned"
+    assert client.get("/api/v1/me").status_code == 401  # her session is gone
+    assert client.get("/api/v1/me", headers={"X-Api-Key": eve_key}).status_code == 403
+    banned = login(client, "eve@example.com")
+    assert banned.status_code == 403 and banned.json()["error"]["code"] == "account_banned"
+    client.cookies.clear()
+
+    r = client.post(
+        f"/api/v1/admin/users/{user.id}/reinstate", json={"reason": "appeal ok"}, headers=admin
+    )
+    assert r.json()["status"] == "active"
+    assert login(client, "eve@example.com").status_code == 200
+    client.cookies.clear()
+
+    r = client.post(
+        f"/api/v1/admin/users/{user.id}/credits",
+        json={"amount": 7, "reason": "goodwill"},
+        headers=admin,
+    )
+    assert r.json()["credits_available"] == 12
+    r = client.post(
+        f"/api/v1/admin/users/{user.id}/credits",
+        json={"amount": -10, "reason": "chargeback"},
+        headers=admin,
+    )
+    assert r.json()["credits_available"] == 2
+    too_many = client.post(
+        f"/api/v1/admin/users/{user.id}/credits",
+        json={"amount": -10, "reason": "again"},
+        headers=admin,
+    )
+    assert too_many.status_code == 409
+
+    r = client.post(
+        f"/api/v1/admin/users/{user.id}/delete", json={"reason": "asked by email"}, headers=admin
+    )
+    assert r.status_code == 200 and r.json()["status"] == "deleted"
+    assert r.json()["email"] == f"deleted-{user.id}@invalid"
+    log = client.get("/api/v1/admin/audit", params={"user_id": user.id}, headers=admin).json()
+    assert [e["action"] for e in log] == [
+        "user.delete",
+        "credits.revoke",
+        "credits.grant",
+        "user.reinstate",
+        "user.ban",
+        "user.restrict",
+    ]
+    assert {e["target"] for e in log} == {"eve@example.com"}  # readable after deletion
+    assert all(e["actor"] == "root@example.com" and e["reason"] for e in log)
+    with ctx.db.transaction() as s:  # the ledger stays, tied to the anonymised row
+        kinds = {
+            e.kind for e in s.scalars(select(CreditEntry).where(CreditEntry.user_id == user.id))
+        }
+        assert {"grant", "revoke"} <= kinds
+        assert (
+            sum(
+                lot.remaining
+                for lot in s.scalars(select(CreditLot).where(CreditLot.user_id == user.id))
+            )
+            == 0
+        )
+
+
+def test_audit_log_is_append_only_in_the_database(client: TestClient, ctx: Context) -> None:
+    admin = {"X-Api-Key": make_admin(ctx)}
+    user = make_user(ctx, "eve@example.com")
+    client.post(f"/api/v1/admin/users/{user.id}/restrict", json={"reason": "test"}, headers=admin)
+    for statement in (
+        "UPDATE admin_audit_log SET reason = 'edited'",
+        "DELETE FROM admin_audit_log",
+    ):
+        with pytest.raises(DBAPIError), ctx.db.transaction() as s:
+            s.execute(text(statement))
+    with ctx.db.transaction() as s:
+        assert [e.reason for e in s.scalars(select(AuditEntry))] == ["test"]
+
+
+def test_suspended_and_disabled_services(client: TestClient, ctx: Context) -> None:
+    admin = {"X-Api-Key": make_admin(ctx)}
+    key = make_api_key(ctx, make_user(ctx, credits=5))
+    r = client.put(
+        "/api/v1/admin/services/remove_background",
+        json={
+            "status": "suspended",
+            "message": "Maintenance until 14:00 UTC.",
+            "reason": "upgrade",
+        },
+        headers=admin,
+    )
+    assert r.status_code == 200
+    refused = submit(client, key)
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "service_suspended"
+    assert "Maintenance until 14:00 UTC." in refused.json()["error"]["message"]
+    compat = client.post(
+        "/v1.0/removebg",
+        headers={"X-Api-Key": key},
+        files={"image_file": ("a.png", _png(), "image/png")},
+    )
+    assert compat.status_code == 503
+    assert compat.json()["errors"][0]["code"] == "service_suspended"
+    status = client.get("/api/v1/service-status").json()
+    assert status[0]["service"] == "remove_background" and status[0]["status"] == "suspended"
+    assert client.get("/api/v1/credits", headers={"X-Api-Key": key}).json()["available"] == 5
+    client.put(
+        "/api/v1/admin/services/remove_background",
+        json={"status": "disabled", "message": "Gone.", "reason": "retired"},
+        headers=admin,
+    )
+    assert submit(client, key).json()["error"]["code"] == "service_disabled"
+    client.put(
+        "/api/v1/admin/services/remove_background",
+        json={"status": "active", "reason": "back"},
+        headers=admin,
+    )
+    assert submit(client, key).status_code == 202
+    # The site shows the message on every page while a service is down.
+    client.put(
+        "/api/v1/admin/services/remove_background",
+        json={"status": "suspended", "message": "Back at noon.", "reason": "noon maintenance"},
+        headers=admin,
+    )
+    assert "Back at noon." in client.get("/").text
+    r = client.post(
+        "/api/v1/admin/announcements", json={"message": "New model next week!"}, headers=admin
+    )
+    assert r.status_code == 201
+    assert "New model next week!" in client.get("/").text
+    assert client.get("/api/v1/announcements").json()[0]["message"] == "New model next week!"
+
+
+def test_admin_cli(tmp_path: Path, model_dir: Path) -> None:
+    data = tmp_path / "cli"
+    env = {**os.environ, "REMOVEANY_DATA_DIR": str(data), "REMOVEANY_MODEL_DIR": str(model_dir)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "removeany", *args],
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+
+    assert (
+        cli(
+            "users", "create", "eve@example.com", "--password", "long enough pw", "--credits", "5"
+        ).returncode
+        == 0
+    )
+    assert "eve@example.com" in cli("admin", "users", "eve").stdout
+    assert cli("admin", "ban", "eve@example.com").returncode != 0  # --reason is required
+    done = cli("admin", "ban", "eve@example.com", "--reason", "fraud")
+    assert done.returncode == 0 and "banned" in done.stdout, done.stderr
+    assert "2 credits" in cli("admin", "credits", "-r", "fix", "eve@example.com", "--", "-3").stdout
+    assert (
+        cli(
+            "admin",
+            "service",
+            "remove_background",
+            "suspended",
+            "-r",
+            "maintenance",
+            "--message",
+            "Maintenance",
+        ).returncode
+        == 0
+    )
+    assert cli("admin", "delete", "eve@example.com", "-r", "gdpr", "--yes").returncode == 0
+    log = cli("admin", "audit").stdout
+    assert "user.delete\teve@example.com\tgdpr" in log and "user.ban" in log

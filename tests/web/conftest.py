@@ -1,0 +1,55 @@
+"""The real app, database, mail outbox and model behind the web pages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from removeany.app import create_app
+from removeany.context import Context
+
+PASSWORD = "correct horse battery"
+LINK_RE = re.compile(r"https?://\S+/verify\?token=[\w.\-]+")
+
+
+@pytest.fixture
+def client(ctx: Context) -> Iterator[TestClient]:
+    with TestClient(create_app(ctx)) as test_client:
+        yield test_client
+
+
+def outbox_messages(outbox: Path) -> list[EmailMessage]:
+    """Mail the embedded default wrote, oldest first."""
+    files = sorted(outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns)
+    messages = []
+    for path in files:
+        msg = message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(msg, EmailMessage)
+        messages.append(msg)
+    return messages
+
+
+def verification_link(outbox: Path, to: str) -> str:
+    """The confirmation link of the newest message to `to`."""
+    for msg in reversed(outbox_messages(outbox)):
+        if msg["To"] != to:
+            continue
+        part = msg.get_body(("plain",))
+        found = LINK_RE.search(part.get_content() if part is not None else "")
+        if found:
+            return found.group(0)
+    raise AssertionError(f"no verification email to {to} in {outbox}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Remember each phase's report on the test item, so fixtures can see a failure."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{report.when}", report)
