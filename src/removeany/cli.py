@@ -11,6 +11,7 @@ import typer
 
 from removeany.cli_admin import admin_app
 from removeany.cli_offline import remove_background_command
+from removeany.cli_watermark import remove_watermark_command
 from removeany.infra.settings import Settings
 
 app = typer.Typer(help="RemoveAny: self-hostable AI image processing.", no_args_is_help=True)
@@ -33,6 +34,9 @@ def _exit_code(command: Callable[..., int]) -> Callable[..., None]:
 
 app.command("remove-background", help="Remove backgrounds offline (no server, no credits).")(
     _exit_code(remove_background_command)
+)
+app.command("remove-watermark", help="Remove visible watermarks offline (no server, no credits).")(
+    _exit_code(remove_watermark_command)
 )
 
 
@@ -162,7 +166,9 @@ def models_fetch(
     from removeany.engine.models import DEFAULT_MODELS, default_model_dir, fetch_model
 
     target = model_dir or Settings().model_dir or default_model_dir()
-    for spec in DEFAULT_MODELS:
+    from removeany.engine.watermark import TEXT_DETECTOR
+
+    for spec in (*DEFAULT_MODELS, TEXT_DETECTOR):
         path = fetch_model(spec, target)
         typer.echo(f"{spec.name}: {path}")
 

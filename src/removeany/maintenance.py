@@ -13,6 +13,7 @@ from removeany.accounts import repository as accounts_repo
 from removeany.context import Context
 from removeany.credits import repository as credits_repo
 from removeany.credits import service as ledger
+from removeany.privacy.service import run_retention
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ def run_sweeps(ctx: Context) -> SweepReport:
         expired = ledger.expire_lots(session, now)
         released = ledger.release_stale_holds(session, now)
     warnings = _warn_expiring(ctx)
+    run_retention(ctx)
     return SweepReport(expired, released, warnings)
 
 
