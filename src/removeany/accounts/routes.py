@@ -79,7 +79,7 @@ def verify(body: VerifyIn, request: Request) -> UserOut:
             now=ctx.now(),
             signup_credits=ctx.settings.signup_credits,
             signup_credit_days=ctx.settings.signup_credit_days,
-            ip=request.client.host if request.client else "",
+            ip=client_ip(request),
             signup_grants_per_ip_per_day=ctx.settings.signup_grants_per_ip_per_day,
         )
         return user_out(user)

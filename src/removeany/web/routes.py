@@ -28,7 +28,7 @@ from removeany.accounts import repository as accounts_repo
 from removeany.accounts import service as accounts
 from removeany.accounts.models import User, WebSession
 from removeany.accounts.security import TwoFactorRequired, check_can_sign_in
-from removeany.api.auth import SESSION_COOKIE, check_csrf, web_session
+from removeany.api.auth import SESSION_COOKIE, check_csrf, client_ip, user_agent, web_session
 from removeany.context import Context
 from removeany.credits import service as ledger
 from removeany.errors import DomainError, Forbidden
@@ -96,10 +96,6 @@ def _viewer(ctx: Context, session: Session, request: Request) -> Viewer | None:
     except DomainError:
         return None
     return Viewer(user, web)
-
-
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
 
 
 def _safe_next(value: str | None) -> str:
@@ -318,18 +314,18 @@ def register(
     ctx = _ctx(request)
     try:
         _check_form_token(request, csrf_token)
-        flows.check_signup_allowed(ctx, _client_ip(request))
+        flows.check_signup_allowed(ctx, client_ip(request))
         with ctx.db.transaction() as session:
             user = accounts.create_user(session, email, password, now=ctx.now())
-            flows.count_signup(ctx, session, _client_ip(request))
+            flows.count_signup(ctx, session, client_ip(request))
             # The form says that creating an account accepts the current terms.
             legal.accept(
                 session,
                 user,
                 legal.current(session).version,
                 now=ctx.now(),
-                ip=_client_ip(request),
-                user_agent=request.headers.get("user-agent", ""),
+                ip=client_ip(request),
+                user_agent=user_agent(request),
             )
             address = user.email
             accounts.send_verification(ctx.mailer, ctx.secret_key, ctx.settings.base_url, user)
@@ -364,7 +360,7 @@ def verify(request: Request, token: str = "") -> Response:
                 now=ctx.now(),
                 signup_credits=ctx.settings.signup_credits,
                 signup_credit_days=ctx.settings.signup_credit_days,
-                ip=_client_ip(request),
+                ip=client_ip(request),
                 signup_grants_per_ip_per_day=ctx.settings.signup_grants_per_ip_per_day,
             )
             balance = ledger.balance(session, user.id, ctx.now())
@@ -427,8 +423,8 @@ def login(
             ctx,
             email=email,
             password=password,
-            user_agent=request.headers.get("user-agent", ""),
-            ip=_client_ip(request),
+            user_agent=user_agent(request),
+            ip=client_ip(request),
         ).token
     except TwoFactorRequired as exc:
         return redirect(f"/login/2fa?pending={quote(exc.pending)}&next={quote(target, safe='/')}")
