@@ -48,8 +48,11 @@ def test_users_create_prints_the_api_key_last(tmp_path: Path, model_dir: Path) -
     with engine.connect() as conn:
         row = conn.execute(text("SELECT is_admin, email_verified_at IS NOT NULL FROM users")).one()
         remaining = conn.execute(text("SELECT SUM(remaining) FROM credit_lots")).scalar()
+        accepted = conn.execute(text("SELECT version, ip FROM terms_acceptances")).all()
     engine.dispose()
     assert tuple(row) == (1, 1) and remaining == 25
+    # An operator-provisioned account can use its key at once: the acceptance is on record.
+    assert [tuple(r) for r in accepted] == [(1, "cli")]
     again = run_cli(
         "users",
         "create",
@@ -60,6 +63,22 @@ def test_users_create_prints_the_api_key_last(tmp_path: Path, model_dir: Path) -
         model_dir=model_dir,
     )
     assert again.returncode == 2 and "already exists" in again.stderr
+    personal = run_cli(
+        "users",
+        "create",
+        "someone@example.com",
+        "--password",
+        "long enough pw",
+        "--no-accept-terms",
+        data_dir=data,
+        model_dir=model_dir,
+    )
+    assert personal.returncode == 0, personal.stderr
+    engine = create_engine(f"sqlite:///{data / 'removeany.db'}")
+    with engine.connect() as conn:
+        acceptances = conn.execute(text("SELECT COUNT(*) FROM terms_acceptances")).scalar()
+    engine.dispose()
+    assert acceptances == 1
 
 
 def test_remove_background_command_writes_rgba_png(tmp_path: Path, model_dir: Path) -> None:

@@ -21,6 +21,9 @@ app.add_typer(users_app, name="users")
 app.add_typer(models_app, name="models")
 app.add_typer(admin_app, name="admin")
 
+# How an operator-provisioned acceptance is labelled in the acceptance records.
+CLI_PROVISIONING = "removeany users create (operator)"
+
 
 def _exit_code(command: Callable[..., int]) -> Callable[..., None]:
     """Offline commands return an exit code; Typer ignores return values, so raise it."""
@@ -120,12 +123,21 @@ def users_create(
     credits: Annotated[int, typer.Option(help="Credits to grant (admin lot).")] = 0,
     admin: Annotated[bool, typer.Option(help="Make the user an administrator.")] = False,
     api_key: Annotated[bool, typer.Option(help="Also create an API key, printed last.")] = False,
+    accept_terms: Annotated[
+        bool,
+        typer.Option(
+            help="Record acceptance of the current terms for this account, as the operator "
+            "provisioning it (recorded as accepted via the CLI). With --no-accept-terms the "
+            "person must accept them before their first job."
+        ),
+    ] = True,
 ) -> None:
     """Create a verified user (operators and scripts)."""
     from removeany.accounts import service as accounts
     from removeany.context import build_context
     from removeany.credits import service as ledger
     from removeany.errors import DomainError
+    from removeany.legal import service as legal
 
     ctx = build_context(Settings(), migrate=True)
     try:
@@ -144,10 +156,17 @@ def users_create(
                     expires_at=None,
                     reference="cli",
                 )
+            if accept_terms:
+                terms = legal.current(session)
+                legal.accept(
+                    session, user, terms.version, now=now, ip="cli", user_agent=CLI_PROVISIONING
+                )
             key = accounts.create_api_key(session, user, "cli", now=now)[0] if api_key else None
             typer.echo(f"created user {user.email} (id {user.id})")
             if credits:
                 typer.echo(f"granted {credits} credits")
+            if accept_terms:
+                typer.echo(f"terms version {terms.version} recorded as accepted (via the CLI)")
             if key is not None:
                 typer.echo("API key (shown once):")
                 typer.echo(key)
