@@ -62,7 +62,14 @@ def serve(
     ctx = build_context(settings, migrate=True)
     typer.echo(f"RemoveAny on http://{host}:{port}  (data in {settings.data_dir.resolve()})")
     try:
-        uvicorn.run(create_app(ctx, run_workers=workers), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(ctx, run_workers=workers),
+            host=host,
+            port=port,
+            log_level="info",
+            proxy_headers=True,
+            forwarded_allow_ips=settings.trusted_proxies,
+        )
     finally:
         ctx.close()
 

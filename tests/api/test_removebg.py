@@ -109,6 +109,50 @@ def test_json_answer_when_asked(client: TestClient, api_key: str, photo: bytes) 
     assert data["foreground_width"] > 0
 
 
+def test_json_request_body_as_remove_bg_clients_send_it(
+    client: TestClient, ctx: Context, api_key: str, photo: bytes
+) -> None:
+    response = client.post(
+        "/v1.0/removebg",
+        headers={"X-Api-Key": api_key},
+        json={
+            "image_file_b64": base64.b64encode(photo).decode(),
+            "size": "preview",
+            "format": "png",
+            "crop": True,
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Credits-Charged"] == "1"
+    result = Image.open(io.BytesIO(response.content))
+    with Image.open(io.BytesIO(photo)) as original:
+        assert result.mode == "RGBA"
+        assert result.width < original.width, "crop: true should trim to the subject"
+    assert balance(ctx) == 4
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"{not json", "invalid_json"),
+        (b"[1, 2]", "invalid_json"),
+        (b'{"image_file_b64": {"nested": 1}}', "invalid_json"),
+        (b'{"size": "preview"}', "missing_image"),
+    ],
+)
+def test_bad_json_bodies_are_400_and_cost_nothing(
+    client: TestClient, ctx: Context, api_key: str, body: bytes, code: str
+) -> None:
+    response = client.post(
+        "/v1.0/removebg",
+        headers={"X-Api-Key": api_key, "Content-Type": "application/json"},
+        content=body,
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == code
+    assert balance(ctx) == 5
+
+
 @pytest.mark.parametrize(
     ("payload", "code"),
     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, UploadFile
@@ -22,6 +23,16 @@ router = APIRouter()
 
 FORMATS = {"auto": "png", "png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp"}
 TRUE = {"true", "1", "yes", "on"}
+JSON_FIELDS = (
+    "image_file_b64",
+    "image_url",
+    "size",
+    "format",
+    "bg_color",
+    "crop",
+    "crop_margin",
+    "channels",
+)
 
 
 def error_response(status: int, code: str, title: str) -> JSONResponse:
@@ -45,6 +56,39 @@ def _options(
     return options
 
 
+async def _json_fields(request: Request) -> dict[str, str | None]:
+    """The JSON form of the request: known fields only, booleans and numbers as their text."""
+    # Base64 is 4/3 of the file, plus room for the other fields.
+    limit = request.app.state.ctx.settings.max_upload_bytes * 4 // 3 + 4096
+    too_large = OptionError("file_too_large", "The request body is too large for this server.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise OptionError("invalid_json", "The request body is not valid JSON.") from None
+    if not isinstance(payload, dict):
+        raise OptionError("invalid_json", "Send the fields as one JSON object.")
+    fields: dict[str, str | None] = {}
+    for key in JSON_FIELDS:
+        value = payload.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            fields[key] = "true" if value else "false"
+        elif isinstance(value, str | int | float):
+            fields[key] = str(value)
+        else:
+            raise OptionError("invalid_json", f"The field {key} must be a string.")
+    return fields
+
+
 @router.post("/v1.0/removebg", tags=["remove.bg compatible"])
 async def removebg(
     request: Request,
@@ -59,17 +103,38 @@ async def removebg(
     crop_margin: Annotated[str | None, Form()] = None,
     channels: Annotated[str, Form()] = "rgba",
 ) -> Response:
+    """Multipart or urlencoded form fields, or the same fields as a JSON object (remove.bg's
+    clients send `{"image_file_b64": ..., "size": ...}` with `Content-Type: application/json`)."""
     ctx: Context = request.app.state.ctx
+    fields: dict[str, str | None] = {
+        "image_file_b64": image_file_b64,
+        "image_url": image_url,
+        "size": size,
+        "format": format,
+        "bg_color": bg_color,
+        "crop": crop,
+        "crop_margin": crop_margin,
+        "channels": channels,
+    }
     try:
-        options = _options(size, format, bg_color, crop, crop_margin, channels)
+        if request.headers.get("content-type", "").startswith("application/json"):
+            fields.update(await _json_fields(request))
+        options = _options(
+            fields["size"] or "auto",
+            fields["format"] or "auto",
+            fields["bg_color"],
+            fields["crop"] or "false",
+            fields["crop_margin"],
+            fields["channels"] or "rgba",
+        )
         max_bytes = ctx.settings.max_upload_bytes
         if image_file is not None:
             data = await uploads.read_bounded(image_file, max_bytes)
             name = image_file.filename or "image"
-        elif image_file_b64:
-            data = uploads.decode_b64(image_file_b64, max_bytes)
+        elif fields["image_file_b64"]:
+            data = uploads.decode_b64(fields["image_file_b64"], max_bytes)
             name = "image"
-        elif image_url:
+        elif fields["image_url"]:
             return error_response(
                 400,
                 "image_url_unsupported",

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
 
     session_days: int = 14
     cookie_secure: bool = False
+    # Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed (comma-separated,
+    # or "*"); the client address they report is what throttling and audit records see.
+    trusted_proxies: str = "127.0.0.1"
 
     # Trust (issue #7): throttling, reset links, retention.
     login_failures_per_account: int = Field(default=10, ge=1)
