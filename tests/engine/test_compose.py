@@ -110,3 +110,96 @@ def test_foreground_box_for_uint8_and_float_alpha() -> None:
     assert foreground_box(alpha) == (100, 50, 80, 60)
     assert foreground_box((alpha / 255).astype(np.float32)) == (100, 50, 80, 60)
     assert foreground_box(np.zeros((10, 10), np.uint8)) == (0, 0, 0, 0)
+
+
+def test_roi_clears_everything_outside_the_region() -> None:
+    image = _subject(box=(100, 50, 80, 60))
+    image.paste((0, 255, 0, 255), (300, 200, 340, 240))  # a second object, outside the roi
+    result = compose_result(image, parse_options(roi="0% 0% 50% 100%"))
+    alpha = np.asarray(result.getchannel("A"))
+    assert alpha[60:100, 110:170].min() == 255
+    assert alpha[:, 200:].max() == 0
+    assert foreground_box(alpha) == (100, 50, 80, 60)
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("0 0 100", "invalid_roi"),
+        ("10% 10% 5% 50%", "invalid_roi"),
+        ("0% 0% 150% 100%", "invalid_roi"),
+        ("a b c d", "invalid_roi"),
+    ],
+)
+def test_bad_regions_are_refused(value: str, code: str) -> None:
+    with pytest.raises(OptionError) as caught:
+        parse_options(roi=value)
+    assert caught.value.code == code
+
+
+def test_scale_centres_the_subject_and_fills_the_share_asked() -> None:
+    result = compose_result(_subject(), parse_options(scale="50%"))
+    left, top, width, height = foreground_box(np.asarray(result.getchannel("A")))
+    # 80x60 on 400x300: the limiting side is height (60/300), so 50% means 150 px tall.
+    assert (width, height) == (200, 150)
+    assert abs(left + width / 2 - 200) <= 1 and abs(top + height / 2 - 150) <= 1
+    assert result.size == (400, 300)
+
+
+def test_position_moves_the_subject_like_css_background_position() -> None:
+    result = compose_result(_subject(), parse_options(position="100% 0%"))
+    assert foreground_box(np.asarray(result.getchannel("A"))) == (320, 0, 80, 60)
+    bottom_left = compose_result(_subject(), parse_options(scale="original", position="0% 100%"))
+    assert foreground_box(np.asarray(bottom_left.getchannel("A"))) == (0, 240, 80, 60)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("scale", "5%", "invalid_scale"),
+        ("scale", "half", "invalid_scale"),
+        ("position", "left", "invalid_position"),
+        ("position", "120% 0%", "invalid_position"),
+    ],
+)
+def test_bad_scale_and_position_are_refused(field: str, value: str, code: str) -> None:
+    with pytest.raises(OptionError) as caught:
+        parse_options(**{field: value})
+    assert caught.value.code == code
+
+
+def test_shadow_darkens_below_the_subject_only() -> None:
+    plain = compose_result(_subject(), parse_options(bg_color="white"))
+    shaded = compose_result(_subject(), parse_options(bg_color="white", add_shadow=True))
+    below = np.asarray(shaded)[111:114, 110:170].astype(int)  # just under the subject's edge
+    assert below.mean() < np.asarray(plain)[111:114, 110:170].mean() - 10
+    far = np.asarray(shaded)[250:, :50]
+    assert far.min() == 255, "the shadow must stay near the subject"
+    subject = np.asarray(shaded)[60:100, 110:170]
+    assert (subject == [255, 0, 0]).all(), "the subject is drawn over its shadow"
+
+
+def test_background_image_covers_the_result() -> None:
+    backdrop = Image.open(photo_path("object", "alphamatting_GT01")).convert("RGB")
+    result = compose_result(_subject(), parse_options(), bg_image=backdrop)
+    assert result.mode == "RGB" and result.size == (400, 300)
+    pixels = np.asarray(result)
+    assert (pixels[60:100, 110:170] == [255, 0, 0]).all()
+    corner = pixels[:40, :40].reshape(-1, 3)
+    assert corner.std(axis=0).max() > 2, "the backdrop photo shows outside the subject"
+
+
+def test_zip_holds_colour_jpeg_and_alpha_png() -> None:
+    import io
+    import zipfile
+
+    from removeany.engine.compose import color_alpha_zip
+
+    data = color_alpha_zip(_subject())
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert sorted(archive.namelist()) == ["alpha.png", "color.jpg"]
+        color = Image.open(io.BytesIO(archive.read("color.jpg")))
+        alpha = Image.open(io.BytesIO(archive.read("alpha.png")))
+    assert color.mode == "RGB" and alpha.mode == "L"
+    assert color.size == alpha.size == (400, 300)
+    assert foreground_box(np.asarray(alpha)) == (100, 50, 80, 60)
