@@ -59,10 +59,11 @@ def build_context(settings: Settings, *, migrate: bool = False) -> Context:
     db = Database(settings.sqlalchemy_url)
     if migrate:
         db.migrate()
+    secret_key = settings.resolved_secret_key()
     return Context(
         settings=settings,
         db=db,
-        storage=make_storage(settings),
+        storage=make_storage(settings, secret_key=secret_key),
         mailer=make_mailer(settings),
-        secret_key=settings.resolved_secret_key(),
+        secret_key=secret_key,
     )

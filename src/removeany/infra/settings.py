@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     s3_secret_access_key: str | None = None
     s3_prefix: str = ""
     s3_presign_seconds: int = Field(default=900, ge=1)
+    # Encrypt stored originals and results at rest (AES-256-GCM, key derived from the secret
+    # key); downloads are then streamed through the app instead of presigned.
+    encrypt_files: bool = False
 
     signup_credits: int = Field(default=10, ge=0)
     signup_credit_days: int = Field(default=30, ge=1)

@@ -2,7 +2,10 @@
 
 Two backends behind one interface: a local folder (embedded default) and an S3-compatible
 bucket (scaled deployments). `download_url` lets routes redirect to a presigned URL instead of
-streaming bytes through the web process; local storage has none, so routes stream."""
+streaming bytes through the web process; local storage has none, so routes stream.
+
+Optionally (`REMOVEANY_ENCRYPT_FILES`) either backend is wrapped in `EncryptedStorage`, so the
+files on disk or in the bucket are AES-256-GCM ciphertext and only this server can read them."""
 
 from __future__ import annotations
 
@@ -11,6 +14,11 @@ import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 if TYPE_CHECKING:
     from removeany.infra.settings import Settings
@@ -153,7 +161,67 @@ class S3Storage:
             self.client.create_bucket(Bucket=self.bucket)
 
 
-def make_storage(settings: Settings) -> Storage:
+class EncryptedStorage:
+    """Encrypts every file with AES-256-GCM under a key derived from the instance's secret key.
+
+    The storage key is the associated data, so a file copied to another key does not decrypt.
+    Files stored before encryption was switched on (no header) are still read, so turning it
+    on needs no migration; they age out with the retention sweep. Presigned URLs would hand
+    out ciphertext, so downloads are always streamed (decrypted) by the app.
+    """
+
+    HEADER = b"RAENC1"
+
+    def __init__(self, inner: Storage, secret_key: str):
+        self.inner = inner
+        self._aead = AESGCM(
+            HKDF(
+                algorithm=hashes.SHA256(),
+                length=32,
+                salt=b"removeany-files",
+                info=b"stored images",
+            ).derive(secret_key.encode())
+        )
+
+    def put(self, key: str, data: bytes) -> None:
+        nonce = os.urandom(12)
+        sealed = self._aead.encrypt(nonce, data, check_key(key).encode())
+        self.inner.put(key, self.HEADER + nonce + sealed)
+
+    def get(self, key: str) -> bytes:
+        raw = self.inner.get(key)
+        if not raw.startswith(self.HEADER):
+            return raw
+        body = raw[len(self.HEADER) :]
+        try:
+            return self._aead.decrypt(body[:12], body[12:], key.encode())
+        except InvalidTag:
+            raise ValueError(
+                f"stored file {key!r} does not decrypt: it was written under another secret key "
+                "or altered"
+            ) from None
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+    def exists(self, key: str) -> bool:
+        return self.inner.exists(key)
+
+    def download_url(self, key: str, *, filename: str, media_type: str) -> str | None:
+        return None
+
+
+def make_storage(settings: Settings, *, secret_key: str | None = None) -> Storage:
+    """The configured backend, wrapped in `EncryptedStorage` when files are to be encrypted."""
+    storage = _backend(settings)
+    if settings.encrypt_files:
+        if not secret_key:
+            raise ValueError("REMOVEANY_ENCRYPT_FILES needs the instance's secret key")
+        return EncryptedStorage(storage, secret_key)
+    return storage
+
+
+def _backend(settings: Settings) -> Storage:
     if settings.storage_backend == "s3":
         if not settings.s3_bucket:
             raise ValueError("REMOVEANY_S3_BUCKET must be set when REMOVEANY_STORAGE_BACKEND=s3")
