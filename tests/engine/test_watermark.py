@@ -171,3 +171,21 @@ def test_without_detector_and_mask_nothing_changes(tmp_path: Path) -> None:
     res = restore(clean, model_dir=tmp_path)
     assert np.array_equal(res.image, clean)
     assert any("not installed" in n for n in res.notes)
+
+
+def test_batch_finds_a_logo_without_mask_or_text_detector(tmp_path: Path) -> None:
+    # No mask and no text detector installed: the shared edges alone (median gradient across
+    # the images) must find the logo, and the joint estimate must remove it.
+    cleans = _cleans(5)
+    wm = _mark("logo", seed=3)
+    marked = [wm.apply(c) for c in cleans]
+    res = restore_batch(marked, model_dir=tmp_path)
+    region = wm.region()
+    assert all("joint estimate" in r.notes[0] for r in res), res[0].notes
+    gains = [
+        psnr(c, r.image, region) - psnr(c, m, region)
+        for c, m, r in zip(cleans, marked, res, strict=True)
+    ]
+    assert float(np.mean(gains)) >= 4.0, gains
+    for c, m, r in zip(cleans, marked, res, strict=True):
+        assert psnr(c, r.image) >= psnr(c, m)

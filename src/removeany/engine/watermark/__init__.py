@@ -29,9 +29,10 @@ from removeany.engine.watermark.detect import (
     boxes_to_mask,
     is_tiled,
     load_text_detector,
+    shared_mark_region,
     text_regions,
 )
-from removeany.engine.watermark.estimate import Estimate, estimate
+from removeany.engine.watermark.estimate import Estimate, estimate, stroke_size
 from removeany.engine.watermark.restore import guard, unblend
 
 Box = tuple[int, int, int, int]
@@ -46,6 +47,8 @@ MAX_JOINT = 12
 JOINT_MAX_SIDE = 640
 # Look for the shared mark's text on the batch's median image first.
 MEDIAN_DETECTION = True
+# Look for edges every image shares (median gradient): finds logos and faint marks too.
+GRADIENT_DETECTION = True
 # Evidence of transparency (0..1) a detected text region needs before it is treated as a
 # watermark: placed where watermarks go (corner, edge, centre, tiled) or anywhere else.
 _ANY_EVIDENCE = 0.5
@@ -55,6 +58,8 @@ _INNER_EVIDENCE = 0.6
 GUARD_GAIN = 0.1
 GUARD_GAP_RATIO = 0.7
 GUARD_MIN_PIXELS = 40
+# ... and, in textured surroundings, keep at least this fraction of their fine texture.
+GUARD_TEXTURE = 0.25
 # Guard for user masks: the gap to the surroundings must not stay as large as it was.
 USER_GAP_RATIO = 0.9
 # A detected layer fainter than this is too weak to be sure it is a watermark.
@@ -169,6 +174,7 @@ def _restore_region(
             min_gain=GUARD_GAIN,
             max_gap_ratio=GUARD_GAP_RATIO,
             min_pixels=GUARD_MIN_PIXELS,
+            keep_texture=GUARD_TEXTURE,
         )
     changed = kept & (est.alpha > 0)
     if changed.any():
@@ -267,15 +273,8 @@ def restore_batch(
         # Estimate from at most MAX_JOINT images spread over the group; apply to all.
         step = -(-len(idx) // MAX_JOINT)
         stack = np.stack([arrays[i] for i in idx[::step]]).astype(np.float32)
-        if region is None and MEDIAN_DETECTION:
-            det = detector if detector is not None else load_text_detector(model_dir)
-            if det is not None:
-                # On the median image the shared mark is crisp and the photos blur away.
-                med = _to_u8(np.median(stack, axis=0))
-                likely, doubtful = detect_regions(med, det)
-                found = likely | doubtful
-                if found.any():
-                    region = dilate(found, max(2, min(shape) // 50))
+        if region is None:
+            region = _shared_region(stack, shape, detector, model_dir)
         est: Estimate = _estimate_bounded(stack, region)
         if not est.layers:
             # Nothing shared by these images: treat each on its own.
@@ -300,6 +299,43 @@ def restore_batch(
             changed = kept & (est.alpha > 0)
             results[i] = WatermarkResult(_to_u8(out), changed, est.alpha, notes)
     return [r for r in results if r is not None]
+
+
+def _shared_region(
+    stack: F32,
+    shape: tuple[int, int],
+    detector: TextDetector | None,
+    model_dir: Path | None,
+) -> Bool | None:
+    """Where the images of a batch share a mark: consistent edges and/or text on the median."""
+    found = np.zeros(shape, bool)
+    if GRADIENT_DETECTION:
+        scale = min(1.0, JOINT_MAX_SIDE / max(shape))
+        small = stack
+        if scale < 1.0:
+            sw, sh = max(1, round(shape[1] * scale)), max(1, round(shape[0] * scale))
+            small = np.stack(
+                [cv2.resize(im, (sw, sh), interpolation=cv2.INTER_AREA) for im in stack]
+            )
+        reg = shared_mark_region(small.astype(np.float32), stroke_size(small.shape[1:3]))
+        if scale < 1.0:
+            reg = (
+                cv2.resize(
+                    reg.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST
+                )
+                > 0
+            )
+        found |= dilate(reg, 2)
+    if MEDIAN_DETECTION:
+        det = detector if detector is not None else load_text_detector(model_dir)
+        if det is not None:
+            # On the median image the shared mark is crisp and the photos blur away.
+            med = _to_u8(np.median(stack, axis=0))
+            likely, doubtful = detect_regions(med, det)
+            text = likely | doubtful
+            if text.any():
+                found |= dilate(text, max(2, min(shape) // 50))
+    return found if found.any() else None
 
 
 def _estimate_bounded(stack: F32, region: Bool | None) -> Estimate:

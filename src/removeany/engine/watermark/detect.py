@@ -188,3 +188,55 @@ def boxes_to_mask(boxes: list[tuple[int, int, int, int]], shape: tuple[int, int]
         ya, yb = sorted((max(0, min(int(y0), h)), max(0, min(int(y1), h))))
         m[ya:yb, xa:xb] = True
     return m
+
+
+# Shared-mark detection in a batch (Dekel et al., CVPR 2017): the mark's edges have the same
+# sign in every image, so the per-pixel median of the gradients keeps them while the photos'
+# own edges (different in each image) cancel out. A pixel is a shared edge when its median
+# gradient is an outlier (SHARED_MADS robust deviations) of the image's median gradients.
+SHARED_MADS = 8.0
+SHARED_FLOOR = 12.0
+# Shared edges must be dense at the stroke scale (isolated coincidences are dropped).
+SHARED_DENSITY = 0.08
+SHARED_MIN_PIXELS = 30
+
+
+def median_gradient(stack: F32) -> F32:
+    """Per-pixel magnitude of the across-image median gradient (KxHxWx3 -> HxW, max over RGB)."""
+    out = np.zeros(stack.shape[1:3], np.float32)
+    for c in range(stack.shape[3]):
+        ch = [np.ascontiguousarray(im[..., c]) for im in stack]
+        gx = np.median(np.stack([cv2.Sobel(x, cv2.CV_32F, 1, 0, ksize=3) for x in ch]), axis=0)
+        gy = np.median(np.stack([cv2.Sobel(x, cv2.CV_32F, 0, 1, ksize=3) for x in ch]), axis=0)
+        out = np.maximum(out, np.hypot(gx, gy).astype(np.float32))
+    return out
+
+
+def fill_holes(mask: Bool) -> Bool:
+    """Mask with every enclosed hole filled (a ring's inside, a letter's counter)."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    filled = np.zeros(mask.shape, np.uint8)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    return filled > 0
+
+
+def shared_mark_region(stack: F32, stroke: int) -> Bool:
+    """Where K same-sized images (KxHxWx3, K >= 3) share a mark: dense consistent edges,
+    closed over the stroke scale and hole-filled (so a logo's fill is included)."""
+    g = median_gradient(stack)
+    med = float(np.median(g))
+    mad = float(np.median(np.abs(g - med))) + 1e-3
+    strong = g > max(SHARED_FLOOR, med + SHARED_MADS * 1.4826 * mad)
+    if int(strong.sum()) < SHARED_MIN_PIXELS:
+        return np.zeros(strong.shape, bool)
+    k = max(3, stroke | 1)
+    density = cv2.blur(strong.astype(np.float32), (k, k), borderType=cv2.BORDER_REFLECT)
+    strong &= density > SHARED_DENSITY
+    if int(strong.sum()) < SHARED_MIN_PIXELS:
+        return np.zeros(strong.shape, bool)
+    ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    closed = cv2.morphologyEx(strong.astype(np.uint8), cv2.MORPH_CLOSE, ker) > 0
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(closed.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= max(SHARED_MIN_PIXELS, k * k // 2)
+    return fill_holes(np.asarray(keep[labels], bool))

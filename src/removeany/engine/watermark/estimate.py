@@ -26,6 +26,7 @@ from removeany.engine.watermark._ops import (
     Bool,
     bbox,
     dilate,
+    erode,
     guided_filter,
     inpaint,
     luma,
@@ -53,6 +54,14 @@ OUTLIER_MADS = 6.0
 RING_MADS = 3.0
 SMOOTH_SINGLE = 20.0
 ICM_MAX_IMAGES = 8
+TEXTURE_EVIDENCE = True
+# Texture test for transparency: ring width, a ring flatter than this (median |high-pass|)
+# says nothing, and the interior/ring texture ratio that reads as opaque, plus its span to 1.
+TEXTURE_RING = 6
+TEXTURE_FLAT = 1.5
+TEXTURE_OPAQUE = 0.1
+TEXTURE_SPAN = 0.3
+TEXTURE_SLACK = 0.25
 
 
 @dataclass
@@ -137,6 +146,26 @@ def _transparency_evidence(j: F32, b: F32, core: Bool) -> float:
         return 0.5  # flat background: transparency cannot be told apart from opacity
     r = float(np.corrcoef(jj, bb)[0, 1])
     return float(np.clip(r, 0.0, 1.0))
+
+
+def _texture_evidence(j: F32, core: Bool, sup: Bool, opacity: float) -> float:
+    """0..1: the photo's fine texture shows through the lettering, scaled by 1 - alpha as a
+    blend scales it (opaque lettering is flat inside; no mark at all leaves it unscaled).
+    Compares high-pass energy in the strokes' interior with the ring around the mark; 0.5
+    where the ring itself is flat."""
+    inner = erode(core, 1)
+    ring = dilate(sup, TEXTURE_RING) & ~dilate(sup, 2)
+    if int(inner.sum()) < 30 or int(ring.sum()) < 30:
+        return 0.0
+    y = luma(j)
+    hp = y - cv2.GaussianBlur(y, (0, 0), 1.0)
+    s_ring = float(np.median(np.abs(hp[ring])))
+    if s_ring < TEXTURE_FLAT:
+        return 0.5
+    ratio = float(np.median(np.abs(hp[inner]))) / s_ring
+    if ratio > (1.0 - opacity) + TEXTURE_SLACK:
+        return 0.0  # as much texture as around it: not attenuated by an overlay
+    return float(np.clip((ratio - TEXTURE_OPAQUE) / TEXTURE_SPAN, 0.0, 1.0))
 
 
 def _core_fit(js: F32, bs: F32, a: F32, core: Bool) -> tuple[float, F32] | None:
@@ -576,6 +605,8 @@ def estimate(
             continue
         core = al > 0.7 * float(al.max())
         evidence = _transparency_evidence(cur[0], bs[0], core)
+        if TEXTURE_EVIDENCE:
+            evidence = max(evidence, _texture_evidence(cur[0], core, sup_l, op))
         cur = peeled
         found.append((pol, al, col, sup_l, op))
         c3 = (float(col[0]), float(col[1]), float(col[2]))
