@@ -87,3 +87,44 @@ def test_missing_model_is_a_usage_error(tmp_path: Path, photo: Path) -> None:
     code, _, stderr = _invoke(str(photo), "-o", target, "--model-dir", str(tmp_path))
     assert code == 2
     assert "removeany models fetch" in stderr
+
+
+def test_options_finish_the_cutout_like_the_api(
+    tmp_path: Path, photo: Path, model_dir: Path
+) -> None:
+    backdrop = tmp_path / "backdrop.png"
+    Image.new("RGB", (200, 100), (10, 200, 30)).save(backdrop)
+    target = tmp_path / "on-green.jpg"
+    code, _, stderr = _invoke(
+        str(photo), "-o", str(target), "--model-dir", str(model_dir),
+        "--bg-image", str(backdrop), "--crop", "--crop-margin", "10%", "--size", "preview",
+    )  # fmt: skip
+    assert code == 0, stderr
+    with Image.open(target) as result, Image.open(photo) as original:
+        assert result.mode == "RGB" and result.width * result.height <= 250_000
+        assert result.width / result.height != pytest.approx(original.width / original.height)
+        pixels = np.asarray(result).astype(int)
+    green = np.abs(pixels - [10, 200, 30]).max(axis=2) < 16
+    assert 0.05 < green.mean() < 0.95, "the subject on the backdrop photo"
+
+
+def test_folder_to_zip_format_and_bad_option(tmp_path: Path, photo: Path, model_dir: Path) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    shutil.copyfile(photo, inbox / "runner.jpg")
+    out = tmp_path / "out"
+    code, _, stderr = _invoke(
+        str(inbox), "-o", str(out), "--model-dir", str(model_dir), "--format", "zip",
+        "--size", "preview",
+    )  # fmt: skip
+    assert code == 0, stderr
+    import zipfile
+
+    with zipfile.ZipFile(out / "runner.zip") as archive:
+        assert sorted(archive.namelist()) == ["alpha.png", "color.jpg"]
+    assert not list(out.glob(".*.part")), "no temporary files left behind"
+    code, _, stderr = _invoke(
+        str(inbox), "-o", str(tmp_path / "x"), "--model-dir", str(model_dir), "--roi", "0 0 5"
+    )
+    assert code == 2 and "invalid_roi" in stderr
+    assert not (tmp_path / "x").exists()

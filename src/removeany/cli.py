@@ -11,6 +11,7 @@ import typer
 
 from removeany.cli_admin import admin_app
 from removeany.cli_offline import remove_background_command
+from removeany.cli_portrait import cutout_portrait_command
 from removeany.cli_watermark import remove_watermark_command
 from removeany.infra.settings import Settings
 
@@ -41,6 +42,9 @@ app.command("remove-background", help="Remove backgrounds offline (no server, no
 app.command("remove-watermark", help="Remove visible watermarks offline (no server, no credits).")(
     _exit_code(remove_watermark_command)
 )
+app.command(
+    "cutout-portrait", help="Cut people out or make ID photos offline (no server, no credits)."
+)(_exit_code(cutout_portrait_command))
 
 
 @app.command()

@@ -6,28 +6,35 @@ through a thin wrapper that turns the returned exit code into ``typer.Exit``.
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
+from PIL import Image
 from rich.console import Console
 from rich.progress import Progress
 
 from removeany.engine.background import DEFAULT_MODEL, remove_background
-from removeany.engine.errors import ImageError, ModelError
+from removeany.engine.compose import ComposeOptions, color_alpha_zip, compose_result, parse_options
+from removeany.engine.errors import ImageError, ModelError, OptionError
 from removeany.engine.io import OutputFormat, decode_image, encode_image
 from removeany.engine.models import load_session
+from removeany.engine.portrait import cutout_portrait
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
-OUTPUT_FORMATS: dict[str, OutputFormat] = {
+OUTPUT_FORMATS: dict[str, OutputFormat | str] = {
     ".png": "png",
     ".webp": "webp",
     ".jpg": "jpg",
     ".jpeg": "jpg",
+    ".zip": "zip",
 }
+FOLDER_SUFFIXES = {"png": ".png", "webp": ".webp", "jpg": ".jpg", "zip": ".zip"}
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 100_000_000
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
@@ -37,6 +44,15 @@ EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 class Task:
     source: Path
     target: Path
+
+
+@dataclass(frozen=True)
+class Look:
+    """How each cutout is finished: the engine's compose options plus the path to take."""
+
+    compose: ComposeOptions
+    portrait: bool = False
+    background: Image.Image | None = None
 
 
 def remove_background_command(
@@ -57,19 +73,61 @@ def remove_background_command(
     max_pixels: Annotated[int, typer.Option(help="Largest input in pixels.")] = (
         DEFAULT_MAX_PIXELS
     ),
+    format: Annotated[
+        str,
+        typer.Option(help="Format of files written into an output folder: png, webp, jpg, zip."),
+    ] = "png",
+    kind: Annotated[
+        str, typer.Option("--type", help="Foreground type; 'person' uses the portrait path.")
+    ] = "auto",
+    size: Annotated[str, typer.Option(help="preview, medium, hd, 4k, 50MP or full.")] = "full",
+    bg_color: Annotated[str | None, typer.Option(help="Background colour, e.g. ffffff.")] = None,
+    bg_image: Annotated[Path | None, typer.Option(help="A photo to put behind the subject.")] = (
+        None
+    ),
+    crop: Annotated[bool, typer.Option(help="Crop to the subject.")] = False,
+    crop_margin: Annotated[str | None, typer.Option(help="Margin for --crop: 30px or 10%.")] = (
+        None
+    ),
+    roi: Annotated[str | None, typer.Option(help="Only look in 'x1 y1 x2 y2' (px or %).")] = None,
+    scale: Annotated[str | None, typer.Option(help="Subject size: original or 10%-100%.")] = None,
+    position: Annotated[str | None, typer.Option(help="original, center or 'X% Y%'.")] = None,
+    shadow: Annotated[bool, typer.Option(help="Add a soft drop shadow.")] = False,
+    channels: Annotated[str, typer.Option(help="rgba, or alpha for the matte only.")] = "rgba",
 ) -> int:
     """Cut out the subject of each input; keeps going past failures and returns an exit code."""
     err = Console(stderr=True)
     try:
         load_session(model, model_dir)
+        look = Look(
+            parse_options(
+                size=size,
+                bg_color=bg_color,
+                crop=crop,
+                crop_margin=crop_margin,
+                channels=channels,
+                roi=roi,
+                scale=scale,
+                position=position,
+                add_shadow=shadow,
+            ),
+            portrait=kind == "person",
+            background=_background(bg_image, max_bytes, max_pixels) if bg_image else None,
+        )
+        if format not in FOLDER_SUFFIXES:
+            raise OptionError("invalid_format", "--format must be png, webp, jpg or zip.")
     except ModelError as exc:
         err.print(f"error: {exc.message}", markup=False, highlight=False)
         return EXIT_USAGE
+    except (OptionError, ImageError) as exc:
+        err.print(f"error: {exc.code}: {exc.message}", markup=False, highlight=False)
+        return EXIT_USAGE
     single_file = len(inputs) == 1 and inputs[0].is_file() and not output.is_dir()
     if single_file and output.suffix.lower() not in OUTPUT_FORMATS:
-        err.print(f"error: {output} must end in .png, .webp or .jpg.", markup=False)
+        err.print(f"error: {output} must end in .png, .webp, .jpg or .zip.", markup=False)
         return EXIT_USAGE
-    tasks = [Task(inputs[0], output)] if single_file else list(_plan(inputs, output))
+    suffix = FOLDER_SUFFIXES[format]
+    tasks = [Task(inputs[0], output)] if single_file else list(_plan(inputs, output, suffix))
     if not tasks:
         err.print("error: no image files found in the inputs.", markup=False)
         return EXIT_USAGE
@@ -85,7 +143,7 @@ def remove_background_command(
                     "rename one of them."
                 )
             else:
-                problem = _run_one(task, model, model_dir, max_bytes, max_pixels)
+                problem = _run_one(task, look, model, model_dir, max_bytes, max_pixels)
                 written.add(task.target)
             if problem is not None:
                 failures += 1
@@ -96,23 +154,32 @@ def remove_background_command(
     return EXIT_FAILURES if failures else EXIT_OK
 
 
-def _plan(inputs: list[Path], output: Path) -> Iterator[Task]:
-    """Files map to OUT/STEM.png; folders keep their relative subfolders under OUT."""
+def _background(path: Path, max_bytes: int, max_pixels: int) -> Image.Image:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise OptionError("invalid_bg_image", f"{path}: {exc.strerror or exc}") from None
+    return decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+
+
+def _plan(inputs: list[Path], output: Path, suffix: str = ".png") -> Iterator[Task]:
+    """Files map to OUT/STEM.png (or the chosen format); folders keep their relative
+    subfolders under OUT."""
     out_root = output.resolve()
     for item in inputs:
         if item.is_dir():
             for path in sorted(item.rglob("*")):
                 inside_output = path.resolve().is_relative_to(out_root)
                 if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not inside_output:
-                    relative = path.relative_to(item).with_suffix(".png")
+                    relative = path.relative_to(item).with_suffix(suffix)
                     yield Task(path, output / relative)
         else:
             # Explicit files are always tried, whatever their extension; missing ones fail.
-            yield Task(item, output / f"{item.stem}.png")
+            yield Task(item, output / f"{item.stem}{suffix}")
 
 
 def _run_one(
-    task: Task, model: str, model_dir: Path | None, max_bytes: int, max_pixels: int
+    task: Task, look: Look, model: str, model_dir: Path | None, max_bytes: int, max_pixels: int
 ) -> str | None:
     """Process one file; returns 'code: message' on failure instead of stopping the batch."""
     try:
@@ -122,12 +189,33 @@ def _run_one(
                 "file_too_large", f"The file is {size:,} bytes; the limit is {max_bytes:,}."
             )
         image = decode_image(task.source.read_bytes(), max_bytes=max_bytes, max_pixels=max_pixels)
-        cutout = remove_background(image, model=model, model_dir=model_dir)
+        if look.portrait:
+            cutout = cutout_portrait(image, model_dir=model_dir)
+        else:
+            cutout = remove_background(image, model=model, model_dir=model_dir)
+        result = compose_result(cutout, look.compose, bg_image=look.background)
         fmt = OUTPUT_FORMATS.get(task.target.suffix.lower(), "png")
-        task.target.parent.mkdir(parents=True, exist_ok=True)
-        task.target.write_bytes(encode_image(cutout, fmt))
+        data = (
+            color_alpha_zip(result)
+            if fmt == "zip"
+            else encode_image(result, cast(OutputFormat, fmt))
+        )
+        _write_atomically(task.target, data)
     except ImageError as exc:
         return f"{exc.code}: {exc.message}"
     except OSError as exc:
         return f"io_error: {exc.strerror or exc}"
     return None
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """Write beside the target and rename, so an interrupted run leaves no half file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

@@ -3,6 +3,7 @@
     removeany remove-watermark photo.jpg -o clean.jpg
     removeany remove-watermark a.jpg b.jpg c.jpg -o outdir/     # joint estimate when shared
     removeany remove-watermark photo.png -o clean.png --mask mask.png
+    removeany remove-watermark photo.jpg -o clean.jpg --boxes "20,400,300,60"   # x,y,w,h
 
 Batch outputs keep each input's file name, size and format (``OUTDIR/<input name>``). The
 function returns an exit code (0 all written, 1 some inputs failed, 2 usage error) and keeps
@@ -13,6 +14,7 @@ Typer metadata in its signature; the CLI registers it through a wrapper that rai
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -32,6 +34,7 @@ from removeany.engine.watermark import (
     restore_batch,
 )
 
+Box = tuple[int, int, int, int]
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 100_000_000
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
@@ -71,6 +74,13 @@ def remove_watermark_command(
         Path | None,
         typer.Option(help="Mask image (white = watermark); overrides detection."),
     ] = None,
+    boxes: Annotated[
+        str | None,
+        typer.Option(
+            help='Watermark boxes in pixels, "x,y,width,height" separated by ";" (or JSON '
+            "[[x, y, width, height], ...]); overrides detection, adds to --mask.",
+        ),
+    ] = None,
     joint: Annotated[
         bool,
         typer.Option(help="Estimate a watermark shared by same-sized inputs from all of them."),
@@ -102,8 +112,15 @@ def remove_watermark_command(
         except (OSError, ValueError) as exc:
             err.print(f"error: cannot read the mask {mask}: {exc}", markup=False)
             return EXIT_USAGE
+    box_list: list[Box] | None = None
+    if boxes is not None:
+        try:
+            box_list = parse_boxes(boxes)
+        except ValueError as exc:
+            err.print(f"error: --boxes: {exc}", markup=False, highlight=False)
+            return EXIT_USAGE
     detector = None
-    if mask_arr is None:
+    if mask_arr is None and box_list is None:
         try:
             detector = load_text_detector(model_dir)
         except ModelError as exc:
@@ -112,7 +129,7 @@ def remove_watermark_command(
         if detector is None:
             err.print(
                 f"error: the text detector ({TEXT_DETECTOR.filename}) is not installed; run "
-                "`removeany models fetch`, or give --mask.",
+                "`removeany models fetch`, or give --mask or --boxes.",
                 markup=False,
                 highlight=False,
             )
@@ -157,9 +174,11 @@ def remove_watermark_command(
     if loaded:
         images = [item.image for item in loaded]
         if joint and len(images) > 1:
-            results = restore_batch(images, mask=mask_arr, detector=detector)
+            results = restore_batch(images, mask=mask_arr, boxes=box_list, detector=detector)
         else:
-            results = [restore(im, mask=mask_arr, detector=detector) for im in images]
+            results = [
+                restore(im, mask=mask_arr, boxes=box_list, detector=detector) for im in images
+            ]
         for item, res in zip(loaded, results, strict=True):
             out = _with_alpha(res.image, item.image)
             problem = _write(out, item.target, item.fmt)
@@ -178,6 +197,35 @@ def remove_watermark_command(
         err.print(f"failed: {names}", markup=False, highlight=False)
         return EXIT_FAILURES
     return EXIT_OK
+
+
+def parse_boxes(text: str) -> list[Box]:
+    """'x,y,w,h;x,y,w,h' or JSON [[x, y, w, h], ...] as the engine's (x0, y0, x1, y1) boxes."""
+    text = text.strip()
+    try:
+        if text.startswith("["):
+            raw = json.loads(text)
+            if raw and not isinstance(raw[0], list):
+                raw = [raw]
+        else:
+            raw = [[int(v) for v in part.split(",")] for part in text.split(";") if part.strip()]
+    except ValueError:
+        raise ValueError('write boxes as "x,y,width,height" separated by ";"') from None
+    out: list[Box] = []
+    for box in raw:
+        if (
+            not isinstance(box, list)
+            or len(box) != 4
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)
+        ):
+            raise ValueError(f"{box!r} is not [x, y, width, height] in whole pixels")
+        x, y, w, h = box
+        if x < 0 or y < 0 or w < 1 or h < 1:
+            raise ValueError(f"{box!r}: x and y must be 0 or more, width and height 1 or more")
+        out.append((x, y, x + w, y + h))
+    if not out:
+        raise ValueError("no box given")
+    return out
 
 
 def _with_alpha(rgb: npt.NDArray[np.uint8], like: Image.Image) -> Image.Image:

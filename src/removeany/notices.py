@@ -30,7 +30,8 @@ class Notice:
 SERVICE_NAMES = {
     "remove_background": "Background removal",
     "portrait": "Portrait cutout",
-    "watermark": "Watermark removal",
+    "id_photo": "ID photos",
+    "remove_watermark": "Watermark removal",
     "batch": "Batch processing",
 }
 

@@ -131,6 +131,100 @@ def test_json_request_body_as_remove_bg_clients_send_it(
     assert balance(ctx) == 4
 
 
+def test_zip_format_holds_colour_and_alpha(client: TestClient, api_key: str, photo: bytes) -> None:
+    import zipfile
+
+    response = client.post(
+        "/v1.0/removebg",
+        headers={"X-Api-Key": api_key},
+        files={"image_file": ("GT01.png", photo, "image/png")},
+        data={"size": "preview", "format": "zip"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        color = Image.open(io.BytesIO(archive.read("color.jpg")))
+        alpha = Image.open(io.BytesIO(archive.read("alpha.png")))
+    assert color.mode == "RGB" and alpha.mode == "L" and color.size == alpha.size
+    matte = np.asarray(alpha)
+    assert (matte > 250).mean() > 0.05 and (matte < 5).mean() > 0.05
+
+
+def test_type_person_takes_the_portrait_path_and_is_reported(
+    client: TestClient, api_key: str
+) -> None:
+    portrait = eval_image("portrait", "davis16_parkour_00050").read_bytes()
+    response = client.post(
+        "/v1.0/removebg",
+        headers={"X-Api-Key": api_key},
+        files={"image_file": ("p.jpg", portrait, "image/jpeg")},
+        data={"size": "preview", "type": "person"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Type"] == "person"
+    product = client.post(
+        "/v1.0/removebg",
+        headers={"X-Api-Key": api_key},
+        files={"image_file": ("p.jpg", portrait, "image/jpeg")},
+        data={"size": "preview", "type": "product"},
+    )
+    assert product.headers["X-Type"] == "product"
+
+
+def test_background_image_roi_position_and_shadow(
+    client: TestClient, api_key: str, photo: bytes
+) -> None:
+    backdrop = io.BytesIO()
+    Image.new("RGB", (300, 200), (10, 200, 30)).save(backdrop, "PNG")
+    response = client.post(
+        "/v1.0/removebg",
+        headers={"X-Api-Key": api_key},
+        files={
+            "image_file": ("GT01.png", photo, "image/png"),
+            "bg_image_file": ("green.png", backdrop.getvalue(), "image/png"),
+        },
+        data={"size": "preview", "scale": "50%", "position": "0% 100%", "add_shadow": "true"},
+    )
+    assert response.status_code == 200, response.text
+    result = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB")).astype(int)
+    height, width = result.shape[:2]
+    green = np.abs(result - [10, 200, 30]).max(axis=2) < 12
+    assert green[: height // 3, width // 2 :].mean() > 0.95, "top right is all backdrop"
+    assert green[height // 2 :, : width // 2].mean() < 0.8, "the subject sits bottom left"
+    roi = client.post(
+        "/v1.0/removebg",
+        headers={"X-Api-Key": api_key},
+        files={"image_file": ("GT01.png", photo, "image/png")},
+        data={"size": "preview", "roi": "0% 0% 30% 100%"},
+    )
+    alpha = np.asarray(Image.open(io.BytesIO(roi.content)).getchannel("A"))
+    assert alpha[:, int(alpha.shape[1] * 0.31) :].max() == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("roi", "0 0 10", "invalid_roi"),
+        ("scale", "500%", "invalid_scale"),
+        ("position", "somewhere", "invalid_position"),
+        ("type", "spaceship", "invalid_type"),
+        ("bg_image_url", "https://example.com/bg.jpg", "image_url_unsupported"),
+    ],
+)
+def test_bad_cutout_options_are_400_and_cost_nothing(
+    client: TestClient, ctx: Context, api_key: str, photo: bytes, field: str, value: str, code: str
+) -> None:
+    response = client.post(
+        "/v1.0/removebg",
+        headers={"X-Api-Key": api_key},
+        files={"image_file": ("GT01.png", photo, "image/png")},
+        data={"size": "preview", field: value},
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == code
+    assert balance(ctx) == 5
+
+
 @pytest.mark.parametrize(
     ("body", "code"),
     [

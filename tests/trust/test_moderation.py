@@ -205,6 +205,33 @@ def test_suspended_and_disabled_services(client: TestClient, ctx: Context) -> No
     assert client.get("/api/v1/announcements").json()[0]["message"] == "New model next week!"
 
 
+def test_batch_processing_can_be_suspended_on_its_own(client: TestClient, ctx: Context) -> None:
+    admin = {"X-Api-Key": make_admin(ctx)}
+    key = make_api_key(ctx, make_user(ctx, credits=5))
+    typo = client.put(
+        "/api/v1/admin/services/remove-background",
+        json={"status": "suspended", "message": "x", "reason": "typo"},
+        headers=admin,
+    )
+    assert typo.status_code == 400 and typo.json()["error"]["code"] == "invalid_service"
+    r = client.put(
+        "/api/v1/admin/services/batch",
+        json={"status": "suspended", "message": "Batches are paused today.", "reason": "load"},
+        headers=admin,
+    )
+    assert r.status_code == 200
+    refused = client.post(
+        "/api/v1/batches",
+        headers={"X-Api-Key": key},
+        files=[("files", ("a.png", _png(), "image/png"))],
+    )
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "service_suspended"
+    assert "Batches are paused today." in refused.json()["error"]["message"]
+    assert submit(client, key).status_code == 202, "single images still work"
+    assert client.get("/api/v1/credits", headers={"X-Api-Key": key}).json()["available"] == 4
+
+
 def test_admin_cli(tmp_path: Path, model_dir: Path) -> None:
     data = tmp_path / "cli"
     env = {**os.environ, "REMOVEANY_DATA_DIR": str(data), "REMOVEANY_MODEL_DIR": str(model_dir)}

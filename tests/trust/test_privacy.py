@@ -69,6 +69,18 @@ def test_gps_tagged_upload_gives_a_result_without_exif(client: TestClient, ctx: 
         assert b"Exif\x00\x00" not in result.content and b"SpyCam" not in result.content
 
 
+def test_exif_is_kept_only_when_asked(client: TestClient, ctx: Context) -> None:
+    key = make_api_key(ctx, make_user(ctx))
+    upload = photo(gps=True)
+    for fmt in ("jpg", "png", "webp"):
+        job = run_job(client, key, upload, format=fmt, keep_metadata="true")
+        result = client.get(f"/api/v1/jobs/{job['id']}/result", headers={"X-Api-Key": key})
+        with Image.open(io.BytesIO(result.content)) as out:
+            exif = out.getexif()
+            assert exif.get(0x010F) == "SpyCam", fmt
+            assert exif.get_ifd(0x8825)[2] == (48.0, 51.0, 29.0), fmt
+
+
 def test_retention_sweep_and_delete_on_request(
     client: TestClient, ctx: Context, clock: TestClock
 ) -> None:

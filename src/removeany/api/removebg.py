@@ -16,12 +16,20 @@ from removeany.credits import service as ledger
 from removeany.engine.errors import ImageError, OptionError
 from removeany.errors import DomainError
 from removeany.jobs import service as jobs
-from removeany.jobs.processors import compose_options
+from removeany.jobs.processors import validate_options
+from removeany.jobs.routes import background_option
 from removeany.jobs.service import job_reference
 
 router = APIRouter()
 
-FORMATS = {"auto": "png", "png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp"}
+FORMATS = {
+    "auto": "png",
+    "png": "png",
+    "jpg": "jpg",
+    "jpeg": "jpg",
+    "webp": "webp",
+    "zip": "zip",
+}
 TRUE = {"true", "1", "yes", "on"}
 JSON_FIELDS = (
     "image_file_b64",
@@ -32,6 +40,12 @@ JSON_FIELDS = (
     "crop",
     "crop_margin",
     "channels",
+    "type",
+    "roi",
+    "scale",
+    "position",
+    "add_shadow",
+    "bg_image_url",
 )
 
 
@@ -39,21 +53,28 @@ def error_response(status: int, code: str, title: str) -> JSONResponse:
     return JSONResponse({"errors": [{"title": title, "code": code}]}, status_code=status)
 
 
-def _options(
-    size: str, fmt: str, bg_color: str | None, crop: str, crop_margin: str | None, channels: str
-) -> dict[str, Any]:
-    if fmt.lower() not in FORMATS:
-        raise OptionError("invalid_format", "format must be one of auto, png, jpg, jpeg, webp.")
-    options = {
-        "size": "50MP" if size.lower() == "50mp" else size.lower(),
-        "format": FORMATS[fmt.lower()],
-        "bg_color": bg_color or None,
-        "crop": crop.lower() in TRUE,
-        "crop_margin": crop_margin or None,
-        "channels": channels,
+def _options(fields: dict[str, str | None]) -> dict[str, Any]:
+    """remove.bg's fields as the job's options (validated: bad values raise OptionError)."""
+    fmt = (fields["format"] or "auto").lower()
+    if fmt not in FORMATS:
+        raise OptionError(
+            "invalid_format", "format must be one of auto, png, jpg, jpeg, webp, zip."
+        )
+    size = (fields["size"] or "auto").lower()
+    raw: dict[str, Any] = {
+        "size": "50MP" if size == "50mp" else size,
+        "format": FORMATS[fmt],
+        "type": (fields["type"] or "auto").lower(),
+        "bg_color": fields["bg_color"] or None,
+        "crop": (fields["crop"] or "false").lower() in TRUE,
+        "crop_margin": fields["crop_margin"] or None,
+        "roi": fields["roi"] or None,
+        "scale": fields["scale"] or None,
+        "position": fields["position"] or None,
+        "add_shadow": (fields["add_shadow"] or "false").lower() in TRUE,
+        "channels": fields["channels"] or "rgba",
     }
-    compose_options(options)
-    return options
+    return validate_options("remove_background", raw)
 
 
 async def _json_fields(request: Request) -> dict[str, str | None]:
@@ -99,8 +120,14 @@ async def removebg(
     type: Annotated[str, Form()] = "auto",
     format: Annotated[str, Form()] = "auto",
     bg_color: Annotated[str | None, Form()] = None,
+    bg_image_file: UploadFile | None = None,
+    bg_image_url: Annotated[str | None, Form()] = None,
     crop: Annotated[str, Form()] = "false",
     crop_margin: Annotated[str | None, Form()] = None,
+    roi: Annotated[str | None, Form()] = None,
+    scale: Annotated[str | None, Form()] = None,
+    position: Annotated[str | None, Form()] = None,
+    add_shadow: Annotated[str, Form()] = "false",
     channels: Annotated[str, Form()] = "rgba",
 ) -> Response:
     """Multipart or urlencoded form fields, or the same fields as a JSON object (remove.bg's
@@ -115,18 +142,25 @@ async def removebg(
         "crop": crop,
         "crop_margin": crop_margin,
         "channels": channels,
+        "type": type,
+        "roi": roi,
+        "scale": scale,
+        "position": position,
+        "add_shadow": add_shadow,
+        "bg_image_url": bg_image_url,
     }
     try:
         if request.headers.get("content-type", "").startswith("application/json"):
             fields.update(await _json_fields(request))
-        options = _options(
-            fields["size"] or "auto",
-            fields["format"] or "auto",
-            fields["bg_color"],
-            fields["crop"] or "false",
-            fields["crop_margin"],
-            fields["channels"] or "rgba",
-        )
+        options = _options(fields)
+        if fields["bg_image_url"]:
+            return error_response(
+                400,
+                "image_url_unsupported",
+                "This server does not fetch URLs. Upload the background as bg_image_file.",
+            )
+        if bg_image_file is not None:
+            options["bg_image_jpg"] = await background_option(ctx, bg_image_file)
         max_bytes = ctx.settings.max_upload_bytes
         if image_file is not None:
             data = await uploads.read_bounded(image_file, max_bytes)
@@ -161,7 +195,8 @@ async def removebg(
 
     job = jobs.wait_until_finished(ctx.db, job.id, ctx.settings.job_wait_seconds)
     if job.status == "failed":
-        status = 400 if job.error_code in _USER_ERRORS else 500
+        user_error = job.error_code in _USER_ERRORS or (job.error_code or "").startswith("invalid_")
+        status = 400 if user_error else 500
         return error_response(status, job.error_code or "failed", job.error_message or "")
     if job.status != "succeeded" or job.result_key is None:
         return error_response(503, "timeout", "The server is busy. Try again in a minute.")

@@ -12,30 +12,28 @@ from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import IO, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from removeany.accounts.models import User
 from removeany.batches import repository as repo
 from removeany.batches.models import Batch
 from removeany.batches.schemas import BatchCounts, BatchItemOut, BatchOut, RejectedFile
-from removeany.engine.errors import ImageError, OptionError
+from removeany.engine.errors import ImageError
 from removeany.engine.io import decode_image
 from removeany.errors import DomainError, NotFound
 from removeany.infra.settings import Settings
 from removeany.infra.storage import Storage
+from removeany.jobs import processors
 from removeany.jobs import service as jobs
 from removeany.jobs.models import Job
-from removeany.jobs.processors import MEDIA_TYPES, compose_options
-from removeany.jobs.schemas import RemoveBackgroundOptions
+from removeany.jobs.processors import MEDIA_TYPES
 from removeany.jobs.worker import cancel_queued
 
-# Options each service accepts; a service not listed here passes its options to its processor,
-# which refuses bad ones (the item then fails and its hold is released).
-SERVICE_OPTIONS: dict[str, type[BaseModel]] = {"remove_background": RemoveBackgroundOptions}
-OPTION_CHECKS: dict[str, Callable[[dict[str, Any]], object]] = {
-    "remove_background": compose_options
-}
+# Options each service accepts (the same as a single job's); a service not listed here passes
+# its options to its processor, which refuses bad ones (the item then fails, released).
+SERVICE_OPTIONS: dict[str, type[BaseModel]] = processors.SERVICE_OPTIONS
+OPTION_CHECKS: dict[str, Callable[[dict[str, Any]], object]] = processors.OPTION_CHECKS
 EXTENSIONS = {media_type: ext for ext, media_type in MEDIA_TYPES.items()}
 _JUNK_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -84,16 +82,7 @@ def parse_options(service: str, raw: dict[str, Any]) -> dict[str, Any]:
     model = SERVICE_OPTIONS.get(service)
     if model is None:
         return dict(raw)
-    try:
-        options = model.model_validate(raw).model_dump()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "options"
-        raise OptionError(f"invalid_{where}", f"{where}: {first['msg']}.") from None
-    check = OPTION_CHECKS.get(service)
-    if check is not None:
-        check(options)
-    return options
+    return processors.validate_options(service, raw)
 
 
 def safe_relative_path(name: str) -> str | None:

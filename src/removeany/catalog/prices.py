@@ -25,12 +25,23 @@ SIZE_TIERS = {
     "50MP": "50MP",
 }
 
-# The seed catalogue; the migration writes these as version 1.
+# The seed catalogue; the migrations write these as version 1 (0003: background removal,
+# 0005_more_services: the others).
 DEFAULT_PRICES: dict[tuple[str, str], int] = {
     ("remove_background", "preview"): 1,
     ("remove_background", "full"): 1,
     ("remove_background", "50MP"): 2,
+    ("portrait", "preview"): 1,
+    ("portrait", "full"): 1,
+    ("portrait", "50MP"): 2,
+    ("id_photo", "full"): 1,
+    ("remove_watermark", "preview"): 1,
+    ("remove_watermark", "full"): 1,
+    ("remove_watermark", "50MP"): 2,
 }
+# Services sold at one tier whatever their options: an ID photo's `size` is its print size
+# (1inch, 2inch), not an output budget.
+SINGLE_TIER: dict[str, str] = {"id_photo": "full"}
 
 
 class UnknownService(DomainError):
@@ -48,7 +59,8 @@ def tier_for(size: str) -> str:
 
 def price_for(session: Session, service: str, size: str) -> Price:
     """The current price row, which the job records so later changes never re-price it."""
-    row = repo.current(session, service, tier_for(size))
+    tier = SINGLE_TIER.get(service) or tier_for(size)
+    row = repo.current(session, service, tier)
     if row is None:
         raise UnknownService(
             f"The service {service!r} is not offered at size {size!r}. "
@@ -72,6 +84,11 @@ def set_price(
     if tier not in set(SIZE_TIERS.values()):
         raise DomainError(
             f"Unknown tier {tier!r}; use one of {', '.join(sorted(set(SIZE_TIERS.values())))}.",
+            code="invalid_price",
+        )
+    if service in SINGLE_TIER and tier != SINGLE_TIER[service]:
+        raise DomainError(
+            f"{service} is sold at one tier only; set its {SINGLE_TIER[service]!r} price.",
             code="invalid_price",
         )
     current = repo.current(session, service, tier)

@@ -10,6 +10,7 @@ ImageErrorCode = Literal[
     "corrupt_image",
     "too_many_pixels",
     "unknown_foreground",
+    "no_watermark",
 ]
 
 

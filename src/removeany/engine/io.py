@@ -119,8 +119,10 @@ def encode_image(
     *,
     quality: int = 90,
     background: tuple[int, int, int] = (255, 255, 255),
+    exif: bytes | None = None,
 ) -> bytes:
-    """Encode without metadata other than the colour profile (EXIF may hold location data).
+    """Encode without metadata other than the colour profile (EXIF may hold location data),
+    unless the caller passes the ``exif`` block to keep (the owner asked for it).
 
     JPEG has no alpha, so transparent images are flattened onto ``background``.
     """
@@ -139,10 +141,11 @@ def encode_image(
             "choose PNG or a smaller size.",
         )
     out = io.BytesIO()
+    extra: dict[str, bytes] = {"exif": exif} if exif else {}
     if fmt == "png":
-        clean.save(out, "PNG", icc_profile=icc_profile)
+        clean.save(out, "PNG", icc_profile=icc_profile, **extra)
     elif fmt == "jpg":
-        clean.save(out, "JPEG", quality=quality, icc_profile=icc_profile)
+        clean.save(out, "JPEG", quality=quality, icc_profile=icc_profile, **extra)
     else:
-        clean.save(out, "WEBP", quality=quality, icc_profile=icc_profile)
+        clean.save(out, "WEBP", quality=quality, icc_profile=icc_profile, **extra)
     return out.getvalue()

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
 
 from removeany.api import uploads
 from removeany.api.auth import require_user
 from removeany.api.submit import submit_job
 from removeany.context import Context
 from removeany.credits import service as ledger
-from removeany.engine.errors import OptionError
+from removeany.engine.errors import ImageError, OptionError
 from removeany.engine.io import sniff_format
 from removeany.errors import NotFound
 from removeany.jobs import repository as repo
 from removeany.jobs import service as jobs
 from removeany.jobs.models import Job
-from removeany.jobs.processors import compose_options
-from removeany.jobs.schemas import JobOut, RemoveBackgroundOptions
+from removeany.jobs.processors import (
+    MEDIA_TYPES,
+    check_for_image,
+    encode_background,
+    encode_mask,
+    validate_options,
+)
+from removeany.jobs.schemas import JobOut
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
@@ -55,48 +61,126 @@ def _charged_out(ctx: Context, job: Job) -> JobOut:
 @router.post("/jobs", status_code=202, response_model=JobOut)
 async def create_job(
     request: Request,
+    response: Response,
     file: Annotated[UploadFile, File(description="The image to process")],
-    service: Annotated[str, Form()] = "remove_background",
-    size: Annotated[str, Form()] = "full",
-    format: Annotated[str, Form()] = "png",
+    service: Annotated[
+        str, Form(description="remove_background, portrait, id_photo or remove_watermark")
+    ] = "remove_background",
+    size: Annotated[
+        str | None,
+        Form(description="Output size (preview ... full, 50MP); for id_photo 1inch or 2inch"),
+    ] = None,
+    format: Annotated[
+        str | None, Form(description="png, jpg, webp, or zip (color.jpg + alpha.png)")
+    ] = None,
+    type: Annotated[
+        str | None,
+        Form(description="Foreground type: auto, person (portrait path), product, animal, ..."),
+    ] = None,
     bg_color: Annotated[str | None, Form()] = None,
-    crop: Annotated[bool, Form()] = False,
+    bg_image_file: Annotated[
+        UploadFile | None, File(description="A photo to put behind the cutout")
+    ] = None,
+    crop: Annotated[bool | None, Form()] = None,
     crop_margin: Annotated[str | None, Form()] = None,
-    channels: Annotated[str, Form()] = "rgba",
+    roi: Annotated[
+        str | None, Form(description="Region of interest 'x1 y1 x2 y2' in px or %")
+    ] = None,
+    scale: Annotated[str | None, Form(description="'original' or 10%..100%")] = None,
+    position: Annotated[str | None, Form(description="'original', 'center' or 'X% Y%'")] = None,
+    add_shadow: Annotated[bool | None, Form()] = None,
+    channels: Annotated[str | None, Form()] = None,
+    keep_metadata: Annotated[
+        bool | None, Form(description="Keep the upload's EXIF (camera, date, location)")
+    ] = None,
+    background: Annotated[str | None, Form(description="id_photo: white, blue or red")] = None,
+    boxes: Annotated[
+        str | None,
+        Form(description="remove_watermark: JSON [[x, y, width, height], ...] in pixels"),
+    ] = None,
+    mask_file: Annotated[
+        UploadFile | None,
+        File(description="remove_watermark: a mask image, white where the watermark is"),
+    ] = None,
     wait: Annotated[bool, Form(description="Answer only when the job has finished")] = False,
 ) -> JobOut:
     ctx: Context = request.app.state.ctx
-    try:
-        options = RemoveBackgroundOptions.model_validate(
-            {
-                "size": size,
-                "format": format,
-                "bg_color": bg_color or None,
-                "crop": crop,
-                "crop_margin": crop_margin or None,
-                "channels": channels,
-            }
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
+    fields: dict[str, Any] = {
+        "size": size,
+        "format": format,
+        "bg_color": bg_color,
+        "crop": crop,
+        "crop_margin": crop_margin,
+        "channels": channels,
+        "type": type,
+        "roi": roi,
+        "scale": scale,
+        "position": position,
+        "add_shadow": add_shadow,
+        "keep_metadata": keep_metadata,
+        "background": background,
+        "boxes": _boxes(boxes) if boxes else None,
+    }
+    # Empty form fields count as absent: each service fills in its own defaults.
+    raw = {name: value for name, value in fields.items() if value not in (None, "")}
+    options = validate_options(service, raw)
+    if mask_file is not None and not mask_file.filename and not mask_file.size:
+        mask_file = None  # an empty file field
+    if bg_image_file is not None and not bg_image_file.filename and not bg_image_file.size:
+        bg_image_file = None
+    if bg_image_file is not None and service not in ("remove_background", "portrait"):
         raise OptionError(
-            f"invalid_{first['loc'][0]}", f"{first['loc'][0]}: {first['msg']}."
-        ) from None
-    compose_options(options.model_dump())
+            "invalid_bg_image_file", f"The {service} service takes no bg_image_file; leave it out."
+        )
+    if mask_file is not None and service != "remove_watermark":
+        raise OptionError(
+            "invalid_mask_file", f"The {service} service takes no mask_file; leave it out."
+        )
     data = await uploads.read_bounded(file, ctx.settings.max_upload_bytes)
     image = uploads.validate(data, ctx.settings)
+    if mask_file is not None:
+        mask_data = await uploads.read_bounded(mask_file, ctx.settings.max_upload_bytes)
+        try:
+            mask = uploads.validate(mask_data, ctx.settings)
+        except ImageError as exc:
+            raise OptionError("invalid_mask", f"The mask file: {exc.message}") from None
+        options["mask_png"] = encode_mask(mask, image.size)
+    if bg_image_file is not None:
+        options["bg_image_jpg"] = await background_option(ctx, bg_image_file)
+    check_for_image(service, options, image.width, image.height)
     job = submit_job(
         ctx,
         request,
         service=service,
-        options=options.model_dump(),
+        options=options,
         original=data,
         image=image,
         input_name=file.filename or "image",
     )
     if wait:
         job = jobs.wait_until_finished(ctx.db, job.id, ctx.settings.job_wait_seconds)
-    return _charged_out(ctx, job)
+    out = _charged_out(ctx, job)
+    response.headers["X-Credits-Charged"] = str(out.charged)
+    return out
+
+
+async def background_option(ctx: Context, upload: UploadFile) -> str:
+    """An uploaded background photo, checked like any upload, as the job option it becomes."""
+    data = await uploads.read_bounded(upload, ctx.settings.max_upload_bytes)
+    try:
+        return encode_background(uploads.validate(data, ctx.settings))
+    except ImageError as exc:
+        raise OptionError("invalid_bg_image", f"The background image: {exc.message}") from None
+
+
+def _boxes(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise OptionError(
+            "invalid_boxes",
+            "boxes must be JSON like [[x, y, width, height], ...] in pixels of the photo.",
+        ) from None
 
 
 @router.get("/jobs", response_model=list[JobOut])
@@ -126,9 +210,7 @@ def job_result(job_id: str, request: Request) -> Response:
         job = jobs.get_for_user(session, require_user(ctx, session, request), job_id)
     if job.status != "succeeded" or job.result_key is None:
         raise NotFound("This job has no result yet.", code="result_not_ready")
-    ext = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}.get(
-        job.result_media_type or "", "png"
-    )
+    ext = {media: ext for ext, media in MEDIA_TYPES.items()}.get(job.result_media_type or "", "png")
     stem = job.input_name.rsplit(".", 1)[0] or "image"
     disposition = _attachment(f"{stem}-removeany.{ext}")
     media_type = job.result_media_type or "image/png"

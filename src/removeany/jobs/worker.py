@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from removeany.credits import service as ledger
 from removeany.engine.errors import ImageError, ModelError, OptionError
-from removeany.engine.io import decode_image
+from removeany.engine.io import decode_image, sniff_format
 from removeany.jobs import processors, service
 from removeany.jobs import repository as repo
 from removeany.jobs.models import Job
@@ -80,12 +80,19 @@ def claim_next(ctx: Context) -> Claimed | None:
 def run_claimed(ctx: Context, claimed: Claimed) -> None:
     with _Heartbeat(ctx, claimed):
         try:
+            original = ctx.storage.get(claimed.input_key)
             image = decode_image(
-                ctx.storage.get(claimed.input_key),
+                original,
                 max_bytes=ctx.settings.max_upload_bytes,
                 max_pixels=ctx.settings.max_upload_pixels,
             )
-            output = processors.run(claimed.service, image, claimed.options, ctx.model_dir)
+            output = processors.run(
+                claimed.service,
+                image,
+                claimed.options,
+                ctx.model_dir,
+                input_format=sniff_format(original),
+            )
             result_key = f"results/{claimed.id}"
             ctx.storage.put(result_key, output.data)
         except (ImageError, OptionError) as exc:

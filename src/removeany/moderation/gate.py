@@ -12,7 +12,9 @@ from removeany.legal import service as legal
 from removeany.moderation.service import require_service_available
 
 
-def check_submission(session: Session, user: User, service: str) -> None:
+def check_submission(
+    session: Session, user: User, service: str, *, batch: bool = False
+) -> None:
     if user.status == "restricted":
         raise Forbidden(
             "Processing is disabled on this account by an administrator"
@@ -21,4 +23,6 @@ def check_submission(session: Session, user: User, service: str) -> None:
             code="account_restricted",
         )
     require_service_available(session, service)
+    if batch:
+        require_service_available(session, "batch")
     legal.require_current(session, user)

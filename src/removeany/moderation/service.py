@@ -195,6 +195,11 @@ def service_status(session: Session, service: str) -> ServiceStatus | None:
     return session.get(ServiceStatus, service)
 
 
+# What an operator can suspend or disable: each processing service, and batch processing as a
+# whole (which then refuses new batches of any service).
+CONTROLLED_SERVICES = ("remove_background", "portrait", "id_photo", "remove_watermark", "batch")
+
+
 def set_service_status(
     session: Session,
     actor: Actor,
@@ -208,9 +213,10 @@ def set_service_status(
     if status not in STATUSES:
         raise DomainError(f"status must be one of {', '.join(STATUSES)}.", code="invalid_status")
     service = service.strip()
-    if not service or len(service) > 40:
+    if service not in CONTROLLED_SERVICES:
         raise DomainError(
-            "Name the service (for example remove_background).", code="invalid_service"
+            f"There is no service {service!r}; use one of {', '.join(CONTROLLED_SERVICES)}.",
+            code="invalid_service",
         )
     if status != "active" and not message.strip():
         raise DomainError(

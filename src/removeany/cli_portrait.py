@@ -1,0 +1,196 @@
+"""Offline ``removeany cutout-portrait``: cut people out, or make ID photos, from local files.
+
+    removeany cutout-portrait me.jpg -o me.png                       # transparent cutout
+    removeany cutout-portrait shoot/ -o cutouts/ --bg-color white --format jpg
+    removeany cutout-portrait me.jpg -o id.jpg --id-photo 1inch --background blue
+
+One input file and an output that is not a folder: OUTPUT is the file, its suffix picks the
+format. Otherwise OUTPUT is a folder receiving STEM.png (or .jpg/.webp with --format; ID
+photos default to .jpg), folders keeping their sub-folders. Returns an exit code (0 all
+written, 1 some inputs failed, named on stderr, 2 usage error); the CLI registers it through a
+wrapper that raises ``typer.Exit`` with it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from PIL import Image
+from rich.console import Console
+from rich.progress import Progress
+
+from removeany.cli_offline import IMAGE_SUFFIXES, OUTPUT_FORMATS, Task
+from removeany.engine.background import DEFAULT_MODEL
+from removeany.engine.compose import compose_result, parse_options
+from removeany.engine.errors import ImageError, ModelError, OptionError
+from removeany.engine.io import OutputFormat, decode_image, encode_image
+from removeany.engine.models import get_model, load_session, model_path, verify_model_file
+from removeany.engine.portrait import (
+    FACE_MODEL,
+    ID_BACKGROUNDS,
+    ID_SIZES,
+    cutout_portrait,
+    id_photo,
+)
+
+DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 100_000_000
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+FORMATS: dict[str, OutputFormat] = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp"}
+
+
+def cutout_portrait_command(
+    inputs: Annotated[list[Path], typer.Argument(help="Image files or folders (searched deeply).")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output file for a single input file, otherwise a folder receiving STEM.png "
+            "(or the --format's extension).",
+        ),
+    ],
+    id_photo_size: Annotated[
+        str | None,
+        typer.Option("--id-photo", help=f"Make an ID photo: {', '.join(ID_SIZES)} (300 dpi)."),
+    ] = None,
+    background: Annotated[
+        str | None,
+        typer.Option(help=f"ID photo background: {', '.join(ID_BACKGROUNDS)} (default white)."),
+    ] = None,
+    bg_color: Annotated[
+        str | None,
+        typer.Option(help="Cutout background: hex like 81d4fa or a name; transparent if unset."),
+    ] = None,
+    format: Annotated[
+        str | None,
+        typer.Option(help="png, jpg or webp (default png; jpg for ID photos)."),
+    ] = None,
+    model: Annotated[str, typer.Option(help="Segmentation model name.")] = DEFAULT_MODEL,
+    model_dir: Annotated[Path | None, typer.Option(help="Folder holding model files.")] = None,
+    max_bytes: Annotated[int, typer.Option(help="Largest input file in bytes.")] = (
+        DEFAULT_MAX_BYTES
+    ),
+    max_pixels: Annotated[int, typer.Option(help="Largest input in pixels.")] = (
+        DEFAULT_MAX_PIXELS
+    ),
+) -> int:
+    """Cut out the person in each input (or make ID photos); keeps going past failures."""
+    err = Console(stderr=True)
+
+    def usage(message: str) -> int:
+        err.print(f"error: {message}", markup=False, highlight=False)
+        return EXIT_USAGE
+
+    if id_photo_size is not None and id_photo_size not in ID_SIZES:
+        return usage(f"--id-photo must be one of {', '.join(ID_SIZES)}.")
+    if background is not None and id_photo_size is None:
+        return usage("--background is the ID photo's colour; add --id-photo, or use --bg-color.")
+    if background is not None and background not in ID_BACKGROUNDS:
+        return usage(f"--background must be one of {', '.join(ID_BACKGROUNDS)}.")
+    if bg_color is not None and id_photo_size is not None:
+        return usage("an ID photo's colour is set with --background, not --bg-color.")
+    if format is not None and format.lower() not in FORMATS:
+        return usage("--format must be png, jpg or webp.")
+    if id_photo_size is not None and format is not None and FORMATS[format.lower()] == "webp":
+        return usage("ID photos are written as jpg or png.")
+    try:
+        compose = parse_options(bg_color=bg_color)
+    except OptionError as exc:
+        return usage(exc.message)
+    try:
+        load_session(model, model_dir)
+        if id_photo_size is not None:
+            face = get_model(FACE_MODEL)
+            verify_model_file(model_path(face, model_dir), face.sha256)
+    except ModelError as exc:
+        return usage(exc.message)
+
+    default_fmt: OutputFormat = "jpg" if id_photo_size else "png"
+    fmt: OutputFormat = FORMATS[format.lower()] if format else default_fmt
+    single_file = len(inputs) == 1 and inputs[0].is_file() and not output.is_dir()
+    if single_file:
+        suffix_fmt = OUTPUT_FORMATS.get(output.suffix.lower())
+        if suffix_fmt is None or (id_photo_size and suffix_fmt == "webp"):
+            allowed = ".jpg or .png" if id_photo_size else ".png, .webp or .jpg"
+            return usage(f"{output} must end in {allowed}.")
+        if format is not None and suffix_fmt != fmt:
+            return usage(f"--format {format} does not match {output}'s suffix.")
+        tasks = [Task(inputs[0], output)]
+    else:
+        tasks = list(_plan(inputs, output, fmt))
+    if not tasks:
+        return usage("no image files found in the inputs.")
+
+    def process(image: Image.Image) -> Image.Image:
+        if id_photo_size is not None:
+            colour = background or "white"
+            return id_photo(image, id_photo_size, colour, model=model, model_dir=model_dir)
+        return compose_result(cutout_portrait(image, model=model, model_dir=model_dir), compose)
+
+    failures: list[tuple[Path, str]] = []
+    written: set[Path] = set()
+    with Progress(disable=not sys.stdout.isatty()) as progress:
+        bar = progress.add_task("Cutting out portraits", total=len(tasks))
+        for task in tasks:
+            if task.target in written:
+                problem: str | None = (
+                    f"duplicate_output: another input is also written to {task.target}; "
+                    "rename one of them."
+                )
+            else:
+                problem = _run_one(task, process, max_bytes, max_pixels)
+                written.add(task.target)
+            if problem is not None:
+                failures.append((task.source, problem))
+                err.print(f"error: {task.source}: {problem}", markup=False, highlight=False)
+            progress.advance(bar)
+    print(f"{len(tasks) - len(failures)} of {len(tasks)} images written to {output}")
+    if failures:
+        names = ", ".join(str(source) for source, _ in failures)
+        err.print(f"failed: {names}", markup=False, highlight=False)
+        return EXIT_FAILURES
+    return EXIT_OK
+
+
+def _plan(inputs: list[Path], output: Path, ext: str) -> Iterator[Task]:
+    """Files map to OUT/STEM.ext; folders keep their relative sub-folders under OUT."""
+    out_root = output.resolve()
+    for item in inputs:
+        if item.is_dir():
+            for path in sorted(item.rglob("*")):
+                inside_output = path.resolve().is_relative_to(out_root)
+                if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not inside_output:
+                    yield Task(path, output / path.relative_to(item).with_suffix(f".{ext}"))
+        else:
+            # Explicit files are always tried, whatever their extension; missing ones fail.
+            yield Task(item, output / f"{item.stem}.{ext}")
+
+
+def _run_one(
+    task: Task,
+    process: Callable[[Image.Image], Image.Image],
+    max_bytes: int,
+    max_pixels: int,
+) -> str | None:
+    """Process one file; returns 'code: message' on failure instead of stopping the run."""
+    try:
+        size = task.source.stat().st_size
+        if size > max_bytes:
+            raise ImageError(
+                "file_too_large", f"The file is {size:,} bytes; the limit is {max_bytes:,}."
+            )
+        image = decode_image(task.source.read_bytes(), max_bytes=max_bytes, max_pixels=max_pixels)
+        result = process(image)
+        fmt = OUTPUT_FORMATS.get(task.target.suffix.lower(), "png")
+        task.target.parent.mkdir(parents=True, exist_ok=True)
+        task.target.write_bytes(encode_image(result, fmt, quality=95))
+    except ImageError as exc:
+        return f"{exc.code}: {exc.message}"
+    except OSError as exc:
+        return f"io_error: {exc.strerror or exc}"
+    return None

@@ -1,0 +1,309 @@
+"""Portrait cutout, ID photos and watermark removal as priced services over the job API and
+batches: each charges its catalogue price, bad options cost nothing, failures are refunded."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from numpy.typing import NDArray
+from PIL import Image
+
+from removeany.accounts import repository as accounts_repo
+from removeany.context import Context
+from removeany.engine.models import fetch_model, get_model
+from tests.conftest import REPO, eval_image
+from tests.helpers import make_api_key, make_user
+
+sys.path.insert(0, str(REPO / "benchmarks" / "watermark"))
+from synth import Watermark, make_watermark
+
+LAUNCH_PRICES = {
+    ("portrait", "preview"): 1,
+    ("portrait", "full"): 1,
+    ("portrait", "50MP"): 2,
+    ("id_photo", "full"): 1,
+    ("remove_watermark", "preview"): 1,
+    ("remove_watermark", "full"): 1,
+    ("remove_watermark", "50MP"): 2,
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _face_model(model_dir: Path) -> None:
+    """ID photos find the face with BlazeFace (installed by `removeany models fetch`)."""
+    fetch_model(get_model("blazeface-short"), model_dir)
+
+
+def _headers(ctx: Context, credits: int = 10, email: str = "ada@example.com") -> dict[str, str]:
+    return {"X-Api-Key": make_api_key(ctx, make_user(ctx, email, credits=credits))}
+
+
+def _admin(ctx: Context) -> dict[str, str]:
+    admin = make_user(ctx, "root@example.com", credits=0)
+    with ctx.db.transaction() as session:
+        row = accounts_repo.user_by_id(session, admin.id)
+        assert row is not None
+        row.is_admin = True
+    return {"X-Api-Key": make_api_key(ctx, admin)}
+
+
+def _credits(client: TestClient, headers: dict[str, str]) -> dict[str, Any]:
+    body: dict[str, Any] = client.get("/api/v1/credits", headers=headers).json()
+    return body
+
+
+def _submit(
+    client: TestClient,
+    headers: dict[str, str],
+    path_or_bytes: Path | bytes,
+    name: str = "photo.png",
+    mask: bytes | None = None,
+    **fields: str,
+) -> Any:
+    data = path_or_bytes.read_bytes() if isinstance(path_or_bytes, Path) else path_or_bytes
+    files: dict[str, tuple[str, bytes]] = {"file": (name, data)}
+    if mask is not None:
+        files["mask_file"] = ("mask.png", mask)
+    return client.post(
+        "/api/v1/jobs", headers=headers, data={"wait": "true", **fields}, files=files
+    )
+
+
+def _encode(arr: NDArray[np.uint8], fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, fmt, quality=95)
+    return buf.getvalue()
+
+
+def _watermarked(size: tuple[int, int] = (320, 240)) -> tuple[NDArray[np.uint8], Watermark]:
+    """A clean photograph (Kodak) with a synthetic semi-transparent text watermark drawn on."""
+    clean_path = eval_image("clean", "kodak_kodim05")
+    with Image.open(clean_path) as im:
+        clean = np.asarray(im.convert("RGB").resize(size))
+    wm = make_watermark(np.random.default_rng(4), size[1], size[0], "text")
+    return clean, wm
+
+
+def _box(wm: Watermark) -> list[int]:
+    ys, xs = np.nonzero(wm.region())
+    x0, y0 = int(xs.min()), int(ys.min())
+    return [x0, y0, int(xs.max()) + 1 - x0, int(ys.max()) + 1 - y0]
+
+
+def _psnr(a: NDArray[np.uint8], b: NDArray[np.uint8], region: NDArray[np.bool_]) -> float:
+    d = (a.astype(np.float64) - b.astype(np.float64))[region]
+    return float(10 * np.log10(255.0**2 / max(float(np.mean(d * d)), 1e-10)))
+
+
+def test_prices_list_every_service_and_admins_can_change_them(
+    client: TestClient, ctx: Context
+) -> None:
+    listed = {(p["service"], p["tier"]): p["credits"] for p in client.get("/api/v1/prices").json()}
+    for key, credits in LAUNCH_PRICES.items():
+        assert listed[key] == credits
+    admin = _admin(ctx)
+    changed = client.put(
+        "/api/v1/admin/prices",
+        headers=admin,
+        json={"service": "remove_watermark", "tier": "50MP", "credits": 5},
+    )
+    assert changed.status_code == 200 and changed.json()["version"] == 2
+    # An ID photo has one price, whatever its print size.
+    refused = client.put(
+        "/api/v1/admin/prices",
+        headers=admin,
+        json={"service": "id_photo", "tier": "preview", "credits": 1},
+    )
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_price"
+
+
+def test_portrait_job_charges_the_catalogue_price(client: TestClient, ctx: Context) -> None:
+    headers = _headers(ctx)
+    changed = client.put(
+        "/api/v1/admin/prices",
+        headers=_admin(ctx),
+        json={"service": "portrait", "tier": "full", "credits": 3},
+    )
+    assert changed.status_code == 200
+    photo = eval_image("portrait", "davis16_parkour_00050")
+    response = _submit(client, headers, photo, "runner.jpg", service="portrait")
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["service"] == "portrait" and job["status"] == "succeeded", job
+    assert job["cost"] == job["charged"] == 3
+    assert response.headers["X-Credits-Charged"] == "3"
+    assert job["detected_type"] == "person"
+    assert client.get(f"/api/v1/jobs/{job['id']}", headers=headers).json()["charged"] == 3
+    result = client.get(job["result_url"], headers=headers)
+    assert result.headers["content-type"] == "image/png"
+    with Image.open(io.BytesIO(result.content)) as image:
+        assert image.mode == "RGBA" and image.size == (job["input_width"], job["input_height"])
+        alpha = np.asarray(image.getchannel("A"))
+    assert 0.03 < float(np.mean(alpha > 128)) < 0.8  # a person, not the whole frame
+    credits = _credits(client, headers)
+    assert credits["available"] == 7 and credits["held"] == 0
+
+
+def test_id_photo_is_exactly_one_inch_on_white(client: TestClient, ctx: Context) -> None:
+    headers = _headers(ctx)
+    photo = eval_image("clean", "kodak_kodim04")
+    response = _submit(
+        client, headers, photo, "me.png", service="id_photo", size="1inch", background="white"
+    )
+    job = response.json()
+    assert job["status"] == "succeeded", job
+    assert job["cost"] == job["charged"] == LAUNCH_PRICES[("id_photo", "full")]
+    assert response.headers["X-Credits-Charged"] == str(job["charged"])
+    assert (job["result_width"], job["result_height"]) == (295, 413)
+    assert job["detected_type"] == "person"
+    result = client.get(job["result_url"], headers=headers)
+    assert result.headers["content-type"] == "image/jpeg"
+    with Image.open(io.BytesIO(result.content)) as image:
+        assert image.format == "JPEG" and image.size == (295, 413)
+        pixels = np.asarray(image.convert("RGB")).astype(int)
+    # Above the crown (9% of the height) the photo is the flat white background.
+    assert np.abs(pixels[:15] - 255).max() <= 8
+    assert _credits(client, headers)["available"] == 10 - job["charged"]
+
+
+def test_id_photo_without_a_face_fails_and_costs_nothing(client: TestClient, ctx: Context) -> None:
+    headers = _headers(ctx)
+    landscape = eval_image("clean", "kodak_kodim01")
+    job = _submit(client, headers, landscape, "hills.png", service="id_photo").json()
+    assert job["status"] == "failed" and job["error_code"] == "unknown_foreground"
+    assert "face" in job["error_message"]
+    assert job["charged"] == 0
+    credits = _credits(client, headers)
+    assert credits["available"] == 10 and credits["held"] == 0
+    assert [e["kind"] for e in credits["entries"]][:2] == ["release", "reserve"]
+
+
+@pytest.mark.parametrize("fmt,media_type", [("PNG", "image/png"), ("JPEG", "image/jpeg")])
+def test_watermark_boxes_keep_size_and_format(
+    client: TestClient, ctx: Context, fmt: str, media_type: str
+) -> None:
+    headers = _headers(ctx)
+    clean, wm = _watermarked()
+    marked = wm.apply(clean)
+    response = _submit(
+        client,
+        headers,
+        _encode(marked, fmt),
+        f"marked.{fmt.lower()}",
+        service="remove_watermark",
+        boxes=json.dumps([_box(wm)]),
+    )
+    job = response.json()
+    assert job["status"] == "succeeded", job
+    assert job["cost"] == job["charged"] == LAUNCH_PRICES[("remove_watermark", "full")]
+    assert response.headers["X-Credits-Charged"] == str(job["charged"])
+    assert (job["result_width"], job["result_height"]) == (320, 240)
+    result = client.get(job["result_url"], headers=headers)
+    assert result.headers["content-type"] == media_type
+    with Image.open(io.BytesIO(result.content)) as image:
+        assert image.format == fmt and image.size == (320, 240)
+        restored = np.asarray(image.convert("RGB"))
+    if fmt == "PNG":
+        region = wm.region()
+        assert _psnr(clean, restored, region) >= _psnr(clean, marked, region) + 3.0
+
+
+def test_watermark_mask_upload(client: TestClient, ctx: Context) -> None:
+    headers = _headers(ctx)
+    clean, wm = _watermarked()
+    marked = wm.apply(clean)
+    mask = _encode((wm.region() * 255).astype(np.uint8), "PNG")
+    job = _submit(
+        client,
+        headers,
+        _encode(marked, "PNG"),
+        mask=mask,
+        service="remove_watermark",
+    ).json()
+    assert job["status"] == "succeeded" and job["charged"] == 1, job
+    with Image.open(io.BytesIO(client.get(job["result_url"], headers=headers).content)) as im:
+        restored = np.asarray(im.convert("RGB"))
+    region = wm.region()
+    assert _psnr(clean, restored, region) >= _psnr(clean, marked, region) + 3.0
+
+
+def test_bad_options_are_refused_before_any_charge(client: TestClient, ctx: Context) -> None:
+    headers = _headers(ctx, credits=5)
+    photo = eval_image("clean", "kodak_kodim04").read_bytes()  # 500 x 500
+    small_mask = _encode(np.full((20, 20), 255, np.uint8), "PNG")
+    cases: list[tuple[dict[str, str], bytes | None, int, str]] = [
+        ({"service": "id_photo", "size": "3inch"}, None, 400, "invalid_size"),
+        ({"service": "id_photo", "background": "green"}, None, 400, "invalid_background"),
+        ({"service": "id_photo", "bg_color": "ffffff"}, None, 400, "invalid_bg_color"),
+        ({"service": "id_photo", "format": "webp"}, None, 400, "invalid_format"),
+        ({"service": "portrait", "bg_color": "not-a-colour"}, None, 400, "invalid_bg_color"),
+        ({"service": "portrait", "size": "huge"}, None, 400, "invalid_size"),
+        ({"service": "portrait", "crop": "maybe"}, None, 422, "invalid_request"),
+        ({"service": "portrait", "boxes": "[[1, 2, 3, 4]]"}, None, 400, "invalid_boxes"),
+        ({"service": "portrait"}, small_mask, 400, "invalid_mask_file"),
+        ({"service": "remove_watermark", "boxes": "[[1, 2"}, None, 400, "invalid_boxes"),
+        ({"service": "remove_watermark", "boxes": "[[1, 2, 0, 4]]"}, None, 400, "invalid_boxes"),
+        ({"service": "remove_watermark", "boxes": "[[600, 0, 9, 9]]"}, None, 400, "invalid_boxes"),
+        ({"service": "remove_watermark", "format": "gif"}, None, 400, "invalid_format"),
+        ({"service": "remove_watermark"}, small_mask, 400, "invalid_mask"),
+        ({"service": "remove_watermark"}, b"not an image", 400, "invalid_mask"),
+        ({"service": "make_it_pretty"}, None, 400, "unknown_service"),
+    ]
+    for fields, mask, status, code in cases:
+        response = _submit(client, headers, photo, mask=mask, **fields)
+        assert response.status_code == status, (fields, response.text)
+        error = response.json()["error"]
+        assert error["code"] == code and error["message"].endswith("."), (fields, error)
+    credits = _credits(client, headers)
+    assert credits["available"] == 5 and credits["held"] == 0
+    assert client.get("/api/v1/jobs", headers=headers).json() == []
+
+
+def _wait_batch(client: TestClient, headers: dict[str, str], batch_id: str) -> Any:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        batch = client.get(f"/api/v1/batches/{batch_id}", headers=headers).json()
+        if batch["status"] in ("completed", "cancelled"):
+            return batch
+        time.sleep(0.1)
+    raise AssertionError(f"batch did not finish: {batch}")
+
+
+def test_batches_run_the_new_services(client: TestClient, ctx: Context) -> None:
+    headers = _headers(ctx, credits=6)
+    refused = client.post(
+        "/api/v1/batches",
+        headers=headers,
+        data={"service": "id_photo", "options": json.dumps({"size": "3inch"})},
+        files=[("files", ("a.png", eval_image("clean", "kodak_kodim04").read_bytes()))],
+    )
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_size"
+
+    clean, wm = _watermarked()
+    marked = wm.apply(clean)
+    response = client.post(
+        "/api/v1/batches",
+        headers=headers,
+        data={"service": "remove_watermark", "options": json.dumps({"boxes": [_box(wm)]})},
+        files=[
+            ("files", ("one.png", _encode(marked, "PNG"))),
+            ("files", ("two.jpg", _encode(marked, "JPEG"))),
+        ],
+    )
+    assert response.status_code == 202, response.text
+    batch = _wait_batch(client, headers, response.json()["id"])
+    assert batch["service"] == "remove_watermark" and batch["counts"]["succeeded"] == 2
+    assert batch["charged"] == 2 * LAUNCH_PRICES[("remove_watermark", "full")]
+    items = {i["relative_path"]: i for i in client.get(batch["items_url"], headers=headers).json()}
+    assert items["one.png"]["result_path"] == "one.png"
+    assert items["two.jpg"]["result_path"] == "two.jpg"
+    credits = _credits(client, headers)
+    assert credits["available"] == 6 - batch["charged"] and credits["held"] == 0
