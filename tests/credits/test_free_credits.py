@@ -120,10 +120,14 @@ def test_price_changes_are_versioned(ctx: Context) -> None:
         after = prices.set_price(s, "remove_background", "full", 3, now=ctx.now(), admin_id=None)
         assert after.version == 2
         assert prices.price_for(s, "remove_background", "full").credits == 3
-        assert {(p.tier, p.credits) for p in prices.catalogue(s)} == {
+        current = {(p.service, p.tier, p.credits) for p in prices.catalogue(s)}
+        assert {
+            (tier, credits) for service, tier, credits in current if service == "remove_background"
+        } == {
             ("preview", 1),
             ("full", 3),
             ("50MP", 2),
         }
+        assert ("portrait", "full", 1) in current, "other services keep their version-1 price"
         with pytest.raises(DomainError):
             prices.set_price(s, "remove_background", "full", -1, now=ctx.now(), admin_id=None)
