@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated
 
 import typer
 from PIL import Image
@@ -27,13 +27,14 @@ from removeany.engine.models import load_session
 from removeany.engine.portrait import cutout_portrait
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
-OUTPUT_FORMATS: dict[str, OutputFormat | str] = {
+OUTPUT_FORMATS: dict[str, OutputFormat] = {
     ".png": "png",
     ".webp": "webp",
     ".jpg": "jpg",
     ".jpeg": "jpg",
-    ".zip": "zip",
 }
+# remove.bg's zip format: color.jpg + alpha.png in one archive per image.
+ZIP_SUFFIX = ".zip"
 FOLDER_SUFFIXES = {"png": ".png", "webp": ".webp", "jpg": ".jpg", "zip": ".zip"}
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -123,7 +124,7 @@ def remove_background_command(
         err.print(f"error: {exc.code}: {exc.message}", markup=False, highlight=False)
         return EXIT_USAGE
     single_file = len(inputs) == 1 and inputs[0].is_file() and not output.is_dir()
-    if single_file and output.suffix.lower() not in OUTPUT_FORMATS:
+    if single_file and output.suffix.lower() not in (*OUTPUT_FORMATS, ZIP_SUFFIX):
         err.print(f"error: {output} must end in .png, .webp, .jpg or .zip.", markup=False)
         return EXIT_USAGE
     suffix = FOLDER_SUFFIXES[format]
@@ -194,13 +195,12 @@ def _run_one(
         else:
             cutout = remove_background(image, model=model, model_dir=model_dir)
         result = compose_result(cutout, look.compose, bg_image=look.background)
-        fmt = OUTPUT_FORMATS.get(task.target.suffix.lower(), "png")
-        data = (
-            color_alpha_zip(result)
-            if fmt == "zip"
-            else encode_image(result, cast(OutputFormat, fmt))
-        )
-        _write_atomically(task.target, data)
+        suffix = task.target.suffix.lower()
+        if suffix == ZIP_SUFFIX:
+            data = color_alpha_zip(result)
+        else:
+            data = encode_image(result, OUTPUT_FORMATS.get(suffix, "png"))
+        write_atomically(task.target, data)
     except ImageError as exc:
         return f"{exc.code}: {exc.message}"
     except OSError as exc:
@@ -208,7 +208,7 @@ def _run_one(
     return None
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
+def write_atomically(target: Path, data: bytes) -> None:
     """Write beside the target and rename, so an interrupted run leaves no half file."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")

@@ -23,7 +23,7 @@ from PIL import Image
 from rich.console import Console
 from rich.progress import Progress
 
-from removeany.cli_offline import IMAGE_SUFFIXES, OUTPUT_FORMATS, Task
+from removeany.cli_offline import IMAGE_SUFFIXES, OUTPUT_FORMATS, Task, write_atomically
 from removeany.engine.background import DEFAULT_MODEL
 from removeany.engine.compose import compose_result, parse_options
 from removeany.engine.errors import ImageError, ModelError, OptionError
@@ -187,8 +187,7 @@ def _run_one(
         image = decode_image(task.source.read_bytes(), max_bytes=max_bytes, max_pixels=max_pixels)
         result = process(image)
         fmt = OUTPUT_FORMATS.get(task.target.suffix.lower(), "png")
-        task.target.parent.mkdir(parents=True, exist_ok=True)
-        task.target.write_bytes(encode_image(result, fmt, quality=95))
+        write_atomically(task.target, encode_image(result, fmt, quality=95))
     except ImageError as exc:
         return f"{exc.code}: {exc.message}"
     except OSError as exc:

@@ -25,6 +25,7 @@ import typer
 from PIL import Image
 from rich.console import Console
 
+from removeany.cli_offline import write_atomically
 from removeany.engine.errors import ImageError, ModelError
 from removeany.engine.io import OutputFormat, decode_image, encode_image, sniff_format
 from removeany.engine.watermark import (
@@ -247,8 +248,7 @@ def _write(image: Image.Image, target: Path, fmt: str) -> str | None:
                 im = image.convert("RGB")
             im.save(buf, fmt)
             data = buf.getvalue()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        write_atomically(target, data)
     except ImageError as exc:
         return f"{exc.code}: {exc.message}"
     except OSError as exc:

@@ -12,9 +12,7 @@ from removeany.legal import service as legal
 from removeany.moderation.service import require_service_available
 
 
-def check_submission(
-    session: Session, user: User, service: str, *, batch: bool = False
-) -> None:
+def check_submission(session: Session, user: User, service: str, *, batch: bool = False) -> None:
     if user.status == "restricted":
         raise Forbidden(
             "Processing is disabled on this account by an administrator"
