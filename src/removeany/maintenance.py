@@ -13,6 +13,7 @@ from removeany.accounts import repository as accounts_repo
 from removeany.context import Context
 from removeany.credits import repository as credits_repo
 from removeany.credits import service as ledger
+from removeany.i18n import t, use
 from removeany.privacy.service import run_retention
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,21 @@ def _warn_expiring(ctx: Context) -> int:
             lot.expiry_warned_at = now
             if user is None or lot.expires_at is None:
                 continue
-            ctx.mailer.send(
-                user.email,
-                f"{lot.remaining} RemoveAny credits expire soon",
-                f"{lot.remaining} of your credits expire on {lot.expires_at:%Y-%m-%d %H:%M} UTC.\n"
-                "Use them before then; expired credits cannot be restored or refunded.\n\n"
-                f"Your credits: {ctx.settings.base_url.rstrip('/')}/billing\n",
-            )
+            with use(user.locale):
+                ctx.mailer.send(
+                    user.email,
+                    t("{n} RemoveAny credits expire soon", n=lot.remaining),
+                    t(
+                        "{n} of your credits expire on {date}.",
+                        n=lot.remaining,
+                        date=f"{lot.expires_at:%Y-%m-%d %H:%M} UTC",
+                    )
+                    + "\n"
+                    + t("Use them before then; expired credits cannot be restored or refunded.")
+                    + "\n\n"
+                    + t("Your credits: {link}", link=f"{ctx.settings.base_url.rstrip('/')}/billing")
+                    + "\n",
+                )
             sent += 1
     return sent
 

@@ -132,6 +132,7 @@ def _start(ctx: Context, session: Session, user: User, *, user_agent: str, ip: s
             user_agent=user_agent,
             ip=ip,
             not_me=not_me_link(ctx, user),
+            locale=user.locale,
         )
     return SignedIn(token, web.csrf_token, user.id, user.email, new and had_before)
 
@@ -198,6 +199,7 @@ def _send_reset(ctx: Context, session: Session, user: User) -> None:
         link=f"{_base(ctx)}/reset-password?token={token}",
         minutes=minutes,
         locked=user.locked_at is not None,
+        locale=user.locale,
     )
 
 
@@ -217,6 +219,7 @@ def reset_password(ctx: Context, token: str, new_password: str) -> User:
             what="password",
             when=ctx.now(),
             not_me=not_me_link(ctx, user),
+            locale=user.locale,
         )
         return user
 
@@ -226,7 +229,7 @@ def not_me(ctx: Context, token: str) -> User:
     with ctx.db.transaction() as session:
         user = security.not_me_user(session, ctx.secret_key, token)
         security.lock_account(session, user, now=ctx.now())
-        notify.account_locked(ctx.mailer, user.email)
+        notify.account_locked(ctx.mailer, user.email, locale=user.locale)
         _send_reset(ctx, session, user)
         return user
 
@@ -274,6 +277,7 @@ def change_password(
             what="password",
             when=ctx.now(),
             not_me=not_me_link(ctx, user),
+            locale=user.locale,
         )
 
 
@@ -291,7 +295,10 @@ def request_email_change(ctx: Context, user_id: int, current: str, new_email: st
             )
         token = security.email_change_token(ctx.secret_key, user, address)
         notify.email_change(
-            ctx.mailer, address, link=f"{_base(ctx)}/account/email/confirm?token={token}"
+            ctx.mailer,
+            address,
+            link=f"{_base(ctx)}/account/email/confirm?token={token}",
+            locale=user.locale,
         )
         return address
 
@@ -300,7 +307,12 @@ def confirm_email_change(ctx: Context, token: str) -> User:
     with ctx.db.transaction() as session:
         user, old = security.confirm_email_change(session, ctx.secret_key, token, now=ctx.now())
         notify.credential_changed(
-            ctx.mailer, old, what="email address", when=ctx.now(), not_me=not_me_link(ctx, user)
+            ctx.mailer,
+            old,
+            what="email address",
+            when=ctx.now(),
+            not_me=not_me_link(ctx, user),
+            locale=user.locale,
         )
         return user
 
@@ -325,6 +337,7 @@ def enable_totp(ctx: Context, user_id: int, code: str) -> list[str]:
             what="two-factor authentication",
             when=ctx.now(),
             not_me=not_me_link(ctx, user),
+            locale=user.locale,
         )
         return codes
 
@@ -345,6 +358,7 @@ def disable_totp(ctx: Context, user_id: int, current: str, code: str) -> None:
             what="two-factor authentication",
             when=ctx.now(),
             not_me=not_me_link(ctx, user),
+            locale=user.locale,
         )
 
 

@@ -33,6 +33,9 @@ class User(Base):
     totp_secret: Mapped[str | None] = mapped_column(String(255), default=None)
     totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     totp_last_step: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The language emails are written in ("en", "zh-CN"): chosen at sign-up, changed with the
+    # site's language switch. None: the language of the request that sends the email.
+    locale: Mapped[str | None] = mapped_column(String(16), default=None)
 
     @property
     def is_verified(self) -> bool:

@@ -1,16 +1,35 @@
 """Security emails: a sign-in from a new device, credential changes, password reset. Each
-carries a "this wasn't me" link that locks the account and starts a reset."""
+carries a "this wasn't me" link that locks the account and starts a reset.
+
+Every email is written in the recipient's language: `locale` is the user's stored language
+(`User.locale`); None means the language of the request that sends the email (see
+`removeany.i18n`), or English outside a request."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from removeany.i18n import N_, t, use
 from removeany.infra.mail import Mailer
 
-FOOTER = (
-    "\n\nIf this wasn't you, open this link now. It signs everyone out, revokes your API keys, "
-    "locks the account and sends you a password reset link:\n\n{not_me}\n"
-)
+# What `credential_changed` names, as its callers pass it.
+WHAT = {
+    "password": N_("password"),
+    "email address": N_("email address"),
+    "two-factor authentication": N_("two-factor authentication"),
+}
+
+
+def _when(value: datetime) -> str:
+    return f"{value:%Y-%m-%d %H:%M} UTC"
+
+
+def _footer(not_me: str) -> str:
+    return "\n\n" + t(
+        "If this wasn't you, open this link now. It signs everyone out, revokes your API keys, "
+        "locks the account and sends you a password reset link:\n\n{not_me}\n",
+        not_me=not_me,
+    )
 
 
 def not_me_link(base_url: str, token: str) -> str:
@@ -18,68 +37,144 @@ def not_me_link(base_url: str, token: str) -> str:
 
 
 def new_device(
-    mailer: Mailer, to: str, *, when: datetime, user_agent: str, ip: str, not_me: str
+    mailer: Mailer,
+    to: str,
+    *,
+    when: datetime,
+    user_agent: str,
+    ip: str,
+    not_me: str,
+    locale: str | None = None,
 ) -> None:
-    mailer.send(
-        to,
-        "New sign-in to your RemoveAny account",
-        "Your RemoveAny account was just signed in to from a device or network we have not "
-        "seen before.\n\n"
-        f"When: {when:%Y-%m-%d %H:%M} UTC\nBrowser: {user_agent or 'unknown'}\n"
-        f"IP address: {ip or 'unknown'}\n\nIf this was you, you can ignore this message."
-        + FOOTER.format(not_me=not_me),
-    )
+    with use(locale):
+        mailer.send(
+            to,
+            t("New sign-in to your RemoveAny account"),
+            t(
+                "Your RemoveAny account was just signed in to from a device or network we have "
+                "not seen before."
+            )
+            + "\n\n"
+            + t(
+                "When: {when}\nBrowser: {browser}\nIP address: {ip}",
+                when=_when(when),
+                browser=user_agent or t("unknown"),
+                ip=ip or t("unknown"),
+            )
+            + "\n\n"
+            + t("If this was you, you can ignore this message.")
+            + _footer(not_me),
+        )
 
 
-def credential_changed(mailer: Mailer, to: str, *, what: str, when: datetime, not_me: str) -> None:
-    mailer.send(
-        to,
-        f"Your RemoveAny {what} was changed",
-        f"The {what} of your RemoveAny account was changed on {when:%Y-%m-%d %H:%M} UTC.\n\n"
-        "If you made this change, you can ignore this message." + FOOTER.format(not_me=not_me),
-    )
+def credential_changed(
+    mailer: Mailer,
+    to: str,
+    *,
+    what: str,
+    when: datetime,
+    not_me: str,
+    locale: str | None = None,
+) -> None:
+    with use(locale):
+        name = t(WHAT.get(what, what))
+        mailer.send(
+            to,
+            t("Your RemoveAny {what} was changed", what=name),
+            t(
+                "The {what} of your RemoveAny account was changed on {when}.",
+                what=name,
+                when=_when(when),
+            )
+            + "\n\n"
+            + t("If you made this change, you can ignore this message.")
+            + _footer(not_me),
+        )
 
 
-def password_reset(mailer: Mailer, to: str, *, link: str, minutes: int, locked: bool) -> None:
-    intro = (
-        "Your account is locked because a sign-in was reported as not yours. Choose a new "
-        "password to unlock it.\n\n"
-        if locked
-        else "Someone (hopefully you) asked to reset the password of your RemoveAny account.\n\n"
-    )
-    mailer.send(
-        to,
-        "Reset your RemoveAny password",
-        intro + f"Open this link to choose a new password:\n\n{link}\n\n"
-        f"The link works once and expires in {minutes} minutes. If you did not ask for this, "
-        "ignore this message: your password stays as it is.\n",
-    )
+def password_reset(
+    mailer: Mailer,
+    to: str,
+    *,
+    link: str,
+    minutes: int,
+    locked: bool,
+    locale: str | None = None,
+) -> None:
+    with use(locale):
+        intro = (
+            t(
+                "Your account is locked because a sign-in was reported as not yours. Choose a "
+                "new password to unlock it."
+            )
+            if locked
+            else t("Someone (hopefully you) asked to reset the password of your RemoveAny account.")
+        )
+        mailer.send(
+            to,
+            t("Reset your RemoveAny password"),
+            intro
+            + "\n\n"
+            + t("Open this link to choose a new password:\n\n{link}", link=link)
+            + "\n\n"
+            + t(
+                "The link works once and expires in {minutes} minutes. If you did not ask for "
+                "this, ignore this message: your password stays as it is.",
+                minutes=minutes,
+            )
+            + "\n",
+        )
 
 
-def email_change(mailer: Mailer, to: str, *, link: str) -> None:
-    mailer.send(
-        to,
-        "Confirm your new RemoveAny email address",
-        f"Open this link to use this address for your RemoveAny account:\n\n{link}\n\n"
-        "The link is valid for 24 hours. If you did not ask for this, ignore this message.\n",
-    )
+def email_change(mailer: Mailer, to: str, *, link: str, locale: str | None = None) -> None:
+    with use(locale):
+        mailer.send(
+            to,
+            t("Confirm your new RemoveAny email address"),
+            t(
+                "Open this link to use this address for your RemoveAny account:\n\n{link}",
+                link=link,
+            )
+            + "\n\n"
+            + t("The link is valid for 24 hours. If you did not ask for this, ignore this message.")
+            + "\n",
+        )
 
 
-def account_locked(mailer: Mailer, to: str) -> None:
-    mailer.send(
-        to,
-        "Your RemoveAny account is locked",
-        "You reported activity on your account that was not yours. We signed out every "
-        "session, revoked every API key and locked the account. A separate email has a link "
-        "to choose a new password, which unlocks it.\n",
-    )
+def account_locked(mailer: Mailer, to: str, *, locale: str | None = None) -> None:
+    with use(locale):
+        mailer.send(
+            to,
+            t("Your RemoveAny account is locked"),
+            t(
+                "You reported activity on your account that was not yours. We signed out every "
+                "session, revoked every API key and locked the account. A separate email has a "
+                "link to choose a new password, which unlocks it."
+            )
+            + "\n",
+        )
 
 
-def api_key_created(mailer: Mailer, to: str, *, name: str, when: datetime, not_me: str) -> None:
-    mailer.send(
-        to,
-        "A new RemoveAny API key was created",
-        f'An API key named "{name}" was created for your RemoveAny account on '
-        f"{when:%Y-%m-%d %H:%M} UTC. Requests made with it spend your credits.\n\n"
-        "If you created it, you can ignore this message." + FOOTER.format(not_me=not_me),
-    )
+def api_key_created(
+    mailer: Mailer,
+    to: str,
+    *,
+    name: str,
+    when: datetime,
+    not_me: str,
+    locale: str | None = None,
+) -> None:
+    with use(locale):
+        mailer.send(
+            to,
+            t("A new RemoveAny API key was created"),
+            t(
+                'An API key named "{name}" was created for your RemoveAny account on {when}. '
+                "Requests made with it spend your credits.",
+                name=name,
+                when=_when(when),
+            )
+            + "\n\n"
+            + t("If you created it, you can ignore this message.")
+            + _footer(not_me),
+        )

@@ -112,6 +112,7 @@ def create_key(body: ApiKeyIn, request: Request) -> ApiKeyCreated:
             name=key.name,
             when=ctx.now(),
             not_me=flows.not_me_link(ctx, user),
+            locale=user.locale,
         )
         return ApiKeyCreated(key=plaintext, **key_out(key).model_dump())
 

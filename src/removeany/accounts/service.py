@@ -16,6 +16,7 @@ from removeany.accounts import repository as repo
 from removeany.accounts.models import ApiKey, User, WebSession
 from removeany.credits import free
 from removeany.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized
+from removeany.i18n import t, use
 from removeany.infra.mail import Mailer
 
 VERIFY_SALT = "verify-email"
@@ -56,7 +57,10 @@ def create_user(
     now: datetime,
     is_admin: bool = False,
     verified: bool = False,
+    locale: str | None = None,
 ) -> User:
+    """A new account; `locale` is the language its emails are written in (None: the
+    language of the request that sends each one, see i18n.py)."""
     email = normalise_email(email)
     passwords.check_policy(password, email=email)
     if repo.user_by_email(session, email) is not None:
@@ -70,6 +74,7 @@ def create_user(
         is_admin=is_admin,
         email_verified_at=now if verified else None,
         created_at=now,
+        locale=locale,
     )
     session.add(user)
     session.flush()
@@ -82,13 +87,27 @@ def verification_token(secret: str, user: User) -> str:
 
 def send_verification(mailer: Mailer, secret: str, base_url: str, user: User) -> None:
     link = f"{base_url.rstrip('/')}/verify?token={verification_token(secret, user)}"
-    mailer.send(
-        user.email,
-        "Confirm your RemoveAny email address",
-        "Welcome to RemoveAny!\n\n"
-        f"Open this link to confirm your email address and receive your free credits:\n\n{link}\n\n"
-        "The link is valid for 3 days. If you did not sign up, ignore this message.\n",
-    )
+    with use(user.locale):
+        mailer.send(
+            user.email,
+            t("Confirm your RemoveAny email address"),
+            t("Welcome to RemoveAny!")
+            + "\n\n"
+            + t(
+                "Open this link to confirm your email address and receive your free "
+                "credits:\n\n{link}",
+                link=link,
+            )
+            + "\n\n"
+            + t("The link is valid for 3 days. If you did not sign up, ignore this message.")
+            + "\n",
+        )
+
+
+def set_locale(user: User, locale: str) -> None:
+    """Remember the language the person chose on the site (their emails follow it)."""
+    if user.locale != locale:
+        user.locale = locale
 
 
 def verify_email(

@@ -7,15 +7,30 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from removeany import i18n
 from removeany.api.auth import check_csrf, client_ip, user_agent
 from removeany.api.params import OptionalRowIdQuery
 from removeany.errors import DomainError
+from removeany.i18n import N_
 from removeany.legal import service as legal
 from removeany.web.routes import _ctx, _error_page, _safe_next, _to_login, _viewer, redirect, render
 
 router = APIRouter(include_in_schema=False)
 
 Block = tuple[str, str | list[str]]
+TITLES = {"terms": N_("Terms of Service"), "privacy": N_("Privacy Policy")}
+
+
+def document_locale(lang: str) -> str:
+    """The language a legal text is shown in: the site's language (i18n.py: `?lang=`,
+    the `lang` cookie, Accept-Language). Older links with `?lang=zh` still show the Chinese
+    text, without switching the rest of the site."""
+    asked = lang.strip().lower()
+    if asked.startswith("zh"):
+        return "zh-CN"
+    if asked.startswith("en"):
+        return "en"
+    return i18n.current()
 
 
 def blocks(text: str) -> list[Block]:
@@ -41,7 +56,7 @@ def blocks(text: str) -> list[Block]:
 
 def _doc(request: Request, which: str, version: int | None, lang: str) -> Response:
     ctx = _ctx(request)
-    lang = "zh" if lang.lower().startswith("zh") else "en"
+    doc_locale = document_locale(lang)
     try:
         with ctx.db.transaction() as session:
             viewer = _viewer(ctx, session, request)
@@ -50,13 +65,14 @@ def _doc(request: Request, which: str, version: int | None, lang: str) -> Respon
             all_versions = [v.version for v in legal.versions(session)]
     except DomainError as exc:
         return _error_page(request, exc)
-    text = getattr(terms, f"{which}_{lang}")
+    text = getattr(terms, f"{which}_{'zh' if doc_locale == 'zh-CN' else 'en'}")
     return render(
         request,
         "legal_document.html",
         viewer=viewer,
         which=which,
-        lang=lang,
+        doc_locale=doc_locale,
+        doc_title=i18n.translate(TITLES[which], doc_locale),
         terms=terms,
         current=current,
         versions=all_versions,
@@ -65,14 +81,12 @@ def _doc(request: Request, which: str, version: int | None, lang: str) -> Respon
 
 
 @router.get("/legal/terms", response_class=HTMLResponse)
-def terms_page(request: Request, version: OptionalRowIdQuery = None, lang: str = "en") -> Response:
+def terms_page(request: Request, version: OptionalRowIdQuery = None, lang: str = "") -> Response:
     return _doc(request, "terms", version, lang)
 
 
 @router.get("/legal/privacy", response_class=HTMLResponse)
-def privacy_page(
-    request: Request, version: OptionalRowIdQuery = None, lang: str = "en"
-) -> Response:
+def privacy_page(request: Request, version: OptionalRowIdQuery = None, lang: str = "") -> Response:
     return _doc(request, "privacy", version, lang)
 
 

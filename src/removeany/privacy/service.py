@@ -27,6 +27,7 @@ from removeany.credits import service as ledger
 from removeany.credits.models import CreditEntry, CreditHold, CreditLot
 from removeany.engine.io import sniff_format
 from removeany.errors import Conflict
+from removeany.i18n import t, use
 from removeany.infra.storage import Storage
 from removeany.jobs.models import Job
 from removeany.legal.models import TermsAcceptance
@@ -166,6 +167,7 @@ def export_account(session: Session, storage: Storage, user: User) -> bytes:
                 "status": user.status,
                 "two_factor": user.has_2fa,
                 "password_changed_at": _iso(user.password_changed_at),
+                "language": user.locale,
             },
             "terms_acceptances": [
                 {
@@ -304,13 +306,17 @@ def delete_account(ctx: Context, user_id: int, current_password: str) -> str:
         user = session.get(User, user_id)
         assert user is not None
         security.reauthenticate(user, current_password)
-        address = user.email
+        address, locale = user.email, user.locale
         keys = erase_account(session, user, now=ctx.now())
     delete_files(ctx.storage, keys)
-    ctx.mailer.send(
-        address,
-        "Your RemoveAny account was deleted",
-        "Your RemoveAny account, its images and personal data were deleted as you asked. "
-        "Thank you for using RemoveAny.\n",
-    )
+    with use(locale):
+        ctx.mailer.send(
+            address,
+            t("Your RemoveAny account was deleted"),
+            t(
+                "Your RemoveAny account, its images and personal data were deleted as you "
+                "asked. Thank you for using RemoveAny."
+            )
+            + "\n",
+        )
     return address
