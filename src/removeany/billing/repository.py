@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,6 +17,14 @@ def active_packs(session: Session) -> Sequence[CreditPack]:
 
 def pack_by_slug(session: Session, slug: str) -> CreditPack | None:
     return session.scalar(select(CreditPack).where(CreditPack.slug == slug))
+
+
+def packs_by_id(session: Session, ids: Collection[int]) -> dict[int, CreditPack]:
+    """Packs by id, retired ones included (an old order still names its pack)."""
+    if not ids:
+        return {}
+    stmt = select(CreditPack).where(CreditPack.id.in_(set(ids)))
+    return {pack.id: pack for pack in session.scalars(stmt)}
 
 
 def order(session: Session, order_id: str, *, for_update: bool = False) -> Order | None:

@@ -108,6 +108,12 @@ def orders(session: Session, user: User) -> Sequence[Order]:
     return repo.orders_of(session, user.id)
 
 
+def pack_names(session: Session, placed: Sequence[Order]) -> dict[int, str]:
+    """The name of each order's pack, by pack id."""
+    packs = repo.packs_by_id(session, {o.pack_id for o in placed})
+    return {pack_id: pack.name for pack_id, pack in packs.items()}
+
+
 def order_for_user(session: Session, user: User, order_id: str) -> Order:
     order = repo.order(session, order_id)
     if order is None or order.user_id != user.id:

@@ -24,7 +24,8 @@ class InsufficientCredits(DomainError):
     def __init__(self, needed: int, available: int):
         super().__init__(
             f"This needs {needed} credit{'s' if needed != 1 else ''} and your balance is "
-            f"{available}. Buy more credits or wait for your free allowance."
+            f"{available}. Buy more credits on the Credits page (/credits) or wait for your "
+            "free allowance."
         )
         self.needed = needed
         self.available = available
