@@ -18,8 +18,8 @@ from removeany.accounts.models import User
 from removeany.api.auth import require_user
 from removeany.batches import repository as repo
 from removeany.batches import service
-from removeany.batches.schemas import BatchItemOut, BatchOut, RejectedFile
-from removeany.batches.submit import submit_batch
+from removeany.batches.schemas import BatchItemOut, BatchOut
+from removeany.batches.submit import check_length, plan_upload, submit_batch
 from removeany.context import Context
 from removeany.engine.errors import OptionError
 
@@ -63,12 +63,7 @@ SSE_POLL_SECONDS = 0.5
 async def create_batch(request: Request) -> BatchOut:
     ctx: Context = request.app.state.ctx
     settings = ctx.settings
-    length = int(request.headers.get("content-length") or 0)
-    if length > settings.batch_max_bytes + 16 * 1024 * 1024:
-        raise service.BatchTooLarge(
-            f"The upload is larger than {settings.batch_max_bytes // 1024**2:,} MB. "
-            "Split it into several batches."
-        )
+    check_length(settings, int(request.headers.get("content-length") or 0))
     form = await request.form(max_files=settings.batch_max_items + 1, max_fields=50)
     try:
         service_name = str(form.get("service") or "remove_background")
@@ -82,15 +77,13 @@ async def create_batch(request: Request) -> BatchOut:
         options = service.parse_options(service_name, raw_options)
         archive = form.get("archive")
         files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
-        entries: list[service.Entry | RejectedFile] = []
-        if isinstance(archive, UploadFile):
-            entries.extend(service.entries_from_zip(archive.file, settings))
-        entries.extend(service.entries_from_files((f.filename or "image", f.file) for f in files))
-        if not entries:
-            raise service.BatchError(
-                "Send image files in `files` or a ZIP in `archive`.", code="empty_batch"
+        planned = await run_in_threadpool(
+            lambda: plan_upload(
+                settings,
+                archive=archive.file if isinstance(archive, UploadFile) else None,
+                files=[(f.filename or "image", f.file) for f in files],
             )
-        planned = await run_in_threadpool(service.plan, entries, settings)
+        )
         name = str(
             form.get("name")
             or (archive.filename if isinstance(archive, UploadFile) else "")
@@ -189,12 +182,16 @@ async def batch_events(batch_id: str, request: Request) -> StreamingResponse:
         with ctx.db.transaction() as session:
             user = require_user(ctx, session, request)
             batch = service.get_for_user(session, user, batch_id)
+            # The summary first: statements need not share a snapshot (PostgreSQL's read
+            # committed), and items read after a "completed" summary are all final, so no
+            # item's last change is missed before `done`.
+            out = service.summary(session, batch)
             changed = []
             for job in repo.items(session, batch.id):
                 if seen.get(job.id) != job.status:
                     seen[job.id] = job.status
                     changed.append(service.item_out(job))
-            return service.summary(session, batch), changed
+            return out, changed
 
     async def events() -> AsyncIterator[str]:
         seen: dict[str, str] = {}

@@ -3,21 +3,52 @@ originals deleted again if it fails, wake-ups sent only after the commit."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
 from removeany.accounts.models import User
 from removeany.batches import service
 from removeany.batches.models import Batch
+from removeany.batches.schemas import RejectedFile
 from removeany.context import Context
+from removeany.infra.settings import Settings
 from removeany.moderation.gate import check_submission
 
 # Wake-ups per batch: each drains up to jobs.worker.DRAIN_LIMIT items and hands over, so this
 # only bounds how many workers start on a batch at once.
 MAX_WAKEUPS = 256
+# Room for the multipart framing and the form's other fields around the files themselves.
+FORM_OVERHEAD = 16 * 1024 * 1024
+
+
+def check_length(settings: Settings, content_length: int) -> None:
+    """Refuse an upload by its declared length, before its body is read and spooled."""
+    if content_length > settings.batch_max_bytes + FORM_OVERHEAD:
+        raise service.BatchTooLarge(
+            f"The upload is larger than {settings.batch_max_bytes // 1024**2:,} MB. "
+            "Split it into several batches."
+        )
+
+
+def plan_upload(
+    settings: Settings,
+    *,
+    archive: IO[bytes] | None,
+    files: Iterable[tuple[str, IO[bytes]]],
+    empty_message: str = "Send image files in `files` or a ZIP in `archive`.",
+) -> service.Plan:
+    """Every file of an upload (a ZIP's members, then the loose files) read and validated once.
+    Blocking: async callers run it in a thread."""
+    entries: list[service.Entry | RejectedFile] = []
+    if archive is not None:
+        entries.extend(service.entries_from_zip(archive, settings))
+    entries.extend(service.entries_from_files(files))
+    if not entries:
+        raise service.BatchError(empty_message, code="empty_batch")
+    return service.plan(entries, settings)
 
 
 def submit_batch(
@@ -33,7 +64,7 @@ def submit_batch(
     try:
         with ctx.db.transaction() as session:
             user = user_of(session)
-            check_submission(session, user, service_name)
+            check_submission(session, user, service_name, batch=True)
             batch, items = service.create(
                 session,
                 ctx.storage,

@@ -1,0 +1,339 @@
+"""Web pages for batches: start one from many images or a ZIP, follow it live, cancel it and
+download every result as one ZIP.
+
+Thin like the other pages: the upload form goes through `batches.submit` exactly as the JSON
+API's upload does (one transaction for the batch and its items, wake-ups after the commit).
+The batch page is rendered on the server, so it works without JavaScript; `static/batch.js`
+then follows the batch with the API's server-sent events (`/api/v1/batches/{id}/events`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+
+from removeany.accounts.models import User
+from removeany.api.auth import check_csrf
+from removeany.batches import repository as repo
+from removeany.batches import service
+from removeany.batches.schemas import BatchOut
+from removeany.batches.submit import check_length, plan_upload, submit_batch
+from removeany.catalog.prices import price_for
+from removeany.credits import service as ledger
+from removeany.engine.errors import ImageError, OptionError
+from removeany.errors import DomainError, Unauthorized
+from removeany.web.routes import (
+    _ctx,
+    _error_page,
+    _to_login,
+    _viewer,
+    redirect,
+    render,
+    t,
+    templates,
+)
+
+router = APIRouter(include_in_schema=False)
+
+RECENT_BATCHES = 20
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+# Services a batch can run, as the form names them (each must be in service.SERVICE_OPTIONS).
+SERVICES = {"remove_background": "Remove background"}
+# remove.bg's sizes as the form offers them, smallest first.
+SIZES = [
+    ("preview", "Preview (up to 0.25 MP)"),
+    ("medium", "Medium (up to 1.5 MP)"),
+    ("hd", "HD (up to 4 MP)"),
+    ("4k", "4K (up to 10 MP)"),
+    ("full", "Full resolution"),
+    ("50MP", "Up to 50 MP"),
+]
+DEFAULTS = {
+    "service": "remove_background",
+    "size": "full",
+    "format": "png",
+    "bg": "transparent",
+    "bg_color": "#ffffff",
+    "crop": "",
+    "crop_margin": "",
+    "channels": "rgba",
+    "name": "",
+}
+ITEM_STATUS = {
+    "queued": "Waiting",
+    "running": "Processing",
+    "succeeded": "Done",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+    "skipped": "Skipped",
+}
+BATCH_STATUS = {
+    "running": "Running",
+    "cancelling": "Cancelling",
+    "cancelled": "Cancelled",
+    "completed": "Completed",
+}
+FINISHED = frozenset({"completed", "cancelled"})
+ITEM_REFUNDED = "Refunded: you were not charged for this file."
+UNPROCESSABLE = "The file could not be processed."
+
+
+def _strings() -> dict[str, Any]:
+    """What batch.js says, translated on the server like everything else."""
+    return {
+        "items": {k: t(v) for k, v in ITEM_STATUS.items()},
+        "batch": {k: t(v) for k, v in BATCH_STATUS.items()},
+        "progress": t("{finished} of {total} files finished ({pct}%)"),
+        "refunded": t(ITEM_REFUNDED),
+        "unprocessable": t(UNPROCESSABLE),
+        "download": t("Download"),
+        "priceOne": t("Price: 1 credit per image."),
+        "priceMany": t("Price: {n} credits per image."),
+        "polling": t("Live updates were interrupted; checking every few seconds instead."),
+        "chosen": t("{count} files chosen ({mb} MB)"),
+        "chosenOne": t("1 file chosen ({mb} MB)"),
+        "estimate": t("About {credits} credits for {count} images."),
+        "estimateZip": t("The ZIP's images are counted when it is uploaded."),
+        "uploading": t("Uploading… the batch page opens when the upload is done."),
+    }
+
+
+def _item_note(status: str, message: str | None) -> str:
+    """The sentence shown beside an item: why it failed, and that it cost nothing."""
+    if status == "failed":
+        return f"{message or t(UNPROCESSABLE)} {t(ITEM_REFUNDED)}"
+    if status == "skipped":
+        return f"{message} {t('Not charged.')}"
+    if status == "cancelled":
+        return message or ""
+    return ""
+
+
+def _batch_status_label(status: str) -> str:
+    return t(BATCH_STATUS.get(status, status))
+
+
+def _item_status_label(status: str) -> str:
+    return t(ITEM_STATUS.get(status, status))
+
+
+templates.env.globals.update(
+    batch_status_label=_batch_status_label,
+    item_status_label=_item_status_label,
+    batch_item_note=_item_note,
+)
+
+
+# --- the list and the upload form ------------------------------------------------------------
+
+
+def _prices(session: Session, service_name: str) -> dict[str, int]:
+    """Credits per image at each size the form offers."""
+    found: dict[str, int] = {}
+    for size, _label in SIZES:
+        try:
+            found[size] = price_for(session, service_name, size).credits
+        except DomainError:
+            continue
+    return found
+
+
+def _batches_page(
+    request: Request,
+    *,
+    status_code: int = 200,
+    error: str | None = None,
+    chosen: dict[str, str] | None = None,
+) -> Response:
+    ctx = _ctx(request)
+    with ctx.db.transaction() as session:
+        viewer = _viewer(ctx, session, request)
+        if viewer is None:
+            return _to_login(request, "/batches")
+        balance = ledger.balance(session, viewer.user.id, ctx.now())
+        prices = _prices(session, DEFAULTS["service"])
+        recent: list[BatchOut] = [
+            service.summary(session, b)
+            for b in repo.recent_for_user(session, viewer.user.id, limit=RECENT_BATCHES)
+        ]
+    return render(
+        request,
+        "batches.html",
+        status_code=status_code,
+        viewer=viewer,
+        balance=balance,
+        prices=prices,
+        sizes=[(size, t(label)) for size, label in SIZES if size in prices],
+        services=[(name, t(label)) for name, label in SERVICES.items()],
+        chosen={**DEFAULTS, **(chosen or {})},
+        batches=recent,
+        error=error,
+        max_mb=ctx.settings.max_upload_bytes // (1024 * 1024),
+        max_items=ctx.settings.batch_max_items,
+        batch_strings=_strings(),
+    )
+
+
+@router.get("/batches", response_class=HTMLResponse)
+def batches(request: Request) -> Response:
+    return _batches_page(request)
+
+
+def _chosen(form: FormData) -> dict[str, str]:
+    """The form's option fields as typed, to validate and to show again after an error."""
+    return {
+        key: str(value)
+        for key in DEFAULTS
+        if isinstance(value := form.get(key), str) and value.strip()
+    }
+
+
+def _raw_options(chosen: dict[str, str]) -> dict[str, Any]:
+    """The form's fields as the API's `options` object (validated by service.parse_options)."""
+    raw: dict[str, Any] = {
+        "size": chosen.get("size", DEFAULTS["size"]),
+        "format": chosen.get("format", DEFAULTS["format"]),
+        "channels": chosen.get("channels", DEFAULTS["channels"]),
+    }
+    if chosen.get("bg") == "color":
+        raw["bg_color"] = chosen.get("bg_color", "").strip().lstrip("#")
+    if chosen.get("crop"):
+        raw["crop"] = True
+        if chosen.get("crop_margin", "").strip():
+            raw["crop_margin"] = chosen["crop_margin"].strip()
+    return raw
+
+
+def _is_zip(upload: UploadFile) -> bool:
+    upload.file.seek(0)
+    head = upload.file.read(4)
+    upload.file.seek(0)
+    return head in ZIP_MAGIC
+
+
+def _start(request: Request, form: FormData) -> Response:
+    ctx = _ctx(request)
+    with ctx.db.transaction() as session:
+        viewer = _viewer(ctx, session, request)
+        if viewer is None:
+            return _to_login(request, "/batches")
+        try:
+            check_csrf(viewer.web, str(form.get("csrf_token") or ""))
+        except DomainError as exc:
+            return _error_page(request, exc, viewer)
+    chosen = _chosen(form)
+    # A file input with nothing chosen still sends one empty, nameless part.
+    uploads = [
+        f for f in form.getlist("files") if isinstance(f, UploadFile) and (f.filename or f.size)
+    ]
+    try:
+        service_name = chosen.get("service", DEFAULTS["service"])
+        if service_name not in SERVICES:
+            raise service.BatchError(t("Choose a service from the list."), code="unknown_service")
+        options = service.parse_options(service_name, _raw_options(chosen))
+        archives = [f for f in uploads if _is_zip(f)]
+        images = [f for f in uploads if f not in archives]
+        if len(archives) > 1:
+            raise service.BatchError(
+                t("Choose one ZIP at a time, or choose the images themselves."),
+                code="several_archives",
+            )
+        planned = plan_upload(
+            ctx.settings,
+            archive=archives[0].file if archives else None,
+            files=[(f.filename or "image", f.file) for f in images],
+            empty_message=t("Choose images, or one ZIP of images, to start a batch."),
+        )
+        name = (
+            chosen.get("name", "").strip()
+            or (archives[0].filename if archives else "")
+            or (images[0].filename if len(images) == 1 else "")
+            or t("{count} images", count=len(images))
+        )
+
+        def user_of(session: Session) -> User:
+            current = _viewer(ctx, session, request)
+            if current is None:
+                raise Unauthorized(t("Your session has ended. Sign in again to continue."))
+            return current.user
+
+        batch = submit_batch(
+            ctx, user_of, service_name=service_name, options=options, name=name, planned=planned
+        )
+    except (DomainError, ImageError, OptionError) as exc:
+        status = exc.status_code if isinstance(exc, DomainError) else 400
+        return _batches_page(request, status_code=status, error=exc.message, chosen=chosen)
+    return redirect(f"/batches/{batch.id}")
+
+
+@router.post("/batches", response_class=HTMLResponse)
+async def start_batch(request: Request) -> Response:
+    """The upload form: many images or one ZIP (its folders kept), then the batch's page."""
+    ctx = _ctx(request)
+    try:
+        check_length(ctx.settings, int(request.headers.get("content-length") or 0))
+    except DomainError as exc:
+        status_code, message = exc.status_code, exc.message
+        return await run_in_threadpool(
+            lambda: _batches_page(request, status_code=status_code, error=message)
+        )
+    form = await request.form(max_files=ctx.settings.batch_max_items + 1, max_fields=50)
+    try:
+        return await run_in_threadpool(_start, request, form)
+    finally:
+        await form.close()
+
+
+# --- one batch ---------------------------------------------------------------------------------
+
+
+@router.get("/batches/{batch_id}", response_class=HTMLResponse)
+def batch_page(batch_id: str, request: Request, cancelled: str = "") -> Response:
+    ctx = _ctx(request)
+    with ctx.db.transaction() as session:
+        viewer = _viewer(ctx, session, request)
+        if viewer is None:
+            return _to_login(request)
+        try:
+            batch = service.get_for_user(session, viewer.user, batch_id)
+        except DomainError as exc:
+            return _error_page(request, exc, viewer)
+        balance = ledger.balance(session, viewer.user.id, ctx.now())
+        summary = service.summary(session, batch)
+        items = [service.item_out(job) for job in repo.items(session, batch.id)]
+    return render(
+        request,
+        "batch.html",
+        viewer=viewer,
+        balance=balance,
+        batch=summary,
+        items=items,
+        finished=summary.status in FINISHED,
+        pct=round(summary.progress * 100),
+        cancelled=bool(cancelled),
+        batch_strings=_strings(),
+    )
+
+
+@router.post("/batches/{batch_id}/cancel", response_class=HTMLResponse)
+def cancel_batch(
+    batch_id: str, request: Request, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    """Items not started yet are cancelled and their holds released; running ones finish."""
+    ctx = _ctx(request)
+    with ctx.db.transaction() as session:
+        viewer = _viewer(ctx, session, request)
+        if viewer is None:
+            return _to_login(request, f"/batches/{batch_id}")
+        try:
+            check_csrf(viewer.web, csrf_token)
+            batch = service.cancel(session, viewer.user, batch_id, ctx.now())
+        except DomainError as exc:
+            return _error_page(request, exc, viewer)
+        batch_id = batch.id
+    return redirect(f"/batches/{batch_id}?cancelled=1")

@@ -1,0 +1,328 @@
+/* RemoveAny batch pages: plain JavaScript, no build step, no third-party code.
+ *
+ * /batches: drag & drop onto the file field, a summary of the chosen files and an estimate of
+ * their price. The form itself posts to the server (it works without this script).
+ * /batches/{id}: follows the batch with the API's server-sent events
+ * (GET /api/v1/batches/{id}/events) and updates the progress bar, the counts and each file's
+ * row; if the stream fails it polls GET /api/v1/batches/{id} and /items instead.
+ * Visible text comes from the server (t()) in #batch-strings.
+ */
+(function () {
+  "use strict";
+
+  var S = readStrings();
+  var FINISHED = { completed: true, cancelled: true };
+  var POLL_MS = 1500;
+
+  function readStrings() {
+    var node = document.getElementById("batch-strings");
+    if (!node) return {};
+    try {
+      return JSON.parse(node.textContent);
+    } catch (e) {
+      return {};
+    }
+  }
+
+  function fmt(template, values) {
+    return String(template || "").replace(/\{(\w+)\}/g, function (match, key) {
+      return Object.prototype.hasOwnProperty.call(values, key) ? values[key] : match;
+    });
+  }
+
+  function byId(id) {
+    return document.getElementById(id);
+  }
+
+  function getJSON(url) {
+    return fetch(url, {
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+      cache: "no-store",
+    }).then(function (response) {
+      if (!response.ok) {
+        var err = new Error("HTTP " + response.status);
+        err.status = response.status;
+        throw err;
+      }
+      return response.json();
+    });
+  }
+
+  function setText(node, text) {
+    if (node && node.textContent !== text) node.textContent = text;
+  }
+
+  /* ---- The upload form ------------------------------------------------------------------- */
+
+  function isZip(file) {
+    return /\.zip$/i.test(file.name) || /zip/.test(file.type || "");
+  }
+
+  function initForm(form) {
+    var input = byId("batch-files");
+    var zone = byId("batch-dropzone");
+    var chosen = byId("batch-chosen");
+    var estimate = byId("batch-estimate");
+    var size = byId("batch-size");
+    var priceHint = byId("batch-price");
+    var colour = byId("batch-bg-color");
+    var submit = byId("batch-submit");
+    var uploading = byId("batch-uploading");
+    var prices = {};
+    try {
+      prices = JSON.parse(form.getAttribute("data-prices") || "{}");
+    } catch (e) {
+      prices = {};
+    }
+
+    function price() {
+      var value = prices[size.value];
+      return typeof value === "number" ? value : 1;
+    }
+
+    function describe() {
+      var files = Array.prototype.slice.call(input.files || []);
+      var n = price();
+      if (priceHint && S.priceOne) setText(priceHint, n === 1 ? S.priceOne : fmt(S.priceMany, { n: n }));
+      if (!files.length) {
+        setText(chosen, "");
+        setText(estimate, "");
+        return;
+      }
+      var bytes = files.reduce(function (sum, f) {
+        return sum + f.size;
+      }, 0);
+      var mb = (bytes / 1048576).toFixed(1);
+      setText(
+        chosen,
+        files.length === 1 ? fmt(S.chosenOne, { mb: mb }) : fmt(S.chosen, { count: files.length, mb: mb })
+      );
+      var images = files.filter(function (f) {
+        return !isZip(f);
+      }).length;
+      var text = images ? fmt(S.estimate, { credits: images * n, count: images }) : "";
+      if (images < files.length) text = (text ? text + " " : "") + S.estimateZip;
+      setText(estimate, text);
+    }
+
+    function hasFiles(event) {
+      var types = event.dataTransfer && event.dataTransfer.types;
+      return !!types && Array.prototype.indexOf.call(types, "Files") !== -1;
+    }
+
+    ["dragenter", "dragover"].forEach(function (name) {
+      zone.addEventListener(name, function (event) {
+        if (!hasFiles(event)) return;
+        event.preventDefault();
+        event.dataTransfer.dropEffect = "copy";
+        zone.classList.add("dragging");
+      });
+    });
+    zone.addEventListener("dragleave", function (event) {
+      if (!zone.contains(event.relatedTarget)) zone.classList.remove("dragging");
+    });
+    zone.addEventListener("drop", function (event) {
+      event.preventDefault();
+      zone.classList.remove("dragging");
+      if (event.dataTransfer && event.dataTransfer.files.length) {
+        input.files = event.dataTransfer.files;
+        describe();
+      }
+    });
+    window.addEventListener("dragover", function (event) {
+      if (hasFiles(event)) event.preventDefault();
+    });
+    window.addEventListener("drop", function (event) {
+      if (hasFiles(event)) event.preventDefault();
+    });
+
+    input.addEventListener("change", describe);
+    size.addEventListener("change", describe);
+    if (colour) {
+      colour.addEventListener("input", function () {
+        var radio = form.querySelector('input[name="bg"][value="color"]');
+        if (radio) radio.checked = true;
+      });
+    }
+    form.addEventListener("submit", function () {
+      // The browser posts the form; say what is happening while a large upload goes.
+      window.setTimeout(function () {
+        submit.disabled = true;
+      }, 0);
+      setText(uploading, S.uploading);
+      uploading.hidden = false;
+    });
+    describe();
+  }
+
+  /* ---- One batch: live progress ------------------------------------------------------------ */
+
+  function initBatch(root) {
+    var bar = byId("batch-progress");
+    var text = byId("batch-progress-text");
+    var badge = byId("batch-status");
+    var download = byId("batch-download");
+    var cancel = byId("batch-cancel");
+    var live = byId("batch-live");
+    var tbody = byId("batch-items");
+    var source = null;
+    var timer = null;
+    var done = false;
+
+    /* A row for an item the server did not render (the page lists what existed then). */
+    function addRow(item) {
+      var labels = tbody.parentNode.querySelectorAll("thead th");
+      var row = document.createElement("tr");
+      row.setAttribute("data-job-id", item.job_id);
+      ["", "", "data-item-note", "data-item-charged", "data-item-result"].forEach(function (attr, n) {
+        var td = document.createElement("td");
+        if (labels[n]) td.setAttribute("data-label", labels[n].textContent);
+        if (attr) td.setAttribute(attr, "");
+        row.appendChild(td);
+      });
+      row.cells[0].className = "break";
+      row.cells[0].textContent = item.relative_path;
+      var badge = document.createElement("span");
+      badge.setAttribute("data-item-status", "");
+      row.cells[1].appendChild(badge);
+      tbody.insertBefore(row, tbody.querySelector("tr.skipped"));
+      return row;
+    }
+
+    function updateItem(item) {
+      var row = tbody.querySelector('tr[data-job-id="' + item.job_id + '"]');
+      if (!row) row = addRow(item);
+      row.setAttribute("data-status", item.status);
+      var status = row.querySelector("[data-item-status]");
+      status.className = "badge badge-" + item.status;
+      setText(status, (S.items && S.items[item.status]) || item.status);
+      var note = "";
+      if (item.status === "failed") {
+        note = (item.error_message || S.unprocessable) + " " + S.refunded;
+      } else if (item.status === "cancelled") {
+        note = item.error_message || "";
+      }
+      setText(row.querySelector("[data-item-note]"), note);
+      setText(row.querySelector("[data-item-charged]"), String(item.charged));
+      var result = row.querySelector("[data-item-result]");
+      if (item.result_url && !result.querySelector("a")) {
+        var link = document.createElement("a");
+        link.href = item.result_url;
+        link.setAttribute("download", String(item.result_path || "").split("/").pop());
+        link.textContent = S.download;
+        var hidden = document.createElement("span");
+        hidden.className = "visually-hidden";
+        hidden.textContent = " " + (item.result_path || "");
+        link.appendChild(hidden);
+        result.appendChild(link);
+      }
+    }
+
+    function updateBatch(batch) {
+      var pct = batch.total ? Math.round((batch.finished / batch.total) * 100) : 100;
+      bar.max = batch.total || 1;
+      bar.value = batch.total ? batch.finished : 1;
+      bar.textContent = pct + "%";
+      setText(text, fmt(S.progress, { finished: batch.finished, total: batch.total, pct: pct }));
+      root.setAttribute("data-status", batch.status);
+      badge.className = "badge badge-" + batch.status;
+      setText(badge, (S.batch && S.batch[batch.status]) || batch.status);
+      ["succeeded", "failed", "cancelled"].forEach(function (key) {
+        setText(root.querySelector('[data-count="' + key + '"]'), String(batch.counts[key]));
+      });
+      setText(root.querySelector('[data-count="charged"]'), String(batch.charged));
+      cancel.hidden = batch.status !== "running";
+      if (FINISHED[batch.status]) finish(batch);
+    }
+
+    function finish(batch) {
+      if (done) return;
+      done = true;
+      if (source) source.close();
+      clearTimeout(timer);
+      download.hidden = !batch.counts.succeeded;
+      live.hidden = true;
+      refreshBalance();
+      // One last read of every item, so no row keeps a state from before the end.
+      getJSON(root.getAttribute("data-items-url") + "?limit=5000").then(function (items) {
+        items.forEach(updateItem);
+        root.setAttribute("data-finished", "true");
+      }, function () {});
+    }
+
+    function poll() {
+      var id = root.getAttribute("data-batch-id");
+      root.setAttribute("data-live", "poll");
+      Promise.all([
+        getJSON(root.getAttribute("data-batch-url")),
+        getJSON(root.getAttribute("data-items-url") + "?limit=5000"),
+      ]).then(
+        function (answers) {
+          answers[1].forEach(updateItem);
+          updateBatch(answers[0]);
+          if (!done) timer = setTimeout(poll, POLL_MS);
+        },
+        function (err) {
+          if (err.status === 404 || err.status === 401) return;
+          if (!done && id) timer = setTimeout(poll, POLL_MS * 2);
+        }
+      );
+    }
+
+    function fallBack() {
+      if (source) source.close();
+      source = null;
+      if (done) return;
+      setText(live, S.polling);
+      poll();
+    }
+
+    function listen() {
+      if (!window.EventSource) return poll();
+      source = new EventSource(root.getAttribute("data-events-url"));
+      function read(handler) {
+        return function (event) {
+          var data;
+          try {
+            data = JSON.parse(event.data);
+          } catch (e) {
+            return;
+          }
+          root.setAttribute("data-live", "sse");
+          handler(data);
+        };
+      }
+      source.addEventListener("item", read(updateItem));
+      source.addEventListener("progress", read(updateBatch));
+      source.addEventListener("done", read(updateBatch));
+      source.addEventListener("error", function () {
+        // The stream ends after "done"; any other error means it cannot be followed.
+        if (!done) fallBack();
+      });
+    }
+
+    if (!FINISHED[root.getAttribute("data-status")]) listen();
+  }
+
+  function refreshBalance() {
+    getJSON("/api/v1/credits").then(
+      function (credits) {
+        document.querySelectorAll("[data-balance]").forEach(function (node) {
+          node.textContent = String(credits.available);
+        });
+      },
+      function () {}
+    );
+  }
+
+  function init() {
+    var form = byId("batch-form");
+    if (form) initForm(form);
+    var root = byId("batch");
+    if (root && root.getAttribute("data-batch-id")) initBatch(root);
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

@@ -1,0 +1,248 @@
+"""The batch web pages over the real app: the upload form goes through the same submission as
+the API, the inline workers process the items, and the pages show progress, failures with
+their refunds, cancelling and the results ZIP."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import zipfile
+from typing import Any
+
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from removeany.context import Context
+from tests.batches._images import make_zip, photo_paths, photo_zip, plain_image, small_photo
+from tests.batches._ledger import audit
+from tests.helpers import make_user
+from tests.web.test_pages import balance_on, form_token, login, text_of
+
+PROGRESS_RE = re.compile(r'<progress id="batch-progress" max="(\d+)" value="(\d+)"')
+
+
+def wait_done(client: TestClient, batch_id: str) -> dict[str, Any]:
+    """Follow the batch with the browser's session cookie, as batch.js's fallback does."""
+    deadline = time.monotonic() + 240
+    batch: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        batch = client.get(f"/api/v1/batches/{batch_id}").json()
+        if batch["status"] in ("completed", "cancelled"):
+            return batch
+        time.sleep(0.1)
+    raise AssertionError(f"batch did not finish: {batch}")
+
+
+def start(client: TestClient, files: list[tuple[str, bytes]], **fields: str) -> str:
+    """Post the /batches form; return the new batch's id from the redirect."""
+    token = form_token(client.get("/batches").text)
+    response = client.post(
+        "/batches",
+        data={"csrf_token": token, **fields},
+        files=[("files", (name, data, "application/octet-stream")) for name, data in files],
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, text_of(response.text)
+    location = response.headers["location"]
+    assert re.fullmatch(r"/batches/[0-9a-f]{32}", location), location
+    return location.rsplit("/", 1)[1]
+
+
+def rows(page: str) -> dict[str, list[str]]:
+    """The files table as text: path -> [status, details, credits charged, result]."""
+    body = page.split('<tbody id="batch-items">', 1)[1].split("</tbody>", 1)[0]
+    found = {}
+    for row in re.findall(r"<tr\b.*?</tr>", body, re.S):
+        cells = [text_of(c) for c in re.findall(r"<td\b.*?</td>", row, re.S)]
+        found[cells[0]] = cells[1:]
+    return found
+
+
+def test_pages_need_sign_in_and_belong_to_their_owner(client: TestClient, ctx: Context) -> None:
+    signed_out = client.get("/batches", follow_redirects=False)
+    assert signed_out.status_code == 303
+    assert signed_out.headers["location"] == "/login?next=/batches"
+    missing = client.get("/batches/" + "0" * 32, follow_redirects=False)
+    assert missing.headers["location"] == "/login?next=/batches/" + "0" * 32
+
+    make_user(ctx, credits=3)
+    make_user(ctx, "eve@example.com", credits=3)
+    login(client, "ada@example.com")
+    page = client.get("/batches")
+    assert page.status_code == 200
+    assert '<a href="/batches" aria-current="page">Batches</a>' in page.text
+    assert "Price: 1 credit per image." in text_of(page.text)
+    assert balance_on(page.text) == 3
+    assert "No batches yet" in page.text
+    batch_id = start(client, [("a.jpg", small_photo(photo_paths(1)[0], 160))])
+    wait_done(client, batch_id)
+    owner_page = client.get(f"/batches/{batch_id}")
+    assert owner_page.status_code == 200 and "a.jpg" in owner_page.text
+
+    client.cookies.clear()
+    login(client, "eve@example.com")
+    other = client.get(f"/batches/{batch_id}")
+    assert other.status_code == 404 and "No such batch" in other.text
+    token = form_token(client.get("/batches").text)
+    refused = client.post(f"/batches/{batch_id}/cancel", data={"csrf_token": token})
+    assert refused.status_code == 404
+    assert batch_id not in client.get("/batches").text
+    assert client.get(f"/api/v1/batches/{batch_id}/results").status_code == 404
+
+
+def test_form_starts_a_batch_that_the_workers_finish(client: TestClient, ctx: Context) -> None:
+    user = make_user(ctx, credits=10)
+    login(client, "ada@example.com")
+    photos = photo_paths(3)
+    files = [(f"{n}-{p.stem}.jpg", small_photo(p, 200)) for n, p in enumerate(photos)]
+    batch_id = start(client, files, format="webp", size="preview", name="Catalogue")
+
+    batch = wait_done(client, batch_id)
+    assert batch["name"] == "Catalogue" and batch["options"]["format"] == "webp"
+    assert batch["options"]["size"] == "preview"
+    assert batch["counts"]["succeeded"] == 3 and batch["charged"] == 3
+
+    page = client.get(f"/batches/{batch_id}")
+    assert PROGRESS_RE.search(page.text).groups() == ("3", "3")  # type: ignore[union-attr]
+    text = text_of(page.text)
+    assert "3 of 3 files finished (100%)" in text and "Completed" in text
+    table = rows(page.text)
+    assert set(table) == {name for name, _ in files}
+    assert all(row[0] == "Done" and row[2] == "1" for row in table.values())
+    assert all(row[3].startswith("Download") for row in table.values())
+    assert 'id="batch-download" class="button" href="/api/v1/batches/' in page.text
+    assert re.search(r'<form id="batch-cancel"[^>]*hidden', page.text)
+    assert balance_on(page.text) == 7
+
+    download = client.get(f"/api/v1/batches/{batch_id}/results")
+    with zipfile.ZipFile(io.BytesIO(download.content)) as zf:
+        assert sorted(zf.namelist()) == sorted(n.replace(".jpg", ".webp") for n, _ in files)
+        with Image.open(io.BytesIO(zf.read(zf.namelist()[0]))) as im:
+            assert im.format == "WEBP" and im.mode == "RGBA"
+
+    listing = client.get("/batches").text
+    assert f'href="/batches/{batch_id}"' in listing and "Catalogue" in listing
+    assert "3 of 3" in text_of(listing)
+    ledger = audit(ctx, user.id)
+    assert ledger["captured"] == 3 and ledger["held"] == 0 and not ledger["open_holds"]
+
+
+def test_zip_with_a_corrupt_member_and_a_failing_image(client: TestClient, ctx: Context) -> None:
+    user = make_user(ctx, credits=10)
+    login(client, "ada@example.com")
+    photos = photo_paths(2)
+    good = small_photo(photos[0], 200)
+    archive = make_zip(
+        {
+            "shoot/a.jpg": good,
+            "shoot/b.jpg": small_photo(photos[1], 200),
+            "shoot/corrupt.jpg": good[: len(good) // 3],  # truncated: cannot be decoded
+            "shoot/flat.png": plain_image(),  # decodes, but has no subject: fails in the worker
+        }
+    )
+    batch_id = start(client, [("shoot.zip", archive)], bg="color", bg_color="#ff0000")
+    batch = wait_done(client, batch_id)
+    assert batch["name"] == "shoot.zip" and batch["options"]["bg_color"] == "ff0000"
+    assert batch["total"] == 3
+    assert batch["counts"] == {
+        "queued": 0,
+        "running": 0,
+        "succeeded": 2,
+        "failed": 1,
+        "cancelled": 0,
+    }
+
+    page = client.get(f"/batches/{batch_id}").text
+    table = rows(page)
+    assert set(table) == {"shoot/a.jpg", "shoot/b.jpg", "shoot/corrupt.jpg", "shoot/flat.png"}
+    failed = table["shoot/flat.png"]
+    assert failed[0] == "Failed" and failed[1].endswith(
+        "Refunded: you were not charged for this file."
+    )
+    assert failed[1].startswith("No foreground subject could be found")
+    assert failed[2:] == ["0", ""]  # nothing charged, no result to download
+    skipped = table["shoot/corrupt.jpg"]
+    assert skipped[0] == "Skipped" and "damaged or truncated" in skipped[1]
+    assert skipped[1].endswith("Not charged.") and skipped[2:] == ["0", ""]
+    assert table["shoot/a.jpg"][0] == "Done" and table["shoot/a.jpg"][2] == "1"
+    counts = text_of(page)
+    assert "Failed (refunded) 1" in counts and "Skipped at upload 1" in counts
+    assert "Credits charged 2" in counts
+
+    ledger = audit(ctx, user.id)
+    assert ledger["captured"] == 2 and ledger["available"] == 8 and ledger["held"] == 0
+    with zipfile.ZipFile(
+        io.BytesIO(client.get(f"/api/v1/batches/{batch_id}/results").content)
+    ) as zf:
+        assert sorted(zf.namelist()) == ["shoot/a.png", "shoot/b.png"]
+
+
+def test_cancel_from_the_page(client: TestClient, ctx: Context) -> None:
+    user = make_user(ctx, credits=20)
+    login(client, "ada@example.com")
+    archive, _names = photo_zip(12, side=256)
+    batch_id = start(client, [("many.zip", archive)])
+    page = client.get(f"/batches/{batch_id}").text
+    assert not re.search(r'<form id="batch-cancel"[^>]*hidden', page)
+
+    forged = client.post(f"/batches/{batch_id}/cancel", data={"csrf_token": "forged"})
+    assert forged.status_code == 403
+    cancelled = client.post(
+        f"/batches/{batch_id}/cancel", data={"csrf_token": form_token(page)}, follow_redirects=False
+    )
+    assert cancelled.status_code == 303
+    assert cancelled.headers["location"] == f"/batches/{batch_id}?cancelled=1"
+    notice = client.get(cancelled.headers["location"]).text
+    assert "The batch was cancelled." in notice
+
+    batch = wait_done(client, batch_id)
+    counts = batch["counts"]
+    assert batch["status"] == "cancelled" and counts["cancelled"] >= 1
+    page = client.get(f"/batches/{batch_id}").text
+    table = rows(page)
+    assert len(table) == 12
+    cancelled_rows = [row for row in table.values() if row[0] == "Cancelled"]
+    assert len(cancelled_rows) == counts["cancelled"]
+    assert all("You were not charged" in row[1] and row[2] == "0" for row in cancelled_rows)
+    assert "Cancelled" in text_of(page.split("</h1>", 1)[1][:400])
+    ledger = audit(ctx, user.id)
+    assert ledger["held"] == 0 and ledger["captured"] == counts["succeeded"] == batch["charged"]
+    assert ledger["available"] == 20 - counts["succeeded"] == balance_on(page)
+
+
+def test_form_errors_are_sentences(client: TestClient, ctx: Context) -> None:
+    user = make_user(ctx, credits=1)
+    login(client, "ada@example.com")
+    token = form_token(client.get("/batches").text)
+    photo = small_photo(photo_paths(1)[0], 120)
+
+    nothing = client.post("/batches", data={"csrf_token": token}, files={"files": ("", b"")})
+    assert nothing.status_code == 400
+    assert "Choose images, or one ZIP of images, to start a batch." in text_of(nothing.text)
+
+    margin = client.post(
+        "/batches",
+        data={"csrf_token": token, "crop": "true", "crop_margin": "lots", "format": "jpg"},
+        files=[("files", ("a.jpg", photo))],
+    )
+    assert margin.status_code == 400 and "is not a margin" in text_of(margin.text)
+    assert '<option value="jpg" selected>' in margin.text  # the options are kept
+
+    short = client.post(
+        "/batches",
+        data={"csrf_token": token},
+        files=[("files", (f"{n}.jpg", photo)) for n in range(2)],
+    )
+    assert short.status_code == 402 and 'role="alert"' in short.text
+
+    two_zips = client.post(
+        "/batches",
+        data={"csrf_token": token},
+        files=[("files", (f"{n}.zip", make_zip({"a.jpg": photo}))) for n in range(2)],
+    )
+    assert two_zips.status_code == 400 and "one ZIP at a time" in text_of(two_zips.text)
+
+    forged = client.post("/batches", data={"csrf_token": "x"}, files=[("files", ("a.jpg", photo))])
+    assert forged.status_code == 403
+    assert not audit(ctx, user.id)["jobs"]

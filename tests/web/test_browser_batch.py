@@ -1,0 +1,117 @@
+"""A batch from the browser: sign in, choose real photos plus a damaged file and a photo with no
+subject, start the batch, watch batch.js move the progress bar to 100% from the server-sent
+events, read why two files cost nothing, and download every result as one ZIP."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from removeany.context import build_context
+from tests.batches._images import photo_paths, plain_image
+from tests.helpers import make_user
+from tests.web.conftest import PASSWORD
+from tests.web.test_browser import ARTIFACTS, JOB_TIMEOUT_MS, LiveServer
+from tests.web.test_browser import page as page  # the Chromium fixture
+from tests.web.test_browser import server as server  # the live-server fixture
+
+pytestmark = pytest.mark.browser
+
+
+def test_batch_from_the_browser(server: LiveServer, page: Any, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    ctx = build_context(server.settings)
+    try:
+        make_user(ctx, "batch@example.com", credits=10)
+    finally:
+        ctx.close()
+    photos = photo_paths(3)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(photos[0].read_bytes()[:4000])  # a PNG cut short: cannot be decoded
+    flat = tmp_path / "flat.png"
+    flat.write_bytes(plain_image())  # a real image with no subject: fails, and is refunded
+
+    page.goto(server.url + "/login?next=/batches")
+    page.get_by_label("Email address").fill("batch@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(server.url + "/batches")
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link", name="Batches")).to_have_attribute("aria-current", "page")
+    expect(page.get_by_role("heading", name="Batches", exact=True)).to_be_visible()
+    expect(page.locator("#batch-price")).to_have_text("Price: 1 credit per image.")
+    balance = page.locator(".credit-pill [data-balance]")
+    expect(balance).to_have_text("10")
+
+    page.get_by_label("Images or a ZIP").set_input_files(
+        [*map(str, photos), str(broken), str(flat)]
+    )
+    expect(page.locator("#batch-chosen")).to_contain_text("5 files chosen")
+    expect(page.locator("#batch-estimate")).to_have_text("About 5 credits for 5 images.")
+    page.get_by_label("Name (optional)").fill("Browser batch")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "batches-form.png"), full_page=True)
+    page.get_by_role("button", name="Start batch").click()
+    expect(page).to_have_url(re.compile(re.escape(server.url) + r"/batches/[0-9a-f]{32}$"))
+    expect(page.get_by_role("heading", name="Browser batch")).to_be_visible()
+
+    progress = page.get_by_role("progressbar", name="Progress")
+    expect(progress).to_have_attribute("max", "4")  # the damaged file is not an item
+    page.wait_for_function(
+        "() => document.getElementById('batch').dataset.finished === 'true'",
+        timeout=JOB_TIMEOUT_MS,
+    )
+    root = page.locator("#batch")
+    # batch.js followed the server-sent events (not a reload, not the polling fallback).
+    expect(root).to_have_attribute("data-live", "sse")
+    expect(root).to_have_attribute("data-status", "completed")
+    assert progress.evaluate("p => [p.value, p.max]") == [4, 4]
+    expect(page.locator("#batch-progress-text")).to_have_text("4 of 4 files finished (100%)")
+    expect(page.locator("#batch-status")).to_have_text("Completed")
+    expect(page.locator("#batch-cancel")).to_be_hidden()
+    expect(page.locator('[data-count="succeeded"]')).to_have_text("3")
+    expect(page.locator('[data-count="failed"]')).to_have_text("1")
+    expect(page.locator('[data-count="charged"]')).to_have_text("3")
+    expect(balance).to_have_text("7")
+
+    for photo in photos:
+        row = page.locator("#batch-items tr", has_text=photo.name)
+        expect(row.locator("[data-item-status]")).to_have_text("Done")
+        expect(row.locator("[data-item-charged]")).to_have_text("1")
+        expect(row.get_by_role("link", name=re.compile("^Download"))).to_be_visible()
+    failed = page.locator("#batch-items tr", has_text="flat.png")
+    expect(failed.locator("[data-item-status]")).to_have_text("Failed")
+    expect(failed.locator("[data-item-note]")).to_have_text(
+        "No foreground subject could be found; upload a photo with a clear subject. "
+        "Refunded: you were not charged for this file."
+    )
+    expect(failed.locator("[data-item-charged]")).to_have_text("0")
+    skipped = page.locator("#batch-items tr", has_text="broken.png")
+    expect(skipped).to_contain_text("Skipped")
+    expect(skipped).to_contain_text("damaged or truncated")
+    expect(skipped).to_contain_text("Not charged.")
+
+    page.screenshot(path=str(ARTIFACTS / "batch-page.png"), full_page=True)
+
+    download_link = page.get_by_role("link", name="Download all (ZIP)")
+    expect(download_link).to_be_visible()
+    with page.expect_download() as info:
+        download_link.click()
+    saved = tmp_path / "results.zip"
+    info.value.save_as(str(saved))
+    assert info.value.suggested_filename == "Browserbatch-results.zip"
+    with zipfile.ZipFile(saved) as zf:
+        assert sorted(zf.namelist()) == sorted(f"{p.stem}.png" for p in photos)
+        assert all(zf.read(name).startswith(b"\x89PNG") for name in zf.namelist())
+
+    # The list of batches shows it, finished.
+    nav.get_by_role("link", name="Batches").click()
+    listed = page.locator(".batch-table tbody tr", has_text="Browser batch")
+    expect(listed).to_contain_text("Completed")
+    expect(listed).to_contain_text("4 of 4")
+    assert page.problems == []
