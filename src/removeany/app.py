@@ -13,20 +13,26 @@ from removeany import __version__
 from removeany.accounts.routes import router as accounts_router
 from removeany.api.removebg import error_response
 from removeany.api.removebg import router as removebg_router
+from removeany.api.watermark import router as watermark_router
+from removeany.batches.pages import router as batch_pages
 from removeany.batches.routes import router as batches_router
+from removeany.billing.pages import router as billing_pages
 from removeany.billing.routes import router as billing_router
 from removeany.catalog.routes import router as catalog_router
 from removeany.context import Context, build_context
 from removeany.credits.routes import router as credits_router
 from removeany.engine.errors import ImageError, OptionError
 from removeany.errors import DomainError
+from removeany.i18n import LocaleMiddleware
 from removeany.infra.settings import Settings
+from removeany.jobs.pages import router as job_pages
 from removeany.jobs.routes import router as jobs_router
 from removeany.jobs.worker import resume_unfinished
 from removeany.maintenance import Sweeper
 from removeany.trust import install as install_trust
 from removeany.web.routes import router as web_router
 from removeany.web.routes import static_files
+from removeany.web.trial import router as trial_router
 
 
 def create_app(ctx: Context | None = None, *, run_workers: bool = True) -> FastAPI:
@@ -61,15 +67,22 @@ def create_app(ctx: Context | None = None, *, run_workers: bool = True) -> FastA
         redoc_url=None,
     )
     app.state.ctx = context
+    # The request's language (pages and emails): ?lang=, the `lang` cookie or Accept-Language.
+    app.add_middleware(LocaleMiddleware, secure=context.settings.cookie_secure)
     app.include_router(removebg_router)
     app.include_router(accounts_router)
     app.include_router(credits_router)
     app.include_router(catalog_router)
     app.include_router(billing_router)
     app.include_router(jobs_router)
+    app.include_router(watermark_router)
     app.include_router(batches_router)
     install_trust(app)
+    app.include_router(batch_pages)
     app.include_router(web_router)
+    app.include_router(trial_router)
+    app.include_router(billing_pages)
+    app.include_router(job_pages)
     app.mount("/static", static_files(), name="static")
     _install_error_handlers(app)
     return app

@@ -13,9 +13,11 @@ from fastapi.testclient import TestClient
 
 from removeany.app import create_app
 from removeany.context import Context
+from tests.conftest import REPO
 
 PASSWORD = "correct horse battery"
 LINK_RE = re.compile(r"https?://\S+/verify\?token=[\w.\-]+")
+ARTIFACTS = REPO / "test-artifacts"
 
 
 @pytest.fixture
@@ -49,7 +51,31 @@ def verification_link(outbox: Path, to: str) -> str:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Remember each phase's report on the test item, so fixtures can see a failure."""
+    """Remember each phase's report on the test item, so fixtures can see a failure; when a
+    browser test fails, keep a full-page screenshot as test-artifacts/<test name>.png."""
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
     setattr(item, f"rep_{report.when}", report)
+    if report.when == "call" and report.failed:
+        _screenshot(item)
+
+
+def _is_page(value: object) -> bool:
+    kind = type(value)
+    return kind.__name__ == "Page" and kind.__module__.startswith("playwright.")
+
+
+def _screenshot(item: pytest.Item) -> None:
+    """The page as it was when the test failed (its fixtures are not torn down yet)."""
+    funcargs: dict[str, object] = getattr(item, "funcargs", {})
+    pages = [value for value in funcargs.values() if _is_page(value)]
+    if not pages:
+        return
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', item.name)}.png"
+    try:
+        pages[0].screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    except Exception as exc:  # a crashed browser must not hide the test's own failure
+        print(f"could not save a screenshot of the failure: {exc}")
+    else:
+        print(f"screenshot of the failure: {path}")

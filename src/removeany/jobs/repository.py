@@ -24,6 +24,11 @@ def by_idempotency_key(session: Session, user_id: int, key: str) -> Job | None:
     return session.scalar(select(Job).where(Job.user_id == user_id, Job.idempotency_key == key))
 
 
+def for_user_by_ids(session: Session, user_id: int, ids: Sequence[str]) -> Sequence[Job]:
+    """The user's jobs among `ids` (others' ids are simply not found)."""
+    return session.scalars(select(Job).where(Job.user_id == user_id, Job.id.in_(ids))).all()
+
+
 def recent_for_user(session: Session, user_id: int, limit: int = 20) -> Sequence[Job]:
     stmt = select(Job).where(Job.user_id == user_id).order_by(Job.created_at.desc()).limit(limit)
     return session.scalars(stmt).all()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
-from fastapi.responses import RedirectResponse, Response
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from removeany.api import uploads
 from removeany.api.auth import require_user
@@ -17,6 +17,7 @@ from removeany.engine.errors import ImageError, OptionError
 from removeany.engine.io import sniff_format
 from removeany.errors import NotFound
 from removeany.jobs import repository as repo
+from removeany.jobs import results_zip as zips
 from removeany.jobs import service as jobs
 from removeany.jobs.models import Job
 from removeany.jobs.processors import (
@@ -192,6 +193,34 @@ def list_jobs(request: Request) -> list[JobOut]:
             job_out(j, ledger.charged_for(session, jobs.job_reference(j.id)))
             for j in repo.recent_for_user(session, user.id, limit=50)
         ]
+
+
+@router.get(
+    "/jobs/results.zip",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}, "description": "A ZIP of results."}},
+)
+def results_zip(
+    request: Request,
+    ids: Annotated[
+        str, Query(description=f"Comma-separated ids of your jobs, at most {zips.MAX_IDS}")
+    ] = "",
+) -> StreamingResponse:
+    """The results of several of your jobs in one ZIP, streamed. Jobs whose files were deleted
+    (retention period, or on request) or that have no result are listed in NOT-INCLUDED.txt."""
+    ctx: Context = request.app.state.ctx
+    with ctx.db.transaction() as session:
+        user = require_user(ctx, session, request)
+        plan = zips.plan(session, user, zips.parse_ids(ids))
+        stamp = ctx.now().strftime("%Y%m%d-%H%M%S")
+    return StreamingResponse(
+        zips.stream(ctx.storage, plan),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="removeany-results-{stamp}.zip"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)

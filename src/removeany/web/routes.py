@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -20,9 +20,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
-from removeany import __version__
+from removeany import __version__, i18n
 from removeany.accounts import flows, notify
 from removeany.accounts import repository as accounts_repo
 from removeany.accounts import service as accounts
@@ -32,10 +33,17 @@ from removeany.api.auth import SESSION_COOKIE, check_csrf, client_ip, user_agent
 from removeany.context import Context
 from removeany.credits import service as ledger
 from removeany.errors import DomainError, Forbidden
+from removeany.i18n import N_
+from removeany.i18n import t as t  # re-exported: page modules import t from here
 from removeany.jobs import repository as jobs_repo
 from removeany.jobs import service as jobs
 from removeany.jobs.models import Job
 from removeany.legal import service as legal
+from removeany.privacy import service as privacy
+
+# `t(text, **values)`: every visible string passes through it. It looks the English text up in
+# the catalogue of the request's language (i18n.py, locales/*.json), then fills in
+# the values. Page modules import it from here.
 
 STATIC_DIR = Path(__file__).parent / "static"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -50,17 +58,38 @@ RECENT_JOBS = 12
 router = APIRouter(include_in_schema=False)
 
 
-def t(text: str, /, **values: Any) -> str:
-    """Every visible string passes through here, so translations can hook in later."""
-    return text.format(**values) if values else text
-
-
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else ""
 
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
-templates.env.globals.update(t=t, version=__version__)
+
+
+def _switch_links(request: Request) -> list[dict[str, Any]]:
+    """The footer's language switch: this page again, in each language."""
+    query = list(request.query_params.multi_items())
+    here = i18n.current()
+    return [
+        {
+            "code": code,
+            "label": i18n.LABELS[code],
+            "url": i18n.switch_url(request.url.path, query, code),
+            "current": code == here,
+        }
+        for code in i18n.LOCALES
+    ]
+
+
+def _t_template(text: str, /, **values: Any) -> str:
+    """t() for templates: values that are markup (a link built with `{% set %}`) stay markup,
+    everything else, the translation included, is escaped."""
+    translated = i18n.translate(text)
+    if any(isinstance(v, Markup) for v in values.values()):
+        return Markup(escape(translated)).format(**values)
+    return translated.format(**values) if values else translated
+
+
+templates.env.globals.update(t=_t_template, version=__version__, language_links=_switch_links)
 templates.env.filters["when"] = _when
 
 
@@ -95,6 +124,8 @@ def _viewer(ctx: Context, session: Session, request: Request) -> Viewer | None:
         check_can_sign_in(user)  # banned, locked or deleted: treated as signed out
     except DomainError:
         return None
+    if i18n.switched():  # the language switch was used: their emails follow it
+        accounts.set_locale(user, i18n.current())
     return Viewer(user, web)
 
 
@@ -134,6 +165,10 @@ def render(
     context.setdefault("signup_credits", ctx.settings.signup_credits)
     context.setdefault("base_url", ctx.settings.base_url.rstrip("/"))
     context.setdefault("js_strings", _js_strings())
+    context.setdefault("locale", i18n.current())
+    # Errors are English sentences from the services: shown in the page's language.
+    if isinstance(context.get("error"), str | BaseException):
+        context["error"] = i18n.error_text(context["error"])
     response = templates.TemplateResponse(request, template, context, status_code=status_code)
     _headers(response)
     return response
@@ -147,7 +182,11 @@ def redirect(url: str) -> RedirectResponse:
 
 def _error_page(request: Request, exc: DomainError, viewer: Viewer | None = None) -> HTMLResponse:
     return render(
-        request, "error.html", status_code=exc.status_code, message=exc.message, viewer=viewer
+        request,
+        "error.html",
+        status_code=exc.status_code,
+        message=i18n.error_text(exc),
+        viewer=viewer,
     )
 
 
@@ -235,10 +274,10 @@ def _same_aspect(job: Job) -> bool:
 
 
 STATUS_LABELS = {
-    "queued": "Queued",
-    "running": "Processing",
-    "succeeded": "Done",
-    "failed": "Failed",
+    "queued": N_("Queued"),
+    "running": N_("Processing"),
+    "succeeded": N_("Done"),
+    "failed": N_("Failed"),
 }
 FORMAT_LABELS = {"png": "PNG", "jpg": "JPG", "webp": "WebP"}
 
@@ -274,13 +313,47 @@ def _js_strings() -> dict[str, Any]:
         ),
         "meta": t("{width} × {height} px · {charged} credits charged"),  # noqa: RUF001
         "metaOne": t("{width} × {height} px · 1 credit charged"),  # noqa: RUF001
+        # The workspace's queue of photos, zoom and recent jobs (workspace.html).
+        "queueSummary": t("{done} of {total} photos finished"),
+        "downloadShort": t("Download"),
+        "downloadLabel": t("Download the result of {name}"),
+        "show": t("Show"),
+        "showLabel": t("Show {name} in the comparison"),
+        "enlarge": t("Enlarge"),
+        "enlargeLabel": t("Enlarge the result of {name}"),
+        "bgImageMissing": t("Choose a background photo, or pick another background."),
+        "filesUntil": t("Files deleted automatically after {when}"),
+        "deleteNow": t("Delete now"),
+        "deleteWhat": t("(the files of {name})"),
+        "deleteConfirm": t("Delete the photo and result of this job now? This cannot be undone."),
+        # The home page's try-out (web/trial.py).
+        "trialLeft": t("{n} free tries left this hour."),
+        "trialLeftOne": t("1 free try left this hour."),
+        "trialLeftNone": t("No free tries left this hour. Sign up free to keep going."),
         "status": {k: t(v) for k, v in STATUS_LABELS.items()},
         "formats": FORMAT_LABELS,
+        # By error code, for the English messages of the JSON API (see i18n.py): a script
+        # shows `errors[body.error.code]` when there is one, else the API's own message.
+        "errors": (
+            {code: i18n.translate(text) for code, text in i18n.ERROR_MESSAGES.items()}
+            if i18n.current() != i18n.DEFAULT
+            else {}
+        ),
     }
 
 
+def _job_error(job: Job) -> str:
+    """Why a job failed, in the page's language."""
+    if not job.error_message:
+        return ""
+    return i18n.error_text(job.error_message, job.error_code)
+
+
 templates.env.globals.update(
-    same_aspect=_same_aspect, status_label=_status_label, format_label=_format_label
+    same_aspect=_same_aspect,
+    status_label=_status_label,
+    format_label=_format_label,
+    job_error=_job_error,
 )
 
 
@@ -292,6 +365,13 @@ def home(request: Request) -> Response:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
         viewer = _viewer(ctx, session, request)
+    if viewer is None:  # the try-out form (web/trial.py) needs the pre-session token
+        return _render_form(
+            request,
+            "home.html",
+            trial_limit=ctx.settings.trial_per_ip_per_hour,
+            max_upload_bytes=ctx.settings.max_upload_bytes,
+        )
     return render(request, "home.html", viewer=viewer)
 
 
@@ -316,7 +396,9 @@ def register(
         _check_form_token(request, csrf_token)
         flows.check_signup_allowed(ctx, client_ip(request))
         with ctx.db.transaction() as session:
-            user = accounts.create_user(session, email, password, now=ctx.now())
+            user = accounts.create_user(
+                session, email, password, now=ctx.now(), locale=i18n.current()
+            )
             flows.count_signup(ctx, session, client_ip(request))
             # The form says that creating an account accepts the current terms.
             legal.accept(
@@ -331,7 +413,7 @@ def register(
             accounts.send_verification(ctx.mailer, ctx.secret_key, ctx.settings.base_url, user)
     except DomainError as exc:
         return _render_form(
-            request, "register.html", status_code=exc.status_code, email=email, error=exc.message
+            request, "register.html", status_code=exc.status_code, email=email, error=exc
         )
     return render(
         request,
@@ -367,7 +449,7 @@ def verify(request: Request, token: str = "") -> Response:
             viewer = _viewer(ctx, session, request)
             email = user.email
     except DomainError as exc:
-        return render(request, "verify.html", status_code=exc.status_code, error=exc.message)
+        return render(request, "verify.html", status_code=exc.status_code, error=exc)
     signed_in_as_other = viewer is not None and viewer.user.email != email
     return render(
         request,
@@ -435,7 +517,7 @@ def login(
             status_code=exc.status_code,
             email=email,
             next=target,
-            error=exc.message,
+            error=exc,
         )
     response = redirect(target)
     _set_session_cookie(ctx, response, token)
@@ -462,7 +544,7 @@ def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Respons
 
 
 @router.get("/app", response_class=HTMLResponse)
-def workspace(request: Request, sent: str = "") -> Response:
+def workspace(request: Request, sent: str = "", deleted: str = "") -> Response:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
         viewer = _viewer(ctx, session, request)
@@ -470,15 +552,48 @@ def workspace(request: Request, sent: str = "") -> Response:
             return _to_login(request)
         balance = ledger.balance(session, viewer.user.id, ctx.now())
         recent = list(jobs_repo.recent_for_user(session, viewer.user.id, limit=RECENT_JOBS))
+        job_files = {job.id: _job_files(ctx, session, job) for job in recent}
     return render(
         request,
         "workspace.html",
         viewer=viewer,
         balance=balance,
         jobs=recent,
+        job_files=job_files,
+        retention_hours=ctx.settings.retention_hours,
         sent=bool(sent),
+        deleted=bool(deleted),
         max_mb=ctx.settings.max_upload_bytes // (1024 * 1024),
     )
+
+
+def _job_files(ctx: Context, session: Session, job: Job) -> dict[str, datetime | None]:
+    """When the retention sweep deletes a job's files, or when they were deleted."""
+    deletion = privacy.deletion_of(session, job.id)
+    return {
+        "deleted_at": deletion.deleted_at if deletion is not None else None,
+        "delete_after": job.created_at + timedelta(hours=ctx.settings.retention_hours),
+    }
+
+
+@router.post("/app/jobs/{job_id}/delete-files", response_class=HTMLResponse)
+def delete_job_files(
+    job_id: str, request: Request, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    """The workspace's "Delete now": the job's original and result, before retention does."""
+    ctx = _ctx(request)
+    with ctx.db.transaction() as session:
+        viewer = _viewer(ctx, session, request)
+        if viewer is None:
+            return _to_login(request, "/app")
+        try:
+            check_csrf(viewer.web, csrf_token)
+            job = jobs.get_for_user(session, viewer.user, job_id)
+            keys = privacy.delete_job_files(session, job, now=ctx.now())
+        except DomainError as exc:
+            return _error_page(request, exc, viewer)
+    privacy.delete_files(ctx.storage, keys)
+    return redirect("/app?deleted=1#recent-title")
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
@@ -554,6 +669,7 @@ def create_api_key(
                 name=key.name,
                 when=ctx.now(),
                 not_me=flows.not_me_link(ctx, viewer.user),
+                locale=viewer.user.locale,
             )
         except DomainError as exc:
             return _api_keys_page(
@@ -562,7 +678,7 @@ def create_api_key(
                 session,
                 viewer,
                 status_code=exc.status_code,
-                error=exc.message,
+                error=exc,
                 name=name,
             )
         return _api_keys_page(
@@ -584,6 +700,6 @@ def revoke_api_key(
             accounts.revoke_api_key(session, viewer.user, key_id, now=ctx.now())
         except DomainError as exc:
             return _api_keys_page(
-                request, ctx, session, viewer, status_code=exc.status_code, error=exc.message
+                request, ctx, session, viewer, status_code=exc.status_code, error=exc
             )
     return redirect("/account/api-keys?done=revoked")

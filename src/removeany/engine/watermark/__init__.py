@@ -7,6 +7,7 @@ where ``a`` is close to 1. Batches that share a watermark are estimated jointly.
     from removeany.engine.watermark import remove_watermark, remove_watermark_batch
     clean = remove_watermark(pil_image)                   # detect, estimate, restore
     clean = remove_watermark(pil_image, mask=user_mask)   # the user's mask overrides detection
+    found = detect_mask(pil_image, load_text_detector())  # where it is, nothing restored
     cleans = remove_watermark_batch([im1, im2, im3])      # joint estimate when they share one
 """
 
@@ -145,6 +146,48 @@ def detect_regions(rgb: npt.NDArray[np.uint8], detector: TextDetector) -> tuple[
         else:
             doubtful |= r.mask
     return likely, doubtful & ~likely
+
+
+def _working_copy(
+    image: Image.Image | npt.NDArray[np.uint8], max_side: int | None
+) -> Image.Image | npt.NDArray[np.uint8]:
+    """``image`` reduced so its longest side is at most ``max_side`` (unchanged if it fits)."""
+    if isinstance(image, Image.Image):
+        w, h = image.size
+    else:
+        h, w = np.asarray(image).shape[:2]
+    if max_side is None or max(h, w) <= max_side:
+        return image
+    s = max_side / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    if isinstance(image, Image.Image):
+        mode = "RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB"
+        return image.convert(mode).resize(size, Image.Resampling.BOX)
+    return np.asarray(cv2.resize(np.asarray(image), size, interpolation=cv2.INTER_AREA), np.uint8)
+
+
+def detect_mask(
+    image: Image.Image | npt.NDArray[np.uint8],
+    detector: TextDetector,
+    *,
+    max_side: int | None = None,
+) -> Bool:
+    """Where the watermark is, found as the automatic removal finds it, without restoring
+    anything: text placed like a watermark (corner, edge, centre, tiled), plus text elsewhere
+    only when the photo shows through it. For an editor to show and a person to correct; the
+    corrected mask goes back in as ``restore(image, mask=...)``.
+
+    With ``max_side`` a larger image is first reduced so that its longest side is
+    ``max_side``, and the mask has the reduced size (scale it up to use it on the original).
+    """
+    rgb = _to_u8(_to_rgb_array(_working_copy(image, max_side))[0])
+    likely, doubtful = detect_regions(rgb, detector)
+    if doubtful.any():
+        est = estimate(rgb[None].astype(np.float32), doubtful)
+        faint = all(x.opacity < MIN_DETECTED_OPACITY for x in est.layers)
+        if est.layers and not faint and est.layers[0].evidence >= _INNER_EVIDENCE:
+            likely |= doubtful
+    return likely
 
 
 def _restore_region(
@@ -383,6 +426,7 @@ __all__ = [
     "TEXT_DETECTOR",
     "TextDetector",
     "WatermarkResult",
+    "detect_mask",
     "detect_regions",
     "load_text_detector",
     "remove_watermark",

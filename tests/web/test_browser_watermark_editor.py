@@ -1,0 +1,213 @@
+"""The watermark editor (/app/watermark) in headless Chromium: choose a watermarked photo, see
+the detected watermark drawn over it, paint an extra stroke, erase part of it, undo, then pay
+for the removal and land on the job page; the job used the edited mask and cost its price."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from numpy.typing import NDArray
+from PIL import Image
+
+from removeany.catalog.prices import price_for
+from removeany.context import Context, build_context
+from removeany.credits import service as ledger
+from removeany.jobs import repository as jobs_repo
+from removeany.jobs import service as jobs
+from removeany.jobs.models import Job
+from tests.api.test_watermark_detect import watermarked
+from tests.helpers import make_user
+from tests.web.conftest import PASSWORD
+from tests.web.test_browser import ARTIFACTS, JOB_TIMEOUT_MS, LiveServer
+from tests.web.test_browser import page as page  # the Chromium fixture
+from tests.web.test_browser import server as server  # the live-server fixture
+
+EMAIL = "editor@example.com"
+# The mask canvas's pixels, as an RGBA PNG (a data: URL).
+MASK_PIXELS = "() => document.getElementById('wm-mask').toDataURL('image/png')"
+
+
+def _mask_on_page(page: Any) -> NDArray[np.bool_]:
+    """Which canvas pixels are marked (alpha over half)."""
+    url: str = page.evaluate(MASK_PIXELS)
+    data = base64.b64decode(url.split(",", 1)[1])
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.getchannel("A")) > 127
+
+
+def _drag(page: Any, box: dict[str, float], points: list[tuple[float, float]]) -> None:
+    """Press the mouse at the first point (fractions of the canvas), move through the others,
+    release."""
+
+    def at(fx: float, fy: float) -> tuple[float, float]:
+        return box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+
+    page.mouse.move(*at(*points[0]))
+    page.mouse.down()
+    for p in points[1:]:
+        page.mouse.move(*at(*p), steps=8)
+    page.mouse.up()
+
+
+def _pixel(mask: NDArray[np.bool_], fx: float, fy: float) -> bool:
+    h, w = mask.shape
+    return bool(mask[int(fy * h), int(fx * w)])
+
+
+def _latest_job(ctx: Context, user_id: int) -> Job:
+    with ctx.db.transaction() as session:
+        (job,) = jobs_repo.recent_for_user(session, user_id, limit=1)
+        session.expunge(job)
+        return job
+
+
+@pytest.mark.browser
+def test_correct_the_mask_and_remove_the_watermark(
+    server: LiveServer, page: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    ctx = build_context(server.settings)
+    try:
+        user = make_user(ctx, EMAIL, credits=10)
+        with ctx.db.transaction() as session:
+            price = price_for(session, "remove_watermark", "full").credits
+    finally:
+        ctx.close()
+    photo, mark = watermarked()
+    marked = tmp_path / "marked.png"
+    marked.write_bytes(photo)
+
+    page.goto(server.url + "/login?next=/app")
+    page.get_by_label("Email address").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(server.url + "/app")
+    balance = page.locator(".credit-pill [data-balance]")
+    expect(balance).to_have_text("10")
+
+    # The workspace's watermark option leads to the editor.
+    page.get_by_label("Service").select_option("remove_watermark")
+    page.get_by_role("link", name="See and correct the watermark in the editor").click()
+    expect(page).to_have_url(server.url + "/app/watermark")
+    expect(page.get_by_role("heading", name="Watermark editor")).to_be_visible()
+    submit = page.get_by_role("button", name=f"Remove watermark ({price} credit")
+    expect(submit).to_be_disabled()
+
+    # Choose the photo: it is drawn, and the detected watermark appears over it in red.
+    page.locator("#wm-file").set_input_files(str(marked))
+    expect(page.locator("#wm-status")).to_contain_text("The watermark is marked in red")
+    detected = _mask_on_page(page)
+    assert detected.shape == mark.shape
+    assert float((detected & mark).sum() / mark.sum()) >= 0.8
+    red = page.evaluate(
+        """() => {
+            const c = document.getElementById('wm-mask');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            for (let i = 0; i < d.length; i += 4) {
+                if (d[i + 3] > 127) return [d[i], d[i + 1], d[i + 2]];
+            }
+            return null;
+        }"""
+    )
+    assert red == [255, 0, 0]
+    photo_drawn = page.evaluate(
+        """() => {
+            const c = document.getElementById('wm-photo');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let sum = 0;
+            for (let i = 0; i < d.length; i += 4) sum += d[i] + d[i + 1] + d[i + 2];
+            return sum;
+        }"""
+    )
+    assert photo_drawn > 0
+    assert not _pixel(detected, 0.15, 0.12) and not _pixel(detected, 0.3, 0.12)
+
+    # Paint an extra stroke with the mouse, top left, away from the watermark.
+    box = page.locator("#wm-mask").bounding_box()
+    assert box is not None
+    _drag(page, box, [(0.1, 0.12), (0.2, 0.12), (0.3, 0.12)])
+    painted = _mask_on_page(page)
+    assert _pixel(painted, 0.1, 0.12) and _pixel(painted, 0.2, 0.12) and _pixel(painted, 0.3, 0.12)
+    assert painted.sum() > detected.sum()
+
+    # Erase its middle with the eraser; undo brings it back (Ctrl+Z); erase it again.
+    page.get_by_label("Eraser: unmark").check()
+    page.get_by_label("Brush size").fill("40")
+    _drag(page, box, [(0.2, 0.05), (0.2, 0.19)])
+    erased = _mask_on_page(page)
+    assert not _pixel(erased, 0.2, 0.12)
+    assert _pixel(erased, 0.1, 0.12) and _pixel(erased, 0.3, 0.12)
+    page.keyboard.press("Control+z")
+    assert _pixel(_mask_on_page(page), 0.2, 0.12)
+    page.get_by_role("button", name="Undo").click()
+    assert not _pixel(_mask_on_page(page), 0.3, 0.12)  # the brush stroke is undone too
+    page.keyboard.press("b")  # the brush again, from the keyboard
+    assert page.get_by_label("Brush: mark the watermark").is_checked()
+    page.get_by_label("Brush size").fill("28")
+    _drag(page, box, [(0.1, 0.12), (0.2, 0.12), (0.3, 0.12)])
+    page.get_by_label("Eraser: unmark").check()
+    page.get_by_label("Brush size").fill("40")
+    _drag(page, box, [(0.2, 0.05), (0.2, 0.19)])
+    edited = _mask_on_page(page)
+    assert _pixel(edited, 0.1, 0.12) and not _pixel(edited, 0.2, 0.12)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "watermark-editor.png"), full_page=True)
+
+    # Pay for the removal: the job page follows it and shows the result.
+    expect(submit).to_be_enabled()
+    submit.click()
+    page.wait_for_url(server.url + "/jobs/*")
+    download = page.get_by_role("link", name="Download PNG")
+    expect(download).to_be_visible(timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("[data-service]")).to_have_text("Watermark removal")
+    expect(balance).to_have_text(str(10 - price))
+    result = page.request.get(server.url + str(download.get_attribute("href")))
+    with Image.open(io.BytesIO(result.body())) as restored:
+        assert restored.format == "PNG" and restored.size == (mark.shape[1], mark.shape[0])
+
+    # The job used the edited mask, and cost the catalogue price.
+    ctx = build_context(server.settings)
+    try:
+        job = _latest_job(ctx, user.id)
+        assert job.service == "remove_watermark" and job.status == "succeeded"
+        assert job.options["mask_png"] and not job.options.get("boxes")
+        with Image.open(io.BytesIO(base64.b64decode(job.options["mask_png"]))) as im:
+            used = np.asarray(im.convert("L")) > 127
+        assert used.shape == mark.shape
+        assert float((used & mark).sum() / mark.sum()) >= 0.8
+        assert _pixel(used, 0.1, 0.12) and not _pixel(used, 0.2, 0.12)
+        with ctx.db.transaction() as session:
+            assert ledger.balance(session, user.id, ctx.now()).available == 10 - price
+            assert ledger.charged_for(session, jobs.job_reference(job.id)) == price
+    finally:
+        ctx.close()
+    assert page.problems == []
+
+
+def test_the_editor_page_needs_a_session_and_shows_the_price(
+    client: TestClient, ctx: Context
+) -> None:
+    away = client.get("/app/watermark", follow_redirects=False)
+    assert away.status_code == 303
+    assert away.headers["location"] == "/login?next=/app/watermark"
+    make_user(ctx, EMAIL, credits=3)
+    signed_in = client.post("/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD})
+    assert signed_in.status_code == 200
+    page = client.get("/app/watermark")
+    assert page.status_code == 200
+    html = page.text
+    assert "Watermark editor" in html
+    assert "Remove watermark (1 credit)" in html
+    assert 'id="editor-strings"' in html
+    assert "/static/watermark_editor.js" in html
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert client.get("/static/watermark_editor.js").status_code == 200
+    assert client.get("/static/watermark_editor.css").status_code == 200
+    assert 'href="/app/watermark"' in client.get("/app").text
