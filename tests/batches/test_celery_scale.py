@@ -12,8 +12,10 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
@@ -127,6 +129,7 @@ def test_fifty_item_batch_survives_a_killed_worker(scaled: Settings, tmp_path: P
             results = client.get(batch["results_url"], headers=headers)
             with zipfile.ZipFile(io.BytesIO(results.content)) as zf:
                 assert sorted(zf.namelist()) == sorted(n[:-4] + ".png" for n in names)
+                scaled_results = {name: zf.read(name) for name in zf.namelist()}
 
         ledger = audit(ctx, user.id)
         assert ledger["statuses"] == {"succeeded": ITEMS}
@@ -137,5 +140,43 @@ def test_fifty_item_batch_survives_a_killed_worker(scaled: Settings, tmp_path: P
         assert isinstance(jobs, dict)
         # The killed worker's job was retried by another worker after its lease ran out.
         assert max(job.attempts for job in jobs.values()) >= 2, pool.log_tail()
+    finally:
+        ctx.close()
+
+    # The embedded default (SQLite, local files, in-process worker) gives the same results.
+    embedded = embedded_results(archive, tmp_path / "embedded", scaled.model_dir)
+    assert embedded.keys() == scaled_results.keys()
+    for name, data in embedded.items():
+        with (
+            Image.open(io.BytesIO(data)) as one,
+            Image.open(io.BytesIO(scaled_results[name])) as two,
+        ):
+            assert one.mode == two.mode == "RGBA" and one.size == two.size, name
+            difference = np.abs(np.asarray(one, np.int16) - np.asarray(two, np.int16))
+        assert difference.max() <= 1, f"{name}: results differ by up to {difference.max()}"
+
+
+def embedded_results(archive: bytes, data_dir: Path, model_dir: Path | None) -> dict[str, bytes]:
+    """Run the same ZIP as a batch on the embedded default; the results ZIP's files by name."""
+    ctx = build_context(Settings(data_dir=data_dir, model_dir=model_dir), migrate=True)
+    try:
+        with TestClient(create_app(ctx)) as client:
+            user = make_user(ctx, credits=ITEMS)
+            headers = {"X-Api-Key": make_api_key(ctx, user)}
+            created = client.post(
+                "/api/v1/batches", headers=headers, files={"archive": ("photos.zip", archive)}
+            )
+            assert created.status_code == 202, created.text
+            url = f"/api/v1/batches/{created.json()['id']}"
+            deadline = time.monotonic() + 420
+            batch = client.get(url, headers=headers).json()
+            while batch["status"] != "completed":
+                assert time.monotonic() < deadline, f"embedded batch stuck: {batch}"
+                time.sleep(0.25)
+                batch = client.get(url, headers=headers).json()
+            assert batch["counts"]["succeeded"] == ITEMS, batch
+            results = client.get(batch["results_url"], headers=headers)
+            with zipfile.ZipFile(io.BytesIO(results.content)) as zf:
+                return {name: zf.read(name) for name in zf.namelist()}
     finally:
         ctx.close()
