@@ -61,7 +61,7 @@ def post_multipart(url: str, key: str, path: Path) -> tuple[int, dict[str, str]]
     )
     with urllib.request.urlopen(request, timeout=300) as response:
         response.read()
-        return response.status, dict(response.headers)
+        return response.status, {k.lower(): v for k, v in response.headers.items()}
 
 
 def summary(name: str, seconds: list[float]) -> str:
@@ -130,7 +130,7 @@ def main() -> None:
                 start = time.perf_counter()
                 status, headers = post_multipart(f"{base}/v1.0/removebg", key, path)
                 api_times.append(time.perf_counter() - start)
-                assert status == 200 and headers["X-Credits-Charged"] == "1", headers
+                assert status == 200 and headers["x-credits-charged"] == "1", headers
         finally:
             server.terminate()
             server.wait(timeout=30)
