@@ -109,6 +109,33 @@ def _sentence(text: str | None) -> bool:
     return " " in stripped and stripped[-1:] in ".!?)"
 
 
+def _module_constants(module: str) -> dict[str, ast.AST]:
+    """Module-level NAME = value assignments of one of our modules, by dotted name."""
+    path = SRC.parent / (module.replace(".", "/") + ".py")
+    if not path.exists():
+        return {}
+    found: dict[str, ast.AST] = {}
+    for stmt in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target, value = stmt.targets[0], stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            target, value = stmt.target, stmt.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id.isupper():
+            found[target.id] = value
+    return found
+
+
+def _imported_constants(stmt: ast.ImportFrom) -> dict[str, ast.AST]:
+    """Tables imported by name from another of our modules (`from removeany.x import TABLE`)."""
+    if not stmt.module or not stmt.module.startswith("removeany"):
+        return {}
+    wanted = {alias.name: alias.asname or alias.name for alias in stmt.names}
+    constants = _module_constants(stmt.module)
+    return {wanted[name]: value for name, value in constants.items() if name in wanted}
+
+
 class _PythonVisitor:
     def __init__(self, tree: ast.Module, where: str, found: Found) -> None:
         self.where = where
@@ -123,6 +150,8 @@ class _PythonVisitor:
                 target, value = stmt.target, stmt.value
             if isinstance(target, ast.Name) and value is not None:
                 self.constants[target.id] = value
+            if isinstance(stmt, ast.ImportFrom):
+                self.constants.update(_imported_constants(stmt))
         self.visit(tree, {}, in_raise=False)
 
     # Strings a constant holds: all values of a table, or one column of a list of tuples.

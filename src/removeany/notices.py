@@ -14,8 +14,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from removeany.context import Context
+from removeany.i18n import t
 from removeany.legal import service as legal
 from removeany.moderation import service as moderation
+from removeany.moderation.service import SERVICE_NAMES
 
 
 @dataclass(frozen=True)
@@ -25,15 +27,6 @@ class Notice:
     message: str
     link: str = ""
     link_text: str = ""
-
-
-SERVICE_NAMES = {
-    "remove_background": "Background removal",
-    "portrait": "Portrait cutout",
-    "id_photo": "ID photos",
-    "remove_watermark": "Watermark removal",
-    "batch": "Batch processing",
-}
 
 
 _readers: weakref.WeakKeyDictionary[Any, Engine] = weakref.WeakKeyDictionary()
@@ -63,21 +56,31 @@ def notices(request: Request, viewer: Any = None) -> list[Notice]:
         for status in moderation.service_statuses(session):
             if status.status == "active":
                 continue
-            name = SERVICE_NAMES.get(status.service, status.service)
-            state = "temporarily suspended" if status.status == "suspended" else "disabled"
-            found.append(Notice("service", "warning", f"{name} is {state}: {status.message}"))
+            name = t(SERVICE_NAMES.get(status.service, status.service))
+            if status.status == "suspended":
+                text = t(
+                    "{name} is temporarily suspended: {message}", name=name, message=status.message
+                )
+            else:
+                text = t("{name} is disabled: {message}", name=name, message=status.message)
+            found.append(Notice("service", "warning", text))
         if viewer is not None and not request.url.path.startswith("/legal/"):
             terms = legal.current(session)
             accepted = legal.accepted_version(session, viewer.user.id)
             if accepted != terms.version:
                 message = (
-                    f"We updated our Terms of Service and Privacy Policy (version "
-                    f"{terms.version}). Review and accept them to keep using the services."
+                    t(
+                        "We updated our Terms of Service and Privacy Policy (version "
+                        "{version}). Review and accept them to keep using the services.",
+                        version=terms.version,
+                    )
                     if accepted is not None
-                    else "Accept the Terms of Service and Privacy Policy to start using the "
-                    "services."
+                    else t(
+                        "Accept the Terms of Service and Privacy Policy to start using the "
+                        "services."
+                    )
                 )
                 found.append(
-                    Notice("terms", "warning", message, "/legal/accept", "Review and accept")
+                    Notice("terms", "warning", message, "/legal/accept", t("Review and accept"))
                 )
     return found

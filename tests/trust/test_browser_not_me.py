@@ -3,6 +3,7 @@ its link locks the account, signs everyone out and mails a reset link that unloc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -11,12 +12,24 @@ import pytest
 from removeany.context import build_context
 from tests.helpers import make_user
 from tests.trust.conftest import PASSWORD, link_in
+from tests.web.conftest import both_languages, lang, tr  # noqa: F401  (fixtures)
 from tests.web.test_browser import LiveServer, page, server  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 
+LOCKED = (
+    "This account is locked because someone reported a sign-in they did not make. Use the "
+    "password reset link we emailed you (or ask for a new one) to unlock it."
+)
 
-def test_this_wasnt_me_locks_and_reset_unlocks(server: LiveServer, page: Any) -> None:  # noqa: F811
+
+@both_languages
+def test_this_wasnt_me_locks_and_reset_unlocks(
+    server: LiveServer,  # noqa: F811
+    page: Any,  # noqa: F811
+    lang: str,  # noqa: F811
+    tr: Callable[..., str],  # noqa: F811
+) -> None:
     from playwright.sync_api import expect
 
     ctx = build_context(server.settings)
@@ -33,38 +46,44 @@ def test_this_wasnt_me_locks_and_reset_unlocks(server: LiveServer, page: Any) ->
 
         # Someone else signs in from a browser never seen before.
         page.goto(server.url + "/login")
-        page.get_by_label("Email address").fill("owner@example.com")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("html")).to_have_attribute("lang", lang)
+        page.get_by_label(tr("Email address")).fill("owner@example.com")
+        page.get_by_label(tr("Password")).fill(PASSWORD)
+        page.get_by_role("button", name=tr("Sign in")).click()
         expect(page).to_have_url(server.url + "/app")
         not_me = link_in(ctx, "owner@example.com", "/account/not-me")
 
         # The owner opens the link from the alert and locks the account.
         page.goto(not_me)
-        expect(page.get_by_role("heading", name="This wasn't me")).to_be_visible()
-        page.get_by_role("button", name="Lock my account").click()
-        expect(page.locator("#not-me-done")).to_contain_text("Your account is locked")
+        expect(page.get_by_role("heading", name=tr("This wasn't me"))).to_be_visible()
+        page.get_by_role("button", name=tr("Lock my account")).click()
+        expect(page.locator("#not-me-done")).to_have_text(
+            tr(
+                "Your account is locked and everyone is signed out. Your API keys are revoked. "
+                "We emailed you a link to choose a new password, which unlocks the account."
+            )
+        )
         assert usual.get("/api/v1/me").status_code == 401  # every session is gone
         page.goto(server.url + "/app")
         expect(page).to_have_url(server.url + "/login?next=/app")
 
         # The old password no longer gets anyone in.
-        page.get_by_label("Email address").fill("owner@example.com")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        expect(page.get_by_role("alert")).to_contain_text("locked")
+        page.get_by_label(tr("Email address")).fill("owner@example.com")
+        page.get_by_label(tr("Password")).fill(PASSWORD)
+        page.get_by_role("button", name=tr("Sign in")).click()
+        expect(page.get_by_role("alert")).to_have_text(tr(LOCKED))
 
         # The reset link from the email unlocks it with a new password.
         page.goto(link_in(ctx, "owner@example.com", "/reset-password"))
-        page.get_by_label("New password").fill("a fresh and private phrase")
-        page.get_by_role("button", name="Save new password").click()
+        page.get_by_label(tr("New password")).fill("a fresh and private phrase")
+        page.get_by_role("button", name=tr("Save new password")).click()
         expect(page).to_have_url(server.url + "/login?reset=1")
-        page.get_by_label("Email address").fill("owner@example.com")
-        page.get_by_label("Password").fill("a fresh and private phrase")
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_label(tr("Email address")).fill("owner@example.com")
+        page.get_by_label(tr("Password")).fill("a fresh and private phrase")
+        page.get_by_role("button", name=tr("Sign in")).click()
         expect(page).to_have_url(server.url + "/app")
         page.goto(server.url + "/account/security")
-        expect(page.get_by_role("heading", name="Where you are signed in")).to_be_visible()
+        expect(page.get_by_role("heading", name=tr("Where you are signed in"))).to_be_visible()
         # The refused sign-in answered 403 (the browser logs that); nothing else went wrong.
         assert [p for p in page.problems if "status of 403" not in p] == []
         usual.close()

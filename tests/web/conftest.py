@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from removeany import i18n
 from removeany.app import create_app
 from removeany.context import Context
 from tests.conftest import REPO
@@ -18,6 +19,46 @@ from tests.conftest import REPO
 PASSWORD = "correct horse battery"
 LINK_RE = re.compile(r"https?://\S+/verify\?token=[\w.\-]+")
 ARTIFACTS = REPO / "test-artifacts"
+# The site's languages: browser flows run in each (`@both_languages`).
+LANGUAGES = i18n.LOCALES
+both_languages = pytest.mark.parametrize("lang", LANGUAGES)
+
+
+@pytest.fixture
+def lang(request: pytest.FixtureRequest) -> str:
+    """The language the browser (the `page` fixture) asks the site for: English unless the
+    test is parametrized over `LANGUAGES` (`@both_languages`)."""
+    return str(getattr(request, "param", i18n.DEFAULT))
+
+
+@pytest.fixture
+def tr(lang: str) -> Callable[..., str]:
+    """`tr("English source text", **values)`: what the page says in the test's language,
+    from the same catalogue the site uses (placeholders filled in when values are given).
+    An untranslated template string then fails the expectation on the Chinese page."""
+
+    def translated(text: str, /, **values: object) -> str:
+        out = i18n.translate(text, lang)
+        return out.format(**values) if values else out
+
+    return translated
+
+
+def pattern(text: str, *, named: bool = True, **groups: str) -> re.Pattern[str]:
+    """A translated text with `{placeholders}` as a regular expression that finds it, each
+    placeholder a group (any text, or the regular expression given for it in `groups`):
+    `pattern(tr("{n} credits charged")).search(...)["n"]`. Playwright's expectations
+    (JavaScript regular expressions) need `named=False`."""
+    parts = re.split(r"\{(\w+)\}", text)
+    regex = ""
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            regex += re.escape(part)
+            continue
+        last = i == len(parts) - 2 and not parts[-1]
+        inner = groups.get(part, ".+" if last else ".+?")
+        regex += f"({f'?P<{part}>' if named else ''}{inner})"
+    return re.compile(regex)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +15,25 @@ import pytest
 from removeany.context import build_context
 from tests.batches._images import photo_paths, plain_image
 from tests.helpers import make_user
-from tests.web.conftest import PASSWORD
-from tests.web.test_browser import ARTIFACTS, JOB_TIMEOUT_MS, LiveServer
+from tests.web.conftest import PASSWORD, both_languages, pattern
+from tests.web.test_browser import JOB_TIMEOUT_MS, LiveServer, artifact
 from tests.web.test_browser import page as page  # the Chromium fixture
 from tests.web.test_browser import server as server  # the live-server fixture
 
 pytestmark = pytest.mark.browser
 
+NAME = "Browser batch"
+NO_SUBJECT = "No foreground subject could be found; upload a photo with a clear subject."
+DAMAGED = (
+    "The image is damaged or truncated and cannot be decoded; upload the file again or export "
+    "it anew."
+)
 
-def test_batch_from_the_browser(server: LiveServer, page: Any, tmp_path: Path) -> None:
+
+@both_languages
+def test_batch_from_the_browser(
+    server: LiveServer, page: Any, tmp_path: Path, lang: str, tr: Callable[..., str]
+) -> None:
     from playwright.sync_api import expect
 
     ctx = build_context(server.settings)
@@ -36,31 +47,35 @@ def test_batch_from_the_browser(server: LiveServer, page: Any, tmp_path: Path) -
     flat = tmp_path / "flat.png"
     flat.write_bytes(plain_image())  # a real image with no subject: fails, and is refunded
 
+    page.allow_english.add(NAME)
     page.goto(server.url + "/login?next=/batches")
-    page.get_by_label("Email address").fill("batch@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("html")).to_have_attribute("lang", lang)
+    page.get_by_label(tr("Email address")).fill("batch@example.com")
+    page.get_by_label(tr("Password")).fill(PASSWORD)
+    page.get_by_role("button", name=tr("Sign in")).click()
     expect(page).to_have_url(server.url + "/batches")
-    nav = page.get_by_role("navigation", name="Main")
-    expect(nav.get_by_role("link", name="Batches")).to_have_attribute("aria-current", "page")
-    expect(page.get_by_role("heading", name="Batches", exact=True)).to_be_visible()
-    expect(page.locator("#batch-price")).to_have_text("Price: 1 credit per image.")
+    nav = page.get_by_role("navigation", name=tr("Main"))
+    expect(nav.get_by_role("link", name=tr("Batches"))).to_have_attribute("aria-current", "page")
+    expect(page.get_by_role("heading", name=tr("Batches"), exact=True)).to_be_visible()
+    expect(page.locator("#batch-price")).to_have_text(tr("Price: 1 credit per image."))
     balance = page.locator(".credit-pill [data-balance]")
     expect(balance).to_have_text("10")
 
-    page.get_by_label("Images or a ZIP").set_input_files(
+    page.get_by_label(tr("Images or a ZIP")).set_input_files(
         [*map(str, photos), str(broken), str(flat)]
     )
-    expect(page.locator("#batch-chosen")).to_contain_text("5 files chosen")
-    expect(page.locator("#batch-estimate")).to_have_text("About 5 credits for 5 images.")
-    page.get_by_label("Name (optional)").fill("Browser batch")
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "batches-form.png"), full_page=True)
-    page.get_by_role("button", name="Start batch").click()
+    chosen = tr("{count} files chosen ({mb} MB)", count=5, mb="{mb}")
+    expect(page.locator("#batch-chosen")).to_have_text(pattern(chosen, named=False))
+    expect(page.locator("#batch-estimate")).to_have_text(
+        tr("About {credits} credits for {count} images.", credits=5, count=5)
+    )
+    page.get_by_label(tr("Name (optional)")).fill(NAME)
+    page.screenshot(path=str(artifact("batches-form.png", lang)), full_page=True)
+    page.get_by_role("button", name=tr("Start batch")).click()
     expect(page).to_have_url(re.compile(re.escape(server.url) + r"/batches/[0-9a-f]{32}$"))
-    expect(page.get_by_role("heading", name="Browser batch")).to_be_visible()
+    expect(page.get_by_role("heading", name=NAME)).to_be_visible()
 
-    progress = page.get_by_role("progressbar", name="Progress")
+    progress = page.get_by_role("progressbar", name=tr("Progress"))
     expect(progress).to_have_attribute("max", "4")  # the damaged file is not an item
     page.wait_for_function(
         "() => document.getElementById('batch').dataset.finished === 'true'",
@@ -71,8 +86,10 @@ def test_batch_from_the_browser(server: LiveServer, page: Any, tmp_path: Path) -
     expect(root).to_have_attribute("data-live", "sse")
     expect(root).to_have_attribute("data-status", "completed")
     assert progress.evaluate("p => [p.value, p.max]") == [4, 4]
-    expect(page.locator("#batch-progress-text")).to_have_text("4 of 4 files finished (100%)")
-    expect(page.locator("#batch-status")).to_have_text("Completed")
+    expect(page.locator("#batch-progress-text")).to_have_text(
+        tr("{finished} of {total} files finished ({pct}%)", finished=4, total=4, pct=100)
+    )
+    expect(page.locator("#batch-status")).to_have_text(tr("Completed"))
     expect(page.locator("#batch-cancel")).to_be_hidden()
     expect(page.locator('[data-count="succeeded"]')).to_have_text("3")
     expect(page.locator('[data-count="failed"]')).to_have_text("1")
@@ -81,24 +98,23 @@ def test_batch_from_the_browser(server: LiveServer, page: Any, tmp_path: Path) -
 
     for photo in photos:
         row = page.locator("#batch-items tr", has_text=photo.name)
-        expect(row.locator("[data-item-status]")).to_have_text("Done")
+        expect(row.locator("[data-item-status]")).to_have_text(tr("Done"))
         expect(row.locator("[data-item-charged]")).to_have_text("1")
-        expect(row.get_by_role("link", name=re.compile("^Download"))).to_be_visible()
+        download = re.compile("^" + re.escape(tr("Download")))
+        expect(row.get_by_role("link", name=download)).to_be_visible()
     failed = page.locator("#batch-items tr", has_text="flat.png")
-    expect(failed.locator("[data-item-status]")).to_have_text("Failed")
+    expect(failed.locator("[data-item-status]")).to_have_text(tr("Failed"))
     expect(failed.locator("[data-item-note]")).to_have_text(
-        "No foreground subject could be found; upload a photo with a clear subject. "
-        "Refunded: you were not charged for this file."
+        f"{tr(NO_SUBJECT)} {tr('Refunded: you were not charged for this file.')}"
     )
     expect(failed.locator("[data-item-charged]")).to_have_text("0")
     skipped = page.locator("#batch-items tr", has_text="broken.png")
-    expect(skipped).to_contain_text("Skipped")
-    expect(skipped).to_contain_text("damaged or truncated")
-    expect(skipped).to_contain_text("Not charged.")
+    expect(skipped).to_contain_text(tr("Skipped"))
+    expect(skipped).to_contain_text(f"{tr(DAMAGED)} {tr('Not charged.')}")
 
-    page.screenshot(path=str(ARTIFACTS / "batch-page.png"), full_page=True)
+    page.screenshot(path=str(artifact("batch-page.png", lang)), full_page=True)
 
-    download_link = page.get_by_role("link", name="Download all (ZIP)")
+    download_link = page.get_by_role("link", name=tr("Download all (ZIP)"))
     expect(download_link).to_be_visible()
     with page.expect_download() as info:
         download_link.click()
@@ -110,8 +126,8 @@ def test_batch_from_the_browser(server: LiveServer, page: Any, tmp_path: Path) -
         assert all(zf.read(name).startswith(b"\x89PNG") for name in zf.namelist())
 
     # The list of batches shows it, finished.
-    nav.get_by_role("link", name="Batches").click()
-    listed = page.locator(".batch-table tbody tr", has_text="Browser batch")
-    expect(listed).to_contain_text("Completed")
-    expect(listed).to_contain_text("4 of 4")
+    nav.get_by_role("link", name=tr("Batches")).click()
+    listed = page.locator(".batch-table tbody tr", has_text=NAME)
+    expect(listed).to_contain_text(tr("Completed"))
+    expect(listed).to_contain_text(tr("{finished} of {total}", finished=4, total=4))
     assert page.problems == []

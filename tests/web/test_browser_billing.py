@@ -5,6 +5,7 @@ on a real photo and see the balance drop by the job's price."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,17 +13,21 @@ import pytest
 from removeany.context import build_context
 from tests.conftest import eval_image
 from tests.helpers import make_user
-from tests.web.conftest import PASSWORD
-from tests.web.test_browser import ARTIFACTS, JOB_TIMEOUT_MS, LiveServer, page, server
+from tests.web.conftest import PASSWORD, both_languages, pattern
+from tests.web.test_browser import JOB_TIMEOUT_MS, LiveServer, artifact, page, server
 
 __all__ = ["page", "server"]
 
 pytestmark = pytest.mark.browser
 
 EMAIL = "buyer@example.com"
+PACK = "Starter"  # the operator's name for the pack, shown as it is in every language
 
 
-def test_buy_credits_in_the_sandbox_and_spend_one(server: LiveServer, page: Any) -> None:
+@both_languages
+def test_buy_credits_in_the_sandbox_and_spend_one(
+    server: LiveServer, page: Any, lang: str, tr: Callable[..., str]
+) -> None:
     from playwright.sync_api import expect
 
     ctx = build_context(server.settings)
@@ -31,44 +36,52 @@ def test_buy_credits_in_the_sandbox_and_spend_one(server: LiveServer, page: Any)
     finally:
         ctx.close()
     photo = eval_image("object", "alphamatting_GT03")
+    page.allow_english.update({PACK, "Standard", "Pro"})
 
     page.goto(server.url + "/login")
-    page.get_by_label("Email address").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("html")).to_have_attribute("lang", lang)
+    page.get_by_label(tr("Email address")).fill(EMAIL)
+    page.get_by_label(tr("Password")).fill(PASSWORD)
+    page.get_by_role("button", name=tr("Sign in")).click()
     expect(page).to_have_url(server.url + "/app")
     pill = page.locator(".credit-pill [data-balance]")
     expect(pill).to_have_text("0")
 
-    nav = page.get_by_role("navigation", name="Main")
-    nav.get_by_role("link", name="Credits", exact=True).click()
+    nav = page.get_by_role("navigation", name=tr("Main"))
+    nav.get_by_role("link", name=tr("Credits"), exact=True).click()
     expect(page).to_have_url(server.url + "/credits")
-    expect(page.get_by_role("heading", name="Credits", exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name=tr("Credits"), exact=True)).to_be_visible()
     expect(page.locator("#credits-available")).to_have_text("0")
-    expect(page.get_by_text("no real money is charged")).to_be_visible()
+    expect(
+        page.get_by_text(
+            tr(
+                "Test mode: this server uses a sandbox payment provider, so no real money is "
+                "charged."
+            )
+        )
+    ).to_be_visible()
 
-    page.get_by_role("button", name="Buy Starter").click()
+    page.get_by_role("button", name=f"{tr('Buy')} {PACK}").click()
     expect(page).to_have_url(re.compile(re.escape(server.url) + r"/billing/sandbox/\w+$"))
-    expect(page.get_by_text("Test mode — no real money is charged")).to_be_visible()
-    expect(page.locator("#checkout-pack")).to_have_text("Starter")
+    expect(page.get_by_text(tr("Test mode — no real money is charged"))).to_be_visible()
+    expect(page.locator("#checkout-pack")).to_have_text(PACK)
     expect(page.locator("#checkout-credits")).to_have_text("50")
     expect(page.locator("#checkout-price")).to_contain_text("4.99 USD")
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "sandbox-checkout.png"), full_page=True)
+    page.screenshot(path=str(artifact("sandbox-checkout.png", lang)), full_page=True)
 
-    page.get_by_role("button", name="Pay (test)").click()
+    page.get_by_role("button", name=tr("Pay (test)")).click()
     expect(page).to_have_url(re.compile(re.escape(server.url) + r"/credits\?paid=\w+$"))
-    expect(page.get_by_role("status").filter(has_text="Payment received")).to_contain_text(
-        "50 credits were added to your balance"
+    expect(page.get_by_role("status")).to_have_text(
+        tr("Payment received: {credits} credits were added to your balance.", credits=50)
     )
     expect(page.locator("#credits-available")).to_have_text("50")
     expect(pill).to_have_text("50")
-    expect(page.locator("#orders")).to_contain_text("Starter")
-    expect(page.locator("#orders")).to_contain_text("Paid")
-    expect(page.locator("#lots")).to_contain_text("Paid")
-    page.screenshot(path=str(ARTIFACTS / "credits-paid.png"), full_page=True)
+    expect(page.locator("#orders")).to_contain_text(PACK)
+    expect(page.locator("#orders")).to_contain_text(tr("Paid"))
+    expect(page.locator("#lots")).to_contain_text(tr("Paid"))
+    page.screenshot(path=str(artifact("credits-paid.png", lang)), full_page=True)
 
-    nav.get_by_role("link", name="Workspace").click()
+    nav.get_by_role("link", name=tr("Workspace")).click()
     expect(page).to_have_url(server.url + "/app")
     expect(pill).to_have_text("50")
     page.locator("#file-input").set_input_files(str(photo))
@@ -77,12 +90,15 @@ def test_buy_credits_in_the_sandbox_and_spend_one(server: LiveServer, page: Any)
     )
     error = page.locator("#upload-error")
     assert error.is_hidden(), f"the upload failed: {error.inner_text()}"
-    expect(page.get_by_role("heading", name="Done: background removed")).to_be_visible()
+    expect(page.get_by_role("heading", name=tr("Done: background removed"))).to_be_visible()
     meta = page.locator("#result-meta")
-    expect(meta).to_contain_text("charged")
-    found = re.search(r"(\d+) credits? charged", meta.inner_text())
-    assert found, meta.inner_text()
-    price = int(found.group(1))
+    one = pattern(tr("{width} × {height} px · 1 credit charged"))  # noqa: RUF001
+    many = pattern(tr("{width} × {height} px · {charged} credits charged"))  # noqa: RUF001
+    expect(meta).not_to_be_empty()
+    text = meta.inner_text()
+    found = one.fullmatch(text) or many.fullmatch(text)
+    assert found, text
+    price = int(found.groupdict().get("charged", 1))
     assert price >= 1
     expect(pill).to_have_text(str(50 - price))
 
@@ -90,13 +106,13 @@ def test_buy_credits_in_the_sandbox_and_spend_one(server: LiveServer, page: Any)
     expect(page).to_have_url(server.url + "/credits")
     expect(page.locator("#credits-available")).to_have_text(str(50 - price))
     history = page.locator("#history")
-    expect(history).to_contain_text("Held credits spent on a finished job")
-    expect(history.get_by_role("link", name="Open job").first).to_be_visible()
+    expect(history).to_contain_text(tr("Held credits spent on a finished job"))
+    expect(history.get_by_role("link", name=tr("Open job")).first).to_be_visible()
 
     # Phone width: the tables still read.
     page.set_viewport_size({"width": 390, "height": 844})
     page.reload()
     expect(page.locator("#credits-available")).to_have_text(str(50 - price))
-    page.screenshot(path=str(ARTIFACTS / "credits-phone.png"), full_page=True)
+    page.screenshot(path=str(artifact("credits-phone.png", lang)), full_page=True)
 
     assert page.problems == []

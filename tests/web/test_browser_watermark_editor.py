@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,8 @@ from removeany.jobs import service as jobs
 from removeany.jobs.models import Job
 from tests.api.test_watermark_detect import watermarked
 from tests.helpers import make_user
-from tests.web.conftest import PASSWORD
-from tests.web.test_browser import ARTIFACTS, JOB_TIMEOUT_MS, LiveServer
+from tests.web.conftest import PASSWORD, both_languages
+from tests.web.test_browser import JOB_TIMEOUT_MS, LiveServer, artifact
 from tests.web.test_browser import page as page  # the Chromium fixture
 from tests.web.test_browser import server as server  # the live-server fixture
 
@@ -68,8 +69,9 @@ def _latest_job(ctx: Context, user_id: int) -> Job:
 
 
 @pytest.mark.browser
+@both_languages
 def test_correct_the_mask_and_remove_the_watermark(
-    server: LiveServer, page: Any, tmp_path: Path
+    server: LiveServer, page: Any, tmp_path: Path, lang: str, tr: Callable[..., str]
 ) -> None:
     from playwright.sync_api import expect
 
@@ -85,24 +87,35 @@ def test_correct_the_mask_and_remove_the_watermark(
     marked.write_bytes(photo)
 
     page.goto(server.url + "/login?next=/app")
-    page.get_by_label("Email address").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("html")).to_have_attribute("lang", lang)
+    page.get_by_label(tr("Email address")).fill(EMAIL)
+    page.get_by_label(tr("Password")).fill(PASSWORD)
+    page.get_by_role("button", name=tr("Sign in")).click()
     expect(page).to_have_url(server.url + "/app")
     balance = page.locator(".credit-pill [data-balance]")
     expect(balance).to_have_text("10")
 
     # The workspace's watermark option leads to the editor.
-    page.get_by_label("Service").select_option("remove_watermark")
-    page.get_by_role("link", name="See and correct the watermark in the editor").click()
+    page.get_by_label(tr("Service")).select_option("remove_watermark")
+    page.get_by_role("link", name=tr("See and correct the watermark in the editor")).click()
     expect(page).to_have_url(server.url + "/app/watermark")
-    expect(page.get_by_role("heading", name="Watermark editor")).to_be_visible()
-    submit = page.get_by_role("button", name=f"Remove watermark ({price} credit")
+    expect(page.get_by_role("heading", name=tr("Watermark editor"))).to_be_visible()
+    label = (
+        tr("Remove watermark (1 credit)")
+        if price == 1
+        else tr("Remove watermark ({credits} credits)", credits=price)
+    )
+    submit = page.get_by_role("button", name=label, exact=True)
     expect(submit).to_be_disabled()
 
     # Choose the photo: it is drawn, and the detected watermark appears over it in red.
     page.locator("#wm-file").set_input_files(str(marked))
-    expect(page.locator("#wm-status")).to_contain_text("The watermark is marked in red")
+    expect(page.locator("#wm-status")).to_have_text(
+        tr(
+            "The watermark is marked in red. Paint over anything that was missed and erase "
+            "anything that is not part of it."
+        )
+    )
     detected = _mask_on_page(page)
     assert detected.shape == mark.shape
     assert float((detected & mark).sum() / mark.sum()) >= 0.8
@@ -138,35 +151,34 @@ def test_correct_the_mask_and_remove_the_watermark(
     assert painted.sum() > detected.sum()
 
     # Erase its middle with the eraser; undo brings it back (Ctrl+Z); erase it again.
-    page.get_by_label("Eraser: unmark").check()
-    page.get_by_label("Brush size").fill("40")
+    page.get_by_label(tr("Eraser: unmark")).check()
+    page.get_by_label(tr("Brush size")).fill("40")
     _drag(page, box, [(0.2, 0.05), (0.2, 0.19)])
     erased = _mask_on_page(page)
     assert not _pixel(erased, 0.2, 0.12)
     assert _pixel(erased, 0.1, 0.12) and _pixel(erased, 0.3, 0.12)
     page.keyboard.press("Control+z")
     assert _pixel(_mask_on_page(page), 0.2, 0.12)
-    page.get_by_role("button", name="Undo").click()
+    page.get_by_role("button", name=tr("Undo"), exact=True).click()
     assert not _pixel(_mask_on_page(page), 0.3, 0.12)  # the brush stroke is undone too
     page.keyboard.press("b")  # the brush again, from the keyboard
-    assert page.get_by_label("Brush: mark the watermark").is_checked()
-    page.get_by_label("Brush size").fill("28")
+    assert page.get_by_label(tr("Brush: mark the watermark")).is_checked()
+    page.get_by_label(tr("Brush size")).fill("28")
     _drag(page, box, [(0.1, 0.12), (0.2, 0.12), (0.3, 0.12)])
-    page.get_by_label("Eraser: unmark").check()
-    page.get_by_label("Brush size").fill("40")
+    page.get_by_label(tr("Eraser: unmark")).check()
+    page.get_by_label(tr("Brush size")).fill("40")
     _drag(page, box, [(0.2, 0.05), (0.2, 0.19)])
     edited = _mask_on_page(page)
     assert _pixel(edited, 0.1, 0.12) and not _pixel(edited, 0.2, 0.12)
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "watermark-editor.png"), full_page=True)
+    page.screenshot(path=str(artifact("watermark-editor.png", lang)), full_page=True)
 
     # Pay for the removal: the job page follows it and shows the result.
     expect(submit).to_be_enabled()
     submit.click()
     page.wait_for_url(server.url + "/jobs/*")
-    download = page.get_by_role("link", name="Download PNG")
+    download = page.get_by_role("link", name=tr("Download {format}", format="PNG"))
     expect(download).to_be_visible(timeout=JOB_TIMEOUT_MS)
-    expect(page.locator("[data-service]")).to_have_text("Watermark removal")
+    expect(page.locator("[data-service]")).to_have_text(tr("Watermark removal"))
     expect(balance).to_have_text(str(10 - price))
     result = page.request.get(server.url + str(download.get_attribute("href")))
     with Image.open(io.BytesIO(result.body())) as restored:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,8 @@ from PIL import Image
 from removeany.context import build_context
 from tests.conftest import eval_image
 from tests.helpers import make_user
-from tests.web.conftest import PASSWORD
-from tests.web.test_browser import ARTIFACTS, JOB_TIMEOUT_MS, LiveServer
+from tests.web.conftest import PASSWORD, both_languages, pattern
+from tests.web.test_browser import JOB_TIMEOUT_MS, LiveServer, artifact
 from tests.web.test_browser import page as page  # the Chromium fixture
 from tests.web.test_browser import server as server  # the live-server fixture
 
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.browser
 
 PHONE = {"width": 375, "height": 740}
 MIN_TARGET = 40
+WHEN = r"\d{4}-\d\d-\d\d \d\d:\d\d UTC"  # how pages write a time (the `when` filter)
 # Controls a finger must hit. Links inside running text are exempt (WCAG 2.5.8), and so are
 # inputs drawn by their label (radio buttons, check boxes, hidden file inputs, the slider).
 _SMALL_TARGETS = """(min) => {
@@ -175,7 +177,10 @@ def _wait_queue(page: Any, count: int) -> None:
     assert all(s.startswith("succeeded") for s in states), states
 
 
-def test_queue_zoom_zip_and_phone_layout(server: LiveServer, page: Any) -> None:
+@both_languages
+def test_queue_zoom_zip_and_phone_layout(
+    server: LiveServer, page: Any, lang: str, tr: Callable[..., str]
+) -> None:
     from playwright.sync_api import expect
 
     ctx = build_context(server.settings)
@@ -189,16 +194,17 @@ def test_queue_zoom_zip_and_phone_layout(server: LiveServer, page: Any) -> None:
     backdrop = eval_image("clean", "cbsd68_101085")
 
     page.goto(server.url + "/login?next=/app")
-    page.get_by_label("Email address").fill("queue@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("html")).to_have_attribute("lang", lang)
+    page.get_by_label(tr("Email address")).fill("queue@example.com")
+    page.get_by_label(tr("Password")).fill(PASSWORD)
+    page.get_by_role("button", name=tr("Sign in")).click()
     expect(page).to_have_url(server.url + "/app")
     balance = page.locator(".credit-pill [data-balance]")
     expect(balance).to_have_text("10")
 
     # A red background for every photo of this drop.
     page.locator("#bg-color").fill("#ff0000")
-    expect(page.get_by_label("Solid colour")).to_be_checked()
+    expect(page.get_by_label(tr("Solid colour"))).to_be_checked()
 
     # Two photos dropped at once: a card each, each with its own progress.
     drop_files(page, "#dropzone", [first, second])
@@ -206,23 +212,24 @@ def test_queue_zoom_zip_and_phone_layout(server: LiveServer, page: Any) -> None:
     expect(page.locator("#queue-list .queue-item").first).to_contain_text(first.name)
     expect(page.locator("#queue-list [role=progressbar]").first).to_be_attached()
     _wait_queue(page, 2)
-    expect(page.locator("#queue-summary")).to_have_text("2 of 2 photos finished")
+    expect(page.locator("#queue-summary")).to_have_text(
+        tr("{done} of {total} photos finished", done=2, total=2)
+    )
     expect(balance).to_have_text("8")
     # The stage shows the first photo's result.
-    expect(page.get_by_role("heading", name="Done: background removed")).to_be_visible()
+    expect(page.get_by_role("heading", name=tr("Done: background removed"))).to_be_visible()
     expect(page.locator("#compare-slot .compare-after")).to_be_visible()
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "workspace-queue.png"), full_page=True)
+    page.screenshot(path=str(artifact("workspace-queue.png", lang)), full_page=True)
 
     # Zoom: open the second result, zoom with the buttons and the keyboard, close.
-    enlarge = page.get_by_role("button", name=f"Enlarge the result of {second.name}")
+    enlarge = page.get_by_role("button", name=tr("Enlarge the result of {name}", name=second.name))
     enlarge.click()
     dialog = page.get_by_role("dialog", name=second.name)
     expect(dialog).to_be_visible()
     page.wait_for_function("() => document.querySelector('#zoom-image').complete")
     level = page.locator("#zoom-level")
     fit = int(level.inner_text().rstrip("%"))
-    dialog.get_by_role("button", name="Zoom in").click()
+    dialog.get_by_role("button", name=tr("Zoom in"), exact=True).click()
     zoomed = int(level.inner_text().rstrip("%"))
     assert zoomed > fit
     shown = page.locator("#zoom-image").evaluate("img => img.getBoundingClientRect().width")
@@ -234,17 +241,17 @@ def test_queue_zoom_zip_and_phone_layout(server: LiveServer, page: Any) -> None:
     assert int(level.inner_text().rstrip("%")) < zoomed
     page.keyboard.press("0")
     assert int(level.inner_text().rstrip("%")) == fit
-    page.screenshot(path=str(ARTIFACTS / "workspace-zoom.png"))
+    page.screenshot(path=str(artifact("workspace-zoom.png", lang)))
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     expect(enlarge).to_be_focused()
 
     # Both results as one ZIP.
     with page.expect_download() as info:
-        page.get_by_role("link", name="Download all as ZIP").click()
+        page.get_by_role("link", name=tr("Download all as ZIP")).click()
     download = info.value
     assert download.suggested_filename.startswith("removeany-results-")
-    saved = ARTIFACTS / "workspace-results.zip"
+    saved = artifact("workspace-results.zip", lang)
     download.save_as(str(saved))
     with zipfile.ZipFile(saved) as archive:
         names = archive.namelist()
@@ -256,13 +263,16 @@ def test_queue_zoom_zip_and_phone_layout(server: LiveServer, page: Any) -> None:
                 assert red > 200 and green < 60 and blue < 60, "the red background"
 
     # Ctrl+V of a copied photo adds a third card, this time on a background photo of one's own.
-    page.get_by_label("Background photo").set_input_files(str(backdrop))
-    expect(page.get_by_label("A photo of your own")).to_be_checked()
+    page.get_by_label(tr("Background photo")).set_input_files(str(backdrop))
+    expect(page.get_by_label(tr("A photo of your own"))).to_be_checked()
     paste_files(page, [third])
     _wait_queue(page, 3)
-    expect(page.locator("#queue-summary")).to_have_text("3 of 3 photos finished")
+    expect(page.locator("#queue-summary")).to_have_text(
+        tr("{done} of {total} photos finished", done=3, total=3)
+    )
     expect(balance).to_have_text("7")
-    href = page.locator("#queue-list .queue-item").nth(2).get_by_role("link", name="Download")
+    third_item = page.locator("#queue-list .queue-item").nth(2)
+    href = third_item.get_by_role("link", name=tr("Download"))
     composed = page.request.get(server.url + str(href.get_attribute("href")))
     with Image.open(io.BytesIO(composed.body())) as result:
         assert result.mode == "RGB", "the background photo fills the transparent parts"
@@ -271,19 +281,23 @@ def test_queue_zoom_zip_and_phone_layout(server: LiveServer, page: Any) -> None:
     # The queue fits a phone's screen too.
     page.set_viewport_size(PHONE)
     check_phone_layout(page)
-    page.screenshot(path=str(ARTIFACTS / "phone-queue.png"), full_page=True)
+    page.screenshot(path=str(artifact("phone-queue.png", lang)), full_page=True)
     page.set_viewport_size({"width": 1280, "height": 900})
 
     # Recent jobs: when each job's files go, and "Delete now".
     recent = page.locator("#job-list .job-item")
     expect(recent).to_have_count(3)
     expect(recent.first).to_contain_text(third.name)
-    expect(recent.first).to_contain_text("Files deleted automatically after")
+    expect(recent.first).to_contain_text(
+        pattern(tr("Files deleted automatically after {when}"), named=False, when=WHEN)
+    )
     job_id = recent.first.get_attribute("data-job-id")
     page.once("dialog", lambda d: d.accept())
-    recent.first.get_by_role("button", name="Delete now").click()
-    expect(page.get_by_text("The job's photo and result were deleted.")).to_be_visible()
-    expect(page.locator(f'#job-list [data-job-id="{job_id}"]')).to_contain_text("Files deleted 2")
+    recent.first.get_by_role("button", name=tr("Delete now")).click()
+    expect(page.get_by_text(tr("The job's photo and result were deleted."))).to_be_visible()
+    expect(page.locator(f'#job-list [data-job-id="{job_id}"]')).to_contain_text(
+        pattern(tr("Files deleted {when}"), named=False, when=WHEN)
+    )
 
     # A phone's screen: nothing sideways, every control big enough to tap.
     page.set_viewport_size(PHONE)
@@ -292,6 +306,6 @@ def test_queue_zoom_zip_and_phone_layout(server: LiveServer, page: Any) -> None:
         page.wait_for_load_state("load")
         check_phone_layout(page)
         name = "phone-" + (path.strip("/").split("/")[0] or "home")
-        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(artifact(f"{name}.png", lang)), full_page=True)
 
     assert page.problems == []

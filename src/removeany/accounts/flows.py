@@ -326,6 +326,15 @@ def begin_totp(ctx: Context, user_id: int, current: str) -> tuple[str, str]:
         return seed, security.totp_uri(user, seed)
 
 
+def pending_totp(ctx: Context, user_id: int) -> tuple[str, str] | None:
+    """The secret (and its otpauth URI) of a two-factor setup not confirmed yet."""
+    with ctx.db.transaction() as session:
+        user = repo.user_by_id(session, user_id)
+        assert user is not None
+        seed = security.pending_totp(user, secret_key=ctx.secret_key)
+        return (seed, security.totp_uri(user, seed)) if seed else None
+
+
 def enable_totp(ctx: Context, user_id: int, code: str) -> list[str]:
     with ctx.db.transaction() as session:
         user = repo.user_by_id(session, user_id)

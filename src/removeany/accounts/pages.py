@@ -313,8 +313,22 @@ def totp_enable(
     code: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    def action(ctx: Context, viewer: Any) -> dict[str, Any]:
-        return {"recovery_codes": flows.enable_totp(ctx, viewer.user.id, code)}
+    def action(ctx: Context, viewer: Any) -> Response | dict[str, Any]:
+        try:
+            return {"recovery_codes": flows.enable_totp(ctx, viewer.user.id, code)}
+        except DomainError as exc:
+            # A mistyped code: the same secret again (a new one would orphan the app's entry).
+            pending = flows.pending_totp(ctx, viewer.user.id)
+            if pending is None:
+                raise
+            return _security_page(
+                request,
+                ctx,
+                status_code=exc.status_code,
+                error=exc.message,
+                totp_secret=pending[0],
+                totp_uri=pending[1],
+            )
 
     return _post(request, csrf_token, action)
 

@@ -384,6 +384,12 @@ def begin_totp(session: Session, user: User, *, secret_key: str) -> str:
     return seed
 
 
+def pending_totp(user: User, *, secret_key: str) -> str | None:
+    """The secret of a setup that no code has confirmed yet (None once 2FA is on, or before
+    any setup): shown again after a mistyped code, so the app's entry keeps working."""
+    return None if user.has_2fa else _totp_seed(secret_key, user)
+
+
 def totp_uri(user: User, seed: str) -> str:
     return pyotp.TOTP(seed, interval=TOTP_PERIOD).provisioning_uri(
         name=user.email, issuer_name=TOTP_ISSUER

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
+from removeany import i18n
 from removeany.accounts.models import User
 from removeany.api.auth import check_csrf
 from removeany.batches import repository as repo
@@ -100,17 +101,27 @@ def _strings() -> dict[str, Any]:
         "estimate": t("About {credits} credits for {count} images."),
         "estimateZip": t("The ZIP's images are counted when it is uploaded."),
         "uploading": t("Uploading… the batch page opens when the upload is done."),
+        "errors": _error_sentences(),
     }
 
 
-def _item_note(status: str, message: str | None) -> str:
+def _error_sentences() -> dict[str, str]:
+    """Why an item failed, by error code, in the page's language: the JSON API that batch.js
+    reads says it in English. None for English pages, which show the API's own message."""
+    if i18n.current() == i18n.DEFAULT:
+        return {}
+    return {code: i18n.translate(text) for code, text in i18n.ERROR_MESSAGES.items()}
+
+
+def _item_note(status: str, message: str | None, code: str | None = None) -> str:
     """The sentence shown beside an item: why it failed, and that it cost nothing."""
+    reason = i18n.error_text(message, code) if message else ""
     if status == "failed":
-        return f"{message or t(UNPROCESSABLE)} {t(ITEM_REFUNDED)}"
+        return f"{reason or t(UNPROCESSABLE)} {t(ITEM_REFUNDED)}"
     if status == "skipped":
-        return f"{message} {t('Not charged.')}"
+        return f"{reason} {t('Not charged.')}"
     if status == "cancelled":
-        return message or ""
+        return reason
     return ""
 
 

@@ -17,8 +17,9 @@ from removeany.legal.routes import notify_new_terms
 from removeany.moderation import audit
 from removeany.moderation import service as moderation
 from removeany.moderation.audit import Actor
+from removeany.moderation.service import SERVICE_NAMES
 from removeany.privacy import service as privacy
-from removeany.web.routes import _ctx, _error_page, _to_login, _viewer, redirect, render
+from removeany.web.routes import _ctx, _error_page, _to_login, _viewer, redirect, render, t
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,6 +43,7 @@ def _page(
             q=q,
             users=list(moderation.search_users(session, q, limit=50)),
             services=list(moderation.service_statuses(session)),
+            service_choices=[(code, t(label)) for code, label in SERVICE_NAMES.items()],
             announcements=list(moderation.current_announcements(session, ctx.now())),
             entries=list(audit.entries(session, limit=50)),
             terms=legal.current(session),
@@ -51,7 +53,7 @@ def _page(
 
 @router.get("/admin", response_class=HTMLResponse)
 def admin_page(request: Request, q: str = "", done: str = "") -> Response:
-    return _page(request, _ctx(request), q[:320], notice="Done." if done else None)
+    return _page(request, _ctx(request), q[:320], notice=t("Done.") if done else None)
 
 
 def _act(request: Request, csrf_token: str, action: Any) -> Response:

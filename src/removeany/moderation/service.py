@@ -14,6 +14,7 @@ from removeany.accounts import security
 from removeany.accounts.models import User
 from removeany.credits import service as ledger
 from removeany.errors import Conflict, DomainError, NotFound
+from removeany.i18n import N_
 from removeany.moderation import audit
 from removeany.moderation.audit import Actor
 from removeany.moderation.models import Announcement, ServiceStatus
@@ -195,9 +196,16 @@ def service_status(session: Session, service: str) -> ServiceStatus | None:
     return session.get(ServiceStatus, service)
 
 
-# What an operator can suspend or disable: each processing service, and batch processing as a
-# whole (which then refuses new batches of any service).
-CONTROLLED_SERVICES = ("remove_background", "portrait", "id_photo", "remove_watermark", "batch")
+# What an operator can suspend or disable, with the names people see: each processing service,
+# and batch processing as a whole (which then refuses new batches of any service).
+SERVICE_NAMES = {
+    "remove_background": N_("Background removal"),
+    "portrait": N_("Portrait cutout"),
+    "id_photo": N_("ID photos"),
+    "remove_watermark": N_("Watermark removal"),
+    "batch": N_("Batch processing"),
+}
+CONTROLLED_SERVICES = tuple(SERVICE_NAMES)
 
 
 def set_service_status(

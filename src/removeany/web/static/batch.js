@@ -197,11 +197,14 @@
       var status = row.querySelector("[data-item-status]");
       status.className = "badge badge-" + item.status;
       setText(status, (S.items && S.items[item.status]) || item.status);
+      // Why it failed: in the page's language where the code has a sentence (the API's
+      // message is English).
+      var reason = (S.errors && S.errors[item.error_code]) || item.error_message;
       var note = "";
       if (item.status === "failed") {
-        note = (item.error_message || S.unprocessable) + " " + S.refunded;
+        note = (reason || S.unprocessable) + " " + S.refunded;
       } else if (item.status === "cancelled") {
-        note = item.error_message || "";
+        note = reason || "";
       }
       setText(row.querySelector("[data-item-note]"), note);
       setText(row.querySelector("[data-item-charged]"), String(item.charged));
