@@ -12,6 +12,7 @@ from removeany.engine.models import default_model_dir
 from removeany.infra.db import Database, utcnow
 from removeany.infra.mail import Mailer, make_mailer
 from removeany.infra.queue import CeleryQueue, InlineQueue, Queue
+from removeany.infra.ratelimit import SESSION_KEY, RedisCounters
 from removeany.infra.settings import Settings
 from removeany.infra.storage import Storage, make_storage
 
@@ -54,9 +55,17 @@ class Context:
         self.db.dispose()
 
 
+def _session_info(settings: Settings) -> dict[str, object]:
+    """What every session carries: the Redis throttle counters when they are configured."""
+    if settings.rate_limit_backend != "redis":
+        return {}
+    url = settings.rate_limit_redis_url or settings.broker_url
+    return {SESSION_KEY: RedisCounters(url, prefix=settings.rate_limit_prefix)}
+
+
 def build_context(settings: Settings, *, migrate: bool = False) -> Context:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.sqlalchemy_url)
+    db = Database(settings.sqlalchemy_url, session_info=_session_info(settings))
     if migrate:
         db.migrate()
     secret_key = settings.resolved_secret_key()

@@ -26,6 +26,8 @@ from removeany.accounts.models import (
     WebSession,
 )
 from removeany.errors import DomainError, Forbidden, NotFound, Unauthorized
+from removeany.infra.ratelimit import SESSION_KEY as RATE_COUNTERS
+from removeany.infra.ratelimit import RedisCounters
 
 TOTP_ISSUER = "RemoveAny"
 TOTP_PERIOD = 30
@@ -79,6 +81,20 @@ def _counter(session: Session, key: str) -> RateCounter | None:
     return session.get(RateCounter, key, with_for_update=_pg(session))
 
 
+def _redis(session: Session) -> RedisCounters | None:
+    """The Redis counters when the deployment keeps throttles there (infra.ratelimit)."""
+    counters = session.info.get(RATE_COUNTERS)
+    return counters if isinstance(counters, RedisCounters) else None
+
+
+def _window(session: Session, key: str) -> tuple[datetime, int] | None:
+    redis_counters = _redis(session)
+    if redis_counters is not None:
+        return redis_counters.window(key)
+    row = _counter(session, key)
+    return (row.window_start, row.count) if row is not None else None
+
+
 def _pg(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
@@ -87,10 +103,13 @@ def throttle_check(
     session: Session, key: str, *, limit: int, window: timedelta, now: datetime, what: str
 ) -> None:
     """Refuse with 429 while `key` has reached `limit` hits in its current window."""
-    row = _counter(session, key)
-    if row is None or row.window_start + window <= now or row.count < limit:
+    current = _window(session, key)
+    if current is None:
         return
-    wait = max(1, int((row.window_start + window - now).total_seconds()))
+    start, count = current
+    if start + window <= now or count < limit:
+        return
+    wait = max(1, int((start + window - now).total_seconds()))
     minutes = max(1, (wait + 59) // 60)
     raise TooManyAttempts(
         f"Too many {what}. Wait {minutes} minute{'s' if minutes != 1 else ''} and try again.",
@@ -100,6 +119,9 @@ def throttle_check(
 
 def throttle_hit(session: Session, key: str, *, window: timedelta, now: datetime) -> int:
     """Count one hit; a window that has passed starts again. Returns the count."""
+    redis_counters = _redis(session)
+    if redis_counters is not None:
+        return redis_counters.hit(key, window=window, now=now)
     row = _counter(session, key)
     if row is None:
         try:
@@ -118,6 +140,10 @@ def throttle_hit(session: Session, key: str, *, window: timedelta, now: datetime
 
 
 def throttle_clear(session: Session, key: str) -> None:
+    redis_counters = _redis(session)
+    if redis_counters is not None:
+        redis_counters.clear(key)
+        return
     session.execute(delete(RateCounter).where(RateCounter.key == key))
 
 

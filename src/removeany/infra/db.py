@@ -82,10 +82,13 @@ def _serialise_sqlite_writes(engine: Engine) -> None:
 class Database:
     """Owns the engine and hands out sessions whose scope is one transaction."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, session_info: dict[str, Any] | None = None):
+        """`session_info` is put on every session (e.g. the Redis throttle counters)."""
         self.url = url
         self.engine = make_engine(url)
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = sessionmaker(
+            self.engine, expire_on_commit=False, info=dict(session_info or {})
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -104,7 +107,12 @@ class Database:
         upgrade(self.url)
 
     def dispose(self) -> None:
+        """Close the engine's connections and whatever the sessions carried (Redis clients)."""
         self.engine.dispose()
+        for value in self.sessionmaker.kw.get("info", {}).values():
+            close = getattr(value, "close", None)
+            if callable(close):
+                close()
 
 
 def alembic_config(url: str) -> Config:

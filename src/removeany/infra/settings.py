@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     job_wait_seconds: float = 120.0
     # Scale-out (docs/deployment.md): Celery on Redis, leases, fairness, batch limits, S3.
     broker_url: str = "redis://127.0.0.1:6379/0"
+    # Where sign-in, sign-up, try-out and detection throttles count: the database (embedded
+    # default) or Redis (scaled: REMOVEANY_RATE_LIMIT_REDIS_URL, default the broker's URL).
+    rate_limit_backend: Literal["database", "redis"] = "database"
+    rate_limit_redis_url: str | None = None
+    rate_limit_prefix: str = "removeany:rate:"
     queue_name: str = "removeany"
     broker_visibility_timeout: int = Field(default=3600, ge=1)
     worker_concurrency: int = Field(default=1, ge=1)
