@@ -45,6 +45,8 @@ from synth import KINDS, Watermark, cjk_font_available, make_watermark  # noqa: 
 from removeany.engine.watermark import load_text_detector, restore, restore_batch  # noqa: E402
 
 BATCH = 6
+# --per-image: print one line per image and method (PSNR before -> after, WORSE flagged).
+PER_IMAGE = False
 
 
 def eval_dir() -> Path:
@@ -100,9 +102,18 @@ class Table:
         out: np.ndarray,
         wm: Watermark,
         secs: float,
+        name: str = "",
     ) -> None:
         reg = wm.region()
         sm = ssim_map(clean, out)
+        if PER_IMAGE:
+            p_in, p_out = psnr(clean, j), psnr(clean, out)
+            flag = "  WORSE" if p_out < p_in - 1e-6 else ""
+            print(
+                f"  {method:<11}{kind:<6}{name:<24} PSNR {p_in:6.2f} -> {p_out:6.2f}  "
+                f"region {psnr(clean, j, reg):6.2f} -> {psnr(clean, out, reg):6.2f}  "
+                f"{secs:6.3f}s{flag}"
+            )
         self.rows[method].append(
             {
                 "kind": float(KINDS.index(kind)),
@@ -162,7 +173,7 @@ def run_single(files: list[Path], methods: set[str]) -> Table:
                 continue
             t = time.perf_counter()
             out = fn(j, wm)
-            tab.add(m, kind, clean, j, out, wm, time.perf_counter() - t)
+            tab.add(m, kind, clean, j, out, wm, time.perf_counter() - t, p.name)
     return tab
 
 
@@ -197,27 +208,27 @@ def run_batch(files: list[Path], methods: set[str]) -> Table:
             for c, j in zip(cleans, js, strict=True):
                 tab.add("input", kind, c, j, j, wm, 0.0)
         if "telea" in methods:
-            for c, j in zip(cleans, js, strict=True):
+            for c, j, p in zip(cleans, js, group, strict=True):
                 t = time.perf_counter()
                 out = telea(j, wm)
-                tab.add("telea", kind, c, j, out, wm, time.perf_counter() - t)
+                tab.add("telea", kind, c, j, out, wm, time.perf_counter() - t, p.name)
         if "ours" in methods:
-            for c, j in zip(cleans, js, strict=True):
+            for c, j, p in zip(cleans, js, group, strict=True):
                 t = time.perf_counter()
                 out = restore(j, detector=det).image
-                tab.add("ours", kind, c, j, out, wm, time.perf_counter() - t)
+                tab.add("ours", kind, c, j, out, wm, time.perf_counter() - t, p.name)
         if "ours-batch" in methods:
             t = time.perf_counter()
             res = restore_batch(js, detector=det)
             secs = (time.perf_counter() - t) / len(js)
-            for c, j, r in zip(cleans, js, res, strict=True):
-                tab.add("ours-batch", kind, c, j, r.image, wm, secs)
+            for c, j, r, p in zip(cleans, js, res, group, strict=True):
+                tab.add("ours-batch", kind, c, j, r.image, wm, secs, p.name)
         if "batch+mask" in methods:
             t = time.perf_counter()
             res = restore_batch(js, mask=wm.region())
             secs = (time.perf_counter() - t) / len(js)
-            for c, j, r in zip(cleans, js, res, strict=True):
-                tab.add("batch+mask", kind, c, j, r.image, wm, secs)
+            for c, j, r, p in zip(cleans, js, res, group, strict=True):
+                tab.add("batch+mask", kind, c, j, r.image, wm, secs, p.name)
     return tab
 
 
@@ -231,7 +242,10 @@ def main() -> int:
         default="input,telea,ours,ours+mask,ours-batch,batch+mask",
         help="comma-separated subset",
     )
+    ap.add_argument("--per-image", action="store_true", help="one line per image and method")
     args = ap.parse_args()
+    global PER_IMAGE
+    PER_IMAGE = args.per_image
     files = split_files(args.split)
     if args.limit:
         files = files[: args.limit]

@@ -33,7 +33,14 @@ from removeany.engine.watermark.detect import (
     shared_mark_region,
     text_regions,
 )
-from removeany.engine.watermark.estimate import Estimate, estimate, stroke_size
+from removeany.engine.watermark.estimate import (
+    MAX_OPACITY,
+    SMOOTH_SINGLE,
+    Estimate,
+    estimate,
+    refine_alpha,
+    stroke_size,
+)
 from removeany.engine.watermark.restore import guard, unblend
 
 Box = tuple[int, int, int, int]
@@ -46,6 +53,13 @@ MAX_JOINT = 12
 # Longest side at which the joint estimate is computed; larger batches are estimated on a
 # reduced copy and the estimate is scaled back up.
 JOINT_MAX_SIDE = 640
+# Longest side at which a single image is searched and its mark estimated; a larger image is
+# worked on as a reduced copy and the estimate, scaled back up, is applied at full size.
+SINGLE_MAX_SIDE = 800
+# ICM passes that sharpen the scaled-up opacity against the full-size pixels (0: none).
+FULL_REFINE_ITERS = 1
+# Judge a reduced-size estimate at the reduced size (True) or after scaling it up (False).
+GUARD_AT_WORK_SIZE = False
 # Look for the shared mark's text on the batch's median image first.
 MEDIAN_DETECTION = True
 # Look for edges every image shares (median gradient): finds logos and faint marks too.
@@ -190,11 +204,86 @@ def detect_mask(
     return likely
 
 
+def _reduce(img: F32, max_side: int) -> F32:
+    """``img`` (HxWx3 float) reduced so that its longest side is ``max_side`` (or as it is)."""
+    h, w = img.shape[:2]
+    if max(h, w) <= max_side:
+        return img
+    s = max_side / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return np.asarray(cv2.resize(img, size, interpolation=cv2.INTER_AREA), np.float32)
+
+
+def _enlarge_mask(mask: Bool, shape: tuple[int, int]) -> Bool:
+    out = cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return np.asarray(out > 0, bool)
+
+
+def _reduce_mask(mask: Bool, size: tuple[int, int]) -> Bool:
+    """A mask at a reduced ``(h, w)``: any covered part of a reduced pixel counts."""
+    if mask.shape == size:
+        return mask
+    cover = cv2.resize(mask.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return np.asarray(cover > 0.0, bool)
+
+
+def _enlarge(est: Estimate, shape: tuple[int, int]) -> Estimate:
+    """An estimate made on a reduced copy, scaled up to ``shape`` (h, w)."""
+    if est.alpha.shape == shape:
+        return est
+    h, w = shape
+    alpha = np.asarray(cv2.resize(est.alpha, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
+    # Premultiplied colour interpolates like the blend itself (no dark fringe at the edges).
+    prem = cv2.resize(est.color * est.alpha[..., None], (w, h), interpolation=cv2.INTER_LINEAR)
+    color = np.where(
+        alpha[..., None] > 1e-4, prem / np.maximum(alpha[..., None], 1e-4), 0.0
+    ).astype(np.float32)
+    support = cv2.resize(est.support.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+    return Estimate(alpha, np.clip(color, 0.0, 255.0), support > 0, est.layers)
+
+
+def _guarded(cur: F32, est: Estimate, *, user: bool) -> tuple[F32, Bool]:
+    """Unblend ``est`` from ``cur`` and keep only the patches the guard accepts."""
+    out = unblend(cur, est.alpha, est.color)
+    if user:
+        return guard(cur, out, est.alpha > 0, min_gain=0.0, max_gap_ratio=USER_GAP_RATIO)
+    return guard(
+        cur,
+        out,
+        est.alpha > 0,
+        min_gain=GUARD_GAIN,
+        max_gap_ratio=GUARD_GAP_RATIO,
+        min_pixels=GUARD_MIN_PIXELS,
+        keep_texture=GUARD_TEXTURE,
+    )
+
+
+def _enlarge_refined(cur: F32, est: Estimate, kept: Bool | None = None) -> Estimate:
+    """A reduced-size estimate at full size, its opacity sharpened against the full pixels;
+    ``kept`` limits it to the patches that were accepted."""
+    h, w = cur.shape[:2]
+    big = _enlarge(est, (h, w))
+    a_full = big.alpha if kept is None else np.where(kept, big.alpha, 0.0).astype(np.float32)
+    if FULL_REFINE_ITERS and (a_full > 0).any():
+        top = max(x.opacity for x in est.layers)
+        a_full = refine_alpha(
+            cur[None],
+            big.color,
+            a_full,
+            dilate(a_full > 0, 1),
+            iters=FULL_REFINE_ITERS,
+            smooth=SMOOTH_SINGLE,
+            max_alpha=min(MAX_OPACITY, top * 1.1 + 0.02),
+        )
+    return Estimate(a_full, big.color, big.support, est.layers)
+
+
 def _restore_region(
     cur: F32, region: Bool, *, user: bool, min_evidence: float, notes: list[str]
 ) -> tuple[F32, Bool, F32]:
     h, w = region.shape
-    est = estimate(cur[None], region)
+    small = _reduce(cur, SINGLE_MAX_SIDE)
+    est = estimate(small[None], _reduce_mask(region, small.shape[:2]))
     if not est.layers:
         return cur, np.zeros((h, w), bool), np.zeros((h, w), np.float32)
     if not user:
@@ -206,19 +295,18 @@ def _restore_region(
         if ev < min_evidence:
             notes.append(f"text kept: looks opaque (scene text), transparency evidence {ev:.2f}")
             return cur, np.zeros((h, w), bool), np.zeros((h, w), np.float32)
-    out = unblend(cur, est.alpha, est.color)
-    if user:
-        out, kept = guard(cur, out, est.alpha > 0, min_gain=0.0, max_gap_ratio=USER_GAP_RATIO)
+    if small is cur:
+        out, kept = _guarded(cur, est, user=user)
+    elif GUARD_AT_WORK_SIZE:
+        # Judged where the estimate was made (the guard's thresholds are set at that scale);
+        # the accepted patches are then applied at full size.
+        _, kept_small = _guarded(small, est, user=user)
+        est = _enlarge_refined(cur, est, _enlarge_mask(kept_small, (h, w)))
+        kept = est.alpha > 0
+        out = unblend(cur, est.alpha, est.color)
     else:
-        out, kept = guard(
-            cur,
-            out,
-            est.alpha > 0,
-            min_gain=GUARD_GAIN,
-            max_gap_ratio=GUARD_GAP_RATIO,
-            min_pixels=GUARD_MIN_PIXELS,
-            keep_texture=GUARD_TEXTURE,
-        )
+        est = _enlarge_refined(cur, est)
+        out, kept = _guarded(cur, est, user=user)
     changed = kept & (est.alpha > 0)
     if changed.any():
         for info in est.layers:
@@ -260,7 +348,10 @@ def restore(
     if det is None:
         notes.append(f"text detector {TEXT_DETECTOR.filename} not installed; nothing detected")
         return WatermarkResult(_to_u8(cur), changed, alpha, notes)
-    likely, doubtful = detect_regions(_to_u8(rgb_f), det)
+    likely, doubtful = detect_regions(_to_u8(_reduce(rgb_f, SINGLE_MAX_SIDE)), det)
+    if likely.shape != (h, w):
+        likely = _enlarge_mask(likely, (h, w))
+        doubtful = _enlarge_mask(doubtful, (h, w))
     for region, min_ev in ((likely, _ANY_EVIDENCE), (doubtful, _INNER_EVIDENCE)):
         if not region.any():
             continue

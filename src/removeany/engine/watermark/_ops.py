@@ -80,9 +80,14 @@ def bbox(mask: Bool, pad: int, shape: tuple[int, int]) -> tuple[slice, slice] | 
     return slice(y0, y1), slice(x0, x1)
 
 
-def grad_energy(img: F32, mask: Bool) -> float:
-    """Sum of absolute luminance gradients over ``mask`` (a total-variation measure)."""
+def grad_map(img: F32) -> F32:
+    """Per-pixel absolute luminance gradient (forward differences, x plus y)."""
     y = luma(img) if img.ndim == 3 else img
     gx = np.abs(np.diff(y, axis=1, append=y[:, -1:]))
     gy = np.abs(np.diff(y, axis=0, append=y[-1:, :]))
-    return float((gx + gy)[mask].sum())
+    return np.asarray(gx + gy, np.float32)
+
+
+def grad_energy(img: F32, mask: Bool) -> float:
+    """Sum of absolute luminance gradients over ``mask`` (a total-variation measure)."""
+    return float(grad_map(img)[mask].sum())

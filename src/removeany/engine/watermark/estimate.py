@@ -20,6 +20,7 @@ from typing import Literal
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from removeany.engine.watermark._ops import (
     F32,
@@ -206,6 +207,18 @@ def _color_for(js: F32, bs: F32, core: Bool, opacity: float) -> F32:
     return np.asarray(np.clip(col, 0, 255), np.float32)
 
 
+def _compact(
+    flat: npt.NDArray[np.intp], size: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """``np.unique(flat, return_inverse=True)`` for indices below ``size``, without sorting."""
+    mark = np.zeros(size, bool)
+    mark[flat] = True
+    uniq = np.flatnonzero(mark)
+    pos = np.zeros(size, np.intp)
+    pos[uniq] = np.arange(uniq.size)
+    return uniq, pos[flat]
+
+
 def _tv_stack(imgs: F32, band: Bool) -> float:
     y = imgs[..., 0] * 0.299 + imgs[..., 1] * 0.587 + imgs[..., 2] * 0.114
     gx = np.abs(np.diff(y, axis=2, append=y[:, :, -1:]))
@@ -225,7 +238,7 @@ def _refine_tv(
     pts_y = np.concatenate([ys, ys, np.minimum(ys + 1, h - 1)])
     pts_x = np.concatenate([xs, np.minimum(xs + 1, w - 1), xs])
     flat = pts_y * w + pts_x
-    uniq, inv = np.unique(flat, return_inverse=True)
+    uniq, inv = _compact(flat, h * w)
     uy, ux = uniq // w, uniq % w
     ju = js[:, uy, ux]
     bu = bs[:, uy, ux]
@@ -288,7 +301,7 @@ def refine_alpha(
     ]
     # Restored values are only ever needed at the support's 4-neighbours: keep those alone.
     flat = np.concatenate([ny * w + nx for ny, nx in nbrs])
-    uniq, inv = np.unique(flat, return_inverse=True)
+    uniq, inv = _compact(flat, h * w)
     inv = inv.reshape(4, ys.size)
     uy, ux = uniq // w, uniq % w
     ku, cu = ks[:, uy, ux], col[uy, ux]
@@ -310,8 +323,10 @@ def refine_alpha(
             cur = a[py, px]
             jx = jx_all[:, sel]
             wx = wx_all[sel]
-            n_i = [restored[:, inv[d][sel]] for d in range(4)]
+            # the four neighbours' restored values, stacked: 4 x K x N x 3
+            n_i = restored[:, inv[:, sel]].transpose(1, 0, 2, 3)
             n_a = [a[ny[sel], nx[sel]] for ny, nx in nbrs]
+            buf = np.empty(n_i.shape, np.float32)
             best = np.full(cur.shape, np.inf, np.float32)
             best_a = cur.copy()
             for d in (*offsets, None):
@@ -320,9 +335,9 @@ def refine_alpha(
                 ix = (jx - v[None, :, None] * wx[None]) / (1.0 - v[None, :, None])
                 if below is not None:
                     ix = (ix - bax[None] * bcx[None]) / (1.0 - bax[None])
-                e = np.zeros(cur.shape, np.float32)
-                for n in n_i:
-                    e += np.abs(ix - n).sum(axis=(0, 2))
+                np.subtract(ix[None], n_i, out=buf)
+                np.abs(buf, out=buf)
+                e = buf.sum(axis=(0, 1, 3), dtype=np.float32)
                 # In J's units: otherwise the division by (1 - alpha) would favour low alpha
                 e *= 1.0 - v
                 # A little prior towards "no mark here", scaled like the data term.

@@ -6,12 +6,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from removeany.engine.watermark._ops import F32, Bool, bbox, dilate, grad_energy, inpaint, luma
+from removeany.engine.watermark._ops import F32, Bool, bbox, dilate, grad_map, inpaint, luma
 
 # Above this opacity the original is too attenuated to recover by division alone: the
 # restored pixels are blended towards inpainting, fully inpainted at INPAINT_ALPHA.
 BLEND_FROM_ALPHA = 0.6
 INPAINT_ALPHA = 0.92
+# Slack (grey levels) allowed when capping the opacity at what a pixel can hold.
+FEASIBLE_TOL = 8.0
 # Surroundings with less fine texture than this (median |high-pass| luma) are flat.
 FLAT_TEXTURE = 2.0
 # In textured surroundings a mark's patch has at least this much more fine structure.
@@ -26,7 +28,12 @@ def unblend(
     blend_from: float = BLEND_FROM_ALPHA,
     inpaint_at: float = INPAINT_ALPHA,
 ) -> F32:
-    """Invert ``J = (1 - a) I + a W`` where a > 0; inpaint where a is close to 1."""
+    """Invert ``J = (1 - a) I + a W`` where a > 0; inpaint where a is close to 1.
+
+    The opacity is first capped, pixel by pixel, at the most the pixel can hold: a light mark
+    of opacity a cannot leave a pixel darker than a * W, nor a dark one a pixel brighter than
+    a * W + (1 - a) * 255 (dark scene detail inside a light mark's box is not the mark)."""
+    alpha = feasible_alpha(image, alpha, color)
     a = np.clip(alpha, 0.0, 0.98)[..., None]
     inv = (image - a * color) / (1.0 - a)
     inv = np.where(a > 0, inv, image)
@@ -39,6 +46,27 @@ def unblend(
     wgt = wgt[..., None]
     out = wgt * inv + (1.0 - wgt) * fill
     return np.asarray(out, np.float32)
+
+
+def feasible_alpha(image: F32, alpha: F32, color: F32, tol: float = FEASIBLE_TOL) -> F32:
+    """``alpha`` capped where the blend would need an original outside 0..255 (by ``tol``)."""
+    on = alpha > 0
+    if not on.any():
+        return alpha
+    j = image[on]
+    w = (
+        np.broadcast_to(color, image.shape)[on]
+        if color.ndim > 1
+        else np.broadcast_to(color, j.shape)
+    )
+    hi = 255.0 + tol
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low = np.where(w > tol, (j + tol) / np.maximum(w - tol, 1e-6), np.inf)
+        up = (hi - j) / np.maximum(hi - w, 1e-6)
+    cap = np.minimum(low, up).min(axis=1)
+    out = alpha.copy()
+    out[on] = np.minimum(alpha[on], np.maximum(cap, 0.0))
+    return out
 
 
 def guard(
@@ -66,27 +94,36 @@ def guard(
     if not changed.any():
         return before.copy(), changed
     zone = dilate(changed, 2)
-    n, labels = cv2.connectedComponents(zone.astype(np.uint8), connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(zone.astype(np.uint8), connectivity=8)
     out = after.copy()
     kept = np.zeros(changed.shape, bool)
+    # Gradient maps once for the whole image; each patch is then judged on its own crop
+    # (padded enough for its ring and texture box), never on full-image masks.
+    g_before, g_after = grad_map(before), grad_map(after)
+    h, w = changed.shape
+    pad = 3 + 4 + 2
     for i in range(1, n):
-        comp = labels == i
-        tv_in = grad_energy(before, comp)
-        tv_out = grad_energy(after, comp)
-        ok = tv_out <= tv_in * (1.0 - min_gain) and int((comp & changed).sum()) >= min_pixels
+        x, y, bw, bh = (int(v) for v in stats[i, :4])
+        ys = slice(max(y - pad, 0), min(y + bh + pad, h))
+        xs = slice(max(x - pad, 0), min(x + bw + pad, w))
+        comp = labels[ys, xs] == i
+        inner = comp & changed[ys, xs]
+        b, a = before[ys, xs], after[ys, xs]
+        tv_in = float(g_before[ys, xs][comp].sum())
+        tv_out = float(g_after[ys, xs][comp].sum())
+        ok = tv_out <= tv_in * (1.0 - min_gain) and int(inner.sum()) >= min_pixels
         if ok and max_gap_ratio is not None:
-            inner = comp & changed
             ring = dilate(comp, 3) & ~comp
             if inner.any() and ring.any():
-                gap_in = float(np.linalg.norm(before[inner].mean(0) - before[ring].mean(0)))
-                gap_out = float(np.linalg.norm(after[inner].mean(0) - after[ring].mean(0)))
+                gap_in = float(np.linalg.norm(b[inner].mean(0) - b[ring].mean(0)))
+                gap_out = float(np.linalg.norm(a[inner].mean(0) - a[ring].mean(0)))
                 ok = gap_in > 2.0 and gap_out <= max_gap_ratio * gap_in
         if ok and keep_texture is not None:
-            ok = _texture_kept(before, after, comp & changed, comp, keep_texture)
+            ok = _texture_kept(b, a, inner, comp, keep_texture)
         if ok:
-            kept |= comp
+            kept[ys, xs] |= comp
         else:
-            out[comp] = before[comp]
+            out[ys, xs][comp] = b[comp]
     return out, kept
 
 
