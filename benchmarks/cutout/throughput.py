@@ -24,12 +24,15 @@ import sys
 from pathlib import Path
 from PIL import Image
 from removeany.engine.background import apply_alpha, predict_alpha
+from removeany.engine.io import encode_image
 out = Path(sys.argv[2])
 for p in sorted(Path(sys.argv[1]).iterdir()):
     with Image.open(p) as im:
         rgb = im.convert("RGB")
-        # remove_background minus its empty-subject refusal: rembg writes every photo
-        apply_alpha(rgb, predict_alpha(rgb)).save(out / (p.stem + ".png"))
+        # remove_background minus its empty-subject refusal: rembg writes every photo;
+        # encoded as the product encodes results (engine.io: no metadata, PNG level 3)
+        cutout = apply_alpha(rgb, predict_alpha(rgb))
+        (out / (p.stem + ".png")).write_bytes(encode_image(cutout, "png"))
 """
 
 
