@@ -16,6 +16,7 @@ from PIL import Image
 from removeany.context import Context
 from tests.batches._images import make_zip, photo_paths, photo_zip, plain_image, small_photo
 from tests.batches._ledger import audit
+from tests.conftest import eval_image
 from tests.helpers import make_user
 from tests.web.test_pages import balance_on, form_token, login, text_of
 
@@ -126,6 +127,39 @@ def test_form_starts_a_batch_that_the_workers_finish(client: TestClient, ctx: Co
     assert "3 of 3" in text_of(listing)
     ledger = audit(ctx, user.id)
     assert ledger["captured"] == 3 and ledger["held"] == 0 and not ledger["open_holds"]
+
+
+def test_form_runs_other_services_with_their_own_options(client: TestClient, ctx: Context) -> None:
+    make_user(ctx, credits=10)
+    login(client, "ada@example.com")
+    portrait = eval_image("clean", "kodak_kodim04").read_bytes()  # a head-and-shoulders photo
+    # Without JavaScript every field is posted; the cut-out ones do not apply to ID photos.
+    batch_id = start(
+        client,
+        [("runner.jpg", portrait)],
+        service="id_photo",
+        id_size="2inch",
+        id_background="blue",
+        bg="color",
+        bg_color="#ff0000",
+        crop="true",
+        channels="alpha",
+    )
+    batch = wait_done(client, batch_id)
+    assert batch["options"] == {"size": "2inch", "background": "blue", "format": "jpg"}
+    assert batch["counts"]["succeeded"] == 1, batch
+    download = client.get(f"/api/v1/batches/{batch_id}/results")
+    with zipfile.ZipFile(io.BytesIO(download.content)) as zf:
+        assert zf.namelist() == ["runner.jpg"]
+        with Image.open(io.BytesIO(zf.read("runner.jpg"))) as photo:
+            assert photo.format == "JPEG" and photo.size == (413, 579)
+            corner = photo.convert("RGB").getpixel((3, 3))
+    assert corner[2] > 150 and corner[0] < 120, f"blue background expected, got {corner}"
+
+    listing = client.get("/batches").text
+    for label in ("Portrait cutout", "ID photo", "Remove watermark"):
+        assert f">{label}</option>" in listing
+    assert 'data-services="id_photo"' in listing
 
 
 def test_zip_with_a_corrupt_member_and_a_failing_image(client: TestClient, ctx: Context) -> None:

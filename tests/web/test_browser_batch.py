@@ -60,6 +60,15 @@ def test_batch_from_the_browser(
     expect(page.locator("#batch-price")).to_have_text(tr("Price: 1 credit per image."))
     balance = page.locator(".credit-pill [data-balance]")
     expect(balance).to_have_text("10")
+    # Each service shows its own options: an ID photo has a print size, no cut-out fields.
+    service = page.get_by_label(tr("Service"), exact=True)
+    service.select_option("id_photo")
+    expect(page.locator("#batch-id-size")).to_be_visible()
+    expect(page.locator("#batch-format")).to_be_hidden()
+    expect(page.locator("#batch-size")).to_be_hidden()
+    service.select_option("remove_background")
+    expect(page.locator("#batch-format")).to_be_visible()
+    expect(page.locator("#batch-id-size")).to_be_hidden()
 
     page.get_by_label(tr("Images or a ZIP")).set_input_files(
         [*map(str, photos), str(broken), str(flat)]

@@ -44,7 +44,14 @@ router = APIRouter(include_in_schema=False)
 RECENT_BATCHES = 20
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 # Services a batch can run, as the form names them (each must be in service.SERVICE_OPTIONS).
-SERVICES = {"remove_background": "Remove background"}
+SERVICES = {
+    "remove_background": "Remove background",
+    "portrait": "Portrait cutout",
+    "id_photo": "ID photo",
+    "remove_watermark": "Remove watermark",
+}
+# Services whose result is a cut-out, so the background, crop and channel fields apply.
+CUTOUT_SERVICES = ("remove_background", "portrait")
 # remove.bg's sizes as the form offers them, smallest first.
 SIZES = [
     ("preview", "Preview (up to 0.25 MP)"),
@@ -63,6 +70,8 @@ DEFAULTS = {
     "crop": "",
     "crop_margin": "",
     "channels": "rgba",
+    "id_size": "1inch",
+    "id_background": "white",
     "name": "",
 }
 ITEM_STATUS = {
@@ -167,7 +176,7 @@ def _batches_page(
         if viewer is None:
             return _to_login(request, "/batches")
         balance = ledger.balance(session, viewer.user.id, ctx.now())
-        prices = _prices(session, DEFAULTS["service"])
+        prices = {name: _prices(session, name) for name in SERVICES}
         recent: list[BatchOut] = [
             service.summary(session, b)
             for b in repo.recent_for_user(session, viewer.user.id, limit=RECENT_BATCHES)
@@ -179,7 +188,7 @@ def _batches_page(
         viewer=viewer,
         balance=balance,
         prices=prices,
-        sizes=[(size, t(label)) for size, label in SIZES if size in prices],
+        sizes=[(size, t(label)) for size, label in SIZES if size in prices[DEFAULTS["service"]]],
         services=[(name, t(label)) for name, label in SERVICES.items()],
         chosen={**DEFAULTS, **(chosen or {})},
         batches=recent,
@@ -204,8 +213,17 @@ def _chosen(form: FormData) -> dict[str, str]:
     }
 
 
-def _raw_options(chosen: dict[str, str]) -> dict[str, Any]:
-    """The form's fields as the API's `options` object (validated by service.parse_options)."""
+def _raw_options(service_name: str, chosen: dict[str, str]) -> dict[str, Any]:
+    """The form's fields that apply to `service_name`, as the API's `options` object
+    (validated by service.parse_options). The form shows every field without JavaScript, so
+    fields of other services are left out here rather than refused."""
+    if service_name == "id_photo":
+        return {
+            "size": chosen.get("id_size", DEFAULTS["id_size"]),
+            "background": chosen.get("id_background", DEFAULTS["id_background"]),
+        }
+    if service_name == "remove_watermark":  # keeps each photo's own format
+        return {"size": chosen.get("size", DEFAULTS["size"])}
     raw: dict[str, Any] = {
         "size": chosen.get("size", DEFAULTS["size"]),
         "format": chosen.get("format", DEFAULTS["format"]),
@@ -246,7 +264,7 @@ def _start(request: Request, form: FormData) -> Response:
         service_name = chosen.get("service", DEFAULTS["service"])
         if service_name not in SERVICES:
             raise service.BatchError(t("Choose a service from the list."), code="unknown_service")
-        options = service.parse_options(service_name, _raw_options(chosen))
+        options = service.parse_options(service_name, _raw_options(service_name, chosen))
         archives = [f for f in uploads if _is_zip(f)]
         images = [f for f in uploads if f not in archives]
         if len(archives) > 1:

@@ -76,9 +76,24 @@
       prices = {};
     }
 
+    var service = byId("batch-service");
+
+    // Prices per service and size; an ID photo has one price whatever the size field says.
     function price() {
-      var value = prices[size.value];
+      var table = prices[service ? service.value : "remove_background"] || {};
+      var value = table[size.value];
+      if (typeof value !== "number") value = table.full;
       return typeof value === "number" ? value : 1;
+    }
+
+    // Show only the fields of the chosen service (without this script every field shows and
+    // the server uses the ones that apply).
+    function showServiceFields() {
+      if (!service) return;
+      Array.prototype.forEach.call(form.querySelectorAll("[data-services]"), function (el) {
+        el.hidden = el.getAttribute("data-services").split(" ").indexOf(service.value) < 0;
+      });
+      describe();
     }
 
     function describe() {
@@ -139,6 +154,8 @@
 
     input.addEventListener("change", describe);
     size.addEventListener("change", describe);
+    if (service) service.addEventListener("change", showServiceFields);
+    showServiceFields();
     if (colour) {
       colour.addEventListener("input", function () {
         var radio = form.querySelector('input[name="bg"][value="color"]');
