@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from removeany.engine.watermark._ops import F32, Bool, dilate, inpaint
+from removeany.engine.watermark._ops import F32, Bool, dilate, grad_map, inpaint
 from removeany.engine.watermark.detect import (
     TEXT_DETECTOR,
     TextDetector,
@@ -37,6 +37,7 @@ from removeany.engine.watermark.estimate import (
     MAX_OPACITY,
     SMOOTH_SINGLE,
     Estimate,
+    component_estimate,
     estimate,
     refine_alpha,
     stroke_size,
@@ -77,6 +78,14 @@ GUARD_MIN_PIXELS = 40
 GUARD_TEXTURE = 0.25
 # Guard for user masks: the gap to the surroundings must not stay as large as it was.
 USER_GAP_RATIO = 0.9
+# User masks: also estimate one colour per connected component and keep, patch by patch,
+# the restoration with the fewest edges; that estimate is inpainted above this opacity.
+USER_COMPONENTS = True
+COMPONENT_INPAINT = 0.85
+# ... and replaces the joint estimate's patch only when it has this fraction fewer edges.
+COMPONENT_MARGIN = 0.1
+# ... and leaves no larger colour gap to its surroundings (grey levels of slack).
+COMPONENT_GAP_SLACK = 1.0
 # A detected layer fainter than this is too weak to be sure it is a watermark.
 MIN_DETECTED_OPACITY = 0.15
 
@@ -316,6 +325,73 @@ def _restore_region(
     return out, changed, np.where(changed, est.alpha, 0.0).astype(np.float32)
 
 
+def _gap(img: F32, inner: Bool, ring: Bool) -> float:
+    if not inner.any() or not ring.any():
+        return 0.0
+    return float(np.linalg.norm(img[inner].mean(0) - img[ring].mean(0)))
+
+
+def _components_pass(
+    src: F32, cur: F32, changed: Bool, alpha: F32, user: Bool, notes: list[str]
+) -> tuple[F32, Bool, F32]:
+    """A second estimate for a user mask, one colour per connected component; each patch of
+    the mask keeps whichever restoration (the joint one or these) leaves the fewest edges."""
+    a_px, col, a_snap = component_estimate(src, user)
+    cands = [
+        (cur, alpha),
+        (
+            unblend(
+                src, a_px, col, blend_from=COMPONENT_INPAINT, inpaint_at=COMPONENT_INPAINT + 0.01
+            ),
+            a_px,
+        ),
+        (unblend(src, a_snap, col), a_snap),
+    ]
+    zone = dilate(user, 2)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(zone.astype(np.uint8), connectivity=8)
+    out, ch, al = cur.copy(), changed.copy(), alpha.copy()
+    h, w = user.shape
+    used = 0
+    for i in range(1, n):
+        x, y, bw, bh = (int(v) for v in stats[i, :4])
+        # The patch's own box: its reference is the unmasked pixels near it inside that box
+        # (gaps between and inside the strokes), where a wrong colour shows most.
+        ys = slice(y, min(y + bh + 1, h))
+        xs = slice(x, min(x + bw + 1, w))
+        comp = labels[ys, xs] == i
+        # Edges in every channel: a wrong colour leaves a tinted patch, not only a lighter one.
+        energy = [
+            sum(float(grad_map(c[ys, xs, ch_])[comp].sum()) for ch_ in range(3)) for c, _ in cands
+        ]
+        # ... and a patch must not stand out from its surroundings more than before.
+        inner = comp & user[ys, xs]
+        ring = dilate(comp, 3) & ~comp
+        gaps = [_gap(c[ys, xs], inner, ring) for c, _ in cands]
+        order = np.argsort(energy)
+        k = next(
+            (
+                int(j)
+                for j in order
+                if j == 0
+                or (
+                    energy[j] <= (1.0 - COMPONENT_MARGIN) * energy[0]
+                    and gaps[j] <= gaps[0] + COMPONENT_GAP_SLACK
+                )
+            ),
+            0,
+        )
+        if k == 0:
+            continue
+        used += 1
+        img_k, a_k = cands[k]
+        out[ys, xs][comp] = img_k[ys, xs][comp]
+        al[ys, xs][comp] = a_k[ys, xs][comp]
+        ch[ys, xs] |= comp & user[ys, xs]
+    if used:
+        notes.append(f"per-component estimate used in {used} of {n - 1} patches")
+    return out, ch, al
+
+
 def restore(
     image: Image.Image | npt.NDArray[np.uint8],
     *,
@@ -343,6 +419,8 @@ def restore(
                 changed = user.copy()
                 alpha = user.astype(np.float32)
                 notes.append("user mask inpainted")
+            if USER_COMPONENTS:
+                cur, changed, alpha = _components_pass(rgb_f, cur, changed, alpha, user, notes)
         return WatermarkResult(_to_u8(cur), changed, alpha, notes)
     det = detector if detector is not None else load_text_detector(model_dir)
     if det is None:

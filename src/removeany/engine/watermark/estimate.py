@@ -669,3 +669,64 @@ def estimate(
     support = np.zeros((h, w), bool)
     support[box] = sup
     return Estimate(alpha, color, support, infos)
+
+
+# User masks: components closer than this (px) share one colour estimate.
+COMPONENT_MERGE = 3
+COMPONENT_ITERS = 8
+# Pixels above this fraction of a component's stroke opacity are snapped to it.
+COMPONENT_SNAP = 0.6
+
+
+def component_estimate(image: F32, region: Bool) -> tuple[F32, F32, F32]:
+    """Per connected component of ``region``: one constant colour W and per-pixel alpha.
+
+    The background B is inpainted from around the region; W is the colour that best explains
+    the component's pixels as ``J = (1 - a) B + a W`` (alternating least squares: alpha by
+    projection given W, then W by least squares given alpha). Returns (alpha, colour HxWx3,
+    the same alpha with each component's stroke interior snapped to its typical opacity).
+    """
+    h, w = region.shape
+    alpha = np.zeros((h, w), np.float32)
+    color = np.zeros((h, w, 3), np.float32)
+    snapped = np.zeros((h, w), np.float32)
+    box = bbox(region, COMPONENT_MERGE + 4, (h, w))
+    if box is None:
+        return alpha, color, snapped
+    img, reg = image[box], region[box]
+    back = inpaint(img, dilate(reg, 1), 3)
+    core = erode(reg, 1)
+    n, lab = cv2.connectedComponents(dilate(reg, COMPONENT_MERGE).astype(np.uint8), connectivity=8)
+    a_box, c_box, s_box = alpha[box], color[box], snapped[box]
+    wts = np.array([0.299, 0.587, 0.114])
+    for c in range(1, n):
+        m = (lab == c) & reg
+        if int(m.sum()) < 4:
+            continue
+        jj = img[m].astype(np.float64)
+        bb = back[m].astype(np.float64)
+        d = jj - bb
+        col = np.full(3, 255.0 if float((d @ wts).mean()) > 0 else 0.0)
+        for _ in range(COMPONENT_ITERS):
+            dd = col - bb
+            a = np.clip((d * dd).sum(1) / np.maximum((dd * dd).sum(1), 1.0), 0.0, MAX_OPACITY)
+            sel = a > 0.05
+            if int(sel.sum()) < 3:
+                break
+            aa = a[sel][:, None]
+            col = np.clip(
+                (aa * (jj[sel] - (1.0 - aa) * bb[sel])).sum(0) / float((aa * aa).sum()), 0, 255
+            )
+        dd = col - bb
+        a = np.clip((d * dd).sum(1) / np.maximum((dd * dd).sum(1), 1.0), 0.0, MAX_OPACITY)
+        a_box[m] = a
+        c_box[m] = col
+        s = a.copy()
+        inner = a[core[m]]
+        if inner.size >= 10:
+            top = inner[inner > 0.5 * np.percentile(inner, 95)]
+            if top.size >= 5:
+                op = float(np.median(top))
+                s[a > COMPONENT_SNAP * op] = op
+        s_box[m] = s
+    return alpha, color, snapped
