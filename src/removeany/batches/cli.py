@@ -21,6 +21,7 @@ from removeany.context import Context
 from removeany.engine.errors import ImageError, OptionError
 from removeany.errors import DomainError, NotFound
 from removeany.infra.settings import Settings
+from removeany.infra.zipstream import stream_zip
 
 
 def entries_from_folder(root: Path) -> Iterator[service.Entry | RejectedFile]:
@@ -149,7 +150,7 @@ def _follow(ctx: Context, batch_id: str, out: Path | None) -> int:
     if out is not None:
         entries = service.result_entries(items)
         with out.open("wb") as fh:
-            for chunk in service.stream_zip(ctx.storage, entries):
+            for chunk in stream_zip(ctx.storage, entries):
                 fh.write(chunk)
         typer.echo(f"results: {out} ({len(entries)} files)")
     typer.echo(f"charged {summary.charged} credits")

@@ -22,6 +22,7 @@ from removeany.batches.schemas import BatchItemOut, BatchOut
 from removeany.batches.submit import check_length, plan_upload, submit_batch
 from removeany.context import Context
 from removeany.engine.errors import OptionError
+from removeany.infra.zipstream import stream_zip
 
 router = APIRouter(prefix="/api/v1", tags=["batches"])
 
@@ -165,7 +166,7 @@ def batch_results(batch_id: str, request: Request) -> StreamingResponse:
     stem = "".join(c for c in (batch.name.rsplit(".", 1)[0]) if c.isalnum() or c in "-_")
     filename = f"{stem or 'batch'}-results.zip"
     return StreamingResponse(
-        service.stream_zip(ctx.storage, entries),
+        stream_zip(ctx.storage, entries),
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

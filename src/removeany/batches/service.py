@@ -8,7 +8,7 @@ import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from typing import IO, Any
 
@@ -403,45 +403,3 @@ def result_entries(items: Iterable[Job]) -> list[tuple[str, str]]:
         used.add(candidate)
         out.append((candidate, job.result_key))
     return out
-
-
-class _Sink:
-    """A write-only, non-seekable file for zipfile's streaming mode."""
-
-    def __init__(self) -> None:
-        self._chunks: list[bytes] = []
-        self._pos = 0
-
-    def write(self, data: bytes) -> int:
-        self._chunks.append(bytes(data))
-        self._pos += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self._pos
-
-    def flush(self) -> None:
-        return None
-
-    def take(self) -> bytes:
-        data = b"".join(self._chunks)
-        self._chunks.clear()
-        return data
-
-
-def stream_zip(storage: Storage, entries: list[tuple[str, str]]) -> Iterator[bytes]:
-    """A ZIP of the results, produced file by file (never the whole archive in memory).
-    Images are already compressed, so members are stored."""
-    sink = _Sink()
-    stamp = datetime.now(UTC).timetuple()[:6]
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:  # type: ignore[call-overload]
-        for arcname, key in entries:
-            try:
-                data = storage.get(key)
-            except FileNotFoundError:
-                continue  # deleted by the retention sweep meanwhile
-            info = zipfile.ZipInfo(arcname, date_time=stamp)
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, data)
-            yield sink.take()
-    yield sink.take()

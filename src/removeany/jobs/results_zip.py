@@ -5,10 +5,9 @@ left out and listed in a note file inside the ZIP, in the requester's language."
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -17,6 +16,7 @@ from removeany.batches.service import result_entries
 from removeany.errors import DomainError, NotFound
 from removeany.i18n import t
 from removeany.infra.storage import Storage
+from removeany.infra.zipstream import stream_zip
 from removeany.jobs import repository as repo
 from removeany.jobs.models import Job
 from removeany.privacy import service as privacy
@@ -112,57 +112,18 @@ def note_text(heading: str, notes: Sequence[str]) -> str:
     return "\n".join([heading, "", *(f"- {line}" for line in notes)]) + "\n"
 
 
-class _Sink:
-    """A write-only, non-seekable file: zipfile then streams (data descriptors)."""
-
-    def __init__(self) -> None:
-        self._chunks: list[bytes] = []
-        self._pos = 0
-
-    def write(self, data: bytes) -> int:
-        self._chunks.append(bytes(data))
-        self._pos += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self._pos
-
-    def flush(self) -> None:
-        return None
-
-    def take(self) -> bytes:
-        data = b"".join(self._chunks)
-        self._chunks.clear()
-        return data
-
-
-def _member(name: str, stamp: tuple[int, int, int, int, int, int]) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=stamp)
-    info.external_attr = 0o644 << 16
-    return info
-
-
 def stream(storage: Storage, zip_plan: Plan) -> Iterator[bytes]:
-    """The ZIP, one member at a time (never the whole archive in memory). Images are already
-    compressed, so members are stored."""
-    sink = _Sink()
-    stamp = datetime.now(UTC).timetuple()[:6]
+    """The ZIP, one member at a time; the note lists what is not in it, including results
+    deleted while the ZIP was being made."""
     notes = list(zip_plan.notes)
-    with zipfile.ZipFile(  # type: ignore[call-overload]
-        sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True
-    ) as archive:
-        for entry in zip_plan.entries:
-            try:
-                data = storage.get(entry.key)
-            except FileNotFoundError:
-                notes.append(entry.gone)  # the retention sweep was quicker
-                continue
-            archive.writestr(_member(entry.arcname, stamp), data)
-            yield sink.take()
-        if notes:
-            archive.writestr(
-                _member(NOTE_NAME, stamp),
-                note_text(zip_plan.heading, notes).encode(),
-                zipfile.ZIP_DEFLATED,
-            )
-    yield sink.take()
+    gone = {entry.arcname: entry.gone for entry in zip_plan.entries}
+
+    def note() -> tuple[str, bytes] | None:
+        return (NOTE_NAME, note_text(zip_plan.heading, notes).encode()) if notes else None
+
+    return stream_zip(
+        storage,
+        [(entry.arcname, entry.key) for entry in zip_plan.entries],
+        on_missing=lambda arcname: notes.append(gone[arcname]),
+        closing=note,
+    )
