@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -128,30 +128,17 @@ def remove_background_command(
         err.print(f"error: {output} must end in .png, .webp, .jpg or .zip.", markup=False)
         return EXIT_USAGE
     suffix = FOLDER_SUFFIXES[format]
-    tasks = [Task(inputs[0], output)] if single_file else list(_plan(inputs, output, suffix))
+    tasks = [Task(inputs[0], output)] if single_file else list(plan_tasks(inputs, output, suffix))
     if not tasks:
         err.print("error: no image files found in the inputs.", markup=False)
         return EXIT_USAGE
 
-    failures = 0
-    written: set[Path] = set()
-    with Progress(disable=not sys.stdout.isatty()) as progress:
-        bar = progress.add_task("Removing backgrounds", total=len(tasks))
-        for task in tasks:
-            if task.target in written:
-                problem: str | None = (
-                    f"duplicate_output: another input is also written to {task.target}; "
-                    "rename one of them."
-                )
-            else:
-                problem = _run_one(task, look, model, model_dir, max_bytes, max_pixels)
-                written.add(task.target)
-            if problem is not None:
-                failures += 1
-                err.print(f"error: {task.source}: {problem}", markup=False, highlight=False)
-            progress.advance(bar)
-    done = len(tasks) - failures
-    print(f"{done} of {len(tasks)} images written to {output}")
+    failures = run_tasks(
+        tasks,
+        "Removing backgrounds",
+        lambda task: _run_one(task, look, model, model_dir, max_bytes, max_pixels),
+    )
+    print(f"{len(tasks) - len(failures)} of {len(tasks)} images written to {output}")
     return EXIT_FAILURES if failures else EXIT_OK
 
 
@@ -163,7 +150,7 @@ def _background(path: Path, max_bytes: int, max_pixels: int) -> Image.Image:
     return decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
 
 
-def _plan(inputs: list[Path], output: Path, suffix: str = ".png") -> Iterator[Task]:
+def plan_tasks(inputs: list[Path], output: Path, suffix: str = ".png") -> Iterator[Task]:
     """Files map to OUT/STEM.png (or the chosen format); folders keep their relative
     subfolders under OUT."""
     out_root = output.resolve()
@@ -179,17 +166,49 @@ def _plan(inputs: list[Path], output: Path, suffix: str = ".png") -> Iterator[Ta
             yield Task(item, output / f"{item.stem}{suffix}")
 
 
+def run_tasks(
+    tasks: list[Task], label: str, run_one: Callable[[Task], str | None]
+) -> list[tuple[Path, str]]:
+    """Run every task (progress bar on a terminal), going on past failures; two inputs that
+    would write the same output are a failure of the second. Returns (input, problem) pairs,
+    each also printed to stderr."""
+    err = Console(stderr=True)
+    failures: list[tuple[Path, str]] = []
+    written: set[Path] = set()
+    with Progress(disable=not sys.stdout.isatty()) as progress:
+        bar = progress.add_task(label, total=len(tasks))
+        for task in tasks:
+            if task.target in written:
+                problem: str | None = (
+                    f"duplicate_output: another input is also written to {task.target}; "
+                    "rename one of them."
+                )
+            else:
+                problem = run_one(task)
+                written.add(task.target)
+            if problem is not None:
+                failures.append((task.source, problem))
+                err.print(f"error: {task.source}: {problem}", markup=False, highlight=False)
+            progress.advance(bar)
+    return failures
+
+
+def read_image(path: Path, max_bytes: int, max_pixels: int) -> Image.Image:
+    """Decode an input file within the limits (ImageError otherwise; OSError if unreadable)."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ImageError(
+            "file_too_large", f"The file is {size:,} bytes; the limit is {max_bytes:,}."
+        )
+    return decode_image(path.read_bytes(), max_bytes=max_bytes, max_pixels=max_pixels)
+
+
 def _run_one(
     task: Task, look: Look, model: str, model_dir: Path | None, max_bytes: int, max_pixels: int
 ) -> str | None:
     """Process one file; returns 'code: message' on failure instead of stopping the batch."""
     try:
-        size = task.source.stat().st_size
-        if size > max_bytes:
-            raise ImageError(
-                "file_too_large", f"The file is {size:,} bytes; the limit is {max_bytes:,}."
-            )
-        image = decode_image(task.source.read_bytes(), max_bytes=max_bytes, max_pixels=max_pixels)
+        image = read_image(task.source, max_bytes, max_pixels)
         if look.portrait:
             cutout = cutout_portrait(image, model_dir=model_dir)
         else:

@@ -13,21 +13,26 @@ wrapper that raises ``typer.Exit`` with it.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from PIL import Image
 from rich.console import Console
-from rich.progress import Progress
 
-from removeany.cli_offline import IMAGE_SUFFIXES, OUTPUT_FORMATS, Task, write_atomically
+from removeany.cli_offline import (
+    OUTPUT_FORMATS,
+    Task,
+    plan_tasks,
+    read_image,
+    run_tasks,
+    write_atomically,
+)
 from removeany.engine.background import DEFAULT_MODEL
 from removeany.engine.compose import compose_result, parse_options
 from removeany.engine.errors import ImageError, ModelError, OptionError
-from removeany.engine.io import OutputFormat, decode_image, encode_image
+from removeany.engine.io import OutputFormat, encode_image
 from removeany.engine.models import get_model, load_session, model_path, verify_model_file
 from removeany.engine.portrait import (
     FACE_MODEL,
@@ -122,7 +127,7 @@ def cutout_portrait_command(
             return usage(f"--format {format} does not match {output}'s suffix.")
         tasks = [Task(inputs[0], output)]
     else:
-        tasks = list(_plan(inputs, output, fmt))
+        tasks = list(plan_tasks(inputs, output, f".{fmt}"))
     if not tasks:
         return usage("no image files found in the inputs.")
 
@@ -132,43 +137,15 @@ def cutout_portrait_command(
             return id_photo(image, id_photo_size, colour, model=model, model_dir=model_dir)
         return compose_result(cutout_portrait(image, model=model, model_dir=model_dir), compose)
 
-    failures: list[tuple[Path, str]] = []
-    written: set[Path] = set()
-    with Progress(disable=not sys.stdout.isatty()) as progress:
-        bar = progress.add_task("Cutting out portraits", total=len(tasks))
-        for task in tasks:
-            if task.target in written:
-                problem: str | None = (
-                    f"duplicate_output: another input is also written to {task.target}; "
-                    "rename one of them."
-                )
-            else:
-                problem = _run_one(task, process, max_bytes, max_pixels)
-                written.add(task.target)
-            if problem is not None:
-                failures.append((task.source, problem))
-                err.print(f"error: {task.source}: {problem}", markup=False, highlight=False)
-            progress.advance(bar)
+    failures = run_tasks(
+        tasks, "Cutting out portraits", lambda task: _run_one(task, process, max_bytes, max_pixels)
+    )
     print(f"{len(tasks) - len(failures)} of {len(tasks)} images written to {output}")
     if failures:
         names = ", ".join(str(source) for source, _ in failures)
         err.print(f"failed: {names}", markup=False, highlight=False)
         return EXIT_FAILURES
     return EXIT_OK
-
-
-def _plan(inputs: list[Path], output: Path, ext: str) -> Iterator[Task]:
-    """Files map to OUT/STEM.ext; folders keep their relative sub-folders under OUT."""
-    out_root = output.resolve()
-    for item in inputs:
-        if item.is_dir():
-            for path in sorted(item.rglob("*")):
-                inside_output = path.resolve().is_relative_to(out_root)
-                if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not inside_output:
-                    yield Task(path, output / path.relative_to(item).with_suffix(f".{ext}"))
-        else:
-            # Explicit files are always tried, whatever their extension; missing ones fail.
-            yield Task(item, output / f"{item.stem}.{ext}")
 
 
 def _run_one(
@@ -179,13 +156,7 @@ def _run_one(
 ) -> str | None:
     """Process one file; returns 'code: message' on failure instead of stopping the run."""
     try:
-        size = task.source.stat().st_size
-        if size > max_bytes:
-            raise ImageError(
-                "file_too_large", f"The file is {size:,} bytes; the limit is {max_bytes:,}."
-            )
-        image = decode_image(task.source.read_bytes(), max_bytes=max_bytes, max_pixels=max_pixels)
-        result = process(image)
+        result = process(read_image(task.source, max_bytes, max_pixels))
         fmt = OUTPUT_FORMATS.get(task.target.suffix.lower(), "png")
         write_atomically(task.target, encode_image(result, fmt, quality=95))
     except ImageError as exc:
