@@ -10,6 +10,15 @@
 (function () {
   "use strict";
 
+  // Shared with the page scripts that load after this one (batch.js, watermark_editor.js).
+  window.RemoveAny = {
+    readStrings: readStrings,
+    fmt: fmt,
+    byId: byId,
+    csrfToken: csrfToken,
+    parseJSON: parseJSON,
+  };
+
   var S = readStrings("ui-strings");
   // Per service: the workspace's title, progress and result headings (workspace.html).
   var SV = readStrings("service-strings");

@@ -10,29 +10,12 @@
 (function () {
   "use strict";
 
-  var S = readStrings();
+  // Helpers from app.js, which every page loads first.
+  var fmt = window.RemoveAny.fmt;
+  var byId = window.RemoveAny.byId;
+  var S = window.RemoveAny.readStrings("batch-strings");
   var FINISHED = { completed: true, cancelled: true };
   var POLL_MS = 1500;
-
-  function readStrings() {
-    var node = document.getElementById("batch-strings");
-    if (!node) return {};
-    try {
-      return JSON.parse(node.textContent);
-    } catch (e) {
-      return {};
-    }
-  }
-
-  function fmt(template, values) {
-    return String(template || "").replace(/\{(\w+)\}/g, function (match, key) {
-      return Object.prototype.hasOwnProperty.call(values, key) ? values[key] : match;
-    });
-  }
-
-  function byId(id) {
-    return document.getElementById(id);
-  }
 
   function getJSON(url) {
     return fetch(url, {

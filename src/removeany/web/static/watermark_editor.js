@@ -18,40 +18,12 @@
   var UNDO_LIMIT = 12;
   var RED = [255, 0, 0];
 
-  function readStrings() {
-    var node = document.getElementById("editor-strings");
-    if (!node) return {};
-    try {
-      return JSON.parse(node.textContent);
-    } catch (e) {
-      return {};
-    }
-  }
-
-  var S = readStrings();
-
-  function fmt(template, values) {
-    return String(template || "").replace(/\{(\w+)\}/g, function (match, key) {
-      return Object.prototype.hasOwnProperty.call(values, key) ? values[key] : match;
-    });
-  }
-
-  function byId(id) {
-    return document.getElementById(id);
-  }
-
-  function csrfToken() {
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    return meta ? meta.getAttribute("content") : "";
-  }
-
-  function parseJSON(text) {
-    try {
-      return JSON.parse(text);
-    } catch (e) {
-      return null;
-    }
-  }
+  // Helpers from app.js, which every page loads first.
+  var fmt = window.RemoveAny.fmt;
+  var byId = window.RemoveAny.byId;
+  var csrfToken = window.RemoveAny.csrfToken;
+  var parseJSON = window.RemoveAny.parseJSON;
+  var S = window.RemoveAny.readStrings("editor-strings");
 
   /** The API's error as a sentence in the page's language. */
   function apiError(status, body) {
