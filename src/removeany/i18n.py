@@ -299,6 +299,14 @@ def _translations(locale: str) -> frozenset[str]:
     return frozenset(catalogue(locale).values())
 
 
+def error_sentences() -> dict[str, str]:
+    """Sentences by error code in the current language, for page scripts that read the JSON
+    API (which answers in English). Empty in English: those pages show the API's own message."""
+    if current() == DEFAULT:
+        return {}
+    return {code: translate(text) for code, text in ERROR_MESSAGES.items()}
+
+
 def error_text(error: BaseException | str, code: str | None = None) -> str:
     """What a page shows for an error: see the module docstring."""
     if isinstance(error, str):

@@ -110,16 +110,8 @@ def _strings() -> dict[str, Any]:
         "estimate": t("About {credits} credits for {count} images."),
         "estimateZip": t("The ZIP's images are counted when it is uploaded."),
         "uploading": t("Uploading… the batch page opens when the upload is done."),
-        "errors": _error_sentences(),
+        "errors": i18n.error_sentences(),
     }
-
-
-def _error_sentences() -> dict[str, str]:
-    """Why an item failed, by error code, in the page's language: the JSON API that batch.js
-    reads says it in English. None for English pages, which show the API's own message."""
-    if i18n.current() == i18n.DEFAULT:
-        return {}
-    return {code: i18n.translate(text) for code, text in i18n.ERROR_MESSAGES.items()}
 
 
 def _item_note(status: str, message: str | None, code: str | None = None) -> str:

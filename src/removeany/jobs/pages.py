@@ -58,12 +58,7 @@ def _editor_strings(max_mb: int) -> dict[str, Any]:
         "sizeValue": t("{size} px"),
         "brush": t("Brush selected"),
         "eraser": t("Eraser selected"),
-        # By error code, like the workspace's strings (web/routes.py `_js_strings`).
-        "errors": (
-            {code: i18n.translate(text) for code, text in i18n.ERROR_MESSAGES.items()}
-            if i18n.current() != i18n.DEFAULT
-            else {}
-        ),
+        "errors": i18n.error_sentences(),
     }
 
 

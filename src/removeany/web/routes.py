@@ -334,11 +334,7 @@ def _js_strings() -> dict[str, Any]:
         "formats": FORMAT_LABELS,
         # By error code, for the English messages of the JSON API (see i18n.py): a script
         # shows `errors[body.error.code]` when there is one, else the API's own message.
-        "errors": (
-            {code: i18n.translate(text) for code, text in i18n.ERROR_MESSAGES.items()}
-            if i18n.current() != i18n.DEFAULT
-            else {}
-        ),
+        "errors": i18n.error_sentences(),
     }
 
 
