@@ -16,8 +16,7 @@ from removeany.credits import service as ledger
 from removeany.engine.errors import ImageError, OptionError
 from removeany.errors import DomainError
 from removeany.jobs import service as jobs
-from removeany.jobs.processors import validate_options
-from removeany.jobs.routes import background_option
+from removeany.jobs.processors import encode_background, validate_options
 from removeany.jobs.service import job_reference
 
 router = APIRouter()
@@ -160,7 +159,10 @@ async def removebg(
                 "This server does not fetch URLs. Upload the background as bg_image_file.",
             )
         if bg_image_file is not None:
-            options["bg_image_jpg"] = await background_option(ctx, bg_image_file)
+            background = await uploads.read_option_image(
+                bg_image_file, ctx.settings, code="invalid_bg_image", what="The background image"
+            )
+            options["bg_image_jpg"] = encode_background(background)
         max_bytes = ctx.settings.max_upload_bytes
         if image_file is not None:
             data = await uploads.read_bounded(image_file, max_bytes)

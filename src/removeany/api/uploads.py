@@ -8,7 +8,7 @@ import binascii
 from fastapi import UploadFile
 from PIL import Image
 
-from removeany.engine.errors import ImageError
+from removeany.engine.errors import ImageError, OptionError
 from removeany.engine.io import decode_image
 from removeany.infra.settings import Settings
 
@@ -45,3 +45,15 @@ def validate(data: bytes, settings: Settings) -> Image.Image:
     return decode_image(
         data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels
     )
+
+
+async def read_option_image(
+    upload: UploadFile, settings: Settings, *, code: str, what: str
+) -> Image.Image:
+    """A second image sent with a job (a mask, a background), checked like any upload. Its
+    problems are the option's: `code` with a sentence that names `what` it is."""
+    data = await read_bounded(upload, settings.max_upload_bytes)
+    try:
+        return validate(data, settings)
+    except ImageError as exc:
+        raise OptionError(code, f"{what}: {exc.message}") from None

@@ -13,7 +13,7 @@ from removeany.api.auth import require_user
 from removeany.api.submit import submit_job
 from removeany.context import Context
 from removeany.credits import service as ledger
-from removeany.engine.errors import ImageError, OptionError
+from removeany.engine.errors import OptionError
 from removeany.engine.io import sniff_format
 from removeany.errors import NotFound
 from removeany.jobs import repository as repo
@@ -140,14 +140,15 @@ async def create_job(
     data = await uploads.read_bounded(file, ctx.settings.max_upload_bytes)
     image = uploads.validate(data, ctx.settings)
     if mask_file is not None:
-        mask_data = await uploads.read_bounded(mask_file, ctx.settings.max_upload_bytes)
-        try:
-            mask = uploads.validate(mask_data, ctx.settings)
-        except ImageError as exc:
-            raise OptionError("invalid_mask", f"The mask file: {exc.message}") from None
+        mask = await uploads.read_option_image(
+            mask_file, ctx.settings, code="invalid_mask", what="The mask file"
+        )
         options["mask_png"] = encode_mask(mask, image.size)
     if bg_image_file is not None:
-        options["bg_image_jpg"] = await background_option(ctx, bg_image_file)
+        backdrop = await uploads.read_option_image(
+            bg_image_file, ctx.settings, code="invalid_bg_image", what="The background image"
+        )
+        options["bg_image_jpg"] = encode_background(backdrop)
     check_for_image(service, options, image.width, image.height)
     job = submit_job(
         ctx,
@@ -163,15 +164,6 @@ async def create_job(
     out = _charged_out(ctx, job)
     response.headers["X-Credits-Charged"] = str(out.charged)
     return out
-
-
-async def background_option(ctx: Context, upload: UploadFile) -> str:
-    """An uploaded background photo, checked like any upload, as the job option it becomes."""
-    data = await uploads.read_bounded(upload, ctx.settings.max_upload_bytes)
-    try:
-        return encode_background(uploads.validate(data, ctx.settings))
-    except ImageError as exc:
-        raise OptionError("invalid_bg_image", f"The background image: {exc.message}") from None
 
 
 def _boxes(value: str) -> Any:
