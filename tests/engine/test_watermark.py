@@ -15,6 +15,8 @@ from removeany.engine.models import default_model_dir, fetch_model
 from removeany.engine.watermark import (
     TEXT_DETECTOR,
     TextDetector,
+    apply_shared_mark,
+    estimate_shared_mark,
     load_text_detector,
     remove_watermark,
     remove_watermark_batch,
@@ -189,3 +191,42 @@ def test_batch_finds_a_logo_without_mask_or_text_detector(tmp_path: Path) -> Non
     assert float(np.mean(gains)) >= 4.0, gains
     for c, m, r in zip(cleans, marked, res, strict=True):
         assert psnr(c, r.image) >= psnr(c, m)
+
+
+def test_shared_mark_leaves_out_photos_without_it_and_fits_new_ones(
+    detector: TextDetector,
+) -> None:
+    cleans = _cleans(8)
+    wm = _mark("logo", seed=1)
+    marked = [wm.apply(c) for c in cleans[:6]]
+    region = wm.region()
+    # A clean photo among the sources (a batch's cover shot) is left out of the estimate ...
+    mark = estimate_shared_mark([cleans[7], *marked[:5]], detector=detector)
+    assert mark is not None and mark.sources == 5
+    # ... the estimate restores a photo it was not made from ...
+    res = apply_shared_mark(marked[5], mark)
+    assert psnr(cleans[5], res.image, region) >= psnr(cleans[5], marked[5], region) + 8.0
+    # ... and leaves a photo without the mark untouched.
+    untouched = apply_shared_mark(cleans[7], mark)
+    assert not untouched.mask.any() and np.array_equal(untouched.image, cleans[7])
+
+
+def test_shared_mark_from_reduced_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Large photos are searched as reduced copies (memory stays bounded); the estimate is
+    # applied at full size.
+    import removeany.engine.watermark as watermark
+
+    work = SIZE * 3 // 4
+    monkeypatch.setattr(watermark, "JOINT_WORK_SIDE", work)
+    cleans = _cleans(5)
+    wm = _mark("logo", seed=1)
+    marked = [wm.apply(c) for c in cleans]
+    small = [Image.fromarray(m).resize((work, work), Image.Resampling.BOX) for m in marked]
+    mark = estimate_shared_mark(small, shape=(SIZE, SIZE), mask=wm.region())
+    assert mark is not None and mark.shape == (SIZE, SIZE)
+    region = wm.region()
+    gains = [
+        psnr(c, apply_shared_mark(m, mark).image, region) - psnr(c, m, region)
+        for c, m in zip(cleans, marked, strict=True)
+    ]
+    assert float(np.mean(gains)) >= 6.0, gains

@@ -33,7 +33,13 @@ from removeany.engine.compose import (
 from removeany.engine.errors import ImageError, ModelError, OptionError
 from removeany.engine.io import OutputFormat, decode_image, encode_image
 from removeany.engine.portrait import ID_BACKGROUNDS, ID_SIZES, cutout_portrait, id_photo
-from removeany.engine.watermark import TEXT_DETECTOR, load_text_detector, restore
+from removeany.engine.watermark import (
+    TEXT_DETECTOR,
+    SharedMark,
+    apply_shared_mark,
+    load_text_detector,
+    restore,
+)
 from removeany.jobs.schemas import (
     MAX_BACKGROUND_B64,
     MAX_MASK_B64,
@@ -263,9 +269,11 @@ def run(
     model_dir: Path,
     *,
     input_format: str | None = None,
+    shared_mark: SharedMark | None = None,
 ) -> Output:
     """Run `service` on a decoded upload. `input_format` is Pillow's name for the upload's
-    format (engine.io.sniff_format); watermark removal writes the same format back."""
+    format (engine.io.sniff_format); watermark removal writes the same format back, and uses
+    `shared_mark`, the watermark its batch's photos share, where it is on this photo."""
     checked = validate_options(service, options)
     if service == "remove_background":
         return _remove_background(image, checked, model_dir)
@@ -274,7 +282,7 @@ def run(
     if service == "id_photo":
         return _id_photo(image, checked, model_dir)
     if service == "remove_watermark":
-        return _remove_watermark(image, checked, model_dir, input_format)
+        return _remove_watermark(image, checked, model_dir, input_format, shared_mark)
     raise ValueError(f"unknown service {service!r}")  # pragma: no cover - validated above
 
 
@@ -339,20 +347,30 @@ def _id_photo(image: Image.Image, options: dict[str, Any], model_dir: Path) -> O
 
 
 def _remove_watermark(
-    image: Image.Image, options: dict[str, Any], model_dir: Path, input_format: str | None
+    image: Image.Image,
+    options: dict[str, Any],
+    model_dir: Path,
+    input_format: str | None,
+    shared_mark: SharedMark | None,
 ) -> Output:
     boxes = [(x, y, x + w, y + h) for x, y, w, h in options.get("boxes") or []]
     mask = options.get("mask_png")
     user_mask = _decode_mask(mask, image.size) if mask is not None else None
+    result = None
+    if shared_mark is not None and shared_mark.shape == (image.height, image.width):
+        result = apply_shared_mark(image, shared_mark)
+        if not result.mask.any():
+            result = None  # the batch's mark is not on this photo: look for its own
     detector = None
-    if user_mask is None and not boxes:
+    if result is None and user_mask is None and not boxes:
         detector = load_text_detector(model_dir)
         if detector is None:
             raise ModelError(
                 f"The text detector {TEXT_DETECTOR.filename} is not installed; run "
                 "`removeany models fetch`."
             )
-    result = restore(image, mask=user_mask, boxes=boxes or None, detector=detector)
+    if result is None:
+        result = restore(image, mask=user_mask, boxes=boxes or None, detector=detector)
     if not result.mask.any():
         if detector is None:
             raise ImageError(

@@ -169,3 +169,16 @@ def unfinished_ids(session: Session) -> Sequence[str]:
 
 def requeue_running(session: Session) -> None:
     session.execute(update(Job).where(Job.status == "running").values(status="queued"))
+
+
+def batch_input_keys(
+    session: Session, batch_id: str, width: int, height: int, limit: int
+) -> Sequence[str]:
+    """Originals of a batch's items of one size, in a fixed order (by path within the batch),
+    so every worker that reads them picks the same ones."""
+    return session.scalars(
+        select(Job.input_key)
+        .where(Job.batch_id == batch_id, Job.input_width == width, Job.input_height == height)
+        .order_by(Job.relative_path, Job.id)
+        .limit(limit)
+    ).all()

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 from removeany.credits import service as ledger
 from removeany.engine.errors import ImageError, ModelError, OptionError
 from removeany.engine.io import decode_image, sniff_format
-from removeany.jobs import processors, service
+from removeany.engine.watermark import SharedMark
+from removeany.jobs import processors, service, shared_marks
 from removeany.jobs import repository as repo
 from removeany.jobs.models import Job
 
@@ -46,6 +47,7 @@ class Claimed:
     service: str
     options: dict[str, Any]
     input_key: str
+    batch_id: str | None
 
 
 def process_job(ctx: Context, job_id: str | None = None) -> None:
@@ -74,7 +76,9 @@ def claim_next(ctx: Context) -> Claimed | None:
         )
         if job is None:
             return None
-        return Claimed(job.id, job.attempts, job.service, dict(job.options), job.input_key)
+        return Claimed(
+            job.id, job.attempts, job.service, dict(job.options), job.input_key, job.batch_id
+        )
 
 
 def run_claimed(ctx: Context, claimed: Claimed) -> None:
@@ -92,6 +96,7 @@ def run_claimed(ctx: Context, claimed: Claimed) -> None:
                 claimed.options,
                 ctx.model_dir,
                 input_format=sniff_format(original),
+                shared_mark=_shared_mark(ctx, claimed, image.size),
             )
             result_key = f"results/{claimed.id}"
             ctx.storage.put(result_key, output.data)
@@ -122,6 +127,18 @@ def run_claimed(ctx: Context, claimed: Claimed) -> None:
             foreground=output.foreground,
             now=ctx.now(),
         )
+
+
+def _shared_mark(ctx: Context, claimed: Claimed, size: tuple[int, int]) -> SharedMark | None:
+    """For an item of a watermark batch, the mark the batch's photos share (if they do). A
+    failed estimate is logged and the item is processed on its own."""
+    if claimed.service != "remove_watermark" or claimed.batch_id is None:
+        return None
+    try:
+        return shared_marks.for_item(ctx, claimed.batch_id, size, claimed.options)
+    except Exception:
+        log.exception("batch %s: shared watermark estimate failed", claimed.batch_id)
+        return None
 
 
 def _fail(ctx: Context, claimed: Claimed, code: str, message: str) -> None:

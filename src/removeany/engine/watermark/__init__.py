@@ -25,11 +25,13 @@ from PIL import Image
 
 from removeany.engine.watermark._ops import F32, Bool, dilate, grad_map, inpaint
 from removeany.engine.watermark.detect import (
+    CARRIES_MARK,
     TEXT_DETECTOR,
     TextDetector,
     boxes_to_mask,
     is_tiled,
     load_text_detector,
+    mark_agreement,
     shared_mark_region,
     text_regions,
 )
@@ -54,6 +56,9 @@ MAX_JOINT = 12
 # Longest side at which the joint estimate is computed; larger batches are estimated on a
 # reduced copy and the estimate is scaled back up.
 JOINT_MAX_SIDE = 640
+# Longest side at which the photos of a batch are searched for their shared mark (larger
+# photos are reduced first; the estimate is applied at full size).
+JOINT_WORK_SIDE = 1280
 # Longest side at which a single image is searched and its mark estimated; a larger image is
 # worked on as a reduced copy and the estimate, scaled back up, is applied at full size.
 SINGLE_MAX_SIDE = 800
@@ -86,6 +91,9 @@ COMPONENT_INPAINT = 0.85
 COMPONENT_MARGIN = 0.1
 # ... and leaves no larger colour gap to its surroundings (grey levels of slack).
 COMPONENT_GAP_SLACK = 1.0
+# How the joint (batch) path judges a patch: "edges" (its total variation must not rise),
+# "mark" (the mark's own edges must be gone) or "either" (see restore.guard).
+JOINT_GUARD = "either"
 # A detected layer fainter than this is too weak to be sure it is a watermark.
 MIN_DETECTED_OPACITY = 0.15
 
@@ -455,6 +463,117 @@ def remove_watermark(
     return out  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class SharedMark:
+    """A watermark estimated jointly from several same-sized photos, ready to be removed from
+    any photo of that size (also one that was not among the sources).
+
+    Kept at the size it was estimated at (at most JOINT_MAX_SIDE), so it is small enough to
+    cache or send between processes; `apply_shared_mark` scales it up to the photo."""
+
+    shape: tuple[int, int]  # (height, width) of the photos it belongs to
+    estimate: Estimate
+    sources: int  # how many photos it was estimated from
+
+
+def estimate_shared_mark(
+    images: Sequence[Image.Image | npt.NDArray[np.uint8]],
+    *,
+    shape: tuple[int, int] | None = None,
+    mask: npt.NDArray[np.generic] | None = None,
+    boxes: Sequence[Box] | None = None,
+    detector: TextDetector | None = None,
+    model_dir: Path | None = None,
+) -> SharedMark | None:
+    """The mark that same-sized ``images`` share, estimated from at most MAX_JOINT of them
+    spread over the sequence; None when they are too few or share nothing. A user mask or
+    boxes (at the photos' size) say where it is; otherwise it is found from the edges and the
+    text the photos share.
+
+    ``shape`` is the photos' (height, width) when ``images`` are copies reduced to save
+    memory (see `shared_mark_work_size`); by default it is the images' own size."""
+    if len(images) < MIN_JOINT:
+        return None
+    step = -(-len(images) // MAX_JOINT)
+    arrays = [_to_rgb_array(im)[0] for im in images[::step]]
+    given = (arrays[0].shape[0], arrays[0].shape[1])
+    if any(a.shape[:2] != given for a in arrays):
+        raise ValueError("a shared mark is estimated from photos of one size")
+    shape = shape or given
+    work = shared_mark_work_size(shape)
+    if given != work:
+        arrays = [
+            np.asarray(cv2.resize(a, work[::-1], interpolation=cv2.INTER_AREA), np.float32)
+            for a in arrays
+        ]
+    stack = np.stack(arrays).astype(np.float32)
+    del arrays
+    user = _user_region(mask, boxes, shape) if _fits(mask, shape) else None
+    if user is not None:
+        if work != shape:
+            small = cv2.resize(user.astype(np.uint8), work[::-1], interpolation=cv2.INTER_AREA)
+            user = np.asarray(small > 0)
+        region: Bool | None = dilate(user, 2)
+    else:
+        region = _shared_region(stack, work, detector, model_dir)
+    # Photos that do not carry the mark (a cover shot, another source) would only blur it.
+    carriers = mark_agreement(stack, region) >= CARRIES_MARK
+    if int(carriers.sum()) < MIN_JOINT:
+        return None
+    stack = stack[carriers]
+    est = _estimate_reduced(stack, region)
+    if not est.layers:
+        return None
+    if est.alpha.shape != work:
+        # Estimated on a further reduced copy: sharpen the opacity against all the photos.
+        big = _enlarge(est, work)
+        top = max(x.opacity for x in est.layers)
+        alpha = refine_alpha(
+            stack,
+            big.color,
+            big.alpha,
+            dilate(big.alpha > 0, 1),
+            max_alpha=min(MAX_OPACITY, top * 1.1 + 0.02),
+        )
+        est = Estimate(alpha, big.color, big.support, est.layers)
+    return SharedMark(shape, est, len(stack))
+
+
+def shared_mark_work_size(shape: tuple[int, int]) -> tuple[int, int]:
+    """(height, width) at which photos of ``shape`` are searched for their shared mark: at
+    most JOINT_WORK_SIDE on the long side, so twelve large photos fit in memory."""
+    h, w = shape
+    scale = min(1.0, JOINT_WORK_SIDE / max(h, w))
+    return (max(1, round(h * scale)), max(1, round(w * scale))) if scale < 1.0 else shape
+
+
+def apply_shared_mark(
+    image: Image.Image | npt.NDArray[np.uint8], mark: SharedMark
+) -> WatermarkResult:
+    """Remove ``mark`` from one photo of its size by inverting the blend, patch by patch where
+    that does not make the photo worse (the same guard as the single-photo path)."""
+    j, _ = _to_rgb_array(image)
+    h, w = j.shape[:2]
+    if (h, w) != mark.shape:
+        raise ValueError(f"the mark belongs to {mark.shape[1]}x{mark.shape[0]} photos")
+    alpha, color = mark.estimate.alpha, mark.estimate.color
+    if alpha.shape != (h, w):
+        # Scaled up (premultiplied colour), its opacity sharpened against this photo's pixels.
+        full = _enlarge_refined(j, mark.estimate)
+        alpha, color = full.alpha, full.color
+    notes = [f"joint estimate from {mark.sources} images"]
+    notes += [f"{x.polarity} layer removed, opacity {x.opacity:.2f}" for x in mark.estimate.layers]
+    out, kept = guard(
+        j,
+        unblend(j, alpha, color),
+        alpha > 0,
+        min_gain=0.0,
+        blend=(alpha, color),
+        rule=JOINT_GUARD,
+    )
+    return WatermarkResult(_to_u8(out), kept & (alpha > 0), alpha, notes)
+
+
 def restore_batch(
     images: Sequence[Image.Image | npt.NDArray[np.uint8]],
     *,
@@ -464,52 +583,35 @@ def restore_batch(
     model_dir: Path | None = None,
 ) -> list[WatermarkResult]:
     """Remove a shared watermark from several images; same-sized groups are estimated jointly."""
-    arrays = [_to_rgb_array(im)[0] for im in images]
-    results: list[WatermarkResult | None] = [None] * len(arrays)
+    results: list[WatermarkResult | None] = [None] * len(images)
     groups: dict[tuple[int, int], list[int]] = {}
-    for i, a in enumerate(arrays):
-        groups.setdefault((a.shape[0], a.shape[1]), []).append(i)
+    for i, im in enumerate(images):
+        size = im.size if isinstance(im, Image.Image) else np.asarray(im).shape[1::-1]
+        groups.setdefault((size[1], size[0]), []).append(i)
     for shape, idx in groups.items():
-        if len(idx) < MIN_JOINT:
-            for i in idx:
-                results[i] = restore(
-                    images[i],
-                    mask=mask if _fits(mask, shape) else None,
-                    boxes=boxes,
-                    detector=detector,
-                    model_dir=model_dir,
-                )
-            continue
-        user = _user_region(mask, boxes, shape) if _fits(mask, shape) else None
-        region = dilate(user, 2) if user is not None else None
-        # Estimate from at most MAX_JOINT images spread over the group; apply to all.
-        step = -(-len(idx) // MAX_JOINT)
-        stack = np.stack([arrays[i] for i in idx[::step]]).astype(np.float32)
-        if region is None:
-            region = _shared_region(stack, shape, detector, model_dir)
-        est: Estimate = _estimate_bounded(stack, region)
-        if not est.layers:
-            # Nothing shared by these images: treat each on its own.
-            for i in idx:
-                res = restore(
-                    images[i], mask=mask, boxes=boxes, detector=detector, model_dir=model_dir
-                )
-                res.notes.insert(0, "no shared watermark; processed on its own")
-                results[i] = res
-            continue
-        for i in idx:
-            j = arrays[i]
-            notes = [f"joint estimate from {len(stack)} images"]
-            notes += [f"{x.polarity} layer removed, opacity {x.opacity:.2f}" for x in est.layers]
-            out = unblend(j, est.alpha, est.color)
-            out, kept = guard(
-                j,
-                out,
-                est.alpha > 0,
-                min_gain=0.0,
+        mark = None
+        if len(idx) >= MIN_JOINT:
+            mark = estimate_shared_mark(
+                [images[i] for i in idx],
+                mask=mask if _fits(mask, shape) else None,
+                boxes=boxes,
+                detector=detector,
+                model_dir=model_dir,
             )
-            changed = kept & (est.alpha > 0)
-            results[i] = WatermarkResult(_to_u8(out), changed, est.alpha, notes)
+        for i in idx:
+            if mark is not None:
+                results[i] = apply_shared_mark(images[i], mark)
+                continue
+            res = restore(
+                images[i],
+                mask=mask if _fits(mask, shape) else None,
+                boxes=boxes,
+                detector=detector,
+                model_dir=model_dir,
+            )
+            if len(idx) >= MIN_JOINT:
+                res.notes.insert(0, "no shared watermark; processed on its own")
+            results[i] = res
     return [r for r in results if r is not None]
 
 
@@ -550,7 +652,7 @@ def _shared_region(
     return found if found.any() else None
 
 
-def _estimate_bounded(stack: F32, region: Bool | None) -> Estimate:
+def _estimate_reduced(stack: F32, region: Bool | None) -> Estimate:
     """Joint estimate, on a reduced copy when the images are large (time stays bounded)."""
     _, h, w, _ = stack.shape
     scale = JOINT_MAX_SIDE / max(h, w)
@@ -561,13 +663,7 @@ def _estimate_bounded(stack: F32, region: Bool | None) -> Estimate:
     reg = None
     if region is not None:
         reg = cv2.resize(region.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST) > 0
-    est = estimate(small.astype(np.float32), reg)
-    alpha = cv2.resize(est.alpha, (w, h), interpolation=cv2.INTER_LINEAR)
-    color = cv2.resize(est.color, (w, h), interpolation=cv2.INTER_NEAREST)
-    support = cv2.resize(est.support.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
-    return Estimate(
-        np.asarray(alpha, np.float32), np.asarray(color, np.float32), support > 0, est.layers
-    )
+    return estimate(small.astype(np.float32), reg)
 
 
 def _fits(mask: npt.NDArray[np.generic] | None, shape: tuple[int, int]) -> bool:
@@ -593,10 +689,13 @@ def remove_watermark_batch(
 
 __all__ = [
     "TEXT_DETECTOR",
+    "SharedMark",
     "TextDetector",
     "WatermarkResult",
+    "apply_shared_mark",
     "detect_mask",
     "detect_regions",
+    "estimate_shared_mark",
     "load_text_detector",
     "remove_watermark",
     "remove_watermark_batch",

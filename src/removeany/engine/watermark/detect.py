@@ -240,3 +240,29 @@ def shared_mark_region(stack: F32, stroke: int) -> Bool:
     keep = np.zeros(n, bool)
     keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= max(SHARED_MIN_PIXELS, k * k // 2)
     return fill_holes(np.asarray(keep[labels], bool))
+
+
+# An image carries a batch's shared mark when its own gradient at the strongest shared edges
+# points the way the median gradient does (cosine similarity): marked photos score 0.5-1,
+# photos without the mark about 0.
+CARRIES_MARK = 0.4
+# The strongest shared edges: this top fraction of median-gradient pixels (in the region).
+AGREEMENT_TOP = 0.05
+
+
+def mark_agreement(stack: F32, region: Bool | None = None) -> F32:
+    """Per image of a KxHxWx3 stack, how well its edges agree with the edges all of them
+    share (the median luma gradient), at the strongest shared edges within ``region``."""
+    lum = stack[..., 0] * 0.299 + stack[..., 1] * 0.587 + stack[..., 2] * 0.114
+    gx = np.stack([cv2.Sobel(np.ascontiguousarray(y), cv2.CV_32F, 1, 0, ksize=3) for y in lum])
+    gy = np.stack([cv2.Sobel(np.ascontiguousarray(y), cv2.CV_32F, 0, 1, ksize=3) for y in lum])
+    mx, my = np.median(gx, axis=0), np.median(gy, axis=0)
+    mag = np.hypot(mx, my)
+    where = region if region is not None and region.any() else np.ones(mag.shape, bool)
+    strong = where & (mag >= np.quantile(mag[where], 1.0 - AGREEMENT_TOP))
+    if not strong.any():
+        return np.zeros(len(stack), np.float32)
+    sx, sy = gx[:, strong], gy[:, strong]
+    dot = (sx * mx[strong] + sy * my[strong]).sum(axis=1)
+    norm = np.sqrt((sx * sx + sy * sy).sum(axis=1) * float((mag[strong] ** 2).sum()))
+    return np.asarray(dot / np.maximum(norm, 1e-6), np.float32)

@@ -18,6 +18,11 @@ FEASIBLE_TOL = 8.0
 FLAT_TEXTURE = 2.0
 # In textured surroundings a mark's patch has at least this much more fine structure.
 MARK_TEXTURE = 1.8
+# The mark's own edges in a patch (the image's gradient regressed on the gradient the blend
+# would add): at least MARK_PRESENT of them in the input, and at most MARK_LEFT of that
+# fraction left after restoring, and the patch is kept even if its photo has more texture.
+MARK_PRESENT = 0.5
+MARK_LEFT = 0.4
 
 
 def unblend(
@@ -78,6 +83,8 @@ def guard(
     max_gap_ratio: float | None = None,
     min_pixels: int = 0,
     keep_texture: float | None = None,
+    blend: tuple[F32, F32] | None = None,
+    rule: str = "edges",
 ) -> tuple[F32, Bool]:
     """Keep each changed patch only if it removed edges (total variation went down).
 
@@ -89,6 +96,10 @@ def guard(
     surroundings must keep at least that fraction of their fine texture (restoring a mark
     reveals the photo's texture; smoothing a textured patch flat means it was no mark), and
     must have had clearly more fine structure than them (a mark adds its edges).
+    With ``blend`` (the estimate's alpha and colour) and ``rule`` "mark" or "either", a patch
+    may instead pass by the mark's own edges: present in the input and gone after (undoing
+    a blend also brings back the photo's texture under it, which can add more edges than the
+    mark's outline removes).
     Returns the guarded image and the kept mask.
     """
     if not changed.any():
@@ -112,6 +123,9 @@ def guard(
         tv_in = float(g_before[ys, xs][comp].sum())
         tv_out = float(g_after[ys, xs][comp].sum())
         ok = tv_out <= tv_in * (1.0 - min_gain) and int(inner.sum()) >= min_pixels
+        if blend is not None and rule != "edges":
+            removed = _mark_removed(b, a, blend[0][ys, xs], blend[1][ys, xs], comp)
+            ok = removed if rule == "mark" else (ok or removed)
         if ok and max_gap_ratio is not None:
             ring = dilate(comp, 3) & ~comp
             if inner.any() and ring.any():
@@ -125,6 +139,31 @@ def guard(
         else:
             out[ys, xs][comp] = b[comp]
     return out, kept
+
+
+def _mark_removed(before: F32, after: F32, alpha: F32, color: F32, where: Bool) -> bool:
+    """The blend adds ``grad(alpha) * (W - I)`` to the photo's own gradient: regress the
+    input's and the result's luma gradients on it. About 1 where the mark is in the input, 0
+    once it is gone; a photo without the mark scores about 0 before."""
+    ax = cv2.Sobel(alpha, cv2.CV_32F, 1, 0, ksize=3)
+    ay = cv2.Sobel(alpha, cv2.CV_32F, 0, 1, ksize=3)
+    band = where & (np.hypot(ax, ay) > 0.02)
+    if int(band.sum()) < 10:
+        return False
+    diff = luma(color) - luma(after)
+    ex, ey = ax * diff, ay * diff
+    norm = float((ex * ex + ey * ey)[band].sum())
+    if norm < 1e-6:
+        return False
+
+    def share(img: F32) -> float:
+        y = luma(img)
+        gx = cv2.Sobel(y, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(y, cv2.CV_32F, 0, 1, ksize=3)
+        return float((gx * ex + gy * ey)[band].sum()) / norm
+
+    present = share(before)
+    return present >= MARK_PRESENT and abs(share(after)) <= MARK_LEFT * present
 
 
 def _hp_level(img: F32, where: Bool) -> float:
