@@ -255,6 +255,16 @@ def _floats(name: str, key: str, value: object, count: int) -> tuple[float, ...]
     return tuple(float(v) for v in value)
 
 
+# Full fp32 on NVIDIA GPUs. With onnxruntime's default TF32 convolutions u2netp's alpha moved
+# by up to 0.13 against the CPU on an H200 (0.1-1.3 % of mask pixels flipped); with TF32 off
+# the GPU matched the CPU to 1e-4 for 11 % more model time (5.1 vs 4.6 ms per photo).
+CUDA_OPTIONS = {"use_tf32": "0"}
+
+
+def _with_options(provider: str) -> str | tuple[str, dict[str, str]]:
+    return (provider, CUDA_OPTIONS) if provider == "CUDAExecutionProvider" else provider
+
+
 def default_providers() -> list[str]:
     """CUDA when this onnxruntime build has it, with CPU as the fallback for unsupported ops."""
     if "CUDAExecutionProvider" in ort.get_available_providers():
@@ -283,7 +293,9 @@ def load_session(
         session = _sessions.get(key)
         if session is None:
             session = ort.InferenceSession(
-                str(path), sess_options=_session_options(intra_op_threads), providers=chosen
+                str(path),
+                sess_options=_session_options(intra_op_threads),
+                providers=[_with_options(p) for p in chosen],
             )
             _sessions[key] = session
     return session
