@@ -76,4 +76,20 @@ def portrait(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
     return predict_portrait_alpha(Image.fromarray(rgb))
 
 
+
+
+@pipeline("engine-u2net", "predict_alpha with U2-Net full (the `u2net` model) instead of u2netp")
+def engine_u2net(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
+    from removeany.engine.background import predict_alpha
+
+    return np.asarray(predict_alpha(Image.fromarray(rgb), model="u2net"), np.float32)
+
+
+@pipeline("portrait-u2net", "predict_portrait_alpha with U2-Net full (crop pass + refine)")
+def portrait_u2net(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
+    from removeany.engine.portrait import predict_portrait_alpha
+
+    return predict_portrait_alpha(Image.fromarray(rgb), model="u2net")
+
+
 from benchmarks.cutout import variants  # noqa: E402, F401  (registers the step pipelines)

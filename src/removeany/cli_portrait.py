@@ -29,7 +29,6 @@ from removeany.cli_offline import (
     run_tasks,
     write_atomically,
 )
-from removeany.engine.background import DEFAULT_MODEL
 from removeany.engine.compose import compose_result, parse_options
 from removeany.engine.errors import ImageError, ModelError, OptionError
 from removeany.engine.io import OutputFormat, encode_image
@@ -38,6 +37,7 @@ from removeany.engine.portrait import (
     FACE_MODEL,
     ID_BACKGROUNDS,
     ID_SIZES,
+    PORTRAIT_MODEL,
     cutout_portrait,
     id_photo,
 )
@@ -75,7 +75,7 @@ def cutout_portrait_command(
         str | None,
         typer.Option(help="png, jpg or webp (default png; jpg for ID photos)."),
     ] = None,
-    model: Annotated[str, typer.Option(help="Segmentation model name.")] = DEFAULT_MODEL,
+    model: Annotated[str, typer.Option(help="Segmentation model name.")] = PORTRAIT_MODEL,
     model_dir: Annotated[Path | None, typer.Option(help="Folder holding model files.")] = None,
     max_bytes: Annotated[int, typer.Option(help="Largest input file in bytes.")] = (
         DEFAULT_MAX_BYTES

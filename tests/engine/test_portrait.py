@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +41,9 @@ def _clean(name: str) -> Image.Image:
 
 
 def test_portrait_path_beats_plain_model_on_people(model_dir: Path) -> None:
-    """Mean IoU over the portrait set: crop pass vs one 320px pass, both refined
-    (0.745 vs 0.731 when written); MAE stays near the single pass (0.042 vs 0.040)."""
+    """Mean IoU over the portrait set: the portrait path (U2-Net full, crop pass, refined)
+    against the object path (u2netp, one 320px pass, refined): 0.826 vs 0.731 and MAE 0.019
+    vs 0.040 when written."""
     names = sorted(p.name.removesuffix(".alpha.png")
                    for p in (require_eval_dir() / "portrait").glob("*.alpha.png"))  # fmt: skip
     assert len(names) >= 5
@@ -53,9 +57,9 @@ def test_portrait_path_beats_plain_model_on_people(model_dir: Path) -> None:
         ours.append(iou(a1 >= 0.5, truth))
         mae_plain.append(float(np.abs(a0 - truth).mean()))
         mae_ours.append(float(np.abs(a1 - truth).mean()))
-    assert float(np.mean(ours)) >= 0.735
-    assert float(np.mean(ours)) > float(np.mean(plain))
-    assert float(np.mean(mae_ours)) <= float(np.mean(mae_plain)) + 0.005
+    assert float(np.mean(ours)) >= 0.81
+    assert float(np.mean(ours)) >= float(np.mean(plain)) + 0.05
+    assert float(np.mean(mae_ours)) <= 0.025
 
 
 def test_cutout_portrait_is_rgba_with_soft_edges(model_dir: Path) -> None:
@@ -105,3 +109,28 @@ def test_id_photo_rejects_bad_options_and_faceless_photos(face_model_dir: Path) 
         id_photo(_clean("kodak_kodim04"), "1inch", "green", model_dir=face_model_dir)
     with pytest.raises(ImageError):
         id_photo(_clean("kodak_kodim01"), "1inch", "white", model_dir=face_model_dir)
+
+
+def test_24_megapixel_portrait_under_1_2_gb(model_dir: Path) -> None:
+    """U2-Net full is 38x u2netp's size: a 6000x4000 portrait still peaks under 1.2 GB (its
+    session runs without onnxruntime's memory arena, which held ~330 MB between runs)."""
+    photo = require_eval_dir() / "portrait" / "davis16_breakdance_00008.jpg"
+    code = textwrap.dedent(
+        f"""
+        import numpy as np
+        from pathlib import Path
+        from PIL import Image
+        from removeany.engine.portrait import cutout_portrait
+        with Image.open({str(photo)!r}) as im:
+            big = im.convert("RGB").resize((6000, 4000), Image.Resampling.BILINEAR)
+        out = cutout_portrait(big, model_dir=Path({str(model_dir)!r}))
+        alpha = np.asarray(out.getchannel("A"))
+        assert out.size == (6000, 4000) and 0.02 < float((alpha >= 128).mean()) < 0.6
+        hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+        print(int(hwm.split()[1]))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    peak_mb = int(out.stdout.strip().splitlines()[-1]) / 1024
+    assert peak_mb < 1200, peak_mb

@@ -91,9 +91,13 @@ def ensure_foreground(alpha: FloatArray) -> None:
 def apply_alpha(image: Image.Image, alpha: FloatArray) -> Image.Image:
     """RGBA cutout; transparency already in the input is kept, never made opaque."""
     rgba = image.convert("RGBA")
-    existing = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
-    combined = np.rint(alpha * existing * 255.0).astype(np.uint8)
-    rgba.putalpha(Image.fromarray(combined))
+    scaled = alpha * np.float32(255.0)
+    existing = rgba.getchannel("A")
+    if existing.getextrema() != (255, 255):
+        # Only a photo with its own transparency pays for a float copy of it (24 MP: 96 MB).
+        scaled *= np.asarray(existing, dtype=np.float32) * np.float32(1.0 / 255.0)
+    np.rint(scaled, out=scaled)
+    rgba.putalpha(Image.fromarray(scaled.astype(np.uint8)))
     return rgba
 
 

@@ -25,7 +25,6 @@ from PIL import Image
 
 from removeany.engine import matting
 from removeany.engine.background import (
-    DEFAULT_MODEL,
     apply_alpha,
     ensure_foreground,
     preprocess,
@@ -53,6 +52,9 @@ ID_BACKGROUNDS: dict[str, tuple[int, int, int]] = {
     "red": (255, 0, 0),
 }
 FACE_MODEL = "blazeface-short"
+# People are cut out with U2-Net full: on the portrait set IoU 0.826 and MAE 0.019 against
+# u2netp's 0.745 and 0.042 (benchmarks/cutout), for about 2.5x the time.
+PORTRAIT_MODEL = "u2net"
 # Head (crown to chin) as a share of the ID photo's height, and the crown's distance from top.
 HEAD_HEIGHT_SHARE = 0.58
 CROWN_MARGIN_SHARE = 0.09
@@ -112,7 +114,7 @@ def subject_box(prob: F32, threshold: float = 0.3) -> tuple[int, int, int, int] 
 def predict_portrait_alpha(
     image: Image.Image,
     *,
-    model: str = DEFAULT_MODEL,
+    model: str = PORTRAIT_MODEL,
     model_dir: Path | None = None,
     providers: Sequence[str] | None = None,
     margin: float = 0.25,
@@ -155,7 +157,7 @@ def predict_portrait_alpha(
 def cutout_portrait(
     image: Image.Image,
     *,
-    model: str = DEFAULT_MODEL,
+    model: str = PORTRAIT_MODEL,
     model_dir: Path | None = None,
     providers: Sequence[str] | None = None,
 ) -> Image.Image:
@@ -280,7 +282,7 @@ def id_photo(
     size: IdSize | str = "1inch",
     background: IdBackground | str = "white",
     *,
-    model: str = DEFAULT_MODEL,
+    model: str = PORTRAIT_MODEL,
     model_dir: Path | None = None,
     providers: Sequence[str] | None = None,
 ) -> Image.Image:
