@@ -76,8 +76,6 @@ def portrait(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
     return predict_portrait_alpha(Image.fromarray(rgb))
 
 
-
-
 @pipeline("engine-u2net", "predict_alpha with U2-Net full (the `u2net` model) instead of u2netp")
 def engine_u2net(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
     from removeany.engine.background import predict_alpha
