@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -51,3 +54,17 @@ def all_pairs() -> list[tuple[str, str]]:
 
 def iou(a: NDArray[np.bool_], b: NDArray[np.bool_]) -> float:
     return float((a & b).sum() / max(int((a | b).sum()), 1))
+
+
+def peak_rss_mb(code: str) -> float:
+    """Run ``code`` in a fresh interpreter and return its peak resident memory in MB.
+
+    VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec."""
+    probe = (
+        textwrap.dedent(code)
+        + '\nprint(int([l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]'
+        + ".split()[1]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return int(out.stdout.strip().splitlines()[-1]) / 1024

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from removeany.engine.matting import (
     trimap_from_alpha,
 )
 
-from ._eval import load_pair, photo_path
+from ._eval import load_pair, peak_rss_mb, photo_path
 
 PAIRS = [("object", "alphamatting_GT01"), ("object", "alphamatting_GT04"),
          ("object", "davis16_dog_00030"), ("portrait", "davis16_parkour_00050")]  # fmt: skip
@@ -91,13 +89,9 @@ def test_24_megapixel_refinement_stays_under_memory_budget() -> None:
         rgb = np.random.default_rng(0).integers(0, 255, (4000, 6000, 3), dtype=np.uint8)
         alpha = refine_alpha(rgb, np.random.default_rng(1).random((320, 320), dtype=np.float32))
         assert alpha.shape == (4000, 6000), alpha.shape
-        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
-        hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
-        print(int(hwm.split()[1]))
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    peak_mb = int(out.stdout.strip().splitlines()[-1]) / 1024
+    peak_mb = peak_rss_mb(code)
     assert peak_mb < 800, peak_mb
 
 
@@ -120,12 +114,7 @@ def test_24_megapixel_cutout_end_to_end_under_1_2_gb(model_dir: Path) -> None:
         # refined edges follow the photo: many distinct alpha levels, a real subject
         assert len(np.unique(alpha)) > 100
         assert 0.02 < float((alpha >= 128).mean()) < 0.6
-        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
-        hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
-        print(int(hwm.split()[1]))
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert out.returncode == 0, out.stderr[-2000:]
-    peak_mb = int(out.stdout.strip().splitlines()[-1]) / 1024
+    peak_mb = peak_rss_mb(code)
     assert peak_mb < 1200, peak_mb

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +20,7 @@ from removeany.engine.portrait import (
     predict_portrait_alpha,
 )
 
-from ._eval import iou, load_pair, require_eval_dir
+from ._eval import iou, load_pair, peak_rss_mb, require_eval_dir
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +112,7 @@ def test_24_megapixel_portrait_under_1_2_gb(model_dir: Path) -> None:
     """U2-Net full is 38x u2netp's size: a 6000x4000 portrait still peaks under 1.2 GB (its
     session runs without onnxruntime's memory arena, which held ~330 MB between runs)."""
     photo = require_eval_dir() / "portrait" / "davis16_breakdance_00008.jpg"
-    code = textwrap.dedent(
-        f"""
+    code = f"""
         import numpy as np
         from pathlib import Path
         from PIL import Image
@@ -126,11 +122,6 @@ def test_24_megapixel_portrait_under_1_2_gb(model_dir: Path) -> None:
         out = cutout_portrait(big, model_dir=Path({str(model_dir)!r}))
         alpha = np.asarray(out.getchannel("A"))
         assert out.size == (6000, 4000) and 0.02 < float((alpha >= 128).mean()) < 0.6
-        hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
-        print(int(hwm.split()[1]))
         """
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert out.returncode == 0, out.stderr[-2000:]
-    peak_mb = int(out.stdout.strip().splitlines()[-1]) / 1024
+    peak_mb = peak_rss_mb(code)
     assert peak_mb < 1200, peak_mb
