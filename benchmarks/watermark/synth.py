@@ -9,6 +9,10 @@ Kinds: ``text`` (Latin, corner or bottom), ``cjk`` (Chinese handles/notices, cor
 ``tiled`` (diagonal text repeated over the whole image) and ``logo`` (ring + disc + word in a
 colour, centre or corner). Opacity 0.2-0.8 (tiled: 0.2-0.5), optional drop shadow.
 
+``scene`` is the opposite case: opaque text that belongs to the photo (a shop sign, a
+product label, often on a painted panel), anywhere including the corners. It is drawn with
+the same blend (opacity 1), and a remover must leave it alone.
+
 Fonts: DejaVu Sans Bold (Debian ``fonts-dejavu-core``) for Latin and WenQuanYi Zen Hei
 (Debian ``fonts-wqy-zenhei``) for CJK. Without the CJK font the ``cjk`` kind falls back to
 Latin text and says so through ``cjk_font_available()``.
@@ -53,6 +57,7 @@ _CJK_TEXTS = (
 )
 _TILE_TEXTS = ("SAMPLE", "PREVIEW", "© stockfoto", "样图", "DRAFT", "imagebank")
 _LOGO_WORDS = ("LUMA", "Foto", "PIX", "光影", "ACME")
+_SCENE_TEXTS = ("SALE 50%", "OPEN", "Café Roma", "No Parking", "EXIT", "生鲜超市", "出口", "营业中")
 
 
 def _first_existing(paths: tuple[str, ...]) -> str | None:
@@ -230,6 +235,24 @@ def make_watermark(
             sh = _shifted(m, 2, 2, blur=1.0)
             alpha, premult = _over(alpha, premult, sh * opacity * 0.5, (0, 0, 0))
         alpha, premult = _over(alpha, premult, m * opacity, rgb)
+    elif kind == "scene":
+        text = str(_SCENE_TEXTS[int(rng.integers(len(_SCENE_TEXTS)))])
+        cjk = any(ord(c) > 0x2E80 for c in text)
+        font = _font(int(short * rng.uniform(0.06, 0.12)), cjk)
+        x0, y0, x1, y1 = _text_bbox(text, font)
+        tw, th = x1 - x0, y1 - y0
+        pad = max(2, th // 3)
+        x = int(rng.integers(pad, max(pad + 1, width - tw - pad)))
+        y = int(rng.integers(pad, max(pad + 1, height - th - pad)))
+        ink = _hsv_to_rgb(
+            float(rng.uniform(0, 1)), float(rng.uniform(0, 1)), float(rng.uniform(0, 1))
+        )
+        if rng.random() < 0.5:  # a painted panel behind the letters
+            panel = np.zeros((height, width), np.float32)
+            panel[max(0, y - pad) : y + th + pad, max(0, x - pad) : x + tw + pad] = 1.0
+            paint = tuple(255 - c for c in ink)
+            alpha, premult = _over(alpha, premult, panel, (paint[0], paint[1], paint[2]))
+        alpha, premult = _over(alpha, premult, _text_mask(size, text, font, (x - x0, y - y0)), ink)
     else:
         raise ValueError(f"unknown watermark kind {kind!r}")
 

@@ -96,6 +96,9 @@ COMPONENT_GAP_SLACK = 1.0
 JOINT_GUARD = "either"
 # A detected layer fainter than this is too weak to be sure it is a watermark.
 MIN_DETECTED_OPACITY = 0.15
+# ... and one this opaque is text that belongs to the photo (a sign, a label): nothing of the
+# photo shows through it, and a corner is no proof it was added. Users mark it to remove it.
+MAX_DETECTED_OPACITY = 0.85
 
 
 @dataclass
@@ -307,6 +310,13 @@ def _restore_region(
         faint = [x for x in est.layers if x.opacity < MIN_DETECTED_OPACITY]
         if faint and len(faint) == len(est.layers):
             notes.append("faint structure kept: too little opacity to be sure it is a watermark")
+            return cur, np.zeros((h, w), bool), np.zeros((h, w), np.float32)
+        opacity = max(x.opacity for x in est.layers)
+        if opacity >= MAX_DETECTED_OPACITY:
+            notes.append(
+                f"text kept: opaque (opacity {opacity:.2f}), like a sign or a label; mark it "
+                "to remove it anyway"
+            )
             return cur, np.zeros((h, w), bool), np.zeros((h, w), np.float32)
         ev = est.layers[0].evidence
         if ev < min_evidence:
