@@ -12,17 +12,18 @@ from fastapi.responses import HTMLResponse, Response
 
 from removeany.accounts import flows, security
 from removeany.accounts import service as accounts
-from removeany.api.auth import check_csrf, client_ip, user_agent
+from removeany.api.auth import client_ip, user_agent
 from removeany.api.params import RowId
 from removeany.context import Context
 from removeany.credits import service as ledger
 from removeany.errors import DomainError
 from removeany.privacy import service as privacy
 from removeany.web.routes import (
+    Viewer,
     _check_form_token,
     _clear_session_cookie,
     _ctx,
-    _error_page,
+    _form_viewer,
     _render_form,
     _safe_next,
     _set_session_cookie,
@@ -234,13 +235,9 @@ def _post(request: Request, csrf_token: str, action: Any) -> Response:
     shown on the security page."""
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
-        viewer = _viewer(ctx, session, request)
-        if viewer is None:
-            return _to_login(request, "/account/security")
-        try:
-            check_csrf(viewer.web, csrf_token)
-        except DomainError as exc:
-            return _error_page(request, exc, viewer)
+        viewer = _form_viewer(ctx, session, request, csrf_token, "/account/security")
+        if not isinstance(viewer, Viewer):
+            return viewer
     try:
         result = action(ctx, viewer)
     except DomainError as exc:

@@ -19,7 +19,6 @@ from starlette.datastructures import FormData, UploadFile
 
 from removeany import i18n
 from removeany.accounts.models import User
-from removeany.api.auth import check_csrf
 from removeany.batches import repository as repo
 from removeany.batches import service
 from removeany.batches.schemas import BatchOut
@@ -29,8 +28,10 @@ from removeany.credits import service as ledger
 from removeany.engine.errors import ImageError, OptionError
 from removeany.errors import DomainError, Unauthorized
 from removeany.web.routes import (
+    Viewer,
     _ctx,
     _error_page,
+    _form_viewer,
     _to_login,
     _viewer,
     redirect,
@@ -240,13 +241,9 @@ def _is_zip(upload: UploadFile) -> bool:
 def _start(request: Request, form: FormData) -> Response:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
-        viewer = _viewer(ctx, session, request)
-        if viewer is None:
-            return _to_login(request, "/batches")
-        try:
-            check_csrf(viewer.web, str(form.get("csrf_token") or ""))
-        except DomainError as exc:
-            return _error_page(request, exc, viewer)
+        viewer = _form_viewer(ctx, session, request, str(form.get("csrf_token") or ""), "/batches")
+        if not isinstance(viewer, Viewer):
+            return viewer
     chosen = _chosen(form)
     # A file input with nothing chosen still sends one empty, nameless part.
     uploads = [
@@ -348,11 +345,10 @@ def cancel_batch(
     """Items not started yet are cancelled and their holds released; running ones finish."""
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
-        viewer = _viewer(ctx, session, request)
-        if viewer is None:
-            return _to_login(request, f"/batches/{batch_id}")
+        viewer = _form_viewer(ctx, session, request, csrf_token, f"/batches/{batch_id}")
+        if not isinstance(viewer, Viewer):
+            return viewer
         try:
-            check_csrf(viewer.web, csrf_token)
             batch = service.cancel(session, viewer.user, batch_id, ctx.now())
         except DomainError as exc:
             return _error_page(request, exc, viewer)

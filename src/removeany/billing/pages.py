@@ -19,7 +19,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from removeany.accounts.models import User
-from removeany.api.auth import check_csrf
 from removeany.billing import service as billing
 from removeany.billing.models import Order
 from removeany.billing.providers import PaymentProvider
@@ -34,6 +33,7 @@ from removeany.web.routes import (
     Viewer,
     _ctx,
     _error_page,
+    _form_viewer,
     _to_login,
     _viewer,
     redirect,
@@ -238,13 +238,9 @@ def redeem(
 ) -> Response:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
-        viewer = _viewer(ctx, session, request)
-        if viewer is None:
-            return _to_login(request, "/credits")
-        try:
-            check_csrf(viewer.web, csrf_token)
-        except DomainError as exc:
-            return _error_page(request, exc, viewer)
+        viewer = _form_viewer(ctx, session, request, csrf_token, "/credits")
+        if not isinstance(viewer, Viewer):
+            return viewer
         try:
             if not code.strip():
                 raise DomainError(t("Enter a promo code."), code="promo_code_missing")
@@ -312,13 +308,9 @@ def checkout(
 ) -> Response:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
-        viewer = _viewer(ctx, session, request)
-        if viewer is None:
-            return _to_login(request, "/credits")
-        try:
-            check_csrf(viewer.web, csrf_token)
-        except DomainError as exc:
-            return _error_page(request, exc, viewer)
+        viewer = _form_viewer(ctx, session, request, csrf_token, "/credits")
+        if not isinstance(viewer, Viewer):
+            return viewer
         try:
             order = _start(ctx, session, provider_for(ctx), viewer.user, pack, idempotency_key)
         except DomainError as exc:
@@ -414,11 +406,10 @@ def sandbox_pay(
 ) -> Response:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
-        viewer = _viewer(ctx, session, request)
-        if viewer is None:
-            return _to_login(request, f"/billing/sandbox/{order_id}")
+        viewer = _form_viewer(ctx, session, request, csrf_token, f"/billing/sandbox/{order_id}")
+        if not isinstance(viewer, Viewer):
+            return viewer
         try:
-            check_csrf(viewer.web, csrf_token)
             order = _sandbox_order(ctx, session, viewer, order_id)
             with session.begin_nested():
                 billing.sandbox_pay(
@@ -439,11 +430,10 @@ def sandbox_cancel(
 ) -> Response:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
-        viewer = _viewer(ctx, session, request)
-        if viewer is None:
-            return _to_login(request, f"/billing/sandbox/{order_id}")
+        viewer = _form_viewer(ctx, session, request, csrf_token, f"/billing/sandbox/{order_id}")
+        if not isinstance(viewer, Viewer):
+            return viewer
         try:
-            check_csrf(viewer.web, csrf_token)
             order = _sandbox_order(ctx, session, viewer, order_id)
             billing.cancel_order(session, viewer.user, order.id)
         except DomainError as exc:

@@ -8,12 +8,22 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from removeany import i18n
-from removeany.api.auth import check_csrf, client_ip, user_agent
+from removeany.api.auth import client_ip, user_agent
 from removeany.api.params import OptionalRowIdQuery
 from removeany.errors import DomainError
 from removeany.i18n import N_
 from removeany.legal import service as legal
-from removeany.web.routes import _ctx, _error_page, _safe_next, _to_login, _viewer, redirect, render
+from removeany.web.routes import (
+    Viewer,
+    _ctx,
+    _error_page,
+    _form_viewer,
+    _safe_next,
+    _to_login,
+    _viewer,
+    redirect,
+    render,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -118,11 +128,10 @@ def accept(
 ) -> Response:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
-        viewer = _viewer(ctx, session, request)
-        if viewer is None:
-            return _to_login(request, "/legal/accept")
+        viewer = _form_viewer(ctx, session, request, csrf_token, "/legal/accept")
+        if not isinstance(viewer, Viewer):
+            return viewer
         try:
-            check_csrf(viewer.web, csrf_token)
             legal.accept(
                 session,
                 viewer.user,

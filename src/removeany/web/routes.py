@@ -180,6 +180,21 @@ def redirect(url: str) -> RedirectResponse:
     return response
 
 
+def _form_viewer(
+    ctx: Context, session: Session, request: Request, csrf_token: str, target: str | None = None
+) -> Viewer | Response:
+    """The signed-in sender of a page's form, or what to answer instead: the sign-in page
+    (then back to ``target``), or the error page when the form's CSRF token is wrong."""
+    viewer = _viewer(ctx, session, request)
+    if viewer is None:
+        return _to_login(request, target)
+    try:
+        check_csrf(viewer.web, csrf_token)
+    except DomainError as exc:
+        return _error_page(request, exc, viewer)
+    return viewer
+
+
 def _error_page(request: Request, exc: DomainError, viewer: Viewer | None = None) -> HTMLResponse:
     return render(
         request,
@@ -461,13 +476,9 @@ def verify(request: Request, token: str = "") -> Response:
 def resend_verification(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
-        viewer = _viewer(ctx, session, request)
-        if viewer is None:
-            return _to_login(request, "/app")
-        try:
-            check_csrf(viewer.web, csrf_token)
-        except DomainError as exc:
-            return _error_page(request, exc, viewer)
+        viewer = _form_viewer(ctx, session, request, csrf_token, "/app")
+        if not isinstance(viewer, Viewer):
+            return viewer
         if not viewer.user.is_verified:
             accounts.send_verification(
                 ctx.mailer, ctx.secret_key, ctx.settings.base_url, viewer.user
@@ -579,11 +590,10 @@ def delete_job_files(
     """The workspace's "Delete now": the job's original and result, before retention does."""
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
-        viewer = _viewer(ctx, session, request)
-        if viewer is None:
-            return _to_login(request, "/app")
+        viewer = _form_viewer(ctx, session, request, csrf_token, "/app")
+        if not isinstance(viewer, Viewer):
+            return viewer
         try:
-            check_csrf(viewer.web, csrf_token)
             job = jobs.get_for_user(session, viewer.user, job_id)
             keys = privacy.delete_job_files(session, job, now=ctx.now())
         except DomainError as exc:
