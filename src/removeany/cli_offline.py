@@ -39,6 +39,10 @@ FOLDER_SUFFIXES = {"png": ".png", "webp": ".webp", "jpg": ".jpg", "zip": ".zip"}
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 100_000_000
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+# Options every offline command takes, declared once.
+ModelDirOption = Annotated[Path | None, typer.Option(help="Folder holding model files.")]
+MaxBytesOption = Annotated[int, typer.Option(help="Largest input file in bytes.")]
+MaxPixelsOption = Annotated[int, typer.Option(help="Largest input in pixels.")]
 
 
 @dataclass(frozen=True)
@@ -67,13 +71,9 @@ def remove_background_command(
         ),
     ],
     model: Annotated[str, typer.Option(help="Model name.")] = DEFAULT_MODEL,
-    model_dir: Annotated[Path | None, typer.Option(help="Folder holding model files.")] = None,
-    max_bytes: Annotated[int, typer.Option(help="Largest input file in bytes.")] = (
-        DEFAULT_MAX_BYTES
-    ),
-    max_pixels: Annotated[int, typer.Option(help="Largest input in pixels.")] = (
-        DEFAULT_MAX_PIXELS
-    ),
+    model_dir: ModelDirOption = None,
+    max_bytes: MaxBytesOption = DEFAULT_MAX_BYTES,
+    max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
     format: Annotated[
         str,
         typer.Option(help="Format of files written into an output folder: png, webp, jpg, zip."),

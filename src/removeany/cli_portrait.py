@@ -22,7 +22,15 @@ from PIL import Image
 from rich.console import Console
 
 from removeany.cli_offline import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    EXIT_FAILURES,
+    EXIT_OK,
+    EXIT_USAGE,
     OUTPUT_FORMATS,
+    MaxBytesOption,
+    MaxPixelsOption,
+    ModelDirOption,
     Task,
     plan_tasks,
     read_image,
@@ -42,9 +50,6 @@ from removeany.engine.portrait import (
     id_photo,
 )
 
-DEFAULT_MAX_BYTES = 200 * 1024 * 1024
-DEFAULT_MAX_PIXELS = 100_000_000
-EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 FORMATS: dict[str, OutputFormat] = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp"}
 
 
@@ -76,13 +81,9 @@ def cutout_portrait_command(
         typer.Option(help="png, jpg or webp (default png; jpg for ID photos)."),
     ] = None,
     model: Annotated[str, typer.Option(help="Segmentation model name.")] = PORTRAIT_MODEL,
-    model_dir: Annotated[Path | None, typer.Option(help="Folder holding model files.")] = None,
-    max_bytes: Annotated[int, typer.Option(help="Largest input file in bytes.")] = (
-        DEFAULT_MAX_BYTES
-    ),
-    max_pixels: Annotated[int, typer.Option(help="Largest input in pixels.")] = (
-        DEFAULT_MAX_PIXELS
-    ),
+    model_dir: ModelDirOption = None,
+    max_bytes: MaxBytesOption = DEFAULT_MAX_BYTES,
+    max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
 ) -> int:
     """Cut out the person in each input (or make ID photos); keeps going past failures."""
     err = Console(stderr=True)

@@ -25,7 +25,17 @@ import typer
 from PIL import Image
 from rich.console import Console
 
-from removeany.cli_offline import write_atomically
+from removeany.cli_offline import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    EXIT_FAILURES,
+    EXIT_OK,
+    EXIT_USAGE,
+    MaxBytesOption,
+    MaxPixelsOption,
+    ModelDirOption,
+    write_atomically,
+)
 from removeany.engine.errors import ImageError, ModelError
 from removeany.engine.io import OutputFormat, decode_image, encode_image, sniff_format
 from removeany.engine.watermark import (
@@ -36,9 +46,6 @@ from removeany.engine.watermark import (
 )
 
 Box = tuple[int, int, int, int]
-DEFAULT_MAX_BYTES = 200 * 1024 * 1024
-DEFAULT_MAX_PIXELS = 100_000_000
-EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 _ENCODED: dict[str, OutputFormat] = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 _SUFFIX_FORMAT = {
     ".png": "PNG",
@@ -86,13 +93,9 @@ def remove_watermark_command(
         bool,
         typer.Option(help="Estimate a watermark shared by same-sized inputs from all of them."),
     ] = True,
-    model_dir: Annotated[Path | None, typer.Option(help="Folder holding model files.")] = None,
-    max_bytes: Annotated[int, typer.Option(help="Largest input file in bytes.")] = (
-        DEFAULT_MAX_BYTES
-    ),
-    max_pixels: Annotated[int, typer.Option(help="Largest input in pixels.")] = (
-        DEFAULT_MAX_PIXELS
-    ),
+    model_dir: ModelDirOption = None,
+    max_bytes: MaxBytesOption = DEFAULT_MAX_BYTES,
+    max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
 ) -> int:
     """Remove visible watermarks; keeps going past failed inputs and returns an exit code."""
     err = Console(stderr=True)
