@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
+from fastapi.testclient import TestClient
+
 from removeany.accounts import service as accounts
 from removeany.accounts.models import User
 from removeany.context import Context
@@ -31,3 +36,18 @@ def make_user(ctx: Context, email: str = "ada@example.com", *, credits: int = 10
 def make_api_key(ctx: Context, user: User) -> str:
     with ctx.db.transaction() as session:
         return accounts.create_api_key(session, user, "test", now=ctx.now())[0]
+
+
+def wait_for_batch(
+    client: TestClient, batch_id: str, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Poll a batch (with an API key in ``headers``, or the client's session cookie, as
+    batch.js's fallback does) until it is completed or cancelled."""
+    deadline = time.monotonic() + 240
+    batch: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        batch = client.get(f"/api/v1/batches/{batch_id}", headers=headers).json()
+        if batch["status"] in ("completed", "cancelled"):
+            return batch
+        time.sleep(0.1)
+    raise AssertionError(f"batch did not finish: {batch}")

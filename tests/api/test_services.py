@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from removeany.accounts import repository as accounts_repo
 from removeany.context import Context
 from removeany.engine.models import fetch_model, get_model
 from tests.conftest import REPO, eval_image
-from tests.helpers import make_api_key, make_user
+from tests.helpers import make_api_key, make_user, wait_for_batch
 
 sys.path.insert(0, str(REPO / "benchmarks" / "watermark"))
 from synth import Watermark, make_watermark
@@ -267,16 +266,6 @@ def test_bad_options_are_refused_before_any_charge(client: TestClient, ctx: Cont
     assert client.get("/api/v1/jobs", headers=headers).json() == []
 
 
-def _wait_batch(client: TestClient, headers: dict[str, str], batch_id: str) -> Any:
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        batch = client.get(f"/api/v1/batches/{batch_id}", headers=headers).json()
-        if batch["status"] in ("completed", "cancelled"):
-            return batch
-        time.sleep(0.1)
-    raise AssertionError(f"batch did not finish: {batch}")
-
-
 def test_batches_run_the_new_services(client: TestClient, ctx: Context) -> None:
     headers = _headers(ctx, credits=6)
     refused = client.post(
@@ -299,7 +288,7 @@ def test_batches_run_the_new_services(client: TestClient, ctx: Context) -> None:
         ],
     )
     assert response.status_code == 202, response.text
-    batch = _wait_batch(client, headers, response.json()["id"])
+    batch = wait_for_batch(client, response.json()["id"], headers)
     assert batch["service"] == "remove_watermark" and batch["counts"]["succeeded"] == 2
     assert batch["charged"] == 2 * LAUNCH_PRICES[("remove_watermark", "full")]
     items = {i["relative_path"]: i for i in client.get(batch["items_url"], headers=headers).json()}

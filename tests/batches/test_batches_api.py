@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import zipfile
 from typing import Any
 
@@ -16,17 +15,7 @@ from PIL import Image
 from removeany.context import Context
 from tests.batches._images import make_zip, photo_paths, photo_zip, plain_image, small_photo
 from tests.batches._ledger import audit
-from tests.helpers import make_api_key, make_user
-
-
-def wait_done(client: TestClient, headers: dict[str, str], batch_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        batch = client.get(f"/api/v1/batches/{batch_id}", headers=headers).json()
-        if batch["status"] in ("completed", "cancelled"):
-            return batch
-        time.sleep(0.1)
-    raise AssertionError(f"batch did not finish: {batch}")
+from tests.helpers import make_api_key, make_user, wait_for_batch
 
 
 def test_zip_batch_keeps_folders_refunds_failures_and_zips_results(
@@ -58,7 +47,7 @@ def test_zip_batch_keeps_folders_refunds_failures_and_zips_results(
     rejected = {r["path"]: r["code"] for r in created["rejected"]}
     assert rejected == {"notes.txt": "unsupported_format", "../escape.jpg": "unsafe_path"}
 
-    batch = wait_done(client, headers, created["id"])
+    batch = wait_for_batch(client, created["id"], headers)
     assert batch["status"] == "completed" and batch["progress"] == 1.0
     assert batch["counts"] == {
         "queued": 0,
@@ -102,7 +91,7 @@ def test_many_files_in_one_request(client: TestClient, ctx: Context) -> None:
         ],
     )
     assert response.status_code == 202, response.text
-    batch = wait_done(client, headers, response.json()["id"])
+    batch = wait_for_batch(client, response.json()["id"], headers)
     assert batch["counts"]["succeeded"] == 2 and batch["charged"] == 2
     listed = client.get("/api/v1/batches", headers=headers).json()
     assert [b["id"] for b in listed] == [batch["id"]]
@@ -178,7 +167,7 @@ def test_batches_are_private(client: TestClient, ctx: Context) -> None:
     for path in ("", "/items", "/results", "/events"):
         assert client.get(f"/api/v1/batches/{batch['id']}{path}", headers=other).status_code == 404
     assert client.post(f"/api/v1/batches/{batch['id']}/cancel", headers=other).status_code == 404
-    wait_done(client, owner, batch["id"])
+    wait_for_batch(client, batch["id"], owner)
 
 
 def test_cancel_releases_unstarted_items(client: TestClient, ctx: Context) -> None:
@@ -191,7 +180,7 @@ def test_cancel_releases_unstarted_items(client: TestClient, ctx: Context) -> No
     cancelled = client.post(f"/api/v1/batches/{created['id']}/cancel", headers=headers)
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] in ("cancelling", "cancelled")
-    batch = wait_done(client, headers, created["id"])
+    batch = wait_for_batch(client, created["id"], headers)
     counts = batch["counts"]
     assert batch["status"] == "cancelled" and counts["cancelled"] >= 6
     assert counts["succeeded"] + counts["failed"] + counts["cancelled"] == 12
@@ -243,7 +232,7 @@ def test_result_names_follow_the_output_format(client: TestClient, ctx: Context,
         data={"options": json.dumps({"format": fmt, "bg_color": "ffffff"})},
         files={"archive": ("a.zip", archive)},
     ).json()
-    batch = wait_done(client, headers, created["id"])
+    batch = wait_for_batch(client, created["id"], headers)
     with zipfile.ZipFile(
         io.BytesIO(client.get(batch["results_url"], headers=headers).content)
     ) as z:

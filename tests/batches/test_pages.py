@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import io
 import re
-import time
 import zipfile
-from typing import Any
 
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -17,22 +15,10 @@ from removeany.context import Context
 from tests.batches._images import make_zip, photo_paths, photo_zip, plain_image, small_photo
 from tests.batches._ledger import audit
 from tests.conftest import eval_image
-from tests.helpers import make_user
+from tests.helpers import make_user, wait_for_batch
 from tests.web.test_pages import balance_on, form_token, login, text_of
 
 PROGRESS_RE = re.compile(r'<progress id="batch-progress" max="(\d+)" value="(\d+)"')
-
-
-def wait_done(client: TestClient, batch_id: str) -> dict[str, Any]:
-    """Follow the batch with the browser's session cookie, as batch.js's fallback does."""
-    deadline = time.monotonic() + 240
-    batch: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        batch = client.get(f"/api/v1/batches/{batch_id}").json()
-        if batch["status"] in ("completed", "cancelled"):
-            return batch
-        time.sleep(0.1)
-    raise AssertionError(f"batch did not finish: {batch}")
 
 
 def start(client: TestClient, files: list[tuple[str, bytes]], **fields: str) -> str:
@@ -77,7 +63,7 @@ def test_pages_need_sign_in_and_belong_to_their_owner(client: TestClient, ctx: C
     assert balance_on(page.text) == 3
     assert "No batches yet" in page.text
     batch_id = start(client, [("a.jpg", small_photo(photo_paths(1)[0], 160))])
-    wait_done(client, batch_id)
+    wait_for_batch(client, batch_id)
     owner_page = client.get(f"/batches/{batch_id}")
     assert owner_page.status_code == 200 and "a.jpg" in owner_page.text
 
@@ -99,7 +85,7 @@ def test_form_starts_a_batch_that_the_workers_finish(client: TestClient, ctx: Co
     files = [(f"{n}-{p.stem}.jpg", small_photo(p, 200)) for n, p in enumerate(photos)]
     batch_id = start(client, files, format="webp", size="preview", name="Catalogue")
 
-    batch = wait_done(client, batch_id)
+    batch = wait_for_batch(client, batch_id)
     assert batch["name"] == "Catalogue" and batch["options"]["format"] == "webp"
     assert batch["options"]["size"] == "preview"
     assert batch["counts"]["succeeded"] == 3 and batch["charged"] == 3
@@ -145,7 +131,7 @@ def test_form_runs_other_services_with_their_own_options(client: TestClient, ctx
         crop="true",
         channels="alpha",
     )
-    batch = wait_done(client, batch_id)
+    batch = wait_for_batch(client, batch_id)
     assert batch["options"] == {"size": "2inch", "background": "blue", "format": "jpg"}
     assert batch["counts"]["succeeded"] == 1, batch
     download = client.get(f"/api/v1/batches/{batch_id}/results")
@@ -176,7 +162,7 @@ def test_zip_with_a_corrupt_member_and_a_failing_image(client: TestClient, ctx: 
         }
     )
     batch_id = start(client, [("shoot.zip", archive)], bg="color", bg_color="#ff0000")
-    batch = wait_done(client, batch_id)
+    batch = wait_for_batch(client, batch_id)
     assert batch["name"] == "shoot.zip" and batch["options"]["bg_color"] == "ff0000"
     assert batch["total"] == 3
     assert batch["counts"] == {
@@ -230,7 +216,7 @@ def test_cancel_from_the_page(client: TestClient, ctx: Context) -> None:
     notice = client.get(cancelled.headers["location"]).text
     assert "The batch was cancelled." in notice
 
-    batch = wait_done(client, batch_id)
+    batch = wait_for_batch(client, batch_id)
     counts = batch["counts"]
     assert batch["status"] == "cancelled" and counts["cancelled"] >= 1
     page = client.get(f"/batches/{batch_id}").text

@@ -18,9 +18,8 @@ from removeany.context import Context
 from removeany.engine.models import fetch_model
 from removeany.engine.watermark import TEXT_DETECTOR, load_text_detector, restore, restore_batch
 from tests.batches._images import make_zip
-from tests.batches.test_batches_api import wait_done
 from tests.conftest import EVAL_DIR
-from tests.helpers import make_api_key, make_user
+from tests.helpers import make_api_key, make_user, wait_for_batch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "watermark"))
 from synth import make_watermark
@@ -76,7 +75,7 @@ def test_batch_items_share_one_joint_estimate(client: TestClient, ctx: Context) 
         },
     )
     assert response.status_code == 202, response.text
-    batch = wait_done(client, headers, response.json()["id"])
+    batch = wait_for_batch(client, response.json()["id"], headers)
     assert batch["counts"]["succeeded"] == 5, batch
     items = {i["relative_path"]: i for i in client.get(batch["items_url"], headers=headers).json()}
     results = []
@@ -120,7 +119,7 @@ def test_a_photo_without_the_shared_mark_is_treated_alone(client: TestClient, ct
         files={"archive": ("set.zip", make_zip(files), "application/zip")},
     )
     assert response.status_code == 202, response.text
-    batch = wait_done(client, headers, response.json()["id"])
+    batch = wait_for_batch(client, response.json()["id"], headers)
     items = {i["relative_path"]: i for i in client.get(batch["items_url"], headers=headers).json()}
     assert items["clean.png"]["status"] == "failed"
     assert items["clean.png"]["error_code"] == "no_watermark"
