@@ -180,7 +180,7 @@ def check_for_image(service: str, options: dict[str, Any], width: int, height: i
                 "Give boxes as [x, y, width, height] in pixels of the photo.",
             )
     if options.get("mask_png") is not None:
-        _decode_mask(options["mask_png"], (width, height))
+        decode_mask(options["mask_png"], (width, height))
 
 
 def encode_mask(mask: Image.Image, size: tuple[int, int]) -> str:
@@ -244,7 +244,9 @@ def _mask_bytes(value: str) -> bytes:
     return data
 
 
-def _decode_mask(value: str, size: tuple[int, int]) -> npt.NDArray[np.bool_]:
+def decode_mask(value: str, size: tuple[int, int]) -> npt.NDArray[np.bool_]:
+    """A job's stored mask (`mask_png`) as a boolean array; OptionError unless it is a PNG
+    of exactly `size` (width, height)."""
     data = _mask_bytes(value)
     try:
         mask = decode_image(data, max_bytes=len(data), max_pixels=size[0] * size[1])
@@ -355,7 +357,7 @@ def _remove_watermark(
 ) -> Output:
     boxes = [(x, y, x + w, y + h) for x, y, w, h in options.get("boxes") or []]
     mask = options.get("mask_png")
-    user_mask = _decode_mask(mask, image.size) if mask is not None else None
+    user_mask = decode_mask(mask, image.size) if mask is not None else None
     result = None
     if shared_mark is not None and shared_mark.shape == (image.height, image.width):
         result = apply_shared_mark(image, shared_mark)

@@ -10,8 +10,6 @@ written anywhere, and an estimate not used for IDLE_SECONDS is forgotten.
 
 from __future__ import annotations
 
-import base64
-import io
 import threading
 import time
 from collections import OrderedDict
@@ -21,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from removeany.engine.errors import ImageError
+from removeany.engine.errors import ImageError, OptionError
 from removeany.engine.io import decode_image
 from removeany.engine.watermark import (
     MAX_JOINT,
@@ -31,6 +29,7 @@ from removeany.engine.watermark import (
     load_text_detector,
     shared_mark_work_size,
 )
+from removeany.jobs import processors
 from removeany.jobs import repository as repo
 
 if TYPE_CHECKING:
@@ -121,7 +120,7 @@ def _user_mask(options: dict[str, Any], size: tuple[int, int]) -> npt.NDArray[np
     encoded = options.get("mask_png")
     if encoded is None:
         return None
-    mask = Image.open(io.BytesIO(base64.b64decode(encoded)))
-    if mask.size != size:
+    try:
+        return processors.decode_mask(encoded, size)
+    except OptionError:
         return None
-    return np.asarray(mask.convert("L")) > 127

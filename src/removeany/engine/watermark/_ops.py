@@ -80,6 +80,14 @@ def bbox(mask: Bool, pad: int, shape: tuple[int, int]) -> tuple[slice, slice] | 
     return slice(y0, y1), slice(x0, x1)
 
 
+def sobel_xy(img: F32) -> tuple[F32, F32]:
+    """3x3 Sobel gradients (x, y) of a plane, or of an HxWx3 image's luminance."""
+    y = np.ascontiguousarray(luma(img) if img.ndim == 3 else img, np.float32)
+    gx = cv2.Sobel(y, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(y, cv2.CV_32F, 0, 1, ksize=3)
+    return np.asarray(gx, np.float32), np.asarray(gy, np.float32)
+
+
 def grad_map(img: F32) -> F32:
     """Per-pixel absolute luminance gradient (forward differences, x plus y)."""
     y = luma(img) if img.ndim == 3 else img

@@ -24,7 +24,7 @@ from removeany.engine.models import (
     model_path,
     verify_model_file,
 )
-from removeany.engine.watermark._ops import F32, U8, Bool
+from removeany.engine.watermark._ops import F32, U8, Bool, sobel_xy
 
 # PP-OCRv6 small text detector, shipped inside the rapidocr wheel on PyPI. Fetched and
 # verified at install time by ``models.fetch_model``; never downloaded at run time.
@@ -253,9 +253,8 @@ AGREEMENT_TOP = 0.05
 def mark_agreement(stack: F32, region: Bool | None = None) -> F32:
     """Per image of a KxHxWx3 stack, how well its edges agree with the edges all of them
     share (the median luma gradient), at the strongest shared edges within ``region``."""
-    lum = stack[..., 0] * 0.299 + stack[..., 1] * 0.587 + stack[..., 2] * 0.114
-    gx = np.stack([cv2.Sobel(np.ascontiguousarray(y), cv2.CV_32F, 1, 0, ksize=3) for y in lum])
-    gy = np.stack([cv2.Sobel(np.ascontiguousarray(y), cv2.CV_32F, 0, 1, ksize=3) for y in lum])
+    grads = [sobel_xy(im) for im in stack]
+    gx, gy = np.stack([g[0] for g in grads]), np.stack([g[1] for g in grads])
     mx, my = np.median(gx, axis=0), np.median(gy, axis=0)
     mag = np.hypot(mx, my)
     where = region if region is not None and region.any() else np.ones(mag.shape, bool)

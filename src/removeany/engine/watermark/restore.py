@@ -6,7 +6,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from removeany.engine.watermark._ops import F32, Bool, bbox, dilate, grad_map, inpaint, luma
+from removeany.engine.watermark._ops import (
+    F32,
+    Bool,
+    bbox,
+    dilate,
+    grad_map,
+    inpaint,
+    luma,
+    sobel_xy,
+)
 
 # Above this opacity the original is too attenuated to recover by division alone: the
 # restored pixels are blended towards inpainting, fully inpainted at INPAINT_ALPHA.
@@ -145,8 +154,7 @@ def _mark_removed(before: F32, after: F32, alpha: F32, color: F32, where: Bool) 
     """The blend adds ``grad(alpha) * (W - I)`` to the photo's own gradient: regress the
     input's and the result's luma gradients on it. About 1 where the mark is in the input, 0
     once it is gone; a photo without the mark scores about 0 before."""
-    ax = cv2.Sobel(alpha, cv2.CV_32F, 1, 0, ksize=3)
-    ay = cv2.Sobel(alpha, cv2.CV_32F, 0, 1, ksize=3)
+    ax, ay = sobel_xy(alpha)
     band = where & (np.hypot(ax, ay) > 0.02)
     if int(band.sum()) < 10:
         return False
@@ -157,9 +165,7 @@ def _mark_removed(before: F32, after: F32, alpha: F32, color: F32, where: Bool) 
         return False
 
     def share(img: F32) -> float:
-        y = luma(img)
-        gx = cv2.Sobel(y, cv2.CV_32F, 1, 0, ksize=3)
-        gy = cv2.Sobel(y, cv2.CV_32F, 0, 1, ksize=3)
+        gx, gy = sobel_xy(img)
         return float((gx * ex + gy * ey)[band].sum()) / norm
 
     present = share(before)
