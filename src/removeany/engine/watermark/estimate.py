@@ -188,23 +188,32 @@ def _core_fit(js: F32, bs: F32, a: F32, core: Bool) -> tuple[float, F32] | None:
     return opacity, np.clip(col, 0, 255).astype(np.float32)
 
 
-def _pooled_alpha(js: F32, bs: F32, col: F32) -> tuple[F32, Bool]:
-    """Per-pixel alpha for a known colour, pooled over all images and channels."""
-    d = col - bs if col.ndim == 1 else col[None] - bs
-    axes = (0, bs.ndim - 1)
-    num = np.sum((js - bs) * d, axis=axes)
-    den = np.sum(d * d, axis=axes)
-    a = num / np.maximum(den, 1.0)
-    obs = den > js.shape[0] * 15.0**2
-    return np.asarray(a, np.float32), np.asarray(obs, bool)
+class _PooledAlpha:
+    """Per-pixel alpha for a known colour, pooled over all images and channels.
 
+    Made once per set of pixels and called for many trial colours: the sums over images and
+    channels that do not depend on the colour are kept, leaving two small products per call.
+    """
 
-def _color_for(js: F32, bs: F32, core: Bool, opacity: float) -> F32:
-    """Unbiased colour for a given opacity: mean of (J - (1 - a) B) / a over the core."""
-    jj = js[:, core].reshape(-1, 3).astype(np.float64)
-    bb = bs[:, core].reshape(-1, 3).astype(np.float64)
-    col = (jj.mean(axis=0) - (1.0 - opacity) * bb.mean(axis=0)) / opacity
-    return np.asarray(np.clip(col, 0, 255), np.float32)
+    def __init__(self, js: F32, bs: F32) -> None:
+        self._k = js.shape[0]
+        jj = js.astype(np.float64)
+        bb = bs.astype(np.float64)
+        diff = jj - bb
+        self._sum_diff = diff.sum(axis=0)
+        self._diff_dot_b = (diff * bb).sum(axis=(0, 2))
+        self._sum_b = bb.sum(axis=0)
+        self._b_dot_b = (bb * bb).sum(axis=(0, 2))
+
+    def __call__(self, col: F32) -> tuple[F32, Bool]:
+        """(alpha, observed): alpha of ``J = (1 - a) B + a W`` per pixel, and where W differs
+        enough from B for it to mean anything."""
+        c = col.astype(np.float64)
+        num = self._sum_diff @ c - self._diff_dot_b
+        # sum over images and channels of |W - B|^2
+        den = self._k * float(c @ c) - 2.0 * (self._sum_b @ c) + self._b_dot_b
+        alpha = np.asarray(num / np.maximum(den, 1.0), np.float32)
+        return alpha, np.asarray(den > self._k * 15.0**2, bool)
 
 
 def _compact(
@@ -244,11 +253,15 @@ def _refine_tv(
     bu = bs[:, uy, ux]
     cu = cand[uy, ux]
     n = ys.size
+    core_j = js[:, core].reshape(-1, 3).astype(np.float64).mean(axis=0)
+    core_b = bs[:, core].reshape(-1, 3).astype(np.float64).mean(axis=0)
+    alpha_for = _PooledAlpha(ju, bu)
     best = (float("inf"), opacity, col)
     for f in np.linspace(0.6, 1.4, steps):
         op = float(np.clip(opacity * f, MIN_OPACITY, MAX_OPACITY))
-        c = _color_for(js, bs, core, op)
-        a, _ = _pooled_alpha(ju, bu, c)
+        # the unbiased colour for this opacity: mean of (J - (1 - a) B) / a over the core
+        c = np.asarray(np.clip((core_j - (1.0 - op) * core_b) / op, 0, 255), np.float32)
+        a, _ = alpha_for(c)
         sm = np.clip(a / op, 0.0, 1.0)
         sm[~cu] = 0.0
         al = (sm * op)[None, :, None]
@@ -304,40 +317,47 @@ def refine_alpha(
     uniq, inv = _compact(flat, h * w)
     inv = inv.reshape(4, ys.size)
     uy, ux = uniq // w, uniq % w
-    ku, cu = ks[:, uy, ux], col[uy, ux]
-    jx_all, wx_all = ks[:, ys, xs], col[ys, xs]
+    # Pixel-major layout (pixels x images x channels), so that the per-candidate work below
+    # runs over long contiguous rows rather than numpy's slow small strided inner loops.
+    ku = np.ascontiguousarray(ks[:, uy, ux].transpose(1, 0, 2))
+    cu = col[uy, ux][:, None, :]
+    jx_all = np.ascontiguousarray(ks[:, ys, xs].transpose(1, 0, 2))
+    wx_all = col[ys, xs][:, None, :]
     if below is not None:
         b_a = np.minimum(below[0], MAX_OPACITY)[..., None].astype(np.float32)
         b_c = np.broadcast_to(below[1], (h, w, 3)).astype(np.float32)
-        bau, bcu = b_a[uy, ux], b_c[uy, ux]
-        bax_all, bcx_all = b_a[ys, xs], b_c[ys, xs]
+        bau, bcu = b_a[uy, ux][:, None, :], b_c[uy, ux][:, None, :]
+        bax_all, bcx_all = b_a[ys, xs][:, None, :], b_c[ys, xs][:, None, :]
     for _ in range(iters):
         for par in (0, 1):
             sel = parity == par
             py, px = ys[sel], xs[sel]
-            au = a[uy, ux][None, :, None]
-            restored = (ku - au * cu[None]) / (1.0 - au)
+            n = int(py.size)
+            au = a[uy, ux][:, None, None]
+            restored = (ku - au * cu) / (1.0 - au)
             if below is not None:
-                restored = (restored - bau[None] * bcu[None]) / (1.0 - bau[None])
+                restored = (restored - bau * bcu) / (1.0 - bau)
                 bax, bcx = bax_all[sel], bcx_all[sel]
             cur = a[py, px]
-            jx = jx_all[:, sel]
+            jx = jx_all[sel]
             wx = wx_all[sel]
-            # the four neighbours' restored values, stacked: 4 x K x N x 3
-            n_i = restored[:, inv[:, sel]].transpose(1, 0, 2, 3)
+            # the four neighbours' restored values, one plane each: 4 x N x (K * 3)
+            n_i = restored[inv[:, sel]].reshape(4, n, k * 3)
             n_a = [a[ny[sel], nx[sel]] for ny, nx in nbrs]
             buf = np.empty(n_i.shape, np.float32)
+            ones = np.ones(k * 3, np.float32)
             best = np.full(cur.shape, np.inf, np.float32)
             best_a = cur.copy()
             for d in (*offsets, None):
                 # None: try "no mark here" outright
                 v = np.zeros_like(cur) if d is None else np.clip(cur + d, 0.0, max_alpha)
-                ix = (jx - v[None, :, None] * wx[None]) / (1.0 - v[None, :, None])
+                v3 = v[:, None, None]
+                ix = (jx - v3 * wx) / (1.0 - v3)
                 if below is not None:
-                    ix = (ix - bax[None] * bcx[None]) / (1.0 - bax[None])
-                np.subtract(ix[None], n_i, out=buf)
+                    ix = (ix - bax * bcx) / (1.0 - bax)
+                np.subtract(ix.reshape(1, n, k * 3), n_i, out=buf)
                 np.abs(buf, out=buf)
-                e = buf.sum(axis=(0, 1, 3), dtype=np.float32)
+                e = buf.sum(axis=0) @ ones
                 # In J's units: otherwise the division by (1 - alpha) would favour low alpha
                 e *= 1.0 - v
                 # A little prior towards "no mark here", scaled like the data term.
@@ -387,9 +407,10 @@ def fit_layer(
     ys, xs = np.nonzero(cand)
     jf = np.ascontiguousarray(js[:, ys, xs])
     bf = np.ascontiguousarray(bs[:, ys, xs])
+    pooled_alpha = _PooledAlpha(jf, bf)
     opacity = 0.0
     for _ in range(3):
-        a, obs = _pooled_alpha(jf, bf, col)
+        a, obs = pooled_alpha(col)
         peak = _peak(a[obs])
         if peak is None:
             return None
@@ -404,7 +425,7 @@ def fit_layer(
         if polarity == "dark" and float(luma(col_fit[None, None, :])[0, 0]) > 155:
             break
         col = col_fit
-    a, obs = _pooled_alpha(jf, bf, col)
+    a, obs = pooled_alpha(col)
     peak = _peak(a[obs])
     if peak is None:
         return None
@@ -414,7 +435,7 @@ def fit_layer(
         core_map = np.zeros(cand.shape, bool)
         core_map[ys, xs] = core
         opacity, col = _refine_tv(js, bs, cand, core_map, opacity, col, tv_steps)
-        a, obs = _pooled_alpha(jf, bf, col)
+        a, obs = pooled_alpha(col)
     near = np.abs(a[obs] - opacity) < 0.2 * opacity + 0.03
     peakiness = float(near.mean()) if near.size else 0.0
     a_map = np.zeros(cand.shape, np.float32)
