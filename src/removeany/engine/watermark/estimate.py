@@ -307,14 +307,19 @@ def refine_alpha(
     if ys.size == 0:
         return a
     col = np.broadcast_to(color, (h, w, 3)).astype(np.float32)
+    # One checkerboard colour after the other, each a contiguous run: slices instead of masks.
     parity = (ys + xs) % 2
+    order = np.argsort(parity, kind="stable")
+    ys, xs = ys[order], xs[order]
+    even = int((parity == 0).sum())
+    runs = ((0, even), (even, int(ys.size)))
     nbrs = [
         (np.clip(ys + dy, 0, h - 1), np.clip(xs + dx, 0, w - 1))
         for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0))
     ]
+    nbr_flat = np.stack([ny * w + nx for ny, nx in nbrs])
     # Restored values are only ever needed at the support's 4-neighbours: keep those alone.
-    flat = np.concatenate([ny * w + nx for ny, nx in nbrs])
-    uniq, inv = _compact(flat, h * w)
+    uniq, inv = _compact(nbr_flat.ravel(), h * w)
     inv = inv.reshape(4, ys.size)
     uy, ux = uniq // w, uniq % w
     # Pixel-major layout (pixels x images x channels), so that the per-candidate work below
@@ -328,24 +333,26 @@ def refine_alpha(
         b_c = np.broadcast_to(below[1], (h, w, 3)).astype(np.float32)
         bau, bcu = b_a[uy, ux][:, None, :], b_c[uy, ux][:, None, :]
         bax_all, bcx_all = b_a[ys, xs][:, None, :], b_c[ys, xs][:, None, :]
+    a_flat = a.reshape(-1)
+    ones = np.ones(k * 3, np.float32)
     for _ in range(iters):
-        for par in (0, 1):
-            sel = parity == par
-            py, px = ys[sel], xs[sel]
-            n = int(py.size)
-            au = a[uy, ux][:, None, None]
+        for lo, hi in runs:
+            n = hi - lo
+            if n == 0:
+                continue
+            py, px = ys[lo:hi], xs[lo:hi]
+            au = a_flat[uniq][:, None, None]
             restored = (ku - au * cu) / (1.0 - au)
             if below is not None:
                 restored = (restored - bau * bcu) / (1.0 - bau)
-                bax, bcx = bax_all[sel], bcx_all[sel]
+                bax, bcx = bax_all[lo:hi], bcx_all[lo:hi]
             cur = a[py, px]
-            jx = jx_all[sel]
-            wx = wx_all[sel]
+            jx = jx_all[lo:hi]
+            wx = wx_all[lo:hi]
             # the four neighbours' restored values, one plane each: 4 x N x (K * 3)
-            n_i = restored[inv[:, sel]].reshape(4, n, k * 3)
-            n_a = [a[ny[sel], nx[sel]] for ny, nx in nbrs]
+            n_i = restored[inv[:, lo:hi]].reshape(4, n, k * 3)
+            n_a = a_flat[nbr_flat[:, lo:hi]]
             buf = np.empty(n_i.shape, np.float32)
-            ones = np.ones(k * 3, np.float32)
             best = np.full(cur.shape, np.inf, np.float32)
             best_a = cur.copy()
             for d in (*offsets, None):
