@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from removeany.cli_admin import admin_app
+from removeany.cli_context import check_operator_models, platform_context
 from removeany.cli_offline import remove_background_command
 from removeany.cli_portrait import cutout_portrait_command
 from removeany.cli_watermark import remove_watermark_command
@@ -60,10 +61,9 @@ def serve(
     import uvicorn
 
     from removeany.app import create_app
-    from removeany.context import build_context
 
     settings = Settings()
-    ctx = build_context(settings, migrate=True)
+    ctx = platform_context(settings)
     typer.echo(f"RemoveAny on http://{host}:{port}  (data in {settings.data_dir.resolve()})")
     try:
         uvicorn.run(
@@ -108,6 +108,7 @@ def worker(
     from removeany.jobs.celery_worker import run_worker
 
     settings = Settings()
+    check_operator_models(settings)
     run_worker(
         settings,
         concurrency=concurrency or settings.worker_concurrency,
@@ -145,12 +146,11 @@ def users_create(
 ) -> None:
     """Create a verified user (operators and scripts)."""
     from removeany.accounts import service as accounts
-    from removeany.context import build_context
     from removeany.credits import service as ledger
     from removeany.errors import DomainError
     from removeany.legal import service as legal
 
-    ctx = build_context(Settings(), migrate=True)
+    ctx = platform_context(Settings())
     try:
         with ctx.db.transaction() as session:
             now = ctx.now()
@@ -207,10 +207,9 @@ def models_fetch(
 def sweep() -> None:
     """Run scheduled upkeep once: expire credit lots, release stale holds, send expiry warnings.
     (`serve` runs this every minute itself; scaled setups run it from cron.)"""
-    from removeany.context import build_context
     from removeany.maintenance import run_sweeps
 
-    ctx = build_context(Settings(), migrate=True)
+    ctx = platform_context(Settings())
     try:
         report = run_sweeps(ctx)
     finally:
@@ -229,9 +228,8 @@ app.add_typer(prices_app, name="prices")
 def prices_list() -> None:
     """Show the current price of every service and size tier."""
     from removeany.catalog import prices
-    from removeany.context import build_context
 
-    ctx = build_context(Settings(), migrate=True)
+    ctx = platform_context(Settings())
     try:
         with ctx.db.transaction() as session:
             for price in prices.catalogue(session):
@@ -249,10 +247,9 @@ def prices_set(
 ) -> None:
     """Add a new price version; jobs already accepted keep the price they were accepted at."""
     from removeany.catalog import prices
-    from removeany.context import build_context
     from removeany.errors import DomainError
 
-    ctx = build_context(Settings(), migrate=True)
+    ctx = platform_context(Settings())
     try:
         with ctx.db.transaction() as session:
             price = prices.set_price(
@@ -277,11 +274,10 @@ def promo_create(
     """Create a promo code users redeem on their billing page or via the API."""
     from datetime import timedelta
 
-    from removeany.context import build_context
     from removeany.credits import free
     from removeany.errors import DomainError
 
-    ctx = build_context(Settings(), migrate=True)
+    ctx = platform_context(Settings())
     try:
         with ctx.db.transaction() as session:
             now = ctx.now()

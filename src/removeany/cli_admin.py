@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from removeany.cli_context import platform_context
 from removeany.infra.settings import Settings
 
 admin_app = typer.Typer(
@@ -33,10 +34,9 @@ def _actor() -> Any:
 
 @contextmanager
 def _context() -> Iterator[Any]:
-    from removeany.context import build_context
     from removeany.errors import DomainError
 
-    ctx = build_context(Settings(), migrate=True)
+    ctx = platform_context(Settings())
     try:
         yield ctx
     except DomainError as exc:

@@ -19,12 +19,14 @@ from PIL import Image
 from rich.console import Console
 from rich.progress import Progress
 
-from removeany.engine.background import DEFAULT_MODEL, remove_background
+from removeany.engine.background import remove_background
 from removeany.engine.compose import ComposeOptions, color_alpha_zip, compose_result, parse_options
 from removeany.engine.errors import ImageError, ModelError, OptionError
 from removeany.engine.io import OutputFormat, decode_image, encode_image
 from removeany.engine.models import load_session
 from removeany.engine.portrait import cutout_portrait
+from removeany.infra.settings import Settings
+from removeany.operator_models import ServiceModels, register_operator_models
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 OUTPUT_FORMATS: dict[str, OutputFormat] = {
@@ -70,7 +72,10 @@ def remove_background_command(
             help="Output file for a single input file, otherwise a folder receiving STEM.png.",
         ),
     ],
-    model: Annotated[str, typer.Option(help="Model name.")] = DEFAULT_MODEL,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model name (default: REMOVEANY_CUTOUT_MODEL, else u2netp)."),
+    ] = None,
     model_dir: ModelDirOption = None,
     max_bytes: MaxBytesOption = DEFAULT_MAX_BYTES,
     max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
@@ -99,7 +104,10 @@ def remove_background_command(
     """Cut out the subject of each input; keeps going past failures and returns an exit code."""
     err = Console(stderr=True)
     try:
-        load_session(model, model_dir)
+        settings = Settings()
+        register_operator_models(settings)
+        models = ServiceModels(model or settings.cutout_model, settings.portrait_model)
+        load_session(models.portrait if kind == "person" else models.cutout, model_dir)
         look = Look(
             parse_options(
                 size=size,
@@ -136,7 +144,7 @@ def remove_background_command(
     failures = run_tasks(
         tasks,
         "Removing backgrounds",
-        lambda task: _run_one(task, look, model, model_dir, max_bytes, max_pixels),
+        lambda task: _run_one(task, look, models, model_dir, max_bytes, max_pixels),
     )
     print(f"{len(tasks) - len(failures)} of {len(tasks)} images written to {output}")
     return EXIT_FAILURES if failures else EXIT_OK
@@ -204,15 +212,20 @@ def read_image(path: Path, max_bytes: int, max_pixels: int) -> Image.Image:
 
 
 def _run_one(
-    task: Task, look: Look, model: str, model_dir: Path | None, max_bytes: int, max_pixels: int
+    task: Task,
+    look: Look,
+    models: ServiceModels,
+    model_dir: Path | None,
+    max_bytes: int,
+    max_pixels: int,
 ) -> str | None:
     """Process one file; returns 'code: message' on failure instead of stopping the batch."""
     try:
         image = read_image(task.source, max_bytes, max_pixels)
         if look.portrait:
-            cutout = cutout_portrait(image, model_dir=model_dir)
+            cutout = cutout_portrait(image, model=models.portrait, model_dir=model_dir)
         else:
-            cutout = remove_background(image, model=model, model_dir=model_dir)
+            cutout = remove_background(image, model=models.cutout, model_dir=model_dir)
         result = compose_result(cutout, look.compose, bg_image=look.background)
         suffix = task.target.suffix.lower()
         if suffix == ZIP_SUFFIX:

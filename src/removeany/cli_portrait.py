@@ -45,10 +45,11 @@ from removeany.engine.portrait import (
     FACE_MODEL,
     ID_BACKGROUNDS,
     ID_SIZES,
-    PORTRAIT_MODEL,
     cutout_portrait,
     id_photo,
 )
+from removeany.infra.settings import Settings
+from removeany.operator_models import register_operator_models
 
 FORMATS: dict[str, OutputFormat] = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp"}
 
@@ -80,7 +81,12 @@ def cutout_portrait_command(
         str | None,
         typer.Option(help="png, jpg or webp (default png; jpg for ID photos)."),
     ] = None,
-    model: Annotated[str, typer.Option(help="Segmentation model name.")] = PORTRAIT_MODEL,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Segmentation model name (default: REMOVEANY_PORTRAIT_MODEL, else u2net)."
+        ),
+    ] = None,
     model_dir: ModelDirOption = None,
     max_bytes: MaxBytesOption = DEFAULT_MAX_BYTES,
     max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
@@ -109,7 +115,10 @@ def cutout_portrait_command(
     except OptionError as exc:
         return usage(exc.message)
     try:
-        load_session(model, model_dir)
+        settings = Settings()
+        register_operator_models(settings)
+        name = model or settings.portrait_model
+        load_session(name, model_dir)
         if id_photo_size is not None:
             face = get_model(FACE_MODEL)
             verify_model_file(model_path(face, model_dir), face.sha256)
@@ -135,8 +144,8 @@ def cutout_portrait_command(
     def process(image: Image.Image) -> Image.Image:
         if id_photo_size is not None:
             colour = background or "white"
-            return id_photo(image, id_photo_size, colour, model=model, model_dir=model_dir)
-        return compose_result(cutout_portrait(image, model=model, model_dir=model_dir), compose)
+            return id_photo(image, id_photo_size, colour, model=name, model_dir=model_dir)
+        return compose_result(cutout_portrait(image, model=name, model_dir=model_dir), compose)
 
     failures = run_tasks(
         tasks, "Cutting out portraits", lambda task: _run_one(task, process, max_bytes, max_pixels)

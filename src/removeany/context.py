@@ -15,6 +15,7 @@ from removeany.infra.queue import CeleryQueue, InlineQueue, Queue
 from removeany.infra.ratelimit import SESSION_KEY, RedisCounters
 from removeany.infra.settings import Settings
 from removeany.infra.storage import Storage, make_storage
+from removeany.operator_models import ServiceModels, register_operator_models
 
 
 @dataclass
@@ -31,6 +32,10 @@ class Context:
     @property
     def model_dir(self) -> Path:
         return self.settings.model_dir or default_model_dir()
+
+    @property
+    def service_models(self) -> ServiceModels:
+        return ServiceModels.from_settings(self.settings)
 
     def now(self) -> datetime:
         return self.clock()
@@ -65,6 +70,7 @@ def _session_info(settings: Settings) -> dict[str, object]:
 
 def build_context(settings: Settings, *, migrate: bool = False) -> Context:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    register_operator_models(settings)
     db = Database(settings.sqlalchemy_url, session_info=_session_info(settings))
     if migrate:
         db.migrate()

@@ -6,8 +6,11 @@ import hashlib
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from removeany.engine.background import preprocess, run_model
 from removeany.engine.errors import ModelError
 from removeany.engine.models import (
     U2NETP,
@@ -16,6 +19,7 @@ from removeany.engine.models import (
     load_session,
     register_custom_models,
 )
+from tests.conftest import eval_image
 
 
 def _flip_byte(path: Path) -> None:
@@ -95,3 +99,26 @@ def test_custom_models_are_registered_and_verified(tmp_path: Path, model_dir: Pa
     with pytest.raises(ModelError, match="input_size"):
         register_custom_models([{**entry, "name": "odd", "input_size": [320]}], tmp_path)
     assert "bad" not in available_models()
+
+
+def test_a_logits_model_is_read_through_a_sigmoid(tmp_path: Path, model_dir: Path) -> None:
+    """BiRefNet's export gives logits: with "output": "logits" the engine turns them into
+    probabilities (shown here on u2netp's real output, read both ways)."""
+    shutil.copyfile(model_dir / U2NETP.filename, tmp_path / "mine.onnx")
+    entry: dict[str, object] = {
+        "name": "u2netp-logits",
+        "file": "mine.onnx",
+        "sha256": U2NETP.sha256,
+        "input_size": [320, 320],
+        "output": "logits",
+    }
+    (spec,) = register_custom_models([entry], tmp_path)
+    assert spec.logits and not U2NETP.logits
+    session = load_session("u2netp-logits", tmp_path)
+    with Image.open(eval_image("object", "davis16_dog_00030")) as image:
+        tensor = preprocess(image.convert("RGB"), spec)
+    raw = run_model(session, tensor)
+    read = run_model(session, tensor, logits=spec.logits)
+    np.testing.assert_allclose(read, 1.0 / (1.0 + np.exp(-raw)), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ModelError, match="'output' must be"):
+        register_custom_models([{**entry, "name": "odd-output", "output": "mask"}], tmp_path)

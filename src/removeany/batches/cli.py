@@ -17,6 +17,7 @@ from removeany.accounts import repository as accounts_repo
 from removeany.accounts.models import User
 from removeany.batches import service
 from removeany.batches.schemas import RejectedFile
+from removeany.cli_context import platform_context
 from removeany.context import Context
 from removeany.engine.errors import ImageError, OptionError
 from removeany.errors import DomainError, NotFound
@@ -71,10 +72,9 @@ def batch_command(
     name: str | None,
 ) -> int:
     from removeany.batches.submit import submit_batch
-    from removeany.context import build_context
 
     settings = Settings()
-    ctx = build_context(settings, migrate=True)
+    ctx = platform_context(settings)
     archive: IO[bytes] | None = None
     try:
         if source.is_dir():

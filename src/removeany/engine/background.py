@@ -39,11 +39,16 @@ def preprocess(image: Image.Image, spec: ModelSpec) -> FloatArray:
     return batch
 
 
-def run_model(session: ort.InferenceSession, tensor: FloatArray) -> FloatArray:
-    """Return the first output's first channel: U2-Net style models put the fused map there."""
+def run_model(
+    session: ort.InferenceSession, tensor: FloatArray, *, logits: bool = False
+) -> FloatArray:
+    """Return the first output's first channel: U2-Net style models put the fused map there.
+    With ``logits`` that map is turned into probabilities."""
     input_name = session.get_inputs()[0].name
     outputs = session.run(None, {input_name: tensor})
     fused: FloatArray = np.asarray(outputs[0], dtype=np.float32)[0, 0]
+    if logits:
+        fused = np.asarray(1.0 / (1.0 + np.exp(-np.clip(fused, -60.0, 60.0))), np.float32)
     return fused
 
 
@@ -73,7 +78,7 @@ def predict_alpha(
     """
     spec = get_model(model)
     session = load_session(model, model_dir, providers)
-    alpha = postprocess_alpha(run_model(session, preprocess(image, spec)))
+    alpha = postprocess_alpha(run_model(session, preprocess(image, spec), logits=spec.logits))
     if not refine:
         return upscale_alpha(alpha, image.size)
     return matting.refine_alpha(np.asarray(image.convert("RGB")), alpha)

@@ -52,6 +52,8 @@ class ModelSpec:
     # onnxruntime's CPU memory arena keeps a run's activations for the next run: faster, but
     # for a large network it holds hundreds of MB between photos.
     memory_arena: bool = True
+    # The first output holds logits rather than probabilities (BiRefNet's export does).
+    logits: bool = False
 
 
 U2NETP = ModelSpec(
@@ -221,7 +223,8 @@ def register_custom_models(
     """Register operator-supplied ONNX models, verifying each file now rather than mid-request.
 
     Each entry has ``name``, ``file`` (relative to the model directory or absolute), ``sha256``,
-    ``input_size`` ([width, height]) and optionally ``mean`` and ``std`` (default ImageNet).
+    ``input_size`` ([width, height]) and optionally ``mean`` and ``std`` (default ImageNet) and
+    ``output`` ("probability", the default, or "logits").
     """
     specs = [_parse_custom(entry) for entry in entries]
     for spec in specs:
@@ -251,6 +254,9 @@ def _parse_custom(entry: Mapping[str, object]) -> ModelSpec:
     std = _floats(name, "std", entry.get("std", IMAGENET_STD), 3)
     if min(std) <= 0:
         raise ModelError(f"Custom model {name!r}: 'std' values must be positive.")
+    output = entry.get("output", "probability")
+    if output not in ("probability", "logits"):
+        raise ModelError(f"Custom model {name!r}: 'output' must be 'probability' or 'logits'.")
     return ModelSpec(
         name=name,
         filename=file,
@@ -258,6 +264,7 @@ def _parse_custom(entry: Mapping[str, object]) -> ModelSpec:
         input_size=(int(width), int(height)),
         mean=(mean[0], mean[1], mean[2]),
         std=(std[0], std[1], std[2]),
+        logits=output == "logits",
     )
 
 

@@ -100,7 +100,8 @@ def _model_probability(
     """Model-resolution foreground probability of an RGB array."""
     spec = get_model(model)
     session = load_session(model, model_dir, providers)
-    return np.clip(run_model(session, preprocess(Image.fromarray(rgb), spec)), 0.0, 1.0)
+    tensor = preprocess(Image.fromarray(rgb), spec)
+    return np.clip(run_model(session, tensor, logits=spec.logits), 0.0, 1.0)
 
 
 def subject_box(prob: F32, threshold: float = 0.3) -> tuple[int, int, int, int] | None:

@@ -17,6 +17,12 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = None
     model_dir: Path | None = None
+    # Operator ONNX models: a JSON file with a list of {name, file, sha256, input_size, mean,
+    # std}; every file is verified against its hash when the platform starts.
+    custom_models: Path | None = None
+    # The model each cutout service runs: a built-in name or one from custom_models.
+    cutout_model: str = "u2netp"
+    portrait_model: str = "u2net"
     secret_key: str | None = None
     base_url: str = "http://127.0.0.1:8000"
 

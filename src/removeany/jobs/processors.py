@@ -48,6 +48,7 @@ from removeany.jobs.schemas import (
     RemoveBackgroundOptions,
     RemoveWatermarkOptions,
 )
+from removeany.operator_models import ServiceModels
 
 MEDIA_TYPES = {
     "png": "image/png",
@@ -270,6 +271,7 @@ def run(
     options: dict[str, Any],
     model_dir: Path,
     *,
+    models: ServiceModels = ServiceModels(),
     input_format: str | None = None,
     shared_mark: SharedMark | None = None,
 ) -> Output:
@@ -278,11 +280,11 @@ def run(
     `shared_mark`, the watermark its batch's photos share, where it is on this photo."""
     checked = validate_options(service, options)
     if service == "remove_background":
-        return _remove_background(image, checked, model_dir)
+        return _remove_background(image, checked, model_dir, models)
     if service == "portrait":
-        return _portrait(image, checked, model_dir)
+        return _portrait(image, checked, model_dir, models)
     if service == "id_photo":
-        return _id_photo(image, checked, model_dir)
+        return _id_photo(image, checked, model_dir, models)
     if service == "remove_watermark":
         return _remove_watermark(image, checked, model_dir, input_format, shared_mark)
     raise ValueError(f"unknown service {service!r}")  # pragma: no cover - validated above
@@ -318,25 +320,33 @@ def _cutout_output(
     )
 
 
-def _remove_background(image: Image.Image, options: dict[str, Any], model_dir: Path) -> Output:
+def _remove_background(
+    image: Image.Image, options: dict[str, Any], model_dir: Path, models: ServiceModels
+) -> Output:
     """`type` picks the path: `person` uses the portrait pipeline, other types are reported
     back as given. With `auto` no type is claimed: the face detector also fires on dolls and
     plush toys and misses the small faces of full-length shots, so "person" would be a guess
     (X-Type: other)."""
     kind = options.get("type", "auto")
     if kind == "person":
-        return _portrait(image, options, model_dir)
-    rgba = remove_background(image, model_dir=model_dir)
+        return _portrait(image, options, model_dir, models)
+    rgba = remove_background(image, model=models.cutout, model_dir=model_dir)
     return _cutout_output(rgba, options, None if kind == "auto" else kind, _exif(image, options))
 
 
-def _portrait(image: Image.Image, options: dict[str, Any], model_dir: Path) -> Output:
-    rgba = cutout_portrait(image, model_dir=model_dir)
+def _portrait(
+    image: Image.Image, options: dict[str, Any], model_dir: Path, models: ServiceModels
+) -> Output:
+    rgba = cutout_portrait(image, model=models.portrait, model_dir=model_dir)
     return _cutout_output(rgba, options, "person", _exif(image, options))
 
 
-def _id_photo(image: Image.Image, options: dict[str, Any], model_dir: Path) -> Output:
-    photo = id_photo(image, options["size"], options["background"], model_dir=model_dir)
+def _id_photo(
+    image: Image.Image, options: dict[str, Any], model_dir: Path, models: ServiceModels
+) -> Output:
+    photo = id_photo(
+        image, options["size"], options["background"], model=models.portrait, model_dir=model_dir
+    )
     fmt: OutputFormat = "png" if options["format"] == "png" else "jpg"
     return Output(
         data=encode_image(photo, fmt, quality=95),

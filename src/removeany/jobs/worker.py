@@ -95,6 +95,7 @@ def run_claimed(ctx: Context, claimed: Claimed) -> None:
                 image,
                 claimed.options,
                 ctx.model_dir,
+                models=ctx.service_models,
                 input_format=sniff_format(original),
                 shared_mark=_shared_mark(ctx, claimed, image.size),
             )

@@ -36,6 +36,7 @@ from removeany.engine.compose import SIZE_BUDGETS, fit_pixels
 from removeany.engine.errors import ImageError, ModelError, OptionError
 from removeany.errors import DomainError, NotFound
 from removeany.jobs import processors
+from removeany.operator_models import ServiceModels
 from removeany.web.routes import _check_form_token, _ctx, _headers, _render_form, t
 
 router = APIRouter(include_in_schema=False)
@@ -120,13 +121,19 @@ def _data_url(image: Image.Image, fmt: str) -> str:
     return f"data:{media};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 
-def cut_out_preview(image: Image.Image, model_dir: Path) -> tuple[str, str, int, int]:
+def cut_out_preview(
+    image: Image.Image, model_dir: Path, models: ServiceModels
+) -> tuple[str, str, int, int]:
     """The before and after previews of a decoded upload, as `data:` URLs (CPU work: call it
     from a worker thread)."""
     small = fit_pixels(image, SIZE_BUDGETS[TRIAL_SIZE])
     with _RUNNING:
         out = processors.run(
-            "remove_background", small, {"size": TRIAL_SIZE, "format": "png"}, model_dir
+            "remove_background",
+            small,
+            {"size": TRIAL_SIZE, "format": "png"},
+            model_dir,
+            models=models,
         )
     after = f"data:image/png;base64,{base64.b64encode(out.data).decode('ascii')}"
     before = _data_url(small, "PNG" if small.mode == "RGBA" else "JPEG")
@@ -151,7 +158,7 @@ async def _preview(ctx: Context, request: Request, upload: UploadFile | None) ->
     left = await run_in_threadpool(_check_limit, ctx, ip, count=True)
     try:
         before, after, width, height = await run_in_threadpool(
-            cut_out_preview, image, ctx.model_dir
+            cut_out_preview, image, ctx.model_dir, ctx.service_models
         )
     except ModelError:
         raise DomainError(

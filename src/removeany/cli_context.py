@@ -1,0 +1,36 @@
+"""How a command gets the platform: ``build_context``, except that a model problem (a wrong
+hash, an unknown model name in the settings) ends the command with its reason, exit code 2,
+instead of a traceback."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from removeany.engine.errors import ModelError
+from removeany.infra.settings import Settings
+from removeany.operator_models import register_operator_models
+
+if TYPE_CHECKING:
+    from removeany.context import Context
+
+
+def check_operator_models(settings: Settings) -> None:
+    """Register and check the operator's models now, or end the command saying what is wrong."""
+    try:
+        register_operator_models(settings)
+    except ModelError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+
+
+def platform_context(settings: Settings) -> Context:
+    """The migrated platform for a command (database, storage, mail, models checked)."""
+    from removeany.context import build_context
+
+    try:
+        return build_context(settings, migrate=True)
+    except ModelError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
