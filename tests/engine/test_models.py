@@ -77,14 +77,15 @@ def test_sessions_are_shared(model_dir: Path) -> None:
     assert "CPUExecutionProvider" in first.get_providers()
 
 
-def test_custom_models_are_registered_and_verified(tmp_path: Path, model_dir: Path) -> None:
+def _u2netp_entry(tmp_path: Path, model_dir: Path, name: str, **extra: object) -> dict[str, object]:
+    """A custom-model entry for a copy of u2netp's real file in ``tmp_path``."""
     shutil.copyfile(model_dir / U2NETP.filename, tmp_path / "mine.onnx")
-    entry: dict[str, object] = {
-        "name": "custom-u2netp",
-        "file": "mine.onnx",
-        "sha256": U2NETP.sha256,
-        "input_size": [320, 320],
-    }
+    entry: dict[str, object] = {"name": name, "file": "mine.onnx", "sha256": U2NETP.sha256}
+    return {**entry, "input_size": [320, 320], **extra}
+
+
+def test_custom_models_are_registered_and_verified(tmp_path: Path, model_dir: Path) -> None:
+    entry = _u2netp_entry(tmp_path, model_dir, "custom-u2netp")
     (spec,) = register_custom_models([entry], tmp_path)
     assert spec.mean == U2NETP.mean and spec.input_size == (320, 320)
     assert "custom-u2netp" in available_models()
@@ -104,14 +105,7 @@ def test_custom_models_are_registered_and_verified(tmp_path: Path, model_dir: Pa
 def test_a_logits_model_is_read_through_a_sigmoid(tmp_path: Path, model_dir: Path) -> None:
     """BiRefNet's export gives logits: with "output": "logits" the engine turns them into
     probabilities (shown here on u2netp's real output, read both ways)."""
-    shutil.copyfile(model_dir / U2NETP.filename, tmp_path / "mine.onnx")
-    entry: dict[str, object] = {
-        "name": "u2netp-logits",
-        "file": "mine.onnx",
-        "sha256": U2NETP.sha256,
-        "input_size": [320, 320],
-        "output": "logits",
-    }
+    entry = _u2netp_entry(tmp_path, model_dir, "u2netp-logits", output="logits")
     (spec,) = register_custom_models([entry], tmp_path)
     assert spec.logits and not U2NETP.logits
     session = load_session("u2netp-logits", tmp_path)
