@@ -303,21 +303,28 @@ def _restore_region(
 ) -> tuple[F32, Bool, F32]:
     h, w = region.shape
     small = _reduce(cur, SINGLE_MAX_SIDE)
-    est = estimate(small[None], _reduce_mask(region, small.shape[:2]))
+    est = estimate(
+        small[None],
+        _reduce_mask(region, small.shape[:2]),
+        max_layer_opacity=None if user else MAX_DETECTED_OPACITY,
+    )
+    nothing = cur, np.zeros((h, w), bool), np.zeros((h, w), np.float32)
+    # Opaque layers are left out of the estimate; the text is kept unless a translucent
+    # layer beside them shows the photo through it (a spurious opaque "shadow" used to veto a
+    # well-estimated mark: tune photo 159008).
+    if not user and est.opaque and (not est.layers or est.layers[0].evidence < _INNER_EVIDENCE):
+        notes.append(
+            f"text kept: opaque (opacity {max(est.opaque):.2f}), like a sign or a label; mark "
+            "it to remove it anyway"
+        )
+        return nothing
     if not est.layers:
-        return cur, np.zeros((h, w), bool), np.zeros((h, w), np.float32)
+        return nothing
     if not user:
         faint = [x for x in est.layers if x.opacity < MIN_DETECTED_OPACITY]
         if faint and len(faint) == len(est.layers):
             notes.append("faint structure kept: too little opacity to be sure it is a watermark")
-            return cur, np.zeros((h, w), bool), np.zeros((h, w), np.float32)
-        opacity = max(x.opacity for x in est.layers)
-        if opacity >= MAX_DETECTED_OPACITY:
-            notes.append(
-                f"text kept: opaque (opacity {opacity:.2f}), like a sign or a label; mark it "
-                "to remove it anyway"
-            )
-            return cur, np.zeros((h, w), bool), np.zeros((h, w), np.float32)
+            return nothing
         ev = est.layers[0].evidence
         if ev < min_evidence:
             notes.append(f"text kept: looks opaque (scene text), transparency evidence {ev:.2f}")

@@ -15,7 +15,7 @@ original ``I`` is approximated by a background ``B`` inpainted from the surround
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import cv2
@@ -84,6 +84,8 @@ class Estimate:
     color: F32  # HxWx3 in [0, 255]
     support: Bool  # where the mark may be (alpha is zero elsewhere)
     layers: list[LayerInfo]
+    # opacities of layers left out as too opaque to be an overlay (see ``max_layer_opacity``)
+    opaque: list[float] = field(default_factory=list)
 
 
 def stroke_size(shape: tuple[int, int]) -> int:
@@ -553,10 +555,13 @@ def estimate(
     *,
     ksize: int | None = None,
     min_gain: float = MIN_GAIN,
+    max_layer_opacity: float | None = None,
 ) -> Estimate:
     """Estimate the watermark shared by K images (KxHxWx3; K=1 for a single image).
 
     ``region`` limits where the mark is looked for (detection boxes or the user's mask).
+    A layer reaching ``max_layer_opacity`` is left out (and listed in ``Estimate.opaque``):
+    paint, not an overlay, though a translucent layer beside it may still be one.
     """
     k, h, w, _ = images.shape
     if ksize is None:
@@ -588,6 +593,7 @@ def estimate(
     alpha_l = np.zeros(sup.shape, np.float32)
     col_l = np.zeros((*sup.shape, 3), np.float32)
     infos: list[LayerInfo] = []
+    opaque: list[float] = []
     found: list[tuple[str, F32, F32, Bool, float]] = []
     fits: list[tuple[float, Polarity]] = []
     for pol in ("light", "dark"):
@@ -650,6 +656,9 @@ def estimate(
         evidence = _transparency_evidence(cur[0], bs[0], core)
         if TEXTURE_EVIDENCE:
             evidence = max(evidence, _texture_evidence(cur[0], core, sup_l, op))
+        if max_layer_opacity is not None and float(al.max()) >= max_layer_opacity:
+            opaque.append(float(al.max()))
+            continue
         cur = peeled
         found.append((pol, al, col, sup_l, op))
         c3 = (float(col[0]), float(col[1]), float(col[2]))
@@ -696,7 +705,7 @@ def estimate(
     color[box] = col_l
     support = np.zeros((h, w), bool)
     support[box] = sup
-    return Estimate(alpha, color, support, infos)
+    return Estimate(alpha, color, support, infos, opaque)
 
 
 # User masks: components closer than this (px) share one colour estimate.
