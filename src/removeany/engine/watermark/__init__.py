@@ -26,6 +26,7 @@ from PIL import Image
 from removeany.engine.watermark._ops import F32, Bool, dilate, grad_map, inpaint
 from removeany.engine.watermark.detect import (
     CARRIES_MARK,
+    SUGGEST_MIN_SIDE,
     TEXT_DETECTOR,
     TextDetector,
     boxes_to_mask,
@@ -167,10 +168,13 @@ def _to_u8(x: F32) -> npt.NDArray[np.uint8]:
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
-def detect_regions(rgb: npt.NDArray[np.uint8], detector: TextDetector) -> tuple[Bool, Bool]:
-    """(likely watermark text, text that must prove itself transparent) masks."""
+def detect_regions(
+    rgb: npt.NDArray[np.uint8], detector: TextDetector, *, min_side: int | None = None
+) -> tuple[Bool, Bool]:
+    """(likely watermark text, text that must prove itself transparent) masks; ``min_side``
+    as in ``TextDetector.probability``."""
     h, w = rgb.shape[:2]
-    regions = text_regions(detector.probability(rgb))
+    regions = text_regions(detector.probability(rgb, min_side=min_side))
     likely = np.zeros((h, w), bool)
     doubtful = np.zeros((h, w), bool)
     tiled = is_tiled(regions, (h, w))
@@ -206,16 +210,18 @@ def detect_mask(
     *,
     max_side: int | None = None,
 ) -> Bool:
-    """Where the watermark is, found as the automatic removal finds it, without restoring
-    anything: text placed like a watermark (corner, edge, centre, tiled), plus text elsewhere
-    only when the photo shows through it. For an editor to show and a person to correct; the
-    corrected mask goes back in as ``restore(image, mask=...)``.
+    """Where the watermark is, without restoring anything: text placed like a watermark
+    (corner, edge, centre, tiled), plus text elsewhere only when the photo shows through it.
+    For an editor to show and a person to correct (the corrected mask goes back in as
+    ``restore(image, mask=...)``), so the detector looks closer than the automatic removal
+    does: it finds small and faint marks that removal would pass over, and opaque text too.
 
     With ``max_side`` a larger image is first reduced so that its longest side is
     ``max_side``, and the mask has the reduced size (scale it up to use it on the original).
     """
     rgb = _to_u8(_to_rgb_array(_working_copy(image, max_side))[0])
-    likely, doubtful = detect_regions(rgb, detector)
+    # Looked at closer than the automatic removal does: a person confirms what is found.
+    likely, doubtful = detect_regions(rgb, detector, min_side=SUGGEST_MIN_SIDE)
     if doubtful.any():
         est = estimate(rgb[None].astype(np.float32), doubtful)
         faint = all(x.opacity < MIN_DETECTED_OPACITY for x in est.layers)

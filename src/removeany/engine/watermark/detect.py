@@ -43,6 +43,13 @@ _BOX_THRESH = 0.5
 _UNCLIP = 1.6
 # Longest side the detector sees; watermark lettering is large enough at this scale.
 DETECT_SIDE = 640
+# Short side for the editor's suggestion (PP-OCR's own pipeline uses 736, rapidocr's
+# limit_type "min"): small or faint lettering that scores near 0 at 320 px scores near 1
+# here. It costs about 0.4 s more a photo, and the automatic path did not gain from it (its
+# estimate fails on those marks; benchmarks/watermark/README.md, round 5).
+SUGGEST_MIN_SIDE = 736
+# The longest side the detector may reach.
+DETECT_MAX_SIDE = 1600
 LARGE_REGION = 0.2
 
 
@@ -72,13 +79,18 @@ class TextDetector:
         )
         self._input = self._session.get_inputs()[0].name
 
-    def probability(self, image: U8, *, side: int = DETECT_SIDE) -> F32:
-        """Text probability map (HxW, 0..1) for an RGB uint8 image."""
+    def probability(
+        self, image: U8, *, side: int = DETECT_SIDE, min_side: int | None = None
+    ) -> F32:
+        """Text probability map (HxW, 0..1) for an RGB uint8 image, seen with its long side
+        at most ``side`` (short side at least 320), or with its short side at ``min_side``."""
         h, w = image.shape[:2]
-        ratio = side / max(h, w) if max(h, w) > side else 1.0
-        if min(h, w) * ratio < 320:
-            ratio = 320 / min(h, w)
-            ratio = min(ratio, 1600 / max(h, w))
+        if min_side is not None:
+            ratio = min(max(1.0, min_side / min(h, w)), DETECT_MAX_SIDE / max(h, w))
+        else:
+            ratio = side / max(h, w) if max(h, w) > side else 1.0
+            if min(h, w) * ratio < 320:
+                ratio = min(320 / min(h, w), DETECT_MAX_SIDE / max(h, w))
         rh = max(32, round(h * ratio / 32) * 32)
         rw = max(32, round(w * ratio / 32) * 32)
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
