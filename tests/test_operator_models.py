@@ -149,3 +149,31 @@ def test_an_unknown_model_name_is_refused_with_the_setting_named(
     notes.write_text("{not json", encoding="utf-8")
     with pytest.raises(ModelError, match=r"cannot read .* as JSON"):
         build_context(settings.model_copy(update={"custom_models": notes}))
+
+
+def test_models_list_says_what_is_installed_and_what_runs_it(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    env = {
+        "REMOVEANY_MODEL_DIR": str(model_dir),
+        "REMOVEANY_CUSTOM_MODELS": str(_models_file(tmp_path, model_dir)),
+        "REMOVEANY_CUTOUT_MODEL": OPERATOR_MODEL,
+    }
+    result = CliRunner().invoke(cli_app, ["models", "list"], env=env)
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()}
+    assert rows[OPERATOR_MODEL][1] == "ok" and "remove_background" in rows[OPERATOR_MODEL]
+    assert rows["u2netp"][1] == "ok" and "remove_background" not in rows["u2netp"]
+    assert "portrait," in rows["u2net"]
+
+    # A model directory with a damaged u2netp and nothing else.
+    damaged = tmp_path / "models"
+    damaged.mkdir()
+    (damaged / "u2netp.onnx").write_bytes((model_dir / "u2netp.onnx").read_bytes()[:4096])
+    result = CliRunner().invoke(
+        cli_app, ["models", "list"], env={"REMOVEANY_MODEL_DIR": str(damaged)}
+    )
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()}
+    assert rows["u2netp"][1] == "ALTERED"
+    assert rows["u2net"][1] == "missing" and rows["ppocr-det"][1] == "missing"

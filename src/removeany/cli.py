@@ -203,6 +203,40 @@ def models_fetch(
         typer.echo(f"{spec.name}: {path}")
 
 
+@models_app.command("list")
+def models_list() -> None:
+    """Every model this installation knows, built in or the operator's own: whether its file is
+    in place and intact, and which services run it."""
+    from removeany.engine.errors import ModelError
+    from removeany.engine.models import (
+        available_models,
+        default_model_dir,
+        get_model,
+        model_path,
+        verify_model_file,
+    )
+    from removeany.engine.watermark import TEXT_DETECTOR
+
+    settings = Settings()
+    check_operator_models(settings)
+    target = settings.model_dir or default_model_dir()
+    uses: dict[str, list[str]] = {}
+    uses.setdefault(settings.cutout_model, []).append("remove_background")
+    uses.setdefault(settings.portrait_model, []).append("portrait, id_photo")
+    uses.setdefault("blazeface-short", []).append("id_photo faces")
+    uses.setdefault(TEXT_DETECTOR.name, []).append("remove_watermark")
+    for spec in [*(get_model(name) for name in available_models()), TEXT_DETECTOR]:
+        path = model_path(spec, target)
+        try:
+            verify_model_file(path, spec.sha256)
+            state = "ok"
+        except ModelError:
+            state = "missing" if not path.exists() else "ALTERED"
+        width, height = spec.input_size
+        used_by = "; ".join(uses.get(spec.name, [])) or "-"
+        typer.echo(f"{spec.name:<18} {state:<8} {width}x{height:<6} {used_by:<34} {path}")
+
+
 @app.command()
 def sweep() -> None:
     """Run scheduled upkeep once: expire credit lots, release stale holds, send expiry warnings.
