@@ -216,13 +216,15 @@ def models_list() -> None:
         verify_model_file,
     )
     from removeany.engine.watermark import TEXT_DETECTOR
+    from removeany.operator_models import ServiceModels
 
     settings = Settings()
     check_operator_models(settings)
     target = settings.model_dir or default_model_dir()
+    services = ServiceModels.from_settings(settings)
     uses: dict[str, list[str]] = {}
-    uses.setdefault(settings.cutout_model, []).append("remove_background")
-    uses.setdefault(settings.portrait_model, []).append("portrait, id_photo")
+    uses.setdefault(services.cutout, []).append("remove_background")
+    uses.setdefault(services.portrait, []).append("portrait, id_photo")
     uses.setdefault("blazeface-short", []).append("id_photo faces")
     uses.setdefault(TEXT_DETECTOR.name, []).append("remove_watermark")
     for spec in [*(get_model(name) for name in available_models()), TEXT_DETECTOR]:

@@ -4,6 +4,8 @@ instead of a traceback."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import typer
@@ -16,21 +18,24 @@ if TYPE_CHECKING:
     from removeany.context import Context
 
 
-def check_operator_models(settings: Settings) -> None:
-    """Register and check the operator's models now, or end the command saying what is wrong."""
+@contextmanager
+def _model_problems_end_the_command() -> Iterator[None]:
     try:
-        register_operator_models(settings)
+        yield
     except ModelError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from None
+
+
+def check_operator_models(settings: Settings) -> None:
+    """Register and check the operator's models now, or end the command saying what is wrong."""
+    with _model_problems_end_the_command():
+        register_operator_models(settings)
 
 
 def platform_context(settings: Settings) -> Context:
     """The migrated platform for a command (database, storage, mail, models checked)."""
     from removeany.context import build_context
 
-    try:
+    with _model_problems_end_the_command():
         return build_context(settings, migrate=True)
-    except ModelError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from None

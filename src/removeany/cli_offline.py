@@ -10,7 +10,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -106,7 +106,9 @@ def remove_background_command(
     try:
         settings = Settings()
         register_operator_models(settings)
-        models = ServiceModels(model or settings.cutout_model, settings.portrait_model)
+        models = ServiceModels.from_settings(settings)
+        if model is not None:
+            models = replace(models, cutout=model)
         load_session(models.portrait if kind == "person" else models.cutout, model_dir)
         look = Look(
             parse_options(

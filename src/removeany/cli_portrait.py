@@ -49,7 +49,7 @@ from removeany.engine.portrait import (
     id_photo,
 )
 from removeany.infra.settings import Settings
-from removeany.operator_models import register_operator_models
+from removeany.operator_models import ServiceModels, register_operator_models
 
 FORMATS: dict[str, OutputFormat] = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp"}
 
@@ -117,7 +117,7 @@ def cutout_portrait_command(
     try:
         settings = Settings()
         register_operator_models(settings)
-        name = model or settings.portrait_model
+        name = model or ServiceModels.from_settings(settings).portrait
         load_session(name, model_dir)
         if id_photo_size is not None:
             face = get_model(FACE_MODEL)

@@ -23,7 +23,9 @@ class ServiceModels:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceModels:
-        return cls(settings.cutout_model, settings.portrait_model)
+        return cls(
+            settings.cutout_model or DEFAULT_MODEL, settings.portrait_model or PORTRAIT_MODEL
+        )
 
 
 def register_operator_models(settings: Settings) -> None:
@@ -42,9 +44,10 @@ def register_operator_models(settings: Settings) -> None:
                 "objects with name, file, sha256 and input_size."
             )
         register_custom_models(entries, settings.model_dir or default_model_dir())
+    models = ServiceModels.from_settings(settings)
     for setting, name in (
-        ("REMOVEANY_CUTOUT_MODEL", settings.cutout_model),
-        ("REMOVEANY_PORTRAIT_MODEL", settings.portrait_model),
+        ("REMOVEANY_CUTOUT_MODEL", models.cutout),
+        ("REMOVEANY_PORTRAIT_MODEL", models.portrait),
     ):
         try:
             get_model(name)

@@ -20,9 +20,10 @@ class Settings(BaseSettings):
     # Operator ONNX models: a JSON file with a list of {name, file, sha256, input_size, mean,
     # std}; every file is verified against its hash when the platform starts.
     custom_models: Path | None = None
-    # The model each cutout service runs: a built-in name or one from custom_models.
-    cutout_model: str = "u2netp"
-    portrait_model: str = "u2net"
+    # The model each cutout service runs: a built-in name or one from custom_models (unset:
+    # the engine's defaults, see operator_models.ServiceModels).
+    cutout_model: str | None = None
+    portrait_model: str | None = None
     secret_key: str | None = None
     base_url: str = "http://127.0.0.1:8000"
 

@@ -652,13 +652,13 @@ def estimate(
         gain = (e0 - e1) / max(e0, 1e-6)
         if gain < (min_gain if k == 1 else MIN_GAIN_JOINT):
             continue
+        if max_layer_opacity is not None and float(al.max()) >= max_layer_opacity:
+            opaque.append(float(al.max()))
+            continue
         core = al > 0.7 * float(al.max())
         evidence = _transparency_evidence(cur[0], bs[0], core)
         if TEXTURE_EVIDENCE:
             evidence = max(evidence, _texture_evidence(cur[0], core, sup_l, op))
-        if max_layer_opacity is not None and float(al.max()) >= max_layer_opacity:
-            opaque.append(float(al.max()))
-            continue
         cur = peeled
         found.append((pol, al, col, sup_l, op))
         c3 = (float(col[0]), float(col[1]), float(col[2]))
