@@ -39,6 +39,7 @@ def model_dir() -> Path:
     """Weights as the install step leaves them (fetched and verified once if missing)."""
     target = Path(os.environ.get("REMOVEANY_MODEL_DIR", default_model_dir()))
     fetch_model(get_model("u2netp"), target)
+    fetch_model(get_model("u2netp-int8"), target)  # the cutout default, quantised at install
     fetch_model(get_model("u2net"), target)  # the portrait path's model
     return target
 

@@ -213,7 +213,7 @@ def models_list() -> None:
         default_model_dir,
         get_model,
         model_path,
-        verify_model_file,
+        verify_model,
     )
     from removeany.engine.watermark import TEXT_DETECTOR
     from removeany.operator_models import ServiceModels
@@ -230,7 +230,7 @@ def models_list() -> None:
     for spec in [*(get_model(name) for name in available_models()), TEXT_DETECTOR]:
         path = model_path(spec, target)
         try:
-            verify_model_file(path, spec.sha256)
+            verify_model(spec, path)
             state = "ok"
         except ModelError:
             state = "missing" if not path.exists() else "ALTERED"

@@ -74,7 +74,7 @@ def remove_background_command(
     ],
     model: Annotated[
         str | None,
-        typer.Option(help="Model name (default: REMOVEANY_CUTOUT_MODEL, else u2netp)."),
+        typer.Option(help="Model name (default: REMOVEANY_CUTOUT_MODEL, else u2netp-int8)."),
     ] = None,
     model_dir: ModelDirOption = None,
     max_bytes: MaxBytesOption = DEFAULT_MAX_BYTES,

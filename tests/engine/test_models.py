@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from PIL import Image
 
@@ -14,11 +15,14 @@ from removeany.engine.background import preprocess, run_model
 from removeany.engine.errors import ModelError
 from removeany.engine.models import (
     U2NETP,
+    U2NETP_INT8,
+    Int8Recipe,
     available_models,
     fetch_model,
     load_session,
     register_custom_models,
 )
+from removeany.engine.quantize import quantize_int8
 from tests.conftest import eval_image
 
 
@@ -64,6 +68,57 @@ def test_mismatched_weights_are_refused_with_a_clear_message(
 def test_missing_weights_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"u2netp\.onnx is missing.*removeany models fetch"):
         load_session("u2netp", tmp_path)
+
+
+def test_int8_model_is_checked_against_the_hash_recorded_at_install(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    recorded = (model_dir / f"{U2NETP_INT8.filename}.sha256").read_text().strip()
+    path = model_dir / U2NETP_INT8.filename
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == recorded
+    assert load_session("u2netp-int8", model_dir) is load_session("u2netp-int8", model_dir)
+
+    for name in (U2NETP_INT8.filename, f"{U2NETP_INT8.filename}.sha256"):
+        shutil.copyfile(model_dir / name, tmp_path / name)
+    _flip_byte(tmp_path / U2NETP_INT8.filename)
+    with pytest.raises(ModelError, match="does not match its expected checksum"):
+        load_session("u2netp-int8", tmp_path)
+    (tmp_path / f"{U2NETP_INT8.filename}.sha256").unlink()
+    with pytest.raises(ModelError, match=r"u2netp-int8\.onnx is missing.*removeany models fetch"):
+        load_session("u2netp-int8", tmp_path)
+
+
+def _masks(model: Path, photos: list[Path]) -> list[np.ndarray]:
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    masks = []
+    for photo in photos:
+        with Image.open(photo) as image:
+            masks.append(run_model(session, preprocess(image, U2NETP)) >= 0.5)
+    return masks
+
+
+def test_int8_quantisation_keeps_the_cutouts_only_with_its_float_nodes(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    """The recipe's calibration and float nodes matter: quantising every node loses subjects."""
+    recipe = U2NETP_INT8.source
+    assert isinstance(recipe, Int8Recipe)
+    calibration = [eval_image("clean", name) for name in ("cbsd68_101085", "cbsd68_102061")]
+    photos = [eval_image("object", f"alphamatting_GT0{i}") for i in range(1, 7)]
+    reference = _masks(model_dir / U2NETP.filename, photos)
+    agreement = {}
+    for label, keep_float in (("recipe", recipe.keep_float), ("everything", ())):
+        target = tmp_path / f"{label}.onnx"
+        base = model_dir / U2NETP.filename
+        quantize_int8(base, target, spec=U2NETP, photos=calibration, keep_float=keep_float)
+        assert target.stat().st_size < base.stat().st_size / 2
+        masks = _masks(target, photos)
+        agreement[label] = [
+            float((a & b).sum() / max((a | b).sum(), 1))
+            for a, b in zip(masks, reference, strict=True)
+        ]
+    assert min(agreement["recipe"]) >= 0.93, agreement
+    assert np.mean(agreement["everything"]) < np.mean(agreement["recipe"]) - 0.1, agreement
 
 
 def test_unknown_model_name_lists_the_available_ones(model_dir: Path) -> None:

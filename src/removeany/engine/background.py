@@ -21,7 +21,11 @@ from removeany.engine import matting
 from removeany.engine.errors import ImageError
 from removeany.engine.models import ModelSpec, get_model, load_session
 
-DEFAULT_MODEL = "u2netp"
+DEFAULT_MODEL = "u2netp-int8"
+# The guided filter's fit on at most 480x480 pixels instead of 640x640: the same object and
+# portrait scores for this path (IoU 0.794 / 0.732) and ~30 ms less per photo. The portrait
+# path keeps 640x640 (at 480x480 its IoU fell from 0.826 to 0.822).
+REFINE = matting.RefineConfig(work_pixels=480 * 480)
 # Below this share of confidently-foreground pixels there is no subject worth returning.
 MIN_FOREGROUND_FRACTION = 0.001
 
@@ -81,7 +85,7 @@ def predict_alpha(
     alpha = postprocess_alpha(run_model(session, preprocess(image, spec), logits=spec.logits))
     if not refine:
         return upscale_alpha(alpha, image.size)
-    return matting.refine_alpha(np.asarray(image.convert("RGB")), alpha)
+    return matting.refine_alpha(np.asarray(image.convert("RGB")), alpha, REFINE)
 
 
 def ensure_foreground(alpha: FloatArray) -> None:
