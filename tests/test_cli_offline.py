@@ -5,6 +5,9 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +16,8 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from removeany.cli_offline import remove_background_command
+from removeany.cli_offline import PhotoSlots, remove_background_command
+from tests.conftest import eval_image
 
 EVAL_DIR = Path(
     os.environ.get("REMOVEANY_EVAL_DIR", Path(__file__).resolve().parents[2] / "shared" / "eval")
@@ -128,3 +132,58 @@ def test_folder_to_zip_format_and_bad_option(tmp_path: Path, photo: Path, model_
     )
     assert code == 2 and "invalid_roi" in stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_a_folder_runs_photos_side_by_side_with_the_same_results(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    """Several photos at once, each on one model thread: same cut-outs as one at a time, in
+    input order, and two inputs aiming at one output still make the second fail."""
+    from removeany.engine.background import remove_background
+
+    names = [f"alphamatting_GT0{i}" for i in range(1, 5)]
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    for name in names:
+        shutil.copyfile(eval_image("object", name), inbox / f"{name}.png")
+    twin = tmp_path / "elsewhere" / f"{names[0]}.png"
+    twin.parent.mkdir()
+    shutil.copyfile(eval_image("object", names[1]), twin)
+    out = tmp_path / "out"
+
+    code, stdout, stderr = _invoke(str(inbox), str(twin), "-o", str(out))
+
+    assert code == 1 and "4 of 5 images written" in stdout
+    assert f"{twin}: duplicate_output" in stderr.replace("\n", "")
+    for name in names:
+        with Image.open(inbox / f"{name}.png") as original, Image.open(out / f"{name}.png") as cut:
+            expected = np.asarray(remove_background(original.convert("RGB")).getchannel("A"))
+            alpha = np.asarray(cut.getchannel("A"))
+        difference = np.abs(alpha.astype(int) - expected)
+        assert difference.max() <= 2 and (difference > 0).mean() < 0.001, name
+
+
+def test_photos_share_the_machine_within_a_pixel_budget() -> None:
+    """Small photos overlap; two that together exceed the budget never do, and one larger than
+    the whole budget still runs (alone)."""
+    slots = PhotoSlots(2, pixel_budget=10)
+    inside: list[int] = []
+    overlaps: list[list[int]] = []
+    lock = threading.Lock()
+
+    def photo(pixels: int) -> None:
+        with slots.hold(pixels):
+            with lock:
+                inside.append(pixels)
+                if len(inside) > 1:
+                    overlaps.append(list(inside))
+            time.sleep(0.05)
+            with lock:
+                inside.remove(pixels)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(photo, [6, 6, 3, 3, 12, 2]))
+
+    assert overlaps, "small photos ran side by side"
+    assert all(sum(pair) <= 10 for pair in overlaps), overlaps
+    assert slots.model_threads == 1 and PhotoSlots(1).model_threads is None

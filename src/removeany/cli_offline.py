@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
@@ -40,6 +43,9 @@ ZIP_SUFFIX = ".zip"
 FOLDER_SUFFIXES = {"png": ".png", "webp": ".webp", "jpg": ".jpg", "zip": ".zip"}
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 100_000_000
+# Photos run side by side only while their pixels together stay within this: two 8 MP photos
+# at once peak below one 24 MP photo alone (the 1.2 GB that one must stay under).
+SIDE_BY_SIDE_PIXELS = 16_000_000
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 # Options every offline command takes, declared once.
 ModelDirOption = Annotated[Path | None, typer.Option(help="Folder holding model files.")]
@@ -143,10 +149,13 @@ def remove_background_command(
         err.print("error: no image files found in the inputs.", markup=False)
         return EXIT_USAGE
 
+    # The portrait path keeps its own threads (a face pass, then a crop pass): one at a time.
+    slots = PhotoSlots(1 if look.portrait else min(len(tasks), os.cpu_count() or 1))
     failures = run_tasks(
         tasks,
         "Removing backgrounds",
-        lambda task: _run_one(task, look, models, model_dir, max_bytes, max_pixels),
+        lambda task: _run_one(task, look, models, model_dir, max_bytes, max_pixels, slots),
+        workers=slots.workers,
     )
     print(f"{len(tasks) - len(failures)} of {len(tasks)} images written to {output}")
     return EXIT_FAILURES if failures else EXIT_OK
@@ -177,30 +186,75 @@ def plan_tasks(inputs: list[Path], output: Path, suffix: str = ".png") -> Iterat
 
 
 def run_tasks(
-    tasks: list[Task], label: str, run_one: Callable[[Task], str | None]
+    tasks: list[Task], label: str, run_one: Callable[[Task], str | None], *, workers: int = 1
 ) -> list[tuple[Path, str]]:
-    """Run every task (progress bar on a terminal), going on past failures; two inputs that
-    would write the same output are a failure of the second. Returns (input, problem) pairs,
-    each also printed to stderr."""
+    """Run every task (progress bar on a terminal) on up to ``workers`` threads, going on past
+    failures; two inputs that would write the same output are a failure of the second. Returns
+    (input, problem) pairs in input order, each also printed to stderr."""
     err = Console(stderr=True)
     failures: list[tuple[Path, str]] = []
-    written: set[Path] = set()
+    targets: set[Path] = set()
+    duplicates: set[int] = set()
+    for index, task in enumerate(tasks):
+        if task.target in targets:
+            duplicates.add(index)
+        targets.add(task.target)
+
+    def attempt(index: int) -> str | None:
+        if index in duplicates:
+            return (
+                f"duplicate_output: another input is also written to {tasks[index].target}; "
+                "rename one of them."
+            )
+        return run_one(tasks[index])
+
     with Progress(disable=not sys.stdout.isatty()) as progress:
         bar = progress.add_task(label, total=len(tasks))
-        for task in tasks:
-            if task.target in written:
-                problem: str | None = (
-                    f"duplicate_output: another input is also written to {task.target}; "
-                    "rename one of them."
-                )
-            else:
-                problem = run_one(task)
-                written.add(task.target)
+        for task, problem in zip(tasks, _in_order(attempt, len(tasks), workers), strict=True):
             if problem is not None:
                 failures.append((task.source, problem))
                 err.print(f"error: {task.source}: {problem}", markup=False, highlight=False)
             progress.advance(bar)
     return failures
+
+
+def _in_order(fn: Callable[[int], str | None], count: int, workers: int) -> Iterator[str | None]:
+    """``fn(0) .. fn(count - 1)`` on ``workers`` threads, yielded in order; on Ctrl-C the
+    queued calls are dropped rather than awaited."""
+    if workers <= 1:
+        yield from map(fn, range(count))
+        return
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        yield from pool.map(fn, range(count))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class PhotoSlots:
+    """Lets photos run side by side, each model on one thread, while their pixels together stay
+    within a budget: a folder of small photos keeps every core busy (one session per photo
+    beats one two-thread session by ~1.5x on two cores) and large photos still go one at a
+    time, peaking in memory like one."""
+
+    def __init__(self, workers: int, pixel_budget: int = SIDE_BY_SIDE_PIXELS) -> None:
+        self.workers = max(workers, 1)
+        self.model_threads = 1 if self.workers > 1 else None
+        self._budget = pixel_budget
+        self._used = 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: self._used == 0 or self._used + pixels <= self._budget)
+            self._used += pixels
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._used -= pixels
+                self._changed.notify_all()
 
 
 def read_image(path: Path, max_bytes: int, max_pixels: int) -> Image.Image:
@@ -220,20 +274,24 @@ def _run_one(
     model_dir: Path | None,
     max_bytes: int,
     max_pixels: int,
+    slots: PhotoSlots,
 ) -> str | None:
     """Process one file; returns 'code: message' on failure instead of stopping the batch."""
     try:
         image = read_image(task.source, max_bytes, max_pixels)
-        if look.portrait:
-            cutout = cutout_portrait(image, model=models.portrait, model_dir=model_dir)
-        else:
-            cutout = remove_background(image, model=models.cutout, model_dir=model_dir)
-        result = compose_result(cutout, look.compose, bg_image=look.background)
-        suffix = task.target.suffix.lower()
-        if suffix == ZIP_SUFFIX:
-            data = color_alpha_zip(result)
-        else:
-            data = encode_image(result, OUTPUT_FORMATS.get(suffix, "png"))
+        with slots.hold(image.width * image.height):
+            if look.portrait:
+                cutout = cutout_portrait(image, model=models.portrait, model_dir=model_dir)
+            else:
+                cutout = remove_background(
+                    image, model=models.cutout, model_dir=model_dir, threads=slots.model_threads
+                )
+            result = compose_result(cutout, look.compose, bg_image=look.background)
+            suffix = task.target.suffix.lower()
+            if suffix == ZIP_SUFFIX:
+                data = color_alpha_zip(result)
+            else:
+                data = encode_image(result, OUTPUT_FORMATS.get(suffix, "png"))
         write_atomically(task.target, data)
     except ImageError as exc:
         return f"{exc.code}: {exc.message}"

@@ -74,14 +74,16 @@ def predict_alpha(
     model_dir: Path | None = None,
     providers: Sequence[str] | None = None,
     refine: bool = True,
+    threads: int | None = None,
 ) -> FloatArray:
     """Foreground probability per pixel, float32 HxW in [0, 1] at the image's full size.
 
     With ``refine`` (the default) edges are refined against the photo itself
-    (``matting.refine_alpha``); otherwise the model's map is upscaled bicubically.
+    (``matting.refine_alpha``); otherwise the model's map is upscaled bicubically. ``threads``
+    caps the model's threads (default: all cores), for callers running photos side by side.
     """
     spec = get_model(model)
-    session = load_session(model, model_dir, providers)
+    session = load_session(model, model_dir, providers, intra_op_threads=threads)
     alpha = postprocess_alpha(run_model(session, preprocess(image, spec), logits=spec.logits))
     if not refine:
         return upscale_alpha(alpha, image.size)
@@ -116,11 +118,14 @@ def remove_background(
     model: str = DEFAULT_MODEL,
     model_dir: Path | None = None,
     providers: Sequence[str] | None = None,
+    threads: int | None = None,
 ) -> Image.Image:
     """Cut the main subject out: RGBA, same size as ``image``, alpha at full resolution.
 
     Raises ``ImageError("unknown_foreground")`` when no subject is found.
     """
-    alpha = predict_alpha(image, model=model, model_dir=model_dir, providers=providers)
+    alpha = predict_alpha(
+        image, model=model, model_dir=model_dir, providers=providers, threads=threads
+    )
     ensure_foreground(alpha)
     return apply_alpha(image, alpha)
