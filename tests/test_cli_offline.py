@@ -16,7 +16,7 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from removeany.cli_offline import PhotoSlots, remove_background_command
+from removeany.cli_offline import PhotoSlots, header_pixels, remove_background_command
 from tests.conftest import eval_image
 
 EVAL_DIR = Path(
@@ -187,3 +187,12 @@ def test_photos_share_the_machine_within_a_pixel_budget() -> None:
     assert overlaps, "small photos ran side by side"
     assert all(sum(pair) <= 10 for pair in overlaps), overlaps
     assert slots.model_threads == 1 and PhotoSlots(1).model_threads is None
+
+
+def test_a_photo_is_counted_from_its_header(tmp_path: Path, photo: Path) -> None:
+    with Image.open(photo) as image:
+        assert header_pixels(photo) == image.width * image.height
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not an image at all")
+    assert header_pixels(junk) == 0
+    assert header_pixels(tmp_path / "missing.jpg") == 0

