@@ -40,7 +40,8 @@ def model_dir() -> Path:
     target = Path(os.environ.get("REMOVEANY_MODEL_DIR", default_model_dir()))
     fetch_model(get_model("u2netp"), target)
     fetch_model(get_model("u2netp-int8"), target)  # the cutout default, quantised at install
-    fetch_model(get_model("u2net"), target)  # the portrait path's model
+    fetch_model(get_model("u2net"), target)
+    fetch_model(get_model("u2net-int8"), target)  # the portrait path's model
     return target
 
 

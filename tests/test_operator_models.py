@@ -164,7 +164,7 @@ def test_models_list_says_what_is_installed_and_what_runs_it(
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()}
     assert rows[OPERATOR_MODEL][1] == "ok" and "remove_background" in rows[OPERATOR_MODEL]
     assert rows["u2netp"][1] == "ok" and "remove_background" not in rows["u2netp"]
-    assert "portrait," in rows["u2net"]
+    assert "portrait," in rows["u2net-int8"] and rows["u2net-int8"][1] == "ok"
 
     # A model directory with a damaged u2netp and nothing else.
     damaged = tmp_path / "models"
@@ -177,3 +177,4 @@ def test_models_list_says_what_is_installed_and_what_runs_it(
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()}
     assert rows["u2netp"][1] == "ALTERED"
     assert rows["u2net"][1] == "missing" and rows["ppocr-det"][1] == "missing"
+    assert rows["u2netp-int8"][1] == "missing", "no recorded hash, no int8 model"

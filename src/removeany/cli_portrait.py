@@ -84,7 +84,7 @@ def cutout_portrait_command(
     model: Annotated[
         str | None,
         typer.Option(
-            help="Segmentation model name (default: REMOVEANY_PORTRAIT_MODEL, else u2net)."
+            help="Segmentation model name (default: REMOVEANY_PORTRAIT_MODEL, else u2net-int8)."
         ),
     ] = None,
     model_dir: ModelDirOption = None,

@@ -38,9 +38,9 @@ def _clean(name: str) -> Image.Image:
 
 
 def test_portrait_path_beats_plain_model_on_people(model_dir: Path) -> None:
-    """Mean IoU over the portrait set: the portrait path (U2-Net full, crop pass, refined)
-    against the object path (u2netp, one 320px pass, refined): 0.826 vs 0.731 and MAE 0.019
-    vs 0.040 when written."""
+    """Mean IoU over the portrait set: the portrait path (U2-Net full in int8, crop pass,
+    refined) against the object path (u2netp in int8, one 320px pass, refined): 0.835 vs 0.732
+    and MAE 0.018 vs 0.040 when written."""
     names = sorted(p.name.removesuffix(".alpha.png")
                    for p in (require_eval_dir() / "portrait").glob("*.alpha.png"))  # fmt: skip
     assert len(names) >= 5
@@ -109,8 +109,9 @@ def test_id_photo_rejects_bad_options_and_faceless_photos(face_model_dir: Path) 
 
 
 def test_24_megapixel_portrait_under_1_2_gb(model_dir: Path) -> None:
-    """U2-Net full is 38x u2netp's size: a 6000x4000 portrait still peaks under 1.2 GB (its
-    session runs without onnxruntime's memory arena, which held ~330 MB between runs)."""
+    """U2-Net full is 10x u2netp's size even in int8: a 6000x4000 portrait still peaks under
+    1.2 GB (its session runs without onnxruntime's memory arena, which held ~330 MB between
+    runs in float)."""
     photo = require_eval_dir() / "portrait" / "davis16_breakdance_00008.jpg"
     code = f"""
         import numpy as np

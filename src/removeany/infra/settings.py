@@ -83,7 +83,6 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = 25 * 1024 * 1024
     max_upload_pixels: int = 36_000_000
-    default_model: str = "u2netp"
 
     session_days: int = 14
     cookie_secure: bool = False
