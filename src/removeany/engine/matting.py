@@ -51,7 +51,7 @@ class RefineConfig:
 
 
 def box_filter(x: F32, r: int) -> F32:
-    """Mean over a (2r+1)^2 window, edges handled by reflection."""
+    """Mean over a (2r+1)^2 window of each channel, edges handled by reflection."""
     k = 2 * r + 1
     out = cv2.boxFilter(x, cv2.CV_32F, (k, k), normalize=True, borderType=cv2.BORDER_REFLECT)
     return np.asarray(out, dtype=np.float32)
@@ -72,7 +72,7 @@ def guided_coefficients(guide: F32, src: F32, r: int, eps: float) -> F32:
     ``guide`` is HxWx3 in [0, 1]; ``src`` HxW. Solves the 3x3 system per pixel in closed form.
     """
     h, w = src.shape
-    mean_i = np.stack([box_filter(guide[..., c], r) for c in range(3)], axis=-1)
+    mean_i = box_filter(np.ascontiguousarray(guide), r)
     mean_p = box_filter(src, r)
     cov_ip = np.empty((h, w, 3), np.float32)
     for c in range(3):
@@ -100,8 +100,7 @@ def guided_coefficients(guide: F32, src: F32, r: int, eps: float) -> F32:
     a_g = (i_rg * cr + i_gg * cg + i_gb * cb) / det
     a_b = (i_rb * cr + i_gb * cg + i_bb * cb) / det
     b = mean_p - a_r * mean_i[..., 0] - a_g * mean_i[..., 1] - a_b * mean_i[..., 2]
-    coef = np.stack([a_r, a_g, a_b, b], axis=-1).astype(np.float32)
-    return np.stack([box_filter(coef[..., c], r) for c in range(4)], axis=-1)
+    return box_filter(np.stack([a_r, a_g, a_b, b], axis=-1).astype(np.float32, copy=False), r)
 
 
 def fast_guided_filter(guide: U8 | F32, src: F32, r: int, eps: float, s: int = 1) -> F32:
