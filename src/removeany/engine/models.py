@@ -90,11 +90,10 @@ SKIMAGE_PHOTOS = {
     "motorcycle_right.png": "5fc913ae870e42a4b662314bc904d1786bcad8e2f0b9b67dba5a229406357797",
     "rocket.jpg": "c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c",
 }
-# Both U2-Net exports name their nodes alike. Kept in float in either int8 model: the first
-# convolution (raw normalised pixels) and the seven one-channel side/fuse convolutions, whose
-# outputs are the alpha itself.
-U2NET_EDGE_NODES = (
-    "Conv_0",
+# Both U2-Net exports name their nodes alike. Kept in float in either int8 model: the seven
+# one-channel side/fuse convolutions, whose outputs are the alpha itself. (ONNX Runtime still
+# runs side1, Conv_945, in int8: at load it quantises a float node between quantised ones.)
+U2NET_SIDE_NODES = (
     "Conv_945",
     "Conv_946",
     "Conv_966",
@@ -103,11 +102,10 @@ U2NET_EDGE_NODES = (
     "Conv_1026",
     "Conv_1047",
 )
-# u2netp in int8, the default cutout model: about 1.6x faster on CPUs with VNNI, same cutouts
-# (object IoU 0.793 vs 0.793, portrait 0.732 vs 0.731; benchmarks/cutout). Also left in
-# float, measured one node at a time: the full-resolution decoder's Concat_786/Conv_787 and
-# Conv_765, where encoder and decoder features of very different ranges meet (quantising
-# Conv_787 alone took IoU from 0.80 to 0.62).
+# u2netp in int8, the default cutout model: about 1.8x faster on CPUs with VNNI, same cutouts
+# (benchmarks/cutout). Also left in float, measured one node at a time: the full-resolution
+# decoder's Concat_786/Conv_787 and Conv_765 (quantising Conv_787 alone took IoU from 0.80 to
+# 0.62; splitting it by its two inputs, so each gets its own scale, did not help).
 U2NETP_INT8 = ModelSpec(
     name="u2netp-int8",
     filename="u2netp-int8.onnx",
@@ -118,7 +116,7 @@ U2NETP_INT8 = ModelSpec(
         photos_wheel=SKIMAGE_WHEEL,
         photos_folder=SKIMAGE_FOLDER,
         photos=SKIMAGE_PHOTOS,
-        keep_float=(*U2NET_EDGE_NODES, "Conv_765", "Concat_786", "Conv_787"),
+        keep_float=(*U2NET_SIDE_NODES, "Conv_765", "Concat_786", "Conv_787"),
     ),
 )
 # U2-Net full (rembg's "u2net", Apache-2.0 weights), 38x u2netp's size: about 3-4x the time
@@ -134,10 +132,10 @@ U2NET = ModelSpec(
     # 0.93 GB without, for about 0.2 s more per photo on two cores.
     memory_arena=False,
 )
-# U2-Net full in int8, the portrait default: quantised like u2netp-int8, and no node of its
-# decoder needed keeping in float. Portrait set IoU 0.835 / MAE 0.018 against 0.826 / 0.019
-# in float, 2.1x faster (benchmarks/cutout). Without the memory arena a 24 MP portrait peaks
-# at 0.64 GB instead of 0.80 GB, for 8 % more time.
+# U2-Net full in int8, the portrait default: quantised like u2netp-int8 (its first convolution
+# kept in float too), and no node of its decoder needed keeping in float. Portrait set IoU
+# 0.835 / MAE 0.018 against 0.826 / 0.019 in float, 2.1x faster (benchmarks/cutout). Without
+# the memory arena a 24 MP portrait peaks at 0.64 GB instead of 0.80 GB, for 8 % more time.
 U2NET_INT8 = ModelSpec(
     name="u2net-int8",
     filename="u2net-int8.onnx",
@@ -148,7 +146,7 @@ U2NET_INT8 = ModelSpec(
         photos_wheel=SKIMAGE_WHEEL,
         photos_folder=SKIMAGE_FOLDER,
         photos=SKIMAGE_PHOTOS,
-        keep_float=U2NET_EDGE_NODES,
+        keep_float=("Conv_0", *U2NET_SIDE_NODES),
     ),
     memory_arena=False,
 )
