@@ -1,6 +1,6 @@
 """Static int8 quantisation of a U2-Net style model, run once at install time.
 
-On CPUs with int8 dot-product instructions (VNNI) u2netp quantised this way runs about 1.6x
+On CPUs with int8 dot-product instructions (VNNI) u2netp quantised this way runs about 1.8x
 faster than in float with the same cutouts (benchmarks/cutout). Activation ranges come from a
 few calibration photos (MinMax); the nodes measured too sensitive to quantise stay in float.
 """
