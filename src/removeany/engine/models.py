@@ -16,7 +16,7 @@ import tempfile
 import threading
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -102,22 +102,32 @@ U2NET_SIDE_NODES = (
     "Conv_1026",
     "Conv_1047",
 )
+
+
+def quantised(base: ModelSpec, *, keep_float: tuple[str, ...]) -> ModelSpec:
+    """``base`` in int8, computed at install time and calibrated on the scikit-image photos; fed
+    like ``base``, and like it run with or without the memory arena."""
+    return replace(
+        base,
+        name=f"{base.name}-int8",
+        filename=f"{base.name}-int8.onnx",
+        sha256="",
+        source=Int8Recipe(
+            base=base.name,
+            photos_wheel=SKIMAGE_WHEEL,
+            photos_folder=SKIMAGE_FOLDER,
+            photos=SKIMAGE_PHOTOS,
+            keep_float=keep_float,
+        ),
+    )
+
+
 # u2netp in int8, the default cutout model: about 1.8x faster on CPUs with VNNI, same cutouts
 # (benchmarks/cutout). Also left in float, measured one node at a time: the full-resolution
 # decoder's Concat_786/Conv_787 and Conv_765 (quantising Conv_787 alone took IoU from 0.80 to
 # 0.62; splitting it by its two inputs, so each gets its own scale, did not help).
-U2NETP_INT8 = ModelSpec(
-    name="u2netp-int8",
-    filename="u2netp-int8.onnx",
-    sha256="",
-    input_size=(320, 320),
-    source=Int8Recipe(
-        base="u2netp",
-        photos_wheel=SKIMAGE_WHEEL,
-        photos_folder=SKIMAGE_FOLDER,
-        photos=SKIMAGE_PHOTOS,
-        keep_float=(*U2NET_SIDE_NODES, "Conv_765", "Concat_786", "Conv_787"),
-    ),
+U2NETP_INT8 = quantised(
+    U2NETP, keep_float=(*U2NET_SIDE_NODES, "Conv_765", "Concat_786", "Conv_787")
 )
 # U2-Net full (rembg's "u2net", Apache-2.0 weights), 38x u2netp's size: about 3-4x the time
 # for clearly better portraits (see benchmarks/cutout). The MIT package carrying it declares
@@ -136,20 +146,7 @@ U2NET = ModelSpec(
 # kept in float too), and no node of its decoder needed keeping in float. Portrait set IoU
 # 0.835 / MAE 0.018 against 0.826 / 0.019 in float, 2.1x faster (benchmarks/cutout). Without
 # the memory arena a 24 MP portrait peaks at 0.64 GB instead of 0.80 GB, for 8 % more time.
-U2NET_INT8 = ModelSpec(
-    name="u2net-int8",
-    filename="u2net-int8.onnx",
-    sha256="",
-    input_size=(320, 320),
-    source=Int8Recipe(
-        base="u2net",
-        photos_wheel=SKIMAGE_WHEEL,
-        photos_folder=SKIMAGE_FOLDER,
-        photos=SKIMAGE_PHOTOS,
-        keep_float=("Conv_0", *U2NET_SIDE_NODES),
-    ),
-    memory_arena=False,
-)
+U2NET_INT8 = quantised(U2NET, keep_float=("Conv_0", *U2NET_SIDE_NODES))
 # MediaPipe's BlazeFace short-range face detector (TFLite, run with ai-edge-litert) for ID
 # photos; it ships inside the mediapipe wheel, which is only unpacked, never installed.
 BLAZEFACE_SHORT = ModelSpec(
