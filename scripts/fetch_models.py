@@ -10,11 +10,12 @@ from pathlib import Path
 
 from removeany.engine.errors import ModelError
 from removeany.engine.models import DEFAULT_MODELS, default_model_dir, fetch_model
+from removeany.engine.watermark import WATERMARK_MODELS
 
 
 def main(argv: list[str]) -> int:
     model_dir = Path(argv[0]) if argv else default_model_dir()
-    for spec in DEFAULT_MODELS:
+    for spec in (*DEFAULT_MODELS, *WATERMARK_MODELS):
         try:
             print(f"{spec.name}: {fetch_model(spec, model_dir)}")
         except ModelError as exc:

