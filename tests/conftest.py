@@ -15,6 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from removeany.context import Context, build_context
 from removeany.engine.models import default_model_dir, fetch_model, get_model
+from removeany.engine.watermark import MARK_NET
 from removeany.infra.db import upgrade
 from removeany.infra.settings import Settings
 
@@ -42,6 +43,7 @@ def model_dir() -> Path:
     fetch_model(get_model("u2netp-int8"), target)  # the cutout default, quantised at install
     fetch_model(get_model("u2net"), target)
     fetch_model(get_model("u2net-int8"), target)  # the portrait path's model
+    fetch_model(MARK_NET, target)  # locates watermark batches' shared marks
     return target
 
 

@@ -178,10 +178,13 @@ def remove_watermark_command(
     if loaded:
         images = [item.image for item in loaded]
         if joint and len(images) > 1:
-            results = restore_batch(images, mask=mask_arr, boxes=box_list, detector=detector)
+            results = restore_batch(
+                images, mask=mask_arr, boxes=box_list, detector=detector, model_dir=model_dir
+            )
         else:
             results = [
-                restore(im, mask=mask_arr, boxes=box_list, detector=detector) for im in images
+                restore(im, mask=mask_arr, boxes=box_list, detector=detector, model_dir=model_dir)
+                for im in images
             ]
         for item, res in zip(loaded, results, strict=True):
             out = _with_alpha(res.image, item.image)

@@ -382,7 +382,9 @@ def _remove_watermark(
                 "`removeany models fetch`."
             )
     if result is None:
-        result = restore(image, mask=user_mask, boxes=boxes or None, detector=detector)
+        result = restore(
+            image, mask=user_mask, boxes=boxes or None, detector=detector, model_dir=model_dir
+        )
     if not result.mask.any():
         if detector is None:
             raise ImageError(
