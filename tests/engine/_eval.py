@@ -32,6 +32,20 @@ def photo_path(group: str, name: str) -> Path:
     pytest.skip(f"evaluation image {group}/{name} not found under {EVAL_DIR}")
 
 
+def kodak_crops(n: int, size: int) -> list[NDArray[np.uint8]]:
+    """The first ``n`` Kodak photos of the clean set, each centre-cropped to ``size`` square."""
+    paths = sorted((EVAL_DIR / "clean").glob("kodak*")) if EVAL_DIR.is_dir() else []
+    if len(paths) < n:
+        pytest.skip(f"evaluation images not found under {EVAL_DIR}; set REMOVEANY_EVAL_DIR")
+    crops = []
+    for path in paths[:n]:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"))
+        y, x = (arr.shape[0] - size) // 2, (arr.shape[1] - size) // 2
+        crops.append(np.ascontiguousarray(arr[y : y + size, x : x + size]))
+    return crops
+
+
 def load_pair(group: str, name: str) -> tuple[Image.Image, NDArray[np.bool_]]:
     """An evaluation photo and its ground-truth foreground mask (alpha >= 128)."""
     photo = photo_path(group, name)

@@ -28,7 +28,7 @@ from removeany.engine.watermark import (
 )
 from removeany.engine.watermark._ops import dilate
 
-from ._eval import EVAL_DIR
+from ._eval import EVAL_DIR, kodak_crops
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "watermark"))
 from synth import Watermark, make_watermark
@@ -38,23 +38,8 @@ NAMES = ("kodim03", "kodim05", "kodim13", "kodim19", "kodim23")
 SIZE = 224
 
 
-def _clean(name: str) -> NDArray[np.uint8]:
-    matches = sorted((EVAL_DIR / "clean").glob(f"*{name}*"))
-    if not matches:
-        pytest.skip(f"evaluation image clean/*{name}* not found under {EVAL_DIR}")
-    with Image.open(matches[0]) as im:
-        arr = np.asarray(im.convert("RGB"))
-    h, w = arr.shape[:2]
-    y, x = (h - SIZE) // 2, (w - SIZE) // 2
-    return np.ascontiguousarray(arr[y : y + SIZE, x : x + SIZE])
-
-
 def _cleans(n: int) -> list[NDArray[np.uint8]]:
-    names = sorted(p.name for p in (EVAL_DIR / "clean").glob("*")) if EVAL_DIR.is_dir() else []
-    if len(names) < n:
-        pytest.skip(f"evaluation images not found under {EVAL_DIR}; set REMOVEANY_EVAL_DIR")
-    picked = [nm for nm in names if nm.startswith("kodak")][:n]
-    return [_clean(Path(nm).stem) for nm in picked]
+    return kodak_crops(n, SIZE)
 
 
 def _mark(kind: str, seed: int, size: int = SIZE) -> Watermark:

@@ -25,25 +25,12 @@ from removeany.engine.watermark import (
 from removeany.engine.watermark._ops import dilate
 from removeany.engine.watermark.net import MarkNet
 
-from ._eval import EVAL_DIR
+from ._eval import EVAL_DIR, kodak_crops
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "watermark"))
 from synth import make_watermark
 
 SIZE = 384
-
-
-def _kodak(n: int) -> list[NDArray[np.uint8]]:
-    paths = sorted((EVAL_DIR / "clean").glob("kodak*")) if EVAL_DIR.is_dir() else []
-    if len(paths) < n:
-        pytest.skip(f"evaluation images not found under {EVAL_DIR}; set REMOVEANY_EVAL_DIR")
-    crops = []
-    for path in paths[:n]:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"))
-        y, x = (arr.shape[0] - SIZE) // 2, (arr.shape[1] - SIZE) // 2
-        crops.append(np.ascontiguousarray(arr[y : y + SIZE, x : x + SIZE]))
-    return crops
 
 
 def _psnr(a: NDArray[np.uint8], b: NDArray[np.uint8], region: NDArray[np.bool_]) -> float:
@@ -77,7 +64,7 @@ def test_bundled_weights_are_installed_verified_and_refused_when_altered(
 def test_finds_the_mark_a_batch_shares_and_not_the_photos(net_dir: Path) -> None:
     net = load_mark_net(net_dir)
     assert net is not None
-    cleans = _kodak(5)
+    cleans = kodak_crops(5, SIZE)
     found, false = [], []
     for kind in ("text", "cjk", "tiled", "logo"):
         for seed in (1, 2, 3):
@@ -94,7 +81,7 @@ def test_finds_the_mark_a_batch_shares_and_not_the_photos(net_dir: Path) -> None
 def test_a_tiled_mark_the_net_finds_in_part_is_still_removed_whole(net_dir: Path) -> None:
     # The network sees under a fifth of this tiled mark; the shared edges see all of it, so
     # the network's part is added to them rather than replacing them.
-    cleans = _kodak(5)
+    cleans = kodak_crops(5, SIZE)
     wm = make_watermark(np.random.default_rng(1), SIZE, SIZE, "tiled")
     marked = [wm.apply(c) for c in cleans]
     net = load_mark_net(net_dir)
@@ -115,7 +102,7 @@ def test_a_text_mark_is_located_by_the_net_alone_and_tighter(net_dir: Path, tmp_
     # Where the network accounts for the shared edges its region is used alone: the whole
     # mark, with far less of the photos around it than the edges and text boxes give.
     fetch_model(TEXT_DETECTOR, tmp_path)  # the same detector, without the network
-    cleans = _kodak(5)
+    cleans = kodak_crops(5, SIZE)
     for seed in (1, 2, 3):
         wm = make_watermark(np.random.default_rng(seed), SIZE, SIZE, "text")
         stack = np.stack([wm.apply(c) for c in cleans]).astype(np.float32)
