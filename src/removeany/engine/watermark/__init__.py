@@ -110,9 +110,6 @@ MIN_DETECTED_OPACITY = 0.15
 # ... and one this opaque is text that belongs to the photo (a sign, a label): nothing of the
 # photo shows through it, and a corner is no proof it was added. Users mark it to remove it.
 MAX_DETECTED_OPACITY = 0.85
-# A detected patch where the opacity network (if installed) sees a mean opacity below this
-# is text that belongs to the photo: the network was trained to leave signs and labels alone.
-NET_SEES_MARK = 0.05
 
 
 @dataclass
@@ -480,28 +477,7 @@ def restore(
         cur, ch, al = _restore_region(cur, region, user=False, min_evidence=min_ev, notes=notes)
         changed |= ch
         alpha = np.maximum(alpha, al)
-    net = load_mark_net(model_dir)
-    if net is not None and changed.any():
-        _keep_scene_text(rgb_f, cur, changed, alpha, net.opacity(rgb_f), notes)
     return WatermarkResult(_to_u8(cur), changed, alpha, notes)
-
-
-def _keep_scene_text(
-    original: F32, cur: F32, changed: Bool, alpha: F32, opacity: F32, notes: list[str]
-) -> None:
-    """Put back, in place, each changed patch where the network sees no mark."""
-    n, labels = cv2.connectedComponents(dilate(changed, 2).astype(np.uint8), connectivity=8)
-    for i in range(1, n):
-        patch = (labels == i) & changed
-        seen = float(opacity[patch].mean())
-        if seen < NET_SEES_MARK:
-            cur[patch] = original[patch]
-            changed[patch] = False
-            alpha[patch] = 0.0
-            notes.append(
-                f"text kept: the opacity network sees no watermark there ({seen:.2f}), like a "
-                "sign or a label; mark it to remove it anyway"
-            )
 
 
 def remove_watermark(
