@@ -78,8 +78,8 @@ def test_finds_the_mark_a_batch_shares_and_not_the_photos(net_dir: Path) -> None
 
 
 def test_a_tiled_mark_the_net_finds_in_part_is_still_removed_whole(net_dir: Path) -> None:
-    # The network sees under a fifth of this tiled mark; the shared edges see all of it, so
-    # the network's part is added to them rather than replacing them.
+    # The network sees under a fifth of this tiled mark; the shared edges see all of it (and
+    # span the photo), so the network's part is added to them rather than replacing them.
     cleans = kodak_crops(5, SIZE)
     wm = make_watermark(np.random.default_rng(1), SIZE, SIZE, "tiled")
     marked = [wm.apply(c) for c in cleans]

@@ -60,11 +60,11 @@ class MarkNet:
             str(path), sess_options=opts, providers=["CPUExecutionProvider"]
         )
 
-    def opacity(self, image: F32, max_side: int = NET_MAX_SIDE) -> F32:
+    def opacity(self, image: F32) -> F32:
         """The mark's opacity (HxW, 0..1) in an RGB image (HxWx3, 0..255), read with its long
-        side at most ``max_side``."""
+        side at most NET_MAX_SIDE."""
         h, w = image.shape[:2]
-        scale = min(1.0, max_side / max(h, w))
+        scale = min(1.0, NET_MAX_SIDE / max(h, w))
         small = image
         if scale < 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
