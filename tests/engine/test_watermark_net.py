@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from PIL import Image
 
 from removeany.engine.errors import ModelError
 from removeany.engine.models import fetch_model, model_path
@@ -24,7 +23,7 @@ from removeany.engine.watermark import (
 from removeany.engine.watermark._ops import dilate
 from removeany.engine.watermark.net import MarkNet
 
-from ._eval import EVAL_DIR, kodak_crops
+from ._eval import kodak_crops
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "watermark"))
 from synth import make_watermark
