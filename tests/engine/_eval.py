@@ -46,6 +46,17 @@ def kodak_crops(n: int, size: int) -> list[NDArray[np.uint8]]:
     return crops
 
 
+def psnr(
+    a: NDArray[np.uint8], b: NDArray[np.uint8], region: NDArray[np.bool_] | None = None
+) -> float:
+    """PSNR in dB of ``b`` against ``a`` (within ``region``); 99 for identical pixels."""
+    d = a.astype(np.float64) - b.astype(np.float64)
+    if region is not None:
+        d = d[region]
+    mse = float(np.mean(d * d))
+    return 99.0 if mse < 1e-10 else float(10 * np.log10(255.0**2 / mse))
+
+
 def load_pair(group: str, name: str) -> tuple[Image.Image, NDArray[np.bool_]]:
     """An evaluation photo and its ground-truth foreground mask (alpha >= 128)."""
     photo = photo_path(group, name)

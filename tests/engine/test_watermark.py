@@ -28,7 +28,7 @@ from removeany.engine.watermark import (
 )
 from removeany.engine.watermark._ops import dilate
 
-from ._eval import EVAL_DIR, kodak_crops
+from ._eval import EVAL_DIR, kodak_crops, psnr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "watermark"))
 from synth import Watermark, make_watermark
@@ -44,16 +44,6 @@ def _cleans(n: int) -> list[NDArray[np.uint8]]:
 
 def _mark(kind: str, seed: int, size: int = SIZE) -> Watermark:
     return make_watermark(np.random.default_rng(seed), size, size, kind)
-
-
-def psnr(
-    a: NDArray[np.uint8], b: NDArray[np.uint8], region: NDArray[np.bool_] | None = None
-) -> float:
-    d = a.astype(np.float64) - b.astype(np.float64)
-    if region is not None:
-        d = d[region]
-    mse = float(np.mean(d * d))
-    return 99.0 if mse < 1e-10 else float(10 * np.log10(255.0**2 / mse))
 
 
 @pytest.fixture(scope="module")

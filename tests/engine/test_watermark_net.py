@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from numpy.typing import NDArray
 
 from removeany.engine.errors import ModelError
 from removeany.engine.models import fetch_model, model_path
@@ -23,17 +22,12 @@ from removeany.engine.watermark import (
 from removeany.engine.watermark._ops import dilate
 from removeany.engine.watermark.net import MarkNet
 
-from ._eval import kodak_crops
+from ._eval import kodak_crops, psnr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "watermark"))
 from synth import make_watermark
 
 SIZE = 384
-
-
-def _psnr(a: NDArray[np.uint8], b: NDArray[np.uint8], region: NDArray[np.bool_]) -> float:
-    d = a.astype(np.float64)[region] - b.astype(np.float64)[region]
-    return float(10 * np.log10(255.0**2 / max(float(np.mean(d * d)), 1e-10)))
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +84,7 @@ def test_a_tiled_mark_the_net_finds_in_part_is_still_removed_whole(net_dir: Path
     results = restore_batch(marked, model_dir=net_dir)
     assert all("joint estimate" in r.notes[0] for r in results)
     gains = [
-        _psnr(c, r.image, wm.region()) - _psnr(c, m, wm.region())
+        psnr(c, r.image, wm.region()) - psnr(c, m, wm.region())
         for c, m, r in zip(cleans, marked, results, strict=True)
     ]
     assert float(np.mean(gains)) >= 8.0, gains

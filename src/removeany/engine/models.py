@@ -447,6 +447,14 @@ def load_session(
     return session
 
 
+def cpu_session(path: Path, threads: int) -> ort.InferenceSession:
+    """A session on the CPU provider alone, for the engine's helper networks (the text
+    detector, the watermark-opacity network); the caller has verified the file."""
+    return ort.InferenceSession(
+        str(path), sess_options=_session_options(threads), providers=["CPUExecutionProvider"]
+    )
+
+
 def _session_options(intra_op_threads: int | None, *, arena: bool = True) -> ort.SessionOptions:
     """Small machines run the web server beside inference: no idle spinning, one graph thread."""
     options = ort.SessionOptions()

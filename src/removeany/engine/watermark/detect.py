@@ -20,6 +20,7 @@ import numpy as np
 from removeany.engine.models import (
     ModelSpec,
     WheelSource,
+    cpu_session,
     default_model_dir,
     model_path,
     verify_model_file,
@@ -69,14 +70,7 @@ class TextDetector:
     def __init__(self, model_path: Path, *, verify: bool = True, threads: int = 2) -> None:
         if verify:
             verify_model_file(model_path, TEXT_DETECTOR.sha256)
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self._session: Any = ort.InferenceSession(
-            str(model_path), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
+        self._session: Any = cpu_session(model_path, threads)
         self._input = self._session.get_inputs()[0].name
 
     def probability(

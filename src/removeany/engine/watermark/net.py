@@ -18,6 +18,7 @@ import numpy as np
 from removeany.engine.models import (
     BundledFile,
     ModelSpec,
+    cpu_session,
     default_model_dir,
     model_path,
     verify_model,
@@ -51,14 +52,7 @@ class MarkNet:
 
     def __init__(self, path: Path, *, threads: int = 2) -> None:
         verify_model(MARK_NET, path)
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self._session: Any = ort.InferenceSession(
-            str(path), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
+        self._session: Any = cpu_session(path, threads)
 
     def opacity(self, image: F32) -> F32:
         """The mark's opacity (HxW, 0..1) in an RGB image (HxWx3, 0..255), read with its long
