@@ -60,8 +60,17 @@ def load_fonts(folder: Path) -> tuple[list[Path], list[Path]]:
 class MarkMaker:
     """Draws random samples; one instance per worker process (fonts are cached)."""
 
-    def __init__(self, photos: list[np.ndarray], latin: list[Path], cjk: list[Path], size: int):
+    def __init__(
+        self,
+        photos: list[np.ndarray],
+        latin: list[Path],
+        cjk: list[Path],
+        size: int,
+        blank: float = 0.1,
+    ):
+        """``blank``: the share of samples with no mark at all."""
         self.photos = photos
+        self.blank = blank
         self.latin = latin
         self.cjk = cjk
         self.size = size
@@ -231,7 +240,7 @@ class MarkMaker:
             clean = self.scene_text(rng, clean)
         alpha = np.zeros((s, s), np.float32)
         premult = np.zeros((s, s, 3), np.float32)
-        marks = 0 if rng.random() < 0.1 else int(rng.choice((1, 1, 1, 2)))
+        marks = 0 if rng.random() < self.blank else int(rng.choice((1, 1, 1, 2)))
         for _ in range(marks):
             r = rng.random()
             tiled = r < 0.25

@@ -72,15 +72,17 @@ def _up(x: torch.Tensor) -> torch.Tensor:
 
 
 class Samples(IterableDataset):
-    def __init__(self, photos: Path, fonts: Path, size: int, long_side: int) -> None:
+    def __init__(self, photos: Path, fonts: Path, size: int, long_side: int, blank: float) -> None:
         self.photos_dir, self.fonts_dir, self.size, self.long_side = photos, fonts, size, long_side
+        self.blank = blank
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         seed = (info.id if info else 0) * 7919 + int.from_bytes(os.urandom(4), "little")
         rng = np.random.default_rng(seed)
         latin, cjk = load_fonts(self.fonts_dir)
-        maker = MarkMaker(load_photos(self.photos_dir, self.long_side), latin, cjk, self.size)
+        photos = load_photos(self.photos_dir, self.long_side)
+        maker = MarkMaker(photos, latin, cjk, self.size, self.blank)
         while True:
             marked, alpha, color, clean = maker.sample(rng)
             yield (
@@ -139,6 +141,7 @@ def main() -> None:
     ap.add_argument("--report", type=int, default=400)
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--blank", type=float, default=0.1, help="share of samples with no mark")
     args = ap.parse_args()
 
     torch.manual_seed(0)
@@ -149,7 +152,7 @@ def main() -> None:
     model = model.to(device)
     print(f"device {device}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
     data = DataLoader(
-        Samples(args.photos, args.fonts, args.size, long_side=1280),
+        Samples(args.photos, args.fonts, args.size, long_side=1280, blank=args.blank),
         batch_size=args.batch,
         num_workers=args.workers,
         pin_memory=device == "cuda",
