@@ -23,7 +23,15 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from removeany.engine.watermark._ops import F32, Bool, dilate, grad_map, inpaint
+from removeany.engine.watermark._ops import (
+    F32,
+    Bool,
+    dilate,
+    grad_energy,
+    grad_map,
+    inpaint,
+    luma,
+)
 from removeany.engine.watermark.detect import (
     CARRIES_MARK,
     SUGGEST_MIN_SIDE,
@@ -38,13 +46,16 @@ from removeany.engine.watermark.detect import (
 )
 from removeany.engine.watermark.estimate import (
     MAX_OPACITY,
+    MIN_OPACITY,
     SMOOTH_SINGLE,
     Estimate,
+    LayerInfo,
     component_estimate,
     estimate,
     refine_alpha,
     stroke_size,
 )
+from removeany.engine.watermark.joint import shared_blend
 from removeany.engine.watermark.net import MARK_NET, load_mark_net
 from removeany.engine.watermark.restore import guard, unblend
 
@@ -57,6 +68,8 @@ WATERMARK_MODELS = (TEXT_DETECTOR, MARK_NET)
 MIN_JOINT = 3
 # At most this many images feed the joint estimate (memory and time stay bounded).
 MAX_JOINT = 12
+# Fewer marked pixels than this in a shared region is no shared mark.
+MIN_JOINT_PIXELS = 12
 # Longest side at which the joint estimate is computed; larger batches are estimated on a
 # reduced copy and the estimate is scaled back up.
 JOINT_MAX_SIDE = 640
@@ -554,7 +567,7 @@ def estimate_shared_mark(
     if int(carriers.sum()) < MIN_JOINT:
         return None
     stack = stack[carriers]
-    est = _estimate_reduced(stack, region)
+    est = _estimate_reduced(stack, region, user=user is not None)
     if not est.layers:
         return None
     if est.alpha.shape != work:
@@ -706,18 +719,71 @@ def _shared_edges(stack: F32, shape: tuple[int, int]) -> Bool:
     return dilate(reg, 2)
 
 
-def _estimate_reduced(stack: F32, region: Bool | None) -> Estimate:
-    """Joint estimate, on a reduced copy when the images are large (time stays bounded)."""
+def _estimate_reduced(stack: F32, region: Bool | None, *, user: bool) -> Estimate:
+    """Joint estimate, on a reduced copy when the images are large (time stays bounded).
+
+    Layer by layer (``estimate``); inside a region the user marked, what the layers leave
+    behind (a logo's fill, a shadow, a second colour) is then estimated pixel by pixel."""
     _, h, w, _ = stack.shape
     scale = JOINT_MAX_SIDE / max(h, w)
-    if scale >= 1.0:
-        return estimate(stack, region)
-    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
-    small = np.stack([cv2.resize(im, (sw, sh), interpolation=cv2.INTER_AREA) for im in stack])
-    reg = None
-    if region is not None:
-        reg = cv2.resize(region.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST) > 0
-    return estimate(small.astype(np.float32), reg)
+    small, reg = stack, region
+    if scale < 1.0:
+        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+        small = np.stack([cv2.resize(im, (sw, sh), interpolation=cv2.INTER_AREA) for im in stack])
+        if region is not None:
+            reg = cv2.resize(region.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST) > 0
+    small = small.astype(np.float32)
+    layers = estimate(small, reg)
+    if not user or reg is None or not layers.layers:
+        return layers
+    # Every layer peeled off exactly (no inpainting), so the rest is what they missed.
+    peeled = np.stack(
+        [unblend(im, layers.alpha, layers.color, blend_from=2.0, inpaint_at=3.0) for im in small]
+    )
+    rest = _pixel_estimate(peeled, reg)
+    if not rest.layers:
+        return layers
+    return _over(layers, rest)
+
+
+def _pixel_estimate(stack: F32, region: Bool) -> Estimate:
+    """The shared mark inside ``region`` with an opacity and colour per pixel
+    (``joint.shared_blend``), estimated again over where it came out (plus a margin), and
+    summed up as one layer for the notes."""
+    alpha, color = shared_blend(stack, region, max_opacity=MAX_OPACITY)
+    region = dilate(alpha >= MIN_OPACITY, 2) & region
+    alpha, color = shared_blend(stack, region, max_opacity=MAX_OPACITY)
+    marked = alpha >= MIN_OPACITY
+    if int(marked.sum()) < MIN_JOINT_PIXELS:
+        return Estimate(np.zeros_like(alpha), np.zeros_like(color), region, [])
+    weight = alpha[marked][:, None]
+    mean_color = np.clip((color[marked] * weight).sum(axis=0) / weight.sum(), 0.0, 255.0)
+    under = np.median(stack, axis=0)[marked].mean(axis=0)
+    lighter = float(luma(mean_color[None, None])[0, 0]) >= float(luma(under[None, None])[0, 0])
+    before = sum(grad_energy(im, region) for im in stack)
+    after = sum(grad_energy(unblend(im, alpha, color), region) for im in stack)
+    info = LayerInfo(
+        "light" if lighter else "dark",
+        float(np.percentile(alpha[marked], 95)),
+        (float(mean_color[0]), float(mean_color[1]), float(mean_color[2])),
+        evidence=1.0,
+        gain=(before - after) / max(before, 1e-6),
+    )
+    return Estimate(alpha, color, region, [info])
+
+
+def _over(top: Estimate, below: Estimate) -> Estimate:
+    """Two blends as one: ``J = (1 - a1) ((1 - a2) I + a2 W2) + a1 W1``."""
+    a1, a2 = top.alpha[..., None], below.alpha[..., None]
+    alpha = 1.0 - (1.0 - a1) * (1.0 - a2)
+    premult = a1 * top.color + (1.0 - a1) * a2 * below.color
+    color = np.where(alpha > 1e-4, premult / np.maximum(alpha, 1e-4), 0.0)
+    return Estimate(
+        np.minimum(alpha[..., 0], MAX_OPACITY).astype(np.float32),
+        color.astype(np.float32),
+        top.support | below.support,
+        top.layers + below.layers,
+    )
 
 
 def _fits(mask: npt.NDArray[np.generic] | None, shape: tuple[int, int]) -> bool:

@@ -1,0 +1,125 @@
+"""A batch's shared mark, pixel by pixel, from the photos themselves.
+
+Photos that share a mark, ``J_k = (1 - a) I_k + a W``, differ only in ``I_k``. Centred over
+the photos, ``J_k - mean(J) = (1 - a) (I_k - mean(I))``: the mark's colour drops out, and the
+photos' spread at a pixel is scaled by ``1 - a``. Between two neighbours, the log of that
+spread changes by the change in ``log(1 - a)`` plus the photos' own texture, which has no
+preferred sign. Integrated from the region's edge, where ``a = 0``, those changes give the
+opacity. Where the photos share no edge (the median over them of a neighbour difference is
+small) the mark has none either, so the opacity is held level there; this is what keeps the
+texture from accumulating over a large fill.
+
+With the opacity known, each restored photo is ``J_k / (1 - a) - c``. Between neighbours,
+``c`` changes by what every photo's ``J_k / (1 - a)`` changes by (their median), since the
+photos' own changes differ; integrated the same way it gives the premultiplied colour
+``a W = (1 - a) c``.
+
+Unlike the layer estimate (``estimate.py``), nothing here inpaints a background, so a large
+logo, a filled disc or a mark of several colours is estimated as well as thin lettering.
+Both integrations are weighted least squares, solved by conjugate gradients.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from removeany.engine.watermark._ops import F32, Bool
+
+F64 = npt.NDArray[np.float64]
+Pair = tuple[tuple[slice, slice], tuple[slice, slice]]
+
+# Summed over the channels, a median neighbour difference of this many levels is surely the
+# mark's own edge; below it the opacity step is scaled down in proportion.
+MARK_EDGE = 24.0
+# Added to the photos' spread (levels) so flat, saturated pixels do not divide by zero.
+SPREAD_FLOOR = 1.0
+CG_ITERS = 400
+CG_TOL = 1e-5
+# Keeps the solve well posed where the photos say nothing (tiny pull towards "no mark").
+RIDGE = 1e-4
+
+
+def _neighbours(h: int, w: int) -> list[Pair]:
+    """(pixel, right neighbour) and (pixel, neighbour below), as slice pairs."""
+    return [
+        ((slice(None), slice(0, w - 1)), (slice(None), slice(1, w))),
+        ((slice(0, h - 1), slice(None)), (slice(1, h), slice(None))),
+    ]
+
+
+def integrate(steps: list[F64], weights: list[F64], free: Bool) -> F64:
+    """The field x (zero where not ``free``) whose neighbour differences ``x_p - x_q`` best
+    match ``steps`` in weighted least squares; one entry per ``_neighbours`` direction,
+    HxW or HxWxC."""
+    h, w = free.shape
+    pairs = _neighbours(h, w)
+    tail = steps[0].shape[2:]
+    keep = free.reshape(free.shape + (1,) * len(tail)).astype(np.float64)
+
+    def spread_back(ys: list[F64]) -> F64:
+        out = np.zeros((h, w, *tail))
+        for (p, q), y in zip(pairs, ys, strict=True):
+            out[p] += y
+            out[q] -= y
+        return np.asarray(out * keep, np.float64)
+
+    def normal(x: F64) -> F64:
+        diffs = [wt * (x[p] - x[q]) for (p, q), wt in zip(pairs, weights, strict=True)]
+        return np.asarray(spread_back(diffs) + RIDGE * x * keep, np.float64)
+
+    x = np.zeros((h, w, *tail))
+    r = spread_back([wt * s for wt, s in zip(weights, steps, strict=True)])
+    d = r.copy()
+    rr = float((r * r).sum())
+    stop = CG_TOL * CG_TOL * rr
+    for _ in range(CG_ITERS):
+        if rr <= stop or rr == 0.0:
+            break
+        nd = normal(d)
+        step = rr / max(float((d * nd).sum()), 1e-30)
+        x += step * d
+        r -= step * nd
+        rr_next = float((r * r).sum())
+        d = r + (rr_next / rr) * d
+        rr = rr_next
+    return x
+
+
+def shared_blend(stack: F32, region: Bool, *, max_opacity: float) -> tuple[F32, F32]:
+    """Opacity (HxW) and colour (HxWx3, 0..255) of the mark the photos of ``stack``
+    (KxHxWx3, 0..255, K >= 2) share inside ``region``; zero opacity outside it."""
+    _, h, w, _ = stack.shape
+    alpha = np.zeros((h, w), np.float32)
+    color = np.zeros((h, w, 3), np.float32)
+    ys, xs = np.nonzero(region)
+    if not len(ys):
+        return alpha, color
+    # The region's box plus a ring of unmarked pixels to integrate from.
+    y0, y1 = max(int(ys.min()) - 2, 0), min(int(ys.max()) + 3, h)
+    x0, x1 = max(int(xs.min()) - 2, 0), min(int(xs.max()) + 3, w)
+    js = stack[:, y0:y1, x0:x1].astype(np.float64)
+    free = region[y0:y1, x0:x1]
+    pairs = _neighbours(y1 - y0, x1 - x0)
+
+    centred = js - js.mean(axis=0, keepdims=True)
+    log_spread = np.log(np.sqrt((centred**2).mean(axis=(0, 3))) + SPREAD_FLOOR)
+    shared = [np.median(js[:, p[0], p[1]] - js[:, q[0], q[1]], axis=0) for p, q in pairs]
+    edge = [np.clip(np.abs(s).sum(axis=-1) / MARK_EDGE, 0.0, 1.0) for s in shared]
+    steps = [(log_spread[p] - log_spread[q]) * e for (p, q), e in zip(pairs, edge, strict=True)]
+    ones = [np.ones(s.shape) for s in steps]
+    log_clear = np.minimum(integrate(steps, ones, free), 0.0)  # log(1 - a); a >= 0
+    clear = np.clip(np.exp(log_clear), 1.0 - max_opacity, 1.0)
+
+    unscaled = js / clear[None, ..., None]
+    offsets = [
+        np.median(unscaled[:, p[0], p[1]] - unscaled[:, q[0], q[1]], axis=0) for p, q in pairs
+    ]
+    offset = integrate(offsets, [np.ones(o.shape[:2])[..., None] for o in offsets], free)
+    a = (1.0 - clear) * free
+    premult = offset * clear[..., None]
+    alpha[y0:y1, x0:x1] = a
+    color[y0:y1, x0:x1] = np.where(
+        a[..., None] > 1e-3, premult / np.maximum(a, 1e-3)[..., None], 0.0
+    )
+    return alpha, color
