@@ -52,6 +52,7 @@ from removeany.engine.watermark.estimate import (
     LayerInfo,
     component_estimate,
     estimate,
+    over,
     refine_alpha,
     stroke_size,
 )
@@ -743,7 +744,13 @@ def _estimate_reduced(stack: F32, region: Bool | None, *, user: bool) -> Estimat
     rest = _pixel_estimate(peeled, reg)
     if not rest.layers:
         return layers
-    return _over(layers, rest)
+    alpha, color = over(layers.alpha, layers.color, rest.alpha, rest.color)
+    return Estimate(
+        np.minimum(alpha, MAX_OPACITY),
+        color,
+        layers.support | rest.support,
+        layers.layers + rest.layers,
+    )
 
 
 def _pixel_estimate(stack: F32, region: Bool) -> Estimate:
@@ -770,20 +777,6 @@ def _pixel_estimate(stack: F32, region: Bool) -> Estimate:
         gain=(before - after) / max(before, 1e-6),
     )
     return Estimate(alpha, color, region, [info])
-
-
-def _over(top: Estimate, below: Estimate) -> Estimate:
-    """Two blends as one: ``J = (1 - a1) ((1 - a2) I + a2 W2) + a1 W1``."""
-    a1, a2 = top.alpha[..., None], below.alpha[..., None]
-    alpha = 1.0 - (1.0 - a1) * (1.0 - a2)
-    premult = a1 * top.color + (1.0 - a1) * a2 * below.color
-    color = np.where(alpha > 1e-4, premult / np.maximum(alpha, 1e-4), 0.0)
-    return Estimate(
-        np.minimum(alpha[..., 0], MAX_OPACITY).astype(np.float32),
-        color.astype(np.float32),
-        top.support | below.support,
-        top.layers + below.layers,
-    )
 
 
 def _fits(mask: npt.NDArray[np.generic] | None, shape: tuple[int, int]) -> bool:

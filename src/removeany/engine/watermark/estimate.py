@@ -452,6 +452,16 @@ def fit_layer(
     return a_map, opacity, col, peakiness
 
 
+def over(top_alpha: F32, top_color: F32, alpha: F32, color: F32) -> tuple[F32, F32]:
+    """Two blends as one, ``top`` laid over the other: ``J = (1 - a1) ((1 - a2) I + a2 W2) +
+    a1 W1``; colours HxWx3, or one colour per blend."""
+    a1, a2 = top_alpha[..., None], alpha[..., None]
+    combined = 1.0 - (1.0 - a1) * (1.0 - a2)
+    premult = a1 * top_color + (1.0 - a1) * a2 * color
+    mixed = np.where(combined > 0, premult / np.maximum(combined, 1e-4), 0.0)
+    return combined[..., 0].astype(np.float32), mixed.astype(np.float32)
+
+
 def _peel(js: F32, alpha: F32, color: F32) -> F32:
     a = np.minimum(alpha, MAX_OPACITY)[None, ..., None]
     return np.asarray((js - a * color) / (1.0 - a), np.float32)
@@ -694,13 +704,8 @@ def estimate(
             info.opacity = float(al.max())
             info.color = (float(col[0]), float(col[1]), float(col[2]))
     for _, al, col, _, _ in found:
-        # compose: each layer lies below the ones before it
-        new_alpha = 1.0 - (1.0 - alpha_l) * (1.0 - al)
-        prem = col_l * alpha_l[..., None] + (1.0 - alpha_l[..., None]) * al[..., None] * col
-        alpha_l = new_alpha.astype(np.float32)
-        col_l = np.where(
-            alpha_l[..., None] > 0, prem / np.maximum(alpha_l[..., None], 1e-4), 0.0
-        ).astype(np.float32)
+        # each layer lies below the ones before it
+        alpha_l, col_l = over(alpha_l, col_l, al, col)
     alpha[box] = np.minimum(alpha_l, MAX_OPACITY)
     color[box] = col_l
     support = np.zeros((h, w), bool)
