@@ -735,15 +735,23 @@ def _estimate_reduced(stack: F32, region: Bool | None, *, user: bool) -> Estimat
             reg = cv2.resize(region.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST) > 0
     small = small.astype(np.float32)
     layers = estimate(small, reg)
-    if not user or reg is None or not layers.layers:
+    if not user or reg is None:
         return layers
-    # Every layer peeled off exactly (no inpainting), so the rest is what they missed.
-    peeled = np.stack(
-        [unblend(im, layers.alpha, layers.color, blend_from=2.0, inpaint_at=3.0) for im in small]
-    )
+    # Every layer peeled off exactly (no inpainting), so the rest is what they missed. Where
+    # no layer was found (a coloured logo the layer fit misses) the rest is the whole mark.
+    peeled = small
+    if layers.layers:
+        peeled = np.stack(
+            [
+                unblend(im, layers.alpha, layers.color, blend_from=2.0, inpaint_at=3.0)
+                for im in small
+            ]
+        )
     rest = _pixel_estimate(peeled, reg)
     if not rest.layers:
         return layers
+    if not layers.layers:
+        return Estimate(np.minimum(rest.alpha, MAX_OPACITY), rest.color, rest.support, rest.layers)
     alpha, color = over(layers.alpha, layers.color, rest.alpha, rest.color)
     return Estimate(
         np.minimum(alpha, MAX_OPACITY),
