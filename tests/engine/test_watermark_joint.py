@@ -14,12 +14,14 @@ import pytest
 import removeany.engine.watermark as watermark
 from removeany.engine.watermark import restore_batch
 from removeany.engine.watermark._ops import dilate
+from removeany.engine.watermark.detect import CARRIES_MARK, mark_agreement
 from removeany.engine.watermark.estimate import Estimate, estimate
 from removeany.engine.watermark.joint import shared_blend
 
-from ._eval import kodak_crops, psnr
+from ._eval import kodak_crops, psnr, require_eval_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "watermark"))
+import run as bench
 from synth import Watermark, make_watermark
 
 SIZE = 256
@@ -91,3 +93,86 @@ def test_a_logo_without_layers_is_still_estimated_jointly() -> None:
         before = np.mean([psnr(c, j, region) for c, j in zip(cleans, marked, strict=True)])
         after = np.mean([psnr(c, r.image, region) for c, r in zip(cleans, restored, strict=True)])
         assert after >= before + 3.0, (seed, before, after)
+
+
+# Coloured logos whose edges barely change the photos' brightness (measured: the luma-only
+# agreement put 2 of the 6 marked photos below CARRIES_MARK on each).
+COLOURED_LOGOS = (6, 14, 18)
+
+
+def test_photos_carrying_a_coloured_mark_are_all_used() -> None:
+    crops = kodak_crops(PHOTOS + 1, SIZE)
+    cleans, unmarked = crops[:PHOTOS], crops[PHOTOS]
+    for seed in COLOURED_LOGOS:
+        wm = _logo(seed)
+        stack = np.stack([wm.apply(c) for c in cleans] + [unmarked]).astype(np.float32)
+        scores = mark_agreement(stack, dilate(wm.region(), 2))
+        assert (scores[:PHOTOS] >= CARRIES_MARK).all(), (seed, scores)
+        assert scores[PHOTOS] < CARRIES_MARK, (seed, scores)
+
+
+def test_a_user_marked_logo_is_restored_though_faint_edges_remain() -> None:
+    # The guard's edge and mark tests alone refused every patch of these (0 dB gained): the
+    # estimate's opacity is a little off, which leaves faint edges behind.
+    cleans = kodak_crops(PHOTOS, SIZE)
+    for seed in COLOURED_LOGOS:
+        wm = _logo(seed)
+        marked = [wm.apply(c) for c in cleans]
+        region = wm.region()
+        restored = restore_batch(marked, mask=region)
+        for c, j, r in zip(cleans, marked, restored, strict=True):
+            assert psnr(c, r.image) >= psnr(c, j), f"seed {seed}: a photo made worse"
+        before = np.mean([psnr(c, j, region) for c, j in zip(cleans, marked, strict=True)])
+        after = np.mean([psnr(c, r.image, region) for c, r in zip(cleans, restored, strict=True)])
+        assert after >= before + 6.0, (seed, before, after)
+
+
+def _benchmark_batch(
+    group: int, seed: int, kind: str, long_side: int = 0
+) -> tuple[list[np.ndarray], Watermark]:
+    """Group ``group`` of the watermark benchmark's tuning split, centre-cropped to one size,
+    and the mark of ``kind`` the benchmark harness draws for it with ``seed``."""
+    bench.LONG_SIDE = long_side
+    try:
+        files = bench.batch_groups(bench.split_files("tune"))[group]
+        photos = [bench.load(p) for p in files]
+    finally:
+        bench.LONG_SIDE = 0
+    h, w = min(p.shape[0] for p in photos), min(p.shape[1] for p in photos)
+    cleans = [
+        p[(p.shape[0] - h) // 2 : (p.shape[0] - h) // 2 + h, (p.shape[1] - w) // 2 :][:, :w]
+        for p in photos
+    ]
+    rng = np.random.default_rng(bench.seed_of(files[0].name) + seed)
+    return cleans, make_watermark(rng, h, w, kind)
+
+
+def test_a_photo_clipped_white_under_the_mark_is_left_alone() -> None:
+    # The second photo is white sky where the mark lies: nearly every pixel there is clipped, the
+    # blend cannot be inverted, and restoring it cost 5.5 dB before clipped patches were
+    # refused.
+    require_eval_dir()
+    cleans, wm = _benchmark_batch(4, 1007, "cjk")
+    marked = [wm.apply(c) for c in cleans]
+    assert (cleans[1][wm.region()] >= 250).all(axis=-1).mean() > 0.9
+    restored = restore_batch(marked, mask=wm.region())
+    for c, j, r in zip(cleans, marked, restored, strict=True):
+        assert psnr(c, r.image) >= psnr(c, j)
+    assert (
+        np.mean([psnr(c, r.image, wm.region()) for c, r in zip(cleans, restored, strict=True)])
+        > 30.0
+    )
+
+
+def test_thin_strokes_of_a_user_marked_mark_survive_large_photos() -> None:
+    # At 1200 px the text's strokes are 2-3 px wide. Estimated on a copy reduced to 640 px
+    # they blurred (26.5 dB over the mark, measured); estimated on the region's box at full
+    # size they keep their shape (29.9 dB).
+    require_eval_dir()
+    cleans, wm = _benchmark_batch(0, 7, "text", long_side=1200)
+    marked = [wm.apply(c) for c in cleans]
+    restored = restore_batch(marked, mask=wm.region())
+    for c, j, r in zip(cleans, marked, restored, strict=True):
+        assert psnr(c, r.image) >= psnr(c, j)
+    score = np.mean([psnr(c, r.image, wm.region()) for c, r in zip(cleans, restored, strict=True)])
+    assert score >= 28.5, score

@@ -26,6 +26,7 @@ from PIL import Image
 from removeany.engine.watermark._ops import (
     F32,
     Bool,
+    bbox,
     dilate,
     grad_energy,
     grad_map,
@@ -56,7 +57,7 @@ from removeany.engine.watermark.estimate import (
     refine_alpha,
     stroke_size,
 )
-from removeany.engine.watermark.joint import shared_blend
+from removeany.engine.watermark.joint import shared_blend, shared_opacity
 from removeany.engine.watermark.net import MARK_NET, load_mark_net
 from removeany.engine.watermark.restore import guard, unblend
 
@@ -72,7 +73,8 @@ MAX_JOINT = 12
 # Fewer marked pixels than this in a shared region is no shared mark.
 MIN_JOINT_PIXELS = 12
 # Longest side at which the joint estimate is computed; larger batches are estimated on a
-# reduced copy and the estimate is scaled back up.
+# reduced copy and the estimate is scaled back up. A mark the user marked is estimated on
+# its region's box instead, at full size up to this side squared in pixels.
 JOINT_MAX_SIDE = 640
 # Longest side at which the photos of a batch are searched for their shared mark (larger
 # photos are reduced first; the estimate is applied at full size).
@@ -119,6 +121,9 @@ COMPONENT_GAP_SLACK = 1.0
 # How the joint (batch) path judges a patch: "edges" (its total variation must not rise),
 # "mark" (the mark's own edges must be gone) or "either" (see restore.guard).
 JOINT_GUARD = "either"
+# ... and a patch of a mark the user pointed at may also raise its total variation this much
+# (see restore.guard's ``tv_slack``).
+USER_TV_SLACK = 1.5
 # A detected layer fainter than this is too weak to be sure it is a watermark.
 MIN_DETECTED_OPACITY = 0.15
 # ... and one this opaque is text that belongs to the photo (a sign, a label): nothing of the
@@ -521,6 +526,7 @@ class SharedMark:
     shape: tuple[int, int]  # (height, width) of the photos it belongs to
     estimate: Estimate
     sources: int  # how many photos it was estimated from
+    user_marked: bool = False  # the user's mask or boxes said where it is
 
 
 def estimate_shared_mark(
@@ -568,22 +574,15 @@ def estimate_shared_mark(
     if int(carriers.sum()) < MIN_JOINT:
         return None
     stack = stack[carriers]
-    est = _estimate_reduced(stack, region, user=user is not None)
+    if user is not None and region is not None:
+        est = _estimate_marked(stack, region)
+    else:
+        est = _estimate_reduced(stack, region)
     if not est.layers:
         return None
     if est.alpha.shape != work:
-        # Estimated on a further reduced copy: sharpen the opacity against all the photos.
-        big = _enlarge(est, work)
-        top = max(x.opacity for x in est.layers)
-        alpha = refine_alpha(
-            stack,
-            big.color,
-            big.alpha,
-            dilate(big.alpha > 0, 1),
-            max_alpha=min(MAX_OPACITY, top * 1.1 + 0.02),
-        )
-        est = Estimate(alpha, big.color, big.support, est.layers)
-    return SharedMark(shape, est, len(stack))
+        est = _sharpened(stack, est)
+    return SharedMark(shape, est, len(stack), user_marked=user is not None)
 
 
 def shared_mark_work_size(shape: tuple[int, int]) -> tuple[int, int]:
@@ -617,6 +616,7 @@ def apply_shared_mark(
         min_gain=0.0,
         blend=(alpha, color),
         rule=JOINT_GUARD,
+        tv_slack=USER_TV_SLACK if mark.user_marked else 1.0,
     )
     return WatermarkResult(_to_u8(out), kept & (alpha > 0), alpha, notes)
 
@@ -720,11 +720,9 @@ def _shared_edges(stack: F32, shape: tuple[int, int]) -> Bool:
     return dilate(reg, 2)
 
 
-def _estimate_reduced(stack: F32, region: Bool | None, *, user: bool) -> Estimate:
-    """Joint estimate, on a reduced copy when the images are large (time stays bounded).
-
-    Layer by layer (``estimate``); inside a region the user marked, what the layers leave
-    behind (a logo's fill, a shadow, a second colour) is then estimated pixel by pixel."""
+def _estimate_reduced(stack: F32, region: Bool | None) -> Estimate:
+    """Joint estimate layer by layer, on a reduced copy when the images are large (time
+    stays bounded)."""
     _, h, w, _ = stack.shape
     scale = JOINT_MAX_SIDE / max(h, w)
     small, reg = stack, region
@@ -733,41 +731,80 @@ def _estimate_reduced(stack: F32, region: Bool | None, *, user: bool) -> Estimat
         small = np.stack([cv2.resize(im, (sw, sh), interpolation=cv2.INTER_AREA) for im in stack])
         if region is not None:
             reg = cv2.resize(region.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST) > 0
-    small = small.astype(np.float32)
-    layers = estimate(small, reg)
-    if not user or reg is None:
-        return layers
+    return estimate(small.astype(np.float32), reg)
+
+
+def _sharpened(stack: F32, est: Estimate) -> Estimate:
+    """An estimate made on a reduced copy of ``stack``, scaled up to it with its opacity
+    sharpened against all the photos."""
+    big = _enlarge(est, (stack.shape[1], stack.shape[2]))
+    top = max(x.opacity for x in est.layers)
+    alpha = refine_alpha(
+        stack,
+        big.color,
+        big.alpha,
+        dilate(big.alpha > 0, 1),
+        max_alpha=min(MAX_OPACITY, top * 1.1 + 0.02),
+    )
+    return Estimate(alpha, big.color, big.support, est.layers)
+
+
+def _estimate_marked(stack: F32, region: Bool) -> Estimate:
+    """Joint estimate inside a region the user marked, returned at the photos' size.
+
+    Made on the region's box alone, at full resolution up to JOINT_MAX_SIDE squared pixels
+    (reduced beyond), so thin strokes keep their shape while time and memory stay bounded.
+    Layer by layer (``estimate``); what the layers leave behind (a logo's fill, a shadow, a
+    second colour) is then estimated pixel by pixel."""
+    _, h, w, _ = stack.shape
+    # The layer estimate reads this much around the region (its stroke size is the photo's).
+    box = bbox(region, stroke_size((h, w)) + 4, (h, w))
+    if box is None:
+        return estimate(stack, region)
+    crop, reg = stack[:, box[0], box[1]], region[box]
+    ch, cw = reg.shape
+    scale = min(1.0, JOINT_MAX_SIDE / float(np.sqrt(ch * cw)))
+    if scale < 1.0:
+        sw, sh = max(1, round(cw * scale)), max(1, round(ch * scale))
+        crop = np.stack([cv2.resize(im, (sw, sh), interpolation=cv2.INTER_AREA) for im in crop])
+        reg = cv2.resize(reg.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST) > 0
+    crop = np.ascontiguousarray(crop, np.float32)
+    layers = estimate(crop, reg, ksize=stroke_size((round(h * scale), round(w * scale))))
     # Every layer peeled off exactly (no inpainting), so the rest is what they missed. Where
     # no layer was found (a coloured logo the layer fit misses) the rest is the whole mark.
-    peeled = small
+    peeled = crop
     if layers.layers:
         peeled = np.stack(
-            [
-                unblend(im, layers.alpha, layers.color, blend_from=2.0, inpaint_at=3.0)
-                for im in small
-            ]
+            [unblend(im, layers.alpha, layers.color, blend_from=2.0, inpaint_at=3.0) for im in crop]
         )
     rest = _pixel_estimate(peeled, reg)
-    if not rest.layers:
-        return layers
-    if not layers.layers:
-        return Estimate(np.minimum(rest.alpha, MAX_OPACITY), rest.color, rest.support, rest.layers)
-    alpha, color = over(layers.alpha, layers.color, rest.alpha, rest.color)
-    return Estimate(
-        np.minimum(alpha, MAX_OPACITY),
-        color,
-        layers.support | rest.support,
-        layers.layers + rest.layers,
-    )
+    del peeled, crop
+    found = layers
+    if rest.layers and not layers.layers:
+        found = rest
+    elif rest.layers:
+        alpha, color = over(layers.alpha, layers.color, rest.alpha, rest.color)
+        found = Estimate(alpha, color, layers.support | rest.support, layers.layers + rest.layers)
+    alpha = np.zeros((h, w), np.float32)
+    color = np.zeros((h, w, 3), np.float32)
+    support = np.zeros((h, w), bool)
+    if not found.layers:
+        return Estimate(alpha, color, support, [])
+    if scale < 1.0:
+        found = _sharpened(stack[:, box[0], box[1]], found)
+    alpha[box] = np.minimum(found.alpha, MAX_OPACITY)
+    color[box] = found.color
+    support[box] = found.support
+    return Estimate(alpha, color, support, found.layers)
 
 
 def _pixel_estimate(stack: F32, region: Bool) -> Estimate:
     """The shared mark inside ``region`` with an opacity and colour per pixel
     (``joint.shared_blend``), estimated again over where it came out (plus a margin), and
     summed up as one layer for the notes."""
-    alpha, color = shared_blend(stack, region, max_opacity=MAX_OPACITY)
-    region = dilate(alpha >= MIN_OPACITY, 2) & region
-    alpha, color = shared_blend(stack, region, max_opacity=MAX_OPACITY)
+    first = shared_opacity(stack, region, max_opacity=MAX_OPACITY)
+    region = dilate(first >= MIN_OPACITY, 2) & region
+    alpha, color = shared_blend(stack, region, max_opacity=MAX_OPACITY, start=first)
     marked = alpha >= MIN_OPACITY
     if int(marked.sum()) < MIN_JOINT_PIXELS:
         return Estimate(np.zeros_like(alpha), np.zeros_like(color), region, [])

@@ -48,78 +48,120 @@ def _neighbours(h: int, w: int) -> list[Pair]:
     ]
 
 
-def integrate(steps: list[F64], weights: list[F64], free: Bool) -> F64:
+def integrate(steps: list[F64], weights: list[F64], free: Bool, start: F64 | None = None) -> F64:
     """The field x (zero where not ``free``) whose neighbour differences ``x_p - x_q`` best
     match ``steps`` in weighted least squares; one entry per ``_neighbours`` direction,
-    HxW or HxWxC."""
+    HxW or HxWxC. ``start`` (same shape as x) is a first guess: conjugate gradients from a
+    good guess need far fewer iterations."""
     h, w = free.shape
     pairs = _neighbours(h, w)
     tail = steps[0].shape[2:]
     keep = free.reshape(free.shape + (1,) * len(tail)).astype(np.float64)
 
-    def spread_back(ys: list[F64]) -> F64:
-        out = np.zeros((h, w, *tail))
+    def spread_back(ys: list[F64], out: F64) -> F64:
+        out.fill(0.0)
         for (p, q), y in zip(pairs, ys, strict=True):
             out[p] += y
             out[q] -= y
-        return np.asarray(out * keep, np.float64)
+        out *= keep
+        return out
 
-    def normal(x: F64) -> F64:
-        diffs = [wt * (x[p] - x[q]) for (p, q), wt in zip(pairs, weights, strict=True)]
-        return np.asarray(spread_back(diffs) + RIDGE * x * keep, np.float64)
+    diffs = [np.empty(wt.shape[:2] + tail) for wt in weights]
 
-    x = np.zeros((h, w, *tail))
-    r = spread_back([wt * s for wt, s in zip(weights, steps, strict=True)])
+    def normal(x: F64, out: F64) -> F64:
+        for (p, q), wt, d in zip(pairs, weights, diffs, strict=True):
+            np.subtract(x[p], x[q], out=d)
+            d *= wt
+        spread_back(diffs, out)
+        out += RIDGE * x * keep
+        return out
+
+    x = np.zeros((h, w, *tail)) if start is None else start * keep
+    r = spread_back([wt * s for wt, s in zip(weights, steps, strict=True)], np.empty_like(x))
+    stop = CG_TOL * CG_TOL * float((r * r).sum())
+    nd = np.empty_like(x)
+    r -= normal(x, nd)
     d = r.copy()
     rr = float((r * r).sum())
-    stop = CG_TOL * CG_TOL * rr
     for _ in range(CG_ITERS):
         if rr <= stop or rr == 0.0:
             break
-        nd = normal(d)
+        normal(d, nd)
         step = rr / max(float((d * nd).sum()), 1e-30)
         x += step * d
         r -= step * nd
         rr_next = float((r * r).sum())
-        d = r + (rr_next / rr) * d
+        d *= rr_next / rr
+        d += r
         rr = rr_next
     return x
 
 
-def shared_blend(stack: F32, region: Bool, *, max_opacity: float) -> tuple[F32, F32]:
-    """Opacity (HxW) and colour (HxWx3, 0..255) of the mark the photos of ``stack``
-    (KxHxWx3, 0..255, K >= 2) share inside ``region``; zero opacity outside it."""
-    _, h, w, _ = stack.shape
-    alpha = np.zeros((h, w), np.float32)
-    color = np.zeros((h, w, 3), np.float32)
+def _box(region: Bool) -> tuple[slice, slice] | None:
+    """The region's bounding box plus a ring of unmarked pixels to integrate from."""
     ys, xs = np.nonzero(region)
     if not len(ys):
-        return alpha, color
-    # The region's box plus a ring of unmarked pixels to integrate from.
+        return None
+    h, w = region.shape
     y0, y1 = max(int(ys.min()) - 2, 0), min(int(ys.max()) + 3, h)
     x0, x1 = max(int(xs.min()) - 2, 0), min(int(xs.max()) + 3, w)
-    js = stack[:, y0:y1, x0:x1].astype(np.float64)
-    free = region[y0:y1, x0:x1]
-    pairs = _neighbours(y1 - y0, x1 - x0)
+    return slice(y0, y1), slice(x0, x1)
 
-    centred = js - js.mean(axis=0, keepdims=True)
-    log_spread = np.log(np.sqrt((centred**2).mean(axis=(0, 3))) + SPREAD_FLOOR)
+
+def _log_clear(js: F32, free: Bool, start: F64 | None) -> F64:
+    """log(1 - a) over a box of the photos (KxHxWx3), zero where not ``free``."""
+    pairs = _neighbours(*free.shape)
+    mean = js.mean(axis=0)
+    spread = np.zeros(free.shape)
+    for im in js:
+        spread += ((im - mean) ** 2).sum(axis=-1)
+    log_spread = np.log(np.sqrt(spread / (3 * len(js))) + SPREAD_FLOOR)
     shared = [np.median(js[:, p[0], p[1]] - js[:, q[0], q[1]], axis=0) for p, q in pairs]
     edge = [np.clip(np.abs(s).sum(axis=-1) / MARK_EDGE, 0.0, 1.0) for s in shared]
     steps = [(log_spread[p] - log_spread[q]) * e for (p, q), e in zip(pairs, edge, strict=True)]
     ones = [np.ones(s.shape) for s in steps]
-    log_clear = np.minimum(integrate(steps, ones, free), 0.0)  # log(1 - a); a >= 0
-    clear = np.clip(np.exp(log_clear), 1.0 - max_opacity, 1.0)
+    return np.minimum(integrate(steps, ones, free, start), 0.0)  # a >= 0
 
-    unscaled = js / clear[None, ..., None]
+
+def shared_opacity(stack: F32, region: Bool, *, max_opacity: float) -> F32:
+    """Opacity (HxW) of the mark the photos of ``stack`` (KxHxWx3, 0..255, K >= 2) share
+    inside ``region``; zero outside it."""
+    alpha = np.zeros(region.shape, np.float32)
+    box = _box(region)
+    if box is None:
+        return alpha
+    log_clear = _log_clear(np.asarray(stack[:, box[0], box[1]], np.float32), region[box], None)
+    alpha[box] = 1.0 - np.clip(np.exp(log_clear), 1.0 - max_opacity, 1.0)
+    return alpha
+
+
+def shared_blend(
+    stack: F32, region: Bool, *, max_opacity: float, start: F32 | None = None
+) -> tuple[F32, F32]:
+    """Opacity (HxW) and colour (HxWx3, 0..255) of the mark the photos of ``stack``
+    (KxHxWx3, 0..255, K >= 2) share inside ``region``; zero opacity outside it. ``start`` is
+    an opacity found before (`shared_opacity` over a larger region) to begin from."""
+    alpha = np.zeros(region.shape, np.float32)
+    color = np.zeros((*region.shape, 3), np.float32)
+    box = _box(region)
+    if box is None:
+        return alpha, color
+    js = stack[:, box[0], box[1]].astype(np.float32)
+    free = region[box]
+    guess = None
+    if start is not None:
+        guess = np.log(np.clip(1.0 - start[box].astype(np.float64), 1.0 - max_opacity, 1.0))
+    clear = np.clip(np.exp(_log_clear(js, free, guess)), 1.0 - max_opacity, 1.0)
+
+    pairs = _neighbours(*free.shape)
+    unscaled = js
+    unscaled /= clear[None, ..., None].astype(np.float32)
     offsets = [
         np.median(unscaled[:, p[0], p[1]] - unscaled[:, q[0], q[1]], axis=0) for p, q in pairs
     ]
     offset = integrate(offsets, [np.ones(o.shape[:2])[..., None] for o in offsets], free)
     a = (1.0 - clear) * free
     premult = offset * clear[..., None]
-    alpha[y0:y1, x0:x1] = a
-    color[y0:y1, x0:x1] = np.where(
-        a[..., None] > 1e-3, premult / np.maximum(a, 1e-3)[..., None], 0.0
-    )
+    alpha[box] = a
+    color[box] = np.where(a[..., None] > 1e-3, premult / np.maximum(a, 1e-3)[..., None], 0.0)
     return alpha, color
