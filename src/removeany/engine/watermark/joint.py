@@ -34,7 +34,7 @@ Pair = tuple[tuple[slice, slice], tuple[slice, slice]]
 MARK_EDGE = 24.0
 # Added to the photos' spread (levels) so flat, saturated pixels do not divide by zero.
 SPREAD_FLOOR = 1.0
-CG_ITERS = 400
+CG_ITERS = 100
 CG_TOL = 1e-5
 # Keeps the solve well posed where the photos say nothing (tiny pull towards "no mark").
 RIDGE = 1e-4
