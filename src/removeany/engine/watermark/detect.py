@@ -10,7 +10,6 @@ watermark (median gradient across images), which also finds logos without any te
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from removeany.engine.models import (
     model_path,
     verify_model_file,
 )
-from removeany.engine.watermark._ops import F32, U8, Bool, bbox
+from removeany.engine.watermark._ops import F32, U8, Bool, sobel_xy
 
 # PP-OCRv6 small text detector, shipped inside the rapidocr wheel on PyPI. Fetched and
 # verified at install time by ``models.fetch_model``; never downloaded at run time.
@@ -259,42 +258,16 @@ AGREEMENT_TOP = 0.05
 
 def mark_agreement(stack: F32, region: Bool | None = None) -> F32:
     """Per image of a KxHxWx3 stack, how well its edges agree with the edges all of them
-    share (the median gradient of each colour channel), at the strongest shared edges within
-    ``region``. Colour, not luma: a red mark over a photo of the same brightness has edges in
-    its channels alone."""
-    where = region if region is not None and region.any() else np.ones(stack.shape[1:3], bool)
-    # Only the region's box (and the ring the 3x3 gradients read) is looked at.
-    box = bbox(where, 1, where.shape)
-    if box is None:
-        return np.zeros(len(stack), np.float32)
-    where = where[box]
-    # One channel of all the photos at a time: a batch of large photos stays in memory.
-    shared = np.zeros((3, 2, *where.shape), np.float32)
-    for c, planes in enumerate(_channels(stack, box)):
-        for d, grads in enumerate(_sobels(planes)):
-            shared[c, d] = np.median(grads, axis=0)
-    mag = np.sqrt((shared * shared).sum(axis=(0, 1)))
+    share (the median luma gradient), at the strongest shared edges within ``region``."""
+    grads = [sobel_xy(im) for im in stack]
+    gx, gy = np.stack([g[0] for g in grads]), np.stack([g[1] for g in grads])
+    mx, my = np.median(gx, axis=0), np.median(gy, axis=0)
+    mag = np.hypot(mx, my)
+    where = region if region is not None and region.any() else np.ones(mag.shape, bool)
     strong = where & (mag >= np.quantile(mag[where], 1.0 - AGREEMENT_TOP))
     if not strong.any():
         return np.zeros(len(stack), np.float32)
-    dot = np.zeros(len(stack))
-    own = np.zeros(len(stack))
-    for c, planes in enumerate(_channels(stack, box)):
-        for d, grads in enumerate(_sobels(planes)):
-            at = grads[:, strong]
-            dot += at @ shared[c, d][strong]
-            own += (at * at).sum(axis=1)
-    norm = np.sqrt(own * float((shared[:, :, strong] ** 2).sum()))
+    sx, sy = gx[:, strong], gy[:, strong]
+    dot = (sx * mx[strong] + sy * my[strong]).sum(axis=1)
+    norm = np.sqrt((sx * sx + sy * sy).sum(axis=1) * float((mag[strong] ** 2).sum()))
     return np.asarray(dot / np.maximum(norm, 1e-6), np.float32)
-
-
-def _channels(stack: F32, box: tuple[slice, slice]) -> Iterator[F32]:
-    """Each colour channel of the photos in ``box``, KxHxW."""
-    for c in range(stack.shape[3]):
-        yield np.ascontiguousarray(stack[:, box[0], box[1], c], np.float32)
-
-
-def _sobels(planes: F32) -> Iterator[F32]:
-    """The x and then the y Sobel gradient of each KxHxW plane."""
-    for dx, dy in ((1, 0), (0, 1)):
-        yield np.stack([cv2.Sobel(p, cv2.CV_32F, dx, dy, ksize=3) for p in planes])
