@@ -5,7 +5,6 @@ background under the mark and misses much of it."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -13,10 +12,8 @@ import numpy as np
 import pytest
 
 import removeany.engine.watermark as watermark
-from removeany.engine.models import default_model_dir, fetch_model
-from removeany.engine.watermark import TEXT_DETECTOR, load_text_detector, restore_batch
+from removeany.engine.watermark import restore_batch
 from removeany.engine.watermark._ops import dilate
-from removeany.engine.watermark.detect import CARRIES_MARK, mark_agreement
 from removeany.engine.watermark.estimate import Estimate, estimate
 from removeany.engine.watermark.joint import shared_blend
 
@@ -97,27 +94,16 @@ def test_a_logo_without_layers_is_still_estimated_jointly() -> None:
         assert after >= before + 3.0, (seed, before, after)
 
 
-# Coloured logos whose edges barely change the photos' brightness (measured: the luma-only
-# agreement put 2 of the 6 marked photos below CARRIES_MARK on each).
-COLOURED_LOGOS = (6, 14, 18)
-
-
-def test_photos_carrying_a_coloured_mark_are_all_used() -> None:
-    crops = kodak_crops(PHOTOS + 1, SIZE)
-    cleans, unmarked = crops[:PHOTOS], crops[PHOTOS]
-    for seed in COLOURED_LOGOS:
-        wm = _logo(seed)
-        stack = np.stack([wm.apply(c) for c in cleans] + [unmarked]).astype(np.float32)
-        scores = mark_agreement(stack, dilate(wm.region(), 2))
-        assert (scores[:PHOTOS] >= CARRIES_MARK).all(), (seed, scores)
-        assert scores[PHOTOS] < CARRIES_MARK, (seed, scores)
+# Logos on which the guard's edge and mark tests alone kept at most 2.5 dB of the gain.
+FAINT_EDGED_LOGOS = (8, 9, 36)
 
 
 def test_a_user_marked_logo_is_restored_though_faint_edges_remain() -> None:
-    # The guard's edge and mark tests alone refused every patch of these (0 dB gained): the
-    # estimate's opacity is a little off, which leaves faint edges behind.
+    # The estimate's opacity is a little off, which leaves faint edges behind: the guard's
+    # edge and mark tests alone refused most of these patches (measured: 2.1, 2.4, 2.5 dB
+    # gained; 11.5, 14.5, 12.9 dB with the slack).
     cleans = kodak_crops(PHOTOS, SIZE)
-    for seed in COLOURED_LOGOS:
+    for seed in FAINT_EDGED_LOGOS:
         wm = _logo(seed)
         marked = [wm.apply(c) for c in cleans]
         region = wm.region()
@@ -126,7 +112,7 @@ def test_a_user_marked_logo_is_restored_though_faint_edges_remain() -> None:
             assert psnr(c, r.image) >= psnr(c, j), f"seed {seed}: a photo made worse"
         before = np.mean([psnr(c, j, region) for c, j in zip(cleans, marked, strict=True)])
         after = np.mean([psnr(c, r.image, region) for c, r in zip(cleans, restored, strict=True)])
-        assert after >= before + 6.0, (seed, before, after)
+        assert after >= before + 8.0, (seed, before, after)
 
 
 def _benchmark_batch(
@@ -178,21 +164,3 @@ def test_thin_strokes_of_a_user_marked_mark_survive_large_photos() -> None:
         assert psnr(c, r.image) >= psnr(c, j)
     score = np.mean([psnr(c, r.image, wm.region()) for c, r in zip(cleans, restored, strict=True)])
     assert score >= 28.5, score
-
-
-def test_a_detected_mark_is_estimated_on_its_region_at_full_size() -> None:
-    # Without a mask the region comes from the shared edges and the median image's text; the
-    # estimate on its box at full size scored 29.9 dB over the mark here, the whole photos
-    # reduced to 640 px 23.5 dB (measured).
-    require_eval_dir()
-    target = Path(os.environ.get("REMOVEANY_MODEL_DIR", default_model_dir()))
-    fetch_model(TEXT_DETECTOR, target)
-    detector = load_text_detector(target)
-    assert detector is not None
-    cleans, wm = _benchmark_batch(0, 7, "text", long_side=1200)
-    marked = [wm.apply(c) for c in cleans]
-    restored = restore_batch(marked, detector=detector)
-    for c, j, r in zip(cleans, marked, restored, strict=True):
-        assert psnr(c, r.image) >= psnr(c, j)
-    score = np.mean([psnr(c, r.image, wm.region()) for c, r in zip(cleans, restored, strict=True)])
-    assert score >= 28.0, score

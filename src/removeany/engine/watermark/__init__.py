@@ -73,8 +73,8 @@ MAX_JOINT = 12
 # Fewer marked pixels than this in a shared region is no shared mark.
 MIN_JOINT_PIXELS = 12
 # Longest side at which the joint estimate is computed; larger batches are estimated on a
-# reduced copy and the estimate is scaled back up. A mark whose region is known is estimated
-# on the region's box instead, at full size up to this side squared in pixels.
+# reduced copy and the estimate is scaled back up. A mark the user marked is estimated on its
+# region's box instead, at full size up to this side squared in pixels.
 JOINT_MAX_SIDE = 640
 # Longest side at which the photos of a batch are searched for their shared mark (larger
 # photos are reduced first; the estimate is applied at full size).
@@ -574,7 +574,10 @@ def estimate_shared_mark(
     if int(carriers.sum()) < MIN_JOINT:
         return None
     stack = stack[carriers]
-    est = _estimate_reduced(stack) if region is None else _estimate_in_region(stack, region)
+    if user is not None and region is not None:
+        est = _estimate_in_region(stack, region)
+    else:
+        est = _estimate_reduced(stack, region)
     if not est.layers:
         return None
     if est.alpha.shape != work:
@@ -717,16 +720,18 @@ def _shared_edges(stack: F32, shape: tuple[int, int]) -> Bool:
     return dilate(reg, 2)
 
 
-def _estimate_reduced(stack: F32) -> Estimate:
-    """Joint estimate layer by layer over the whole photos, on a reduced copy when they are
-    large (time stays bounded)."""
+def _estimate_reduced(stack: F32, region: Bool | None) -> Estimate:
+    """Joint estimate layer by layer, on a reduced copy when the images are large (time
+    stays bounded)."""
     _, h, w, _ = stack.shape
     scale = JOINT_MAX_SIDE / max(h, w)
-    small = stack
+    small, reg = stack, region
     if scale < 1.0:
         sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
         small = np.stack([cv2.resize(im, (sw, sh), interpolation=cv2.INTER_AREA) for im in stack])
-    return estimate(small.astype(np.float32))
+        if region is not None:
+            reg = cv2.resize(region.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST) > 0
+    return estimate(small.astype(np.float32), reg)
 
 
 def _sharpened(stack: F32, est: Estimate) -> Estimate:
@@ -745,8 +750,7 @@ def _sharpened(stack: F32, est: Estimate) -> Estimate:
 
 
 def _estimate_in_region(stack: F32, region: Bool) -> Estimate:
-    """Joint estimate inside a region (the user's, or where the batch was seen to share a
-    mark), returned at the photos' size.
+    """Joint estimate inside a region the user marked, returned at the photos' size.
 
     Made on the region's box alone, at full resolution up to JOINT_MAX_SIDE squared pixels
     (reduced beyond), so thin strokes keep their shape while time and memory stay bounded.
