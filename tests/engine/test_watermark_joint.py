@@ -33,6 +33,12 @@ def _logo(seed: int) -> Watermark:
     return make_watermark(np.random.default_rng(seed), SIZE, SIZE, "logo")
 
 
+def _logo_batch(cleans: list[np.ndarray], seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """The photos carrying logo ``seed``, and the logo's region (the user's mask)."""
+    wm = _logo(seed)
+    return [wm.apply(c) for c in cleans], wm.region()
+
+
 def _scores(
     cleans: list[np.ndarray],
     marked: list[np.ndarray],
@@ -95,9 +101,7 @@ UNLAYERED_LOGOS = (16, 40, 49)
 def test_a_logo_without_layers_is_still_estimated_jointly() -> None:
     cleans = kodak_crops(PHOTOS, SIZE)
     for seed in UNLAYERED_LOGOS:
-        wm = _logo(seed)
-        marked = [wm.apply(c) for c in cleans]
-        region = wm.region()
+        marked, region = _logo_batch(cleans, seed)
         stack = np.stack(marked).astype(np.float32)
         assert not estimate(stack, dilate(region, 2)).layers, f"seed {seed} has layers now"
         restored = restore_batch(marked, mask=region)
@@ -116,11 +120,8 @@ def test_a_user_marked_logo_is_restored_though_faint_edges_remain() -> None:
     # gained; 11.5, 14.5, 12.9 dB with the slack).
     cleans = kodak_crops(PHOTOS, SIZE)
     for seed in FAINT_EDGED_LOGOS:
-        wm = _logo(seed)
-        marked = [wm.apply(c) for c in cleans]
-        region = wm.region()
-        restored = restore_batch(marked, mask=region)
-        before, after = _scores(cleans, marked, restored, region)
+        marked, region = _logo_batch(cleans, seed)
+        before, after = _scores(cleans, marked, restore_batch(marked, mask=region), region)
         assert after >= before + 8.0, (seed, before, after)
 
 

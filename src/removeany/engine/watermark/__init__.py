@@ -270,6 +270,7 @@ def _reduce(img: F32, max_side: int) -> F32:
 
 
 def _enlarge_mask(mask: Bool, shape: tuple[int, int]) -> Bool:
+    """``mask`` at ``shape`` (h, w), each pixel taking its nearest source pixel."""
     out = cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
     return np.asarray(out > 0, bool)
 
@@ -724,14 +725,18 @@ def _estimate_reduced(stack: F32, region: Bool | None) -> Estimate:
     """Joint estimate layer by layer, on a reduced copy when the images are large (time
     stays bounded)."""
     _, h, w, _ = stack.shape
-    scale = JOINT_MAX_SIDE / max(h, w)
-    small, reg = stack, region
-    if scale < 1.0:
-        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
-        small = np.stack([cv2.resize(im, (sw, sh), interpolation=cv2.INTER_AREA) for im in stack])
-        if region is not None:
-            reg = cv2.resize(region.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST) > 0
-    return estimate(small.astype(np.float32), reg)
+    small = _reduced(stack, JOINT_MAX_SIDE / max(h, w))
+    return estimate(small, None if region is None else _enlarge_mask(region, small.shape[1:3]))
+
+
+def _reduced(stack: F32, scale: float) -> F32:
+    """``stack`` as float32, scaled by ``scale`` when that is below 1."""
+    if scale >= 1.0:
+        return np.ascontiguousarray(stack, np.float32)
+    _, h, w, _ = stack.shape
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.stack([cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in stack])
+    return small.astype(np.float32)
 
 
 def _sharpened(stack: F32, est: Estimate) -> Estimate:
@@ -761,14 +766,10 @@ def _estimate_in_region(stack: F32, region: Bool) -> Estimate:
     box = bbox(region, stroke_size((h, w)) + 4, (h, w))
     if box is None:
         return estimate(stack, region)
-    crop, reg = stack[:, box[0], box[1]], region[box]
-    ch, cw = reg.shape
+    ch, cw = region[box].shape
     scale = min(1.0, JOINT_MAX_SIDE / float(np.sqrt(ch * cw)))
-    if scale < 1.0:
-        sw, sh = max(1, round(cw * scale)), max(1, round(ch * scale))
-        crop = np.stack([cv2.resize(im, (sw, sh), interpolation=cv2.INTER_AREA) for im in crop])
-        reg = cv2.resize(reg.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST) > 0
-    crop = np.ascontiguousarray(crop, np.float32)
+    crop = _reduced(stack[:, box[0], box[1]], scale)
+    reg = _enlarge_mask(region[box], crop.shape[1:3])
     layers = estimate(crop, reg, ksize=stroke_size((round(h * scale), round(w * scale))))
     # Every layer peeled off exactly (no inpainting), so the rest is what they missed. Where
     # no layer was found (a coloured logo the layer fit misses) the rest is the whole mark.

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from removeany.engine.watermark._ops import F32, Bool
+from removeany.engine.watermark._ops import F32, Bool, bbox
 
 F64 = npt.NDArray[np.float64]
 Pair = tuple[tuple[slice, slice], tuple[slice, slice]]
@@ -36,6 +36,8 @@ MARK_EDGE = 24.0
 SPREAD_FLOOR = 1.0
 CG_ITERS = 100
 CG_TOL = 1e-5
+# Pixels around the region (outside it, so of known opacity 0) the integrations start from.
+RING = 2
 # Keeps the solve well posed where the photos say nothing (tiny pull towards "no mark").
 RIDGE = 1e-4
 
@@ -97,17 +99,6 @@ def integrate(steps: list[F64], weights: list[F64], free: Bool, start: F64 | Non
     return x
 
 
-def _box(region: Bool) -> tuple[slice, slice] | None:
-    """The region's bounding box plus a ring of unmarked pixels to integrate from."""
-    ys, xs = np.nonzero(region)
-    if not len(ys):
-        return None
-    h, w = region.shape
-    y0, y1 = max(int(ys.min()) - 2, 0), min(int(ys.max()) + 3, h)
-    x0, x1 = max(int(xs.min()) - 2, 0), min(int(xs.max()) + 3, w)
-    return slice(y0, y1), slice(x0, x1)
-
-
 def _log_clear(js: F32, free: Bool, start: F64 | None) -> F64:
     """log(1 - a) over a box of the photos (KxHxWx3), zero where not ``free``."""
     pairs = _neighbours(*free.shape)
@@ -127,7 +118,7 @@ def shared_opacity(stack: F32, region: Bool, *, max_opacity: float) -> F32:
     """Opacity (HxW) of the mark the photos of ``stack`` (KxHxWx3, 0..255, K >= 2) share
     inside ``region``; zero outside it."""
     alpha = np.zeros(region.shape, np.float32)
-    box = _box(region)
+    box = bbox(region, RING, region.shape)  # plus unmarked pixels to integrate from
     if box is None:
         return alpha
     log_clear = _log_clear(np.asarray(stack[:, box[0], box[1]], np.float32), region[box], None)
@@ -143,7 +134,7 @@ def shared_blend(
     an opacity found before (`shared_opacity` over a larger region) to begin from."""
     alpha = np.zeros(region.shape, np.float32)
     color = np.zeros((*region.shape, 3), np.float32)
-    box = _box(region)
+    box = bbox(region, RING, region.shape)  # plus unmarked pixels to integrate from
     if box is None:
         return alpha, color
     js = stack[:, box[0], box[1]].astype(np.float32)
