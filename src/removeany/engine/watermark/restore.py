@@ -35,6 +35,11 @@ MARK_LEFT = 0.4
 # A patch whose input has more than this fraction of its changed pixels clipped (a channel
 # at 0 or 255) breaks the blend model: there, only the edge and mark tests can keep it.
 MAX_CLIPPED = 0.7
+# A patch with more than this fraction of its colour values at black or white where the mark
+# is translucent is kept only if the mark's own edges were in it and are gone: a saturated
+# value already holds the photo's (a blend reaches black or white only where photo and mark
+# both do), and inverting the barely unsaturated ones around it only magnifies rounding.
+MAX_SATURATED = 0.9
 
 
 def unblend(
@@ -139,12 +144,16 @@ def guard(
         b, a = before[ys, xs], after[ys, xs]
         tv_in = float(g_before[ys, xs][comp].sum())
         tv_out = float(g_after[ys, xs][comp].sum())
+        clipped = _clipped(b[inner])
         ok = tv_out <= tv_in * (1.0 - min_gain) and int(inner.sum()) >= min_pixels
         if blend is not None and rule != "edges":
             removed = _mark_removed(b, a, blend[0][ys, xs], blend[1][ys, xs], comp)
             ok = removed if rule == "mark" else (ok or removed)
+            inverted = blend[0][ys, xs][inner] < BLEND_FROM_ALPHA  # restored by inversion alone
+            saturated = _saturated(b[inner]) & inverted[:, None]
+            if inner.any() and float(saturated.mean()) > MAX_SATURATED:
+                ok = removed
         if not ok and tv_slack > 1.0 and tv_out <= tv_in * tv_slack and inner.any():
-            clipped = ((b[inner] <= 0.5) | (b[inner] >= 254.5)).any(axis=-1)
             ok = float(clipped.mean()) <= MAX_CLIPPED
         if ok and max_gap_ratio is not None:
             ring = dilate(comp, 3) & ~comp
@@ -159,6 +168,16 @@ def guard(
         else:
             out[ys, xs][comp] = b[comp]
     return out, kept
+
+
+def _saturated(pixels: F32) -> Bool:
+    """Which channels of pixels (Nx3) are at black or white."""
+    return (pixels <= 0.5) | (pixels >= 254.5)
+
+
+def _clipped(pixels: F32) -> Bool:
+    """Pixels (Nx3) with a channel at black or white."""
+    return np.asarray(_saturated(pixels).any(axis=-1))
 
 
 def _mark_removed(before: F32, after: F32, alpha: F32, color: F32, where: Bool) -> bool:
