@@ -117,7 +117,8 @@ def guard(
     With ``blend`` (the estimate's alpha and colour) and ``rule`` "mark" or "either", a patch
     may instead pass by the mark's own edges: present in the input and gone after (undoing
     a blend also brings back the photo's texture under it, which can add more edges than the
-    mark's outline removes).
+    mark's outline removes); there, a patch mostly saturated where the mark is
+    translucent (``MAX_SATURATED``) passes by the mark's own edges alone.
     With ``tv_slack`` above 1 (a mark the user pointed at), a patch may also pass when its
     total variation rises by at most that factor and its input is not mostly clipped: an
     opacity estimated slightly off leaves faint edges of its own that neither test forgives,
@@ -144,7 +145,6 @@ def guard(
         b, a = before[ys, xs], after[ys, xs]
         tv_in = float(g_before[ys, xs][comp].sum())
         tv_out = float(g_after[ys, xs][comp].sum())
-        clipped = _clipped(b[inner])
         ok = tv_out <= tv_in * (1.0 - min_gain) and int(inner.sum()) >= min_pixels
         if blend is not None and rule != "edges":
             removed = _mark_removed(b, a, blend[0][ys, xs], blend[1][ys, xs], comp)
@@ -154,7 +154,7 @@ def guard(
             if inner.any() and float(saturated.mean()) > MAX_SATURATED:
                 ok = removed
         if not ok and tv_slack > 1.0 and tv_out <= tv_in * tv_slack and inner.any():
-            ok = float(clipped.mean()) <= MAX_CLIPPED
+            ok = float(_clipped(b[inner]).mean()) <= MAX_CLIPPED
         if ok and max_gap_ratio is not None:
             ring = dilate(comp, 3) & ~comp
             if inner.any() and ring.any():
