@@ -154,7 +154,7 @@ def guard(
             if inner.any() and float(saturated.mean()) > MAX_SATURATED:
                 ok = removed
         if not ok and tv_slack > 1.0 and tv_out <= tv_in * tv_slack and inner.any():
-            ok = float(_clipped(b[inner]).mean()) <= MAX_CLIPPED
+            ok = float(_saturated(b[inner]).any(axis=-1).mean()) <= MAX_CLIPPED
         if ok and max_gap_ratio is not None:
             ring = dilate(comp, 3) & ~comp
             if inner.any() and ring.any():
@@ -173,11 +173,6 @@ def guard(
 def _saturated(pixels: F32) -> Bool:
     """Which channels of pixels (Nx3) are at black or white."""
     return (pixels <= 0.5) | (pixels >= 254.5)
-
-
-def _clipped(pixels: F32) -> Bool:
-    """Pixels (Nx3) with a channel at black or white."""
-    return np.asarray(_saturated(pixels).any(axis=-1))
 
 
 def _mark_removed(before: F32, after: F32, alpha: F32, color: F32, where: Bool) -> bool:
