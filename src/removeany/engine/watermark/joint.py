@@ -143,7 +143,31 @@ def shared_blend(
     if start is not None:
         guess = np.log(np.clip(1.0 - start[box].astype(np.float64), 1.0 - max_opacity, 1.0))
     clear = np.clip(np.exp(_log_clear(js, free, guess)), 1.0 - max_opacity, 1.0)
+    a = (1.0 - clear) * free
+    alpha[box] = a
+    color[box] = _color_in_box(js, clear, free)
+    return alpha, color
 
+
+def shared_color(stack: F32, alpha: F32, region: Bool) -> F32:
+    """Colour (HxWx3, 0..255) of the mark of opacity ``alpha`` (HxW) that the photos of
+    ``stack`` (KxHxWx3, K >= 2) share inside ``region``: the second half of `shared_blend`,
+    for an opacity found some other way (the watermark benchmark's ceiling uses the true
+    one)."""
+    color = np.zeros((*region.shape, 3), np.float32)
+    box = bbox(region, RING, region.shape)
+    if box is None:
+        return color
+    js = stack[:, box[0], box[1]].astype(np.float32)
+    free = region[box]
+    clear = np.where(free, 1.0 - alpha[box].astype(np.float64), 1.0)
+    color[box] = _color_in_box(js, clear, free)
+    return color
+
+
+def _color_in_box(js: F32, clear: F64, free: Bool) -> F32:
+    """The mark's colour over a box of the photos (KxHxWx3; ``js`` is divided in place) whose
+    opacity is ``1 - clear``, by integrating the median step of ``J_k / (1 - a)``."""
     pairs = _neighbours(*free.shape)
     unscaled = js
     unscaled /= clear[None, ..., None].astype(np.float32)
@@ -153,6 +177,6 @@ def shared_blend(
     offset = integrate(offsets, [np.ones(o.shape[:2])[..., None] for o in offsets], free)
     a = (1.0 - clear) * free
     premult = offset * clear[..., None]
-    alpha[box] = a
-    color[box] = np.where(a[..., None] > 1e-3, premult / np.maximum(a, 1e-3)[..., None], 0.0)
-    return alpha, color
+    return np.asarray(
+        np.where(a[..., None] > 1e-3, premult / np.maximum(a, 1e-3)[..., None], 0.0), np.float32
+    )
