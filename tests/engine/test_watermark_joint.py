@@ -180,3 +180,19 @@ def test_thin_strokes_of_a_user_marked_mark_survive_large_photos() -> None:
     marked = [wm.apply(c) for c in cleans]
     _, after = _scores(cleans, marked, restore_batch(marked, mask=wm.region()), wm.region())
     assert after >= 28.5, after
+
+
+def test_a_coloured_logo_restored_with_its_texture_passes_the_guard() -> None:
+    # Tuning group 2, logo seed +3007: a green-yellow ring and word over a faint disc. On the
+    # sixth photo, undoing it brings back more texture than the mark's outline takes away,
+    # so only the mark's-edges test can keep the patch. That test read the mark's colour
+    # pixel by pixel, which runs to thousands of levels where the estimated opacity is
+    # nearly zero (both sides of the outline): it found 0.02 of the mark's edges in the
+    # input and refused the patch (17.2 dB over the mark, as the input; 25.4 kept).
+    require_eval_dir()
+    cleans, wm = _benchmark_batch(2, 3007, "logo")
+    marked = [wm.apply(c) for c in cleans]
+    restored = restore_batch(marked, mask=wm.region())
+    _scores(cleans, marked, restored, wm.region())
+    before = psnr(cleans[5], marked[5], wm.region())
+    assert psnr(cleans[5], restored[5].image, wm.region()) >= before + 5.0

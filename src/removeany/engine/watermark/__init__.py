@@ -618,6 +618,10 @@ def apply_shared_mark(
         blend=(alpha, color),
         rule=JOINT_GUARD,
         tv_slack=USER_TV_SLACK if mark.user_marked else 1.0,
+        # Read right, the mark's-edges test also passes patches that a batch found on its own
+        # restored only in part (tuning split: two more photos of 480 made worse); those
+        # keep the stricter per-pixel reading.
+        color_near_outline=mark.user_marked,
     )
     return WatermarkResult(_to_u8(out), kept & (alpha > 0), alpha, notes)
 

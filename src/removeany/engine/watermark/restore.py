@@ -32,6 +32,9 @@ MARK_TEXTURE = 1.8
 # fraction left after restoring, and the patch is kept even if its photo has more texture.
 MARK_PRESENT = 0.5
 MARK_LEFT = 0.4
+# Radius (px) over which that test may take the mark's colour at its outline from the colour
+# around it (see `_mark_color_near`).
+MARK_COLOR_SIGMA = 2.0
 # A patch whose input has more than this fraction of its changed pixels clipped (a channel
 # at 0 or 255) breaks the blend model: there, only the edge and mark tests can keep it.
 MAX_CLIPPED = 0.7
@@ -103,6 +106,7 @@ def guard(
     blend: tuple[F32, F32] | None = None,
     rule: str = "edges",
     tv_slack: float = 1.0,
+    color_near_outline: bool = False,
 ) -> tuple[F32, Bool]:
     """Keep each changed patch only if it removed edges (total variation went down).
 
@@ -123,6 +127,9 @@ def guard(
     total variation rises by at most that factor and its input is not mostly clipped: an
     opacity estimated slightly off leaves faint edges of its own that neither test forgives,
     though the patch is far closer to the photo than the input was.
+    With ``color_near_outline``, the mark's-edges test reads the mark's colour at its outline
+    from the opacity-weighted colour around it (`_mark_color_near`) rather than pixel by
+    pixel, which lets it see a mark whose per-pixel colour is noisy there.
     Returns the guarded image and the kept mask.
     """
     if not changed.any():
@@ -147,7 +154,10 @@ def guard(
         tv_out = float(g_after[ys, xs][comp].sum())
         ok = tv_out <= tv_in * (1.0 - min_gain) and int(inner.sum()) >= min_pixels
         if blend is not None and rule != "edges":
-            removed = _mark_removed(b, a, blend[0][ys, xs], blend[1][ys, xs], comp)
+            color = blend[1][ys, xs]
+            if color_near_outline:
+                color = _mark_color_near(blend[0][ys, xs], color)
+            removed = _mark_removed(b, a, blend[0][ys, xs], color, comp)
             ok = removed if rule == "mark" else (ok or removed)
             inverted = blend[0][ys, xs][inner] < BLEND_FROM_ALPHA  # restored by inversion alone
             saturated = _saturated(b[inner]) & inverted[:, None]
@@ -195,6 +205,16 @@ def _mark_removed(before: F32, after: F32, alpha: F32, color: F32, where: Bool) 
 
     present = share(before)
     return present >= MARK_PRESENT and abs(share(after)) <= MARK_LEFT * present
+
+
+def _mark_color_near(alpha: F32, color: F32) -> F32:
+    """The mark's colour around each pixel, weighted by its opacity (Gaussian, MARK_COLOR_SIGMA
+    px). A colour estimated pixel by pixel is the premultiplied colour divided by the opacity:
+    where the opacity is nearly zero, as on either side of the mark's outline, that quotient
+    can run to thousands of grey levels and drown the edges the mark's-edges test looks for."""
+    weight = cv2.GaussianBlur(alpha, (0, 0), MARK_COLOR_SIGMA)
+    premult = cv2.GaussianBlur(color * alpha[..., None], (0, 0), MARK_COLOR_SIGMA)
+    return np.asarray(premult / np.maximum(weight, 1e-6)[..., None], np.float32)
 
 
 def _hp_level(img: F32, where: Bool) -> float:
