@@ -183,12 +183,12 @@ def test_thin_strokes_of_a_user_marked_mark_survive_large_photos() -> None:
 
 
 def test_a_coloured_logo_restored_with_its_texture_passes_the_guard() -> None:
-    # Tuning group 2, logo seed +3007: a green-yellow ring and word over a faint disc. On the
-    # sixth photo, undoing it brings back more texture than the mark's outline takes away,
-    # so only the mark's-edges test can keep the patch. That test read the mark's colour
-    # pixel by pixel, which runs to thousands of levels where the estimated opacity is
-    # nearly zero (both sides of the outline): it found 0.02 of the mark's edges in the
-    # input and refused the patch (17.2 dB over the mark, as the input; 25.4 kept).
+    # Tuning group 2, logo seed +3007: a yellow-green logo. On the sixth photo, undoing it
+    # brings back more texture than the mark's outline takes away, so only the mark's-edges
+    # test can keep the patch. That test read the mark's colour pixel by pixel, which runs
+    # to thousands of levels where the estimated opacity is nearly zero (both sides of the
+    # outline): it found 0.02 of the mark's edges in the input and refused the patch
+    # (17.2 dB over the mark, as the input; 25.4 kept).
     require_eval_dir()
     cleans, wm = _benchmark_batch(2, 3007, "logo")
     marked = [wm.apply(c) for c in cleans]
