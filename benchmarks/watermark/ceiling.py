@@ -6,7 +6,7 @@ Same batches and marks as ``run.py --track batch``. Each batch's mark is estimat
 (`estimate_shared_mark` with the true region as the user's mask), and the photos are restored
 by inverting the blend, without the guard, with:
 
-  estimate       the estimated opacity and colour;
+  estimate       the estimated opacity and colour (photos whose batch gave none are left out);
   true a, est W  the true opacity, the colour estimated from it (`joint.shared_color`);
   true a, one W  the true opacity and one colour for the whole mark, fitted to the photos
                  (least squares on the neighbour steps of the restored photos);
@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import run  # noqa: E402
-from synth import KINDS, make_watermark  # noqa: E402
+from synth import KINDS  # noqa: E402
 
 from removeany.engine.watermark import estimate_shared_mark, restore_batch  # noqa: E402
 from removeany.engine.watermark.joint import shared_color  # noqa: E402
@@ -58,6 +58,10 @@ def one_color(stack: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return num / max(den, 1e-9)
 
 
+def _cell(values: list[float]) -> str:
+    return f"{np.mean(values):6.2f}" if values else "     -"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", choices=("tune", "test", "all"), default="tune")
@@ -66,13 +70,8 @@ def main() -> int:
     run.LONG_SIDE = args.long_side
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for gi, group in enumerate(run.batch_groups(run.split_files(args.split))):
-        imgs = [run.load(p) for p in group]
-        h, w = min(im.shape[0] for im in imgs), min(im.shape[1] for im in imgs)
-        cleans = [
-            im[(im.shape[0] - h) // 2 :, (im.shape[1] - w) // 2 :][:h, :w].copy() for im in imgs
-        ]
         kind = KINDS[gi % len(KINDS)]
-        wm = make_watermark(np.random.default_rng(run.seed_of(group[0].name) + 7), h, w, kind)
+        cleans, wm = run.marked_batch(group, kind)
         js = [wm.apply(c) for c in cleans]
         region = wm.region()
         stack = np.stack(js).astype(np.float32)
@@ -87,13 +86,14 @@ def main() -> int:
             ),
             "true a, W": (wm.alpha, wm.color),
         }
-        if mark is not None and mark.estimate.alpha.shape == (h, w):
+        if mark is not None and mark.estimate.alpha.shape == wm.alpha.shape:
             blends["estimate"] = (mark.estimate.alpha, mark.estimate.color)
         for clean, j, out in zip(cleans, js, shipped, strict=True):
             scores["shipped"][kind].append(run.psnr(clean, out, region))
             for name, blend in blends.items():
-                restored = j if blend is None else unblend(j.astype(np.float32), *blend)
-                restored = np.clip(np.rint(restored), 0, 255)
+                if blend is None:  # no estimate at the photos' size to invert
+                    continue
+                restored = np.clip(np.rint(unblend(j.astype(np.float32), *blend)), 0, 255)
                 scores[name][kind].append(run.psnr(clean, restored, region))
     size = f", {args.long_side} px" if args.long_side else ""
     print(f"\n== batch+mask ceiling, {args.split} split{size}: region PSNR (dB) ==")
@@ -101,8 +101,8 @@ def main() -> int:
     for name in COLUMNS:
         by_kind = scores[name]
         every = [x for v in by_kind.values() for x in v]
-        cells = " ".join(f"{np.mean(by_kind[k]):6.2f}" if by_kind[k] else "     -" for k in KINDS)
-        print(f"{name:15s} {np.mean(every):6.2f} {cells}")
+        cells = " ".join(_cell(by_kind[k]) for k in KINDS)
+        print(f"{name:15s} {_cell(every)} {cells}")
     return 0
 
 

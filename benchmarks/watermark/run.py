@@ -50,6 +50,8 @@ from removeany.engine.watermark import (  # noqa: E402
 )
 
 BATCH = 6
+# Added to a batch's first photo's seed to draw the mark the batch shares.
+BATCH_SEED = 7
 # --per-image: print one line per image and method (PSNR before -> after, WORSE flagged).
 PER_IMAGE = False
 LONG_SIDE = 0
@@ -227,22 +229,31 @@ def batch_groups(files: list[Path]) -> list[list[Path]]:
     return groups
 
 
+def marked_batch(
+    group: list[Path], kind: str, seed: int = BATCH_SEED
+) -> tuple[list[np.ndarray], Watermark]:
+    """A batch's photos centre-cropped to one size, and the mark of ``kind`` they share (drawn
+    with the first photo's seed plus ``seed``)."""
+    imgs = [load(p) for p in group]
+    h = min(im.shape[0] for im in imgs)
+    w = min(im.shape[1] for im in imgs)
+    cleans = [
+        im[
+            (im.shape[0] - h) // 2 : (im.shape[0] - h) // 2 + h,
+            (im.shape[1] - w) // 2 : (im.shape[1] - w) // 2 + w,
+        ].copy()
+        for im in imgs
+    ]
+    rng = np.random.default_rng(seed_of(group[0].name) + seed)
+    return cleans, make_watermark(rng, h, w, kind)
+
+
 def run_batch(files: list[Path], methods: set[str]) -> Table:
     det = load_text_detector()
     tab = Table()
     for gi, group in enumerate(batch_groups(files)):
-        imgs = [load(p) for p in group]
-        h = min(im.shape[0] for im in imgs)
-        w = min(im.shape[1] for im in imgs)
-        cleans = [
-            im[
-                (im.shape[0] - h) // 2 : (im.shape[0] - h) // 2 + h,
-                (im.shape[1] - w) // 2 : (im.shape[1] - w) // 2 + w,
-            ].copy()
-            for im in imgs
-        ]
         kind = KINDS[gi % len(KINDS)]
-        wm = make_watermark(np.random.default_rng(seed_of(group[0].name) + 7), h, w, kind)
+        cleans, wm = marked_batch(group, kind)
         js = [wm.apply(c) for c in cleans]
         if "input" in methods:
             for c, j in zip(cleans, js, strict=True):

@@ -132,17 +132,9 @@ def _benchmark_batch(
     and the mark of ``kind`` the benchmark harness draws for it with ``seed``."""
     bench.LONG_SIDE = long_side
     try:
-        files = bench.batch_groups(bench.split_files("tune"))[group]
-        photos = [bench.load(p) for p in files]
+        return bench.marked_batch(bench.batch_groups(bench.split_files("tune"))[group], kind, seed)
     finally:
         bench.LONG_SIDE = 0
-    h, w = min(p.shape[0] for p in photos), min(p.shape[1] for p in photos)
-    cleans = [
-        p[(p.shape[0] - h) // 2 : (p.shape[0] - h) // 2 + h, (p.shape[1] - w) // 2 :][:, :w]
-        for p in photos
-    ]
-    rng = np.random.default_rng(bench.seed_of(files[0].name) + seed)
-    return cleans, make_watermark(rng, h, w, kind)
 
 
 def test_a_photo_clipped_white_under_the_mark_is_left_alone() -> None:
