@@ -55,6 +55,7 @@ from removeany.engine.watermark.estimate import (
     estimate,
     over,
     refine_alpha,
+    rim_estimate,
     stroke_size,
 )
 from removeany.engine.watermark.joint import shared_blend, shared_opacity
@@ -118,6 +119,12 @@ COMPONENT_INPAINT = 0.85
 COMPONENT_MARGIN = 0.1
 # ... and leaves no larger colour gap to its surroundings (grey levels of slack).
 COMPONENT_GAP_SLACK = 1.0
+# The rim estimate (`rim_estimate`) restores the photo's texture under the mark, so it leaves
+# more edges than a smoother candidate: a patch takes it when it stands out from its
+# surroundings by at most RIM_GAP_RATIO of the chosen candidate's gap, with at most
+# RIM_EDGE_SLACK times its edges.
+RIM_GAP_RATIO = 0.9
+RIM_EDGE_SLACK = 1.5
 # How the joint (batch) path judges a patch: "edges" (its total variation must not rise),
 # "mark" (the mark's own edges must be gone) or "either" (see restore.guard).
 JOINT_GUARD = "either"
@@ -395,9 +402,11 @@ def _gap(img: F32, inner: Bool, ring: Bool) -> float:
 def _components_pass(
     src: F32, cur: F32, changed: Bool, alpha: F32, user: Bool, notes: list[str]
 ) -> tuple[F32, Bool, F32]:
-    """A second estimate for a user mask, one colour per connected component; each patch of
-    the mask keeps whichever restoration (the joint one or these) leaves the fewest edges."""
+    """Second estimates for a user mask, one colour per connected component (against an
+    inpainted background, and from the component's rim); each patch of the mask keeps
+    whichever restoration leaves the fewest edges, or the rim's when it blends in better."""
     a_px, col, a_snap = component_estimate(src, user)
+    a_rim, col_rim = rim_estimate(src, user)
     cands = [
         (cur, alpha),
         (
@@ -407,6 +416,7 @@ def _components_pass(
             a_px,
         ),
         (unblend(src, a_snap, col), a_snap),
+        (unblend(src, a_rim, col_rim), a_rim),
     ]
     zone = dilate(user, 2)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(zone.astype(np.uint8), connectivity=8)
@@ -441,6 +451,9 @@ def _components_pass(
             ),
             0,
         )
+        rim = len(cands) - 1
+        if gaps[rim] <= RIM_GAP_RATIO * gaps[k] and energy[rim] <= RIM_EDGE_SLACK * energy[k]:
+            k = rim
         if k == 0:
             continue
         used += 1

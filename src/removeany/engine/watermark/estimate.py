@@ -781,3 +781,97 @@ def component_estimate(image: F32, region: Bool) -> tuple[F32, F32, F32]:
                 s[a > COMPONENT_SNAP * op] = op
         s_box[m] = s
     return alpha, color, snapped
+
+
+# User masks traced close around the mark: pixels this deep inside a component (px) are read
+# against the unmarked pixels just outside its outline.
+RIM_DEPTH = 2.0
+# ... up to this much deeper, so each is paired with an outside pixel close enough to share
+# its texture.
+RIM_BAND = 1.5
+RIM_MIN_PAIRS = 8
+# Reweighting rounds of the rim fit: a pair's residual beyond the MAD scale counts as if it
+# were at that scale (the photo's own edges crossing the outline are outliers).
+RIM_ROUNDS = 3
+
+
+def rim_estimate(image: F32, region: Bool) -> tuple[F32, F32]:
+    """Per connected component of ``region``: the mark's colour W and peak opacity from its
+    rim, then alpha per pixel. Returns (alpha HxW, colour HxWx3).
+
+    A pixel just inside the outline and the unmarked one just outside it show nearly the same
+    photo, so across the rim ``J_in = (1 - a) J_out + a W``: a line through many pairs, fitted
+    robustly, gives one opacity and colour for the component even where the photo under it is
+    textured (an inpainted background, which `component_estimate` fits against, smooths that
+    texture away and biases its colour). Alpha per pixel is then the projection of ``J - B``
+    on ``W - B``, capped at the rim's opacity, so thin fringes and gaps between strokes keep
+    their lower opacity.
+    """
+    h, w = region.shape
+    alpha = np.zeros((h, w), np.float32)
+    color = np.zeros((h, w, 3), np.float32)
+    pad = COMPONENT_MERGE + int(RIM_DEPTH + RIM_BAND) + 4
+    box = bbox(region, pad, (h, w))
+    if box is None:
+        return alpha, color
+    img, reg = image[box].astype(np.float64), region[box]
+    bh, bw = reg.shape
+    inside = reg.astype(np.uint8)
+    # Each pixel's distance to, and the index of, the nearest pixel outside the region.
+    depth, nearest = cv2.distanceTransformWithLabels(
+        inside, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    out_y, out_x = np.nonzero(inside == 0)
+    back = inpaint(image[box], dilate(reg, 1), 3).astype(np.float64)
+    n, lab = cv2.connectedComponents(dilate(reg, COMPONENT_MERGE).astype(np.uint8), connectivity=8)
+    rim = reg & (depth >= RIM_DEPTH) & (depth <= RIM_DEPTH + RIM_BAND)
+    a_box, c_box = alpha[box], color[box]
+    for c in range(1, n):
+        comp = (lab == c) & reg
+        ys, xs = np.nonzero(comp & rim)
+        if len(ys) < RIM_MIN_PAIRS:
+            continue
+        k = nearest[ys, xs] - 1
+        oy, ox = out_y[k], out_x[k]
+        # One pixel further out, away from the mark's antialiased fringe where it can.
+        dy, dx = oy - ys, ox - xs
+        norm = np.maximum(np.hypot(dy, dx), 1e-6)
+        fy = np.clip(np.round(oy + dy / norm), 0, bh - 1).astype(np.intp)
+        fx = np.clip(np.round(ox + dx / norm), 0, bw - 1).astype(np.intp)
+        free = ~reg[fy, fx]
+        oy, ox = np.where(free, fy, oy), np.where(free, fx, ox)
+        fit = _rim_fit(img[ys, xs], img[oy, ox])
+        if fit is None:
+            continue
+        peak, col = fit
+        m = np.nonzero(comp)
+        d = img[m] - back[m]
+        dd = col - back[m]
+        a = (d * dd).sum(1) / np.maximum((dd * dd).sum(1), 1.0)
+        a_box[m] = np.clip(a, 0.0, peak)
+        c_box[m] = col
+    return alpha, color
+
+
+def _rim_fit(
+    inner: npt.NDArray[np.float64], outer: npt.NDArray[np.float64]
+) -> tuple[float, F32] | None:
+    """(opacity, colour) of ``inner = (1 - a) outer + a W`` over paired pixels (Nx3 each):
+    one slope shared by the channels, one offset per channel."""
+    design = np.zeros((inner.size, 4))
+    design[:, 0] = outer.reshape(-1)
+    for ch in range(3):
+        design[ch::3, 1 + ch] = 1.0
+    target = inner.reshape(-1)
+    weight = np.ones(target.size)
+    coef = np.zeros(4)
+    for _ in range(RIM_ROUNDS + 1):
+        solved = np.linalg.lstsq(design * weight[:, None], target * weight, rcond=None)[0]
+        coef = np.asarray(solved, np.float64)
+        resid = np.abs(target - design @ coef)
+        scale = 1.4826 * float(np.median(resid)) + 1e-3
+        weight = 1.0 / np.maximum(resid / scale, 1.0)
+    peak = 1.0 - float(np.clip(coef[0], 1.0 - MAX_OPACITY, 1.0))
+    if peak < MIN_OPACITY:
+        return None
+    return peak, np.clip(coef[1:] / peak, 0.0, 255.0).astype(np.float32)
