@@ -53,9 +53,11 @@ from removeany.engine.watermark.estimate import (
     LayerInfo,
     component_estimate,
     estimate,
+    mark_footprint,
     over,
     refine_alpha,
     rim_estimate,
+    rim_opacity,
     stroke_size,
 )
 from removeany.engine.watermark.joint import shared_blend, shared_opacity
@@ -125,6 +127,9 @@ COMPONENT_GAP_SLACK = 1.0
 # RIM_EDGE_SLACK times its edges.
 RIM_GAP_RATIO = 0.9
 RIM_EDGE_SLACK = 1.5
+# A user mask whose outline's rim shows less opacity than this was brushed loosely around
+# the mark (a traced one shows the mark's own: 0.33 or more for nine in ten tuning marks).
+LOOSE_RIM_OPACITY = 0.3
 # How the joint (batch) path judges a patch: "edges" (its total variation must not rise),
 # "mark" (the mark's own edges must be gone) or "either" (see restore.guard).
 JOINT_GUARD = "either"
@@ -393,6 +398,30 @@ def _restore_region(
     return out, changed, np.where(changed, est.alpha, 0.0).astype(np.float32)
 
 
+def _traced_mask(image: F32, user: Bool, notes: list[str]) -> Bool:
+    """The user's mask, or where the mark is inside it when it was brushed loosely.
+
+    A loose brush puts photo on both sides of the mask's outline, and everything the
+    estimates read there (the rim, the inpainted background, the edges) then describes the
+    photo; restoring only the mark's footprint keeps the rest of the brushed pixels as they
+    are. Found on the photo reduced as for the estimate."""
+    h, w = user.shape
+    small = _reduce(image, SINGLE_MAX_SIDE)
+    mask = user if small is image else _reduce_mask(user, small.shape[:2])
+    if rim_opacity(small, mask) >= LOOSE_RIM_OPACITY:
+        return user
+    foot = mark_footprint(small, mask)
+    if small is not image:
+        foot = _enlarge_mask(foot, (h, w)) & user
+    if int(foot.sum()) < MIN_JOINT_PIXELS:
+        return user
+    notes.append(
+        f"mask brushed loosely: restored where the mark is inside it "
+        f"({100.0 * float(foot.sum()) / float(user.sum()):.0f} % of it)"
+    )
+    return foot
+
+
 def _gap(img: F32, inner: Bool, ring: Bool) -> float:
     if not inner.any() or not ring.any():
         return 0.0
@@ -484,6 +513,7 @@ def restore(
     alpha = np.zeros((h, w), np.float32)
     if user is not None:
         if user.any():
+            user = _traced_mask(rgb_f, user, notes)
             cur, changed, alpha = _restore_region(
                 cur, dilate(user, 2), user=True, min_evidence=0.0, notes=notes
             )

@@ -793,6 +793,12 @@ RIM_MIN_PAIRS = 8
 # Reweighting rounds of the rim fit: a pair's residual beyond the MAD scale counts as if it
 # were at that scale (the photo's own edges crossing the outline are outliers).
 RIM_ROUNDS = 3
+# A loosely brushed mask: its footprint starts where the layer estimate put more than
+# FOOTPRINT_ALPHA, then FOOTPRINT_ROUNDS times takes the pixels that reach FOOTPRINT_SHARE of
+# the opacity its rim shows.
+FOOTPRINT_ALPHA = 0.02
+FOOTPRINT_ROUNDS = 2
+FOOTPRINT_SHARE = 0.3
 
 
 def rim_estimate(image: F32, region: Bool) -> tuple[F32, F32]:
@@ -815,42 +821,103 @@ def rim_estimate(image: F32, region: Bool) -> tuple[F32, F32]:
     if box is None:
         return alpha, color
     img, reg = image[box].astype(np.float64), region[box]
-    bh, bw = reg.shape
-    inside = reg.astype(np.uint8)
+    rim_in, rim_out = _rim_pairs(reg)
+    back = inpaint(image[box], dilate(reg, 1), 3).astype(np.float64)
+    n, lab = cv2.connectedComponents(dilate(reg, COMPONENT_MERGE).astype(np.uint8), connectivity=8)
+    a_box, c_box = alpha[box], color[box]
+    for c in range(1, n):
+        comp = (lab == c) & reg
+        on = comp[rim_in]
+        if int(on.sum()) < RIM_MIN_PAIRS:
+            continue
+        fit = _rim_fit(img[rim_in[0][on], rim_in[1][on]], img[rim_out[0][on], rim_out[1][on]])
+        if fit is None:
+            continue
+        peak, col = fit
+        m = np.nonzero(comp)
+        a_box[m] = np.clip(_projected_alpha(img[m], back[m], col), 0.0, peak)
+        c_box[m] = col
+    return alpha, color
+
+
+def rim_opacity(image: F32, region: Bool) -> float:
+    """The opacity one rim fit over all of ``region``'s outline finds (0 when none): a mask
+    traced close around a mark has the mark just inside its outline; a loosely brushed one
+    has the photo on both sides."""
+    box = bbox(region, int(RIM_DEPTH + RIM_BAND) + 2, region.shape)
+    if box is None:
+        return 0.0
+    img = image[box].astype(np.float64)
+    rim_in, rim_out = _rim_pairs(region[box])
+    if len(rim_in[0]) < RIM_MIN_PAIRS:
+        return 0.0
+    fit = _rim_fit(img[rim_in], img[rim_out])
+    return 0.0 if fit is None else fit[0]
+
+
+def mark_footprint(image: F32, region: Bool) -> Bool:
+    """Where inside a loosely brushed ``region`` the mark itself is.
+
+    Starts from the layer estimate's find, then alternates: the rim of the current footprint
+    gives the mark's colour and opacity (`rim_estimate`), and the footprint becomes the
+    pixels whose projection on that colour reaches FOOTPRINT_SHARE of that opacity, grown by
+    a pixel for the antialiased outline. Empty when nothing is found."""
+    found = estimate(image[None], region, max_layer_opacity=None)
+    foot = dilate(found.alpha > FOOTPRINT_ALPHA, 1) & region
+    box = bbox(region, 4, region.shape)
+    if box is None or not foot.any():
+        return foot
+    img = image[box].astype(np.float64)
+    back = inpaint(image[box], region[box], 3).astype(np.float64)
+    for _ in range(FOOTPRINT_ROUNDS):
+        alpha, color = rim_estimate(image[box], foot[box])
+        on = alpha > 0
+        if not on.any():
+            break
+        weight = alpha[on][:, None].astype(np.float64)
+        col = (color[on] * weight).sum(0) / weight.sum()
+        peak = float(np.percentile(alpha[on], 90))
+        share = _projected_alpha(img, back, col) > FOOTPRINT_SHARE * peak
+        foot = np.zeros_like(region)
+        foot[box] = dilate(share, 1) & region[box]
+    return foot
+
+
+def _rim_pairs(
+    region: Bool,
+) -> tuple[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]], tuple[npt.NDArray[np.intp], ...]]:
+    """Pixels RIM_DEPTH to RIM_DEPTH + RIM_BAND px inside ``region`` (rows, columns), and for
+    each the pixel outside it that it is read against: the nearest one, stepped one pixel
+    further out where that is still outside (away from the mark's antialiased fringe)."""
+    h, w = region.shape
+    inside = region.astype(np.uint8)
     # Each pixel's distance to, and the index of, the nearest pixel outside the region.
     depth, nearest = cv2.distanceTransformWithLabels(
         inside, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
     )
     out_y, out_x = np.nonzero(inside == 0)
-    back = inpaint(image[box], dilate(reg, 1), 3).astype(np.float64)
-    n, lab = cv2.connectedComponents(dilate(reg, COMPONENT_MERGE).astype(np.uint8), connectivity=8)
-    rim = reg & (depth >= RIM_DEPTH) & (depth <= RIM_DEPTH + RIM_BAND)
-    a_box, c_box = alpha[box], color[box]
-    for c in range(1, n):
-        comp = (lab == c) & reg
-        ys, xs = np.nonzero(comp & rim)
-        if len(ys) < RIM_MIN_PAIRS:
-            continue
-        k = nearest[ys, xs] - 1
-        oy, ox = out_y[k], out_x[k]
-        # One pixel further out, away from the mark's antialiased fringe where it can.
-        dy, dx = oy - ys, ox - xs
-        norm = np.maximum(np.hypot(dy, dx), 1e-6)
-        fy = np.clip(np.round(oy + dy / norm), 0, bh - 1).astype(np.intp)
-        fx = np.clip(np.round(ox + dx / norm), 0, bw - 1).astype(np.intp)
-        free = ~reg[fy, fx]
-        oy, ox = np.where(free, fy, oy), np.where(free, fx, ox)
-        fit = _rim_fit(img[ys, xs], img[oy, ox])
-        if fit is None:
-            continue
-        peak, col = fit
-        m = np.nonzero(comp)
-        d = img[m] - back[m]
-        dd = col - back[m]
-        a = (d * dd).sum(1) / np.maximum((dd * dd).sum(1), 1.0)
-        a_box[m] = np.clip(a, 0.0, peak)
-        c_box[m] = col
-    return alpha, color
+    ys, xs = np.nonzero(region & (depth >= RIM_DEPTH) & (depth <= RIM_DEPTH + RIM_BAND))
+    if len(out_y) == 0:
+        return (ys[:0], xs[:0]), (ys[:0], xs[:0])
+    k = nearest[ys, xs] - 1
+    oy, ox = out_y[k], out_x[k]
+    dy, dx = oy - ys, ox - xs
+    norm = np.maximum(np.hypot(dy, dx), 1e-6)
+    fy = np.clip(np.round(oy + dy / norm), 0, h - 1).astype(np.intp)
+    fx = np.clip(np.round(ox + dx / norm), 0, w - 1).astype(np.intp)
+    free = ~region[fy, fx]
+    return (ys, xs), (np.where(free, fy, oy), np.where(free, fx, ox))
+
+
+def _projected_alpha(
+    pixels: npt.NDArray[np.float64], back: npt.NDArray[np.float64], color: npt.ArrayLike
+) -> npt.NDArray[np.float64]:
+    """Alpha that best explains ``pixels = (1 - a) back + a color`` pixel by pixel."""
+    toward = np.asarray(color, np.float64) - back
+    return np.asarray(
+        ((pixels - back) * toward).sum(-1) / np.maximum((toward * toward).sum(-1), 1.0),
+        np.float64,
+    )
 
 
 def _rim_fit(
