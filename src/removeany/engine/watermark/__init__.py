@@ -42,6 +42,7 @@ from removeany.engine.watermark.detect import (
     is_tiled,
     load_text_detector,
     mark_agreement,
+    photos_alike,
     shared_mark_region,
     text_regions,
 )
@@ -606,6 +607,9 @@ def estimate_shared_mark(
     stack = np.stack(arrays).astype(np.float32)
     del arrays
     user = _user_region(mask, boxes, shape) if _fits(mask, shape) else None
+    if user is None and photos_alike(stack):
+        # Shots of one scene share everything: only a user's mask says what the mark is.
+        return None
     if user is not None:
         if work != shape:
             small = cv2.resize(user.astype(np.uint8), work[::-1], interpolation=cv2.INTER_AREA)

@@ -25,7 +25,7 @@ from removeany.engine.models import (
     model_path,
     verify_model_file,
 )
-from removeany.engine.watermark._ops import F32, U8, Bool, sobel_xy
+from removeany.engine.watermark._ops import F32, U8, Bool, luma, sobel_xy
 
 # PP-OCRv6 small text detector, shipped inside the rapidocr wheel on PyPI. Fetched and
 # verified at install time by ``models.fetch_model``; never downloaded at run time.
@@ -271,3 +271,25 @@ def mark_agreement(stack: F32, region: Bool | None = None) -> F32:
     dot = (sx * mx[strong] + sy * my[strong]).sum(axis=1)
     norm = np.sqrt((sx * sx + sy * sy).sum(axis=1) * float((mag[strong] ** 2).sum()))
     return np.asarray(dot / np.maximum(norm, 1e-6), np.float32)
+
+
+# Photos whose coarse layout (luma at LAYOUT_SIDE px across, blurred) correlates this much,
+# pair by pair (median), are shots of one scene: a burst, a bracketed series. Different
+# photos sharing a mark score -0.2..0.2 whatever the mark; a hand-held burst of one photo 0.99.
+ALIKE = 0.8
+LAYOUT_SIDE = 48
+
+
+def photos_alike(stack: F32) -> bool:
+    """Whether a stack's photos (KxHxWx3) show one scene. Then everything in them is shared,
+    the scene as much as a mark, and what they share does not say where the mark is: it must
+    be found in each photo on its own (a user's mask still says where it is)."""
+    h, w = stack.shape[1:3]
+    size = (LAYOUT_SIDE, max(1, round(LAYOUT_SIDE * h / w)))
+    layouts = []
+    for im in stack:
+        y = cv2.resize(luma(im), size, interpolation=cv2.INTER_AREA)
+        y = cv2.GaussianBlur(y, (0, 0), 1.5)
+        layouts.append((y - y.mean()) / (y.std() + 1e-6))
+    pairs = [float((a * b).mean()) for i, a in enumerate(layouts) for b in layouts[i + 1 :]]
+    return bool(pairs) and float(np.median(pairs)) >= ALIKE
