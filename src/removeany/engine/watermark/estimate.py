@@ -11,6 +11,10 @@ original ``I`` is approximated by a background ``B`` inpainted from the surround
   ``J_k = beta * B_k + c`` with ``alpha = 1 - beta`` and ``alpha * W = c`` (Dekel et al.,
   CVPR 2017, in spirit: the watermark is what all images have in common), then edge-aware
   smoothing with a guided filter.
+* User masks: per connected component, one colour against the inpainted background
+  (`component_estimate`) or from the mask's rim, where the pixels just inside the outline are
+  read against those just outside (`rim_estimate`); a loosely brushed mask is first narrowed
+  to the mark's footprint (`mark_footprint`).
 """
 
 from __future__ import annotations
