@@ -21,6 +21,9 @@ from removeany.engine.watermark._ops import (
 # restored pixels are blended towards inpainting, fully inpainted at INPAINT_ALPHA.
 BLEND_FROM_ALPHA = 0.6
 INPAINT_ALPHA = 0.92
+# Margin (px) around the mark that `unblend` works on: more than the inpainting's reach
+# (its mask grown by 1 px, radius 3).
+UNBLEND_PAD = 8
 # Slack (grey levels) allowed when capping the opacity at what a pixel can hold.
 FEASIBLE_TOL = 8.0
 # Surroundings with less fine texture than this (median |high-pass| luma) are flat.
@@ -57,7 +60,28 @@ def unblend(
 
     The opacity is first capped, pixel by pixel, at the most the pixel can hold: a light mark
     of opacity a cannot leave a pixel darker than a * W, nor a dark one a pixel brighter than
-    a * W + (1 - a) * 255 (dark scene detail inside a light mark's box is not the mark)."""
+    a * W + (1 - a) * 255 (dark scene detail inside a light mark's box is not the mark).
+
+    Worked out on the box around the mark only (with room for the inpainting to read its
+    surroundings): a mark is a small part of most photos, and this runs once per candidate
+    estimate."""
+    out = np.clip(image, 0.0, 255.0).astype(np.float32)
+    box = bbox(alpha > 0, UNBLEND_PAD, alpha.shape)
+    if box is None:
+        return out
+    out[box] = _unblend_box(
+        image[box],
+        alpha[box],
+        color[box] if color.ndim == image.ndim else color,
+        blend_from=blend_from,
+        inpaint_at=inpaint_at,
+    )
+    return out
+
+
+def _unblend_box(
+    image: F32, alpha: F32, color: F32, *, blend_from: float, inpaint_at: float
+) -> F32:
     alpha = feasible_alpha(image, alpha, color)
     a = np.clip(alpha, 0.0, 0.98)[..., None]
     inv = (image - a * color) / (1.0 - a)
