@@ -231,8 +231,13 @@ def run_scene(files: list[Path]) -> None:
         print(f"  changed: {name} {text!r} PSNR {score:.2f}")
 
 
+def _landscape(path: Path) -> bool:
+    with Image.open(path) as im:
+        return im.size[0] >= im.size[1]
+
+
 def batch_groups(files: list[Path]) -> list[list[Path]]:
-    land = [p for p in files if Image.open(p).size[0] >= Image.open(p).size[1]]
+    land = [p for p in files if _landscape(p)]
     port = [p for p in files if p not in land]
     groups: list[list[Path]] = []
     for pool in (land, port):
