@@ -763,8 +763,7 @@ def component_estimate(image: F32, region: Bool) -> tuple[F32, F32, F32]:
         d = jj - bb
         col = np.full(3, 255.0 if float((d @ wts).mean()) > 0 else 0.0)
         for _ in range(COMPONENT_ITERS):
-            dd = col - bb
-            a = np.clip((d * dd).sum(1) / np.maximum((dd * dd).sum(1), 1.0), 0.0, MAX_OPACITY)
+            a = np.clip(_projected_alpha(jj, bb, col), 0.0, MAX_OPACITY)
             sel = a > 0.05
             if int(sel.sum()) < 3:
                 break
@@ -772,8 +771,7 @@ def component_estimate(image: F32, region: Bool) -> tuple[F32, F32, F32]:
             col = np.clip(
                 (aa * (jj[sel] - (1.0 - aa) * bb[sel])).sum(0) / float((aa * aa).sum()), 0, 255
             )
-        dd = col - bb
-        a = np.clip((d * dd).sum(1) / np.maximum((dd * dd).sum(1), 1.0), 0.0, MAX_OPACITY)
+        a = np.clip(_projected_alpha(jj, bb, col), 0.0, MAX_OPACITY)
         a_box[m] = a
         c_box[m] = col
         s = a.copy()
