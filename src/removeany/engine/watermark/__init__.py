@@ -52,6 +52,7 @@ from removeany.engine.watermark.estimate import (
     SMOOTH_SINGLE,
     Estimate,
     LayerInfo,
+    around_region,
     component_estimate,
     estimate,
     mark_footprint,
@@ -435,8 +436,9 @@ def _components_pass(
     """Second estimates for a user mask, one colour per connected component (against an
     inpainted background, and from the component's rim); each patch of the mask keeps
     whichever restoration leaves the fewest edges, or the rim's when it blends in better."""
-    a_px, col, a_snap = component_estimate(src, user)
-    a_rim, col_rim = rim_estimate(src, user)
+    back = around_region(src, user)
+    a_px, col, a_snap = component_estimate(src, user, back)
+    a_rim, col_rim = rim_estimate(src, user, back)
     cands = [
         (cur, alpha),
         (

@@ -724,13 +724,31 @@ COMPONENT_ITERS = 8
 COMPONENT_SNAP = 0.6
 
 
-def component_estimate(image: F32, region: Bool) -> tuple[F32, F32, F32]:
+# The background the per-component estimates fit against: the region grown by a pixel,
+# inpainted from the pixels up to AROUND_PAD px around it (enough for Telea's radius 3).
+AROUND_PAD = 10
+
+
+def around_region(image: F32, region: Bool) -> F32:
+    """``image`` with ``region`` (grown by a pixel) inpainted from around it: the photo the
+    per-component estimates take to lie under a user's mask. `_components_pass` computes it
+    once for both of them (`component_estimate`, `rim_estimate`)."""
+    box = bbox(region, AROUND_PAD, region.shape)
+    if box is None:
+        return image
+    out = image.copy()
+    out[box] = inpaint(image[box], dilate(region[box], 1), 3)
+    return out
+
+
+def component_estimate(image: F32, region: Bool, back: F32 | None = None) -> tuple[F32, F32, F32]:
     """Per connected component of ``region``: one constant colour W and per-pixel alpha.
 
-    The background B is inpainted from around the region; W is the colour that best explains
-    the component's pixels as ``J = (1 - a) B + a W`` (alternating least squares: alpha by
-    projection given W, then W by least squares given alpha). Returns (alpha, colour HxWx3,
-    the same alpha with each component's stroke interior snapped to its typical opacity).
+    The background B (``back``, else `around_region`) is inpainted from around the region; W
+    is the colour that best explains the component's pixels as ``J = (1 - a) B + a W``
+    (alternating least squares: alpha by projection given W, then W by least squares given
+    alpha). Returns (alpha, colour HxWx3, the same alpha with each component's stroke
+    interior snapped to its typical opacity).
     """
     h, w = region.shape
     alpha = np.zeros((h, w), np.float32)
@@ -740,7 +758,7 @@ def component_estimate(image: F32, region: Bool) -> tuple[F32, F32, F32]:
     if box is None:
         return alpha, color, snapped
     img, reg = image[box], region[box]
-    back = inpaint(img, dilate(reg, 1), 3)
+    back = (around_region(image, region) if back is None else back)[box]
     core = erode(reg, 1)
     n, lab = cv2.connectedComponents(dilate(reg, COMPONENT_MERGE).astype(np.uint8), connectivity=8)
     a_box, c_box, s_box = alpha[box], color[box], snapped[box]
@@ -803,7 +821,7 @@ FOOTPRINT_ROUNDS = 2
 FOOTPRINT_SHARE = 0.3
 
 
-def rim_estimate(image: F32, region: Bool) -> tuple[F32, F32]:
+def rim_estimate(image: F32, region: Bool, back: F32 | None = None) -> tuple[F32, F32]:
     """Per connected component of ``region``: the mark's colour W and peak opacity from its
     rim, then alpha per pixel. Returns (alpha HxW, colour HxWx3).
 
@@ -824,7 +842,7 @@ def rim_estimate(image: F32, region: Bool) -> tuple[F32, F32]:
         return alpha, color
     img, reg = image[box].astype(np.float64), region[box]
     rim_in, rim_out = _rim_pairs(reg)
-    back = inpaint(image[box], dilate(reg, 1), 3).astype(np.float64)
+    back64 = (around_region(image, region) if back is None else back)[box].astype(np.float64)
     n, lab = cv2.connectedComponents(dilate(reg, COMPONENT_MERGE).astype(np.uint8), connectivity=8)
     a_box, c_box = alpha[box], color[box]
     for c in range(1, n):
@@ -837,7 +855,7 @@ def rim_estimate(image: F32, region: Bool) -> tuple[F32, F32]:
             continue
         peak, col = fit
         m = np.nonzero(comp)
-        a_box[m] = np.clip(_projected_alpha(img[m], back[m], col), 0.0, peak)
+        a_box[m] = np.clip(_projected_alpha(img[m], back64[m], col), 0.0, peak)
         c_box[m] = col
     return alpha, color
 
