@@ -18,6 +18,9 @@ Methods: ``input`` (untouched), ``telea`` (OpenCV Telea inpainting with the perf
 and on the batch track ``ours-batch`` (joint estimate, no mask), ``batch+mask`` and
 ``batch+brush``.
 
+Also: ``scene`` (opaque text that belongs to the photo must survive) and ``clean`` (photos with
+no mark at all, single and in batches, must come back untouched).
+
 Metrics: PSNR and SSIM over the whole image and over the watermark region (alpha > 0.01),
 images made worse (whole-image PSNR below the input's), seconds per image.
 """
@@ -231,6 +234,32 @@ def run_scene(files: list[Path]) -> None:
         print(f"  changed: {name} {text!r} PSNR {score:.2f}")
 
 
+def run_clean(files: list[Path]) -> None:
+    """Photos that carry no mark at all must come back untouched: each one through the
+    automatic single path, and each batch group (as on the batch track, unmarked) through the
+    automatic batch path. A photo counts as changed below 60 dB against itself."""
+    det = load_text_detector()
+    singles = [load(p) for p in files]
+    batches = [marked_batch(g, "text")[0] for g in batch_groups(files)]
+    for title, groups in (("single", [[im] for im in singles]), ("batch", batches)):
+        scores, secs = [], 0.0
+        for group in groups:
+            t = time.perf_counter()
+            if title == "single":
+                outs = [restore(group[0], detector=det).image]
+            else:
+                outs = [r.image for r in restore_batch(group, detector=det)]
+            secs += time.perf_counter() - t
+            scores += [psnr(im, out) for im, out in zip(group, outs, strict=True)]
+        changed = [x for x in scores if x < 60.0]
+        worst = f"{min(changed):.2f} dB" if changed else "-"
+        print(
+            f"\n== no mark ({title}, must stay untouched), {len(scores)} photos ==\n"
+            f"changed {len(changed)} of {len(scores)}; worst {worst}; "
+            f"{secs / max(len(scores), 1):.3f} s/img"
+        )
+
+
 def _landscape(path: Path) -> bool:
     with Image.open(path) as im:
         return im.size[0] >= im.size[1]
@@ -311,9 +340,9 @@ def main() -> int:
     ap.add_argument("--split", choices=("tune", "test", "all"), default="test")
     ap.add_argument(
         "--track",
-        choices=("single", "batch", "scene", "both", "all"),
+        choices=("single", "batch", "scene", "clean", "both", "all"),
         default="both",
-        help="both = single + batch; all adds the scene-text track",
+        help="both = single + batch; all adds the scene-text and no-mark (clean) tracks",
     )
     ap.add_argument("--limit", type=int, default=0, help="use only the first N photos")
     ap.add_argument(
@@ -347,6 +376,8 @@ def main() -> int:
         run_single(files, methods).print(f"single track, {args.split} split")
     if args.track in ("scene", "all"):
         run_scene(files)
+    if args.track in ("clean", "all"):
+        run_clean(files)
     if args.track in ("batch", "both", "all"):
         run_batch(files, methods).print(
             f"batch track ({BATCH} images share a watermark), {args.split} split"
