@@ -52,6 +52,9 @@ SUGGEST_MIN_SIDE = 736
 # The longest side the detector may reach.
 DETECT_MAX_SIDE = 1600
 LARGE_REGION = 0.2
+# A "text line" whose grown mask covers more than this share of the photo is the detector
+# reading texture (a striped fabric, a flower bed), not text: no line of a mark is that large.
+TEXTURE_SHARE = 0.6
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,8 @@ def text_regions(prob: F32) -> list[TextRegion]:
         sub = cv2.dilate(m[y0:y1, x0:x1], k)
         full = np.zeros((h, w), bool)
         full[y0:y1, x0:x1] = sub > 0
+        if float(full.mean()) > TEXTURE_SHARE:
+            continue
         out.append(
             TextRegion(
                 mask=full,
