@@ -725,7 +725,7 @@ COMPONENT_SNAP = 0.6
 
 
 # The background the per-component estimates fit against: the region grown by a pixel,
-# inpainted from the pixels up to AROUND_PAD px around it (enough for Telea's radius 3).
+# inpainted on a box AROUND_PAD px larger (Telea reads only a few pixels past the mask).
 AROUND_PAD = 10
 
 
@@ -758,7 +758,7 @@ def component_estimate(image: F32, region: Bool, back: F32 | None = None) -> tup
     if box is None:
         return alpha, color, snapped
     img, reg = image[box], region[box]
-    back = (around_region(image, region) if back is None else back)[box]
+    under = (around_region(image, region) if back is None else back)[box]
     core = erode(reg, 1)
     n, lab = cv2.connectedComponents(dilate(reg, COMPONENT_MERGE).astype(np.uint8), connectivity=8)
     a_box, c_box, s_box = alpha[box], color[box], snapped[box]
@@ -777,7 +777,7 @@ def component_estimate(image: F32, region: Bool, back: F32 | None = None) -> tup
             continue
         m = (ys[lo:hi], xs[lo:hi])
         jj = img[m].astype(np.float64)
-        bb = back[m].astype(np.float64)
+        bb = under[m].astype(np.float64)
         d = jj - bb
         col = np.full(3, 255.0 if float((d @ wts).mean()) > 0 else 0.0)
         for _ in range(COMPONENT_ITERS):
@@ -842,7 +842,7 @@ def rim_estimate(image: F32, region: Bool, back: F32 | None = None) -> tuple[F32
         return alpha, color
     img, reg = image[box].astype(np.float64), region[box]
     rim_in, rim_out = _rim_pairs(reg)
-    back64 = (around_region(image, region) if back is None else back)[box].astype(np.float64)
+    under = (around_region(image, region) if back is None else back)[box].astype(np.float64)
     n, lab = cv2.connectedComponents(dilate(reg, COMPONENT_MERGE).astype(np.uint8), connectivity=8)
     a_box, c_box = alpha[box], color[box]
     for c in range(1, n):
@@ -855,7 +855,7 @@ def rim_estimate(image: F32, region: Bool, back: F32 | None = None) -> tuple[F32
             continue
         peak, col = fit
         m = np.nonzero(comp)
-        a_box[m] = np.clip(_projected_alpha(img[m], back64[m], col), 0.0, peak)
+        a_box[m] = np.clip(_projected_alpha(img[m], under[m], col), 0.0, peak)
         c_box[m] = col
     return alpha, color
 
