@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO / "src"))
 from synth import KINDS, Watermark, cjk_font_available, make_watermark  # noqa: E402
 
 from removeany.engine.watermark import (  # noqa: E402
+    WatermarkResult,
     load_mark_net,
     load_text_detector,
     restore,
@@ -234,23 +235,30 @@ def run_scene(files: list[Path]) -> None:
         print(f"  changed: {name} {text!r} PSNR {score:.2f}")
 
 
+# The clean track's two ways through: a group of photos in, one result per photo out.
+Restorer = Callable[[list[np.ndarray]], list[WatermarkResult]]
+
+
 def run_clean(files: list[Path]) -> None:
     """Photos that carry no mark at all must come back untouched: each one through the
     automatic single path, and each batch group (as on the batch track, unmarked) through the
     automatic batch path. A photo counts as changed below 60 dB against itself."""
     det = load_text_detector()
-    singles = [load(p) for p in files]
-    batches = [marked_batch(g, "text")[0] for g in batch_groups(files)]
-    for title, groups in (("single", [[im] for im in singles]), ("batch", batches)):
+    tracks: list[tuple[str, list[list[np.ndarray]], Restorer]] = [
+        ("single", [[load(p)] for p in files], lambda g: [restore(g[0], detector=det)]),
+        (
+            "batch",
+            [marked_batch(g, "text")[0] for g in batch_groups(files)],
+            lambda g: restore_batch(g, detector=det),
+        ),
+    ]
+    for title, groups, restore_group in tracks:
         scores, secs = [], 0.0
         for group in groups:
             t = time.perf_counter()
-            if title == "single":
-                outs = [restore(group[0], detector=det).image]
-            else:
-                outs = [r.image for r in restore_batch(group, detector=det)]
+            results = restore_group(group)
             secs += time.perf_counter() - t
-            scores += [psnr(im, out) for im, out in zip(group, outs, strict=True)]
+            scores += [psnr(im, r.image) for im, r in zip(group, results, strict=True)]
         changed = [x for x in scores if x < 60.0]
         worst = f"{min(changed):.2f} dB" if changed else "-"
         print(

@@ -29,7 +29,7 @@ from removeany.engine.watermark import (
 )
 from removeany.engine.watermark._ops import dilate
 from removeany.engine.watermark.detect import photos_alike
-from removeany.engine.watermark.estimate import rim_estimate, rim_opacity
+from removeany.engine.watermark.estimate import around_region, rim_estimate, rim_opacity
 
 from ._eval import EVAL_DIR, kodak_crops, photo_path, psnr
 
@@ -100,7 +100,8 @@ def test_a_user_marked_logo_is_read_from_its_rim() -> None:
     wm = make_watermark(np.random.default_rng(zlib.crc32(name.encode())), *clean.shape[:2], "logo")
     marked = wm.apply(clean)
     region = wm.region()
-    alpha, color = rim_estimate(marked.astype(np.float32), region)
+    photo = marked.astype(np.float32)
+    alpha, color = rim_estimate(photo, region, around_region(photo, region))
     core = wm.alpha > 0.9 * wm.alpha.max()
     assert abs(float(alpha.max()) - float(wm.alpha.max())) <= 0.05
     assert np.abs(color[core].mean(0) - wm.color[core].mean(0)).max() <= 12.0

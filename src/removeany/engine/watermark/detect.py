@@ -161,10 +161,10 @@ def text_regions(prob: F32) -> list[TextRegion]:
         m[y : y + bh, x : x + bw] = comp.astype(np.uint8)
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dist + 1, 2 * dist + 1))
         sub = cv2.dilate(m[y0:y1, x0:x1], k)
+        if np.count_nonzero(sub) > TEXTURE_SHARE * h * w:
+            continue
         full = np.zeros((h, w), bool)
         full[y0:y1, x0:x1] = sub > 0
-        if float(full.mean()) > TEXTURE_SHARE:
-            continue
         out.append(
             TextRegion(
                 mask=full,

@@ -731,8 +731,8 @@ AROUND_PAD = 10
 
 def around_region(image: F32, region: Bool) -> F32:
     """``image`` with ``region`` (grown by a pixel) inpainted from around it: the photo the
-    per-component estimates take to lie under a user's mask. `_components_pass` computes it
-    once for both of them (`component_estimate`, `rim_estimate`)."""
+    per-component estimates (`component_estimate`, `rim_estimate`) take to lie under a
+    user's mask, computed once for both."""
     box = bbox(region, AROUND_PAD, region.shape)
     if box is None:
         return image
@@ -741,10 +741,10 @@ def around_region(image: F32, region: Bool) -> F32:
     return out
 
 
-def component_estimate(image: F32, region: Bool, back: F32 | None = None) -> tuple[F32, F32, F32]:
+def component_estimate(image: F32, region: Bool, back: F32) -> tuple[F32, F32, F32]:
     """Per connected component of ``region``: one constant colour W and per-pixel alpha.
 
-    The background B (``back``, else `around_region`) is inpainted from around the region; W
+    The background B (``back``, from `around_region`) is inpainted from around the region; W
     is the colour that best explains the component's pixels as ``J = (1 - a) B + a W``
     (alternating least squares: alpha by projection given W, then W by least squares given
     alpha). Returns (alpha, colour HxWx3, the same alpha with each component's stroke
@@ -758,7 +758,7 @@ def component_estimate(image: F32, region: Bool, back: F32 | None = None) -> tup
     if box is None:
         return alpha, color, snapped
     img, reg = image[box], region[box]
-    under = (around_region(image, region) if back is None else back)[box]
+    under = back[box]
     core = erode(reg, 1)
     n, lab = cv2.connectedComponents(dilate(reg, COMPONENT_MERGE).astype(np.uint8), connectivity=8)
     a_box, c_box, s_box = alpha[box], color[box], snapped[box]
@@ -821,7 +821,7 @@ FOOTPRINT_ROUNDS = 2
 FOOTPRINT_SHARE = 0.3
 
 
-def rim_estimate(image: F32, region: Bool, back: F32 | None = None) -> tuple[F32, F32]:
+def rim_estimate(image: F32, region: Bool, back: F32) -> tuple[F32, F32]:
     """Per connected component of ``region``: the mark's colour W and peak opacity from its
     rim, then alpha per pixel. Returns (alpha HxW, colour HxWx3).
 
@@ -842,7 +842,7 @@ def rim_estimate(image: F32, region: Bool, back: F32 | None = None) -> tuple[F32
         return alpha, color
     img, reg = image[box].astype(np.float64), region[box]
     rim_in, rim_out = _rim_pairs(reg)
-    under = (around_region(image, region) if back is None else back)[box].astype(np.float64)
+    under = back[box].astype(np.float64)
     n, lab = cv2.connectedComponents(dilate(reg, COMPONENT_MERGE).astype(np.uint8), connectivity=8)
     a_box, c_box = alpha[box], color[box]
     for c in range(1, n):
@@ -890,7 +890,7 @@ def mark_footprint(image: F32, region: Bool) -> Bool:
     img = image[box].astype(np.float64)
     back = inpaint(image[box], region[box], 3).astype(np.float64)
     for _ in range(FOOTPRINT_ROUNDS):
-        alpha, color = rim_estimate(image[box], foot[box])
+        alpha, color = rim_estimate(image[box], foot[box], around_region(image[box], foot[box]))
         on = alpha > 0
         if not on.any():
             break
