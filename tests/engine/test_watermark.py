@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import zlib
 from pathlib import Path
@@ -12,16 +11,13 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from removeany.engine.models import default_model_dir, fetch_model
 from removeany.engine.watermark import (
     LOOSE_RIM_OPACITY,
-    TEXT_DETECTOR,
     TextDetector,
     apply_shared_mark,
     detect_mask,
     detect_regions,
     estimate_shared_mark,
-    load_text_detector,
     remove_watermark,
     remove_watermark_batch,
     restore,
@@ -47,15 +43,6 @@ def _cleans(n: int) -> list[NDArray[np.uint8]]:
 
 def _mark(kind: str, seed: int, size: int = SIZE) -> Watermark:
     return make_watermark(np.random.default_rng(seed), size, size, kind)
-
-
-@pytest.fixture(scope="module")
-def detector() -> TextDetector:
-    target = Path(os.environ.get("REMOVEANY_MODEL_DIR", default_model_dir()))
-    fetch_model(TEXT_DETECTOR, target)
-    det = load_text_detector(target)
-    assert det is not None
-    return det
 
 
 def test_user_mask_restores_the_pixels() -> None:

@@ -77,9 +77,9 @@ MIN_JOINT = 3
 MAX_JOINT = 12
 # Fewer marked pixels than this in a shared region is no shared mark.
 MIN_JOINT_PIXELS = 12
-# Longest side at which the joint estimate is computed; larger batches are estimated on a
-# reduced copy and the estimate is scaled back up. A mark the user marked is estimated on its
-# region's box instead, at full size up to this side squared in pixels.
+# The joint estimate is made on the box around the shared mark's region, at full size up to
+# this side squared in pixels (reduced beyond, the estimate scaled back up); where no region
+# was found, on the whole photos reduced to this longest side.
 JOINT_MAX_SIDE = 640
 # Longest side at which the photos of a batch are searched for their shared mark (larger
 # photos are reduced first; the estimate is applied at full size).
@@ -624,14 +624,12 @@ def estimate_shared_mark(
     if int(carriers.sum()) < MIN_JOINT:
         return None
     stack = stack[carriers]
-    if user is not None and region is not None:
-        est = _estimate_in_region(stack, region)
+    if region is not None:
+        est = _estimate_in_region(stack, region, vouched=user is not None)
     else:
-        est = _estimate_reduced(stack, region)
+        est = _estimate_whole(stack)
     if not est.layers:
         return None
-    if est.alpha.shape != work:
-        est = _sharpened(stack, est)
     return SharedMark(shape, est, len(stack), user_marked=user is not None)
 
 
@@ -667,10 +665,6 @@ def apply_shared_mark(
         blend=(alpha, color),
         rule=JOINT_GUARD,
         tv_slack=USER_TV_SLACK if mark.user_marked else 1.0,
-        # Read right, the mark's-edges test also passes patches that a batch found on its own
-        # restored only in part (tuning split: two more photos of 480 made worse); those
-        # keep the stricter per-pixel reading.
-        color_near_outline=mark.user_marked,
     )
     return WatermarkResult(_to_u8(out), kept & (alpha > 0), alpha, notes)
 
@@ -774,12 +768,13 @@ def _shared_edges(stack: F32, shape: tuple[int, int]) -> Bool:
     return dilate(reg, 2)
 
 
-def _estimate_reduced(stack: F32, region: Bool | None) -> Estimate:
-    """Joint estimate layer by layer, on a reduced copy when the images are large (time
-    stays bounded)."""
+def _estimate_whole(stack: F32) -> Estimate:
+    """Joint estimate layer by layer over the whole photos (no region found), on a reduced
+    copy when they are large (time stays bounded), returned at their size."""
     _, h, w, _ = stack.shape
     small = _reduced(stack, JOINT_MAX_SIDE / max(h, w))
-    return estimate(small, None if region is None else _enlarge_mask(region, small.shape[1:3]))
+    est = estimate(small)
+    return _sharpened(stack, est) if est.layers and small.shape != stack.shape else est
 
 
 def _reduced(stack: F32, scale: float) -> F32:
@@ -807,13 +802,16 @@ def _sharpened(stack: F32, est: Estimate) -> Estimate:
     return Estimate(alpha, big.color, big.support, est.layers)
 
 
-def _estimate_in_region(stack: F32, region: Bool) -> Estimate:
-    """Joint estimate inside a region the user marked, returned at the photos' size.
+def _estimate_in_region(stack: F32, region: Bool, *, vouched: bool) -> Estimate:
+    """Joint estimate inside a region, returned at the photos' size.
 
     Made on the region's box alone, at full resolution up to JOINT_MAX_SIDE squared pixels
     (reduced beyond), so thin strokes keep their shape while time and memory stay bounded.
     Layer by layer (``estimate``); what the layers leave behind (a logo's fill, a shadow, a
-    second colour) is then estimated pixel by pixel."""
+    second colour) is then estimated pixel by pixel. Where no layer fits, that per-pixel
+    estimate stands alone only in a region the user ``vouched`` for: in a region the batch
+    found itself it takes whatever the photos happen to share for a mark (unmarked batches:
+    30 of 96 photos changed instead of 10)."""
     _, h, w, _ = stack.shape
     # The layer estimate reads this much around the region (its stroke size is the photo's).
     box = bbox(region, stroke_size((h, w)) + 4, (h, w))
@@ -824,6 +822,11 @@ def _estimate_in_region(stack: F32, region: Bool) -> Estimate:
     crop = _reduced(stack[:, box[0], box[1]], scale)
     reg = _enlarge_mask(region[box], crop.shape[1:3])
     layers = estimate(crop, reg, ksize=stroke_size((round(h * scale), round(w * scale))))
+    alpha = np.zeros((h, w), np.float32)
+    color = np.zeros((h, w, 3), np.float32)
+    support = np.zeros((h, w), bool)
+    if not layers.layers and not vouched:
+        return Estimate(alpha, color, support, [])
     # Every layer peeled off exactly (no inpainting), so the rest is what they missed. Where
     # no layer was found (a coloured logo the layer fit misses) the rest is the whole mark.
     peeled = crop
@@ -837,11 +840,8 @@ def _estimate_in_region(stack: F32, region: Bool) -> Estimate:
     if rest.layers and not layers.layers:
         found = rest
     elif rest.layers:
-        alpha, color = over(layers.alpha, layers.color, rest.alpha, rest.color)
-        found = Estimate(alpha, color, layers.support | rest.support, layers.layers + rest.layers)
-    alpha = np.zeros((h, w), np.float32)
-    color = np.zeros((h, w, 3), np.float32)
-    support = np.zeros((h, w), bool)
+        both = over(layers.alpha, layers.color, rest.alpha, rest.color)
+        found = Estimate(*both, layers.support | rest.support, layers.layers + rest.layers)
     if not found.layers:
         return Estimate(alpha, color, support, [])
     if scale < 1.0:

@@ -35,7 +35,7 @@ MARK_TEXTURE = 1.8
 # fraction left after restoring, and the patch is kept even if its photo has more texture.
 MARK_PRESENT = 0.5
 MARK_LEFT = 0.4
-# Radius (px) over which that test may take the mark's colour at its outline from the colour
+# Radius (px) over which that test takes the mark's colour at its outline from the colour
 # around it (see `_mark_color_near`).
 MARK_COLOR_SIGMA = 2.0
 # A patch whose input has more than this fraction of its changed pixels clipped (a channel
@@ -130,7 +130,6 @@ def guard(
     blend: tuple[F32, F32] | None = None,
     rule: str = "edges",
     tv_slack: float = 1.0,
-    color_near_outline: bool = False,
 ) -> tuple[F32, Bool]:
     """Keep each changed patch only if it removed edges (total variation went down).
 
@@ -151,9 +150,9 @@ def guard(
     total variation rises by at most that factor and its input is not mostly clipped: an
     opacity estimated slightly off leaves faint edges of its own that neither test forgives,
     though the patch is far closer to the photo than the input was.
-    With ``color_near_outline``, the mark's-edges test reads the mark's colour at its outline
-    from the opacity-weighted colour around it (`_mark_color_near`) rather than pixel by
-    pixel, which lets it see a mark whose per-pixel colour is noisy there.
+    The mark's-edges test reads the mark's colour at its outline from the opacity-weighted
+    colour around it (`_mark_color_near`) rather than pixel by pixel, which lets it see a
+    mark whose per-pixel colour is noisy there.
     Returns the guarded image and the kept mask.
     """
     if not changed.any():
@@ -178,9 +177,7 @@ def guard(
         tv_out = float(g_after[ys, xs][comp].sum())
         ok = tv_out <= tv_in * (1.0 - min_gain) and int(inner.sum()) >= min_pixels
         if blend is not None and rule != "edges":
-            color = blend[1][ys, xs]
-            if color_near_outline:
-                color = _mark_color_near(blend[0][ys, xs], color)
+            color = _mark_color_near(blend[0][ys, xs], blend[1][ys, xs])
             removed = _mark_removed(b, a, blend[0][ys, xs], color, comp)
             ok = removed if rule == "mark" else (ok or removed)
             inverted = blend[0][ys, xs][inner] < BLEND_FROM_ALPHA  # restored by inversion alone
