@@ -41,13 +41,19 @@ def erode(mask: Bool, radius: int) -> Bool:
 
 
 def inpaint(img: F32, mask: Bool, radius: int = 3, *, method: str = "telea") -> F32:
-    """OpenCV inpainting of ``mask`` pixels of a float HxWx3 image (0..255)."""
-    if not mask.any():
-        return img.copy()
-    flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
-    out = cv2.inpaint(to_u8(img), mask.astype(np.uint8), radius, flag)
+    """OpenCV inpainting of ``mask`` pixels of a float HxWx3 image (0..255).
+
+    Worked on the mask's box: OpenCV reads no pixel further than ``radius`` + 2 from the
+    mask, so the box padded by twice that gives the same pixels as the whole image, at a
+    fraction of the cost when the mask is small."""
+    box = bbox(mask, 2 * radius + 4, mask.shape)
     res = img.copy()
-    res[mask] = out[mask].astype(np.float32)
+    if box is None:
+        return res
+    flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
+    part = mask[box]
+    out = cv2.inpaint(to_u8(img[box]), part.astype(np.uint8), radius, flag)
+    res[box][part] = out[part].astype(np.float32)
     return res
 
 
@@ -69,14 +75,15 @@ def guided_filter(guide: F32, src: F32, radius: int, eps: float) -> F32:
 
 
 def bbox(mask: Bool, pad: int, shape: tuple[int, int]) -> tuple[slice, slice] | None:
-    ys, xs = np.nonzero(mask)
-    if ys.size == 0:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
         return None
+    cols = np.flatnonzero(mask.any(axis=0))
     h, w = shape
-    y0 = max(int(ys.min()) - pad, 0)
-    y1 = min(int(ys.max()) + pad + 1, h)
-    x0 = max(int(xs.min()) - pad, 0)
-    x1 = min(int(xs.max()) + pad + 1, w)
+    y0 = max(int(rows[0]) - pad, 0)
+    y1 = min(int(rows[-1]) + pad + 1, h)
+    x0 = max(int(cols[0]) - pad, 0)
+    x1 = min(int(cols[-1]) + pad + 1, w)
     return slice(y0, y1), slice(x0, x1)
 
 
