@@ -87,6 +87,9 @@ JOINT_WORK_SIDE = 1280
 # Longest side at which a single image is searched and its mark estimated; a larger image is
 # worked on as a reduced copy and the estimate, scaled back up, is applied at full size.
 SINGLE_MAX_SIDE = 800
+# A user's mark is estimated on the photo at full size up to this longest side (thin strokes
+# scaled down and back up lose what the user pointed at); larger photos as above.
+USER_FULL_SIDE = 1200
 # ICM passes that sharpen the scaled-up opacity against the full-size pixels (0: none).
 FULL_REFINE_ITERS = 1
 # Judge a reduced-size estimate at the reduced size (True) or after scaling it up (False).
@@ -349,10 +352,16 @@ def _enlarge_refined(cur: F32, est: Estimate, kept: Bool | None = None) -> Estim
 
 
 def _restore_region(
-    cur: F32, region: Bool, *, user: bool, min_evidence: float, notes: list[str]
+    cur: F32,
+    region: Bool,
+    *,
+    user: bool,
+    min_evidence: float,
+    notes: list[str],
+    full_size: bool = False,
 ) -> tuple[F32, Bool, F32]:
     h, w = region.shape
-    small = _reduce(cur, SINGLE_MAX_SIDE)
+    small = cur if full_size else _reduce(cur, SINGLE_MAX_SIDE)
     est = estimate(
         small[None],
         _reduce_mask(region, small.shape[:2]),
@@ -398,6 +407,20 @@ def _restore_region(
     else:
         notes.append("estimate rejected by the guard: restoring would not have removed the mark")
     return out, changed, np.where(changed, est.alpha, 0.0).astype(np.float32)
+
+
+def _restore_user_region(cur: F32, region: Bool, notes: list[str]) -> tuple[F32, Bool, F32]:
+    """The user's region estimated at full size where the photo allows, else (or when the
+    guard refuses the full-size estimate) on the reduced copy."""
+    h, w = region.shape
+    if max(h, w) <= SINGLE_MAX_SIDE or max(h, w) > USER_FULL_SIDE:
+        return _restore_region(cur, region, user=True, min_evidence=0.0, notes=notes)
+    tried: list[str] = []
+    out = _restore_region(cur, region, user=True, min_evidence=0.0, notes=tried, full_size=True)
+    if out[1].any():
+        notes += tried
+        return out
+    return _restore_region(cur, region, user=True, min_evidence=0.0, notes=notes)
 
 
 def _traced_mask(image: F32, user: Bool, notes: list[str]) -> Bool:
@@ -517,9 +540,7 @@ def restore(
     if user is not None:
         if user.any():
             user = _traced_mask(rgb_f, user, notes)
-            cur, changed, alpha = _restore_region(
-                cur, dilate(user, 2), user=True, min_evidence=0.0, notes=notes
-            )
+            cur, changed, alpha = _restore_user_region(cur, dilate(user, 2), notes)
             if not changed.any():
                 # Nothing semi-transparent found where the user pointed: fill it in.
                 cur = inpaint(cur, user, 5)
