@@ -87,9 +87,10 @@ JOINT_WORK_SIDE = 1280
 # Longest side at which a single image is searched and its mark estimated; a larger image is
 # worked on as a reduced copy and the estimate, scaled back up, is applied at full size.
 SINGLE_MAX_SIDE = 800
-# A user's mark is estimated on the photo at full size up to this longest side (thin strokes
-# scaled down and back up lose what the user pointed at); larger photos as above.
-USER_FULL_SIDE = 1200
+# A user's mark is estimated at full size (thin strokes scaled down and back up lose what the
+# user pointed at) when the box around it holds no more pixels than the reduced copy of a
+# square photo would; a larger one, such as a tiled mark's, on the reduced copy as above.
+USER_FULL_PIXELS = SINGLE_MAX_SIDE * SINGLE_MAX_SIDE
 # ICM passes that sharpen the scaled-up opacity against the full-size pixels (0: none).
 FULL_REFINE_ITERS = 1
 # Judge a reduced-size estimate at the reduced size (True) or after scaling it up (False).
@@ -410,10 +411,12 @@ def _restore_region(
 
 
 def _restore_user_region(cur: F32, region: Bool, notes: list[str]) -> tuple[F32, Bool, F32]:
-    """The user's region estimated at full size where the photo allows, else (or when the
-    guard refuses the full-size estimate) on the reduced copy."""
+    """The user's region estimated at full size when its box fits USER_FULL_PIXELS, else
+    (or when the guard refuses the full-size estimate) on the reduced copy."""
     h, w = region.shape
-    if max(h, w) <= SINGLE_MAX_SIDE or max(h, w) > USER_FULL_SIDE:
+    box = bbox(region, 0, (h, w))
+    work = 0 if box is None else (box[0].stop - box[0].start) * (box[1].stop - box[1].start)
+    if max(h, w) <= SINGLE_MAX_SIDE or work > USER_FULL_PIXELS:
         return _restore_region(cur, region, user=True, min_evidence=0.0, notes=notes)
     tried: list[str] = []
     out = _restore_region(cur, region, user=True, min_evidence=0.0, notes=tried, full_size=True)
