@@ -87,10 +87,10 @@ JOINT_WORK_SIDE = 1280
 # Longest side at which a single image is searched and its mark estimated; a larger image is
 # worked on as a reduced copy and the estimate, scaled back up, is applied at full size.
 SINGLE_MAX_SIDE = 800
-# A user's mark is estimated at full size (thin strokes scaled down and back up lose what the
-# user pointed at) when the box around it holds no more pixels than the reduced copy of a
-# square photo would; a larger one, such as a tiled mark's, on the reduced copy as above.
-USER_FULL_PIXELS = SINGLE_MAX_SIDE * SINGLE_MAX_SIDE
+# A mark is estimated at full size (thin strokes scaled down and back up lose their shape)
+# when the box around it holds no more pixels than the reduced copy of a square photo would;
+# a larger one, such as a tiled mark's, on the reduced copy as above.
+FULL_SIZE_PIXELS = SINGLE_MAX_SIDE * SINGLE_MAX_SIDE
 # ICM passes that sharpen the scaled-up opacity against the full-size pixels (0: none).
 FULL_REFINE_ITERS = 1
 # Judge a reduced-size estimate at the reduced size (True) or after scaling it up (False).
@@ -410,13 +410,21 @@ def _restore_region(
     return out, changed, np.where(changed, est.alpha, 0.0).astype(np.float32)
 
 
-def _restore_user_region(cur: F32, region: Bool, notes: list[str]) -> tuple[F32, Bool, F32]:
-    """The user's region estimated at full size when its box fits USER_FULL_PIXELS, else
-    (or when the guard refuses the full-size estimate) on the reduced copy."""
+def _full_size_fits(region: Bool) -> bool:
+    """Whether ``region`` is estimated at full size: the photo is larger than its reduced
+    copy and the box around the region holds at most FULL_SIZE_PIXELS."""
     h, w = region.shape
     box = bbox(region, 0, (h, w))
-    work = 0 if box is None else (box[0].stop - box[0].start) * (box[1].stop - box[1].start)
-    if max(h, w) <= SINGLE_MAX_SIDE or work > USER_FULL_PIXELS:
+    if box is None or max(h, w) <= SINGLE_MAX_SIDE:
+        return False
+    rows, cols = box
+    return int(rows.stop - rows.start) * int(cols.stop - cols.start) <= FULL_SIZE_PIXELS
+
+
+def _restore_user_region(cur: F32, region: Bool, notes: list[str]) -> tuple[F32, Bool, F32]:
+    """The user's region estimated at full size where it fits, else (or when the guard
+    refuses the full-size estimate) on the reduced copy."""
+    if not _full_size_fits(region):
         return _restore_region(cur, region, user=True, min_evidence=0.0, notes=notes)
     tried: list[str] = []
     out = _restore_region(cur, region, user=True, min_evidence=0.0, notes=tried, full_size=True)
@@ -424,6 +432,27 @@ def _restore_user_region(cur: F32, region: Bool, notes: list[str]) -> tuple[F32,
         notes += tried
         return out
     return _restore_region(cur, region, user=True, min_evidence=0.0, notes=notes)
+
+
+def _restore_found_region(
+    cur: F32, region: Bool, min_evidence: float, notes: list[str]
+) -> tuple[F32, Bool, F32]:
+    """A detected region: whether it is a watermark is judged on the reduced copy, where the
+    evidence tests were set (judged at full size, twice as many scene labels were taken for
+    marks); one that is, is then estimated at full size where it fits, unless the guard
+    refuses that."""
+    reduced: list[str] = []
+    out = _restore_region(cur, region, user=False, min_evidence=min_evidence, notes=reduced)
+    if out[1].any() and _full_size_fits(region):
+        tried: list[str] = []
+        full = _restore_region(
+            cur, region, user=False, min_evidence=min_evidence, notes=tried, full_size=True
+        )
+        if full[1].any():
+            notes += tried
+            return full
+    notes += reduced
+    return out
 
 
 def _traced_mask(image: F32, user: Bool, notes: list[str]) -> Bool:
@@ -564,7 +593,7 @@ def restore(
     for region, min_ev in ((likely, _ANY_EVIDENCE), (doubtful, _INNER_EVIDENCE)):
         if not region.any():
             continue
-        cur, ch, al = _restore_region(cur, region, user=False, min_evidence=min_ev, notes=notes)
+        cur, ch, al = _restore_found_region(cur, region, min_ev, notes)
         changed |= ch
         alpha = np.maximum(alpha, al)
     return WatermarkResult(_to_u8(cur), changed, alpha, notes)
