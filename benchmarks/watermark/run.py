@@ -161,10 +161,12 @@ class Table:
             )
 
 
-def load(p: Path) -> np.ndarray:
+def load(p: Path, long_side: int | None = None) -> np.ndarray:
+    """The photo at ``p``, scaled (bicubic) to ``long_side`` (default LONG_SIDE; 0: as is)."""
+    side = LONG_SIDE if long_side is None else long_side
     im = Image.open(p).convert("RGB")
-    if LONG_SIDE:
-        scale = LONG_SIDE / max(im.size)
+    if side:
+        scale = side / max(im.size)
         im = im.resize(
             (round(im.width * scale), round(im.height * scale)), Image.Resampling.BICUBIC
         )

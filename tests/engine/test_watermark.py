@@ -30,6 +30,7 @@ from removeany.engine.watermark.estimate import around_region, rim_estimate, rim
 from ._eval import EVAL_DIR, kodak_crops, photo_path, psnr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "watermark"))
+import run as bench
 from synth import Watermark, make_watermark
 
 # A few landscape photos of one size, cropped small to keep the tests fast.
@@ -119,12 +120,9 @@ def test_a_loosely_brushed_mark_is_restored_where_the_mark_is() -> None:
 
 def _benchmark_photo_at_1200(name: str, kind: str) -> tuple[NDArray[np.uint8], Watermark]:
     """A tuning photo scaled to a 1200 px long side and the benchmark's mark for it."""
-    with Image.open(photo_path("clean", name)) as im:
-        photo = im.convert("RGB")
-    scale = 1200 / max(photo.size)
-    size = (round(photo.width * scale), round(photo.height * scale))
-    clean = np.asarray(photo.resize(size, Image.Resampling.BICUBIC))
-    seed = zlib.crc32(f"{name}.png".encode())
+    path = photo_path("clean", name)
+    clean = bench.load(path, long_side=1200)
+    seed = bench.seed_of(path.name)
     return clean, make_watermark(np.random.default_rng(seed), *clean.shape[:2], kind)
 
 
