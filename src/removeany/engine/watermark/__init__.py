@@ -136,7 +136,7 @@ RIM_EDGE_SLACK = 1.5
 # ... and far more readily on a mask traced close around the mark, whose rim is the mark's
 # own: one whose rim shows at least TRACED_RIM_OPACITY once the photo's texture is taken out
 # of the fit (`rim_opacity(deattenuated=True)`: 55 % of 132 tuning marks' true regions, 5 %
-# of brushes). Traced masks on those marks: 25.15 -> 25.53 dB, photos made worse 11 -> 9.
+# of brushes). Traced masks on those marks: 25.14 -> 25.50 dB, photos made worse 11 -> 9.
 TRACED_RIM_GAP_RATIO = 3.0
 TRACED_RIM_EDGE_SLACK = 5.0
 TRACED_RIM_OPACITY = 0.45

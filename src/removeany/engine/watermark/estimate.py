@@ -819,11 +819,12 @@ RIM_MIN_PAIRS = 8
 # Reweighting rounds of the rim fit: a pair's residual beyond the MAD scale counts as if it
 # were at that scale (the photo's own edges crossing the outline are outliers).
 RIM_ROUNDS = 3
-# A component with fewer rim pairs than this takes the fit over the whole mask's rim (one
-# mark is mostly one colour, and a small component's own fit is noisy: traced masks on 132
-# tuning marks 25.28 -> 25.53 dB against a fit per component); a larger one (a logo's ring)
-# keeps its own.
-RIM_OWN_PAIRS = 600
+# A component holding less than this share of the mask's rim pairs takes the fit over the
+# whole outline (one mark is mostly one colour, and a letter's own fit is noisy: traced masks
+# on 132 tuning marks 25.28 -> 25.50 dB against a fit per component); a larger one (a logo's
+# ring beside its word) keeps its own. A share, not a count, so a letter of a 24 MP photo's
+# mark is pooled as on a small one.
+RIM_OWN_SHARE = 0.4
 # A loosely brushed mask: its footprint starts where the layer estimate put more than
 # FOOTPRINT_ALPHA, then FOOTPRINT_ROUNDS times takes the pixels that reach FOOTPRINT_SHARE of
 # the opacity its rim shows.
@@ -837,7 +838,7 @@ def rim_estimate(
     region: Bool,
     back: F32,
     *,
-    own_pairs: int | None = None,
+    own_share: float | None = None,
     deattenuated: bool = True,
 ) -> tuple[F32, F32]:
     """The mark's colour W and peak opacity from the rim of ``region``, then alpha per pixel.
@@ -848,8 +849,8 @@ def rim_estimate(
     robustly, gives the opacity and colour even where the photo under it is textured (an
     inpainted background, which `component_estimate` fits against, smooths that texture
     away and biases its colour). The line is fitted over the whole mask's rim, and per
-    connected component only where a component has ``own_pairs`` (default RIM_OWN_PAIRS)
-    pairs of its own; ``deattenuated`` takes the photo's texture out of its slope
+    connected component only where a component holds ``own_share`` (default RIM_OWN_SHARE)
+    of the rim's pairs; ``deattenuated`` takes the photo's texture out of its slope
     (`_rim_fit`). Alpha per pixel is then the projection of ``J - B`` on ``W - B``, capped at
     the rim's opacity, so thin fringes and gaps between strokes keep their lower opacity.
     """
@@ -868,7 +869,7 @@ def rim_estimate(
     ys, xs = np.nonzero(reg)
     px_order, px_starts = _grouped(lab[ys, xs], n)
     rim_order, rim_starts = _grouped(lab[rim_in], n)
-    own = RIM_OWN_PAIRS if own_pairs is None else own_pairs
+    share = RIM_OWN_SHARE if own_share is None else own_share
     whole = None
     if len(rim_in[0]) >= RIM_MIN_PAIRS:
         whole = _rim_fit(
@@ -877,7 +878,7 @@ def rim_estimate(
     for c in range(1, n):
         on = rim_order[rim_starts[c - 1] : rim_starts[c]]
         fit = whole
-        if on.size >= own:
+        if on.size >= max(RIM_MIN_PAIRS, share * len(rim_in[0])):
             out_c = _subset(rim_out, on)
             fit = _rim_fit(
                 img[_subset(rim_in, on)],
@@ -934,7 +935,7 @@ def mark_footprint(image: F32, region: Bool) -> Bool:
             # A footprint's pieces may be texture rather than one mark, and FOOTPRINT_SHARE
             # was set against the plain fit's opacity (with the texture taken out of it,
             # brushes over 132 tuning marks: 41 -> 43 photos made worse).
-            own_pairs=RIM_MIN_PAIRS,
+            own_share=0.0,
             deattenuated=False,
         )
         on = alpha > 0
