@@ -140,6 +140,9 @@ RIM_EDGE_SLACK = 1.5
 TRACED_RIM_GAP_RATIO = 3.0
 TRACED_RIM_EDGE_SLACK = 5.0
 TRACED_RIM_OPACITY = 0.45
+# ... unless its pieces fill this much of their boxes: a box drawn around a mark (boxes, or a
+# rectangle painted as a mask) can show the mark at its edge, but most of it is the photo.
+BOX_FILL = 0.9
 # A user mask whose outline's rim shows less opacity than this was brushed loosely around
 # the mark (a traced one shows the mark's own: 0.33 or more for nine in ten tuning marks).
 LOOSE_RIM_OPACITY = 0.3
@@ -474,7 +477,8 @@ def _traced_mask(image: F32, user: Bool, notes: list[str]) -> tuple[Bool, bool]:
     small = _reduce(image, SINGLE_MAX_SIDE)
     mask = user if small is image else _reduce_mask(user, small.shape[:2])
     if rim_opacity(small, mask) >= LOOSE_RIM_OPACITY:
-        return user, rim_opacity(small, mask, deattenuated=True) >= TRACED_RIM_OPACITY
+        traced = rim_opacity(small, mask, deattenuated=True) >= TRACED_RIM_OPACITY
+        return user, traced and not _box_like(mask)
     foot = mark_footprint(small, mask)
     if small is not image:
         foot = _enlarge_mask(foot, (h, w)) & user
@@ -485,6 +489,13 @@ def _traced_mask(image: F32, user: Bool, notes: list[str]) -> tuple[Bool, bool]:
         f"({100.0 * float(foot.sum()) / float(user.sum()):.0f} % of it)"
     )
     return foot, False
+
+
+def _box_like(mask: Bool) -> bool:
+    """Whether ``mask``'s pieces fill at least BOX_FILL of their bounding boxes."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    boxes = stats[1:, cv2.CC_STAT_WIDTH].astype(np.int64) * stats[1:, cv2.CC_STAT_HEIGHT]
+    return n > 1 and int(stats[1:, cv2.CC_STAT_AREA].sum()) >= BOX_FILL * int(boxes.sum())
 
 
 def _gap(img: F32, inner: Bool, ring: Bool) -> float:
