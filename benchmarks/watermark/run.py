@@ -179,6 +179,12 @@ def brushed(wm: Watermark) -> np.ndarray:
     return dilate(wm.region(), BRUSH_MARGIN)
 
 
+def box_around(wm: Watermark) -> tuple[int, int, int, int]:
+    """The one box (x0, y0, x1, y1) a user draws around the whole mark."""
+    ys, xs = np.nonzero(wm.region())
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
 def seed_of(name: str) -> int:
     return zlib.crc32(name.encode())
 
@@ -199,6 +205,7 @@ def run_single(files: list[Path], methods: set[str]) -> Table:
             "ours": lambda j, wm: restore(j, detector=det).image,
             "ours+mask": lambda j, wm: restore(j, mask=wm.region()).image,
             "ours+brush": lambda j, wm: restore(j, mask=brushed(wm)).image,
+            "ours+box": lambda j, wm: restore(j, boxes=[box_around(wm)]).image,
         }
         for m, fn in fns.items():
             if m not in methods:
@@ -357,7 +364,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0, help="use only the first N photos")
     ap.add_argument(
         "--methods",
-        default="input,telea,ours,ours+mask,ours+brush,ours-batch,batch+mask,batch+brush",
+        default="input,telea,ours,ours+mask,ours+brush,ours+box,ours-batch,batch+mask,batch+brush",
         help="comma-separated subset",
     )
     ap.add_argument("--per-image", action="store_true", help="one line per image and method")
