@@ -79,13 +79,22 @@ def test_user_mask_overrides_detection(detector: TextDetector) -> None:
     assert psnr(clean, boxed, wm.region()) >= psnr(clean, marked, wm.region()) + 5.0
 
 
+def _benchmark_photo(
+    name: str, kind: str, long_side: int = 0
+) -> tuple[NDArray[np.uint8], Watermark]:
+    """A tuning photo (scaled to ``long_side``, 0: as is) and the benchmark's mark of
+    ``kind`` for it."""
+    path = photo_path("clean", name)
+    clean = bench.load(path, long_side=long_side)
+    seed = bench.seed_of(path.name)
+    return clean, make_watermark(np.random.default_rng(seed), *clean.shape[:2], kind)
+
+
 def test_a_user_marked_logo_is_read_from_its_rim() -> None:
     """A green logo over a textured photo (tuning photo, benchmark seed): the pixels just inside
     its outline against those just outside give its opacity and colour, and the restoration
     takes that estimate (before it, this mark came back at 17.7 dB)."""
-    name = "cbsd68_182053.png"
-    clean = np.asarray(Image.open(EVAL_DIR / "clean" / name).convert("RGB"))
-    wm = make_watermark(np.random.default_rng(zlib.crc32(name.encode())), *clean.shape[:2], "logo")
+    clean, wm = _benchmark_photo("cbsd68_182053", "logo")
     marked = wm.apply(clean)
     region = wm.region()
     photo = marked.astype(np.float32)
@@ -95,15 +104,6 @@ def test_a_user_marked_logo_is_read_from_its_rim() -> None:
     assert np.abs(color[core].mean(0) - wm.color[core].mean(0)).max() <= 12.0
     res = restore(marked, mask=region)
     assert psnr(clean, res.image, region) >= psnr(clean, marked, region) + 15.0
-
-
-def _benchmark_photo(name: str, kind: str) -> tuple[NDArray[np.uint8], Watermark]:
-    """A tuning photo at its own size and the benchmark's mark of ``kind`` for it."""
-    path = photo_path("clean", name)
-    clean = bench.load(path, long_side=0)
-    return clean, make_watermark(
-        np.random.default_rng(bench.seed_of(path.name)), *clean.shape[:2], kind
-    )
 
 
 def test_the_rim_fit_takes_the_photos_texture_out_of_its_opacity() -> None:
@@ -135,9 +135,7 @@ def test_a_loosely_brushed_mark_is_restored_where_the_mark_is() -> None:
     """A Chinese handle brushed over 6 px wide of its strokes (tuning photo, benchmark seed):
     the brush's outline shows no mark, so only the mark's footprint inside it is restored
     and the photo the brush strayed over is left as it was."""
-    name = "cbsd68_145086.png"
-    clean = np.asarray(Image.open(EVAL_DIR / "clean" / name).convert("RGB"))
-    wm = make_watermark(np.random.default_rng(zlib.crc32(name.encode())), *clean.shape[:2], "cjk")
+    clean, wm = _benchmark_photo("cbsd68_145086", "cjk")
     marked = wm.apply(clean)
     region = wm.region()
     brush = dilate(region, 6)
@@ -152,19 +150,11 @@ def test_a_loosely_brushed_mark_is_restored_where_the_mark_is() -> None:
     assert psnr(clean, res.image, region) >= psnr(clean, marked, region) + 10.0
 
 
-def _benchmark_photo_at_1200(name: str, kind: str) -> tuple[NDArray[np.uint8], Watermark]:
-    """A tuning photo scaled to a 1200 px long side and the benchmark's mark for it."""
-    path = photo_path("clean", name)
-    clean = bench.load(path, long_side=1200)
-    seed = bench.seed_of(path.name)
-    return clean, make_watermark(np.random.default_rng(seed), *clean.shape[:2], kind)
-
-
 def test_a_user_marked_mark_on_a_1200_px_photo_is_estimated_at_full_size() -> None:
     """Latin text, its strokes 2-3 px wide, traced by the user: estimated on a copy reduced
     to 800 px and scaled back up, the mark came back at 29.5 dB (measured); estimated at
     full size, 33.3 dB."""
-    clean, wm = _benchmark_photo_at_1200("cbsd68_170057", "text")
+    clean, wm = _benchmark_photo("cbsd68_170057", "text", 1200)
     marked = wm.apply(clean)
     res = restore(marked, mask=wm.region())
     assert psnr(clean, res.image, wm.region()) >= 32.0, res.notes
@@ -173,7 +163,7 @@ def test_a_user_marked_mark_on_a_1200_px_photo_is_estimated_at_full_size() -> No
 def test_a_full_size_estimate_the_guard_refuses_falls_back_to_the_reduced_copy() -> None:
     """A red logo: at full size the guard refuses the layer estimate, and inpainting the
     whole mask gave 16.7 dB (measured); the reduced copy's estimate gives 23.9 dB."""
-    clean, wm = _benchmark_photo_at_1200("cbsd68_167083", "logo")
+    clean, wm = _benchmark_photo("cbsd68_167083", "logo", 1200)
     marked = wm.apply(clean)
     res = restore(marked, mask=wm.region())
     assert "user mask inpainted" not in res.notes, res.notes
@@ -186,7 +176,7 @@ def test_a_detected_mark_on_a_1200_px_photo_is_estimated_at_full_size(
     """The same text found by detection: judged a watermark on the copy reduced to 800 px,
     then estimated at full size (26.0 dB over the mark when the reduced copy's estimate was
     scaled up, measured; 30.2 dB now)."""
-    clean, wm = _benchmark_photo_at_1200("cbsd68_170057", "text")
+    clean, wm = _benchmark_photo("cbsd68_170057", "text", 1200)
     marked = wm.apply(clean)
     res = restore(marked, detector=detector)
     assert psnr(clean, res.image, wm.region()) >= 29.0, res.notes

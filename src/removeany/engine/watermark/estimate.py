@@ -39,6 +39,8 @@ from removeany.engine.watermark._ops import (
 )
 
 Polarity = Literal["light", "dark"]
+# Pixel positions as (rows, columns), for fancy indexing.
+Pixels = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]
 
 MIN_OPACITY = 0.06
 STROKE_FRACTION = 0.045
@@ -948,9 +950,6 @@ def mark_footprint(image: F32, region: Bool) -> Bool:
         foot = np.zeros_like(region)
         foot[box] = dilate(share, 1) & region[box]
     return foot
-
-
-Pixels = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]
 
 
 def _rim_pairs(region: Bool) -> tuple[Pixels, Pixels, Pixels]:
