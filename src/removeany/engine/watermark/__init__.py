@@ -99,8 +99,8 @@ GUARD_AT_WORK_SIZE = False
 MEDIAN_DETECTION = True
 # Look for edges every image shares (median gradient): finds logos and faint marks too.
 GRADIENT_DETECTION = True
-# The opacity network's region replaces the others when it covers this share of the shared
-# edges; otherwise it is added to them.
+# When the opacity network's region covers this share of the shared edges, the two together
+# are the mark (no text search on the median image); otherwise text found there is added.
 NET_EXPLAINS_EDGES = 0.5
 # ... unless the shared edges span this much of the photo's height and width: a tiled mark,
 # which its edges find whole (hole-filled), and whose pattern the network's tight strokes cut
@@ -797,18 +797,21 @@ def _shared_region(
     """Where the images of a batch share a mark: consistent edges, text on the median image,
     and where the opacity network (if installed) sees a mark in all of them.
 
-    The network's region is tighter than the other two (a cleaner joint estimate), so it is
-    used alone when it accounts for the shared edges and they are not a tiled mark; otherwise
-    the network's find is added to theirs."""
+    When the network's region accounts for the shared edges and they are not a tiled mark,
+    the mark is the two together: the network's find is tight, and the edges hold the letters
+    it missed (a handle's last characters, a logo's word; taken alone, the network's find
+    left a third of some tuning marks in place). Otherwise text on the median image, grown
+    generously, is added as well."""
     edges = _shared_edges(stack, shape) if GRADIENT_DETECTION else np.zeros(shape, bool)
     net = load_mark_net(model_dir)
     if net is not None:
         learned = net.shared_region(stack)
         if learned.any():
             explained = int((learned & edges).sum()) >= NET_EXPLAINS_EDGES * int(edges.sum())
-            if explained and not _spans_photo(edges):
-                return learned
+            tiled = _spans_photo(edges)
             edges |= learned
+            if explained and not tiled:
+                return edges
     found = edges
     if MEDIAN_DETECTION:
         det = detector if detector is not None else load_text_detector(model_dir)
