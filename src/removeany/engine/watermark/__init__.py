@@ -97,7 +97,7 @@ FULL_REFINE_ITERS = 1
 GUARD_AT_WORK_SIZE = False
 # A region the batch found itself is vouched for like a user's mask (its mark may be estimated
 # pixel by pixel where no layer fits it) when its edges agree with the photos' own this well
-# (median over the photos of `mark_agreement`: 0.79-0.99 for 33 of 40 tuning batches' marks,
+# (median over the photos of `mark_agreement`: 0.79-0.99 for 34 of 40 tuning batches' marks,
 # at most 0.72 in the regions found in unmarked batches).
 VOUCHING_AGREEMENT = 0.8
 # Look for the shared mark's text on the batch's median image first.
