@@ -316,6 +316,11 @@ def marked_batch(
 def run_batch(files: list[Path], methods: set[str]) -> Table:
     det = load_text_detector()
     tab = Table()
+    batch_fns: dict[str, Callable[[list[np.ndarray], Watermark], list[WatermarkResult]]] = {
+        "ours-batch": lambda js, wm: restore_batch(js, detector=det),
+        "batch+brush": lambda js, wm: restore_batch(js, mask=brushed(wm)),
+        "batch+mask": lambda js, wm: restore_batch(js, mask=wm.region()),
+    }
     for gi, group in enumerate(batch_groups(files)):
         for m in range(BATCH_MARKS):
             # Mark m of a group: the kinds in turn from the group's own, each with a new seed
@@ -336,24 +341,14 @@ def run_batch(files: list[Path], methods: set[str]) -> Table:
                     t = time.perf_counter()
                     out = restore(j, detector=det).image
                     tab.add("ours", kind, c, j, out, wm, time.perf_counter() - t, p.name)
-            if "ours-batch" in methods:
+            for method, restore_group in batch_fns.items():
+                if method not in methods:
+                    continue
                 t = time.perf_counter()
-                res = restore_batch(js, detector=det)
+                res = restore_group(js, wm)
                 secs = (time.perf_counter() - t) / len(js)
                 for c, j, r, p in zip(cleans, js, res, group, strict=True):
-                    tab.add("ours-batch", kind, c, j, r.image, wm, secs, p.name)
-            if "batch+brush" in methods:
-                t = time.perf_counter()
-                res = restore_batch(js, mask=brushed(wm))
-                secs = (time.perf_counter() - t) / len(js)
-                for c, j, r, p in zip(cleans, js, res, group, strict=True):
-                    tab.add("batch+brush", kind, c, j, r.image, wm, secs, p.name)
-            if "batch+mask" in methods:
-                t = time.perf_counter()
-                res = restore_batch(js, mask=wm.region())
-                secs = (time.perf_counter() - t) / len(js)
-                for c, j, r, p in zip(cleans, js, res, group, strict=True):
-                    tab.add("batch+mask", kind, c, j, r.image, wm, secs, p.name)
+                    tab.add(method, kind, c, j, r.image, wm, secs, p.name)
     return tab
 
 

@@ -874,18 +874,16 @@ def rim_estimate(
     share = RIM_OWN_SHARE if own_share is None else own_share
     whole = None
     if len(rim_in[0]) >= RIM_MIN_PAIRS:
-        whole = _rim_fit(
-            img[rim_in], img[rim_out], _texture(img, rim_out, rim_beyond) if deattenuated else None
-        )
+        whole = _rim_fit(img, rim_in, rim_out, rim_beyond if deattenuated else None)
     for c in range(1, n):
         on = rim_order[rim_starts[c - 1] : rim_starts[c]]
         fit = whole
         if on.size >= max(RIM_MIN_PAIRS, share * len(rim_in[0])):
-            out_c = _subset(rim_out, on)
             fit = _rim_fit(
-                img[_subset(rim_in, on)],
-                img[out_c],
-                _texture(img, out_c, _subset(rim_beyond, on)) if deattenuated else None,
+                img,
+                _subset(rim_in, on),
+                _subset(rim_out, on),
+                _subset(rim_beyond, on) if deattenuated else None,
             )
         if fit is None:
             continue
@@ -909,9 +907,7 @@ def rim_opacity(image: F32, region: Bool, *, deattenuated: bool = False) -> floa
     rim_in, rim_out, rim_beyond = _rim_pairs(region[box])
     if len(rim_in[0]) < RIM_MIN_PAIRS:
         return 0.0
-    fit = _rim_fit(
-        img[rim_in], img[rim_out], _texture(img, rim_out, rim_beyond) if deattenuated else None
-    )
+    fit = _rim_fit(img, rim_in, rim_out, rim_beyond if deattenuated else None)
     return 0.0 if fit is None else fit[0]
 
 
@@ -1013,17 +1009,21 @@ def _projected_alpha(
 
 
 def _rim_fit(
-    inner: npt.NDArray[np.float64],
-    outer: npt.NDArray[np.float64],
-    texture: float | None = None,
+    img: npt.NDArray[np.float64],
+    inside: Pixels,
+    outside: Pixels,
+    beyond: Pixels | None = None,
 ) -> tuple[float, F32] | None:
-    """(opacity, colour) of ``inner = (1 - a) outer + a W`` over paired pixels (Nx3 each):
-    one slope shared by the channels, one offset per channel.
+    """(opacity, colour) of ``inner = (1 - a) outer + a W`` over the paired pixels of ``img``
+    (`_rim_pairs`): one slope shared by the channels, one offset per channel.
 
     The outside pixel only stands in for the photo under the inside one, a few pixels away,
     and their difference (texture) flattens a least-squares slope, which overstates the
-    opacity (tuning marks: 0.45-0.66 fitted for 0.31-0.53). Given the ``texture`` between
-    pixels as far apart (`_texture`), it is taken out of the slope (errors in variables)."""
+    opacity (tuning marks: 0.45-0.66 fitted for 0.31-0.53). Given the pixels ``beyond``, the
+    texture between pixels as far apart (`_texture`) is taken out of the slope (errors in
+    variables)."""
+    inner, outer = img[inside], img[outside]
+    texture = None if beyond is None else _texture(img, outside, beyond)
     design = np.zeros((inner.size, 4))
     design[:, 0] = outer.reshape(-1)
     for ch in range(3):
