@@ -152,8 +152,8 @@ def shared_blend(
 def shared_color(stack: F32, alpha: F32, region: Bool) -> F32:
     """Colour (HxWx3, 0..255) of the mark of opacity ``alpha`` (HxW) that the photos of
     ``stack`` (KxHxWx3, K >= 2) share inside ``region``: the second half of `shared_blend`,
-    for an opacity found some other way (the watermark benchmark's ceiling uses the true
-    one)."""
+    for an opacity found some other way (a batch's final opacity, after its layers and the
+    per-pixel rest are combined; the watermark benchmark's ceiling uses the true one)."""
     color = np.zeros((*region.shape, 3), np.float32)
     box = bbox(region, RING, region.shape)
     if box is None:
