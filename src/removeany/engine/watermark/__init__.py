@@ -945,7 +945,10 @@ def _estimate_in_region(stack: F32, region: Bool, *, vouched: bool) -> Estimate:
         # changed (40 tuning batches, marks the user gave: 29.57 -> 30.48 dB).
         marked = reg & (found.alpha > 0)
         found = Estimate(
-            found.alpha, shared_color(crop, found.alpha, marked), found.support, found.layers
+            found.alpha,
+            shared_color(crop, found.alpha, marked, start=found.color),
+            found.support,
+            found.layers,
         )
     del crop
     if scale < 1.0:

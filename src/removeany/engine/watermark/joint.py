@@ -149,11 +149,12 @@ def shared_blend(
     return alpha, color
 
 
-def shared_color(stack: F32, alpha: F32, region: Bool) -> F32:
+def shared_color(stack: F32, alpha: F32, region: Bool, *, start: F32 | None = None) -> F32:
     """Colour (HxWx3, 0..255) of the mark of opacity ``alpha`` (HxW) that the photos of
     ``stack`` (KxHxWx3, K >= 2) share inside ``region``: the second half of `shared_blend`,
     for an opacity found some other way (a batch's final opacity, after its layers and the
-    per-pixel rest are combined; the watermark benchmark's ceiling uses the true one)."""
+    per-pixel rest are combined; the watermark benchmark's ceiling uses the true one).
+    ``start`` is a colour found before (HxWx3) to begin from."""
     color = np.zeros((*region.shape, 3), np.float32)
     box = bbox(region, RING, region.shape)
     if box is None:
@@ -161,11 +162,15 @@ def shared_color(stack: F32, alpha: F32, region: Bool) -> F32:
     js = stack[:, box[0], box[1]].astype(np.float32)
     free = region[box]
     clear = np.where(free, 1.0 - alpha[box].astype(np.float64), 1.0)
-    color[box] = _color_in_box(js, clear, free)
+    guess = None
+    if start is not None:
+        # The integrated quantity is the colour premultiplied and divided by 1 - a.
+        guess = (1.0 - clear)[..., None] * start[box].astype(np.float64) / clear[..., None]
+    color[box] = _color_in_box(js, clear, free, guess)
     return color
 
 
-def _color_in_box(js: F32, clear: F64, free: Bool) -> F32:
+def _color_in_box(js: F32, clear: F64, free: Bool, start: F64 | None = None) -> F32:
     """The mark's colour over a box of the photos (KxHxWx3; ``js`` is divided in place) whose
     opacity is ``1 - clear``, by integrating the median step of ``J_k / (1 - a)``."""
     pairs = _neighbours(*free.shape)
@@ -174,7 +179,7 @@ def _color_in_box(js: F32, clear: F64, free: Bool) -> F32:
     offsets = [
         np.median(unscaled[:, p[0], p[1]] - unscaled[:, q[0], q[1]], axis=0) for p, q in pairs
     ]
-    offset = integrate(offsets, [np.ones(o.shape[:2])[..., None] for o in offsets], free)
+    offset = integrate(offsets, [np.ones(o.shape[:2])[..., None] for o in offsets], free, start)
     a = (1.0 - clear) * free
     premult = offset * clear[..., None]
     return np.asarray(
