@@ -39,6 +39,7 @@ from removeany.engine.watermark.detect import (
     TEXT_DETECTOR,
     TextDetector,
     boxes_to_mask,
+    fill_holes,
     is_tiled,
     load_text_detector,
     mark_agreement,
@@ -112,6 +113,10 @@ GRADIENT_DETECTION = True
 # When the opacity network's region covers this share of the shared edges, the two together
 # are the mark (no text search on the median image); otherwise text found there is added.
 NET_EXPLAINS_EDGES = 0.5
+# ... with the holes it encloses that cover at least this share of the photo: a logo's ring
+# holds a faint disc, whose inside has no edges for either to find (a letter's counter is far
+# smaller, and left out: filled, the photo in it blurred the estimate of CJK handles).
+HOLE_SHARE = 0.005
 # ... unless the shared edges span this much of the photo's height and width: a tiled mark,
 # which its edges find whole (hole-filled), and whose pattern the network's tight strokes cut
 # into pieces.
@@ -812,8 +817,8 @@ def _shared_region(
     When the network's region accounts for the shared edges and they are not a tiled mark,
     the mark is the two together: the network's find is tight, and the edges hold the letters
     it missed (a handle's last characters, a logo's word; taken alone, the network's find
-    left a third of some tuning marks in place). Otherwise text on the median image, grown
-    generously, is added as well."""
+    left a third of some tuning marks in place), with the large holes they enclose (a ring's
+    disc). Otherwise text on the median image, grown generously, is added as well."""
     edges = _shared_edges(stack, shape) if GRADIENT_DETECTION else np.zeros(shape, bool)
     net = load_mark_net(model_dir)
     if net is not None:
@@ -823,7 +828,7 @@ def _shared_region(
             tiled = _spans_photo(edges)
             edges |= learned
             if explained and not tiled:
-                return edges
+                return _with_large_holes(edges)
     found = edges
     if MEDIAN_DETECTION:
         det = detector if detector is not None else load_text_detector(model_dir)
@@ -835,6 +840,17 @@ def _shared_region(
             if text.any():
                 found |= dilate(text, max(2, min(shape) // 50))
     return found if found.any() else None
+
+
+def _with_large_holes(region: Bool) -> Bool:
+    """``region`` with the holes it encloses (closed up by a pixel first, as a ring's find
+    has gaps) where they cover at least HOLE_SHARE of the photo."""
+    closed = dilate(region, 1)
+    holes = (fill_holes(closed) & ~closed).astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(holes, connectivity=4)
+    big = stats[:, cv2.CC_STAT_AREA] >= HOLE_SHARE * region.size
+    big[0] = False
+    return region | dilate(big[labels], 1)
 
 
 def _spans_photo(region: Bool) -> bool:
