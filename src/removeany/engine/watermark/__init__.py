@@ -113,14 +113,15 @@ GRADIENT_DETECTION = True
 # When the opacity network's region covers this share of the shared edges, the two together
 # are the mark (no text search on the median image); otherwise text found there is added.
 NET_EXPLAINS_EDGES = 0.5
-# ... with the holes it encloses that cover at least this share of the photo: a logo's ring
-# holds a faint disc, whose inside has no edges for either to find (a letter's counter is far
-# smaller, and left out: filled, the photo in it blurred the estimate of CJK handles).
-HOLE_SHARE = 0.005
 # ... unless the shared edges span this much of the photo's height and width: a tiled mark,
 # which its edges find whole (hole-filled), and whose pattern the network's tight strokes cut
 # into pieces.
 TILED_SPAN = 0.8
+# Where the two are the mark, so are the holes they enclose that cover at least this share
+# of the photo: a logo's ring holds a faint disc, whose inside has no edges for either to
+# find (a letter's counter is far smaller, and left out: filled, the photo in it blurred the
+# estimate of CJK handles).
+HOLE_SHARE = 0.005
 # Evidence of transparency (0..1) a detected text region needs before it is treated as a
 # watermark: placed where watermarks go (corner, edge, centre, tiled) or anywhere else.
 _ANY_EVIDENCE = 0.5
