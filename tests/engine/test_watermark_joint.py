@@ -13,9 +13,9 @@ import pytest
 
 import removeany.engine.watermark as watermark
 from removeany.engine.watermark import TextDetector, restore_batch
-from removeany.engine.watermark._ops import dilate
+from removeany.engine.watermark._ops import dilate, stack_median
 from removeany.engine.watermark.estimate import Estimate, estimate
-from removeany.engine.watermark.joint import shared_blend
+from removeany.engine.watermark.joint import _graph, integrate, shared_blend
 
 from ._eval import kodak_crops, psnr, require_eval_dir
 
@@ -52,6 +52,38 @@ def _scores(
     before = np.mean([psnr(c, j, region) for c, j in zip(cleans, marked, strict=True)])
     after = np.mean([psnr(c, r.image, region) for c, r in zip(cleans, restored, strict=True)])
     return float(before), float(after)
+
+
+@pytest.mark.parametrize("count", range(1, 13))
+def test_the_stack_median_is_numpys(count: int) -> None:
+    rng = np.random.default_rng(count)
+    stack = rng.normal(0.0, 50.0, (count, 37, 23, 3)).astype(np.float32)
+    stack[:, :5] = np.round(stack[:, :5])  # ties, as uint8 photos have
+    expected = np.median(stack, axis=0)
+    got = stack_median(stack)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(
+        stack_median(list(stack.astype(np.float64))), np.median(stack.astype(np.float64), axis=0)
+    )
+
+
+def test_the_integration_over_a_sparse_region_recovers_a_field_from_its_steps() -> None:
+    """Only the pairs that touch the region are integrated (a tiled mark's strokes fill a
+    tenth of their box); the field is still recovered exactly, held at zero outside."""
+    rng = np.random.default_rng(5)
+    free = np.zeros((60, 80), bool)
+    free[10:14, 5:70] = True  # a stroke
+    free[20:50, 30:33] = True  # another, apart from it
+    free[40, 60] = True  # a lone pixel
+    field = np.where(free[..., None], rng.normal(0.0, 10.0, (60, 80, 3)), 0.0)
+    graph = _graph(free)
+    flat = field.reshape(-1, 3)
+    steps = flat[graph.first] - flat[graph.second]
+    assert len(steps) < free.size // 4
+    got = integrate(graph, steps)
+    np.testing.assert_allclose(got, field, atol=0.01)  # the values spread over +-30
+    assert not got[~free].any()
 
 
 def test_opacity_is_found_without_a_background() -> None:

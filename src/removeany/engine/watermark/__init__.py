@@ -32,6 +32,7 @@ from removeany.engine.watermark._ops import (
     grad_map,
     inpaint,
     luma,
+    stack_median,
 )
 from removeany.engine.watermark.detect import (
     CARRIES_MARK,
@@ -835,7 +836,7 @@ def _shared_region(
         det = detector if detector is not None else load_text_detector(model_dir)
         if det is not None:
             # On the median image the shared mark is crisp and the photos blur away.
-            med = _to_u8(np.median(stack, axis=0))
+            med = _to_u8(stack_median(stack))
             likely, doubtful = detect_regions(med, det)
             text = likely | doubtful
             if text.any():
@@ -988,7 +989,7 @@ def _pixel_estimate(stack: F32, region: Bool) -> Estimate:
         return Estimate(np.zeros_like(alpha), np.zeros_like(color), region, [])
     weight = alpha[marked][:, None]
     mean_color = np.clip((color[marked] * weight).sum(axis=0) / weight.sum(), 0.0, 255.0)
-    under = np.median(stack, axis=0)[marked].mean(axis=0)
+    under = stack_median(stack)[marked].mean(axis=0)
     lighter = float(luma(mean_color[None, None])[0, 0]) >= float(luma(under[None, None])[0, 0])
     before = sum(grad_energy(im, region) for im in stack)
     after = sum(grad_energy(unblend(im, alpha, color), region) for im in stack)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar, cast
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +22,27 @@ def luma(img: F32) -> F32:
 
 def to_u8(img: npt.NDArray[np.floating] | F32) -> U8:
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+FloatArray = TypeVar("FloatArray", bound=npt.NDArray[np.floating])
+
+
+def stack_median(stack: Sequence[FloatArray] | FloatArray) -> FloatArray:
+    """The median over the first axis of a small float stack (a batch's photos, or maps of
+    them: at most a dozen), equal to ``np.median(stack, axis=0)``. Sorted by compare and swap
+    (odd-even transposition) instead of partitioned along a strided axis: several times
+    faster for a few large arrays."""
+    values = [np.array(x, copy=True) for x in stack]
+    k = len(values)
+    for sweep in range(k):
+        for i in range(sweep % 2, k - 1, 2):
+            low = np.minimum(values[i], values[i + 1])
+            np.maximum(values[i], values[i + 1], out=values[i + 1])
+            values[i] = low
+    middle = values[k // 2]
+    if k % 2 == 0:
+        middle = (values[k // 2 - 1] + middle) / 2
+    return cast(FloatArray, middle)
 
 
 def ellipse(size: int) -> U8:

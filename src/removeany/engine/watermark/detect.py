@@ -25,7 +25,7 @@ from removeany.engine.models import (
     model_path,
     verify_model_file,
 )
-from removeany.engine.watermark._ops import F32, U8, Bool, luma, sobel_xy
+from removeany.engine.watermark._ops import F32, U8, Bool, luma, sobel_xy, stack_median
 
 # PP-OCRv6 small text detector, shipped inside the rapidocr wheel on PyPI. Fetched and
 # verified at install time by ``models.fetch_model``; never downloaded at run time.
@@ -216,9 +216,9 @@ def median_gradient(stack: F32) -> F32:
     """Per-pixel magnitude of the across-image median gradient (KxHxWx3 -> HxW, max over RGB)."""
     out = np.zeros(stack.shape[1:3], np.float32)
     for c in range(stack.shape[3]):
-        ch = [np.ascontiguousarray(im[..., c]) for im in stack]
-        gx = np.median(np.stack([cv2.Sobel(x, cv2.CV_32F, 1, 0, ksize=3) for x in ch]), axis=0)
-        gy = np.median(np.stack([cv2.Sobel(x, cv2.CV_32F, 0, 1, ksize=3) for x in ch]), axis=0)
+        grads = [sobel_xy(np.ascontiguousarray(im[..., c])) for im in stack]
+        gx = stack_median([g[0] for g in grads])
+        gy = stack_median([g[1] for g in grads])
         out = np.maximum(out, np.hypot(gx, gy).astype(np.float32))
     return out
 
@@ -266,7 +266,7 @@ def mark_agreement(stack: F32, region: Bool | None = None) -> F32:
     share (the median luma gradient), at the strongest shared edges within ``region``."""
     grads = [sobel_xy(im) for im in stack]
     gx, gy = np.stack([g[0] for g in grads]), np.stack([g[1] for g in grads])
-    mx, my = np.median(gx, axis=0), np.median(gy, axis=0)
+    mx, my = stack_median(gx), stack_median(gy)
     mag = np.hypot(mx, my)
     where = region if region is not None and region.any() else np.ones(mag.shape, bool)
     strong = where & (mag >= np.quantile(mag[where], 1.0 - AGREEMENT_TOP))

@@ -36,6 +36,7 @@ from removeany.engine.watermark._ops import (
     guided_filter,
     inpaint,
     luma,
+    stack_median,
 )
 
 Polarity = Literal["light", "dark"]
@@ -522,7 +523,7 @@ def _candidates(gray: F32, region: Bool, ksize: int) -> Bool:
     pol: Polarity
     for pol in ("light", "dark"):
         resps = [stroke_response(g, pol, ksize) for g in gray]
-        resp = np.asarray(resps[0] if k == 1 else np.median(np.stack(resps), axis=0), np.float32)
+        resp = np.asarray(resps[0] if k == 1 else stack_median(resps), np.float32)
         floor = 2.0 if k > 1 else 3.0
         ref = dilate(region, ksize) & ~region
         if int(ref.sum()) >= 50:
@@ -536,8 +537,8 @@ def _candidates(gray: F32, region: Bool, ksize: int) -> Bool:
             cand |= stroke_candidates(resp, _focus(resp, region, ksize), floor=floor)
     if k > 1:
         # Edges shared by every image (median gradient, as Dekel et al.) mark logos and fills.
-        gx = np.median(np.stack([cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) for g in gray]), axis=0)
-        gy = np.median(np.stack([cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) for g in gray]), axis=0)
+        gx = stack_median([cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) for g in gray])
+        gy = stack_median([cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) for g in gray])
         gmag = np.hypot(gx, gy).astype(np.float32)
         foc = _focus(gmag, region, ksize)
         cand |= (gmag > otsu_threshold(gmag[foc], 8.0)) & foc
@@ -599,7 +600,7 @@ def estimate(
     if int(sup.sum()) < 12:
         return empty
     bs = np.stack([inpaint(js[i], sup, 3) for i in range(k)])
-    guide = luma(np.median(js, axis=0).astype(np.float32) if k > 1 else js[0]) / 255.0
+    guide = luma(stack_median(js).astype(np.float32) if k > 1 else js[0]) / 255.0
     smooth = SMOOTH_SINGLE if k == 1 else 0.0
     # One image has far less to go on than several: fewer, cheaper refinement passes.
     rounds = REFINE_ROUNDS if k > 1 else 1

@@ -21,12 +21,15 @@ Both integrations are weighted least squares, solved by conjugate gradients.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 
-from removeany.engine.watermark._ops import F32, Bool, bbox
+from removeany.engine.watermark._ops import F32, Bool, bbox, stack_median
 
 F64 = npt.NDArray[np.float64]
+Idx = npt.NDArray[np.intp]
 Pair = tuple[tuple[slice, slice], tuple[slice, slice]]
 
 # Summed over the channels, a median neighbour difference of this many levels is surely the
@@ -50,45 +53,88 @@ def _neighbours(h: int, w: int) -> list[Pair]:
     ]
 
 
-def integrate(steps: list[F64], weights: list[F64], free: Bool, start: F64 | None = None) -> F64:
-    """The field x (zero where not ``free``) whose neighbour differences ``x_p - x_q`` best
-    match ``steps`` in weighted least squares; one entry per ``_neighbours`` direction,
-    HxW or HxWxC. ``start`` (same shape as x) is a first guess: conjugate gradients from a
-    good guess need far fewer iterations."""
+@dataclass(frozen=True)
+class _Graph:
+    """The neighbour pairs of a box that touch its free pixels. Only those pairs enter the
+    integrations, so a sparse region (a tiled mark's letters fill a tenth of their box) costs
+    what its pixels cost, not what the box does. Free pixels are numbered 0..n-1; every
+    other pixel is n, the one unknown held at zero."""
+
+    free: Bool
+    nodes: Idx  # flat box index of each free pixel
+    first: Idx  # flat box index of each pair's first pixel (left or upper) ...
+    second: Idx  # ... and of its second (right or lower)
+    first_node: Idx  # the same pixels numbered as unknowns (n where not free)
+    second_node: Idx
+
+    @property
+    def n(self) -> int:
+        return len(self.nodes)
+
+    def gather(self, flat: F32) -> tuple[F32, F32]:
+        """``flat`` (..., H*W, ...) at every pair's first and second pixel."""
+        return flat[:, self.first], flat[:, self.second]
+
+    def expand(self, x: F64) -> F64:
+        """Unknowns (n or n x C) laid out over the box, zero where not free."""
+        out = np.zeros((self.free.size, *x.shape[1:]))
+        out[self.nodes] = x
+        return out.reshape(*self.free.shape, *x.shape[1:])
+
+    def unknowns(self, field: F64) -> F64:
+        """A box-shaped field (HxW or HxWxC) at the free pixels."""
+        return field.reshape(self.free.size, *field.shape[2:])[self.nodes]
+
+
+def _graph(free: Bool) -> _Graph:
     h, w = free.shape
-    pairs = _neighbours(h, w)
-    tail = steps[0].shape[2:]
-    keep = free.reshape(free.shape + (1,) * len(tail)).astype(np.float64)
+    nodes = np.flatnonzero(free)
+    number = np.full(h * w, len(nodes), np.intp)
+    number[nodes] = np.arange(len(nodes))
+    index = np.arange(h * w).reshape(h, w)
+    firsts, seconds = [], []
+    for p, q in _neighbours(h, w):
+        touch = free[p] | free[q]
+        firsts.append(index[p][touch])
+        seconds.append(index[q][touch])
+    first, second = np.concatenate(firsts), np.concatenate(seconds)
+    return _Graph(free, nodes, first, second, number[first], number[second])
 
-    def spread_back(ys: list[F64], out: F64) -> F64:
-        out.fill(0.0)
-        for (p, q), y in zip(pairs, ys, strict=True):
-            out[p] += y
-            out[q] -= y
-        out *= keep
+
+def integrate(graph: _Graph, steps: F64, start: F64 | None = None) -> F64:
+    """The field x over ``graph``'s free pixels (zero elsewhere) whose neighbour differences
+    ``x_p - x_q`` best match ``steps`` (one per pair, E or E x C) in least squares, laid out
+    over the box. ``start`` (box-shaped) is a first guess: conjugate gradients from a good
+    guess need far fewer iterations."""
+    n = graph.n
+    tail = steps.shape[1:]
+    ip, iq = graph.first_node, graph.second_node
+
+    def spread_back(y: F64) -> F64:
+        out = np.empty((n + 1, *tail))
+        for c in np.ndindex(*tail):
+            col = (slice(None), *c)
+            out[col] = np.bincount(ip, y[col], n + 1) - np.bincount(iq, y[col], n + 1)
+        out[n] = 0.0
         return out
 
-    diffs = [np.empty(wt.shape[:2] + tail) for wt in weights]
-
-    def normal(x: F64, out: F64) -> F64:
-        for (p, q), wt, d in zip(pairs, weights, diffs, strict=True):
-            np.subtract(x[p], x[q], out=d)
-            d *= wt
-        spread_back(diffs, out)
-        out += RIDGE * x * keep
+    def normal(x: F64) -> F64:
+        out = spread_back(x[ip] - x[iq])
+        out += RIDGE * x
         return out
 
-    x = np.zeros((h, w, *tail)) if start is None else start * keep
-    r = spread_back([wt * s for wt, s in zip(weights, steps, strict=True)], np.empty_like(x))
+    x = np.zeros((n + 1, *tail))
+    if start is not None:
+        x[:n] = graph.unknowns(start)
+    r = spread_back(steps)
     stop = CG_TOL * CG_TOL * float((r * r).sum())
-    nd = np.empty_like(x)
-    r -= normal(x, nd)
+    r -= normal(x)
     d = r.copy()
     rr = float((r * r).sum())
     for _ in range(CG_ITERS):
         if rr <= stop or rr == 0.0:
             break
-        normal(d, nd)
+        nd = normal(d)
         step = rr / max(float((d * nd).sum()), 1e-30)
         x += step * d
         r -= step * nd
@@ -96,22 +142,24 @@ def integrate(steps: list[F64], weights: list[F64], free: Bool, start: F64 | Non
         d *= rr_next / rr
         d += r
         rr = rr_next
-    return x
+    return graph.expand(x[:n])
 
 
 def _log_clear(js: F32, free: Bool, start: F64 | None) -> F64:
     """log(1 - a) over a box of the photos (KxHxWx3), zero where not ``free``."""
-    pairs = _neighbours(*free.shape)
-    mean = js.mean(axis=0)
-    spread = np.zeros(free.shape)
-    for im in js:
+    graph = _graph(free)
+    k = len(js)
+    flat = js.reshape(k, free.size, 3)
+    mean = flat.mean(axis=0)
+    spread = np.zeros(free.size)
+    for im in flat:
         spread += ((im - mean) ** 2).sum(axis=-1)
-    log_spread = np.log(np.sqrt(spread / (3 * len(js))) + SPREAD_FLOOR)
-    shared = [np.median(js[:, p[0], p[1]] - js[:, q[0], q[1]], axis=0) for p, q in pairs]
-    edge = [np.clip(np.abs(s).sum(axis=-1) / MARK_EDGE, 0.0, 1.0) for s in shared]
-    steps = [(log_spread[p] - log_spread[q]) * e for (p, q), e in zip(pairs, edge, strict=True)]
-    ones = [np.ones(s.shape) for s in steps]
-    return np.minimum(integrate(steps, ones, free, start), 0.0)  # a >= 0
+    log_spread = np.log(np.sqrt(spread / (3 * k)) + SPREAD_FLOOR)
+    first, second = graph.gather(flat)
+    shared = stack_median(first - second)
+    edge = np.clip(np.abs(shared).sum(axis=-1) / MARK_EDGE, 0.0, 1.0)
+    steps = (log_spread[graph.first] - log_spread[graph.second]) * edge
+    return np.minimum(integrate(graph, steps, start), 0.0)  # a >= 0
 
 
 def shared_opacity(stack: F32, region: Bool, *, max_opacity: float) -> F32:
@@ -173,13 +221,11 @@ def shared_color(stack: F32, alpha: F32, region: Bool, *, start: F32 | None = No
 def _color_in_box(js: F32, clear: F64, free: Bool, start: F64 | None = None) -> F32:
     """The mark's colour over a box of the photos (KxHxWx3; ``js`` is divided in place) whose
     opacity is ``1 - clear``, by integrating the median step of ``J_k / (1 - a)``."""
-    pairs = _neighbours(*free.shape)
+    graph = _graph(free)
     unscaled = js
     unscaled /= clear[None, ..., None].astype(np.float32)
-    offsets = [
-        np.median(unscaled[:, p[0], p[1]] - unscaled[:, q[0], q[1]], axis=0) for p, q in pairs
-    ]
-    offset = integrate(offsets, [np.ones(o.shape[:2])[..., None] for o in offsets], free, start)
+    first, second = graph.gather(unscaled.reshape(len(js), free.size, 3))
+    offset = integrate(graph, stack_median(first - second).astype(np.float64), start)
     a = (1.0 - clear) * free
     premult = offset * clear[..., None]
     return np.asarray(

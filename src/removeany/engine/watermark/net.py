@@ -23,7 +23,7 @@ from removeany.engine.models import (
     model_path,
     verify_model,
 )
-from removeany.engine.watermark._ops import F32, Bool, dilate
+from removeany.engine.watermark._ops import F32, Bool, dilate, stack_median
 
 MARK_NET = ModelSpec(
     name="markalpha",
@@ -77,7 +77,7 @@ class MarkNet:
 
     def shared_region(self, stack: F32) -> Bool:
         """Where the photos of a stack (KxHxWx3) share a mark: the median of their opacity."""
-        median = np.median(np.stack([self.opacity(im) for im in stack]), axis=0)
+        median = stack_median([self.opacity(im) for im in stack])
         found = (median > SHARED_OPACITY).astype(np.uint8)
         n, components, stats, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
         labels = np.asarray(components, np.intp)
