@@ -36,14 +36,17 @@ from removeany.engine.watermark._ops import (
 )
 from removeany.engine.watermark.detect import (
     CARRIES_MARK,
+    LATTICE_PEAK,
     SUGGEST_MIN_SIDE,
     TEXT_DETECTOR,
     TextDetector,
     boxes_to_mask,
     fill_holes,
     is_tiled,
+    lattice,
     load_text_detector,
     mark_agreement,
+    median_gradient,
     photos_alike,
     shared_mark_region,
     text_regions,
@@ -123,6 +126,10 @@ TILED_SPAN = 0.8
 # find (a letter's counter is far smaller, and left out: filled, the photo in it blurred the
 # estimate of CJK handles).
 HOLE_SHARE = 0.005
+# A found region copied along a tiled mark's lattice is grown by this many pixels; at most
+# this many copies (the tiled marks found in part put 25-81 in the photo).
+LATTICE_SLACK = 2
+LATTICE_COPIES = 400
 # Evidence of transparency (0..1) a detected text region needs before it is treated as a
 # watermark: placed where watermarks go (corner, edge, centre, tiled) or anywhere else.
 _ANY_EVIDENCE = 0.5
@@ -813,6 +820,21 @@ def _shared_region(
     detector: TextDetector | None,
     model_dir: Path | None,
 ) -> Bool | None:
+    """Where the images of a batch share a mark (`_found_region`), copied along the lattice
+    their shared edges repeat on where it covers only part of the photos: a tiled mark of
+    which some tiles were found (tuning group 0's dark tiled text: 36 % -> 99 % of it)."""
+    found = _found_region(stack, shape, detector, model_dir)
+    if found is not None and not _spans_photo(found):
+        return _along_lattice(stack, found)
+    return found
+
+
+def _found_region(
+    stack: F32,
+    shape: tuple[int, int],
+    detector: TextDetector | None,
+    model_dir: Path | None,
+) -> Bool | None:
     """Where the images of a batch share a mark: consistent edges, text on the median image,
     and where the opacity network (if installed) sees a mark in all of them.
 
@@ -842,6 +864,31 @@ def _shared_region(
             if text.any():
                 found |= dilate(text, max(2, min(shape) // 50))
     return found if found.any() else None
+
+
+def _along_lattice(stack: F32, region: Bool) -> Bool:
+    """``region`` copied along the lattice the photos' shared edges repeat on, when they do
+    (a tiled mark, of which the region holds only some tiles); else as it is. A lattice so
+    fine that more than LATTICE_COPIES copies land in the photo is a texture's, not a
+    mark's tiling."""
+    scale = min(1.0, JOINT_MAX_SIDE / max(region.shape))
+    strength, ((ay, ax), (by, bx)) = lattice(median_gradient(_reduced(stack, scale)))
+    if strength < LATTICE_PEAK:
+        return region
+    h, w = region.shape
+    reach = int(np.hypot(h, w) * scale / max(1.0, min(np.hypot(ay, ax), np.hypot(by, bx))))
+    i, j = (k.ravel() for k in np.mgrid[-reach : reach + 1, -reach : reach + 1])
+    ys = np.rint((i * ay + j * by) / scale).astype(int)
+    xs = np.rint((i * ax + j * bx) / scale).astype(int)
+    lands = (np.abs(ys) < h) & (np.abs(xs) < w)
+    if int(lands.sum()) > LATTICE_COPIES:
+        return region
+    out = region.copy()
+    for y, x in zip(ys[lands], xs[lands], strict=True):
+        out[max(y, 0) : h + min(y, 0), max(x, 0) : w + min(x, 0)] |= region[
+            max(-y, 0) : h + min(-y, 0), max(-x, 0) : w + min(-x, 0)
+        ]
+    return dilate(out, LATTICE_SLACK)  # the shifts are rounded to whole pixels
 
 
 def _with_large_holes(region: Bool) -> Bool:

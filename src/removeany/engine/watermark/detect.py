@@ -16,6 +16,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from removeany.engine.models import (
     ModelSpec,
@@ -251,6 +252,65 @@ def shared_mark_region(stack: F32, stroke: int) -> Bool:
     keep = np.zeros(n, bool)
     keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= max(SHARED_MIN_PIXELS, k * k // 2)
     return fill_holes(np.asarray(keep[labels], bool))
+
+
+# A batch's shared edges repeat on a lattice (a tiled mark) when their autocorrelation peaks,
+# at this share of its value at no shift, in two directions at least LATTICE_ANGLE apart.
+# Tuning batches: tiled marks 0.21-0.76 (8 of 10 at 0.49 or more); text, CJK handles, logos
+# and unmarked batches at most 0.27 (a line of text repeats along itself only).
+LATTICE_PEAK = 0.4
+LATTICE_ANGLE = np.radians(20.0)
+
+
+Shift = tuple[float, float]
+
+
+def lattice(g: F32) -> tuple[float, tuple[Shift, Shift]]:
+    """How strongly a median-gradient map (HxW) repeats along two directions, and the two
+    shifts (rows, columns) it repeats by: the normalised autocorrelation at its best peak in
+    a second direction (0 when there is none). Shifts range up to half the map each way, and
+    from a twentieth of its short side (a letter's own strokes are nearer)."""
+    none = 0.0, ((0.0, 0.0), (0.0, 0.0))
+    h, w = g.shape
+    x = g.astype(np.float64) - float(g.mean())
+    size = (2 * h, 2 * w)
+    spectrum = np.fft.rfft2(x, s=size)
+    corr = np.fft.fftshift(np.fft.irfft2(spectrum * np.conj(spectrum), s=size))
+    overlap = np.fft.rfft2(np.ones((h, w)), s=size)
+    count = np.fft.fftshift(np.fft.irfft2(overlap * np.conj(overlap), s=size))
+    corr /= np.maximum(count, 1.0)
+    if corr[h, w] <= 0.0:
+        return none
+    corr /= corr[h, w]
+    dy, dx = np.mgrid[-h:h, -w:w]
+    near = (np.hypot(dy, dx) >= max(8, min(h, w) // 20)) & (np.abs(dy) < h // 2)
+    near &= np.abs(dx) < w // 2
+    level = corr.astype(np.float32)
+    ys, xs = np.nonzero(near & (level == cv2.dilate(level, np.ones((5, 5), np.uint8))))
+    if not len(ys):
+        return none
+    order = np.argsort(-corr[ys, xs])
+    first = order[0]
+    heading = np.arctan2(ys[first] - h, xs[first] - w)
+    for i in order[1:]:
+        turn = (np.arctan2(ys[i] - h, xs[i] - w) - heading + np.pi / 2) % np.pi - np.pi / 2
+        if abs(turn) > LATTICE_ANGLE:
+            along = _peak_at(corr, ys[first], xs[first], h, w)
+            return float(corr[ys[i], xs[i]]), (along, _peak_at(corr, ys[i], xs[i], h, w))
+    return none
+
+
+def _peak_at(corr: npt.NDArray[np.float64], y: int, x: int, h: int, w: int) -> Shift:
+    """The shift of the autocorrelation peak at (y, x), to a fraction of a pixel (a parabola
+    through it and its neighbours along each axis)."""
+
+    def offset(before: float, at: float, after: float) -> float:
+        curve = before - 2.0 * at + after
+        return 0.0 if curve >= 0.0 else 0.5 * (before - after) / curve
+
+    dy = offset(corr[y - 1, x], corr[y, x], corr[y + 1, x])
+    dx = offset(corr[y, x - 1], corr[y, x], corr[y, x + 1])
+    return float(y - h + dy), float(x - w + dx)
 
 
 # An image carries a batch's shared mark when its own gradient at the strongest shared edges
