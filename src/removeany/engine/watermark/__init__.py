@@ -820,40 +820,44 @@ def _shared_region(
     detector: TextDetector | None,
     model_dir: Path | None,
 ) -> Bool | None:
-    """Where the images of a batch share a mark (`_found_region`), copied along the lattice
-    their shared edges repeat on where it covers only part of the photos: a tiled mark of
-    which some tiles were found (tuning group 0's dark tiled text: 36 % -> 99 % of it)."""
-    found = _found_region(stack, shape, detector, model_dir)
-    if found is not None and not _spans_photo(found):
+    """Where the images of a batch share a mark (`_found_region`), completed along the
+    lattice their shared edges repeat on, when they do: a tiled mark found in part. A region
+    confined to part of the photos is copied whole (tuning group 0's dark tiled text: 36 % of
+    it found, 99 % copied); one that spans them, whose text boxes are grown generously,
+    takes in copies of the shared edges alone."""
+    edges = _shared_edges(stack, shape) if GRADIENT_DETECTION else np.zeros(shape, bool)
+    found = _found_region(stack, shape, edges, detector, model_dir)
+    if found is None:
+        return None
+    if not _spans_photo(found):
         return _along_lattice(stack, found)
-    return found
+    return found | _along_lattice(stack, edges)
 
 
 def _found_region(
     stack: F32,
     shape: tuple[int, int],
+    edges: Bool,
     detector: TextDetector | None,
     model_dir: Path | None,
 ) -> Bool | None:
-    """Where the images of a batch share a mark: consistent edges, text on the median image,
-    and where the opacity network (if installed) sees a mark in all of them.
+    """Where the images of a batch share a mark: their consistent ``edges``, text on the
+    median image, and where the opacity network (if installed) sees a mark in all of them.
 
     When the network's region accounts for the shared edges and they are not a tiled mark,
     the mark is the two together: the network's find is tight, and the edges hold the letters
     it missed (a handle's last characters, a logo's word; taken alone, the network's find
     left a third of some tuning marks in place), with the large holes they enclose (a ring's
     disc). Otherwise text on the median image, grown generously, is added as well."""
-    edges = _shared_edges(stack, shape) if GRADIENT_DETECTION else np.zeros(shape, bool)
+    found = edges.copy()
     net = load_mark_net(model_dir)
     if net is not None:
         learned = net.shared_region(stack)
         if learned.any():
             explained = int((learned & edges).sum()) >= NET_EXPLAINS_EDGES * int(edges.sum())
-            tiled = _spans_photo(edges)
-            edges |= learned
-            if explained and not tiled:
-                return _with_large_holes(edges)
-    found = edges
+            found |= learned
+            if explained and not _spans_photo(edges):
+                return _with_large_holes(found)
     if MEDIAN_DETECTION:
         det = detector if detector is not None else load_text_detector(model_dir)
         if det is not None:
