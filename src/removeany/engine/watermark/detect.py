@@ -217,7 +217,7 @@ def median_gradient(stack: F32) -> F32:
     """Per-pixel magnitude of the across-image median gradient (KxHxWx3 -> HxW, max over RGB)."""
     out = np.zeros(stack.shape[1:3], np.float32)
     for c in range(stack.shape[3]):
-        grads = [sobel_xy(np.ascontiguousarray(im[..., c])) for im in stack]
+        grads = [sobel_xy(im[..., c]) for im in stack]
         gx = stack_median([g[0] for g in grads])
         gy = stack_median([g[1] for g in grads])
         out = np.maximum(out, np.hypot(gx, gy).astype(np.float32))

@@ -16,7 +16,8 @@ photos' own changes differ; integrated the same way it gives the premultiplied c
 
 Unlike the layer estimate (``estimate.py``), nothing here inpaints a background, so a large
 logo, a filled disc or a mark of several colours is estimated as well as thin lettering.
-Both integrations are weighted least squares, solved by conjugate gradients.
+Both integrations are least squares, solved by conjugate gradients over the neighbour pairs
+that touch the region alone.
 """
 
 from __future__ import annotations
