@@ -322,6 +322,19 @@ def test_the_disc_inside_a_found_logo_ring_is_part_of_the_mark(detector: TextDet
         assert psnr(cleans[k], restored[k].image, wm.region()) >= 20.0, k
 
 
+def _found_and_restored(
+    cleans: list[np.ndarray], wm: Watermark, detector: TextDetector
+) -> tuple[float, float]:
+    """The share of the mark (weighted by its opacity) that the batch's own estimate covers,
+    and the photos' mean PSNR over the mark once restored."""
+    marked = [wm.apply(c) for c in cleans]
+    mark = watermark.estimate_shared_mark(marked, detector=detector)
+    assert mark is not None
+    covered = float((wm.alpha * (mark.estimate.alpha > 0)).sum() / wm.alpha.sum())
+    _, after = _scores(cleans, marked, restore_batch(marked, detector=detector), wm.region())
+    return covered, after
+
+
 def test_a_tiled_mark_found_in_part_is_copied_along_its_lattice(detector: TextDetector) -> None:
     # Tuning group 0, tiled seed +100: dark diagonal text at opacity 0.48. The shared edges
     # and the network find 36 % of its tiles, and the rest stayed (21.1 dB over the mark;
@@ -331,17 +344,12 @@ def test_a_tiled_mark_found_in_part_is_copied_along_its_lattice(detector: TextDe
     # along it.
     require_eval_dir()
     cleans, wm = _benchmark_batch(0, bench.BATCH_SEED + 100, "tiled")
-    marked = [wm.apply(c) for c in cleans]
-    stack = np.stack(marked).astype(np.float32)
-    strength, _ = lattice(median_gradient(stack))
-    assert strength >= LATTICE_PEAK
+    stack = np.stack([wm.apply(c) for c in cleans]).astype(np.float32)
+    assert lattice(median_gradient(stack))[0] >= LATTICE_PEAK
     text, _ = _benchmark_batch(0, bench.BATCH_SEED, "text")
     assert lattice(median_gradient(np.stack(text).astype(np.float32)))[0] < LATTICE_PEAK
-    mark = watermark.estimate_shared_mark(marked, detector=detector)
-    assert mark is not None
-    covered = float((wm.alpha * (mark.estimate.alpha > 0)).sum() / wm.alpha.sum())
+    covered, after = _found_and_restored(cleans, wm, detector)
     assert covered > 0.9, covered
-    _, after = _scores(cleans, marked, restore_batch(marked, detector=detector), wm.region())
     assert after >= 27.0, after
 
 
@@ -350,14 +358,9 @@ def test_a_tiled_mark_whose_region_spans_the_photos_takes_in_its_missed_tiles(
 ) -> None:
     # The same batch at 1200 px: the region found spans the photos (text boxes on the median
     # image are grown generously), but holds 58 % of the mark (22.3 dB over it). Copies of the
-    # shared edges along the lattice fill in the rest.
+    # shared edges along the lattice fill in the rest (100 %, 29.2 dB).
     require_eval_dir()
     cleans, wm = _benchmark_batch(0, bench.BATCH_SEED + 100, "tiled", long_side=1200)
-    marked = [wm.apply(c) for c in cleans]
-    mark = watermark.estimate_shared_mark(marked, detector=detector)
-    assert mark is not None
-    covered = float((wm.alpha * (mark.estimate.alpha > 0)).sum() / wm.alpha.sum())
+    covered, after = _found_and_restored(cleans, wm, detector)
     assert covered > 0.9, covered
-    # Measured: 29.2 dB.
-    _, after = _scores(cleans, marked, restore_batch(marked, detector=detector), wm.region())
     assert after >= 27.5, after
