@@ -825,13 +825,16 @@ def _shared_region(
     confined to part of the photos is copied whole (tuning group 0's dark tiled text: 36 % of
     it found, 99 % copied); one that spans them, whose text boxes are grown generously,
     takes in copies of the shared edges alone."""
-    edges = _shared_edges(stack, shape) if GRADIENT_DETECTION else np.zeros(shape, bool)
+    # Both the shared edges and their lattice are read at most at JOINT_MAX_SIDE.
+    scale = min(1.0, JOINT_MAX_SIDE / max(shape))
+    g = median_gradient(_reduced(stack, scale))
+    edges = _shared_edges(g, shape) if GRADIENT_DETECTION else np.zeros(shape, bool)
     found = _found_region(stack, shape, edges, detector, model_dir)
     if found is None:
         return None
     if not _spans_photo(found):
-        return _along_lattice(stack, found)
-    return found | _along_lattice(stack, edges)
+        return _along_lattice(g, scale, found)
+    return found | _along_lattice(g, scale, edges)
 
 
 def _found_region(
@@ -870,13 +873,12 @@ def _found_region(
     return found if found.any() else None
 
 
-def _along_lattice(stack: F32, region: Bool) -> Bool:
+def _along_lattice(g: F32, scale: float, region: Bool) -> Bool:
     """``region`` copied along the lattice the photos' shared edges repeat on, when they do
-    (a tiled mark, of which the region holds only some tiles); else as it is. A lattice so
-    fine that more than LATTICE_COPIES copies land in the photo is a texture's, not a
-    mark's tiling."""
-    scale = min(1.0, JOINT_MAX_SIDE / max(region.shape))
-    strength, ((ay, ax), (by, bx)) = lattice(median_gradient(_reduced(stack, scale)))
+    (a tiled mark, of which the region holds only some tiles); else as it is. ``g`` is the
+    photos' median gradient at ``scale`` times their size. A lattice so fine that more than
+    LATTICE_COPIES copies land in the photo is a texture's, not a mark's tiling."""
+    strength, ((ay, ax), (by, bx)) = lattice(g)
     if strength < LATTICE_PEAK:
         return region
     h, w = region.shape
@@ -915,16 +917,11 @@ def _spans_photo(region: Bool) -> bool:
     return bool(np.ptp(rows) >= TILED_SPAN * h and np.ptp(cols) >= TILED_SPAN * w)
 
 
-def _shared_edges(stack: F32, shape: tuple[int, int]) -> Bool:
-    """Dense edges every image of the batch shares (median gradient), found at most at
-    JOINT_MAX_SIDE."""
-    scale = min(1.0, JOINT_MAX_SIDE / max(shape))
-    small = stack
-    if scale < 1.0:
-        sw, sh = max(1, round(shape[1] * scale)), max(1, round(shape[0] * scale))
-        small = np.stack([cv2.resize(im, (sw, sh), interpolation=cv2.INTER_AREA) for im in stack])
-    reg = shared_mark_region(small.astype(np.float32), stroke_size(small.shape[1:3]))
-    if scale < 1.0:
+def _shared_edges(g: F32, shape: tuple[int, int]) -> Bool:
+    """Dense edges every image of the batch shares, from their median gradient ``g``
+    (read on a copy reduced to at most JOINT_MAX_SIDE), at the photos' ``shape``."""
+    reg = shared_mark_region(g, stroke_size(g.shape))
+    if g.shape != shape:
         size = (shape[1], shape[0])
         reg = cv2.resize(reg.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
     return dilate(reg, 2)

@@ -232,10 +232,10 @@ def fill_holes(mask: Bool) -> Bool:
     return filled > 0
 
 
-def shared_mark_region(stack: F32, stroke: int) -> Bool:
-    """Where K same-sized images (KxHxWx3, K >= 3) share a mark: dense consistent edges,
-    closed over the stroke scale and hole-filled (so a logo's fill is included)."""
-    g = median_gradient(stack)
+def shared_mark_region(g: F32, stroke: int) -> Bool:
+    """Where same-sized images share a mark, from their median gradient ``g``
+    (`median_gradient`): dense consistent edges, closed over the stroke scale and
+    hole-filled (so a logo's fill is included)."""
     med = float(np.median(g))
     mad = float(np.median(np.abs(g - med))) + 1e-3
     strong = g > max(SHARED_FLOOR, med + SHARED_MADS * 1.4826 * mad)
