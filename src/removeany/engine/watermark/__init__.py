@@ -39,6 +39,7 @@ from removeany.engine.watermark.detect import (
     LATTICE_PEAK,
     SUGGEST_MIN_SIDE,
     TEXT_DETECTOR,
+    Shift,
     TextDetector,
     boxes_to_mask,
     fill_holes,
@@ -46,6 +47,7 @@ from removeany.engine.watermark.detect import (
     lattice,
     load_text_detector,
     mark_agreement,
+    mark_lattice,
     median_gradient,
     photos_alike,
     shared_mark_region,
@@ -130,6 +132,11 @@ HOLE_SHARE = 0.005
 # this many copies (the tiled marks found in part put 25-81 in the photo).
 LATTICE_SLACK = 2
 LATTICE_COPIES = 400
+# A single photo's mark is looked for on the lattice of a tiled mark (`detect.mark_lattice`)
+# when what was found and removed covers at least this share of the photo; the found pixels,
+# grown by TILE_GROW, are what is copied along it.
+TILE_MIN_SHARE = 0.003
+TILE_GROW = 1
 # Evidence of transparency (0..1) a detected text region needs before it is treated as a
 # watermark: placed where watermarks go (corner, edge, centre, tiled) or anywhere else.
 _ANY_EVIDENCE = 0.5
@@ -645,7 +652,53 @@ def restore(
         cur, ch, al = _restore_found_region(cur, region, min_ev, notes)
         changed |= ch
         alpha = np.maximum(alpha, al)
+    if int(changed.sum()) >= TILE_MIN_SHARE * h * w:
+        tiles = _tiles_of(rgb_f, cur, changed)
+        if tiles is not None:
+            cur, changed, alpha = _restore_tiles(rgb_f, tiles, (cur, changed, alpha), notes)
     return WatermarkResult(_to_u8(cur), changed, alpha, notes)
+
+
+def _tiles_of(src: F32, cur: F32, changed: Bool) -> Bool | None:
+    """Where a tiled mark, of which the text detector found some tiles (``changed``, removed
+    from ``src`` to give ``cur``), lies whole: what was found copied along the lattice the
+    removed mark repeats on in the photo; None when it does not repeat. The lattice is read
+    on copies reduced to at most JOINT_MAX_SIDE, as a batch's is."""
+    removed = np.where(changed, luma(src) - luma(cur), 0.0).astype(np.float32)
+    photo = luma(src)
+    h, w = changed.shape
+    scale = min(1.0, JOINT_MAX_SIDE / max(h, w))
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        removed = np.asarray(cv2.resize(removed, size, interpolation=cv2.INTER_AREA), np.float32)
+        photo = np.asarray(cv2.resize(photo, size, interpolation=cv2.INTER_AREA), np.float32)
+    shifts = mark_lattice(removed, photo)
+    if shifts is None:
+        return None
+    return _copied_along(dilate(changed, TILE_GROW), shifts, scale)
+
+
+def _restore_tiles(
+    src: F32, tiles: Bool, found: tuple[F32, Bool, F32], notes: list[str]
+) -> tuple[F32, Bool, F32]:
+    """``src`` restored over a tiled mark's whole region (``tiles``) as over a user's mask
+    (its guard, its opacity up to MAX_OPACITY), where the tiles restored before (``found``:
+    pixels, changed, opacity) did not reach: those stay as they were (estimated anew over
+    the copies as well, the tuning photos' tiled marks scored 18.39 dB instead of 19.80)."""
+    before, found_changed, found_alpha = found
+    cur, changed, alpha = _restore_user_region(src, dilate(tiles, 2), [])
+    added = changed & ~found_changed
+    if not added.any():
+        return found
+    notes.append(
+        f"tiled mark: the tiles found were completed along its lattice "
+        f"({float(added.mean()):.1%} of the photo added)"
+    )
+    return (
+        np.where(added[..., None], cur, before).astype(np.float32),
+        found_changed | added,
+        np.where(added, alpha, found_alpha).astype(np.float32),
+    )
 
 
 def remove_watermark(
@@ -876,11 +929,19 @@ def _found_region(
 def _along_lattice(g: F32, scale: float, region: Bool) -> Bool:
     """``region`` copied along the lattice the photos' shared edges repeat on, when they do
     (a tiled mark, of which the region holds only some tiles); else as it is. ``g`` is the
-    photos' median gradient at ``scale`` times their size. A lattice so fine that more than
-    LATTICE_COPIES copies land in the photo is a texture's, not a mark's tiling."""
-    strength, ((ay, ax), (by, bx)) = lattice(g)
+    photos' median gradient at ``scale`` times their size."""
+    strength, shifts = lattice(g)
     if strength < LATTICE_PEAK:
         return region
+    copied = _copied_along(region, shifts, scale)
+    return region if copied is None else copied
+
+
+def _copied_along(region: Bool, shifts: tuple[Shift, Shift], scale: float) -> Bool | None:
+    """``region`` copied along the lattice of two ``shifts`` (rows, columns, measured at
+    ``scale`` times the region's size) and grown by LATTICE_SLACK; None when more than
+    LATTICE_COPIES copies would land in it (a texture's lattice, not a mark's tiling)."""
+    (ay, ax), (by, bx) = shifts
     h, w = region.shape
     reach = int(np.hypot(h, w) * scale / max(1.0, min(np.hypot(ay, ax), np.hypot(by, bx))))
     i, j = (k.ravel() for k in np.mgrid[-reach : reach + 1, -reach : reach + 1])
@@ -888,7 +949,7 @@ def _along_lattice(g: F32, scale: float, region: Bool) -> Bool:
     xs = np.rint((i * ax + j * bx) / scale).astype(int)
     lands = (np.abs(ys) < h) & (np.abs(xs) < w)
     if int(lands.sum()) > LATTICE_COPIES:
-        return region
+        return None
     out = region.copy()
     for y, x in zip(ys[lands], xs[lands], strict=True):
         out[max(y, 0) : h + min(y, 0), max(x, 0) : w + min(x, 0)] |= region[
