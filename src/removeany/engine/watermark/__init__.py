@@ -319,7 +319,8 @@ def detect_mask(
 
 
 def _reduce(img: F32, max_side: int) -> F32:
-    """``img`` (HxWx3 float) reduced so that its longest side is ``max_side`` (or as it is)."""
+    """``img`` (HxW or HxWx3 float) reduced so that its longest side is ``max_side`` (or as
+    it is)."""
     h, w = img.shape[:2]
     if max(h, w) <= max_side:
         return img
@@ -665,16 +666,10 @@ def _tiles_of(src: F32, cur: F32, changed: Bool) -> Bool | None:
     removed mark repeats on in the photo; None when it does not repeat. The lattice is read
     on copies reduced to at most JOINT_MAX_SIDE, as a batch's is."""
     removed = np.where(changed, luma(src) - luma(cur), 0.0).astype(np.float32)
-    photo = luma(src)
-    h, w = changed.shape
-    scale = min(1.0, JOINT_MAX_SIDE / max(h, w))
-    if scale < 1.0:
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        removed = np.asarray(cv2.resize(removed, size, interpolation=cv2.INTER_AREA), np.float32)
-        photo = np.asarray(cv2.resize(photo, size, interpolation=cv2.INTER_AREA), np.float32)
-    shifts = mark_lattice(removed, photo)
+    shifts = mark_lattice(_reduce(removed, JOINT_MAX_SIDE), _reduce(luma(src), JOINT_MAX_SIDE))
     if shifts is None:
         return None
+    scale = min(1.0, JOINT_MAX_SIDE / max(changed.shape))
     return _copied_along(dilate(changed, TILE_GROW), shifts, scale)
 
 

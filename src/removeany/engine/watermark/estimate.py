@@ -36,6 +36,7 @@ from removeany.engine.watermark._ops import (
     guided_filter,
     inpaint,
     luma,
+    sobel_xy,
     stack_median,
 )
 
@@ -537,8 +538,9 @@ def _candidates(gray: F32, region: Bool, ksize: int) -> Bool:
             cand |= stroke_candidates(resp, _focus(resp, region, ksize), floor=floor)
     if k > 1:
         # Edges shared by every image (median gradient, as Dekel et al.) mark logos and fills.
-        gx = stack_median([cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) for g in gray])
-        gy = stack_median([cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) for g in gray])
+        grads = [sobel_xy(g) for g in gray]
+        gx = stack_median([d[0] for d in grads])
+        gy = stack_median([d[1] for d in grads])
         gmag = np.hypot(gx, gy).astype(np.float32)
         foc = _focus(gmag, region, ksize)
         cand |= (gmag > otsu_threshold(gmag[foc], 8.0)) & foc
