@@ -188,6 +188,10 @@ MIN_DETECTED_OPACITY = 0.15
 # ... and one this opaque is text that belongs to the photo (a sign, a label): nothing of the
 # photo shows through it, and a corner is no proof it was added. Users mark it to remove it.
 MAX_DETECTED_OPACITY = 0.85
+# The least share of a detected region that its accepted estimate may change. A mark's
+# strokes fill a fair part of the boxes the detector grows around them; an estimate that
+# changes a sliver of the region has fitted stray pixels, not the mark.
+MIN_EXPLAINED_SHARE = 0.05
 
 
 @dataclass
@@ -482,18 +486,24 @@ def _restore_found_region(
     """A detected region: whether it is a watermark is judged on the reduced copy, where the
     evidence tests were set (judged at full size, twice as many scene labels were taken for
     marks); one that is, is then estimated at full size where it fits, unless the guard
-    refuses that."""
-    reduced: list[str] = []
-    out = _restore_region(cur, region, user=False, min_evidence=min_evidence, notes=reduced)
+    refuses that. A result that changes less than MIN_EXPLAINED_SHARE of the region is
+    dropped."""
+    said: list[str] = []
+    out = _restore_region(cur, region, user=False, min_evidence=min_evidence, notes=said)
     if out[1].any() and _full_size_fits(region):
         tried: list[str] = []
         full = _restore_region(
             cur, region, user=False, min_evidence=min_evidence, notes=tried, full_size=True
         )
         if full[1].any():
-            notes += tried
-            return full
-    notes += reduced
+            out, said = full, tried
+    share = float(out[1].sum() / region.sum())
+    if out[1].any() and share < MIN_EXPLAINED_SHARE:
+        notes.append(
+            f"text kept: the estimate would change {share:.1%} of it, too little to be its mark"
+        )
+        return cur, np.zeros_like(out[1]), np.zeros_like(out[2])
+    notes += said
     return out
 
 
