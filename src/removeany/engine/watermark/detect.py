@@ -390,14 +390,14 @@ CARRIES_MARK = 0.4
 AGREEMENT_TOP = 0.05
 
 
-def mark_agreement(stack: F32, region: Bool | None = None) -> F32:
+def mark_agreement(stack: F32, region: Bool) -> F32:
     """Per image of a KxHxWx3 stack, how well its edges agree with the edges all of them
     share (the median luma gradient), at the strongest shared edges within ``region``."""
     grads = [sobel_xy(im) for im in stack]
     gx, gy = np.stack([g[0] for g in grads]), np.stack([g[1] for g in grads])
     mx, my = stack_median(gx), stack_median(gy)
     mag = np.hypot(mx, my)
-    where = region if region is not None and region.any() else np.ones(mag.shape, bool)
+    where = region if region.any() else np.ones(mag.shape, bool)
     strong = where & (mag >= np.quantile(mag[where], 1.0 - AGREEMENT_TOP))
     if not strong.any():
         return np.zeros(len(stack), np.float32)
