@@ -86,6 +86,22 @@ def test_single_file_to_named_output(tmp_path: Path, photo: Path, model_dir: Pat
         assert result.format == "WEBP" and result.mode == "RGBA"
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_results_get_the_permissions_the_umask_gives(
+    tmp_path: Path, photo: Path, model_dir: Path, umask: int
+) -> None:
+    """A result is written beside its target and renamed; it must still be the user's ordinary
+    file (readable by a web server under umask 022), not a private temporary file."""
+    target = tmp_path / "cut.png"
+    previous = os.umask(umask)
+    try:
+        code, _, stderr = _invoke(str(photo), "-o", str(target), "--model-dir", str(model_dir))
+    finally:
+        os.umask(previous)
+    assert code == 0, stderr
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_missing_model_is_a_usage_error(tmp_path: Path, photo: Path) -> None:
     target = str(tmp_path / "x.png")
     code, _, stderr = _invoke(str(photo), "-o", target, "--model-dir", str(tmp_path))

@@ -7,8 +7,8 @@ through a thin wrapper that turns the returned exit code into ``typer.Exit``.
 from __future__ import annotations
 
 import os
+import secrets
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -311,9 +311,12 @@ def _run_one(
 
 
 def write_atomically(target: Path, data: bytes) -> None:
-    """Write beside the target and rename, so an interrupted run leaves no half file."""
+    """Write beside the target and rename, so an interrupted run leaves no half file. The file
+    gets what a plain ``open()`` gives (0666 less the umask), not mkstemp's private 0600: a
+    result is the user's ordinary file, for a web server or a colleague to read."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    temp = target.parent / f".{target.name}.{secrets.token_hex(8)}.part"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

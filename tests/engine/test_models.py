@@ -14,6 +14,7 @@ from PIL import Image
 from removeany.engine.background import preprocess, run_model
 from removeany.engine.errors import ModelError
 from removeany.engine.models import (
+    MODEL_FILE_MODE,
     U2NETP,
     U2NETP_INT8,
     Int8Recipe,
@@ -36,8 +37,10 @@ def test_default_model_is_fetched_and_verified(model_dir: Path) -> None:
     path = model_dir / U2NETP.filename
     assert hashlib.sha256(path.read_bytes()).hexdigest() == U2NETP.sha256
     before = path.stat().st_mtime_ns
+    path.chmod(0o600)  # as releases before 0644 left them
     assert fetch_model(U2NETP, model_dir) == path  # idempotent: nothing rewritten
     assert path.stat().st_mtime_ns == before
+    assert path.stat().st_mode & 0o777 == MODEL_FILE_MODE
     assert "u2netp" in available_models()
 
 
@@ -47,6 +50,8 @@ def test_fetch_replaces_a_damaged_file(tmp_path: Path, model_dir: Path) -> None:
     _flip_byte(target)
     assert fetch_model(U2NETP, tmp_path) == target
     assert hashlib.sha256(target.read_bytes()).hexdigest() == U2NETP.sha256
+    # readable by the service's user, whoever fetched it
+    assert target.stat().st_mode & 0o777 == MODEL_FILE_MODE == 0o644
     assert [p.name for p in tmp_path.iterdir()] == [U2NETP.filename]  # no temp files left
 
 

@@ -27,6 +27,9 @@ from removeany.engine.errors import ModelError
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _FIX_HINT = "run `removeany models fetch` (or scripts/fetch_models.py)"
+# Fetched weights are public and read by whichever user serves them, often not the one who
+# installed them (mkstemp, which the fetch writes through, makes files only its owner reads).
+MODEL_FILE_MODE = 0o644
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -260,9 +263,12 @@ def fetch_model(spec: ModelSpec, model_dir: Path | None = None) -> Path:
     target = model_path(spec, model_dir)
     try:
         verify_model(spec, target)
-        return target
     except ModelError:
         pass
+    else:
+        if spec.source is not None and target.stat().st_mode & 0o777 != MODEL_FILE_MODE:
+            target.chmod(MODEL_FILE_MODE)  # fetched by an earlier release, owner-only
+        return target
     if spec.source is None:
         raise ModelError(
             f"Model {spec.name!r} has no download source; place {target} "
@@ -288,6 +294,7 @@ def fetch_model(spec: ModelSpec, model_dir: Path | None = None) -> Path:
                     out.flush()
                     os.fsync(out.fileno())
                 verify_model_file(partial, spec.sha256)
+            partial.chmod(MODEL_FILE_MODE)
             os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)
