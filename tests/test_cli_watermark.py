@@ -79,6 +79,34 @@ def test_single_input_to_output_file(tmp_path: Path) -> None:
         assert im.format == "PNG" and im.size == (160, 120)
 
 
+@pytest.mark.parametrize(("name", "mode"), [("scan.jpg", "L"), ("scan.png", "LA")])
+def test_a_grey_photo_comes_back_grey(tmp_path: Path, name: str, mode: str) -> None:
+    """The engine works in RGB; a grey input is still written grey (with its transparency),
+    not as three equal channels."""
+    photo = _photos(1)[0]
+    wm, region = _mark(200, 150)
+    grey = np.asarray(Image.fromarray(wm.apply(photo)).convert("L"))  # type: ignore[attr-defined]
+    src = tmp_path / name
+    if mode == "LA":
+        see_through = np.full_like(grey, 255)
+        see_through[:10] = 0
+        Image.fromarray(np.dstack([grey, see_through]), "LA").save(src)
+    else:
+        Image.fromarray(grey).save(src, quality=95)
+    mask = tmp_path / "mask.png"
+    Image.fromarray(region.astype(np.uint8) * 255).save(mask)
+    target = tmp_path / "out" / name
+    assert remove_watermark_command([src], target, mask) == 0
+    with Image.open(target) as im, Image.open(src) as original:
+        assert im.mode == mode and im.size == original.size
+        restored = np.asarray(im)
+        before = np.asarray(original)
+    if mode == "LA":
+        assert np.array_equal(restored[..., 1], before[..., 1])
+        restored, before = restored[..., 0], before[..., 0]
+    assert not np.array_equal(restored[region], before[region])
+
+
 def test_failed_inputs_are_named_and_exit_nonzero(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -47,6 +47,10 @@ from removeany.engine.watermark import (
 
 Box = tuple[int, int, int, int]
 _ENCODED: dict[str, OutputFormat] = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
+# BMP keeps no transparency: the mode written instead.
+_WITHOUT_ALPHA = {"RGBA": "RGB", "LA": "L"}
+# Pillow modes of grey images (bilevel, 8-bit, 16/32-bit integer and float samples).
+_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 _SUFFIX_FORMAT = {
     ".png": "PNG",
     ".jpg": "JPEG",
@@ -65,6 +69,7 @@ class _Loaded:
     target: Path
     image: Image.Image
     fmt: str  # Pillow format name of the input
+    grey: bool  # the input is greyscale, and so is what is written
 
 
 def remove_watermark_command(
@@ -155,6 +160,7 @@ def remove_watermark_command(
             data = src.read_bytes()
             image = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
             fmt = sniff_format(data) or "PNG"
+            grey = _is_grey(data)
         except ImageError as exc:
             failures.append((src, f"{exc.code}: {exc.message}"))
             continue
@@ -173,7 +179,7 @@ def remove_watermark_command(
             continue
         if not many:
             fmt = _SUFFIX_FORMAT.get(output.suffix.lower(), fmt)
-        loaded.append(_Loaded(src, target, image, fmt))
+        loaded.append(_Loaded(src, target, image, fmt, grey))
 
     if loaded:
         images = [item.image for item in loaded]
@@ -187,7 +193,7 @@ def remove_watermark_command(
                 for im in images
             ]
         for item, res in zip(loaded, results, strict=True):
-            out = _with_alpha(res.image, item.image)
+            out = _with_alpha(res.image, item.image, grey=item.grey)
             problem = _write(out, item.target, item.fmt)
             if problem is not None:
                 failures.append((item.source, problem))
@@ -235,10 +241,21 @@ def parse_boxes(text: str) -> list[Box]:
     return out
 
 
-def _with_alpha(rgb: npt.NDArray[np.uint8], like: Image.Image) -> Image.Image:
+def _is_grey(data: bytes) -> bool:
+    """Whether an image file (already decoded once, so readable) holds grey samples."""
+    with Image.open(io.BytesIO(data)) as im:
+        return im.mode in _GREY_MODES
+
+
+def _with_alpha(rgb: npt.NDArray[np.uint8], like: Image.Image, *, grey: bool) -> Image.Image:
+    """The restored pixels with the input's transparency, and in grey for a grey input (the
+    engine works in RGB; a grey photo's restoration stays neutral)."""
+    out = Image.fromarray(rgb, "RGB")
     if like.mode == "RGBA":
-        return Image.fromarray(np.dstack([rgb, np.asarray(like.getchannel("A"))]), "RGBA")
-    return Image.fromarray(rgb, "RGB")
+        out = Image.fromarray(np.dstack([rgb, np.asarray(like.getchannel("A"))]), "RGBA")
+    if grey:
+        return out.convert("LA" if out.mode == "RGBA" else "L")
+    return out
 
 
 def _write(image: Image.Image, target: Path, fmt: str) -> str | None:
@@ -250,8 +267,8 @@ def _write(image: Image.Image, target: Path, fmt: str) -> str | None:
             im = image
             if fmt == "GIF":
                 im = image.convert("RGB").quantize(256)
-            elif fmt == "BMP" and image.mode == "RGBA":
-                im = image.convert("RGB")
+            elif fmt == "BMP" and image.mode in _WITHOUT_ALPHA:
+                im = image.convert(_WITHOUT_ALPHA[image.mode])
             im.save(buf, fmt)
             data = buf.getvalue()
         write_atomically(target, data)

@@ -147,12 +147,13 @@ def encode_image(
     """Encode without metadata other than the colour profile (EXIF may hold location data),
     unless the caller passes the ``exif`` block to keep (the owner asked for it).
 
-    JPEG has no alpha, so transparent images are flattened onto ``background``.
+    JPEG has no alpha, so transparent images are flattened onto ``background``; grey ones stay
+    grey.
     """
     clean = img.copy()
     icc_profile = img.info.get("icc_profile")
     clean.info = {}
-    if fmt == "jpg" and clean.mode != "RGB":
+    if fmt == "jpg" and clean.mode not in ("RGB", "L"):
         rgba = clean.convert("RGBA")
         flat = Image.new("RGB", rgba.size, background)
         flat.paste(rgba, mask=rgba.getchannel("A"))
