@@ -355,3 +355,39 @@ def test_invalid_option_is_400_before_charging(
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == "invalid_bg_color"
     assert balance(ctx) == 5
+
+
+def test_account_reports_bought_and_granted_credits(
+    client: TestClient, ctx: Context, api_key: str
+) -> None:
+    """remove.bg clients ask `GET /v1.0/account` what they may still spend."""
+    from datetime import timedelta
+
+    from removeany.accounts import repository
+
+    with ctx.db.transaction() as s:
+        user = repository.user_by_email(s, "ada@example.com")
+        assert user is not None
+        for amount, source, days in ((20, "purchase", 365), (7, "purchase", -1), (3, "promo", 30)):
+            ledger.grant(
+                s, user.id, amount, source=source, now=ctx.now() - timedelta(days=2),
+                expires_at=ctx.now() + timedelta(days=days),
+            )  # fmt: skip
+    response = client.get("/v1.0/account", headers={"X-Api-Key": api_key})
+    assert response.status_code == 200, response.text
+    # 5 admin + 3 promo credits granted, 20 bought; the 7 bought ones have expired
+    assert response.json() == {
+        "data": {
+            "attributes": {
+                "credits": {"total": 28, "subscription": 0, "payg": 20, "enterprise": 0},
+                "api": {"free_calls": 8, "sizes": "all"},
+            }
+        }
+    }
+    assert balance(ctx) == 28
+    response = client.get("/v1.0/account", headers={"X-Api-Key": "rak_wrong"})
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["code"] == "invalid_api_key"
+    response = client.get("/v1.0/account")
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["code"] == "not_authenticated"

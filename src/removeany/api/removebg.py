@@ -1,4 +1,5 @@
-"""`POST /v1.0/removebg`: remove.bg's API, so its clients work against a RemoveAny server."""
+"""`POST /v1.0/removebg` and `GET /v1.0/account`: remove.bg's API, so its clients work against a
+RemoveAny server."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from removeany.api import uploads
+from removeany.api.auth import require_user
 from removeany.api.submit import submit_job
 from removeany.context import Context
 from removeany.credits import service as ledger
@@ -226,6 +228,36 @@ async def removebg(
         }
         return JSONResponse(payload, headers=headers)
     return Response(body, media_type=job.result_media_type, headers=headers)
+
+
+@router.get("/v1.0/account", tags=["remove.bg compatible"])
+def account(request: Request) -> JSONResponse:
+    """remove.bg's account call, which its clients make to see what they may still spend. There
+    are no subscriptions here: bought credits are reported as pay-as-you-go, granted ones (sign
+    up, monthly, promotions) as the free calls."""
+    ctx: Context = request.app.state.ctx
+    try:
+        with ctx.db.transaction() as session:
+            user = require_user(ctx, session, request)
+            credits = ledger.origins(session, user.id, ctx.now())
+    except DomainError as exc:
+        return error_response(exc.status_code, exc.code, exc.message)
+    total = credits.bought + credits.granted
+    return JSONResponse(
+        {
+            "data": {
+                "attributes": {
+                    "credits": {
+                        "total": total,
+                        "subscription": 0,
+                        "payg": credits.bought,
+                        "enterprise": 0,
+                    },
+                    "api": {"free_calls": credits.granted, "sizes": "all"},
+                }
+            }
+        }
+    )
 
 
 _USER_ERRORS = {

@@ -47,6 +47,16 @@ def available(session: Session, user_id: int, now: datetime) -> int:
     return int(session.scalar(stmt) or 0)
 
 
+def available_bought(session: Session, user_id: int, now: datetime) -> int:
+    """The part of ``available`` in purchased lots."""
+    stmt = select(func.coalesce(func.sum(CreditLot.remaining), 0)).where(
+        CreditLot.user_id == user_id,
+        CreditLot.source == "purchase",
+        or_(CreditLot.expires_at.is_(None), CreditLot.expires_at > now),
+    )
+    return int(session.scalar(stmt) or 0)
+
+
 def held(session: Session, user_id: int) -> int:
     stmt = select(func.coalesce(func.sum(CreditHold.amount), 0)).where(
         CreditHold.user_id == user_id, CreditHold.status == "held"

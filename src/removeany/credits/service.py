@@ -43,6 +43,20 @@ def balance(session: Session, user_id: int, now: datetime) -> Balance:
     )
 
 
+@dataclass(frozen=True)
+class Origins:
+    """The available credits by where they came from."""
+
+    bought: int
+    granted: int  # sign-up, monthly, promotional and admin grants
+
+
+def origins(session: Session, user_id: int, now: datetime) -> Origins:
+    available = repo.available(session, user_id, now)
+    bought = repo.available_bought(session, user_id, now)
+    return Origins(bought=bought, granted=available - bought)
+
+
 def grant(
     session: Session,
     user_id: int,
