@@ -207,6 +207,9 @@ def test_a_logo_that_meets_the_photo_elsewhere_is_no_tiled_mark(
     gradient at 0.58 of where it was removed (tiled marks: 0.15-1.17), but that peak stands
     only 5.5 standard deviations above the rest of the correlation, where the tiled marks
     completed stand 13.5 or more."""
+    # Its coloured word sits on a flat ground, now kept as a sign's paint; this is about the
+    # lattice of what was removed, so let it be removed.
+    monkeypatch.setattr(watermark, "NEUTRAL_SPREAD", 255.0)
     clean, wm = _benchmark_photo("mcmaster_18", "logo")
     marked = wm.apply(clean)
     res = restore(marked, detector=detector)
@@ -252,6 +255,33 @@ def test_an_estimate_that_changes_a_sliver_of_the_found_text_is_dropped(
     sliver = restore(marked, detector=detector)
     assert 0 < int(sliver.mask.sum()) < 0.01 * int(wm.region().sum())
     assert psnr(clean, sliver.image) < psnr(clean, marked)
+
+
+def test_vivid_letters_on_a_plain_panel_are_a_sign(
+    detector: TextDetector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Letters on a flat ground show nothing of the photo through them, so any opacity
+    explains them. Only neutral ones (a mark's white, grey or black) are taken for a mark: the
+    benchmark's red "EXIT" sign and yellow "出口" panel were erased before; a grey text mark on
+    a flat ground (tuning photo 126007) is still removed."""
+    for name in ("kodak_kodim11", "mcmaster_10"):
+        path = photo_path("clean", name)
+        clean = bench.load(path)
+        seed = bench.seed_of(path.name) + 11  # the benchmark's scene track
+        sign = make_watermark(np.random.default_rng(seed), *clean.shape[:2], "scene")
+        photo = sign.apply(clean)
+        res = restore(photo, detector=detector)
+        assert not res.mask.any() and np.array_equal(res.image, photo), (name, res.notes)
+        assert any("coloured letters on a plain ground" in n for n in res.notes), res.notes
+        monkeypatch.setattr(watermark, "NEUTRAL_SPREAD", 255.0)
+        erased = restore(photo, detector=detector)
+        assert psnr(photo, erased.image, sign.region()) < 25.0, name
+        monkeypatch.undo()
+    clean, wm = _benchmark_photo("cbsd68_126007", "text")
+    marked = wm.apply(clean)
+    res = restore(marked, detector=detector)
+    region = wm.region()
+    assert psnr(clean, res.image, region) >= psnr(clean, marked, region) + 5.0, res.notes
 
 
 def test_detects_and_removes_a_corner_watermark(detector: TextDetector) -> None:

@@ -187,6 +187,12 @@ MIN_DETECTED_OPACITY = 0.15
 # ... and one this opaque is text that belongs to the photo (a sign, a label): nothing of the
 # photo shows through it, and a corner is no proof it was added. Users mark it to remove it.
 MAX_DETECTED_OPACITY = 0.85
+# A detected layer on a flat ground (nothing of the photo could show through it; its evidence
+# is estimate.FLAT_EVIDENCE) is taken for a mark only in a neutral colour, its channels within
+# this many grey levels of each other: text marks are white, grey or black, and vivid letters
+# on a plain ground are a sign's or a label's paint. The first layers of the tuning marks were
+# estimated 0-23 levels apart; the painted signs this keeps, 67-233.
+NEUTRAL_SPREAD = 60.0
 # The least share of a detected region that its accepted estimate may change. A mark's
 # strokes fill a fair part of the boxes the detector grows around them; an estimate that
 # changes a sliver of the region has fitted stray pixels, not the mark.
@@ -430,10 +436,18 @@ def _restore_region(
         if faint and len(faint) == len(est.layers):
             notes.append("faint structure kept: too little opacity to be sure it is a watermark")
             return nothing
-        ev = est.layers[0].evidence
-        if ev < min_evidence:
-            notes.append(f"text kept: looks opaque (scene text), transparency evidence {ev:.2f}")
-            return cur, np.zeros((h, w), bool), np.zeros((h, w), np.float32)
+        first = est.layers[0]
+        if first.evidence < min_evidence:
+            notes.append(
+                f"text kept: looks opaque (scene text), transparency evidence {first.evidence:.2f}"
+            )
+            return nothing
+        if first.flat and max(first.color) - min(first.color) > NEUTRAL_SPREAD:
+            notes.append(
+                "text kept: coloured letters on a plain ground, like a sign or a label; mark it "
+                "to remove it anyway"
+            )
+            return nothing
     if small is cur:
         out, kept = _guarded(cur, est, user=user)
     elif GUARD_AT_WORK_SIZE:

@@ -72,6 +72,9 @@ TEXTURE_FLAT = 1.5
 TEXTURE_OPAQUE = 0.1
 TEXTURE_SPAN = 0.3
 TEXTURE_SLACK = 0.25
+# The evidence of a layer whose ground is flat, inside the letters and around them: nothing of
+# the photo could show through, so transparency cannot be told apart from opacity.
+FLAT_EVIDENCE = 0.5
 
 
 @dataclass
@@ -83,6 +86,7 @@ class LayerInfo:
     color: tuple[float, float, float]
     evidence: float  # 0..1: the background shows through (semi-transparent overlay)
     gain: float  # relative drop of edge energy when the layer is removed
+    flat: bool = False  # the evidence is FLAT_EVIDENCE: the ground was too flat to tell
 
 
 @dataclass
@@ -147,23 +151,24 @@ def _peak(values: F32) -> float | None:
     return float((edges[i] + edges[i + 1]) / 2)
 
 
-def _transparency_evidence(j: F32, b: F32, core: Bool) -> float:
-    """0..1: how well J inside the lettering follows the background (slope > 0, correlated)."""
+def _transparency_evidence(j: F32, b: F32, core: Bool) -> float | None:
+    """0..1: how well J inside the lettering follows the background (slope > 0, correlated);
+    None where the background is flat."""
     if int(core.sum()) < 12:
         return 0.0
     jj = luma(j)[core].astype(np.float64)
     bb = luma(b)[core].astype(np.float64)
     sb = bb.std()
     if sb < 4.0:
-        return 0.5  # flat background: transparency cannot be told apart from opacity
+        return None
     r = float(np.corrcoef(jj, bb)[0, 1])
     return float(np.clip(r, 0.0, 1.0))
 
 
-def _texture_evidence(j: F32, core: Bool, sup: Bool, opacity: float) -> float:
+def _texture_evidence(j: F32, core: Bool, sup: Bool, opacity: float) -> float | None:
     """0..1: the photo's fine texture shows through the lettering, scaled by 1 - alpha as a
     blend scales it (opaque lettering is flat inside; no mark at all leaves it unscaled).
-    Compares high-pass energy in the strokes' interior with the ring around the mark; 0.5
+    Compares high-pass energy in the strokes' interior with the ring around the mark; None
     where the ring itself is flat."""
     inner = erode(core, 1)
     ring = dilate(sup, TEXTURE_RING) & ~dilate(sup, 2)
@@ -173,7 +178,7 @@ def _texture_evidence(j: F32, core: Bool, sup: Bool, opacity: float) -> float:
     hp = y - cv2.GaussianBlur(y, (0, 0), 1.0)
     s_ring = float(np.median(np.abs(hp[ring])))
     if s_ring < TEXTURE_FLAT:
-        return 0.5
+        return None
     ratio = float(np.median(np.abs(hp[inner]))) / s_ring
     if ratio > (1.0 - opacity) + TEXTURE_SLACK:
         return 0.0  # as much texture as around it: not attenuated by an overlay
@@ -676,13 +681,17 @@ def estimate(
             opaque.append(float(al.max()))
             continue
         core = al > 0.7 * float(al.max())
-        evidence = _transparency_evidence(cur[0], bs[0], core)
+        tests = [_transparency_evidence(cur[0], bs[0], core)]
         if TEXTURE_EVIDENCE:
-            evidence = max(evidence, _texture_evidence(cur[0], core, sup_l, op))
+            tests.append(_texture_evidence(cur[0], core, sup_l, op))
+        told = [t for t in tests if t is not None]
+        # A flat ground says FLAT_EVIDENCE, unless another test saw more.
+        flat = None in tests and max(told, default=0.0) <= FLAT_EVIDENCE
+        evidence = FLAT_EVIDENCE if flat else max(told)
         cur = peeled
         found.append((pol, al, col, sup_l, op))
         c3 = (float(col[0]), float(col[1]), float(col[2]))
-        infos.append(LayerInfo(pol, float(al.max()), c3, evidence, float(gain)))
+        infos.append(LayerInfo(pol, float(al.max()), c3, evidence, float(gain), flat))
     for _ in range(TIGHTEN_ROUNDS if found and k > 1 else 0):
         # Re-inpaint the backgrounds over only where the mark turned out to be, then refine.
         total = np.zeros(sup.shape, np.float32)
