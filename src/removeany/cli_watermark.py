@@ -250,9 +250,10 @@ def _is_grey(data: bytes) -> bool:
 def _with_alpha(rgb: npt.NDArray[np.uint8], like: Image.Image, *, grey: bool) -> Image.Image:
     """The restored pixels with the input's transparency, and in grey for a grey input (the
     engine works in RGB; a grey photo's restoration stays neutral)."""
-    out = Image.fromarray(rgb, "RGB")
     if like.mode == "RGBA":
         out = Image.fromarray(np.dstack([rgb, np.asarray(like.getchannel("A"))]), "RGBA")
+    else:
+        out = Image.fromarray(rgb, "RGB")
     if grey:
         return out.convert("LA" if out.mode == "RGBA" else "L")
     return out

@@ -234,7 +234,7 @@ async def removebg(
 def account(request: Request) -> JSONResponse:
     """remove.bg's account call, which its clients make to see what they may still spend. There
     are no subscriptions here: bought credits are reported as pay-as-you-go, granted ones (sign
-    up, monthly, promotions) as the free calls."""
+    up, monthly, promotions, an admin's) as the free calls."""
     ctx: Context = request.app.state.ctx
     try:
         with ctx.db.transaction() as session:

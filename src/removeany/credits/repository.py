@@ -39,21 +39,14 @@ def spendable_lots(session: Session, user_id: int, now: datetime) -> Sequence[Cr
     return session.scalars(stmt).all()
 
 
-def available(session: Session, user_id: int, now: datetime) -> int:
+def available(session: Session, user_id: int, now: datetime, *, source: str | None = None) -> int:
+    """Unexpired credits, or those of lots from one ``source`` (such as "purchase")."""
     stmt = select(func.coalesce(func.sum(CreditLot.remaining), 0)).where(
         CreditLot.user_id == user_id,
         or_(CreditLot.expires_at.is_(None), CreditLot.expires_at > now),
     )
-    return int(session.scalar(stmt) or 0)
-
-
-def available_bought(session: Session, user_id: int, now: datetime) -> int:
-    """The part of ``available`` in purchased lots."""
-    stmt = select(func.coalesce(func.sum(CreditLot.remaining), 0)).where(
-        CreditLot.user_id == user_id,
-        CreditLot.source == "purchase",
-        or_(CreditLot.expires_at.is_(None), CreditLot.expires_at > now),
-    )
+    if source is not None:
+        stmt = stmt.where(CreditLot.source == source)
     return int(session.scalar(stmt) or 0)
 
 

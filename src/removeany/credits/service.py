@@ -53,7 +53,7 @@ class Origins:
 
 def origins(session: Session, user_id: int, now: datetime) -> Origins:
     available = repo.available(session, user_id, now)
-    bought = repo.available_bought(session, user_id, now)
+    bought = repo.available(session, user_id, now, source="purchase")
     return Origins(bought=bought, granted=available - bought)
 
 
