@@ -212,3 +212,41 @@ def test_a_photo_is_counted_from_its_header(tmp_path: Path, photo: Path) -> None
     junk.write_bytes(b"not an image at all")
     assert header_pixels(junk) == 0
     assert header_pixels(tmp_path / "missing.jpg") == 0
+
+
+def test_a_result_never_replaces_its_input(tmp_path: Path, photo: Path, model_dir: Path) -> None:
+    """Neither a single file's output nor a folder's STEM.png may be the input itself."""
+    with Image.open(photo) as image:
+        image.convert("RGB").resize((160, 120)).save(tmp_path / "b.png")
+    shutil.copyfile(photo, tmp_path / "a.jpg")
+    originals = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    code, _, stderr = _invoke(
+        str(tmp_path / "b.png"), "-o", str(tmp_path / "b.png"), "--model-dir", str(model_dir)
+    )
+    assert code == 1 and "same_file" in stderr
+    code, stdout, stderr = _invoke(
+        str(tmp_path / "a.jpg"),
+        str(tmp_path / "b.png"),
+        "-o",
+        str(tmp_path),
+        "--model-dir",
+        str(model_dir),
+    )
+    assert code == 1 and "1 of 2 images written" in stdout
+    assert "b.png: same_file" in stderr.replace("\n", "")
+    assert all((tmp_path / name).read_bytes() == data for name, data in originals.items())
+    assert (tmp_path / "a.png").exists()
+
+
+def test_an_unwritable_output_names_the_result_and_what_to_check(
+    tmp_path: Path, photo: Path, model_dir: Path
+) -> None:
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the output folder should be")
+    code, _, stderr = _invoke(
+        str(photo), "-o", str(blocked / "cut.png"), "--model-dir", str(model_dir)
+    )
+    message = stderr.replace("\n", "")
+    assert code == 1 and "io_error" in message and "output folder" in message
+    assert not list(tmp_path.glob("**/*.part"))

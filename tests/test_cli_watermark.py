@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from removeany.cli_watermark import remove_watermark_command
 
@@ -148,3 +148,75 @@ def test_unreadable_mask_is_a_usage_error(tmp_path: Path) -> None:
     mask = tmp_path / "mask.png"
     mask.write_bytes(b"nope")
     assert remove_watermark_command([src], tmp_path / "o.png", mask) == 2
+
+
+def test_the_output_may_not_replace_the_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo = _photos(1)[0]
+    src = tmp_path / "p.png"
+    Image.fromarray(photo).save(src)
+    before = src.read_bytes()
+    assert remove_watermark_command([src], src, boxes="10,10,40,20") == 1
+    assert "same_file" in capsys.readouterr().err
+    assert src.read_bytes() == before
+
+
+def test_a_gif_keeps_its_transparency_and_a_photo_its_profile(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the restoration does not touch is written back: GIF transparency, the colour
+    profile; an animation's later frames are not, and the output line says so."""
+    photo = _photos(1)[0]
+    wm, region = _mark(200, 150)
+    marked = Image.fromarray(wm.apply(photo))  # type: ignore[attr-defined]
+    clear = np.zeros((150, 200), bool)
+    clear[:, :30] = True
+    rgba = marked.convert("RGBA")
+    rgba.putalpha(Image.fromarray(np.where(clear, 0, 255).astype(np.uint8)))
+    gif = tmp_path / "in" / "anim.gif"
+    gif.parent.mkdir()
+    later = Image.new("RGBA", (200, 150), (0, 90, 0, 255))
+    rgba.save(gif, save_all=True, append_images=[later])
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    tagged = tmp_path / "in" / "tagged.png"
+    marked.save(tagged, icc_profile=profile)
+    mask = tmp_path / "mask.png"
+    Image.fromarray(region.astype(np.uint8) * 255).save(mask)
+    out = tmp_path / "out"
+
+    assert remove_watermark_command([gif, tagged], out, mask, joint=False) == 0
+    said = capsys.readouterr().out
+    assert "only the first of its 2 frames is written" in said
+    with Image.open(out / "anim.gif") as im:
+        alpha = np.asarray(im.convert("RGBA").getchannel("A"))
+    assert (alpha[clear] == 0).all() and (alpha[~clear] == 255).all()
+    with Image.open(out / "tagged.png") as im:
+        assert im.info.get("icc_profile") == profile
+
+
+def test_boxes_outside_the_photo_fail_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo = _photos(1)[0]
+    src = tmp_path / "p.png"
+    Image.fromarray(photo).save(src)
+    assert remove_watermark_command([src], tmp_path / "o.png", boxes="500,500,10,10") == 1
+    assert "invalid_boxes" in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_mask_that_is_a_decompression_bomb_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo = _photos(1)[0]
+    src = tmp_path / "p.png"
+    Image.fromarray(photo).save(src)
+    mask = tmp_path / "mask.gif"
+    # a 10x10 GIF whose one frame declares 30,000 x 30,000 pixels
+    mask.write_bytes(
+        b"GIF89a\x0a\x00\x0a\x00\x00\x00\x00,\x00\x00\x00\x00\x30\x75\x30\x75\x00"
+        b"\x02\x02\x44\x01\x00;"
+    )
+    assert remove_watermark_command([src], tmp_path / "o.png", mask) == 2
+    assert "too_many_pixels" in capsys.readouterr().err

@@ -94,14 +94,17 @@ def remove_background_command(
         str, typer.Option("--type", help="Foreground type; 'person' uses the portrait path.")
     ] = "auto",
     size: Annotated[str, typer.Option(help="preview, medium, hd, 4k, 50MP or full.")] = "full",
-    bg_color: Annotated[str | None, typer.Option(help="Background colour, e.g. ffffff.")] = None,
+    bg_color: Annotated[
+        str | None, typer.Option(help="Background colour: hex (ffffff, 81d4fa77) or a CSS name.")
+    ] = None,
     bg_image: Annotated[Path | None, typer.Option(help="A photo to put behind the subject.")] = (
         None
     ),
     crop: Annotated[bool, typer.Option(help="Crop to the subject.")] = False,
-    crop_margin: Annotated[str | None, typer.Option(help="Margin for --crop: 30px or 10%.")] = (
-        None
-    ),
+    crop_margin: Annotated[
+        str | None,
+        typer.Option(help="Margin for --crop: 30px, 10%, '10px 20px' or 'TOP RIGHT BOTTOM LEFT'."),
+    ] = None,
     roi: Annotated[str | None, typer.Option(help="Only look in 'x1 y1 x2 y2' (px or %).")] = None,
     scale: Annotated[str | None, typer.Option(help="Subject size: original or 10%-100%.")] = None,
     position: Annotated[str | None, typer.Option(help="original, center or 'X% Y%'.")] = None,
@@ -207,6 +210,8 @@ def run_tasks(
                 f"duplicate_output: another input is also written to {tasks[index].target}; "
                 "rename one of them."
             )
+        if same_file(tasks[index].source, tasks[index].target):
+            return SAME_FILE
         return run_one(tasks[index])
 
     with Progress(disable=not sys.stdout.isatty()) as progress:
@@ -296,7 +301,7 @@ def _run_one(
                 cutout = remove_background(
                     image, model=models.cutout, model_dir=model_dir, threads=slots.model_threads
                 )
-            result = compose_result(cutout, look.compose, bg_image=look.background)
+            result = compose_result(cutout, look.compose, bg_image=look.background).image
             suffix = task.target.suffix.lower()
             if suffix == ZIP_SUFFIX:
                 data = color_alpha_zip(result)
@@ -306,8 +311,29 @@ def _run_one(
     except ImageError as exc:
         return f"{exc.code}: {exc.message}"
     except OSError as exc:
-        return f"io_error: {exc.strerror or exc}"
+        return io_problem(exc)
     return None
+
+
+SAME_FILE = "same_file: the output would overwrite the input; choose another output name or folder."
+
+
+def same_file(source: Path, target: Path) -> bool:
+    """Whether writing ``target`` would replace ``source`` (the user's original)."""
+    return source.resolve() == target.resolve()
+
+
+def io_problem(exc: OSError) -> str:
+    """'io_error: ...' naming the file and saying what to check."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    if isinstance(exc, IsADirectoryError):
+        hint = "give image files, not a folder"
+    else:
+        hint = (
+            "check that the input exists and can be read, and that the output folder can be "
+            "written and has free space"
+        )
+    return f"io_error: {where}{exc.strerror or exc}; {hint}."
 
 
 def write_atomically(target: Path, data: bytes) -> None:
@@ -316,7 +342,12 @@ def write_atomically(target: Path, data: bytes) -> None:
     result is the user's ordinary file, for a web server or a colleague to read."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.parent / f".{target.name}.{secrets.token_hex(8)}.part"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        fd = os.open(temp, flags, 0o666)
+    except OSError as exc:
+        # Named after the result, not the hidden temporary file.
+        raise type(exc)(exc.errno, exc.strerror, str(target)) from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -32,6 +32,7 @@ from removeany.cli_offline import (
     MaxPixelsOption,
     ModelDirOption,
     Task,
+    io_problem,
     plan_tasks,
     read_image,
     run_tasks,
@@ -75,7 +76,9 @@ def cutout_portrait_command(
     ] = None,
     bg_color: Annotated[
         str | None,
-        typer.Option(help="Cutout background: hex like 81d4fa or a name; transparent if unset."),
+        typer.Option(
+            help="Cutout background: hex like 81d4fa, or a CSS name; transparent if unset."
+        ),
     ] = None,
     format: Annotated[
         str | None,
@@ -145,7 +148,8 @@ def cutout_portrait_command(
         if id_photo_size is not None:
             colour = background or "white"
             return id_photo(image, id_photo_size, colour, model=name, model_dir=model_dir)
-        return compose_result(cutout_portrait(image, model=name, model_dir=model_dir), compose)
+        cutout = cutout_portrait(image, model=name, model_dir=model_dir)
+        return compose_result(cutout, compose).image
 
     failures = run_tasks(
         tasks, "Cutting out portraits", lambda task: _run_one(task, process, max_bytes, max_pixels)
@@ -172,5 +176,5 @@ def _run_one(
     except ImageError as exc:
         return f"{exc.code}: {exc.message}"
     except OSError as exc:
-        return f"io_error: {exc.strerror or exc}"
+        return io_problem(exc)
     return None

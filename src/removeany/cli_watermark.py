@@ -31,13 +31,23 @@ from removeany.cli_offline import (
     EXIT_FAILURES,
     EXIT_OK,
     EXIT_USAGE,
+    SAME_FILE,
     MaxBytesOption,
     MaxPixelsOption,
     ModelDirOption,
+    io_problem,
+    same_file,
     write_atomically,
 )
 from removeany.engine.errors import ImageError, ModelError
-from removeany.engine.io import OutputFormat, decode_image, encode_image, sniff_format
+from removeany.engine.io import (
+    OutputFormat,
+    declared_frames,
+    declared_mode,
+    decode_image,
+    encode_image,
+    sniff_format,
+)
 from removeany.engine.watermark import (
     TEXT_DETECTOR,
     load_text_detector,
@@ -70,6 +80,7 @@ class _Loaded:
     image: Image.Image
     fmt: str  # Pillow format name of the input
     grey: bool  # the input is greyscale, and so is what is written
+    frames: int  # frames (animation, pages) in the input; only the first is restored
 
 
 def remove_watermark_command(
@@ -117,10 +128,14 @@ def remove_watermark_command(
     mask_arr: npt.NDArray[np.uint8] | None = None
     if mask is not None:
         try:
-            mask_arr = np.asarray(Image.open(mask).convert("L"), np.uint8)
-        except (OSError, ValueError) as exc:
-            err.print(f"error: cannot read the mask {mask}: {exc}", markup=False)
+            decoded = decode_image(mask.read_bytes(), max_bytes=max_bytes, max_pixels=max_pixels)
+        except ImageError as exc:
+            err.print(f"error: --mask {mask}: {exc.code}: {exc.message}", markup=False)
             return EXIT_USAGE
+        except OSError as exc:
+            err.print(f"error: --mask {mask}: {io_problem(exc)}", markup=False)
+            return EXIT_USAGE
+        mask_arr = np.asarray(decoded.convert("L"), np.uint8)
     box_list: list[Box] | None = None
     if boxes is not None:
         try:
@@ -152,20 +167,20 @@ def remove_watermark_command(
         if target.resolve() in seen:
             failures.append((src, f"duplicate_output: another input is also written to {target}"))
             continue
-        if many and target.resolve() == src.resolve():
-            failures.append((src, "same_file: the output would overwrite the input"))
+        if same_file(src, target):
+            failures.append((src, SAME_FILE))
             continue
         seen.add(target.resolve())
         try:
             data = src.read_bytes()
             image = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
             fmt = sniff_format(data) or "PNG"
-            grey = _is_grey(data)
+            grey = declared_mode(data) in _GREY_MODES
         except ImageError as exc:
             failures.append((src, f"{exc.code}: {exc.message}"))
             continue
         except OSError as exc:
-            failures.append((src, f"io_error: {exc.strerror or exc}"))
+            failures.append((src, io_problem(exc)))
             continue
         if mask_arr is not None and mask_arr.shape != (image.height, image.width):
             failures.append(
@@ -177,9 +192,21 @@ def remove_watermark_command(
                 )
             )
             continue
+        outside = box_list is not None and not any(
+            x0 < image.width and y0 < image.height for x0, y0, _, _ in box_list
+        )
+        if outside and mask_arr is None:
+            failures.append(
+                (
+                    src,
+                    f"invalid_boxes: every box lies outside the {image.width}x{image.height} "
+                    "image; give boxes in its pixels",
+                )
+            )
+            continue
         if not many:
             fmt = _SUFFIX_FORMAT.get(output.suffix.lower(), fmt)
-        loaded.append(_Loaded(src, target, image, fmt, grey))
+        loaded.append(_Loaded(src, target, image, fmt, grey, declared_frames(data)))
 
     if loaded:
         images = [item.image for item in loaded]
@@ -198,8 +225,10 @@ def remove_watermark_command(
             if problem is not None:
                 failures.append((item.source, problem))
             else:
-                found = "; ".join(res.notes) if res.notes else "no watermark found"
-                print(f"{item.source} -> {item.target} ({found})")
+                said = list(res.notes) or ["no watermark found"]
+                if item.frames > 1:
+                    said.append(f"only the first of its {item.frames} frames is written")
+                print(f"{item.source} -> {item.target} ({'; '.join(said)})")
 
     for src, problem in failures:
         err.print(f"error: {src}: {problem}", markup=False, highlight=False)
@@ -241,12 +270,6 @@ def parse_boxes(text: str) -> list[Box]:
     return out
 
 
-def _is_grey(data: bytes) -> bool:
-    """Whether an image file (already decoded once, so readable) holds grey samples."""
-    with Image.open(io.BytesIO(data)) as im:
-        return im.mode in _GREY_MODES
-
-
 def _with_alpha(rgb: npt.NDArray[np.uint8], like: Image.Image, *, grey: bool) -> Image.Image:
     """The restored pixels with the input's transparency, and in grey for a grey input (the
     engine works in RGB; a grey photo's restoration stays neutral)."""
@@ -256,6 +279,9 @@ def _with_alpha(rgb: npt.NDArray[np.uint8], like: Image.Image, *, grey: bool) ->
         out = Image.fromarray(rgb, "RGB")
     if grey:
         return out.convert("LA" if out.mode == "RGBA" else "L")
+    if "icc_profile" in like.info:
+        # The same pixels in the same colour space: a wide-gamut photo keeps its colours.
+        out.info["icc_profile"] = like.info["icc_profile"]
     return out
 
 
@@ -267,7 +293,7 @@ def _write(image: Image.Image, target: Path, fmt: str) -> str | None:
             buf = io.BytesIO()
             im = image
             if fmt == "GIF":
-                im = image.convert("RGB").quantize(256)
+                im = _gif_frame(image)
             elif fmt == "BMP" and image.mode in _WITHOUT_ALPHA:
                 im = image.convert(_WITHOUT_ALPHA[image.mode])
             im.save(buf, fmt)
@@ -276,5 +302,20 @@ def _write(image: Image.Image, target: Path, fmt: str) -> str | None:
     except ImageError as exc:
         return f"{exc.code}: {exc.message}"
     except OSError as exc:
-        return f"io_error: {exc.strerror or exc}"
+        return io_problem(exc)
     return None
+
+
+def _gif_frame(image: Image.Image) -> Image.Image:
+    """A palette image for GIF: 256 colours, or 255 and a transparent index where the input
+    was transparent (GIF's transparency is all or nothing: alpha under half is clear)."""
+    if image.mode not in ("RGBA", "LA"):
+        return image.convert("RGB").quantize(256)
+    clear = np.asarray(image.getchannel("A")) < 128
+    colours = image.convert("RGB").quantize(255)
+    index = np.asarray(colours).copy()
+    index[clear] = 255
+    out = Image.fromarray(index, "P")
+    out.putpalette([*(colours.getpalette() or [])[: 255 * 3], 0, 0, 0])
+    out.info["transparency"] = 255
+    return out

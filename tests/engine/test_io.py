@@ -11,7 +11,14 @@ import pytest
 from PIL import Image
 
 from removeany.engine.errors import ImageError
-from removeany.engine.io import OutputFormat, decode_image, encode_image, sniff_format
+from removeany.engine.io import (
+    OutputFormat,
+    declared_frames,
+    declared_mode,
+    decode_image,
+    encode_image,
+    sniff_format,
+)
 
 from ._eval import photo_path
 
@@ -107,6 +114,19 @@ def test_decompression_bomb_is_refused_from_the_header() -> None:
     assert _decode_error(data, max_pixels=200_000_000) == "too_many_pixels"
 
 
+def _gif_with_a_huge_frame() -> bytes:
+    """A 10x10 GIF whose one frame declares 30,000 x 30,000 pixels (35 bytes): Pillow's own
+    bomb check fires while the header is read."""
+    screen = b"GIF89a" + struct.pack("<HHBBB", 10, 10, 0, 0, 0)
+    frame = b"," + struct.pack("<HHHHB", 0, 0, 30_000, 30_000, 0)
+    return screen + frame + b"\x02\x02\x44\x01\x00;"
+
+
+def test_a_gif_frame_larger_than_its_screen_is_refused() -> None:
+    assert _decode_error(_gif_with_a_huge_frame()) == "too_many_pixels"
+    assert declared_frames(_gif_with_a_huge_frame()) == 1
+
+
 def test_byte_limit_is_checked_first() -> None:
     data = _encode(_photo(), "PNG")
     assert _decode_error(data, max_bytes=len(data) - 1) == "file_too_large"
@@ -129,6 +149,18 @@ def test_sixteen_bit_grayscale_is_scaled_to_eight_bit() -> None:
     assert red.min() == 0 and red.max() == 255
 
 
+def test_dark_sixteen_bit_and_float_samples_keep_their_level() -> None:
+    """A dark 16-bit photo is still 16-bit (not read as 8-bit, 257 times too bright), and float
+    samples in 0..1 are a full range (not black)."""
+    dark = np.linspace(0, 255, 64, dtype=np.uint16).reshape(8, 8)  # at most 255 of 65535
+    decoded = decode_image(_encode(Image.fromarray(dark), "PNG"), **LIMITS)
+    assert np.asarray(decoded)[..., 0].max() == 1
+    ramp = np.linspace(0.0, 1.0, 64, dtype=np.float32).reshape(8, 8)
+    decoded = decode_image(_encode(Image.fromarray(ramp, "F"), "TIFF"), **LIMITS)
+    red = np.asarray(decoded)[..., 0]
+    assert red.min() == 0 and red.max() == 255
+
+
 def test_palette_with_transparency_becomes_rgba() -> None:
     image = Image.new("P", (8, 8), 0)
     image.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
@@ -144,6 +176,42 @@ def test_cmyk_jpeg_and_gif_decode_to_rgb() -> None:
     for data in (_encode(photo.convert("CMYK"), "JPEG"), _encode(photo.convert("P"), "GIF")):
         decoded = decode_image(data, **LIMITS)
         assert decoded.mode == "RGB" and decoded.size == (64, 40)
+
+
+def _profile(space: bytes) -> bytes:
+    """An ICC header declaring ``space``: enough for what a viewer reads first, not a usable
+    colour transform."""
+    header = bytearray(128)
+    header[0:4] = struct.pack(">I", 128)
+    header[12:16] = b"prtr"
+    header[16:20] = space
+    header[20:24] = b"Lab "
+    header[36:40] = b"acsp"
+    return bytes(header + struct.pack(">I", 0))
+
+
+def test_a_profile_stays_only_where_it_describes_the_pixels() -> None:
+    """Decoded to RGB, a CMYK or grey photo drops its profile (an RGB file tagged CMYK is
+    misread by every viewer); an RGB photo keeps its own."""
+    photo = _photo().resize((32, 24))
+    cmyk = decode_image(
+        _encode(photo.convert("CMYK"), "JPEG", icc_profile=_profile(b"CMYK")), **LIMITS
+    )
+    assert cmyk.mode == "RGB" and "icc_profile" not in cmyk.info
+    grey = decode_image(_encode(photo.convert("L"), "PNG", icc_profile=_profile(b"GRAY")), **LIMITS)
+    assert grey.mode == "RGB" and "icc_profile" not in grey.info
+    rgb = decode_image(_encode(photo, "PNG", icc_profile=_profile(b"RGB ")), **LIMITS)
+    assert rgb.info["icc_profile"][16:20] == b"RGB "
+
+
+def test_the_header_tells_frames_and_mode() -> None:
+    frames = [Image.new("RGB", (8, 8), (80 * i, 0, 0)) for i in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    assert declared_frames(buf.getvalue()) == 3
+    assert declared_frames(_encode(_photo(), "PNG")) == 1
+    assert declared_mode(_encode(_photo().convert("L"), "PNG")) == "L"
+    assert declared_mode(b"not an image") == ""
 
 
 def test_jpg_output_flattens_alpha_onto_white_or_given_background() -> None:

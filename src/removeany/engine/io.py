@@ -8,7 +8,7 @@ import zlib
 from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageCms, ImageFile, ImageOps
 
 from removeany.engine.errors import ImageError
 
@@ -25,7 +25,11 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
 )
-_HIGH_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
+_HIGH_BIT_MODES = _SIXTEEN_BIT_MODES | {"I", "F"}
+# ICC colour-space signatures (bytes 16-19 of a profile's header) that fit what we decode to.
+_RGB_SPACE = b"RGB "
+_CMYK_SPACE = b"CMYK"
 _WEBP_MAX_SIDE = 16383
 
 
@@ -71,6 +75,8 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
     try:
         im.load()
         ImageOps.exif_transpose(im, in_place=True)
+    except Image.DecompressionBombError as exc:
+        raise _bomb() from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
         raise _corrupt() from exc
     try:
@@ -101,8 +107,42 @@ def _open_header(data: bytes, fmt: str) -> ImageFile.ImageFile:
     factory = Image.OPEN[fmt][0]
     try:
         return factory(io.BytesIO(data), "")
+    except Image.DecompressionBombError as exc:
+        raise _bomb() from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
         raise _corrupt() from exc
+
+
+def declared_frames(data: bytes) -> int:
+    """How many frames (animation, pages) the image's header declares; 1 when it cannot say."""
+    fmt = sniff_format(data)
+    if fmt is None:
+        return 1
+    try:
+        return int(getattr(_open_header(data, fmt), "n_frames", 1))
+    except (ImageError, OSError, ValueError, EOFError, struct.error):
+        return 1  # a frame past the first is damaged: the first is still what is restored
+
+
+def declared_mode(data: bytes) -> str:
+    """The Pillow mode the image's header declares (what its samples are, before
+    normalisation); "" when it cannot say."""
+    fmt = sniff_format(data)
+    if fmt is None:
+        return ""
+    try:
+        return str(_open_header(data, fmt).mode)
+    except ImageError:
+        return ""
+
+
+def _bomb() -> ImageError:
+    # Pillow's own check fired: a frame declares more pixels than the image's screen (GIF).
+    return ImageError(
+        "too_many_pixels",
+        "A frame of the image declares far more pixels than the image has; upload a "
+        "single-frame copy of it (export it as PNG or JPEG).",
+    )
 
 
 def _corrupt() -> ImageError:
@@ -114,17 +154,52 @@ def _corrupt() -> ImageError:
 
 
 def _to_rgb_or_rgba(im: Image.Image) -> Image.Image:
-    """Normalise every decoded mode to 8-bit RGB, or RGBA when the image has transparency."""
+    """Normalise every decoded mode to 8-bit RGB, or RGBA when the image has transparency.
+
+    A colour profile stays only where it still describes the pixels (an RGB one on RGB); CMYK
+    is converted through its own profile when it has one, to sRGB, which needs none."""
     if im.mode in _HIGH_BIT_MODES:
-        values = np.asarray(im, dtype=np.float32)
-        if values.max(initial=0.0) > 255:
-            values = values / 257.0  # 16-bit samples; 65535 / 257 == 255
-        gray = Image.fromarray(np.clip(values, 0, 255).astype(np.uint8))
-        return gray.convert("RGB")
+        return _grey_to_8bit(im).convert("RGB")
+    icc = im.info.get("icc_profile")
+    if im.mode == "CMYK" and isinstance(icc, bytes) and icc[16:20] == _CMYK_SPACE:
+        converted = _cmyk_to_srgb(im, icc)
+        if converted is not None:
+            return converted
     has_alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info
     if has_alpha:
-        return im if im.mode == "RGBA" else im.convert("RGBA")
-    return im if im.mode == "RGB" else im.convert("RGB")
+        out = im if im.mode == "RGBA" else im.convert("RGBA")
+    else:
+        out = im if im.mode == "RGB" else im.convert("RGB")
+    if isinstance(icc, bytes) and icc[16:20] != _RGB_SPACE:
+        out.info.pop("icc_profile", None)
+    return out
+
+
+def _grey_to_8bit(im: Image.Image) -> Image.Image:
+    """16-bit, 32-bit and float samples to 8 bits, scaled by what the mode holds: 16-bit
+    always by 257 (a dark 16-bit photo is still 16-bit), float in 0..1 by 255."""
+    values = np.asarray(im, dtype=np.float32)
+    top = float(values.max(initial=0.0))
+    if im.mode in _SIXTEEN_BIT_MODES or top > 255.0:
+        values = values / 257.0  # 65535 / 257 == 255
+    elif im.mode == "F" and top <= 1.0:
+        values = values * 255.0
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))
+
+
+def _cmyk_to_srgb(im: Image.Image, icc: bytes) -> Image.Image | None:
+    """CMYK through its embedded profile to sRGB; None when the profile cannot be used."""
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        out = ImageCms.profileToProfile(
+            im, source, ImageCms.createProfile("sRGB"), outputMode="RGB"
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return None
+    if out is None:
+        return None
+    out.info.pop("icc_profile", None)
+    return out
 
 
 # PNG results: zlib's run-length strategy after PNG's per-row filters, which find little for
