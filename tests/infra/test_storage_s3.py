@@ -89,6 +89,6 @@ def test_job_results_download_from_the_bucket(
             assert redirect.status_code == 307
             result = httpx.get(redirect.headers["location"])
             assert result.status_code == 200 and result.content.startswith(b"\x89PNG")
-            assert result.content == ctx.storage.get(f"results/{job['id']}")
+            assert result.content == ctx.storage.get(f"results/{job['id']}.1")  # attempt 1
     finally:
         ctx.close()

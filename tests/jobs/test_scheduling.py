@@ -104,3 +104,43 @@ def test_lost_worker_job_is_retried_and_charged_once(ctx: Context, clock: TestCl
     assert ledger["statuses"] == {"succeeded": 1}
     assert ledger["captured"] == 1 and ledger["held"] == 0 and ledger["available"] == 2
     assert not ledger["double_captures"]
+
+
+def test_an_abandoned_job_is_never_charged(ctx: Context, clock: TestClock) -> None:
+    """A synchronous caller that timed out abandons its job, queued or running: the running
+    one's worker finishes, finds nothing to settle and deletes its result; no credit moves."""
+    ctx.clock = clock
+    user = make_user(ctx, credits=3)
+    running_id, queued_id = submit(ctx, user.id, 2, small_photo(photo_paths(1)[0], 160))
+    claimed = worker.claim_next(ctx)
+    assert claimed is not None and claimed.id == running_id
+    for job_id in (running_id, queued_id):
+        with ctx.db.transaction() as session:
+            job = session.get(Job, job_id)
+            assert job is not None and jobs.abandon(session, job, ctx.now())
+    worker.run_claimed(ctx, claimed)
+    assert worker.claim_next(ctx) is None
+    with ctx.db.transaction() as session:
+        settled = [session.get(Job, j) for j in (running_id, queued_id)]
+        assert all(j is not None and j.error_code == "timeout" for j in settled)
+        # settled already: abandoning again changes nothing
+        assert not jobs.abandon(session, settled[0], ctx.now())  # type: ignore[arg-type]
+    assert not ctx.storage.exists(f"results/{running_id}.{claimed.attempt}")
+    ledger = audit(ctx, user.id)
+    assert ledger["statuses"] == {"cancelled": 2}
+    assert ledger["captured"] == 0 and ledger["held"] == 0 and ledger["available"] == 3
+
+
+def test_a_finished_job_is_not_abandoned(ctx: Context, clock: TestClock) -> None:
+    ctx.clock = clock
+    user = make_user(ctx, credits=3)
+    (job_id,) = submit(ctx, user.id, 1, small_photo(photo_paths(1)[0], 160))
+    claimed = worker.claim_next(ctx)
+    assert claimed is not None
+    worker.run_claimed(ctx, claimed)
+    with ctx.db.transaction() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and not jobs.abandon(session, job, ctx.now())
+        assert job.status == "succeeded" and job.result_key is not None
+        assert ctx.storage.exists(job.result_key)
+    assert audit(ctx, user.id)["captured"] == 1

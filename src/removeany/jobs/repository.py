@@ -126,6 +126,19 @@ def running_attempt(session: Session, job_id: str, attempt: int) -> Job | None:
     )
 
 
+def cancel_unsettled(
+    session: Session, job_id: str, now: datetime, *, code: str, message: str
+) -> bool:
+    """Queued or running → cancelled; False if it was settled first. A worker still running
+    it then finds no running attempt to settle, and discards its result."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(("queued", "running")))
+        .values(status="cancelled", finished_at=now, error_code=code, error_message=message)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def heartbeat(session: Session, job_id: str, attempt: int, now: datetime) -> bool:
     result = session.execute(
         update(Job)

@@ -157,6 +157,22 @@ def fail(session: Session, job: Job, *, code: str, message: str, now: datetime) 
     session.flush()
 
 
+def abandon(session: Session, job: Job, now: datetime) -> bool:
+    """A job whose caller stopped waiting for it (a synchronous request that timed out and
+    was answered with an error) is cancelled, queued or running, and never charged: its hold
+    goes back. False when it was settled first; then its outcome stands."""
+    if not repo.cancel_unsettled(
+        session,
+        job.id,
+        now,
+        code="timeout",
+        message="The request timed out before the result was ready. You were not charged.",
+    ):
+        return False
+    ledger.release(session, job.user_id, reference=job_reference(job.id), now=now)
+    return True
+
+
 def wait_until_finished(db: Database, job_id: str, timeout: float) -> Job:
     """Poll until the job leaves the queue; works for every queue backend."""
     deadline = time.monotonic() + timeout

@@ -99,7 +99,9 @@ def run_claimed(ctx: Context, claimed: Claimed) -> None:
                 input_format=sniff_format(original),
                 shared_mark=_shared_mark(ctx, claimed, image.size),
             )
-            result_key = f"results/{claimed.id}"
+            # One key per attempt: a lost attempt that wakes up never touches the result of
+            # the attempt that took over.
+            result_key = f"results/{claimed.id}.{claimed.attempt}"
             ctx.storage.put(result_key, output.data)
         except (ImageError, OptionError) as exc:
             _fail(ctx, claimed, exc.code, exc.message)
@@ -115,7 +117,8 @@ def run_claimed(ctx: Context, claimed: Claimed) -> None:
     with ctx.db.transaction() as session:
         job = repo.running_attempt(session, claimed.id, claimed.attempt)
         if job is None:
-            log.warning("job %s attempt %d lost its lease; result discarded", *_ids(claimed))
+            log.warning("job %s attempt %d was settled meanwhile; result discarded", *_ids(claimed))
+            ctx.storage.delete(result_key)  # its own attempt's: nobody will fetch it
             return
         service.succeed(
             session,
