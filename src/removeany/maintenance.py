@@ -14,6 +14,9 @@ from removeany.context import Context
 from removeany.credits import repository as credits_repo
 from removeany.credits import service as ledger
 from removeany.i18n import t, use
+from removeany.jobs import repository as jobs_repo
+from removeany.jobs import service as jobs
+from removeany.jobs.service import job_reference
 from removeany.privacy.service import run_retention
 
 log = logging.getLogger(__name__)
@@ -30,7 +33,10 @@ def run_sweeps(ctx: Context) -> SweepReport:
     now = ctx.now()
     with ctx.db.transaction() as session:
         expired = ledger.expire_lots(session, now)
-        released = ledger.release_stale_holds(session, now)
+        for user_id in jobs_repo.suspended_owners_of_queued(session):
+            jobs.cancel_queued_of(session, user_id, now)
+        unsettled = {job_reference(job_id) for job_id in jobs_repo.unfinished_ids(session)}
+        released = ledger.release_stale_holds(session, now, in_use=unsettled)
     warnings = _warn_expiring(ctx)
     run_retention(ctx)
     return SweepReport(expired, released, warnings)

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from removeany.accounts.models import User
 from removeany.context import Context
 from removeany.jobs import repository as repo
 from removeany.jobs import service as jobs
 from removeany.jobs import worker
 from removeany.jobs.models import Job
+from removeany.maintenance import run_sweeps
+from removeany.moderation import service as moderation
+from removeany.moderation.audit import Actor
 from tests.batches._images import photo_paths, small_photo
 from tests.batches._ledger import audit
 from tests.conftest import TestClock
@@ -144,3 +149,54 @@ def test_a_finished_job_is_not_abandoned(ctx: Context, clock: TestClock) -> None
         assert job.status == "succeeded" and job.result_key is not None
         assert ctx.storage.exists(job.result_key)
     assert audit(ctx, user.id)["captured"] == 1
+
+
+def test_a_job_queued_past_its_hold_ttl_is_still_charged(ctx: Context, clock: TestClock) -> None:
+    """The sweep gives back holds of work that will never settle, not of work still waiting:
+    a job queued for two hours (a long batch) is charged when it runs, once."""
+    ctx.clock = clock
+    user = make_user(ctx, credits=3)
+    (waiting,) = submit(ctx, user.id, 1, small_photo(photo_paths(1)[0], 160))
+    clock.now += timedelta(hours=2)
+    assert run_sweeps(ctx).released_credits == 0
+    claimed = worker.claim_next(ctx)
+    assert claimed is not None and claimed.id == waiting
+    clock.now += timedelta(hours=2)
+    assert run_sweeps(ctx).released_credits == 0  # running: still held
+    worker.run_claimed(ctx, claimed)
+    ledger = audit(ctx, user.id)
+    assert ledger["statuses"] == {"succeeded": 1}
+    assert ledger["captured"] == 1 and ledger["held"] == 0 and ledger["available"] == 2
+
+
+@pytest.mark.parametrize("action", ["ban", "restrict"])
+def test_a_suspended_account_s_queued_jobs_never_run(
+    ctx: Context, clock: TestClock, action: str
+) -> None:
+    """Moderation cancels what has not started, without charge; what was submitted in the
+    same moment is not claimed either."""
+    ctx.clock = clock
+    user = make_user(ctx, credits=3)
+    first, second = submit(ctx, user.id, 2, small_photo(photo_paths(1)[0], 160))
+    with ctx.db.transaction() as session:
+        target = session.get(User, user.id)
+        assert target is not None
+        getattr(moderation, action)(
+            session, Actor(None, "operator"), target, "abuse report", now=ctx.now()
+        )
+    with ctx.db.transaction() as session:
+        for job_id in (first, second):
+            job = session.get(Job, job_id)
+            assert job is not None and job.status == "cancelled"
+            assert job.error_code == "account_suspended"
+        repo.cancel_unsettled(session, first, ctx.now(), code="x", message="x")  # no effect
+    # a job that slipped in around the moderation (jobs.submit checks no status; the routes
+    # refuse a suspended account before it): queued, but never claimed
+    (late,) = submit(ctx, user.id, 1, small_photo(photo_paths(1)[0], 160))
+    assert worker.claim_next(ctx) is None
+    assert audit(ctx, user.id)["held"] == 1
+    run_sweeps(ctx)  # ... and cancelled by the next sweep
+    with ctx.db.transaction() as session:
+        assert session.get(Job, late).status == "cancelled"  # type: ignore[union-attr]
+    ledger = audit(ctx, user.id)
+    assert ledger["captured"] == 0 and ledger["held"] == 0 and ledger["available"] == 3

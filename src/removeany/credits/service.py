@@ -7,6 +7,7 @@ lots they came from. There is deliberately no transfer operation.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -222,10 +223,16 @@ def expire_lots(session: Session, now: datetime) -> int:
     return expired
 
 
-def release_stale_holds(session: Session, now: datetime) -> int:
-    """Holds whose job never settled (a crashed worker) go back to their lots after their TTL."""
+def release_stale_holds(
+    session: Session, now: datetime, *, in_use: Collection[str] = frozenset()
+) -> int:
+    """Holds past their TTL go back to their lots (what they held for never settled), except
+    those whose references are still ``in_use``: work that is queued or running, however
+    long it waits, is charged when it settles."""
     released = 0
     for reference, user_id in {(h.reference, h.user_id) for h in repo.expired_holds(session, now)}:
+        if reference in in_use:
+            continue
         released += release(session, user_id, reference=reference, now=now)
     return released
 

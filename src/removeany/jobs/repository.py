@@ -88,8 +88,11 @@ def claim_next(session: Session, now: datetime, *, max_running_per_user: int) ->
     for user_id in sorted(user_ids, key=turn):
         if running.get(user_id, 0) >= max_running_per_user:
             continue
+        # A restricted or banned user's jobs never start (their moderation cancels them too).
         locked = session.scalar(
-            select(User.id).where(User.id == user_id).with_for_update(skip_locked=True)
+            select(User.id)
+            .where(User.id == user_id, User.status == "active")
+            .with_for_update(skip_locked=True)
         )
         if locked is None:
             continue
@@ -124,6 +127,23 @@ def running_attempt(session: Session, job_id: str, attempt: int) -> Job | None:
         .where(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
         .with_for_update()
     )
+
+
+def queued_ids_of(session: Session, user_id: int) -> Sequence[str]:
+    return session.scalars(
+        select(Job.id).where(Job.user_id == user_id, Job.status == "queued")
+    ).all()
+
+
+def suspended_owners_of_queued(session: Session) -> Sequence[int]:
+    """Users who are no longer active yet have jobs waiting (submitted as they were
+    suspended)."""
+    return session.scalars(
+        select(Job.user_id)
+        .join(User, User.id == Job.user_id)
+        .where(Job.status == "queued", User.status != "active")
+        .distinct()
+    ).all()
 
 
 def cancel_unsettled(

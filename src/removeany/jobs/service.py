@@ -173,6 +173,20 @@ def abandon(session: Session, job: Job, now: datetime) -> bool:
     return True
 
 
+SUSPENDED = "The account was suspended before this image was processed. You were not charged."
+
+
+def cancel_queued_of(session: Session, user_id: int, now: datetime) -> int:
+    """Cancel every job of the user that has not started (its account was restricted or
+    banned) and give back its held credits; returns how many."""
+    cancelled = 0
+    for job_id in repo.queued_ids_of(session, user_id):
+        if repo.cancel_unsettled(session, job_id, now, code="account_suspended", message=SUSPENDED):
+            ledger.release(session, user_id, reference=job_reference(job_id), now=now)
+            cancelled += 1
+    return cancelled
+
+
 def wait_until_finished(db: Database, job_id: str, timeout: float) -> Job:
     """Poll until the job leaves the queue; works for every queue backend."""
     deadline = time.monotonic() + timeout

@@ -15,6 +15,7 @@ from removeany.accounts.models import User
 from removeany.credits import service as ledger
 from removeany.errors import Conflict, DomainError, NotFound
 from removeany.i18n import N_
+from removeany.jobs import service as jobs
 from removeany.moderation import audit
 from removeany.moderation.audit import Actor
 from removeany.moderation.models import Announcement, ServiceStatus
@@ -83,15 +84,19 @@ def _set_status(
 
 
 def restrict(session: Session, actor: Actor, user: User, reason: str, *, now: datetime) -> User:
-    """The account may sign in, see and export its data, but not process images."""
-    return _set_status(session, actor, user, "restricted", "user.restrict", reason, now)
+    """The account may sign in, see and export its data, but not process images: its queued
+    jobs are cancelled without charge."""
+    _set_status(session, actor, user, "restricted", "user.restrict", reason, now)
+    jobs.cancel_queued_of(session, user.id, now)
+    return user
 
 
 def ban(session: Session, actor: Actor, user: User, reason: str, *, now: datetime) -> User:
-    """No sign-in; every session and API key is revoked now."""
+    """No sign-in; every session and API key is revoked now, and queued jobs cancelled."""
     if actor.id == user.id:
         raise Conflict("You cannot ban yourself.", code="cannot_target_self")
     _set_status(session, actor, user, "banned", "user.ban", reason, now)
+    jobs.cancel_queued_of(session, user.id, now)
     security.revoke_sessions(session, user.id, now=now)
     security.revoke_api_keys(session, user.id, now=now)
     session.flush()
