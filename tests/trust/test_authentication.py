@@ -67,6 +67,22 @@ def test_failed_logins_are_throttled_per_account(
     assert login(client, "ada@example.com").status_code == 200
 
 
+def test_every_spelling_of_an_account_shares_its_throttle(client: TestClient, ctx: Context) -> None:
+    """Spellings that sign in to the same account (another case, fullwidth letters in the
+    domain) count against it together: they are no fresh supply of guesses."""
+    ctx.settings.login_failures_per_account = 3
+    make_user(ctx)
+    spellings = [
+        "ada@example.com",
+        "Ada@EXAMPLE.com",
+        "ada@\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25.com",
+    ]
+    for email in spellings:
+        assert login(client, email, "wrong password!").status_code == 401
+    for email in spellings:
+        assert login(client, email).status_code == 429
+
+
 def test_failed_logins_are_throttled_per_ip(client: TestClient, ctx: Context) -> None:
     ctx.settings.login_failures_per_ip = 4
     make_user(ctx)

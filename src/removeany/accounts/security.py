@@ -25,6 +25,7 @@ from removeany.accounts.models import (
     User,
     WebSession,
 )
+from removeany.accounts.service import InvalidEmail, normalise_email
 from removeany.errors import DomainError, Forbidden, NotFound, Unauthorized
 from removeany.infra.ratelimit import SESSION_KEY as RATE_COUNTERS
 from removeany.infra.ratelimit import RedisCounters
@@ -159,7 +160,14 @@ def prune(session: Session, *, now: datetime) -> int:
 
 
 def login_keys(email: str, ip: str) -> tuple[str, str]:
-    return f"login:account:{sha256(email.strip().lower())}", f"login:ip:{ip}"
+    """Throttle keys for an account and an address. The account's is its email normalised as
+    sign-up normalises it: each spelling that reaches the account (fullwidth letters, a
+    differently cased domain) shares one counter."""
+    try:
+        canonical = normalise_email(email)
+    except InvalidEmail:
+        canonical = email.strip().lower()
+    return f"login:account:{sha256(canonical)}", f"login:ip:{ip}"
 
 
 def signup_key(ip: str) -> str:
