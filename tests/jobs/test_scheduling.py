@@ -16,6 +16,7 @@ from removeany.jobs.models import Job
 from removeany.maintenance import run_sweeps
 from removeany.moderation import service as moderation
 from removeany.moderation.audit import Actor
+from removeany.privacy import service as privacy
 from tests.batches._images import photo_paths, small_photo
 from tests.batches._ledger import audit
 from tests.conftest import TestClock
@@ -200,3 +201,23 @@ def test_a_suspended_account_s_queued_jobs_never_run(
         assert session.get(Job, late).status == "cancelled"  # type: ignore[union-attr]
     ledger = audit(ctx, user.id)
     assert ledger["captured"] == 0 and ledger["held"] == 0 and ledger["available"] == 3
+
+
+def test_a_cancelled_job_s_files_go_like_a_finished_one_s(ctx: Context, clock: TestClock) -> None:
+    """Cancelled before it ran, a job keeps nothing the user may not delete: its original is
+    deleted on request, or by the retention sweep."""
+    ctx.clock = clock
+    user = make_user(ctx, credits=3)
+    asked, swept = submit(ctx, user.id, 2, small_photo(photo_paths(1)[0], 160))
+    with ctx.db.transaction() as session:
+        jobs.cancel_queued_of(session, user.id, ctx.now())
+        job = session.get(Job, asked)
+        assert job is not None
+        keys = privacy.delete_job_files(session, job, now=ctx.now())
+    privacy.delete_files(ctx.storage, keys)
+    assert keys and not any(ctx.storage.exists(k) for k in keys)
+    clock.now += timedelta(hours=ctx.settings.retention_hours + 1)
+    assert privacy.run_retention(ctx) == 1
+    with ctx.db.transaction() as session:
+        job = session.get(Job, swept)
+        assert job is not None and not ctx.storage.exists(job.input_key)

@@ -13,13 +13,17 @@ from PIL import Image
 from sqlalchemy import select
 
 from removeany.accounts.models import ApiKey, User, WebSession
+from removeany.batches.models import Batch
 from removeany.context import Context
-from removeany.credits.models import CreditEntry
+from removeany.credits import free
+from removeany.credits.models import CreditEntry, SignupGrant
 from removeany.jobs.models import Job
 from removeany.privacy.service import run_retention
 from tests.conftest import TestClock
 from tests.helpers import make_api_key, make_user
 from tests.trust.conftest import PASSWORD, login
+
+GRANT = {"credits": 10, "days": 30, "per_ip_per_day": 3}
 
 
 def photo(*, gps: bool = False, fmt: str = "JPEG") -> bytes:
@@ -168,3 +172,46 @@ def test_account_deletion_erases_data_and_keeps_an_anonymous_ledger(
         "/api/v1/auth/register", json={"email": "ada@example.com", "password": PASSWORD}
     )
     assert again.status_code == 201
+
+
+def test_account_deletion_forgets_file_names_and_the_signup_address(
+    client: TestClient, ctx: Context
+) -> None:
+    """File names live on in a batch's name, its rejected files and the items' paths; the
+    address and network in the signup grant. Erased, the mailbox still gets no second grant."""
+    user = make_user(ctx, credits=5)
+    key = make_api_key(ctx, user)
+    job = run_job(client, key, photo())
+    with ctx.db.transaction() as s:
+        stored = s.get(Job, job["id"])
+        assert stored is not None
+        stored.relative_path = "scans/alice_smith_passport.jpg"
+        s.add(
+            Batch(
+                id="b" * 32,
+                user_id=user.id,
+                name="alice_smith_passport_scans.zip",
+                service="remove_background",
+                total_items=1,
+                total_bytes=1,
+                total_pixels=1,
+                rejected=[{"path": "alice_smith_id_back.heic", "code": "unsupported_format"}],
+            )
+        )
+        free.grant_signup(s, user.id, "Ada@example.com", ip="203.0.113.9", now=ctx.now(), **GRANT)
+    h = {"X-CSRF-Token": login(client, "ada@example.com").json()["csrf_token"]}
+    r = client.post("/api/v1/account/delete", json={"current_password": PASSWORD}, headers=h)
+    assert r.status_code == 200, r.text
+    with ctx.db.transaction() as s:
+        assert s.get(Job, job["id"]).relative_path is None  # type: ignore[union-attr]
+        batch = s.get(Batch, "b" * 32)
+        assert batch is not None and batch.name == "" and batch.rejected == []
+        (grant,) = s.scalars(select(SignupGrant).where(SignupGrant.user_id == user.id)).all()
+        assert grant.ip == "" and grant.email_key.startswith("sha256:")
+    # the same mailbox, spelt another way, signing up again: no second grant
+    again = make_user(ctx, "ada+new@example.com", credits=0)
+    with ctx.db.transaction() as s:
+        assert (
+            free.grant_signup(s, again.id, "ada+new@example.com", ip="", now=ctx.now(), **GRANT)
+            is None
+        )

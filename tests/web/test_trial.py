@@ -18,6 +18,8 @@ from removeany.context import Context
 from removeany.credits.models import CreditEntry
 from removeany.infra.settings import Settings
 from removeany.jobs.models import Job
+from removeany.moderation import service as moderation
+from removeany.moderation.audit import Actor
 from tests.conftest import TestClock, eval_image
 from tests.helpers import make_api_key, make_user
 from tests.web.test_pages import form_token, text_of
@@ -183,3 +185,35 @@ def test_the_try_out_can_be_turned_off(client: TestClient, ctx: Context) -> None
     )
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "trial_disabled"
+
+
+@pytest.mark.parametrize("status", ["suspended", "disabled"])
+def test_no_try_while_background_removal_is_off(
+    client: TestClient, ctx: Context, status: str
+) -> None:
+    """The operator's switch for the service covers its free try as well; no try is used."""
+    with ctx.db.transaction() as session:
+        moderation.set_service_status(
+            session,
+            Actor(None, "operator"),
+            "remove_background",
+            status,
+            "Back at 14:00 UTC.",
+            "upgrade",
+            now=ctx.now(),
+        )
+    photo = eval_image("object", "davis16_dog_00030").read_bytes()
+    code, _, body = _try(client, photo)
+    assert code == 503 and json.loads(body)["error"]["code"] == f"service_{status}"
+    with ctx.db.transaction() as session:
+        moderation.set_service_status(
+            session,
+            Actor(None, "operator"),
+            "remove_background",
+            "active",
+            "",
+            "back",
+            now=ctx.now(),
+        )
+    assert _try(client, photo)[0] == 200  # the refused request used none of the tries
+    assert _try(client, photo)[0] == 200

@@ -3,6 +3,7 @@ monthly allowance, and promo codes. Flushes, never commits."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, text
@@ -25,6 +26,21 @@ def mailbox_key(email: str) -> str:
     return f"{local}@{domain}"
 
 
+def erased_key(key: str) -> str:
+    """What stays of a mailbox key once its account is erased: enough to refuse the same
+    mailbox a second grant, not the address."""
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def forget_signup(session: Session, user_id: int) -> None:
+    """Erase the address and network of the user's signup grant (account deletion)."""
+    for grant in session.scalars(select(SignupGrant).where(SignupGrant.user_id == user_id)):
+        if not grant.email_key.startswith("sha256:"):
+            grant.email_key = erased_key(grant.email_key)
+        grant.ip = ""
+    session.flush()
+
+
 def grant_signup(
     session: Session,
     user_id: int,
@@ -41,7 +57,8 @@ def grant_signup(
     if credits <= 0:
         return None
     key = mailbox_key(email)
-    if session.scalar(select(SignupGrant).where(SignupGrant.email_key == key)) is not None:
+    known = select(SignupGrant).where(SignupGrant.email_key.in_((key, erased_key(key))))
+    if session.scalars(known).first() is not None:
         return None
     if ip:
         recent = session.scalar(

@@ -23,6 +23,8 @@ from removeany.accounts.models import (
     User,
     WebSession,
 )
+from removeany.batches.models import Batch
+from removeany.credits import free
 from removeany.credits import service as ledger
 from removeany.credits.models import CreditEntry, CreditHold, CreditLot
 from removeany.engine.io import sniff_format
@@ -36,7 +38,8 @@ from removeany.privacy.models import JobFileDeletion
 if TYPE_CHECKING:
     from removeany.context import Context
 
-FINISHED = ("succeeded", "failed")
+# A cancelled job never runs again: its files are as finished with as a failed one's.
+FINISHED = ("succeeded", "failed", "cancelled")
 BATCH = 200
 
 
@@ -252,6 +255,7 @@ def erase_account(session: Session, user: User, *, now: datetime) -> list[str]:
     jobs = session.scalars(select(Job).where(Job.user_id == user.id)).all()
     for job in jobs:
         job.input_name = ""
+        job.relative_path = None
         if job.status == "running":
             # The worker may still store a result: delete the original now and leave the
             # job to the retention sweep, which deletes the result when it has finished.
@@ -275,6 +279,9 @@ def erase_account(session: Session, user: User, *, now: datetime) -> list[str]:
     available = ledger.balance(session, user.id, now).available
     if available > 0:
         ledger.revoke(session, user.id, available, reference="account deleted", now=now)
+    # Batch names and rejected files' names are the user's file names.
+    session.execute(update(Batch).where(Batch.user_id == user.id).values(name="", rejected=[]))
+    free.forget_signup(session, user.id)
     for model in (WebSession, ApiKey, KnownDevice, RecoveryCode, PasswordResetToken):
         session.execute(delete(model).where(model.user_id == user.id))
     session.execute(

@@ -36,6 +36,7 @@ from removeany.engine.compose import SIZE_BUDGETS, fit_pixels
 from removeany.engine.errors import ImageError, ModelError, OptionError
 from removeany.errors import DomainError, NotFound
 from removeany.jobs import processors
+from removeany.moderation import service as moderation
 from removeany.operator_models import ServiceModels
 from removeany.web.routes import _check_form_token, _ctx, _headers, _render_form, t
 
@@ -94,6 +95,8 @@ def _check_limit(ctx: Context, ip: str, *, count: bool) -> int:
     tries are left after this one."""
     limit = ctx.settings.trial_per_ip_per_hour
     with ctx.db.transaction() as session:
+        # A try is background removal: suspended or disabled by the operator, so is the try.
+        moderation.require_service_available(session, "remove_background")
         try:
             security.throttle_check(
                 session,
