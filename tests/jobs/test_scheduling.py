@@ -221,3 +221,25 @@ def test_a_cancelled_job_s_files_go_like_a_finished_one_s(ctx: Context, clock: T
     with ctx.db.transaction() as session:
         job = session.get(Job, swept)
         assert job is not None and not ctx.storage.exists(job.input_key)
+
+
+def test_a_deleted_account_s_running_job_leaves_no_result(ctx: Context, clock: TestClock) -> None:
+    """Erased while a worker runs its job: the job is cancelled, the worker's result deleted
+    as soon as it is made, nothing charged."""
+    ctx.clock = clock
+    user = make_user(ctx, credits=3)
+    (job_id,) = submit(ctx, user.id, 1, small_photo(photo_paths(1)[0], 160))
+    claimed = worker.claim_next(ctx)
+    assert claimed is not None
+    with ctx.db.transaction() as session:
+        owner = session.get(User, user.id)
+        assert owner is not None
+        keys = privacy.erase_account(session, owner, now=ctx.now())
+    privacy.delete_files(ctx.storage, keys)
+    worker.run_claimed(ctx, claimed)
+    with ctx.db.transaction() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.status == "cancelled" and job.result_key is None
+        assert not ctx.storage.exists(job.input_key)
+    assert not ctx.storage.exists(f"results/{job_id}.{claimed.attempt}")
+    assert audit(ctx, user.id)["captured"] == 0

@@ -31,6 +31,7 @@ from removeany.engine.io import sniff_format
 from removeany.errors import Conflict
 from removeany.i18n import t, use
 from removeany.infra.storage import Storage
+from removeany.jobs import repository as jobs_repo
 from removeany.jobs.models import Job
 from removeany.legal.models import TermsAcceptance
 from removeany.privacy.models import JobFileDeletion
@@ -254,13 +255,15 @@ def erase_account(session: Session, user: User, *, now: datetime) -> list[str]:
     keys: list[str] = []
     jobs = session.scalars(select(Job).where(Job.user_id == user.id)).all()
     for job in jobs:
+        if job.status == "running":
+            if jobs_repo.cancel_unsettled(
+                session, job.id, now, code="account_deleted", message="The account was deleted."
+            ):
+                # Its worker finds nothing left to settle and deletes the result it made.
+                ledger.release(session, user.id, reference=f"job:{job.id}", now=now)
+            session.refresh(job)  # or settled meanwhile: its result goes with the rest
         job.input_name = ""
         job.relative_path = None
-        if job.status == "running":
-            # The worker may still store a result: delete the original now and leave the
-            # job to the retention sweep, which deletes the result when it has finished.
-            keys.append(job.input_key)
-            continue
         if job.status == "queued":
             # Not started: it will never run, and its held credits go back before revocation.
             job.status = "failed"
