@@ -105,6 +105,10 @@ def test_limits_and_refusals(client: TestClient, ctx: Context) -> None:
 
     short = client.post("/api/v1/batches", headers=headers, files=three)
     assert short.status_code == 402, short.text  # 3 credits needed, 2 held: nothing created
+    # said for the whole batch, not for the item where the credits ran out
+    assert short.json()["error"]["message"].startswith(
+        "This needs 3 credits and your balance is 2."
+    )
     ledger = audit(ctx, user.id)
     assert ledger["held"] == 0 and ledger["available"] == 2 and not ledger["jobs"]
 

@@ -19,6 +19,7 @@ from removeany.accounts.models import User
 from removeany.batches import repository as repo
 from removeany.batches.models import Batch
 from removeany.batches.schemas import BatchCounts, BatchItemOut, BatchOut, RejectedFile
+from removeany.credits.service import InsufficientCredits
 from removeany.engine.errors import ImageError
 from removeany.engine.io import decode_image
 from removeany.errors import DomainError, NotFound
@@ -284,20 +285,27 @@ def create(
     created: list[Job] = []
     for n, item in enumerate(planned.items):
         data = item.entry.read(item.size + 1)
-        job = jobs.submit(
-            session,
-            storage,
-            user,
-            service=service,
-            options=options,
-            original=data,
-            input_name=PurePosixPath(item.entry.path).name,
-            width=item.width,
-            height=item.height,
-            now=now,
-            reserve_ttl=reserve_ttl,
-            monthly_allowance=monthly_allowance if n == 0 else 0,
-        )
+        try:
+            job = jobs.submit(
+                session,
+                storage,
+                user,
+                service=service,
+                options=options,
+                original=data,
+                input_name=PurePosixPath(item.entry.path).name,
+                width=item.width,
+                height=item.height,
+                now=now,
+                reserve_ttl=reserve_ttl,
+                monthly_allowance=monthly_allowance if n == 0 else 0,
+            )
+        except InsufficientCredits as exc:
+            # Said for the whole batch (every item has the same price), not for item N.
+            held = sum(j.cost for j in created)
+            raise InsufficientCredits(
+                exc.needed * len(planned.items), exc.available + held
+            ) from None
         written.append(job.input_key)
         job.batch_id = batch.id
         job.relative_path = item.entry.path
