@@ -18,11 +18,14 @@ Methods: ``input`` (untouched), ``telea`` (OpenCV Telea inpainting with the perf
 and on the batch track ``ours-batch`` (joint estimate, no mask), ``batch+mask`` and
 ``batch+brush``.
 
-Also: ``scene`` (opaque text that belongs to the photo must survive) and ``clean`` (photos with
-no mark at all, single and in batches, must come back untouched).
+Also: ``scene`` (opaque text that belongs to the photo must survive), ``clean`` (photos with
+no mark at all, single and in batches, must come back untouched) and ``styles`` (every photo
+under each of a few marks as people commonly put them on photos, ``synth.COMMON_STYLES``).
+``--jpeg Q`` hands every method its photo saved as a JPEG of quality Q, as photos are shared.
 
 Metrics: PSNR and SSIM over the whole image and over the watermark region (alpha > 0.01),
-images made worse (whole-image PSNR below the input's), seconds per image.
+images made worse (whole-image PSNR below the input's), images returned unchanged, seconds
+per image.
 """
 
 from __future__ import annotations
@@ -45,7 +48,16 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "src"))
 
-from synth import KINDS, Watermark, cjk_font_available, make_watermark  # noqa: E402
+import io  # noqa: E402
+
+from synth import (  # noqa: E402
+    COMMON_STYLES,
+    KINDS,
+    Watermark,
+    cjk_font_available,
+    make_common_mark,
+    make_watermark,
+)
 
 from removeany.engine.watermark import (  # noqa: E402
     WatermarkResult,
@@ -64,6 +76,8 @@ BATCH_MARKS = 1
 # --per-image: print one line per image and method (PSNR before -> after, WORSE flagged).
 PER_IMAGE = False
 LONG_SIDE = 0
+# --jpeg: quality of the JPEG every method's photo is saved as first (0: handed over as is).
+JPEG_QUALITY = 0
 # How far past the mark a user's brush strays (px, at the photo's size).
 BRUSH_MARGIN = 6
 
@@ -108,8 +122,18 @@ def telea(j: np.ndarray, wm: Watermark) -> np.ndarray:
     return np.asarray(cv2.inpaint(j, m, 3, cv2.INPAINT_TELEA))
 
 
+def delivered(image: np.ndarray) -> np.ndarray:
+    """The photo as a method receives it: saved as a JPEG of JPEG_QUALITY first, if set."""
+    if not JPEG_QUALITY:
+        return image
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", quality=JPEG_QUALITY)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
 class Table:
-    def __init__(self) -> None:
+    def __init__(self, kinds: tuple[str, ...] = KINDS) -> None:
+        self.kinds = kinds
         self.rows: dict[str, list[dict[str, float]]] = defaultdict(list)
 
     def add(
@@ -135,12 +159,13 @@ class Table:
             )
         self.rows[method].append(
             {
-                "kind": float(KINDS.index(kind)),
+                "kind": float(self.kinds.index(kind)),
                 "psnr": psnr(clean, out),
                 "psnr_r": psnr(clean, out, reg),
                 "ssim": float(sm.mean()),
                 "ssim_r": float(sm[reg].mean()) if reg.any() else 1.0,
                 "worse": float(psnr(clean, out) < psnr(clean, j) - 1e-6),
+                "same": float(np.array_equal(out, j)),
                 "secs": secs,
             }
         )
@@ -148,18 +173,18 @@ class Table:
     def print(self, title: str) -> None:
         print(f"\n== {title} ==")
         head = f"{'method':<11}{'n':>4}{'PSNR':>7}{'PSNR-reg':>9}{'SSIM':>7}{'SSIM-reg':>9}"
-        head += f"{'worse':>6}{'s/img':>7}  " + " ".join(f"{k:>6}" for k in KINDS)
+        head += f"{'worse':>6}{'same':>5}{'s/img':>7}  " + " ".join(f"{k:>6}" for k in self.kinds)
         print(head + "   (region PSNR by kind)")
         for m, rs in self.rows.items():
             a = {k: np.mean([r[k] for r in rs]) for k in rs[0]}
             by = []
-            for ki in range(len(KINDS)):
+            for ki in range(len(self.kinds)):
                 v = [r["psnr_r"] for r in rs if r["kind"] == ki]
                 by.append(f"{np.mean(v):6.2f}" if v else "     -")
             print(
                 f"{m:<11}{len(rs):>4}{a['psnr']:7.2f}{a['psnr_r']:9.2f}{a['ssim']:7.4f}"
-                f"{a['ssim_r']:9.4f}{int(sum(r['worse'] for r in rs)):>6}{a['secs']:7.3f}  "
-                + " ".join(by)
+                f"{a['ssim_r']:9.4f}{int(sum(r['worse'] for r in rs)):>6}"
+                f"{int(sum(r['same'] for r in rs)):>5}{a['secs']:7.3f}  " + " ".join(by)
             )
 
 
@@ -200,7 +225,7 @@ def run_single(files: list[Path], methods: set[str]) -> Table:
         clean = load(p)
         kind = KINDS[i % len(KINDS)]
         wm = make_watermark(np.random.default_rng(seed_of(p.name)), *clean.shape[:2], kind)
-        j = wm.apply(clean)
+        j = delivered(wm.apply(clean))
         fns: dict[str, Callable[[np.ndarray, Watermark], np.ndarray]] = {
             "input": lambda j, wm: j,
             "telea": telea,
@@ -228,7 +253,7 @@ def run_scene(files: list[Path]) -> None:
         label = make_watermark(
             np.random.default_rng(seed_of(p.name) + 11), *clean.shape[:2], "scene"
         )
-        photo = label.apply(clean)
+        photo = delivered(label.apply(clean))
         t = time.perf_counter()
         out = restore(photo, detector=det).image
         secs += time.perf_counter() - t
@@ -256,10 +281,10 @@ def run_clean(files: list[Path]) -> None:
     automatic batch path. A photo counts as changed below 60 dB against itself."""
     det = load_text_detector()
     tracks: list[tuple[str, list[list[np.ndarray]], Restorer]] = [
-        ("single", [[load(p)] for p in files], lambda g: [restore(g[0], detector=det)]),
+        ("single", [[delivered(load(p))] for p in files], lambda g: [restore(g[0], detector=det)]),
         (
             "batch",
-            [marked_batch(g, "text")[0] for g in batch_groups(files)],
+            [[delivered(c) for c in marked_batch(g, "text")[0]] for g in batch_groups(files)],
             lambda g: restore_batch(g, detector=det),
         ),
     ]
@@ -277,6 +302,31 @@ def run_clean(files: list[Path]) -> None:
             f"changed {len(changed)} of {len(scores)}; worst {worst}; "
             f"{secs / max(len(scores), 1):.3f} s/img"
         )
+
+
+def run_styles(files: list[Path], methods: set[str]) -> Table:
+    """Every photo under each mark of COMMON_STYLES, automatic (``ours``) and with the user's
+    mask (``ours+mask``)."""
+    det = load_text_detector()
+    styles = tuple(COMMON_STYLES)
+    tab = Table(styles)
+    for p in files:
+        clean = load(p)
+        for style in styles:
+            wm = make_common_mark(style, *clean.shape[:2])
+            j = delivered(wm.apply(clean))
+            fns: dict[str, Callable[[], np.ndarray]] = {
+                "input": lambda j=j: j,
+                "ours": lambda j=j: restore(j, detector=det).image,
+                "ours+mask": lambda j=j, wm=wm: restore(j, mask=wm.region()).image,
+            }
+            for m, fn in fns.items():
+                if m not in methods:
+                    continue
+                t = time.perf_counter()
+                out = fn()
+                tab.add(m, style, clean, j, out, wm, time.perf_counter() - t, p.name)
+    return tab
 
 
 def _landscape(path: Path) -> bool:
@@ -327,7 +377,7 @@ def run_batch(files: list[Path], methods: set[str]) -> Table:
             # once all four were drawn (m = 0 is the track's one mark per group).
             kind = KINDS[(gi + m) % len(KINDS)]
             cleans, wm = marked_batch(group, kind, BATCH_SEED + 100 * (m // len(KINDS)))
-            js = [wm.apply(c) for c in cleans]
+            js = [delivered(wm.apply(c)) for c in cleans]
             if "input" in methods:
                 for c, j in zip(cleans, js, strict=True):
                     tab.add("input", kind, c, j, j, wm, 0.0)
@@ -357,9 +407,10 @@ def main() -> int:
     ap.add_argument("--split", choices=("tune", "test", "all"), default="test")
     ap.add_argument(
         "--track",
-        choices=("single", "batch", "scene", "clean", "both", "all"),
+        choices=("single", "batch", "scene", "clean", "styles", "both", "all"),
         default="both",
-        help="both = single + batch; all adds the scene-text and no-mark (clean) tracks",
+        help="both = single + batch; all adds the scene-text and no-mark (clean) tracks; "
+        "styles: common marks (synth.COMMON_STYLES) on every photo",
     )
     ap.add_argument("--limit", type=int, default=0, help="use only the first N photos")
     ap.add_argument(
@@ -382,18 +433,27 @@ def main() -> int:
         help="scale each photo (bicubic) to this long side before marking it: real photos are "
         "larger than the 481-768 px evaluation set, e.g. 1200",
     )
+    ap.add_argument(
+        "--jpeg",
+        type=int,
+        default=0,
+        help="hand every method its photo saved as a JPEG of this quality (e.g. 90), as photos "
+        "are shared; 0: as is",
+    )
     args = ap.parse_args()
-    global PER_IMAGE, LONG_SIDE, BATCH_MARKS
+    global PER_IMAGE, LONG_SIDE, BATCH_MARKS, JPEG_QUALITY
     PER_IMAGE = args.per_image
     BATCH_MARKS = args.batch_marks
     LONG_SIDE = args.long_side
+    JPEG_QUALITY = args.jpeg
     files = split_files(args.split)
     if args.limit:
         files = files[: args.limit]
     methods = set(args.methods.split(","))
     print(
         f"eval dir {eval_dir()}, split {args.split}: {len(files)} photos"
-        f"{f' scaled to {LONG_SIDE} px' if LONG_SIDE else ''}; "
+        f"{f' scaled to {LONG_SIDE} px' if LONG_SIDE else ''}"
+        f"{f', as JPEG quality {JPEG_QUALITY}' if JPEG_QUALITY else ''}; "
         f"CJK font {'yes' if cjk_font_available() else 'NO (cjk kind falls back to Latin)'}; "
         f"opacity network {'yes' if load_mark_net() else 'NO (batches: edges and text only)'}"
     )
@@ -403,6 +463,8 @@ def main() -> int:
         run_scene(files)
     if args.track in ("clean", "all"):
         run_clean(files)
+    if args.track == "styles":
+        run_styles(files, methods).print(f"common styles, {args.split} split")
     if args.track in ("batch", "both", "all"):
         run_batch(files, methods).print(
             f"batch track ({BATCH} images share a watermark), {args.split} split"

@@ -261,6 +261,35 @@ def make_watermark(
     return Watermark(kind=kind, alpha=alpha.astype(np.float32), color=color, text=text)
 
 
+# Marks as people commonly put them on photos, fixed rather than drawn at random: one bold
+# word across the middle, a faint one, a credit line in a corner (light or dark), a Chinese
+# notice. (text, font size as a share of the short side, placement, grey level, opacity)
+COMMON_STYLES: dict[str, tuple[str, float, str, int, float]] = {
+    "bold": ("SAMPLE ©", 0.144, "middle", 255, 0.5),
+    "faint": ("PREVIEW", 0.16, "middle", 255, 0.3),
+    "credit": ("© Jane Doe 2025", 0.072, "corner", 255, 0.7),
+    "dark": ("© Jane Doe 2025", 0.072, "corner", 0, 0.5),
+    "notice": ("版权所有 禁止转载", 0.112, "middle", 255, 0.5),
+}
+
+
+def make_common_mark(style: str, height: int, width: int) -> Watermark:
+    """The mark of one of COMMON_STYLES on an image of this size (no randomness): the middle
+    of the photo, or 10 px in from its lower right corner."""
+    text, share, place, grey, opacity = COMMON_STYLES[style]
+    font = _font(max(10, int(share * min(height, width))), any(ord(c) > 0x2E80 for c in text))
+    layer = Image.new("L", (width, height), 0)
+    if place == "middle":
+        at, anchor = (width / 2, height / 2), "mm"
+    else:
+        at, anchor = (width - 10, height - 10), "rd"
+    ImageDraw.Draw(layer).text(at, text, font=font, fill=255, anchor=anchor)
+    alpha = np.asarray(layer, np.float32) / 255.0 * opacity
+    color = np.where(alpha[..., None] > 0, float(grey), 0.0).astype(np.float32)
+    color = np.broadcast_to(color, (height, width, 3)).copy()
+    return Watermark(kind=style, alpha=alpha, color=color, text=text)
+
+
 def _hsv_to_rgb(h: float, s: float, v: float) -> tuple[int, int, int]:
     i = int(h * 6) % 6
     f = h * 6 - int(h * 6)
