@@ -250,3 +250,25 @@ def test_an_unwritable_output_names_the_result_and_what_to_check(
     message = stderr.replace("\n", "")
     assert code == 1 and "io_error" in message and "output folder" in message
     assert not list(tmp_path.glob("**/*.part"))
+
+
+def test_css_margins_and_colours_as_the_api_takes_them(
+    tmp_path: Path, photo: Path, model_dir: Path
+) -> None:
+    tight, padded = tmp_path / "tight.png", tmp_path / "padded.jpg"
+    common = [str(photo), "--model-dir", str(model_dir), "--crop"]
+    assert _invoke(*common, "-o", str(tight))[0] == 0
+    code, _, stderr = _invoke(
+        *common,
+        "-o",
+        str(padded),
+        "--crop-margin",
+        "10px 20px 30px 40px",
+        "--bg-color",
+        "lightblue",
+    )
+    assert code == 0, stderr
+    with Image.open(tight) as subject, Image.open(padded) as result:
+        assert result.size == (subject.width + 20 + 40, subject.height + 10 + 30)
+        corner = np.asarray(result)[:8, :8].reshape(-1, 3).astype(int)
+    assert np.abs(corner - [0xAD, 0xD8, 0xE6]).max() < 12, "the margin shows the CSS colour"

@@ -6,13 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from removeany import __version__
 from removeany.accounts.routes import router as accounts_router
-from removeany.api.removebg import error_response
-from removeany.api.removebg import router as removebg_router
+from removeany.api import removebg
 from removeany.api.watermark import router as watermark_router
 from removeany.batches.pages import router as batch_pages
 from removeany.batches.routes import router as batches_router
@@ -69,7 +70,8 @@ def create_app(ctx: Context | None = None, *, run_workers: bool = True) -> FastA
     app.state.ctx = context
     # The request's language (pages and emails): ?lang=, the `lang` cookie or Accept-Language.
     app.add_middleware(LocaleMiddleware, secure=context.settings.cookie_secure)
-    app.include_router(removebg_router)
+    app.add_middleware(removebg.RemoveBgCors)
+    app.include_router(removebg.router)
     app.include_router(accounts_router)
     app.include_router(credits_router)
     app.include_router(catalog_router)
@@ -89,8 +91,8 @@ def create_app(ctx: Context | None = None, *, run_workers: bool = True) -> FastA
 
 
 def _error(request: Request, status: int, code: str, message: str) -> JSONResponse:
-    if request.url.path.startswith("/v1.0/"):
-        return error_response(status, code, message)
+    if request.url.path.startswith(removebg.PREFIX):
+        return removebg.error_response(status, code, message)
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
@@ -111,6 +113,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": ["body"], "msg": "invalid"}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
+        if request.url.path.startswith(removebg.PREFIX):  # remove.bg answers 400 to any of it
+            detail = removebg.validation_detail(where, first)
+            return removebg.error_response(400, "invalid_request", detail)
         return _error(
             request, 422, "invalid_request", f"{where}: {first.get('msg')}. Fix it and retry."
         )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if request.url.path.startswith(removebg.PREFIX):
+            return removebg.http_error(request, exc)
+        return await http_exception_handler(request, exc)

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from httpx2 import Response
 from PIL import Image
 
+from removeany.api.removebg import prefers_json
 from removeany.context import Context
 from removeany.credits import service as ledger
+from removeany.engine.compose import foreground_box
 from tests.conftest import eval_image
 from tests.helpers import make_api_key, make_user
 
@@ -231,7 +236,7 @@ def test_bad_cutout_options_are_400_and_cost_nothing(
         (b"{not json", "invalid_json"),
         (b"[1, 2]", "invalid_json"),
         (b'{"image_file_b64": {"nested": 1}}', "invalid_json"),
-        (b'{"size": "preview"}', "missing_image"),
+        (b'{"size": "preview"}', "missing_source"),
     ],
 )
 def test_bad_json_bodies_are_400_and_cost_nothing(
@@ -250,8 +255,8 @@ def test_bad_json_bodies_are_400_and_cost_nothing(
 @pytest.mark.parametrize(
     ("payload", "code"),
     [
-        (b"this is a text file, not an image", "unsupported_format"),
-        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "corrupt_image"),
+        (b"this is a text file, not an image", "invalid_file_type"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "failed_to_read_image"),
     ],
 )
 def test_bad_files_are_400_and_cost_nothing(
@@ -262,7 +267,7 @@ def test_bad_files_are_400_and_cost_nothing(
     )
     assert response.status_code == 400
     error = response.json()["errors"][0]
-    assert error["code"] == code and error["title"].endswith(".")
+    assert error["code"] == code and error["title"] and error["detail"].endswith(".")
     assert balance(ctx) == 5
     assert stored_files(ctx) == []
 
@@ -275,7 +280,7 @@ def test_truncated_jpeg_is_refused(client: TestClient, ctx: Context, api_key: st
         "/v1.0/removebg", headers={"X-Api-Key": api_key}, files={"image_file": ("half.jpg", jpeg)}
     )
     assert response.status_code == 400
-    assert response.json()["errors"][0]["code"] == "corrupt_image"
+    assert response.json()["errors"][0]["code"] == "failed_to_read_image"
     assert balance(ctx) == 5 and stored_files(ctx) == []
 
 
@@ -294,7 +299,7 @@ def test_over_the_byte_and_pixel_limits(
         "/v1.0/removebg", headers={"X-Api-Key": api_key}, files={"image_file": ("a.png", photo)}
     )
     assert response.status_code == 400
-    assert response.json()["errors"][0]["code"] == "too_many_pixels"
+    assert response.json()["errors"][0]["code"] == "resolution_too_high"
     assert balance(ctx) == 5 and stored_files(ctx) == []
 
 
@@ -308,7 +313,7 @@ def test_decompression_bomb_is_refused(client: TestClient, ctx: Context, api_key
         files={"image_file": ("bomb.png", buf.getvalue())},
     )
     assert response.status_code == 400
-    assert response.json()["errors"][0]["code"] == "too_many_pixels"
+    assert response.json()["errors"][0]["code"] == "resolution_too_high"
     assert balance(ctx) == 5 and stored_files(ctx) == []
 
 
@@ -332,14 +337,15 @@ def test_bad_key_is_403_and_no_credits_is_402(
         "/v1.0/removebg", headers={"X-Api-Key": "rak_wrong"}, files={"image_file": ("a.png", photo)}
     )
     assert response.status_code == 403
-    assert response.json()["errors"][0]["code"] == "invalid_api_key"
+    assert response.json()["errors"][0]["code"] == "auth_failed"
     broke = make_api_key(ctx, make_user(ctx, "broke@example.com", credits=0))
     response = client.post(
         "/v1.0/removebg", headers={"X-Api-Key": broke}, files={"image_file": ("a.png", photo)}
     )
     assert response.status_code == 402
     error = response.json()["errors"][0]
-    assert error["code"] == "insufficient_credits" and "Buy more" in error["title"]
+    assert error["code"] == "insufficient_credits" and error["title"] == "Insufficient credits"
+    assert "Buy more" in error["detail"]
     assert stored_files(ctx) == []
 
 
@@ -387,7 +393,392 @@ def test_account_reports_bought_and_granted_credits(
     assert balance(ctx) == 28
     response = client.get("/v1.0/account", headers={"X-Api-Key": "rak_wrong"})
     assert response.status_code == 403
-    assert response.json()["errors"][0]["code"] == "invalid_api_key"
+    assert response.json()["errors"][0]["code"] == "auth_failed"
     response = client.get("/v1.0/account")
-    assert response.status_code == 401
-    assert response.json()["errors"][0]["code"] == "not_authenticated"
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["code"] == "auth_failed"
+
+
+# --- remove.bg's documented behaviour, as its clients rely on it -----------------------------
+
+
+@pytest.fixture
+def many_credits_key(ctx: Context) -> str:
+    return make_api_key(ctx, make_user(ctx, "bea@example.com", credits=40))
+
+
+def removebg(
+    client: TestClient, key: str, photo: bytes, data: dict[str, str], accept: str | None = None
+) -> Response:
+    headers = {"X-Api-Key": key} | ({"Accept": accept} if accept is not None else {})
+    response = client.post(
+        "/v1.0/removebg",
+        headers=headers,
+        files={"image_file": ("GT01.png", photo, "image/png")},
+        data=data,
+    )
+    assert response.status_code == 200, response.text
+    return response
+
+
+def header_box(response: Response) -> tuple[int, ...]:
+    return tuple(
+        int(response.headers[f"X-Foreground-{side}"]) for side in ("Left", "Top", "Width", "Height")
+    )
+
+
+def subject_box(result: bytes) -> tuple[int, ...]:
+    """Where the subject is in a returned RGBA image (the engine's own threshold)."""
+    return foreground_box(np.asarray(Image.open(io.BytesIO(result)).getchannel("A")))
+
+
+@pytest.mark.parametrize(
+    ("accept", "json_wanted"),
+    [
+        ("application/json", True),
+        ("application/json, text/plain, */*", False),  # axios's default
+        ("image/png, application/json;q=0.1", False),
+        ("image/*", False),
+        ("", False),
+        ("*/*;q=0.1, application/json", True),
+        ("application/json;q=0.9, image/*;q=0.5", True),
+        ("application/*", True),
+        ("application/json;q=0, */*", False),
+        ("application/json;q=abc, image/png", False),
+        ("nonsense, application/json", True),
+    ],
+)
+def test_accept_is_weighed_by_q_values(accept: str, json_wanted: bool) -> None:
+    assert prefers_json(accept, "image/png") is json_wanted
+
+
+@pytest.mark.parametrize(
+    "accept", ["application/json, text/plain, */*", "image/png, application/json;q=0.1"]
+)
+def test_the_image_comes_back_unless_json_is_preferred(
+    client: TestClient, many_credits_key: str, photo: bytes, accept: str
+) -> None:
+    """remove.bg's Node sample (axios) writes the body it gets to no-bg.png."""
+    response = removebg(client, many_credits_key, photo, {"size": "preview"}, accept)
+    assert response.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(response.content)).mode == "RGBA"
+
+
+def test_base64_form_fields_may_be_as_large_as_an_upload(
+    client: TestClient, ctx: Context, many_credits_key: str, photo: bytes
+) -> None:
+    """remove.bg's PyPI client and `curl -F image_file_b64=...` send base64 as a form field."""
+    big = io.BytesIO()
+    with Image.open(io.BytesIO(photo)) as original:
+        original.convert("RGB").resize((1600, 994)).save(big, "PNG")
+    b64 = base64.b64encode(big.getvalue()).decode()
+    assert len(b64) > 1024 * 1024, "past Starlette's default 1 MB per field"
+    headers = {"X-Api-Key": many_credits_key}
+    urlencoded = client.post(
+        "/v1.0/removebg", headers=headers, data={"image_file_b64": b64, "size": "preview"}
+    )
+    multipart = client.post(
+        "/v1.0/removebg",
+        headers=headers,
+        files={"image_file_b64": (None, b64), "size": (None, "preview")},
+    )
+    for response in (urlencoded, multipart):
+        assert response.status_code == 200, response.text
+        assert Image.open(io.BytesIO(response.content)).mode == "RGBA"
+    # Past what the upload limit allows, Starlette's refusal comes in remove.bg's shape.
+    ctx.settings.max_upload_bytes = 200_000
+    response = client.post("/v1.0/removebg", headers=headers, files={"image_file_b64": (None, b64)})
+    assert response.status_code == 400
+    error = response.json()["errors"][0]
+    assert error["code"] == "bad_request" and "maximum size" in error["detail"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"size": "preview"},
+        {"size": "full", "crop": "true", "crop_margin": "10px 20px 30px 40px"},
+        {"size": "preview", "crop": "true", "crop_margin": "10%"},
+        {"size": "full", "scale": "50%", "position": "0% 100%"},
+        {"size": "preview", "roi": "0% 0% 60% 100%"},
+    ],
+)
+def test_foreground_headers_describe_the_returned_image(
+    client: TestClient, many_credits_key: str, photo: bytes, data: dict[str, str]
+) -> None:
+    response = removebg(client, many_credits_key, photo, data)
+    assert (response.headers["X-Width"], response.headers["X-Height"]) == tuple(
+        str(v) for v in Image.open(io.BytesIO(response.content)).size
+    )
+    reported, actual = header_box(response), subject_box(response.content)
+    assert np.abs(np.subtract(reported, actual)).max() <= 1, (reported, actual)
+
+
+def test_foreground_of_a_result_on_an_opaque_colour(
+    client: TestClient, many_credits_key: str, photo: bytes
+) -> None:
+    """The result is opaque everywhere, so the box must come from the cutout's geometry."""
+    data = {"size": "preview", "crop": "true", "crop_margin": "30px 10%", "scale": "70%"}
+    transparent = removebg(client, many_credits_key, photo, data)
+    coloured = removebg(
+        client, many_credits_key, photo, data | {"bg_color": "white"}, "application/json"
+    )
+    box = header_box(transparent)
+    assert np.abs(np.subtract(box, subject_box(transparent.content))).max() <= 1
+    assert header_box(coloured) == box
+    answer = coloured.json()["data"]
+    assert tuple(answer[f"foreground_{side}"] for side in ("left", "top", "width", "height")) == box
+
+
+def test_auth_failures_are_403_auth_failed_on_v1_only(client: TestClient, photo: bytes) -> None:
+    missing = client.post("/v1.0/removebg", files={"image_file": ("a.png", photo)})
+    wrong = client.post(
+        "/v1.0/removebg", headers={"X-Api-Key": "rak_wrong"}, files={"image_file": ("a.png", photo)}
+    )
+    for response, title in ((missing, "Missing API Key"), (wrong, "Invalid API Key")):
+        assert response.status_code == 403
+        error = response.json()["errors"][0]
+        assert (error["code"], error["title"]) == ("auth_failed", title)
+        assert "X-Api-Key" in error["detail"] or "API key" in error["detail"]
+    # Our own API keeps its answers.
+    own_missing = client.get("/api/v1/credits")
+    assert own_missing.status_code == 401
+    assert own_missing.json()["error"]["code"] == "not_authenticated"
+    own_wrong = client.get("/api/v1/credits", headers={"X-Api-Key": "rak_wrong"})
+    assert own_wrong.status_code == 403
+    assert own_wrong.json()["error"]["code"] == "invalid_api_key"
+
+
+@pytest.mark.parametrize(
+    ("margin", "extra", "offset"),
+    [
+        ("10px 20px", (40, 20), (20, 10)),
+        ("10px 20px 30px 40px", (60, 40), (40, 10)),
+        ("5% 10%", None, None),
+    ],
+)
+def test_crop_margin_takes_two_or_four_values_in_css_order(
+    client: TestClient,
+    many_credits_key: str,
+    photo: bytes,
+    margin: str,
+    extra: tuple[int, int] | None,
+    offset: tuple[int, int] | None,
+) -> None:
+    tight = removebg(client, many_credits_key, photo, {"size": "full", "crop": "true"})
+    width, height = Image.open(io.BytesIO(tight.content)).size
+    if extra is None:  # 5% of the height above and below, 10% of the width left and right
+        extra = (2 * round(width * 0.10), 2 * round(height * 0.05))
+        offset = (round(width * 0.10), round(height * 0.05))
+    response = removebg(
+        client, many_credits_key, photo, {"size": "full", "crop": "true", "crop_margin": margin}
+    )
+    assert Image.open(io.BytesIO(response.content)).size == (width + extra[0], height + extra[1])
+    assert header_box(response) == (*offset, width, height)
+
+
+@pytest.mark.parametrize(
+    ("colour", "rgba", "media_type"),
+    [
+        ("fff8", (255, 255, 255, 0x88), "image/png"),
+        ("81d4fa77", (0x81, 0xD4, 0xFA, 0x77), "image/png"),
+        ("orange", (255, 165, 0, 255), "image/jpeg"),
+        ("lightblue", (0xAD, 0xD8, 0xE6, 255), "image/jpeg"),
+        ("RebeccaPurple", (0x66, 0x33, 0x99, 255), "image/jpeg"),
+    ],
+)
+def test_bg_color_takes_css_names_and_hex_with_opacity(
+    client: TestClient,
+    many_credits_key: str,
+    photo: bytes,
+    colour: str,
+    rgba: tuple[int, int, int, int],
+    media_type: str,
+) -> None:
+    """format=auto (the default): JPG when nothing is transparent, PNG otherwise."""
+    response = removebg(client, many_credits_key, photo, {"size": "preview", "bg_color": colour})
+    assert response.headers["content-type"] == media_type
+    corner = Image.open(io.BytesIO(response.content)).convert("RGBA").getpixel((0, 0))
+    assert np.abs(np.subtract(corner, rgba)).max() <= 4, corner
+
+
+def test_our_own_api_takes_the_same_margins_and_colours(
+    client: TestClient, many_credits_key: str, photo: bytes
+) -> None:
+    options = {"crop": "true", "crop_margin": "10px 20px 30px 40px", "bg_color": "lightblue"}
+    ours = client.post(
+        "/api/v1/jobs",
+        headers={"X-Api-Key": many_credits_key},
+        data={"wait": "true", "size": "full", **options},
+        files={"file": ("GT01.png", photo)},
+    )
+    assert ours.status_code == 202, ours.text
+    job = ours.json()
+    assert job["status"] == "succeeded", job
+    theirs = removebg(client, many_credits_key, photo, {"size": "full", **options})
+    assert (job["result_width"], job["result_height"]) == (
+        int(theirs.headers["X-Width"]),
+        int(theirs.headers["X-Height"]),
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "media_type", "mode"),
+    [
+        ({}, "image/png", "RGBA"),
+        ({"bg_color": "81d4fa"}, "image/jpeg", "RGB"),
+        ({"bg_color": "81d4fa80"}, "image/png", "RGBA"),
+        ({"channels": "alpha"}, "image/png", "L"),
+        ({"bg_color": "81d4fa", "format": "png"}, "image/png", "RGB"),
+    ],
+)
+def test_format_auto_is_jpg_only_without_transparency(
+    client: TestClient,
+    many_credits_key: str,
+    photo: bytes,
+    data: dict[str, str],
+    media_type: str,
+    mode: str,
+) -> None:
+    response = removebg(client, many_credits_key, photo, {"size": "preview", **data})
+    assert response.headers["content-type"] == media_type
+    assert Image.open(io.BytesIO(response.content)).mode == mode
+
+
+def test_type_level_none_leaves_out_x_type(
+    client: TestClient, many_credits_key: str, photo: bytes
+) -> None:
+    none = removebg(client, many_credits_key, photo, {"size": "preview", "type_level": "none"})
+    assert "X-Type" not in none.headers
+    coarse = removebg(client, many_credits_key, photo, {"size": "preview", "type_level": "1"})
+    assert coarse.headers["X-Type"] == "other"
+    bad = client.post(
+        "/v1.0/removebg",
+        headers={"X-Api-Key": many_credits_key},
+        files={"image_file": ("a.png", photo)},
+        data={"type_level": "3"},
+    )
+    assert bad.status_code == 400
+    assert bad.json()["errors"][0]["title"] == "Invalid type_level parameter given"
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "code"),
+    [
+        ({"data": {"size": "preview"}}, "missing_source"),
+        ({}, "missing_source"),
+        ({"files": {"image_file": (None, "not a file")}}, "invalid_request"),
+        ({"files": {"image_file": ("", b"", "application/octet-stream")}}, "missing_source"),
+        ({"files": {"image_file": ("a.txt", b"hello")}}, "invalid_file_type"),
+        ({"photo": "image_file", "data": {"image_file_b64": "aGVsbG8="}}, "multiple_sources"),
+        (
+            {"photo": "image_file", "data": {"image_url": "https://x.test/a.jpg"}},
+            "multiple_sources",
+        ),
+        ({"photo": "image_file", "data": {"bg_color": "fff"}, "bg": True}, "multiple_bg_sources"),
+        ({"photo": "image_file", "data": {"crop_margin": "1px 2px 3px"}}, "invalid_crop_margin"),
+    ],
+)
+def test_errors_carry_remove_bg_codes_titles_and_details(
+    client: TestClient,
+    ctx: Context,
+    api_key: str,
+    photo: bytes,
+    request_kwargs: dict[str, Any],
+    code: str,
+) -> None:
+    files = dict(request_kwargs.get("files", {}))
+    if request_kwargs.get("photo"):
+        files["image_file"] = ("GT01.png", photo, "image/png")
+    if request_kwargs.get("bg"):
+        files["bg_image_file"] = ("bg.png", photo, "image/png")
+    response = client.post(
+        "/v1.0/removebg",
+        headers={"X-Api-Key": api_key},
+        data=request_kwargs.get("data"),
+        files=files or None,
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["errors"][0]
+    assert error["code"] == code
+    assert error["title"] and error["detail"].endswith(".")
+    assert balance(ctx) == 5 and stored_files(ctx) == []
+
+
+def test_our_own_api_keeps_its_error_codes(client: TestClient, api_key: str) -> None:
+    response = client.post(
+        "/api/v1/jobs",
+        headers={"X-Api-Key": api_key},
+        files={"file": ("a.txt", b"hello")},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unsupported_format"
+    response = client.post(
+        "/api/v1/jobs", headers={"X-Api-Key": api_key}, data={"file": "not a file"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_cors_for_remove_bg_paths_only(client: TestClient, api_key: str, photo: bytes) -> None:
+    preflight = {
+        "Origin": "https://app.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-api-key, content-type",
+    }
+    response = client.options("/v1.0/removebg", headers=preflight)
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "x-api-key" in response.headers["Access-Control-Allow-Headers"].lower()
+    assert "Access-Control-Allow-Credentials" not in response.headers
+    answer = client.post(
+        "/v1.0/removebg",
+        headers={"X-Api-Key": api_key, "Origin": "https://app.example"},
+        files={"image_file": ("GT01.png", photo, "image/png")},
+        data={"size": "preview"},
+    )
+    assert answer.status_code == 200
+    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+    assert "x-credits-charged" in answer.headers["Access-Control-Expose-Headers"].lower()
+    own = client.options("/api/v1/jobs", headers=preflight)
+    assert "Access-Control-Allow-Origin" not in own.headers
+
+
+def test_unknown_endpoints_and_methods_answer_in_remove_bg_shape(
+    client: TestClient, api_key: str, photo: bytes
+) -> None:
+    improve = client.post(
+        "/v1.0/improve", headers={"X-Api-Key": api_key}, files={"image_file": ("a.png", photo)}
+    )
+    assert improve.status_code == 404
+    error = improve.json()["errors"][0]
+    assert error["code"] == "not_found" and "/v1.0/improve is not offered" in error["detail"]
+    wrong_method = client.get("/v1.0/removebg", headers={"X-Api-Key": api_key})
+    assert wrong_method.status_code == 405
+    assert "use POST" in wrong_method.json()["errors"][0]["detail"]
+    assert client.get("/api/v1/nothing-here").json() == {"detail": "Not Found"}
+
+
+def test_a_request_that_times_out_is_not_charged(
+    client: TestClient, ctx: Context, api_key: str, photo: bytes
+) -> None:
+    """remove.bg's API is synchronous: a client told "busy, try again" has no job to fetch a
+    result from, so its job is called off, and retrying as told does not pay twice."""
+    ctx.settings.job_wait_seconds = 0.0
+    response = client.post(
+        "/v1.0/removebg",
+        headers={"X-Api-Key": api_key},
+        files={"image_file": ("GT01.png", photo, "image/png")},
+    )
+    assert response.status_code == 503, response.text
+    assert response.json()["errors"][0]["code"] == "timeout"
+    jobs = client.get("/api/v1/jobs", headers={"X-Api-Key": api_key}).json()
+    (job,) = jobs
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and ctx.storage.exists(f"results/{job['id']}.1"):
+        time.sleep(0.1)  # a worker that had started deletes what it made
+    time.sleep(0.5)
+    job = client.get(f"/api/v1/jobs/{job['id']}", headers={"X-Api-Key": api_key}).json()
+    assert job["status"] == "cancelled" and job["error_code"] == "timeout", job
+    assert balance(ctx) == 5
+    assert not any("results" in p.parts for p in stored_files(ctx))

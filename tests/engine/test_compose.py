@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from removeany.engine.compose import (
+    CSS_COLORS,
     CropMargin,
+    Length,
     compose_result,
     foreground_box,
     parse_bg_color,
@@ -35,7 +39,12 @@ def _subject(size: tuple[int, int] = (400, 300), box: tuple[int, int, int, int] 
         ("#81d4fa", (0x81, 0xD4, 0xFA, 255)),
         ("#fff", (255, 255, 255, 255)),
         ("81d4fa80", (0x81, 0xD4, 0xFA, 0x80)),
+        ("fff8", (255, 255, 255, 0x88)),
+        ("#0f08", (0, 255, 0, 0x88)),
         ("White", (255, 255, 255, 255)),
+        ("orange", (255, 165, 0, 255)),
+        ("LightBlue", (0xAD, 0xD8, 0xE6, 255)),
+        ("rebeccapurple", (0x66, 0x33, 0x99, 255)),
         ("transparent", (0, 0, 0, 0)),
     ],
 )
@@ -51,11 +60,29 @@ def test_bad_bg_color_is_invalid_bg_color(value: str) -> None:
     assert isinstance(caught.value, ValueError)
 
 
+def test_css_names_are_the_whole_table() -> None:
+    assert len(CSS_COLORS) == 148 + 1  # CSS Color 4's named colours and `transparent`
+    assert CSS_COLORS["darkgrey"] == CSS_COLORS["darkgray"] == (0xA9, 0xA9, 0xA9, 255)
+
+
+def px(value: float) -> Length:
+    return Length(value, relative=False)
+
+
+def pct(value: float) -> Length:
+    return Length(value, relative=True)
+
+
 def test_crop_margin_parsing() -> None:
-    assert parse_crop_margin(30) == CropMargin(30, relative=False)
-    assert parse_crop_margin("30px") == CropMargin(30, relative=False)
-    assert parse_crop_margin("10%") == CropMargin(10, relative=True)
-    for bad in ("-5", "10em", "501px", "51%"):
+    assert parse_crop_margin(30) == CropMargin(px(30), px(30), px(30), px(30))
+    assert parse_crop_margin("30px") == parse_crop_margin("30 px") == parse_crop_margin(30)
+    assert parse_crop_margin("10%") == CropMargin(pct(10), pct(10), pct(10), pct(10))
+    # CSS order: top/bottom then left/right; or top, right, bottom, left.
+    assert parse_crop_margin("10px 5%") == CropMargin(px(10), pct(5), px(10), pct(5))
+    assert parse_crop_margin("1px 2px 3px 4px") == CropMargin(px(1), px(2), px(3), px(4))
+    assert parse_crop_margin("1, 2, 3, 4") == parse_crop_margin("1px 2px 3px 4px")
+    assert parse_crop_margin("10px 20%").pixels(200, 100) == (10, 40, 10, 40)
+    for bad in ("-5", "10em", "501px", "51%", "1px 2px 3px", "1 2 3 4 5", "10px 60%", ""):
         with pytest.raises(OptionError) as caught:
             parse_crop_margin(bad)
         assert caught.value.code == "invalid_crop_margin"
@@ -68,7 +95,7 @@ def test_unknown_size_is_refused() -> None:
 
 
 def test_bg_color_fills_transparent_pixels() -> None:
-    result = compose_result(_subject(), parse_options(bg_color="81d4fa"))
+    result = compose_result(_subject(), parse_options(bg_color="81d4fa")).image
     assert result.mode == "RGB" and result.size == (400, 300)
     assert result.getpixel((0, 0)) == (0x81, 0xD4, 0xFA)
     assert result.getpixel((120, 70)) == (255, 0, 0)
@@ -76,7 +103,7 @@ def test_bg_color_fills_transparent_pixels() -> None:
 
 def test_crop_with_pixel_margin_pads_transparently_past_the_edge() -> None:
     image = _subject(box=(5, 50, 80, 60))
-    result = compose_result(image, parse_options(crop=True, crop_margin="20px"))
+    result = compose_result(image, parse_options(crop=True, crop_margin="20px")).image
     assert result.size == (80 + 40, 60 + 40)
     alpha = np.asarray(result.getchannel("A"))
     assert alpha[20:80, 20:100].min() == 255  # the subject, intact
@@ -84,23 +111,51 @@ def test_crop_with_pixel_margin_pads_transparently_past_the_edge() -> None:
 
 
 def test_crop_with_relative_margin() -> None:
-    result = compose_result(_subject(), parse_options(crop=True, crop_margin="10%"))
+    result = compose_result(_subject(), parse_options(crop=True, crop_margin="10%")).image
     assert result.size == (80 + 2 * 8, 60 + 2 * 6)
+
+
+def test_crop_with_a_margin_per_side() -> None:
+    composed = compose_result(_subject(), parse_options(crop=True, crop_margin="1px 2px 3px 4px"))
+    assert composed.image.size == (80 + 2 + 4, 60 + 1 + 3)
+    assert composed.foreground == (4, 1, 80, 60)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"size": "preview"},
+        {"crop": True, "crop_margin": "10% 20px"},
+        {"scale": "50%", "position": "0% 100%"},
+        {"roi": "0% 0% 50% 100%", "size": "preview"},
+    ],
+)
+def test_the_foreground_is_where_the_subject_is_in_the_result(options: dict[str, Any]) -> None:
+    subject = _subject().resize((1200, 900), Image.Resampling.NEAREST)
+    transparent = compose_result(subject, parse_options(**options))
+    actual = foreground_box(np.asarray(transparent.image.getchannel("A")))
+    assert np.abs(np.subtract(transparent.foreground, actual)).max() <= 1
+    # An opaque background, a shadow or a matte leave the subject where it was.
+    for extra in ({"bg_color": "white"}, {"add_shadow": True}, {"channels": "alpha"}):
+        assert compose_result(subject, parse_options(**options, **extra)).foreground == (
+            transparent.foreground
+        )
 
 
 def test_preview_fits_quarter_megapixel_keeping_aspect() -> None:
     with Image.open(photo_path("object", "alphamatting_GT05")) as im:
         photo = im.convert("RGBA")
     for image in (photo, photo.resize((4000, 3000))):
-        result = compose_result(image, parse_options(size="preview"))
+        result = compose_result(image, parse_options(size="preview")).image
         assert result.width * result.height <= 250_000
         assert result.width * result.height > 240_000
         assert abs(result.width / result.height - image.width / image.height) < 0.01
-    assert compose_result(photo, parse_options(size="full")).size == photo.size
+    assert compose_result(photo, parse_options(size="full")).image.size == photo.size
 
 
 def test_alpha_channel_output() -> None:
-    result = compose_result(_subject(), parse_options(channels="alpha", bg_color="white"))
+    result = compose_result(_subject(), parse_options(channels="alpha", bg_color="white")).image
     assert result.mode == "L"
     assert result.getpixel((120, 70)) == 255 and result.getpixel((0, 0)) == 0
 
@@ -115,7 +170,7 @@ def test_foreground_box_for_uint8_and_float_alpha() -> None:
 def test_roi_clears_everything_outside_the_region() -> None:
     image = _subject(box=(100, 50, 80, 60))
     image.paste((0, 255, 0, 255), (300, 200, 340, 240))  # a second object, outside the roi
-    result = compose_result(image, parse_options(roi="0% 0% 50% 100%"))
+    result = compose_result(image, parse_options(roi="0% 0% 50% 100%")).image
     alpha = np.asarray(result.getchannel("A"))
     assert alpha[60:100, 110:170].min() == 255
     assert alpha[:, 200:].max() == 0
@@ -138,7 +193,7 @@ def test_bad_regions_are_refused(value: str, code: str) -> None:
 
 
 def test_scale_centres_the_subject_and_fills_the_share_asked() -> None:
-    result = compose_result(_subject(), parse_options(scale="50%"))
+    result = compose_result(_subject(), parse_options(scale="50%")).image
     left, top, width, height = foreground_box(np.asarray(result.getchannel("A")))
     # 80x60 on 400x300: the limiting side is height (60/300), so 50% means 150 px tall.
     assert (width, height) == (200, 150)
@@ -147,9 +202,11 @@ def test_scale_centres_the_subject_and_fills_the_share_asked() -> None:
 
 
 def test_position_moves_the_subject_like_css_background_position() -> None:
-    result = compose_result(_subject(), parse_options(position="100% 0%"))
+    result = compose_result(_subject(), parse_options(position="100% 0%")).image
     assert foreground_box(np.asarray(result.getchannel("A"))) == (320, 0, 80, 60)
-    bottom_left = compose_result(_subject(), parse_options(scale="original", position="0% 100%"))
+    bottom_left = compose_result(
+        _subject(), parse_options(scale="original", position="0% 100%")
+    ).image
     assert foreground_box(np.asarray(bottom_left.getchannel("A"))) == (0, 240, 80, 60)
 
 
@@ -169,8 +226,8 @@ def test_bad_scale_and_position_are_refused(field: str, value: str, code: str) -
 
 
 def test_shadow_darkens_below_the_subject_only() -> None:
-    plain = compose_result(_subject(), parse_options(bg_color="white"))
-    shaded = compose_result(_subject(), parse_options(bg_color="white", add_shadow=True))
+    plain = compose_result(_subject(), parse_options(bg_color="white")).image
+    shaded = compose_result(_subject(), parse_options(bg_color="white", add_shadow=True)).image
     below = np.asarray(shaded)[111:114, 110:170].astype(int)  # just under the subject's edge
     assert below.mean() < np.asarray(plain)[111:114, 110:170].mean() - 10
     far = np.asarray(shaded)[250:, :50]
@@ -181,7 +238,7 @@ def test_shadow_darkens_below_the_subject_only() -> None:
 
 def test_background_image_covers_the_result() -> None:
     backdrop = Image.open(photo_path("object", "alphamatting_GT01")).convert("RGB")
-    result = compose_result(_subject(), parse_options(), bg_image=backdrop)
+    result = compose_result(_subject(), parse_options(), bg_image=backdrop).image
     assert result.mode == "RGB" and result.size == (400, 300)
     pixels = np.asarray(result)
     assert (pixels[60:100, 110:170] == [255, 0, 0]).all()

@@ -33,7 +33,7 @@ def test_job_files_are_ciphertext_on_disk_and_plain_through_the_app(settings: Se
             on_disk = (settings.files_dir / "originals" / job["id"]).read_bytes()
             assert on_disk.startswith(EncryptedStorage.HEADER)
             assert photo not in on_disk and b"JFIF" not in on_disk
-            result_on_disk = (settings.files_dir / "results" / job["id"]).read_bytes()
+            result_on_disk = (settings.files_dir / "results" / f"{job['id']}.1").read_bytes()
             assert b"PNG" not in result_on_disk[:64]
             result = client.get(job["result_url"], headers=headers)
             assert result.status_code == 200 and result.content.startswith(b"\x89PNG")

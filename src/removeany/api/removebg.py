@@ -1,14 +1,21 @@
 """`POST /v1.0/removebg` and `GET /v1.0/account`: remove.bg's API, so its clients work against a
-RemoveAny server."""
+RemoveAny server. Everything under /v1.0/ answers as remove.bg does: its error shape and codes
+(`error_response`), CORS for browser apps (`RemoveBgCors`); /api/v1 keeps its own."""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Coroutine
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from removeany.api import uploads
 from removeany.api.auth import require_user
@@ -17,14 +24,14 @@ from removeany.context import Context
 from removeany.credits import service as ledger
 from removeany.engine.errors import ImageError, OptionError
 from removeany.errors import DomainError
+from removeany.infra.settings import Settings
 from removeany.jobs import service as jobs
 from removeany.jobs.processors import encode_background, validate_options
 from removeany.jobs.service import job_reference
 
-router = APIRouter()
-
+PREFIX = "/v1.0/"
 FORMATS = {
-    "auto": "png",
+    "auto": "auto",
     "png": "png",
     "jpg": "jpg",
     "jpeg": "jpg",
@@ -47,11 +54,183 @@ JSON_FIELDS = (
     "position",
     "add_shadow",
     "bg_image_url",
+    "type_level",
 )
+# remove.bg's classification levels; `none` leaves out the X-Type header.
+TYPE_LEVELS = ("none", "1", "2", "latest")
+# Our error codes under the names remove.bg's clients check, with remove.bg's titles.
+_REMOVEBG_CODES: dict[str, tuple[str, str]] = {
+    "not_authenticated": ("auth_failed", "Missing API Key"),
+    "invalid_api_key": ("auth_failed", "Invalid API Key"),
+    "invalid_credentials": ("auth_failed", "Authentication failed"),
+    "unsupported_format": ("invalid_file_type", "Invalid file type"),
+    "corrupt_image": ("failed_to_read_image", "Failed to read image"),
+    "too_many_pixels": ("resolution_too_high", "Image resolution too high"),
+}
+_TITLES = {
+    "missing_source": "No image given",
+    "multiple_sources": "Multiple image sources given",
+    "multiple_bg_sources": "Multiple background sources given",
+    "image_url_unsupported": "Image URLs are not supported",
+    "file_too_large": "File too large",
+    "invalid_json": "Invalid JSON body",
+    "invalid_request": "Invalid request",
+    "invalid_bg_image": "Invalid background image",
+    "unknown_foreground": "Could not identify foreground in image",
+    "insufficient_credits": "Insufficient credits",
+    "too_many_attempts": "Rate limit exceeded",
+}
+# The parameters whose `invalid_<name>` codes get remove.bg's "Invalid <name> parameter given".
+_PARAMETERS = frozenset(JSON_FIELDS)
+# What browser apps may send and read across origins.
+_CORS_REQUEST_HEADERS = ["X-Api-Key", "Authorization", "Idempotency-Key"]
+_CORS_RESPONSE_HEADERS = [
+    "X-Credits-Charged",
+    "X-Width",
+    "X-Height",
+    "X-Type",
+    "X-Foreground-Top",
+    "X-Foreground-Left",
+    "X-Foreground-Width",
+    "X-Foreground-Height",
+]
 
 
-def error_response(status: int, code: str, title: str) -> JSONResponse:
-    return JSONResponse({"errors": [{"title": title, "code": code}]}, status_code=status)
+def error_response(status: int, code: str, detail: str) -> JSONResponse:
+    """An error as remove.bg answers it: `{"errors": [{"title", "code", "detail"}]}` with
+    remove.bg's code and a short title; `detail` is our sentence saying what to do. Failed
+    authentication is 403 `auth_failed`, as remove.bg documents."""
+    code, title = _REMOVEBG_CODES.get(code, (code, _TITLES.get(code, "")))
+    if code == "auth_failed":
+        status = 403
+    if not title and code.removeprefix("invalid_") in _PARAMETERS:
+        title = f"Invalid {code.removeprefix('invalid_')} parameter given"
+    error = {"title": title or HTTPStatus(status).phrase, "code": code, "detail": detail}
+    return JSONResponse({"errors": [error]}, status_code=status)
+
+
+def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """Starlette's own refusals under /v1.0/ (no such endpoint, wrong method, a form it cannot
+    read) in remove.bg's shape, each with a sentence saying what to do."""
+    if exc.status_code == 404:
+        detail = (
+            f"{request.url.path} is not offered by this server; it answers remove.bg's "
+            "POST /v1.0/removebg and GET /v1.0/account."
+        )
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "another method")
+        detail = f"{request.method} is not allowed on {request.url.path}; use {allowed}."
+    else:
+        detail = f"The request could not be read: {exc.detail} Fix it and send it again."
+    code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+    response = error_response(exc.status_code, code, detail)
+    response.headers.update(exc.headers or {})
+    return response
+
+
+def validation_detail(field: str, error: dict[str, Any]) -> str:
+    """A sentence for a request FastAPI could not read into the route's parameters."""
+    if field in ("image_file", "bg_image_file") and isinstance(error.get("input"), str):
+        instead = ", or send the image as base64 in image_file_b64" if field == "image_file" else ""
+        return (
+            f"{field} came as text, not a file: send it as a file upload (multipart/form-data "
+            f"with a filename){instead}."
+        )
+    return f"{field}: {error.get('msg')}. Fix it and retry."
+
+
+def prefers_json(accept: str, media_type: str) -> bool:
+    """Whether an Accept header rates JSON above the result's own `media_type`, by q-values; a
+    tie goes to the image, as remove.bg does: axios sends `application/json, text/plain, */*`
+    by default and remove.bg's Node sample writes what comes back to a .png file."""
+    ranges = _media_ranges(accept)
+    return _quality(ranges, "application/json") > _quality(ranges, media_type)
+
+
+def _media_ranges(accept: str) -> list[tuple[str, str, float]]:
+    """(type, subtype, q) for each media range of an Accept header; malformed ranges are
+    skipped, a malformed q counts as 0."""
+    ranges: list[tuple[str, str, float]] = []
+    for item in accept.split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        main, slash, sub = media.lower().partition("/")
+        if not (main and slash and sub):
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+                q = q if 0.0 <= q <= 1.0 else 0.0
+        ranges.append((main, sub, q))
+    return ranges
+
+
+def _quality(ranges: list[tuple[str, str, float]], media_type: str) -> float:
+    """The q of the most specific range that matches `media_type`; 0 when none does."""
+    main, _, sub = media_type.lower().partition("/")
+    best_rank, best_q = -1, 0.0
+    for range_main, range_sub, q in ranges:
+        if (range_main, range_sub) == (main, sub):
+            rank = 2
+        elif range_main == main and range_sub == "*":
+            rank = 1
+        elif (range_main, range_sub) == ("*", "*"):
+            rank = 0
+        else:
+            continue
+        if rank > best_rank:
+            best_rank, best_q = rank, q
+    return best_q
+
+
+def _b64_limit(settings: Settings) -> int:
+    """The largest base64 text an upload may come as (4/3 of its bytes), plus room for other
+    fields."""
+    return settings.max_upload_bytes * 4 // 3 + 4096
+
+
+class _LargeFieldsRoute(APIRoute):
+    """Reads a form whose text fields may be as large as an upload in base64: remove.bg's
+    clients send image_file_b64 as a form field, past Starlette's 1 MB default. The request
+    keeps the parsed form, so FastAPI's own read of it returns the same."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def read_form_first(request: Request) -> Response:
+            await request.form(max_part_size=_b64_limit(request.app.state.ctx.settings))
+            return await handler(request)
+
+        return read_form_first
+
+
+router = APIRouter(route_class=_LargeFieldsRoute)
+
+
+class RemoveBgCors:
+    """CORS under /v1.0/ only, as remove.bg answers (any origin, X-Api-Key allowed), so browser
+    apps written for remove.bg work; the rest of the site stays same-origin. No credentials:
+    a page on another site cannot act with a visitor's session here."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=["*"],
+            allow_methods=["GET", "POST"],
+            allow_headers=_CORS_REQUEST_HEADERS,
+            expose_headers=_CORS_RESPONSE_HEADERS,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PREFIX):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def _options(fields: dict[str, str | None]) -> dict[str, Any]:
@@ -78,10 +257,53 @@ def _options(fields: dict[str, str | None]) -> dict[str, Any]:
     return validate_options("remove_background", raw)
 
 
+def _type_level(value: str | None) -> str:
+    level = (value or "1").lower()
+    if level not in TYPE_LEVELS:
+        raise OptionError("invalid_type_level", "type_level must be one of none, 1, 2, latest.")
+    return level
+
+
+def _check_sources(
+    image_file: UploadFile | None, bg_image_file: UploadFile | None, fields: dict[str, str | None]
+) -> None:
+    """remove.bg's rule: exactly one image source and at most one background."""
+    sources = [image_file is not None, bool(fields["image_file_b64"]), bool(fields["image_url"])]
+    if sum(sources) > 1:
+        raise OptionError(
+            "multiple_sources",
+            "Send the image in one field only: image_file or image_file_b64 (this server does "
+            "not fetch image_url).",
+        )
+    if not any(sources):
+        raise OptionError(
+            "missing_source",
+            "Send the image as image_file (a file upload) or image_file_b64 (base64 text).",
+        )
+    backgrounds = [
+        bool(fields["bg_color"]),
+        bg_image_file is not None,
+        bool(fields["bg_image_url"]),
+    ]
+    if sum(backgrounds) > 1:
+        raise OptionError(
+            "multiple_bg_sources", "Send one background: bg_color or bg_image_file, not both."
+        )
+    if fields["image_url"]:
+        raise OptionError(
+            "image_url_unsupported",
+            "This server does not fetch URLs. Upload the file as image_file instead.",
+        )
+    if fields["bg_image_url"]:
+        raise OptionError(
+            "image_url_unsupported",
+            "This server does not fetch URLs. Upload the background as bg_image_file.",
+        )
+
+
 async def _json_fields(request: Request) -> dict[str, str | None]:
     """The JSON form of the request: known fields only, booleans and numbers as their text."""
-    # Base64 is 4/3 of the file, plus room for the other fields.
-    limit = request.app.state.ctx.settings.max_upload_bytes * 4 // 3 + 4096
+    limit = _b64_limit(request.app.state.ctx.settings)
     too_large = OptionError("file_too_large", "The request body is too large for this server.")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -130,6 +352,7 @@ async def removebg(
     position: Annotated[str | None, Form()] = None,
     add_shadow: Annotated[str, Form()] = "false",
     channels: Annotated[str, Form()] = "rgba",
+    type_level: Annotated[str, Form()] = "1",
 ) -> Response:
     """Multipart or urlencoded form fields, or the same fields as a JSON object (remove.bg's
     clients send `{"image_file_b64": ..., "size": ...}` with `Content-Type: application/json`)."""
@@ -149,17 +372,14 @@ async def removebg(
         "position": position,
         "add_shadow": add_shadow,
         "bg_image_url": bg_image_url,
+        "type_level": type_level,
     }
     try:
         if request.headers.get("content-type", "").startswith("application/json"):
             fields.update(await _json_fields(request))
+        _check_sources(image_file, bg_image_file, fields)
         options = _options(fields)
-        if fields["bg_image_url"]:
-            return error_response(
-                400,
-                "image_url_unsupported",
-                "This server does not fetch URLs. Upload the background as bg_image_file.",
-            )
+        level = _type_level(fields["type_level"])
         if bg_image_file is not None:
             background = await uploads.read_option_image(
                 bg_image_file, ctx.settings, code="invalid_bg_image", what="The background image"
@@ -169,19 +389,9 @@ async def removebg(
         if image_file is not None:
             data = await uploads.read_bounded(image_file, max_bytes)
             name = image_file.filename or "image"
-        elif fields["image_file_b64"]:
-            data = uploads.decode_b64(fields["image_file_b64"], max_bytes)
-            name = "image"
-        elif fields["image_url"]:
-            return error_response(
-                400,
-                "image_url_unsupported",
-                "This server does not fetch URLs. Upload the file as image_file instead.",
-            )
         else:
-            return error_response(
-                400, "missing_image", "Send the image as image_file or image_file_b64."
-            )
+            data = uploads.decode_b64(fields["image_file_b64"] or "", max_bytes)
+            name = "image"
         image = uploads.validate(data, ctx.settings)
         job = submit_job(
             ctx,
@@ -198,10 +408,21 @@ async def removebg(
         return error_response(exc.status_code, exc.code, exc.message)
 
     job = jobs.wait_until_finished(ctx.db, job.id, ctx.settings.job_wait_seconds)
+    if job.status in ("queued", "running"):
+        # The client is answered with an error and has no job id to fetch a result with:
+        # the job is called off and never charged, unless it finished in the meantime.
+        with ctx.db.transaction() as session:
+            abandoned = jobs.abandon(session, job, ctx.now())
+        if abandoned:
+            return error_response(
+                503, "timeout", "The server is busy. Try again in a minute; you were not charged."
+            )
+        job = jobs.wait_until_finished(ctx.db, job.id, 0.0)
     if job.status == "failed":
         user_error = job.error_code in _USER_ERRORS or (job.error_code or "").startswith("invalid_")
         status = 400 if user_error else 500
-        return error_response(status, job.error_code or "failed", job.error_message or "")
+        detail = job.error_message or "Processing failed. Try again in a minute."
+        return error_response(status, job.error_code or "failed", detail)
     if job.status != "succeeded" or job.result_key is None:
         return error_response(503, "timeout", "The server is busy. Try again in a minute.")
     with ctx.db.transaction() as session:
@@ -211,12 +432,14 @@ async def removebg(
         "X-Credits-Charged": str(charged),
         "X-Width": str(job.result_width),
         "X-Height": str(job.result_height),
-        "X-Type": job.detected_type or "other",
     }
+    if level != "none":
+        headers["X-Type"] = job.detected_type or "other"
     if job.foreground:
         for key in ("top", "left", "width", "height"):
             headers[f"X-Foreground-{key.title()}"] = str(job.foreground[key])
-    if "application/json" in request.headers.get("accept", ""):
+    media_type = job.result_media_type or "image/png"
+    if prefers_json(request.headers.get("accept", ""), media_type):
         payload = {
             "data": {
                 "result_b64": base64.b64encode(body).decode(),
@@ -227,7 +450,7 @@ async def removebg(
             }
         }
         return JSONResponse(payload, headers=headers)
-    return Response(body, media_type=job.result_media_type, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
 
 
 @router.get("/v1.0/account", tags=["remove.bg compatible"])

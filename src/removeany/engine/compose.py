@@ -20,6 +20,8 @@ from removeany.engine.errors import OptionError
 
 Channels = Literal["rgba", "alpha"]
 RGBA = tuple[int, int, int, int]
+# (left, top, width, height) in pixels.
+Box = tuple[int, int, int, int]
 
 # remove.bg's size names mapped to a pixel budget; None keeps the full resolution.
 SIZE_BUDGETS: Mapping[str, int | None] = {
@@ -33,43 +35,76 @@ SIZE_BUDGETS: Mapping[str, int | None] = {
     "full": None,
     "auto": None,
 }
+# The CSS named colours (CSS Color Module Level 4), checked against Chromium's, as remove.bg
+# takes them: name, then hex.
+_CSS_NAMED = (
+    "aliceblue f0f8ff antiquewhite faebd7 aqua 00ffff aquamarine 7fffd4 azure f0ffff "
+    "beige f5f5dc bisque ffe4c4 black 000000 blanchedalmond ffebcd blue 0000ff "
+    "blueviolet 8a2be2 brown a52a2a burlywood deb887 cadetblue 5f9ea0 chartreuse 7fff00 "
+    "chocolate d2691e coral ff7f50 cornflowerblue 6495ed cornsilk fff8dc crimson dc143c "
+    "cyan 00ffff darkblue 00008b darkcyan 008b8b darkgoldenrod b8860b darkgray a9a9a9 "
+    "darkgreen 006400 darkgrey a9a9a9 darkkhaki bdb76b darkmagenta 8b008b "
+    "darkolivegreen 556b2f darkorange ff8c00 darkorchid 9932cc darkred 8b0000 "
+    "darksalmon e9967a darkseagreen 8fbc8f darkslateblue 483d8b darkslategray 2f4f4f "
+    "darkslategrey 2f4f4f darkturquoise 00ced1 darkviolet 9400d3 deeppink ff1493 "
+    "deepskyblue 00bfff dimgray 696969 dimgrey 696969 dodgerblue 1e90ff firebrick b22222 "
+    "floralwhite fffaf0 forestgreen 228b22 fuchsia ff00ff gainsboro dcdcdc ghostwhite f8f8ff "
+    "gold ffd700 goldenrod daa520 gray 808080 green 008000 greenyellow adff2f grey 808080 "
+    "honeydew f0fff0 hotpink ff69b4 indianred cd5c5c indigo 4b0082 ivory fffff0 khaki f0e68c "
+    "lavender e6e6fa lavenderblush fff0f5 lawngreen 7cfc00 lemonchiffon fffacd "
+    "lightblue add8e6 lightcoral f08080 lightcyan e0ffff lightgoldenrodyellow fafad2 "
+    "lightgray d3d3d3 lightgreen 90ee90 lightgrey d3d3d3 lightpink ffb6c1 lightsalmon ffa07a "
+    "lightseagreen 20b2aa lightskyblue 87cefa lightslategray 778899 lightslategrey 778899 "
+    "lightsteelblue b0c4de lightyellow ffffe0 lime 00ff00 limegreen 32cd32 linen faf0e6 "
+    "magenta ff00ff maroon 800000 mediumaquamarine 66cdaa mediumblue 0000cd "
+    "mediumorchid ba55d3 mediumpurple 9370db mediumseagreen 3cb371 mediumslateblue 7b68ee "
+    "mediumspringgreen 00fa9a mediumturquoise 48d1cc mediumvioletred c71585 "
+    "midnightblue 191970 mintcream f5fffa mistyrose ffe4e1 moccasin ffe4b5 navajowhite ffdead "
+    "navy 000080 oldlace fdf5e6 olive 808000 olivedrab 6b8e23 orange ffa500 orangered ff4500 "
+    "orchid da70d6 palegoldenrod eee8aa palegreen 98fb98 paleturquoise afeeee "
+    "palevioletred db7093 papayawhip ffefd5 peachpuff ffdab9 peru cd853f pink ffc0cb "
+    "plum dda0dd powderblue b0e0e6 purple 800080 rebeccapurple 663399 red ff0000 "
+    "rosybrown bc8f8f royalblue 4169e1 saddlebrown 8b4513 salmon fa8072 sandybrown f4a460 "
+    "seagreen 2e8b57 seashell fff5ee sienna a0522d silver c0c0c0 skyblue 87ceeb "
+    "slateblue 6a5acd slategray 708090 slategrey 708090 snow fffafa springgreen 00ff7f "
+    "steelblue 4682b4 tan d2b48c teal 008080 thistle d8bfd8 tomato ff6347 turquoise 40e0d0 "
+    "violet ee82ee wheat f5deb3 white ffffff whitesmoke f5f5f5 yellow ffff00 "
+    "yellowgreen 9acd32"
+)
+
+
+def _hex_rgba(digits: str) -> RGBA:
+    """3, 4, 6 or 8 hex digits (CSS's #rgb, #rgba, #rrggbb, #rrggbbaa) as RGBA."""
+    if len(digits) <= 4:
+        digits = "".join(ch * 2 for ch in digits)
+    if len(digits) == 6:
+        digits += "ff"
+    r, g, b, a = (int(digits[i : i + 2], 16) for i in range(0, 8, 2))
+    return r, g, b, a
+
+
+_NAMED_WORDS = _CSS_NAMED.split()
 CSS_COLORS: Mapping[str, RGBA] = {
-    "white": (255, 255, 255, 255),
-    "black": (0, 0, 0, 255),
-    "gray": (128, 128, 128, 255),
-    "grey": (128, 128, 128, 255),
-    "red": (255, 0, 0, 255),
-    "green": (0, 128, 0, 255),
-    "blue": (0, 0, 255, 255),
-    "yellow": (255, 255, 0, 255),
+    **{
+        name: _hex_rgba(digits)
+        for name, digits in zip(_NAMED_WORDS[::2], _NAMED_WORDS[1::2], strict=True)
+    },
     "transparent": (0, 0, 0, 0),
 }
 MAX_MARGIN_PX = 500
 MAX_MARGIN_PERCENT = 50.0
 # Alpha above this counts as subject for boxes and crops; lower keeps faint halos out.
 _BOX_THRESHOLD = 0.05
-_HEX_RE = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
-_MARGIN_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(px|%)?$")
+_HEX_RE = re.compile(r"^#?([0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
+# One to four margins ('30px', '10% 5%', ...); each is a number with px, % or no unit.
+_MARGINS_RE = re.compile(r"(?:\d+(?:\.\d+)?\s*(?:px|%)?[\s,]*)+")
+_MARGIN_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(px|%)?")
 _LENGTH_RE = re.compile(r"^(\d+(?:\.\d+)?)(px|%)?$")
 _PERCENT_RE = re.compile(r"^(\d+(?:\.\d+)?)%$")
 # The drop shadow: how far below the subject (share of its height), how soft, how dark.
 _SHADOW_OFFSET = 0.02
 _SHADOW_BLUR = 0.015
 _SHADOW_OPACITY = 0.45
-
-
-@dataclass(frozen=True)
-class CropMargin:
-    """Margin around a cropped subject: pixels, or a percentage of the subject's size."""
-
-    value: float = 0.0
-    relative: bool = False
-
-    def pixels(self, width: int, height: int) -> tuple[int, int]:
-        """Horizontal and vertical margin for a subject of the given size."""
-        if self.relative:
-            return round(width * self.value / 100), round(height * self.value / 100)
-        return round(self.value), round(self.value)
 
 
 @dataclass(frozen=True)
@@ -81,6 +116,29 @@ class Length:
 
     def pixels(self, extent: int) -> int:
         return round(extent * self.value / 100) if self.relative else round(self.value)
+
+
+_NO_MARGIN = Length(0, relative=False)
+
+
+@dataclass(frozen=True)
+class CropMargin:
+    """Margin around a cropped subject per side, in pixels or as a percentage of the subject's
+    height (top, bottom) or width (left, right)."""
+
+    top: Length = _NO_MARGIN
+    right: Length = _NO_MARGIN
+    bottom: Length = _NO_MARGIN
+    left: Length = _NO_MARGIN
+
+    def pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """(top, right, bottom, left) in pixels for a subject of the given size."""
+        return (
+            self.top.pixels(height),
+            self.right.pixels(width),
+            self.bottom.pixels(height),
+            self.left.pixels(width),
+        )
 
 
 @dataclass(frozen=True)
@@ -210,7 +268,8 @@ def parse_position(value: str) -> tuple[float, float] | None:
 
 
 def parse_bg_color(value: str) -> RGBA:
-    """Hex colour (3, 6 or 8 digits, '#' optional) or a basic CSS colour name."""
+    """Hex colour (3, 4, 6 or 8 digits, '#' optional; 4 and 8 carry opacity) or a CSS colour
+    name, as remove.bg takes them."""
     named = CSS_COLORS.get(value.strip().lower())
     if named is not None:
         return named
@@ -218,37 +277,41 @@ def parse_bg_color(value: str) -> RGBA:
     if match is None:
         raise OptionError(
             "invalid_bg_color",
-            f"{value!r} is not a colour; use hex like '81d4fa' or '#81d4fa80', or a name "
-            f"such as {', '.join(CSS_COLORS)}.",
+            f"{value!r} is not a colour; use hex like '81d4fa' or 'fff', with opacity like "
+            "'81d4fa77' or 'fff8', or a CSS colour name such as 'lightblue'.",
         )
-    digits = match.group(1)
-    if len(digits) == 3:
-        digits = "".join(ch * 2 for ch in digits)
-    if len(digits) == 6:
-        digits += "ff"
-    r, g, b, a = (int(digits[i : i + 2], 16) for i in range(0, 8, 2))
-    return r, g, b, a
+    return _hex_rgba(match.group(1))
 
 
 def parse_crop_margin(value: str | int) -> CropMargin:
-    """'30', '30px' or 30 are pixels; '10%' is relative to the subject (remove.bg's rules)."""
-    match = _MARGIN_RE.match(str(value).strip())
-    if match is None:
+    """One margin for all sides, two (top and bottom, left and right) or four (top, right,
+    bottom, left), as CSS and remove.bg order them. '30', '30px' or 30 are pixels; '10%' is
+    relative to the subject's size."""
+    text = str(value).strip()
+    parts = _MARGIN_RE.findall(text) if _MARGINS_RE.fullmatch(text) else []
+    if len(parts) not in (1, 2, 4):
         raise OptionError(
-            "invalid_crop_margin", f"{value!r} is not a margin; use pixels like '30px' or '10%'."
+            "invalid_crop_margin",
+            f"{value!r} is not a margin; use '30px' or '10%' for every side, '10px 20px' for "
+            "top and bottom, then left and right, or '10px 20px 30px 40px' for top, right, "
+            "bottom and left.",
         )
-    amount = float(match.group(1))
-    relative = match.group(2) == "%"
-    limit = MAX_MARGIN_PERCENT if relative else MAX_MARGIN_PX
-    if amount > limit:
-        unit = "%" if relative else "px"
-        raise OptionError(
-            "invalid_crop_margin", f"The crop margin may be at most {limit:g}{unit} per side."
-        )
-    return CropMargin(amount, relative)
+    sides = [Length(float(amount), unit == "%") for amount, unit in parts]
+    for side in sides:
+        limit = MAX_MARGIN_PERCENT if side.relative else MAX_MARGIN_PX
+        if side.value > limit:
+            unit = "%" if side.relative else "px"
+            raise OptionError(
+                "invalid_crop_margin", f"The crop margin may be at most {limit:g}{unit} per side."
+            )
+    if len(sides) == 1:
+        return CropMargin(*sides * 4)
+    if len(sides) == 2:
+        return CropMargin(*sides * 2)
+    return CropMargin(*sides)
 
 
-def foreground_box(alpha: NDArray[np.uint8] | NDArray[np.float32]) -> tuple[int, int, int, int]:
+def foreground_box(alpha: NDArray[np.uint8] | NDArray[np.float32]) -> Box:
     """(left, top, width, height) of the subject, for crops and X-Foreground-* headers.
 
     ``alpha`` is uint8 (0-255) or float (0-1). An empty alpha gives (0, 0, 0, 0).
@@ -268,8 +331,8 @@ def crop_to_subject(rgba: Image.Image, margin: CropMargin) -> Image.Image:
     left, top, width, height = foreground_box(np.asarray(rgba.getchannel("A")))
     if width == 0:
         return rgba
-    mx, my = margin.pixels(width, height)
-    return rgba.crop((left - mx, top - my, left + width + mx, top + height + my))
+    m_top, m_right, m_bottom, m_left = margin.pixels(width, height)
+    return rgba.crop((left - m_left, top - m_top, left + width + m_right, top + height + m_bottom))
 
 
 def fit_pixels(image: Image.Image, budget: int | None) -> Image.Image:
@@ -352,24 +415,50 @@ def cover(background: Image.Image, size: tuple[int, int]) -> Image.Image:
     return scaled.crop((left, top, left + width, top + height))
 
 
+@dataclass(frozen=True)
+class Composed:
+    """A finished result and where its subject lies in it (X-Foreground-*)."""
+
+    image: Image.Image
+    foreground: Box
+
+
 def compose_result(
     rgba: Image.Image, options: ComposeOptions, bg_image: Image.Image | None = None
-) -> Image.Image:
+) -> Composed:
     """Apply roi, crop, scale/position, shadow, size, then the background (a colour, or an
-    image scaled to cover the result) or alpha-only output to an RGBA cutout."""
+    image scaled to cover the result) or alpha-only output to an RGBA cutout.
+
+    The subject's box is taken once it is in place, before a shadow or an opaque background
+    hides its outline, and then scaled with the result."""
     result = keep_roi(rgba, options.roi) if options.roi is not None else rgba
     result = crop_to_subject(result, options.crop_margin) if options.crop else result
     result = place_subject(result, options.scale, options.position)
+    box = foreground_box(np.asarray(result.getchannel("A")))
     if options.add_shadow and options.channels != "alpha":
         result = add_drop_shadow(result)
-    result = fit_pixels(result, SIZE_BUDGETS[options.size])
+    sized = fit_pixels(result, SIZE_BUDGETS[options.size])
+    box = _scale_box(box, result.size, sized.size)
     if options.channels == "alpha":
-        return result.getchannel("A")
+        return Composed(sized.getchannel("A"), box)
     if bg_image is not None:
-        return Image.alpha_composite(cover(bg_image, result.size), result).convert("RGB")
+        backed = Image.alpha_composite(cover(bg_image, sized.size), sized).convert("RGB")
+        return Composed(backed, box)
     if options.bg_color is not None:
-        return flatten(result, options.bg_color)
-    return result
+        return Composed(flatten(sized, options.bg_color), box)
+    return Composed(sized, box)
+
+
+def _scale_box(box: Box, source: tuple[int, int], target: tuple[int, int]) -> Box:
+    """A box on an image of size `source`, on that image resized to `target`."""
+    left, top, width, height = box
+    if width == 0 or source == target:
+        return box
+    sx, sy = target[0] / source[0], target[1] / source[1]
+    x0, y0 = round(left * sx), round(top * sy)
+    x1 = min(target[0], max(x0 + 1, round((left + width) * sx)))
+    y1 = min(target[1], max(y0 + 1, round((top + height) * sy)))
+    return x0, y0, x1 - x0, y1 - y0
 
 
 def color_alpha_zip(image: Image.Image, *, quality: int = 90) -> bytes:

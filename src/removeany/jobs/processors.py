@@ -27,7 +27,6 @@ from removeany.engine.compose import (
     color_alpha_zip,
     compose_result,
     fit_pixels,
-    foreground_box,
     parse_options,
 )
 from removeany.engine.errors import ImageError, ModelError, OptionError
@@ -307,17 +306,30 @@ def _cutout_output(
         compose_options(options),
         bg_image=_decode_background(background) if background is not None else None,
     )
+    image = composed.image
     fmt = options.get("format", "png")
-    left, top, width, height = foreground_box(np.asarray(rgba.getchannel("A")))
-    data = color_alpha_zip(composed) if fmt == "zip" else encode_image(composed, fmt, exif=exif)
+    if fmt == "auto":
+        fmt = _auto_format(image)
+    data = color_alpha_zip(image) if fmt == "zip" else encode_image(image, fmt, exif=exif)
+    left, top, width, height = composed.foreground
     return Output(
         data=data,
         media_type=MEDIA_TYPES[fmt],
-        width=composed.width,
-        height=composed.height,
+        width=image.width,
+        height=image.height,
         detected_type=detected_type,
         foreground={"left": left, "top": top, "width": width, "height": height},
     )
+
+
+def _auto_format(image: Image.Image) -> OutputFormat:
+    """remove.bg's `auto`: JPG when nothing is transparent (smaller), PNG otherwise. A matte
+    (channels alpha) stays PNG: JPEG would blur the edges it is for."""
+    if image.mode == "L":
+        return "png"
+    if image.mode == "RGBA" and np.asarray(image.getchannel("A")).min() < 255:
+        return "png"
+    return "jpg"
 
 
 def _remove_background(
@@ -399,6 +411,9 @@ def _remove_watermark(
     restored = Image.fromarray(result.image, "RGB")
     if image.mode == "RGBA":
         restored.putalpha(image.getchannel("A"))
+    if "icc_profile" in image.info:
+        # The same pixels in the same colour space: a wide-gamut photo keeps its colours.
+        restored.info["icc_profile"] = image.info["icc_profile"]
     restored = fit_pixels(restored, SIZE_BUDGETS[options.get("size", "full")])
     fmt: OutputFormat = options.get("format") or _SAME_FORMAT.get(input_format or "", "png")
     return Output(

@@ -72,18 +72,27 @@ async def create_job(
         Form(description="Output size (preview ... full, 50MP); for id_photo 1inch or 2inch"),
     ] = None,
     format: Annotated[
-        str | None, Form(description="png, jpg, webp, or zip (color.jpg + alpha.png)")
+        str | None,
+        Form(
+            description="png, jpg, webp, zip (color.jpg + alpha.png), or auto (jpg when "
+            "nothing is transparent, else png)"
+        ),
     ] = None,
     type: Annotated[
         str | None,
         Form(description="Foreground type: auto, person (portrait path), product, animal, ..."),
     ] = None,
-    bg_color: Annotated[str | None, Form()] = None,
+    bg_color: Annotated[
+        str | None, Form(description="Hex (81d4fa, fff, 81d4fa77, fff8) or a CSS colour name")
+    ] = None,
     bg_image_file: Annotated[
         UploadFile | None, File(description="A photo to put behind the cutout")
     ] = None,
     crop: Annotated[bool | None, Form()] = None,
-    crop_margin: Annotated[str | None, Form()] = None,
+    crop_margin: Annotated[
+        str | None,
+        Form(description="With crop: '30px' or '10%', two values or four (top right bottom left)"),
+    ] = None,
     roi: Annotated[
         str | None, Form(description="Region of interest 'x1 y1 x2 y2' in px or %")
     ] = None,

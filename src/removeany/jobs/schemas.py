@@ -29,8 +29,9 @@ class RemoveBackgroundOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     size: Size = "full"
-    # zip: color.jpg + alpha.png, as remove.bg's zip format.
-    format: Literal["png", "jpg", "webp", "zip"] = "png"
+    # zip: color.jpg + alpha.png, as remove.bg's zip format; auto: JPG when the result has no
+    # transparency, PNG otherwise (remove.bg's default).
+    format: Literal["auto", "png", "jpg", "webp", "zip"] = "png"
     type: ForegroundType = "auto"
     bg_color: str | None = None
     bg_image_jpg: str | None = Field(default=None, max_length=MAX_BACKGROUND_B64)
