@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from numpy.typing import NDArray
-from PIL import Image
+from PIL import Image, ImageCms
 
 from removeany.accounts import repository as accounts_repo
 from removeany.context import Context
@@ -76,9 +76,9 @@ def _submit(
     )
 
 
-def _encode(arr: NDArray[np.uint8], fmt: str) -> bytes:
+def _encode(arr: NDArray[np.uint8], fmt: str, **params: Any) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, fmt, quality=95)
+    Image.fromarray(arr).save(buf, fmt, quality=95, **params)
     return buf.getvalue()
 
 
@@ -192,10 +192,12 @@ def test_watermark_boxes_keep_size_and_format(
     headers = _headers(ctx)
     clean, wm = _watermarked()
     marked = wm.apply(clean)
+    # the photo's colour profile comes back with it (a wide-gamut photo keeps its colours)
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     response = _submit(
         client,
         headers,
-        _encode(marked, fmt),
+        _encode(marked, fmt, icc_profile=profile),
         f"marked.{fmt.lower()}",
         service="remove_watermark",
         boxes=json.dumps([_box(wm)]),
@@ -209,6 +211,7 @@ def test_watermark_boxes_keep_size_and_format(
     assert result.headers["content-type"] == media_type
     with Image.open(io.BytesIO(result.content)) as image:
         assert image.format == fmt and image.size == (320, 240)
+        assert image.info.get("icc_profile") == profile
         restored = np.asarray(image.convert("RGB"))
     if fmt == "PNG":
         region = wm.region()
