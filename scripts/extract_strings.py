@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Find every translatable string and compare it with the catalogues.
 
-Translatable strings are the literal first arguments of `t("...")` and `N_("...")` in the
-Jinja templates (src/removeany/web/templates) and in Python code under src/removeany. A `t()`
-whose argument is not a literal is followed where that is simple: a module-level constant
-(`t(LABEL)`), a constant table (`t(LABELS.get(key, key))`, `t(LABELS[key])`) or a loop over
-one (`{k: t(v) for k, v in LABELS.items()}`, `[t(label) for _, label in SIZES]`); anything
-else is reported as "dynamic" so someone can check it by hand.
+Translatable strings are the literal first arguments of `t("...")` and `N_("...")`, and the
+first two of `tn("singular", "plural", n)`, in the Jinja templates (src/removeany/web/templates)
+and in Python code under src/removeany. A `t()` whose argument is not a literal is followed
+where that is simple: a module-level constant (`t(LABEL)`), a constant table
+(`t(LABELS.get(key, key))`, `t(LABELS[key])`) or a loop over one
+(`{k: t(v) for k, v in LABELS.items()}`, `[t(label) for _, label in SIZES]`); anything else is
+reported as "dynamic" so someone can check it by hand.
 
 Usage (from the repository root):
 
@@ -39,7 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "removeany"
 TEMPLATES = SRC / "web" / "templates"
 LOCALES = SRC / "locales"
-MARKERS = {"t", "N_"}
+MARKERS = {"t", "N_", "tn"}
+# How many leading arguments of each marker are translatable text.
+TEXT_ARGS = {"t": 1, "N_": 1, "tn": 2}
 ERROR_NAMES = {"Forbidden", "NotFound", "Conflict", "Unauthorized"}
 
 
@@ -179,8 +182,15 @@ class _PythonVisitor:
                     return None
                 out += got
             return out
-        if isinstance(node, ast.Call) and _callee(node) in MARKERS and node.args:
-            return self._strings_of(node.args[0])
+        name = _callee(node) if isinstance(node, ast.Call) else None
+        if isinstance(node, ast.Call) and name in MARKERS and node.args:
+            out = []
+            for arg in node.args[: TEXT_ARGS[name]]:
+                got = self._strings_of(arg)
+                if got is None:
+                    return None
+                out += got
+            return out
         return None
 
     def _resolve(
@@ -267,12 +277,13 @@ class _PythonVisitor:
         name = _callee(node)
         where = f"{self.where}:{node.lineno}"
         if name in MARKERS and node.args:
-            got = self._resolve(node.args[0], scope)
-            if got is None:
-                kind = "f-string" if isinstance(node.args[0], ast.JoinedStr) else "expression"
-                self.found.dynamic.append(f"{where}: {name}() of a {kind}")
-            for text in got or ():
-                self.found.add(text, where)
+            for arg in node.args[: TEXT_ARGS[name]]:
+                got = self._resolve(arg, scope)
+                if got is None:
+                    kind = "f-string" if isinstance(arg, ast.JoinedStr) else "expression"
+                    self.found.dynamic.append(f"{where}: {name}() of a {kind}")
+                for text in got or ():
+                    self.found.add(text, where)
             return
         if not name or not name[:1].isupper():
             return
@@ -301,11 +312,12 @@ def scan_template(path: Path, found: Found, env: Environment, *, where: str | No
     for call in tree.find_all(nodes.Call):
         if not isinstance(call.node, nodes.Name) or call.node.name not in MARKERS:
             continue
-        first = call.args[0] if call.args else None
-        if isinstance(first, nodes.Const) and isinstance(first.value, str):
-            found.add(first.value, f"{where}:{call.lineno}")
-        else:
-            found.dynamic.append(f"{where}:{call.lineno}: {call.node.name}() of an expression")
+        texts = call.args[: TEXT_ARGS[call.node.name]]
+        for arg in texts or [None]:
+            if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
+                found.add(arg.value, f"{where}:{call.lineno}")
+            else:
+                found.dynamic.append(f"{where}:{call.lineno}: {call.node.name}() of an expression")
 
 
 def python_files() -> Iterator[Path]:

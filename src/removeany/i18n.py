@@ -11,8 +11,9 @@ How a request's language is chosen (`LocaleMiddleware`, registered in `app.py`):
 The choice lives in a context variable for the request, so `t()` (used by every template, page
 and email) needs no argument. Catalogues map the English source text to its translation:
 `locales/zh_CN.json`. A missing or empty entry falls back to English. `N_("...")` marks
-text that is translated later (labels in tables); `scripts/extract_strings.py` finds both
-`t("...")` and `N_("...")` literals in templates and Python code.
+text that is translated later (labels in tables); `tn(singular, plural, n)` picks the form
+that fits a count. `scripts/extract_strings.py` finds the literals of all three in templates
+and Python code.
 
 Emails are written in the recipient's stored language (`User.locale`, set at registration and
 updated when a signed-in person uses the language switch), falling back to the language of the
@@ -152,6 +153,13 @@ def t(text: str, /, **values: Any) -> str:
     """Translate to the current locale, then fill in `{placeholders}` (only when given)."""
     translated = translate(text)
     return translated.format(**values) if values else translated
+
+
+def tn(singular: str, plural: str, n: int, /, **values: Any) -> str:
+    """t() of the form that fits the count `n` ("1 credit", "3 credits"), with `{n}` filled in.
+    English has one singular (n == 1); each form is its own catalogue entry, so Chinese,
+    which has none, gives both the same translation."""
+    return translate(singular if n == 1 else plural).format(n=n, **values)
 
 
 def placeholders(text: str) -> set[str]:

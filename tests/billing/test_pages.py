@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
+from removeany import i18n
 from removeany.accounts import repository as accounts_repo
 from removeany.billing import service as billing
 from removeany.context import Context
@@ -316,11 +317,21 @@ def test_redeem_a_promo_code_with_the_form(
         )
     web_login(client)
     token = form_token(client.get("/credits").text)
-    r = client.post("/credits/redeem", data={"code": " welcome ", "csrf_token": token})
-    assert r.status_code == 200
-    text = text_of(r.text)
-    assert "The promo code added 7 credits. They expire on 2026-01-31." in text
-    assert "Available: 7 credits" in text and "Promo code WELCOME" in text
+    posted = client.post(
+        "/credits/redeem",
+        data={"code": " welcome ", "csrf_token": token},
+        follow_redirects=False,
+    )
+    # A redirect: reloading the page it lands on does not send the code again.
+    assert posted.status_code == 303
+    assert re.fullmatch(r"/credits\?redeemed=\d+#promo-title", posted.headers["location"])
+    for _reload in range(2):
+        r = client.get(posted.headers["location"])
+        assert r.status_code == 200
+        text = text_of(r.text)
+        assert "The promo code added 7 credits. They expire on 2026-01-31." in text
+        assert "Available: 7 credits" in text and "Promo code WELCOME" in text
+        assert "already redeemed" not in text
     again = client.post("/credits/redeem", data={"code": "WELCOME", "csrf_token": token})
     assert again.status_code == 409
     assert "You have already redeemed this promo code." in text_of(again.text)
@@ -333,3 +344,41 @@ def test_redeem_a_promo_code_with_the_form(
     forged = client.post("/credits/redeem", data={"code": "WELCOME"})
     assert forged.status_code == 403
     assert available(ctx) == 7
+
+
+def test_promo_errors_and_single_credits_in_chinese(
+    client: TestClient, ctx: Context, clock: TestClock
+) -> None:
+    """The promo form's refusals in the page's language; one credit is "1 credit"."""
+    ctx.clock = clock
+    make_user(ctx, credits=0)
+    with ctx.db.transaction() as s:
+        free.create_promo(
+            s,
+            "ONE",
+            credits=1,
+            max_uses=5,
+            credit_days=30,
+            redeem_by=None,
+            now=clock.now,
+            admin_id=None,
+        )
+    web_login(client)
+    token = form_token(client.get("/credits").text)
+    posted = client.post("/credits/redeem", data={"code": "ONE", "csrf_token": token})
+    redeemed = text_of(posted.text)
+    assert "The promo code added 1 credit. It expires on 2026-01-31." in redeemed
+    assert "Available: 1 credit" in redeemed and "1 credits" not in redeemed
+    client.headers["Accept-Language"] = "zh-CN"
+
+    def zh(text: str) -> str:
+        translated = i18n.translate(text, "zh-CN")
+        assert translated != text
+        return translated
+
+    missing = client.post("/credits/redeem", data={"code": "NOPE", "csrf_token": token})
+    assert missing.status_code == 404
+    assert zh("There is no such promo code. Check the spelling.") in text_of(missing.text)
+    again = client.post("/credits/redeem", data={"code": "ONE", "csrf_token": token})
+    assert again.status_code == 409
+    assert zh("You have already redeemed this promo code.") in text_of(again.text)

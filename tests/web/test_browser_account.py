@@ -73,7 +73,7 @@ def test_keys_sessions_two_factor_export_and_deletion(
     expect(nav.get_by_role("link", name=tr("Security"), exact=True)).to_have_attribute(
         "aria-current", "page"
     )
-    expect(page.get_by_text(tr("{n} active API key(s).", n=0))).to_be_visible()
+    expect(page.get_by_text(tr("{n} active API keys.", n=0))).to_be_visible()
 
     # --- An API key: created, shown once, used from a script, revoked -----------------------
     page.get_by_role("link", name=tr("See their last use and revoke them")).click()
@@ -176,7 +176,7 @@ def test_keys_sessions_two_factor_export_and_deletion(
     recovery = codes.inner_text().split()
     assert len(recovery) == 10 and all(re.fullmatch(r"\w{4}-\w{4}-\w{4}", c) for c in recovery)
     expect(page.locator(".key-reveal")).to_contain_text(tr("Your recovery codes."))
-    expect(two_factor).to_contain_text(tr("On. {n} unused recovery code(s) left.", n=10))
+    expect(two_factor).to_contain_text(tr("On. {n} unused recovery codes left.", n=10))
     page.screenshot(path=str(artifact("security-2fa-on.png", lang)), full_page=True)
 
     # Sign out, and back in: the password, then a code from the app.
@@ -193,7 +193,7 @@ def test_keys_sessions_two_factor_export_and_deletion(
     page.get_by_label(tr("Code"), exact=True).fill(totp.at(time.time() + 30))
     page.get_by_role("button", name=tr("Sign in")).click()
     expect(page).to_have_url(server.url + "/account/security")
-    expect(two_factor).to_contain_text(tr("On. {n} unused recovery code(s) left.", n=10))
+    expect(two_factor).to_contain_text(tr("On. {n} unused recovery codes left.", n=10))
 
     # --- The data export: a ZIP whose account.json describes the account ---------------------
     data = page.locator("section[aria-labelledby='data-title']")

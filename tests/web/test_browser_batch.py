@@ -1,6 +1,7 @@
 """A batch from the browser: sign in, choose real photos plus a damaged file and a photo with no
 subject, start the batch, watch batch.js move the progress bar to 100% from the server-sent
-events, read why two files cost nothing, and download every result as one ZIP."""
+events, read why two files cost nothing, and download every result as one ZIP. The batches page
+and the other signed-in pages fit a phone's width."""
 
 from __future__ import annotations
 
@@ -139,4 +140,32 @@ def test_batch_from_the_browser(
     listed = page.locator(".batch-table tbody tr", has_text=NAME)
     expect(listed).to_contain_text(tr("Completed"))
     expect(listed).to_contain_text(tr("{finished} of {total}", finished=4, total=4))
+    assert page.problems == []
+
+
+@both_languages
+def test_batches_and_other_pages_fit_a_phone(
+    server: LiveServer, page: Any, lang: str, tr: Callable[..., str]
+) -> None:
+    """On a 390 px phone no page scrolls sideways: each grid's single column may shrink below
+    its content's widest line (`minmax(0, 1fr)`), as long lines wrap."""
+    from playwright.sync_api import expect
+
+    ctx = build_context(server.settings)
+    try:
+        make_user(ctx, "phone@example.com", credits=10)
+    finally:
+        ctx.close()
+    page.allow_english.update({"Starter", "Standard", "Pro"})  # the credit packs' names
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(server.url + "/login?next=/batches")
+    page.get_by_label(tr("Email address")).fill("phone@example.com")
+    page.get_by_label(tr("Password")).fill(PASSWORD)
+    page.get_by_role("button", name=tr("Sign in")).click()
+    expect(page).to_have_url(server.url + "/batches")
+    for path in ("/batches", "/app", "/app/watermark", "/credits", "/account/security", "/"):
+        page.goto(server.url + path)
+        page.wait_for_load_state("load")
+        wide = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        assert wide[0] <= wide[1], f"{path} scrolls sideways on a phone: {wide}"
     assert page.problems == []

@@ -1,7 +1,8 @@
 """The workspace's queue in headless Chromium: several photos dropped or pasted at once become
 one job each with their own progress, a result is enlarged with the zoom dialog, the finished
 results download as one ZIP, recent jobs say when their files go and can be deleted now; the
-pages fit a phone's screen."""
+pages fit a phone's screen. A cancelled job's page stops waiting; the price line follows the
+chosen service and the balance's word its number."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from removeany.catalog import prices
 from removeany.context import build_context
 from tests.conftest import eval_image
 from tests.helpers import make_user
@@ -22,6 +24,7 @@ from tests.web.conftest import PASSWORD, both_languages, pattern
 from tests.web.test_browser import JOB_TIMEOUT_MS, LiveServer, artifact
 from tests.web.test_browser import page as page  # the Chromium fixture
 from tests.web.test_browser import server as server  # the live-server fixture
+from tests.web.test_pages import BATCH_CANCELLED, cancel_job, queued_job
 
 pytestmark = pytest.mark.browser
 
@@ -308,4 +311,82 @@ def test_queue_zoom_zip_and_phone_layout(
         name = "phone-" + (path.strip("/").split("/")[0] or "home")
         page.screenshot(path=str(artifact(f"{name}.png", lang)), full_page=True)
 
+    assert page.problems == []
+
+
+def _sign_in(server: LiveServer, page: Any, tr: Callable[..., str], email: str, to: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(server.url + "/login?next=" + to)
+    page.get_by_label(tr("Email address")).fill(email)
+    page.get_by_label(tr("Password")).fill(PASSWORD)
+    page.get_by_role("button", name=tr("Sign in")).click()
+    expect(page).to_have_url(server.url + to)
+
+
+@both_languages
+def test_a_cancelled_job_page_stops_waiting(
+    server: LiveServer, page: Any, lang: str, tr: Callable[..., str]
+) -> None:
+    """The job page follows a waiting job; once it is cancelled (its batch was), the page says
+    why, its badge reads as a word, and it asks the server nothing more."""
+    from playwright.sync_api import expect
+
+    ctx = build_context(server.settings)
+    try:
+        job_id = queued_job(ctx, make_user(ctx, "wait@example.com").id)
+        _sign_in(server, page, tr, "wait@example.com", f"/jobs/{job_id}")
+        busy = page.locator("[data-job-poll]")
+        expect(busy).to_contain_text(tr("Removing the background… This page updates by itself."))
+        polls: list[str] = []
+        page.on("request", lambda r: polls.append(r.url) if job_id in r.url else None)
+        with page.expect_request(f"**/api/v1/jobs/{job_id}"):
+            pass  # it polls while the job waits
+        cancel_job(ctx, job_id)
+    finally:
+        ctx.close()
+    expect(page.locator(".job-page .badge")).to_have_text(tr("Cancelled"))
+    expect(page.locator(".job-page [role=status]")).to_have_text(tr(BATCH_CANCELLED))
+    expect(busy).to_have_count(0)
+    asked = len(polls)
+    page.wait_for_timeout(4000)  # the poll's longest delay is 2 s
+    assert len(polls) == asked, polls
+    assert page.problems == []
+
+
+@both_languages
+def test_prices_and_credit_words_follow_the_page(
+    server: LiveServer, page: Any, lang: str, tr: Callable[..., str]
+) -> None:
+    """The workspace's price line shows the chosen service's price from the catalogue, and the
+    balance's word changes with the number ("1 credit", "2 credits") when app.js updates it."""
+    from playwright.sync_api import expect
+
+    ctx = build_context(server.settings)
+    try:
+        make_user(ctx, "count@example.com", credits=1)
+        with ctx.db.transaction() as session:
+            prices.set_price(session, "portrait", "full", 2, now=ctx.now(), admin_id=None)
+    finally:
+        ctx.close()
+    _sign_in(server, page, tr, "count@example.com", "/app")
+    pill = page.locator(".credit-pill")
+    line = page.locator(".balance-line")
+    expect(pill).to_have_text(f"1 {tr('credit')}")
+    expect(line.locator("[data-services='remove_background']")).to_have_text(
+        "· " + tr("one credit per photo")
+    )
+    expect(line.locator("[data-services='portrait']")).to_be_hidden()
+
+    page.get_by_label(tr("Service"), exact=True).select_option("portrait")
+    expect(line.locator("[data-services='portrait']")).to_have_text(
+        "· " + tr("{n} credits per photo", n=2)
+    )
+    expect(line.locator("[data-services='remove_background']")).to_be_hidden()
+
+    page.evaluate("() => window.RemoveAny.showBalance(2)")
+    expect(pill).to_have_text(f"2 {tr('credits')}")
+    expect(line.locator("strong")).to_have_text(f"2 {tr('credits')}")
+    page.evaluate("() => window.RemoveAny.showBalance(1)")
+    expect(line.locator("strong")).to_have_text(f"1 {tr('credit')}")
     assert page.problems == []

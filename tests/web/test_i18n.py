@@ -117,6 +117,27 @@ def test_the_extractor_notices_new_strings(tmp_path: Path) -> None:
     ]
 
 
+def test_the_extractor_finds_both_forms_of_a_count(tmp_path: Path) -> None:
+    found = extract_strings.Found()
+    page = tmp_path / "count.html"
+    page.write_text('{{ tn("1 photo", "{n} photos", count) }} {{ tn(one, "{n} files", n) }}')
+    code = tmp_path / "count.py"
+    code.write_text('def f(n):\n    return tn("One key", "{n} keys", n)\n')
+    extract_strings.scan_template(page, found, Environment(), where="count.html")
+    extract_strings.scan_python(code, found, where="count.py")
+    assert set(found.strings) == {"1 photo", "{n} photos", "{n} files", "One key", "{n} keys"}
+    assert found.dynamic == ["count.html:1: tn() of an expression"]
+
+
+def test_tn_picks_the_form_that_fits_the_count() -> None:
+    assert i18n.tn("1 credit", "{n} credits", 1) == "1 credit"
+    assert [i18n.tn("1 credit", "{n} credits", n) for n in (0, 2)] == ["0 credits", "2 credits"]
+    assert i18n.tn("One {what}", "{n} {what}s", 1, what="key") == "One key"
+    with i18n.use("zh-CN"):  # no plural in Chinese: both forms read the same
+        assert i18n.tn("1 credit", "{n} credits", 1) == "1 积分"
+        assert i18n.tn("1 credit", "{n} credits", 5) == "5 积分"
+
+
 def test_catalogue_is_package_data() -> None:
     pyproject = (REPO / "pyproject.toml").read_text()
     assert '"locales/*.json"' in pyproject

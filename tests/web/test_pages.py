@@ -10,8 +10,13 @@ from urllib.parse import urlsplit
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from removeany import i18n
 from removeany.api.auth import SESSION_COOKIE
+from removeany.catalog import prices
 from removeany.context import Context
+from removeany.jobs import repository as jobs_repo
+from removeany.jobs.models import Job
+from removeany.jobs.service import new_job_id
 from tests.conftest import eval_image
 from tests.helpers import make_user
 from tests.web.conftest import PASSWORD, outbox_messages, verification_link
@@ -253,18 +258,32 @@ def test_api_keys_page(client: TestClient, ctx: Context) -> None:
     page = client.get("/account/api-keys")
     assert page.status_code == 200 and "You have no API keys yet." in page.text
 
-    created = client.post(
-        "/account/api-keys", data={"name": "Shop pipeline", "csrf_token": form_token(page.text)}
+    posted = client.post(
+        "/account/api-keys",
+        data={"name": "Shop pipeline", "csrf_token": form_token(page.text)},
+        follow_redirects=False,
     )
-    assert created.status_code == 201
+    # Redirected, so reloading the page it lands on creates no second key.
+    assert posted.status_code == 303 and posted.headers["location"] == "/account/api-keys"
+    assert "rak_" not in posted.headers["location"] + posted.headers["set-cookie"]  # sealed
+    sealed = posted.cookies["removeany_flash"]
+    created = client.get("/account/api-keys")
     key = re.search(r'value="(rak_[^"]+)"', created.text)
     assert key, "the new key is shown"
     plaintext = key.group(1)
     assert "shown only once" in created.text
     assert created.headers["cache-control"] == "no-store"
 
-    listing = client.get("/account/api-keys").text
+    listing = client.get("/account/api-keys").text  # a reload
     assert plaintext not in listing  # never shown again
+    assert listing.count('action="/account/api-keys/') == 1  # still one key
+    emails = outbox_messages(ctx.settings.outbox_dir)
+    assert [m["Subject"] for m in emails].count("A new RemoveAny API key was created") == 1
+    # The key travelled sealed to this browser session: another session cannot read it.
+    other = TestClient(client.app)
+    login(other, "ada@example.com")
+    other.cookies.set("removeany_flash", sealed, path="/account/api-keys")
+    assert plaintext not in other.get("/account/api-keys").text
     assert "Shop pipeline" in listing and plaintext[:12] in listing
     assert "Never" in listing
 
@@ -298,3 +317,95 @@ def test_static_assets_are_served(client: TestClient) -> None:
         response = client.get(asset)
         assert response.status_code == 200, asset
     assert "https://" not in re.sub(r'content="[^"]*"', "", page.split("<body")[0])
+
+
+BATCH_CANCELLED = "The batch was cancelled before this item started. You were not charged for it."
+
+
+def queued_job(ctx: Context, user_id: int) -> str:
+    """A job that waits for a worker: nothing was queued to run it."""
+    job_id = new_job_id()
+    with ctx.db.transaction() as session:
+        session.add(
+            Job(
+                id=job_id,
+                user_id=user_id,
+                service="remove_background",
+                cost=1,
+                input_key=f"originals/{job_id}",
+                input_name="waiting.png",
+                input_width=64,
+                input_height=48,
+                created_at=ctx.now(),
+            )
+        )
+    return job_id
+
+
+def cancel_job(ctx: Context, job_id: str) -> None:
+    """What cancelling its batch does to an item that has not started (jobs/worker.py)."""
+    with ctx.db.transaction() as session:
+        assert jobs_repo.cancel_unsettled(
+            session, job_id, ctx.now(), code="cancelled", message=BATCH_CANCELLED
+        )
+
+
+def test_a_cancelled_job_is_finished(client: TestClient, ctx: Context) -> None:
+    """Its page says why and stops waiting for it; its status reads as a word in both
+    languages, on its page and in the workspace's list, where its files can be deleted."""
+    user = make_user(ctx, "ada@example.com")
+    job_id = queued_job(ctx, user.id)
+    login(client, "ada@example.com")
+    waiting = client.get(f"/jobs/{job_id}").text
+    assert "data-job-poll" in waiting and "This page updates by itself." in waiting
+
+    cancel_job(ctx, job_id)
+    page = client.get(f"/jobs/{job_id}").text
+    assert "data-job-poll" not in page and "This page updates by itself." not in page
+    assert BATCH_CANCELLED in page
+    assert '<span class="badge badge-cancelled">Cancelled</span>' in page
+    item = client.get("/app").text.split(f'data-job-id="{job_id}"')[1].split("</li>")[0]
+    assert '<span class="badge badge-cancelled">Cancelled</span>' in item
+    assert f'action="/app/jobs/{job_id}/delete-files"' in item
+
+    zh = client.get(f"/jobs/{job_id}?lang=zh-CN").text
+    assert '<span class="badge badge-cancelled">已取消</span>' in zh
+    assert i18n.translate(BATCH_CANCELLED, "zh-CN") in zh and BATCH_CANCELLED not in zh
+    assert '<span class="badge badge-cancelled">已取消</span>' in client.get("/app").text
+
+
+def test_pages_show_the_current_price_and_one_credit(client: TestClient, ctx: Context) -> None:
+    """Prices come from the catalogue, which operators change (`removeany prices set`); counts
+    of one are singular."""
+    make_user(ctx, "ada@example.com", credits=1)
+    home = text_of(client.get("/").text)
+    assert "One credit per photo" in home and "Each processed photo costs one credit." in home
+    with ctx.db.transaction() as session:
+        prices.set_price(session, "remove_background", "full", 3, now=ctx.now(), admin_id=None)
+    home = text_of(client.get("/").text)
+    assert "3 credits per photo" in home and "Each processed photo costs 3 credits." in home
+    assert "one credit" not in home.lower()
+
+    login(client, "ada@example.com")
+    page = client.get("/app").text
+    assert "3 credits per photo" in text_of(client.get("/").text)  # signed in too
+    shown = re.search(r'<span data-services="remove_background">([^<]+)</span>', page)
+    assert shown and shown.group(1) == "· 3 credits per photo"
+    # The other services' prices are there for the service menu, hidden until chosen.
+    assert '<span data-services="portrait" hidden>· one credit per photo</span>' in page
+    assert "Balance: 1 credit ·" in text_of(page)
+    pill = re.search(r'<a class="credit-pill".*?</a>', page, re.DOTALL)
+    assert pill and text_of(pill.group(0)) == "1 credit"
+    assert "1 credits" not in text_of(page)
+    assert "1 credits" not in text_of(client.get("/batches").text)
+
+
+def test_confirmation_links_keep_the_signed_in_header(client: TestClient, ctx: Context) -> None:
+    """Someone signed in who opens a confirmation link still sees who they are."""
+    make_user(ctx, "ada@example.com")
+    register(client, "new@example.com")
+    link = urlsplit(verification_link(ctx.settings.outbox_dir, "new@example.com"))
+    login(client, "ada@example.com")  # another account, in this browser
+    for path in (f"{link.path}?{link.query}", "/verify?token=not-a-real-token", "/verify"):
+        page = client.get(path).text
+        assert 'action="/logout"' in page and 'class="credit-pill"' in page, path

@@ -203,6 +203,12 @@ def _send_reset(ctx: Context, session: Session, user: User) -> None:
     )
 
 
+def check_reset_link(ctx: Context, token: str) -> None:
+    """Raises when a reset link can no longer be used, before anyone types a new password."""
+    with ctx.db.transaction() as session:
+        security.check_reset_token(session, token, now=ctx.now())
+
+
 def reset_password(ctx: Context, token: str, new_password: str) -> User:
     """Single-use token → new password; unlocks a locked account and ends every session."""
     with ctx.db.transaction() as session:

@@ -4,6 +4,7 @@ account deletion). Thin: parse the form, call `accounts.flows`, render."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -29,9 +30,11 @@ from removeany.web.routes import (
     _set_session_cookie,
     _to_login,
     _viewer,
+    flash,
     redirect,
     render,
     t,
+    take_flash,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -73,7 +76,7 @@ def two_factor(
             status_code=exc.status_code,
             pending=pending,
             next=target,
-            error=exc.message,
+            error=exc,
         )
     response = redirect(target)
     _set_session_cookie(ctx, response, signed.token)
@@ -109,14 +112,25 @@ def forgot(
             "trust_forgot.html",
             status_code=exc.status_code,
             email=email,
-            error=exc.message,
+            error=exc,
         )
     return _render_form(request, "trust_forgot.html", email="", sent=True)
 
 
 @router.get("/reset-password", response_class=HTMLResponse)
 def reset_form(request: Request, token: str = "") -> Response:
+    try:
+        flows.check_reset_link(_ctx(request), token)
+    except DomainError as exc:
+        return _dead_reset_link(request, exc)
     return _render_form(request, "trust_reset.html", token=token)
+
+
+def _dead_reset_link(request: Request, exc: DomainError) -> Response:
+    """No password form for a link that cannot work (used, expired): a way to a new one."""
+    return _render_form(
+        request, "trust_reset.html", status_code=exc.status_code, error=exc, dead_link=True
+    )
 
 
 @router.post("/reset-password", response_class=HTMLResponse)
@@ -131,8 +145,10 @@ def reset(
         _check_form_token(request, csrf_token)
         flows.reset_password(ctx, token, password)
     except DomainError as exc:
+        if exc.code == "invalid_token":
+            return _dead_reset_link(request, exc)
         return _render_form(
-            request, "trust_reset.html", status_code=exc.status_code, token=token, error=exc.message
+            request, "trust_reset.html", status_code=exc.status_code, token=token, error=exc
         )
     response = redirect("/login?reset=1")
     _clear_session_cookie(ctx, response)
@@ -143,8 +159,8 @@ def reset(
 
 
 @router.get("/account/not-me", response_class=HTMLResponse)
-def not_me_form(request: Request, token: str = "") -> Response:
-    return _render_form(request, "trust_not_me.html", token=token)
+def not_me_form(request: Request, token: str = "", done: str = "") -> Response:
+    return _render_form(request, "trust_not_me.html", token=token, done=bool(done))
 
 
 @router.post("/account/not-me", response_class=HTMLResponse)
@@ -163,9 +179,10 @@ def not_me(
             "trust_not_me.html",
             status_code=exc.status_code,
             token=token,
-            error=exc.message,
+            error=exc,
         )
-    response = _render_form(request, "trust_not_me.html", token="", done=True)
+    # A redirect: reloading the confirmation does not lock and email all over again.
+    response = redirect("/account/not-me?done=1")
     _clear_session_cookie(ctx, response)
     return response
 
@@ -191,7 +208,7 @@ def email_confirm(
             "trust_email_confirm.html",
             status_code=exc.status_code,
             token=token,
-            error=exc.message,
+            error=exc,
         )
     return _render_form(request, "trust_email_confirm.html", token="", done=user.email)
 
@@ -200,12 +217,20 @@ def email_confirm(
 
 
 def _security_page(
-    request: Request, ctx: Context, *, status_code: int = 200, **context: Any
+    request: Request,
+    ctx: Context,
+    *,
+    status_code: int = 200,
+    shown: Callable[[Viewer], dict[str, Any]] | None = None,
+    **context: Any,
 ) -> Response:
+    """The security page; `shown(viewer)` adds what a form that redirected here made."""
     with ctx.db.transaction() as session:
         viewer = _viewer(ctx, session, request)
         if viewer is None:
             return _to_login(request, "/account/security")
+        if shown is not None:
+            context = {**shown(viewer), **context}
         return render(
             request,
             "trust_security.html",
@@ -222,15 +247,38 @@ def _security_page(
 
 @router.get("/account/security", response_class=HTMLResponse)
 def security_page(request: Request, done: str = "") -> Response:
+    """Every form here redirects back (303), so a reload never repeats it: `done` says what it
+    did, and what it made that can be shown only once comes by take_flash()."""
+    ctx = _ctx(request)
     notices = {
         "session": t("That session is signed out."),
         "password": t("Your password was changed. Your other sessions were signed out."),
         "2fa-off": t("Two-factor authentication is off."),
     }
-    return _security_page(request, _ctx(request), notice=notices.get(done))
+
+    def shown(viewer: Viewer) -> dict[str, Any]:
+        made = take_flash(request, viewer)
+        context: dict[str, Any] = {
+            "notice": notices.get(done),
+            "recovery_codes": made.get("recovery_codes"),
+        }
+        if "email_sent_to" in made:
+            context["notice"] = t(
+                "Open the link we sent to {address} to confirm the change.",
+                address=made["email_sent_to"],
+            )
+        if done == "2fa-setup":  # a reload shows the same secret: the app may have it already
+            secret = security.pending_totp(viewer.user, secret_key=ctx.secret_key)
+            if secret:
+                context.update(totp_secret=secret, totp_uri=security.totp_uri(viewer.user, secret))
+        return context
+
+    return _security_page(request, ctx, shown=shown)
 
 
-def _post(request: Request, csrf_token: str, action: Any) -> Response:
+def _post(
+    request: Request, csrf_token: str, action: Callable[[Context, Viewer], Response]
+) -> Response:
     """Run `action(ctx, viewer)` for a signed-in viewer with a valid CSRF token; errors are
     shown on the security page."""
     ctx = _ctx(request)
@@ -239,19 +287,16 @@ def _post(request: Request, csrf_token: str, action: Any) -> Response:
         if not isinstance(viewer, Viewer):
             return viewer
     try:
-        result = action(ctx, viewer)
+        return action(ctx, viewer)
     except DomainError as exc:
-        return _security_page(request, ctx, status_code=exc.status_code, error=exc.message)
-    if isinstance(result, Response):
-        return result
-    return _security_page(request, ctx, **(result or {}))
+        return _security_page(request, ctx, status_code=exc.status_code, error=exc)
 
 
 @router.post("/account/security/sessions/{session_id}/revoke", response_class=HTMLResponse)
 def revoke_session(
     session_id: RowId, request: Request, csrf_token: Annotated[str, Form()] = ""
 ) -> Response:
-    def action(ctx: Context, viewer: Any) -> Response:
+    def action(ctx: Context, viewer: Viewer) -> Response:
         with ctx.db.transaction() as session:
             security.revoke_session(session, viewer.user, session_id, now=ctx.now())
         return redirect("/account/security?done=session")
@@ -266,7 +311,7 @@ def change_password(
     new_password: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    def action(ctx: Context, viewer: Any) -> Response:
+    def action(ctx: Context, viewer: Viewer) -> Response:
         flows.change_password(ctx, viewer.user.id, viewer.web, current_password, new_password)
         return redirect("/account/security?done=password")
 
@@ -280,13 +325,9 @@ def change_email(
     new_email: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    def action(ctx: Context, viewer: Any) -> dict[str, Any]:
+    def action(ctx: Context, viewer: Viewer) -> Response:
         address = flows.request_email_change(ctx, viewer.user.id, current_password, new_email)
-        return {
-            "notice": t(
-                "Open the link we sent to {address} to confirm the change.", address=address
-            )
-        }
+        return flash(ctx, viewer, "/account/security", email_sent_to=address)
 
     return _post(request, csrf_token, action)
 
@@ -297,9 +338,9 @@ def totp_setup(
     current_password: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    def action(ctx: Context, viewer: Any) -> dict[str, Any]:
-        secret, uri = flows.begin_totp(ctx, viewer.user.id, current_password)
-        return {"totp_secret": secret, "totp_uri": uri}
+    def action(ctx: Context, viewer: Viewer) -> Response:
+        flows.begin_totp(ctx, viewer.user.id, current_password)
+        return redirect("/account/security?done=2fa-setup")
 
     return _post(request, csrf_token, action)
 
@@ -310,9 +351,9 @@ def totp_enable(
     code: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    def action(ctx: Context, viewer: Any) -> Response | dict[str, Any]:
+    def action(ctx: Context, viewer: Viewer) -> Response:
         try:
-            return {"recovery_codes": flows.enable_totp(ctx, viewer.user.id, code)}
+            codes = flows.enable_totp(ctx, viewer.user.id, code)
         except DomainError as exc:
             # A mistyped code: the same secret again (a new one would orphan the app's entry).
             pending = flows.pending_totp(ctx, viewer.user.id)
@@ -322,10 +363,11 @@ def totp_enable(
                 request,
                 ctx,
                 status_code=exc.status_code,
-                error=exc.message,
+                error=exc,
                 totp_secret=pending[0],
                 totp_uri=pending[1],
             )
+        return flash(ctx, viewer, "/account/security", recovery_codes=codes)
 
     return _post(request, csrf_token, action)
 
@@ -337,7 +379,7 @@ def totp_disable(
     code: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    def action(ctx: Context, viewer: Any) -> Response:
+    def action(ctx: Context, viewer: Viewer) -> Response:
         flows.disable_totp(ctx, viewer.user.id, current_password, code)
         return redirect("/account/security?done=2fa-off")
 
@@ -350,9 +392,9 @@ def recovery_codes(
     current_password: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    def action(ctx: Context, viewer: Any) -> dict[str, Any]:
+    def action(ctx: Context, viewer: Viewer) -> Response:
         codes = flows.regenerate_recovery_codes(ctx, viewer.user.id, current_password)
-        return {"recovery_codes": codes}
+        return flash(ctx, viewer, "/account/security", recovery_codes=codes)
 
     return _post(request, csrf_token, action)
 
@@ -363,7 +405,7 @@ def delete_account(
     current_password: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    def action(ctx: Context, viewer: Any) -> Response:
+    def action(ctx: Context, viewer: Viewer) -> Response:
         privacy.delete_account(ctx, viewer.user.id, current_password)
         response = render(request, "trust_deleted.html")
         _clear_session_cookie(ctx, response)

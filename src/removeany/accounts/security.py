@@ -263,27 +263,39 @@ def create_reset_token(session: Session, user: User, *, now: datetime, minutes: 
     return token
 
 
-def consume_reset_token(session: Session, token: str, *, now: datetime) -> User:
-    """Single use, enforced by a conditional UPDATE: two concurrent uses cannot both win."""
-    row = session.scalar(
-        select(PasswordResetToken).where(PasswordResetToken.token_hash == sha256(token.strip()))
-    )
-    bad = DomainError(
+def _bad_reset_link() -> DomainError:
+    return DomainError(
         "This password reset link is invalid, expired or already used. Ask for a new one.",
         code="invalid_token",
     )
+
+
+def check_reset_token(session: Session, token: str, *, now: datetime) -> PasswordResetToken:
+    """The unused, unexpired token of an account that may still sign in; using it up is
+    consume_reset_token's job (the reset page checks first, so a dead link shows no form)."""
+    row = session.scalar(
+        select(PasswordResetToken).where(PasswordResetToken.token_hash == sha256(token.strip()))
+    )
     if row is None or row.used_at is not None or row.expires_at <= now:
-        raise bad
+        raise _bad_reset_link()
+    user = repo.user_by_id(session, row.user_id)
+    if user is None or user.status in ("deleted", "banned"):
+        raise _bad_reset_link()
+    return row
+
+
+def consume_reset_token(session: Session, token: str, *, now: datetime) -> User:
+    """Single use, enforced by a conditional UPDATE: two concurrent uses cannot both win."""
+    row = check_reset_token(session, token, now=now)
     result = session.execute(
         update(PasswordResetToken)
         .where(PasswordResetToken.id == row.id, PasswordResetToken.used_at.is_(None))
         .values(used_at=now)
     )
     if not result.rowcount:  # type: ignore[attr-defined]
-        raise bad
+        raise _bad_reset_link()
     user = repo.user_by_id(session, row.user_id)
-    if user is None or user.status in ("deleted", "banned"):
-        raise bad
+    assert user is not None  # check_reset_token found it
     # Any other outstanding links die with this one.
     session.execute(
         update(PasswordResetToken)

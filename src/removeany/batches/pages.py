@@ -160,7 +160,7 @@ def _batches_page(
     request: Request,
     *,
     status_code: int = 200,
-    error: str | None = None,
+    error: Exception | None = None,
     chosen: dict[str, str] | None = None,
 ) -> Response:
     ctx = _ctx(request)
@@ -285,7 +285,7 @@ def _start(request: Request, form: FormData) -> Response:
         )
     except (DomainError, ImageError, OptionError) as exc:
         status = exc.status_code if isinstance(exc, DomainError) else 400
-        return _batches_page(request, status_code=status, error=exc.message, chosen=chosen)
+        return _batches_page(request, status_code=status, error=exc, chosen=chosen)
     return redirect(f"/batches/{batch.id}")
 
 
@@ -296,9 +296,9 @@ async def start_batch(request: Request) -> Response:
     try:
         check_length(ctx.settings, int(request.headers.get("content-length") or 0))
     except DomainError as exc:
-        status_code, message = exc.status_code, exc.message
+        refused = exc  # `exc` is unbound in the lambda
         return await run_in_threadpool(
-            lambda: _batches_page(request, status_code=status_code, error=message)
+            lambda: _batches_page(request, status_code=refused.status_code, error=refused)
         )
     form = await request.form(max_files=ctx.settings.batch_max_items + 1, max_fields=50)
     try:

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from removeany import i18n
 from removeany.accounts.models import User
 from removeany.billing import service as billing
 from removeany.billing.models import Order
@@ -27,7 +28,7 @@ from removeany.context import Context
 from removeany.credits import free
 from removeany.credits import service as ledger
 from removeany.credits.history import credits_view
-from removeany.credits.schemas import EntryOut
+from removeany.credits.schemas import CreditsOut, EntryOut
 from removeany.errors import DomainError, NotFound
 from removeany.web.routes import (
     Viewer,
@@ -39,6 +40,7 @@ from removeany.web.routes import (
     redirect,
     render,
     t,
+    tn,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -133,8 +135,10 @@ def _flash(session: Session, user: User, paid: str, cancelled: str) -> str | Non
     except NotFound:
         return None
     if order.status == "paid":
-        return t(
+        return tn(
+            "Payment received: 1 credit was added to your balance.",
             "Payment received: {credits} credits were added to your balance.",
+            order.credits,
             credits=order.credits,
         )
     if order.status == "pending" and paid:
@@ -147,6 +151,21 @@ def _flash(session: Session, user: User, paid: str, cancelled: str) -> str | Non
     return None
 
 
+def _promo_notice(view: CreditsOut, redeemed: str) -> str | None:
+    """What the redeem form's redirect says: the promo lot it added (`?redeemed=LOT_ID`)."""
+    promos = (lot for lot in view.lots if lot.source == "promo")
+    lot = next((lot for lot in promos if str(lot.id) == redeemed), None)
+    if lot is None:
+        return None
+    return tn(
+        "The promo code added 1 credit. It expires on {date}.",
+        "The promo code added {credits} credits. They expire on {date}.",
+        lot.amount,
+        credits=lot.amount,
+        date=lot.expires_at.strftime("%Y-%m-%d") if lot.expires_at else "",
+    )
+
+
 def _credits_page(
     request: Request,
     ctx: Context,
@@ -154,6 +173,7 @@ def _credits_page(
     viewer: Viewer,
     *,
     status_code: int = 200,
+    redeemed: str = "",
     **context: Any,
 ) -> HTMLResponse:
     now = ctx.now()
@@ -202,6 +222,7 @@ def _credits_page(
         packs=packs,
         orders=_order_rows(session, billing.orders(session, viewer.user)),
         test_mode=settings.payment_provider == "sandbox",
+        promo_notice=_promo_notice(view, redeemed),
         **context,
     )
 
@@ -210,14 +231,16 @@ def _credits_page(
 
 
 @router.get("/credits", response_class=HTMLResponse)
-def credits_page(request: Request, paid: str = "", cancelled: str = "") -> Response:
+def credits_page(
+    request: Request, paid: str = "", cancelled: str = "", redeemed: str = ""
+) -> Response:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
         viewer = _viewer(ctx, session, request)
         if viewer is None:
             return _to_login(request)
         notice = _flash(session, viewer.user, paid, cancelled)
-        return _credits_page(request, ctx, session, viewer, notice=notice)
+        return _credits_page(request, ctx, session, viewer, notice=notice, redeemed=redeemed)
 
 
 @router.get("/billing")
@@ -253,20 +276,11 @@ def redeem(
                 session,
                 viewer,
                 status_code=exc.status_code,
-                promo_error=exc.message,
+                promo_error=i18n.error_text(exc),
                 promo_code=code,
             )
-        return _credits_page(
-            request,
-            ctx,
-            session,
-            viewer,
-            promo_notice=t(
-                "The promo code added {credits} credits. They expire on {date}.",
-                credits=lot.amount,
-                date=lot.expires_at.strftime("%Y-%m-%d") if lot.expires_at else "",
-            ),
-        )
+        # A redirect, so reloading the page does not send the code again.
+        return redirect(f"/credits?redeemed={lot.id}#promo-title")
 
 
 # --- buying a pack ---------------------------------------------------------------------------
@@ -315,7 +329,12 @@ def checkout(
             order = _start(ctx, session, provider_for(ctx), viewer.user, pack, idempotency_key)
         except DomainError as exc:
             return _credits_page(
-                request, ctx, session, viewer, status_code=exc.status_code, buy_error=exc.message
+                request,
+                ctx,
+                session,
+                viewer,
+                status_code=exc.status_code,
+                buy_error=i18n.error_text(exc),
             )
         url = order.checkout_url or f"/billing/orders/{order.id}"
         if order.status != "pending":

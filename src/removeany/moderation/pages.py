@@ -24,24 +24,41 @@ from removeany.web.routes import _ctx, _error_page, _to_login, _viewer, redirect
 router = APIRouter(include_in_schema=False)
 
 ADMIN_ONLY = Forbidden("Only administrators can open this page.", code="admin_only")
+# Every form on the page sends the search (`q`): a refused action lists the same users again.
+Search = Annotated[str, Form(max_length=320)]
 
 
 def _page(
-    request: Request, ctx: Context, q: str = "", *, status_code: int = 200, **context: Any
+    request: Request,
+    ctx: Context,
+    q: str = "",
+    *,
+    status_code: int = 200,
+    typed: dict[str, Any] | None = None,
+    **context: Any,
 ) -> Response:
+    """The admin page. After a refused action, `typed` is that form as it was filled in: it is
+    shown filled in again, with the error beside it (a user's row, or the form's section)."""
+    typed = typed or {}
     with ctx.db.transaction() as session:
         viewer = _viewer(ctx, session, request)
         if viewer is None:
             return _to_login(request)
         if not viewer.user.is_admin:
             return _error_page(request, ADMIN_ONLY, viewer)
+        users = list(moderation.search_users(session, q, limit=50))
+        error_at = typed.get("form")
+        if error_at == "user" and typed["user_id"] not in {u.id for u in users}:
+            error_at = None  # their row is not listed: the error goes above everything
         return render(
             request,
             "admin.html",
             status_code=status_code,
             viewer=viewer,
             q=q,
-            users=list(moderation.search_users(session, q, limit=50)),
+            typed=typed,
+            error_at=error_at,
+            users=users,
             services=list(moderation.service_statuses(session)),
             service_choices=[(code, t(label)) for code, label in SERVICE_NAMES.items()],
             announcements=list(moderation.current_announcements(session, ctx.now())),
@@ -56,7 +73,11 @@ def admin_page(request: Request, q: str = "", done: str = "") -> Response:
     return _page(request, _ctx(request), q[:320], notice=t("Done.") if done else None)
 
 
-def _act(request: Request, csrf_token: str, action: Any) -> Response:
+def _act(
+    request: Request, csrf_token: str, action: Any, *, q: str, typed: dict[str, Any]
+) -> Response:
+    """Run `action` for an admin. A refused one answers with the page searched as before (`q`)
+    and the form as it was typed (`typed`), so the admin corrects it for the same user."""
     ctx = _ctx(request)
     keys: list[str] = []
     try:
@@ -69,7 +90,7 @@ def _act(request: Request, csrf_token: str, action: Any) -> Response:
             check_csrf(viewer.web, csrf_token)
             keys = action(ctx, session, Actor(viewer.user.id, viewer.user.email)) or []
     except DomainError as exc:
-        return _page(request, ctx, status_code=exc.status_code, error=exc.message)
+        return _page(request, ctx, q, status_code=exc.status_code, error=exc, typed=typed)
     privacy.delete_files(ctx.storage, keys)
     return redirect("/admin?done=1")
 
@@ -81,6 +102,7 @@ def user_action(
     action: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
     amount: Annotated[str, Form()] = "",
+    q: Search = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     def run(ctx: Context, session: Any, actor: Actor) -> list[str]:
@@ -109,7 +131,8 @@ def user_action(
             raise DomainError("Choose an action.", code="invalid_request")
         return []
 
-    return _act(request, csrf_token, run)
+    typed = {"form": "user", "user_id": user_id, "action": action, "amount": amount}
+    return _act(request, csrf_token, run, q=q, typed={**typed, "reason": reason})
 
 
 @router.post("/admin/services", response_class=HTMLResponse)
@@ -119,6 +142,7 @@ def service_action(
     status: Annotated[str, Form()] = "",
     message: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
+    q: Search = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     def run(ctx: Context, session: Any, actor: Actor) -> None:
@@ -126,7 +150,8 @@ def service_action(
             session, actor, service, status, message, reason, now=ctx.now()
         )
 
-    return _act(request, csrf_token, run)
+    typed = {"form": "services", "service": service, "status": status, "message": message}
+    return _act(request, csrf_token, run, q=q, typed={**typed, "reason": reason})
 
 
 @router.post("/admin/announcements", response_class=HTMLResponse)
@@ -135,6 +160,7 @@ def announce(
     message: Annotated[str, Form()] = "",
     level: Annotated[str, Form()] = "info",
     withdraw: FormRowId = 0,
+    q: Search = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     def run(ctx: Context, session: Any, actor: Actor) -> None:
@@ -143,7 +169,8 @@ def announce(
         else:
             moderation.announce(session, actor, message, now=ctx.now(), level=level)
 
-    return _act(request, csrf_token, run)
+    typed = {"form": "announcement", "message": message, "level": level} if not withdraw else {}
+    return _act(request, csrf_token, run, q=q, typed=typed)
 
 
 @router.post("/admin/terms", response_class=HTMLResponse)
@@ -154,6 +181,7 @@ def publish_terms(
     terms_zh: Annotated[str, Form()] = "",
     privacy_en: Annotated[str, Form()] = "",
     privacy_zh: Annotated[str, Form()] = "",
+    q: Search = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     published: list[Any] = []
@@ -171,7 +199,15 @@ def publish_terms(
         )
         published.append((terms, list(legal.users_to_notify(session))))
 
-    response = _act(request, csrf_token, run)
+    typed = {
+        "form": "terms",
+        "summary": summary,
+        "terms_en": terms_en,
+        "terms_zh": terms_zh,
+        "privacy_en": privacy_en,
+        "privacy_zh": privacy_zh,
+    }
+    response = _act(request, csrf_token, run, q=q, typed=typed)
     if published:
         terms, recipients = published[0]
         notify_new_terms(_ctx(request), terms, recipients)

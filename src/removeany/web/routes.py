@@ -8,6 +8,7 @@ CSRF token; the forms here post back to these routes with the token in a hidden 
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,17 +25,19 @@ from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
 from removeany import __version__, i18n
-from removeany.accounts import flows, notify
+from removeany.accounts import flows, notify, sealing
 from removeany.accounts import repository as accounts_repo
 from removeany.accounts import service as accounts
 from removeany.accounts.models import User, WebSession
 from removeany.accounts.security import TwoFactorRequired, check_can_sign_in
 from removeany.api.auth import SESSION_COOKIE, check_csrf, client_ip, user_agent, web_session
+from removeany.catalog import prices
 from removeany.context import Context
 from removeany.credits import service as ledger
 from removeany.errors import DomainError, Forbidden
 from removeany.i18n import N_
-from removeany.i18n import t as t  # re-exported: page modules import t from here
+from removeany.i18n import t as t  # re-exported: page modules import t and tn from here
+from removeany.i18n import tn as tn
 from removeany.jobs import repository as jobs_repo
 from removeany.jobs import service as jobs
 from removeany.jobs.models import Job
@@ -53,6 +56,9 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 FORM_COOKIE = "removeany_form"
 FORM_SALT = "web-form-csrf"
 FORM_MAX_AGE = 24 * 3600
+# What a form made that the page it redirects to shows once (a new API key): see flash().
+FLASH_COOKIE = "removeany_flash"
+FLASH_MAX_AGE = 300
 RECENT_JOBS = 12
 
 router = APIRouter(include_in_schema=False)
@@ -89,7 +95,9 @@ def _t_template(text: str, /, **values: Any) -> str:
     return translated.format(**values) if values else translated
 
 
-templates.env.globals.update(t=_t_template, version=__version__, language_links=_switch_links)
+templates.env.globals.update(
+    t=_t_template, tn=tn, version=__version__, language_links=_switch_links
+)
 templates.env.filters["when"] = _when
 
 
@@ -171,6 +179,8 @@ def render(
         context["error"] = i18n.error_text(context["error"])
     response = templates.TemplateResponse(request, template, context, status_code=status_code)
     _headers(response)
+    if getattr(request.state, "flash_taken", False):
+        _forget_flash(ctx, response, request.url.path)
     return response
 
 
@@ -178,6 +188,42 @@ def redirect(url: str) -> RedirectResponse:
     response = RedirectResponse(url, status_code=303)
     _headers(response)
     return response
+
+
+def flash(ctx: Context, viewer: Viewer, path: str, **values: Any) -> RedirectResponse:
+    """Redirect to `path` after a POST, carrying what the POST made (a new API key, recovery
+    codes) for that page to show once: reloading it, or going back, then neither repeats the
+    POST nor shows the secret again. The values travel in a cookie for that path only, sealed
+    (AES-GCM) and bound to this browser session; take_flash() reads them, render() drops it."""
+    response = redirect(path)
+    sealed = sealing.seal(ctx.secret_key, FLASH_COOKIE, str(viewer.web.id), json.dumps(values))
+    response.set_cookie(
+        FLASH_COOKIE,
+        sealed,
+        max_age=FLASH_MAX_AGE,
+        path=path,
+        httponly=True,
+        samesite="lax",
+        secure=ctx.settings.cookie_secure,
+    )
+    return response
+
+
+def take_flash(request: Request, viewer: Viewer) -> dict[str, Any]:
+    """The values flash() sent to this page, once; empty when there are none."""
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return {}
+    request.state.flash_taken = True
+    plain = sealing.unseal(_ctx(request).secret_key, FLASH_COOKIE, str(viewer.web.id), raw)
+    values = json.loads(plain) if plain is not None else None
+    return values if isinstance(values, dict) else {}
+
+
+def _forget_flash(ctx: Context, response: Response, path: str) -> None:
+    response.delete_cookie(
+        FLASH_COOKIE, path=path, httponly=True, samesite="lax", secure=ctx.settings.cookie_secure
+    )
 
 
 def _form_viewer(
@@ -229,7 +275,9 @@ def _form_nonce(request: Request) -> str:
 def _render_form(
     request: Request, template: str, /, *, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
-    """Render a pre-session form with a fresh signed token and (re)set its cookie."""
+    """Render a pre-session form with a fresh signed token and (re)set its cookie. Links from
+    emails (a password reset, an email change) also reach people who are signed in: their
+    header stays the signed-in one."""
     ctx = _ctx(request)
     nonce = _form_nonce(request)
     response = render(
@@ -237,7 +285,7 @@ def _render_form(
         template,
         status_code=status_code,
         form_token=_form_serializer(ctx).dumps(nonce),
-        **context,
+        **{**_signed_in(ctx, request), **context},
     )
     response.set_cookie(
         FORM_COOKIE,
@@ -249,6 +297,17 @@ def _render_form(
         secure=ctx.settings.cookie_secure,
     )
     return response
+
+
+def _signed_in(ctx: Context, request: Request) -> dict[str, Any]:
+    """The header's viewer and balance, for a page that signed-out people open too."""
+    if not request.cookies.get(SESSION_COOKIE):
+        return {}
+    with ctx.db.transaction() as session:
+        viewer = _viewer(ctx, session, request)
+        if viewer is None:
+            return {}
+        return {"viewer": viewer, "balance": ledger.balance(session, viewer.user.id, ctx.now())}
 
 
 def _check_form_token(request: Request, supplied: str) -> None:
@@ -293,6 +352,7 @@ STATUS_LABELS = {
     "running": N_("Processing"),
     "succeeded": N_("Done"),
     "failed": N_("Failed"),
+    "cancelled": N_("Cancelled"),
 }
 FORMAT_LABELS = {"png": "PNG", "jpg": "JPG", "webp": "WebP"}
 
@@ -368,6 +428,12 @@ templates.env.globals.update(
 )
 
 
+def _photo_prices(session: Session) -> dict[str, int]:
+    """Credits per photo of each service at the size the workspace asks for ("full"), from
+    the catalogue: operators change prices without a release, so pages never hard-code them."""
+    return {row.service: row.credits for row in prices.catalogue(session) if row.tier == "full"}
+
+
 # --- public pages ----------------------------------------------------------------------------
 
 
@@ -376,14 +442,26 @@ def home(request: Request) -> Response:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
         viewer = _viewer(ctx, session, request)
-    if viewer is None:  # the try-out form (web/trial.py) needs the pre-session token
-        return _render_form(
-            request,
-            "home.html",
-            trial_limit=ctx.settings.trial_per_ip_per_hour,
-            max_upload_bytes=ctx.settings.max_upload_bytes,
-        )
-    return render(request, "home.html", viewer=viewer)
+        if viewer is not None:
+            price = _photo_prices(session).get("remove_background")
+            return render(request, "home.html", viewer=viewer, price=price)
+    return signed_out_home(request)
+
+
+def signed_out_home(request: Request, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """The home page with the try-out form (web/trial.py), which needs the pre-session token."""
+    ctx = _ctx(request)
+    with ctx.db.transaction() as session:
+        price = _photo_prices(session).get("remove_background")
+    return _render_form(
+        request,
+        "home.html",
+        status_code=status_code,
+        price=price,
+        trial_limit=ctx.settings.trial_per_ip_per_hour,
+        max_upload_bytes=ctx.settings.max_upload_bytes,
+        **context,
+    )
 
 
 @router.get("/register", response_class=HTMLResponse)
@@ -443,6 +521,7 @@ def verify(request: Request, token: str = "") -> Response:
             "verify.html",
             status_code=400,
             error=t("This confirmation link is incomplete. Copy the whole link from the email."),
+            **_signed_in(ctx, request),
         )
     try:
         with ctx.db.transaction() as session:
@@ -456,19 +535,25 @@ def verify(request: Request, token: str = "") -> Response:
                 ip=client_ip(request),
                 signup_grants_per_ip_per_day=ctx.settings.signup_grants_per_ip_per_day,
             )
-            balance = ledger.balance(session, user.id, ctx.now())
-            viewer = _viewer(ctx, session, request)
+            credits = ledger.balance(session, user.id, ctx.now()).available
             email = user.email
     except DomainError as exc:
-        return render(request, "verify.html", status_code=exc.status_code, error=exc)
-    signed_in_as_other = viewer is not None and viewer.user.email != email
+        return render(
+            request,
+            "verify.html",
+            status_code=exc.status_code,
+            error=exc,
+            **_signed_in(ctx, request),
+        )
+    # After the commit, so the header's balance has the sign-up credits in it.
+    header = _signed_in(ctx, request)
     return render(
         request,
         "verify.html",
         email=email,
-        credits=balance.available,
-        viewer=viewer if not signed_in_as_other else None,
-        signed_in=viewer is not None and not signed_in_as_other,
+        credits=credits,
+        signed_in=header.get("viewer") is not None and header["viewer"].user.email == email,
+        **header,
     )
 
 
@@ -487,12 +572,14 @@ def resend_verification(request: Request, csrf_token: Annotated[str, Form()] = "
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str = "") -> Response:
+def login_form(request: Request, next: str = "", reset: str = "") -> Response:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
         if _viewer(ctx, session, request) is not None:
             return redirect(_safe_next(next))
-    return _render_form(request, "login.html", email="", next=_safe_next(next))
+    # A password reset ends every session and sends the person here (accounts/pages.py).
+    notice = t("Your password was changed. Sign in with the new one.") if reset else None
+    return _render_form(request, "login.html", email="", next=_safe_next(next), notice=notice)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -560,11 +647,13 @@ def workspace(request: Request, sent: str = "", deleted: str = "") -> Response:
         balance = ledger.balance(session, viewer.user.id, ctx.now())
         recent = list(jobs_repo.recent_for_user(session, viewer.user.id, limit=RECENT_JOBS))
         job_files = {job.id: _job_files(ctx, session, job) for job in recent}
+        photo_prices = _photo_prices(session)
     return render(
         request,
         "workspace.html",
         viewer=viewer,
         balance=balance,
+        prices=photo_prices,
         jobs=recent,
         job_files=job_files,
         retention_hours=ctx.settings.retention_hours,
@@ -652,7 +741,16 @@ def api_keys(request: Request, done: str = "") -> Response:
             if (done == "revoked")
             else None
         )
-        return _api_keys_page(request, ctx, session, viewer, notice=notice)
+        created = take_flash(request, viewer)
+        return _api_keys_page(
+            request,
+            ctx,
+            session,
+            viewer,
+            notice=notice,
+            new_key=created.get("new_key"),
+            new_key_name=created.get("new_key_name"),
+        )
 
 
 @router.post("/account/api-keys", response_class=HTMLResponse)
@@ -687,9 +785,7 @@ def create_api_key(
                 error=exc,
                 name=name,
             )
-        return _api_keys_page(
-            request, ctx, session, viewer, status_code=201, new_key=plaintext, new_key_name=key.name
-        )
+        return flash(ctx, viewer, "/account/api-keys", new_key=plaintext, new_key_name=key.name)
 
 
 @router.post("/account/api-keys/{key_id}/revoke", response_class=HTMLResponse)

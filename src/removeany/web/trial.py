@@ -38,7 +38,7 @@ from removeany.errors import DomainError, NotFound
 from removeany.jobs import processors
 from removeany.moderation import service as moderation
 from removeany.operator_models import ServiceModels
-from removeany.web.routes import _check_form_token, _ctx, _headers, _render_form, t
+from removeany.web.routes import _check_form_token, _ctx, _headers, signed_out_home, t
 
 router = APIRouter(include_in_schema=False)
 
@@ -207,13 +207,8 @@ async def try_it(
                 {"error": {"code": code, "message": text}}, status_code=status, headers=headers
             )
             return _headers(response)
-        page = _render_form(
-            request,
-            "home.html",
-            status_code=status,
-            trial_error=text,
-            trial_limit=ctx.settings.trial_per_ip_per_hour,
-            max_upload_bytes=ctx.settings.max_upload_bytes,
+        page = await run_in_threadpool(
+            lambda: signed_out_home(request, status_code=status, trial_error=text)
         )
         page.headers.update(headers)
         return page
@@ -231,10 +226,4 @@ async def try_it(
                 }
             )
         )
-    return _render_form(
-        request,
-        "home.html",
-        trial=preview,
-        trial_limit=ctx.settings.trial_per_ip_per_hour,
-        max_upload_bytes=ctx.settings.max_upload_bytes,
-    )
+    return await run_in_threadpool(lambda: signed_out_home(request, trial=preview))

@@ -17,6 +17,7 @@
     byId: byId,
     csrfToken: csrfToken,
     parseJSON: parseJSON,
+    showBalance: showBalance,
   };
 
   var S = readStrings("ui-strings");
@@ -55,6 +56,9 @@
       return null;
     }
   }
+
+  // A job in one of these states never changes again (a cancelled one never runs).
+  var FINAL = { succeeded: true, failed: true, cancelled: true };
 
   // The API answers in English; pages in Chinese show the sentence for the error's code.
   function localized(code, message) {
@@ -342,7 +346,7 @@
     /* Show only the chosen service's options; the title says what the page will do. */
     function showService() {
       var chosen = service();
-      form.querySelectorAll("[data-services]").forEach(function (group) {
+      ws.querySelectorAll("[data-services]").forEach(function (group) {
         group.hidden = group.getAttribute("data-services").split(" ").indexOf(chosen) === -1;
       });
       if (title) title.textContent = said("title", title.textContent);
@@ -642,7 +646,7 @@
       function step(info) {
         item.info = info;
         if (info.status === "succeeded") return succeed(item, info);
-        if (info.status === "failed") {
+        if (FINAL[info.status]) {
           addJob(info);
           return fail(item, localized(info.error_code, info.error_message) || S.failed);
         }
@@ -731,7 +735,7 @@
             class: "job-retention",
             text: fmt(S.filesUntil, { when: utcLabel(until.toISOString()) }),
           }),
-          info.status === "succeeded" || info.status === "failed" ? remove : null,
+          FINAL[info.status] ? remove : null,
         ]),
       ]);
       list.insertBefore(item, list.firstChild);
@@ -976,12 +980,21 @@
     });
   }
 
+  // The balance wherever the page shows it: the number, and after it the word in the form that
+  // fits (each word carries both, translated on the server: _credit_count.html).
+  function showBalance(available) {
+    document.querySelectorAll("[data-balance]").forEach(function (node) {
+      node.textContent = String(available);
+    });
+    document.querySelectorAll("[data-credit-word]").forEach(function (node) {
+      node.textContent = node.getAttribute(available === 1 ? "data-one" : "data-many");
+    });
+  }
+
   function refreshBalance() {
     getJSON("/api/v1/credits").then(
       function (credits) {
-        document.querySelectorAll("[data-balance]").forEach(function (node) {
-          node.textContent = String(credits.available);
-        });
+        showBalance(credits.available);
       },
       function () {}
     );
@@ -995,7 +1008,7 @@
     function tick() {
       getJSON("/api/v1/jobs/" + encodeURIComponent(id)).then(
         function (info) {
-          if (info.status === "succeeded" || info.status === "failed") window.location.reload();
+          if (FINAL[info.status]) window.location.reload();
           else setTimeout(tick, (delay = Math.min(delay * 1.25, 2000)));
         },
         function () {

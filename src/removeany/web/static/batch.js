@@ -311,9 +311,7 @@
   function refreshBalance() {
     getJSON("/api/v1/credits").then(
       function (credits) {
-        document.querySelectorAll("[data-balance]").forEach(function (node) {
-          node.textContent = String(credits.available);
-        });
+        window.RemoveAny.showBalance(credits.available);
       },
       function () {}
     );
