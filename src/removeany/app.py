@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -31,8 +32,8 @@ from removeany.jobs.routes import router as jobs_router
 from removeany.jobs.worker import resume_unfinished
 from removeany.maintenance import Sweeper
 from removeany.trust import install as install_trust
+from removeany.web.routes import not_found_page, static_files
 from removeany.web.routes import router as web_router
-from removeany.web.routes import static_files
 from removeany.web.trial import router as trial_router
 
 
@@ -122,6 +123,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        if request.url.path.startswith(removebg.PREFIX):
+        path = request.url.path
+        if path.startswith(removebg.PREFIX):
             return removebg.http_error(request, exc)
+        browsing = "text/html" in request.headers.get("accept", "")
+        if exc.status_code == 404 and browsing and not path.startswith("/api/"):
+            return await run_in_threadpool(not_found_page, request)
         return await http_exception_handler(request, exc)

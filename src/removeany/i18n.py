@@ -262,9 +262,10 @@ _FIELD = re.compile(r"\{(\w*)\}")
 
 
 @cache
-def _patterns(locale: str) -> list[tuple[re.Pattern[str], str]]:
-    """Catalogue entries with placeholders, as regular expressions over the English text."""
-    out: list[tuple[re.Pattern[str], str]] = []
+def _patterns(locale: str) -> list[tuple[re.Pattern[str], str, int]]:
+    """Catalogue entries with placeholders, as regular expressions over the English text, with
+    the length of their own (literal) text."""
+    out: list[tuple[re.Pattern[str], str, int]] = []
     for source, target in catalogue(locale).items():
         if "{" not in source:
             continue
@@ -282,24 +283,32 @@ def _patterns(locale: str) -> list[tuple[re.Pattern[str], str]]:
                 regex = ""
                 break
         if regex:
-            out.append((re.compile(regex + r"\Z", re.DOTALL), target))
+            literal = sum(len(part) for part in parts[::2])
+            out.append((re.compile(regex + r"\Z", re.DOTALL), target, literal))
     return out
 
 
 def translate_message(message: str, locale: str | None = None) -> str | None:
-    """A message's translation by exact text or by a `{placeholder}` entry, else None."""
+    """A message's translation by exact text or by a `{placeholder}` entry, else None.
+
+    Of the entries that match, the one with the most text of its own wins, and only if that
+    text is at least half the message: placeholders match anything, so "{finished} of {total}"
+    would otherwise take any sentence with " of " in it and translate that word alone."""
     locale = locale or current()
     table = catalogue(locale)
     if message in table:
         return table[message]
-    for regex, target in _patterns(locale):
+    best: tuple[int, str] | None = None
+    for regex, target, literal in _patterns(locale):
+        if 2 * literal < len(message) or (best is not None and literal <= best[0]):
+            continue
         found = regex.match(message)
         if found:
             try:
-                return target.format(**found.groupdict())
+                best = (literal, target.format(**found.groupdict()))
             except (KeyError, IndexError, ValueError):
                 continue
-    return None
+    return best[1] if best else None
 
 
 @cache

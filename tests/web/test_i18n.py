@@ -138,6 +138,15 @@ def test_tn_picks_the_form_that_fits_the_count() -> None:
         assert i18n.tn("1 credit", "{n} credits", 5) == "5 积分"
 
 
+def test_a_short_pattern_does_not_swallow_a_sentence() -> None:
+    """Placeholders match anything: "{finished} of {total}" translates "3 of 5", not a whole
+    sentence that happens to contain " of " (which came back with that word alone changed)."""
+    assert i18n.translate_message("3 of 5", "zh-CN") == "3/5"
+    sentence = "Choose one of the sizes the page lists, then send the photo again."
+    assert i18n.translate_message(sentence, "zh-CN") is None
+    assert i18n.error_text(sentence) == sentence  # English: untouched in any case
+
+
 def test_catalogue_is_package_data() -> None:
     pyproject = (REPO / "pyproject.toml").read_text()
     assert '"locales/*.json"' in pyproject

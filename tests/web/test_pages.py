@@ -409,3 +409,17 @@ def test_confirmation_links_keep_the_signed_in_header(client: TestClient, ctx: C
     for path in (f"{link.path}?{link.query}", "/verify?token=not-a-real-token", "/verify"):
         page = client.get(path).text
         assert 'action="/logout"' in page and 'class="credit-pill"' in page, path
+
+
+def test_an_unknown_address_gets_a_page_in_a_browser(client: TestClient, ctx: Context) -> None:
+    """A browser at a dead link gets the site's page (header, language), not raw JSON; API
+    clients and the JSON API keep their JSON answer."""
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = client.get("/no-such-page", headers=html)
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "There is no page at this address" in page.text and "<nav" in page.text
+    zh = client.get("/static/no-such.js?lang=zh-CN", headers=html)
+    assert zh.status_code == 404 and "这个地址没有页面" in zh.text
+    assert client.get("/no-such-page").json() == {"detail": "Not Found"}
+    api = client.get("/api/v1/no-such-thing", headers=html)
+    assert api.status_code == 404 and api.headers["content-type"] == "application/json"

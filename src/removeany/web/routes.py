@@ -241,6 +241,16 @@ def _form_viewer(
     return viewer
 
 
+def not_found_page(request: Request) -> HTMLResponse:
+    """The page a browser gets at an address that leads nowhere (not the JSON API's answer),
+    with the site's header for whoever is signed in."""
+    ctx = _ctx(request)
+    with ctx.db.transaction() as session:
+        viewer = _viewer(ctx, session, request)
+    message = t("There is no page at this address. Check the link, or start again from here.")
+    return render(request, "error.html", status_code=404, message=message, viewer=viewer)
+
+
 def _error_page(request: Request, exc: DomainError, viewer: Viewer | None = None) -> HTMLResponse:
     return render(
         request,
