@@ -29,6 +29,13 @@ def _photos(n: int, size: tuple[int, int] = (200, 150)) -> list[np.ndarray]:
     return out
 
 
+def _photo_file(tmp_path: Path) -> Path:
+    """An unmarked photo saved as tmp_path/p.png."""
+    src = tmp_path / "p.png"
+    Image.fromarray(_photos(1)[0]).save(src)
+    return src
+
+
 def _mark(w: int, h: int) -> tuple[object, np.ndarray]:
     wm = make_watermark(np.random.default_rng(4), h, w, "text")
     return wm, wm.region()
@@ -131,9 +138,7 @@ def test_failed_inputs_are_named_and_exit_nonzero(
 def test_mask_of_the_wrong_size_fails_that_input(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    photo = _photos(1)[0]
-    src = tmp_path / "p.png"
-    Image.fromarray(photo).save(src)
+    src = _photo_file(tmp_path)
     mask = tmp_path / "mask.png"
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(mask)
     code = remove_watermark_command([src], tmp_path / "o.png", mask)
@@ -142,9 +147,7 @@ def test_mask_of_the_wrong_size_fails_that_input(
 
 
 def test_unreadable_mask_is_a_usage_error(tmp_path: Path) -> None:
-    photo = _photos(1)[0]
-    src = tmp_path / "p.png"
-    Image.fromarray(photo).save(src)
+    src = _photo_file(tmp_path)
     mask = tmp_path / "mask.png"
     mask.write_bytes(b"nope")
     assert remove_watermark_command([src], tmp_path / "o.png", mask) == 2
@@ -153,9 +156,7 @@ def test_unreadable_mask_is_a_usage_error(tmp_path: Path) -> None:
 def test_the_output_may_not_replace_the_input(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    photo = _photos(1)[0]
-    src = tmp_path / "p.png"
-    Image.fromarray(photo).save(src)
+    src = _photo_file(tmp_path)
     before = src.read_bytes()
     assert remove_watermark_command([src], src, boxes="10,10,40,20") == 1
     assert "same_file" in capsys.readouterr().err
@@ -198,9 +199,7 @@ def test_a_gif_keeps_its_transparency_and_a_photo_its_profile(
 def test_boxes_outside_the_photo_fail_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    photo = _photos(1)[0]
-    src = tmp_path / "p.png"
-    Image.fromarray(photo).save(src)
+    src = _photo_file(tmp_path)
     assert remove_watermark_command([src], tmp_path / "o.png", boxes="500,500,10,10") == 1
     assert "invalid_boxes" in capsys.readouterr().err
     assert not (tmp_path / "o.png").exists()
@@ -209,9 +208,7 @@ def test_boxes_outside_the_photo_fail_it(
 def test_a_mask_that_is_a_decompression_bomb_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    photo = _photos(1)[0]
-    src = tmp_path / "p.png"
-    Image.fromarray(photo).save(src)
+    src = _photo_file(tmp_path)
     mask = tmp_path / "mask.gif"
     # a 10x10 GIF whose one frame declares 30,000 x 30,000 pixels
     mask.write_bytes(

@@ -299,22 +299,27 @@ def test_sandbox_checkout_exists_only_with_the_sandbox_provider(
     assert r.status_code == 503 and "Payments are not configured" in r.text
 
 
-def test_redeem_a_promo_code_with_the_form(
-    client: TestClient, ctx: Context, clock: TestClock
-) -> None:
+def _user_with_promo(ctx: Context, clock: TestClock, code: str, credits: int) -> None:
+    """A user with no credits, and a promo code worth ``credits`` for 30 days."""
     ctx.clock = clock
     make_user(ctx, credits=0)
     with ctx.db.transaction() as s:
         free.create_promo(
             s,
-            "WELCOME",
-            credits=7,
+            code,
+            credits=credits,
             max_uses=5,
             credit_days=30,
             redeem_by=None,
             now=clock.now,
             admin_id=None,
         )
+
+
+def test_redeem_a_promo_code_with_the_form(
+    client: TestClient, ctx: Context, clock: TestClock
+) -> None:
+    _user_with_promo(ctx, clock, "WELCOME", 7)
     web_login(client)
     token = form_token(client.get("/credits").text)
     posted = client.post(
@@ -350,19 +355,7 @@ def test_promo_errors_and_single_credits_in_chinese(
     client: TestClient, ctx: Context, clock: TestClock
 ) -> None:
     """The promo form's refusals in the page's language; one credit is "1 credit"."""
-    ctx.clock = clock
-    make_user(ctx, credits=0)
-    with ctx.db.transaction() as s:
-        free.create_promo(
-            s,
-            "ONE",
-            credits=1,
-            max_uses=5,
-            credit_days=30,
-            redeem_by=None,
-            now=clock.now,
-            admin_id=None,
-        )
+    _user_with_promo(ctx, clock, "ONE", 1)
     web_login(client)
     token = form_token(client.get("/credits").text)
     posted = client.post("/credits/redeem", data={"code": "ONE", "csrf_token": token})
