@@ -129,6 +129,13 @@ def running_attempt(session: Session, job_id: str, attempt: int) -> Job | None:
     )
 
 
+def lock_owner(session: Session, user_id: int) -> None:
+    """Row lock on the user before any of their jobs (PostgreSQL; SQLite serialises every
+    write transaction anyway): the order claims and the ledger take their locks in, so a
+    change to a user's jobs never deadlocks with a worker claiming one of them."""
+    session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
 def queued_ids_of(session: Session, user_id: int) -> Sequence[str]:
     return session.scalars(
         select(Job.id).where(Job.user_id == user_id, Job.status == "queued")

@@ -161,6 +161,7 @@ def abandon(session: Session, job: Job, now: datetime) -> bool:
     """A job whose caller stopped waiting for it (a synchronous request that timed out and
     was answered with an error) is cancelled, queued or running, and never charged: its hold
     goes back. False when it was settled first; then its outcome stands."""
+    repo.lock_owner(session, job.user_id)
     if not repo.cancel_unsettled(
         session,
         job.id,
@@ -179,6 +180,7 @@ SUSPENDED = "The account was suspended before this image was processed. You were
 def cancel_queued_of(session: Session, user_id: int, now: datetime) -> int:
     """Cancel every job of the user that has not started (its account was restricted or
     banned) and give back its held credits; returns how many."""
+    repo.lock_owner(session, user_id)
     cancelled = 0
     for job_id in repo.queued_ids_of(session, user_id):
         if repo.cancel_unsettled(session, job_id, now, code="account_suspended", message=SUSPENDED):

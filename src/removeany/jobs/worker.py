@@ -48,6 +48,7 @@ class Claimed:
     options: dict[str, Any]
     input_key: str
     batch_id: str | None
+    user_id: int
 
 
 def process_job(ctx: Context, job_id: str | None = None) -> None:
@@ -77,7 +78,13 @@ def claim_next(ctx: Context) -> Claimed | None:
         if job is None:
             return None
         return Claimed(
-            job.id, job.attempts, job.service, dict(job.options), job.input_key, job.batch_id
+            job.id,
+            job.attempts,
+            job.service,
+            dict(job.options),
+            job.input_key,
+            job.batch_id,
+            job.user_id,
         )
 
 
@@ -115,6 +122,7 @@ def run_claimed(ctx: Context, claimed: Claimed) -> None:
             _fail(ctx, claimed, "processing_failed", INTERNAL_ERROR)
             return
     with ctx.db.transaction() as session:
+        repo.lock_owner(session, claimed.user_id)  # the owner before the job, as everywhere
         job = repo.running_attempt(session, claimed.id, claimed.attempt)
         if job is None:
             log.warning("job %s attempt %d was settled meanwhile; result discarded", *_ids(claimed))
@@ -147,6 +155,7 @@ def _shared_mark(ctx: Context, claimed: Claimed, size: tuple[int, int]) -> Share
 
 def _fail(ctx: Context, claimed: Claimed, code: str, message: str) -> None:
     with ctx.db.transaction() as session:
+        repo.lock_owner(session, claimed.user_id)
         job = repo.running_attempt(session, claimed.id, claimed.attempt)
         if job is None:
             log.warning("job %s attempt %d lost its lease; failure discarded", *_ids(claimed))

@@ -253,6 +253,7 @@ def erase_account(session: Session, user: User, *, now: datetime) -> list[str]:
     if user.status == "deleted":
         return []
     keys: list[str] = []
+    jobs_repo.lock_owner(session, user.id)  # before the jobs, as workers and the ledger lock
     jobs = session.scalars(select(Job).where(Job.user_id == user.id)).all()
     for job in jobs:
         if job.status == "running":
