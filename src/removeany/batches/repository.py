@@ -8,7 +8,6 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from removeany.accounts.models import User
 from removeany.batches.models import Batch
 from removeany.jobs.models import Job
 
@@ -74,8 +73,3 @@ def queued_item_ids(session: Session, batch_id: str) -> Sequence[tuple[str, int]
 
 def lock(session: Session, batch_id: str) -> Batch | None:
     return session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
-
-
-def lock_owner(session: Session, user_id: int) -> None:
-    """Row lock on the user (PostgreSQL); SQLite serialises every write transaction anyway."""
-    session.execute(select(User.id).where(User.id == user_id).with_for_update())

@@ -26,6 +26,7 @@ from removeany.errors import DomainError, NotFound
 from removeany.infra.settings import Settings
 from removeany.infra.storage import Storage
 from removeany.jobs import processors
+from removeany.jobs import repository as jobs_repo
 from removeany.jobs import service as jobs
 from removeany.jobs.models import Job
 from removeany.jobs.processors import MEDIA_TYPES
@@ -327,7 +328,7 @@ def cancel(session: Session, user: User, batch_id: str, now: datetime) -> Batch:
     batch = get_for_user(session, user, batch_id)
     # The owner first, then the batch and its jobs: the order claims and the ledger lock in,
     # so cancelling never deadlocks with a worker claiming one of these items.
-    repo.lock_owner(session, batch.user_id)
+    jobs_repo.lock_owner(session, batch.user_id)
     repo.lock(session, batch.id)
     if batch.cancelled_at is None:
         batch.cancelled_at = now

@@ -91,14 +91,19 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
 def declared_pixels(data: bytes) -> int:
     """Width x height as the header declares it, without decoding a pixel (nor Pillow's global
     bomb check); 0 when the bytes are no supported image or the header is unreadable."""
+    header = _header(data)
+    return 0 if header is None else header.size[0] * header.size[1]
+
+
+def _header(data: bytes) -> ImageFile.ImageFile | None:
+    """The parsed header of a supported image; None when there is none to read."""
     fmt = sniff_format(data)
     if fmt is None:
-        return 0
+        return None
     try:
-        width, height = _open_header(data, fmt).size
+        return _open_header(data, fmt)
     except ImageError:
-        return 0
-    return width * height
+        return None
 
 
 def _open_header(data: bytes, fmt: str) -> ImageFile.ImageFile:
@@ -115,25 +120,20 @@ def _open_header(data: bytes, fmt: str) -> ImageFile.ImageFile:
 
 def declared_frames(data: bytes) -> int:
     """How many frames (animation, pages) the image's header declares; 1 when it cannot say."""
-    fmt = sniff_format(data)
-    if fmt is None:
+    header = _header(data)
+    if header is None:
         return 1
     try:
-        return int(getattr(_open_header(data, fmt), "n_frames", 1))
-    except (ImageError, OSError, ValueError, EOFError, struct.error):
+        return int(getattr(header, "n_frames", 1))
+    except (OSError, ValueError, EOFError, struct.error):
         return 1  # a frame past the first is damaged: the first is still what is restored
 
 
 def declared_mode(data: bytes) -> str:
     """The Pillow mode the image's header declares (what its samples are, before
     normalisation); "" when it cannot say."""
-    fmt = sniff_format(data)
-    if fmt is None:
-        return ""
-    try:
-        return str(_open_header(data, fmt).mode)
-    except ImageError:
-        return ""
+    header = _header(data)
+    return "" if header is None else str(header.mode)
 
 
 def _bomb() -> ImageError:

@@ -154,13 +154,21 @@ def suspended_owners_of_queued(session: Session) -> Sequence[int]:
 
 
 def cancel_unsettled(
-    session: Session, job_id: str, now: datetime, *, code: str, message: str
+    session: Session,
+    job_id: str,
+    now: datetime,
+    *,
+    code: str,
+    message: str,
+    queued_only: bool = False,
 ) -> bool:
-    """Queued or running → cancelled; False if it was settled first. A worker still running
-    it then finds no running attempt to settle, and discards its result."""
+    """Queued (or, unless ``queued_only``, running) → cancelled; False if it was settled or
+    started first. A worker still running it then finds no running attempt to settle, and
+    discards its result."""
+    unsettled = ("queued",) if queued_only else ("queued", "running")
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(("queued", "running")))
+        .where(Job.id == job_id, Job.status.in_(unsettled))
         .values(status="cancelled", finished_at=now, error_code=code, error_message=message)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -157,21 +157,39 @@ def fail(session: Session, job: Job, *, code: str, message: str, now: datetime) 
     session.flush()
 
 
+def cancel(
+    session: Session,
+    job_id: str,
+    user_id: int,
+    now: datetime,
+    *,
+    code: str,
+    message: str,
+    queued_only: bool = False,
+) -> bool:
+    """Cancel an unsettled job (only a queued one with ``queued_only``) and give back its
+    hold; False when it was settled (or started) first. The caller holds the owner's lock."""
+    if not repo.cancel_unsettled(
+        session, job_id, now, code=code, message=message, queued_only=queued_only
+    ):
+        return False
+    ledger.release(session, user_id, reference=job_reference(job_id), now=now)
+    return True
+
+
 def abandon(session: Session, job: Job, now: datetime) -> bool:
     """A job whose caller stopped waiting for it (a synchronous request that timed out and
     was answered with an error) is cancelled, queued or running, and never charged: its hold
     goes back. False when it was settled first; then its outcome stands."""
     repo.lock_owner(session, job.user_id)
-    if not repo.cancel_unsettled(
+    return cancel(
         session,
         job.id,
+        job.user_id,
         now,
         code="timeout",
         message="The request timed out before the result was ready. You were not charged.",
-    ):
-        return False
-    ledger.release(session, job.user_id, reference=job_reference(job.id), now=now)
-    return True
+    )
 
 
 SUSPENDED = "The account was suspended before this image was processed. You were not charged."
@@ -181,12 +199,18 @@ def cancel_queued_of(session: Session, user_id: int, now: datetime) -> int:
     """Cancel every job of the user that has not started (its account was restricted or
     banned) and give back its held credits; returns how many."""
     repo.lock_owner(session, user_id)
-    cancelled = 0
-    for job_id in repo.queued_ids_of(session, user_id):
-        if repo.cancel_unsettled(session, job_id, now, code="account_suspended", message=SUSPENDED):
-            ledger.release(session, user_id, reference=job_reference(job_id), now=now)
-            cancelled += 1
-    return cancelled
+    return sum(
+        cancel(
+            session,
+            job_id,
+            user_id,
+            now,
+            code="account_suspended",
+            message=SUSPENDED,
+            queued_only=True,
+        )
+        for job_id in repo.queued_ids_of(session, user_id)
+    )
 
 
 def wait_until_finished(db: Database, job_id: str, timeout: float) -> Job:

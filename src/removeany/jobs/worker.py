@@ -16,16 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import column, select, table, update
+from sqlalchemy import column, select, table
 from sqlalchemy.orm import Session
 
-from removeany.credits import service as ledger
 from removeany.engine.errors import ImageError, ModelError, OptionError
 from removeany.engine.io import decode_image, sniff_format
 from removeany.engine.watermark import SharedMark
 from removeany.jobs import processors, service, shared_marks
 from removeany.jobs import repository as repo
-from removeany.jobs.models import Job
 
 if TYPE_CHECKING:
     from removeany.context import Context
@@ -227,22 +225,17 @@ def _batch_cancelled(session: Session, batch_id: str) -> bool:
 
 
 def cancel_queued(session: Session, job_id: str, user_id: int, now: datetime) -> bool:
-    """queued → cancelled and its hold released; False if a worker claimed it first."""
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == "queued")
-        .values(
-            status="cancelled",
-            finished_at=now,
-            error_code="cancelled",
-            error_message="The batch was cancelled before this item started. You were not "
-            "charged for it.",
-        )
+    """A cancelled batch's item: queued → cancelled and its hold released; False if a worker
+    claimed it first."""
+    return service.cancel(
+        session,
+        job_id,
+        user_id,
+        now,
+        code="cancelled",
+        message="The batch was cancelled before this item started. You were not charged for it.",
+        queued_only=True,
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        return False
-    ledger.release(session, user_id, reference=service.job_reference(job_id), now=now)
-    return True
 
 
 def resume_unfinished(ctx: Context) -> None:

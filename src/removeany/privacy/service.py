@@ -32,6 +32,7 @@ from removeany.errors import Conflict
 from removeany.i18n import t, use
 from removeany.infra.storage import Storage
 from removeany.jobs import repository as jobs_repo
+from removeany.jobs import service as jobs_service
 from removeany.jobs.models import Job
 from removeany.legal.models import TermsAcceptance
 from removeany.privacy.models import JobFileDeletion
@@ -257,11 +258,15 @@ def erase_account(session: Session, user: User, *, now: datetime) -> list[str]:
     jobs = session.scalars(select(Job).where(Job.user_id == user.id)).all()
     for job in jobs:
         if job.status == "running":
-            if jobs_repo.cancel_unsettled(
-                session, job.id, now, code="account_deleted", message="The account was deleted."
-            ):
-                # Its worker finds nothing left to settle and deletes the result it made.
-                ledger.release(session, user.id, reference=f"job:{job.id}", now=now)
+            # Its worker finds nothing left to settle and deletes the result it made.
+            jobs_service.cancel(
+                session,
+                job.id,
+                user.id,
+                now,
+                code="account_deleted",
+                message="The account was deleted.",
+            )
             session.refresh(job)  # or settled meanwhile: its result goes with the rest
         job.input_name = ""
         job.relative_path = None
