@@ -178,3 +178,39 @@ def test_paid_lot_expires_after_the_configured_period(
     assert view["available"] == 0 and view["entries"][0]["kind"] == "expire"
     mails = list(ctx.settings.outbox_dir.glob("*.eml"))
     assert any(b"expire soon" in m.read_bytes() for m in mails)
+
+
+def test_account_deletion_erases_the_buyer_from_stored_payment_events(
+    client: TestClient, stripe_ctx: Context, clock: TestClock
+) -> None:
+    """Stripe's checkout session names the buyer (email, name, address): an erased account's
+    events keep their id and order, not the payload."""
+    from sqlalchemy import select
+
+    from removeany.billing.models import Order, PaymentEvent
+
+    user = make_user(stripe_ctx, credits=0)
+    key = make_api_key(stripe_ctx, user)
+    order = _pending_order(client, key)
+    event = json.loads(_checkout_completed(order["id"], 1499))
+    event["data"]["object"]["customer_details"] = {
+        "email": "ada@example.com",
+        "name": "Ada Lovelace",
+        "address": {"line1": "12 St James's Square"},
+    }
+    payload = json.dumps(event).encode()
+    headers = {"Stripe-Signature": sign_stripe_payload(payload, SECRET, int(clock.now.timestamp()))}
+    answer = client.post("/api/v1/billing/webhooks/stripe", content=payload, headers=headers)
+    assert answer.json() == {"received": "granted"}
+    deleted = client.post(
+        "/api/v1/account/delete",
+        headers={"X-Api-Key": key},
+        json={"current_password": "correct horse battery"},
+    )
+    assert deleted.status_code == 200, deleted.text
+    with stripe_ctx.db.transaction() as s:
+        (stored,) = s.scalars(select(PaymentEvent)).all()
+        assert stored.event_id == "evt_1" and stored.order_id == order["id"]
+        assert "Ada" not in stored.payload and "ada@example.com" not in stored.payload
+        paid = s.get(Order, order["id"])
+        assert paid is not None and paid.status == "paid" and paid.amount_cents == 1499

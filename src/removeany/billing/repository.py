@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from removeany.billing.models import CreditPack, Order, PaymentEvent
@@ -46,3 +46,15 @@ def event(session: Session, provider: str, event_id: str) -> PaymentEvent | None
         PaymentEvent.provider == provider, PaymentEvent.event_id == event_id
     )
     return session.scalar(stmt)
+
+
+def blank_event_payloads(session: Session, user_id: int) -> None:
+    """Empty the stored provider payloads of the user's orders (they carry the buyer's email,
+    name and address); the event ids, types and orders stay."""
+    orders_of_user = select(Order.id).where(Order.user_id == user_id)
+    session.execute(
+        update(PaymentEvent)
+        .where(PaymentEvent.order_id.in_(orders_of_user))
+        .values(payload="")
+        .execution_options(synchronize_session=False)
+    )

@@ -193,6 +193,13 @@ def record_stripe_event(
     )
 
 
+def forget_buyer(session: Session, user_id: int) -> None:
+    """Account erasure: orders stay for accounting (amount, credits, dates), but the
+    provider's copy of the checkout, which names the buyer, goes."""
+    repo.blank_event_payloads(session, user_id)
+    session.flush()
+
+
 def receipt(order: Order) -> dict[str, Any]:
     return {
         "order": order.id,

@@ -24,6 +24,7 @@ from removeany.accounts.models import (
     WebSession,
 )
 from removeany.batches.models import Batch
+from removeany.billing import service as billing
 from removeany.credits import free
 from removeany.credits import service as ledger
 from removeany.credits.models import CreditEntry, CreditHold, CreditLot
@@ -291,6 +292,7 @@ def erase_account(session: Session, user: User, *, now: datetime) -> list[str]:
     # Batch names and rejected files' names are the user's file names.
     session.execute(update(Batch).where(Batch.user_id == user.id).values(name="", rejected=[]))
     free.forget_signup(session, user.id)
+    billing.forget_buyer(session, user.id)
     for model in (WebSession, ApiKey, KnownDevice, RecoveryCode, PasswordResetToken):
         session.execute(delete(model).where(model.user_id == user.id))
     session.execute(
