@@ -150,6 +150,26 @@ def test_stripe_webhook_with_wrong_amount_grants_nothing(
     answer = client.post("/api/v1/billing/webhooks/stripe", content=payload, headers=headers)
     assert answer.json() == {"received": "amount_mismatch"}
     assert credits_of(client, key)["available"] == 0
+    orders = client.get("/api/v1/billing/orders", headers={"X-Api-Key": key}).json()
+    assert orders[0]["status"] == "disputed"
+
+
+def test_a_mismatched_event_after_payment_leaves_the_paid_order_paid(
+    client: TestClient, stripe_ctx: Context, clock: TestClock
+) -> None:
+    key = make_api_key(stripe_ctx, make_user(stripe_ctx, credits=0))
+    order = _pending_order(client, key)
+    now = int(clock.now.timestamp())
+    for payload, outcome in (
+        (_checkout_completed(order["id"], 1499, event_id="evt_1"), "granted"),
+        (_checkout_completed(order["id"], 1, event_id="evt_2"), "amount_mismatch"),
+    ):
+        headers = {"Stripe-Signature": sign_stripe_payload(payload, SECRET, now)}
+        answer = client.post("/api/v1/billing/webhooks/stripe", content=payload, headers=headers)
+        assert answer.json() == {"received": outcome}
+    orders = client.get("/api/v1/billing/orders", headers={"X-Api-Key": key}).json()
+    assert orders[0]["status"] == "paid"
+    assert credits_of(client, key)["available"] == 200
 
 
 def test_paid_lot_expires_after_the_configured_period(

@@ -184,7 +184,9 @@ def record_stripe_event(
         obj.get("amount_total") != order.amount_cents
         or str(obj.get("currency", "")).lower() != order.currency.lower()
     ):
-        order.status = "disputed"
+        # A paid order's credits were granted; a stray event must not relabel its receipt.
+        if order.status != "paid":
+            order.status = "disputed"
         return "amount_mismatch"
     return (
         "granted"
