@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from removeany.accounts import repository as accounts_repo
 from removeany.context import Context
@@ -45,6 +48,50 @@ def test_job_keeps_the_price_it_was_accepted_at(client: TestClient, ctx: Context
     assert jobs[0]["cost"] == jobs[0]["charged"] == 4
     listed = {(p["tier"], p["credits"]) for p in client.get("/api/v1/prices").json()}
     assert ("full", 4) in listed
+
+
+def test_a_job_is_priced_at_the_tier_of_its_real_size(client: TestClient, ctx: Context) -> None:
+    """An 800x618 photo asked for at 50MP comes out at 0.49 MP: it is a full-size result and
+    costs the full price; the same photo at 400x309 (0.12 MP) asked for at full size comes
+    out no bigger than a preview and costs the preview price. The API's cost is the charge."""
+    admin = _admin_key(ctx)
+    for tier, credits in (("preview", 1), ("full", 3), ("50MP", 5)):
+        changed = client.put(
+            "/api/v1/admin/prices",
+            headers={"X-Api-Key": admin},
+            json={"service": "remove_background", "tier": tier, "credits": credits},
+        )
+        assert changed.status_code == 200
+    key = make_api_key(ctx, make_user(ctx, credits=20))
+    path = eval_image("object", "alphamatting_GT07")
+    photo = path.read_bytes()
+    with Image.open(path) as image:
+        assert image.size == (800, 618)
+        buffer = io.BytesIO()
+        image.resize((400, 309)).save(buffer, "PNG")
+    small = buffer.getvalue()
+
+    def run(data: bytes, size: str) -> tuple[int, int]:
+        job = client.post(
+            "/api/v1/jobs",
+            headers={"X-Api-Key": key},
+            data={"wait": "true", "size": size},
+            files={"file": ("p.png", data)},
+        ).json()
+        assert job["status"] == "succeeded", job
+        return job["cost"], job["charged"]
+
+    assert run(photo, "50MP") == (3, 3)
+    assert run(small, "full") == (1, 1)
+    assert run(photo, "full") == (3, 3)
+    removebg = client.post(
+        "/v1.0/removebg",
+        headers={"X-Api-Key": key},
+        data={"size": "50MP"},
+        files={"image_file": ("p.png", photo)},
+    )
+    assert removebg.status_code == 200 and removebg.headers["X-Credits-Charged"] == "3"
+    assert client.get("/api/v1/credits", headers={"X-Api-Key": key}).json()["available"] == 10
 
 
 def test_idempotent_job_submission(client: TestClient, ctx: Context) -> None:

@@ -12,7 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from removeany.catalog import prices
 from removeany.context import Context
+from removeany.credits import service as ledger
 from tests.batches._images import make_zip, photo_paths, photo_zip, plain_image, small_photo
 from tests.batches._ledger import audit
 from tests.helpers import make_api_key, make_user, wait_for_batch
@@ -95,6 +97,35 @@ def test_many_files_in_one_request(client: TestClient, ctx: Context) -> None:
     assert batch["counts"]["succeeded"] == 2 and batch["charged"] == 2
     listed = client.get("/api/v1/batches", headers=headers).json()
     assert [b["id"] for b in listed] == [batch["id"]]
+
+
+def test_batch_items_are_priced_as_the_same_photos_alone(client: TestClient, ctx: Context) -> None:
+    """Each item is priced at the tier of its own result, as a single job would be: a 320 px
+    photo comes out preview-sized (1 credit here), a 720 px one full-sized (3)."""
+    with ctx.db.transaction() as s:
+        prices.set_price(s, "remove_background", "full", 3, now=ctx.now(), admin_id=None)
+    user = make_user(ctx, credits=3)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    photo = photo_paths(1)[0]
+    files = [
+        ("files", ("small.jpg", small_photo(photo, 320))),
+        ("files", ("large.jpg", small_photo(photo, 720))),
+    ]
+    short = client.post("/api/v1/batches", headers=headers, files=files)
+    assert short.status_code == 402, short.text
+    assert short.json()["error"]["message"].startswith(
+        "This needs 4 credits and your balance is 3."
+    )
+    with ctx.db.transaction() as s:
+        ledger.grant(s, user.id, 1, source="admin", now=ctx.now(), expires_at=None)
+    response = client.post("/api/v1/batches", headers=headers, files=files)
+    assert response.status_code == 202, response.text
+    batch = wait_for_batch(client, response.json()["id"], headers)
+    assert batch["counts"]["succeeded"] == 2 and batch["charged"] == 4
+    items = client.get(batch["items_url"], headers=headers).json()
+    costs = {item["relative_path"]: (item["cost"], item["charged"]) for item in items}
+    assert costs == {"small.jpg": (1, 1), "large.jpg": (3, 3)}
+    assert audit(ctx, user.id)["available"] == 0
 
 
 def test_limits_and_refusals(client: TestClient, ctx: Context) -> None:

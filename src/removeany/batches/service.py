@@ -19,6 +19,7 @@ from removeany.accounts.models import User
 from removeany.batches import repository as repo
 from removeany.batches.models import Batch
 from removeany.batches.schemas import BatchCounts, BatchItemOut, BatchOut, RejectedFile
+from removeany.catalog.prices import price_for
 from removeany.credits.service import InsufficientCredits
 from removeany.engine.errors import ImageError
 from removeany.engine.io import decode_image
@@ -302,11 +303,14 @@ def create(
                 monthly_allowance=monthly_allowance if n == 0 else 0,
             )
         except InsufficientCredits as exc:
-            # Said for the whole batch (every item has the same price), not for item N.
+            # Said for the whole batch, not for item N: items are priced by their own size.
             held = sum(j.cost for j in created)
-            raise InsufficientCredits(
-                exc.needed * len(planned.items), exc.available + held
-            ) from None
+            size = str(options.get("size", "full"))
+            unheld = sum(
+                price_for(session, service, size, left.width * left.height).credits
+                for left in planned.items[n:]
+            )
+            raise InsufficientCredits(held + unheld, exc.available + held) from None
         written.append(job.input_key)
         job.batch_id = batch.id
         job.relative_path = item.entry.path

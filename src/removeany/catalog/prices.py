@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from removeany.catalog import repository as repo
 from removeany.catalog.models import Price
+from removeany.engine.compose import SIZE_BUDGETS
 from removeany.errors import DomainError
 
 # remove.bg's size names grouped into the tiers we price.
@@ -24,6 +25,11 @@ SIZE_TIERS = {
     "auto": "full",
     "50MP": "50MP",
 }
+
+# The tiers from cheapest to dearest, and the most pixels a result may have and still be
+# priced at a tier (remove.bg's: a preview up to 0.25 MP, a full-resolution image up to 25 MP).
+TIER_ORDER = ("preview", "full", "50MP")
+TIER_LIMITS = (("preview", 250_000), ("full", 25_000_000))
 
 # The seed catalogue; the migrations write these as version 1 (0003: background removal,
 # 0005_more_services: the others).
@@ -48,18 +54,29 @@ class UnknownService(DomainError):
     code = "unknown_service"
 
 
-def tier_for(size: str) -> str:
+def tier_for(size: str, pixels: int | None = None) -> str:
+    """The tier `size` is sold at; given the photo's pixel count, the tier its result falls
+    in when that is cheaper (a 2 MP photo asked for at 50MP comes out at 2 MP, a 0.1 MP one
+    asked for at full size comes out as small as a preview). Never dearer than `size`'s own
+    tier, whose price the pages show before submitting."""
     try:
-        return SIZE_TIERS[size]
+        named = SIZE_TIERS[size]
     except KeyError:
         raise UnknownService(
             f"There is no size {size!r}. Use one of: {', '.join(SIZE_TIERS)}."
         ) from None
+    if pixels is None:
+        return named
+    budget = SIZE_BUDGETS[size]
+    result = pixels if budget is None else min(pixels, budget)
+    by_pixels = next((tier for tier, limit in TIER_LIMITS if result <= limit), "50MP")
+    return min(named, by_pixels, key=TIER_ORDER.index)
 
 
-def price_for(session: Session, service: str, size: str) -> Price:
-    """The current price row, which the job records so later changes never re-price it."""
-    tier = SINGLE_TIER.get(service) or tier_for(size)
+def price_for(session: Session, service: str, size: str, pixels: int | None = None) -> Price:
+    """The current price row, which the job records so later changes never re-price it; with
+    the photo's `pixels`, at the tier of the result's real size (`tier_for`)."""
+    tier = SINGLE_TIER.get(service) or tier_for(size, pixels)
     row = repo.current(session, service, tier)
     if row is None:
         raise UnknownService(

@@ -49,7 +49,7 @@ def submit(
     require_verified(user)
     digest = request_digest(service, options, original)
     free.ensure_monthly_allowance(session, user.id, now=now, credits=monthly_allowance)
-    price = price_for(session, service, str(options.get("size", "full")))
+    price = price_for(session, service, str(options.get("size", "full")), width * height)
     job = Job(
         id=new_job_id(),
         user_id=user.id,
