@@ -8,11 +8,13 @@ from datetime import timedelta
 import pytest
 
 from removeany.accounts import service as accounts
+from removeany.accounts.models import User
 from removeany.catalog import prices
 from removeany.context import Context
 from removeany.credits import free
 from removeany.credits import service as ledger
 from removeany.errors import DomainError
+from removeany.privacy.service import erase_account
 from tests.conftest import TestClock
 from tests.helpers import make_user
 
@@ -87,15 +89,17 @@ def test_promo_codes_limited_uses_and_expiry(ctx: Context, clock: TestClock) -> 
             admin_id=None,
         )
     with ctx.db.transaction() as s:
-        lot = free.redeem_promo(s, users[0].id, " Launch-2026 ", now=clock.now)
+        lot = free.redeem_promo(
+            s, users[0].id, " Launch-2026 ", email=users[0].email, now=clock.now
+        )
         assert lot.source == "promo" and lot.amount == 20
     with pytest.raises(DomainError) as again, ctx.db.transaction() as s:
-        free.redeem_promo(s, users[0].id, "LAUNCH-2026", now=clock.now)
+        free.redeem_promo(s, users[0].id, "LAUNCH-2026", email=users[0].email, now=clock.now)
     assert again.value.code == "promo_already_redeemed"
     with ctx.db.transaction() as s:
-        free.redeem_promo(s, users[1].id, "LAUNCH-2026", now=clock.now)
+        free.redeem_promo(s, users[1].id, "LAUNCH-2026", email=users[1].email, now=clock.now)
     with pytest.raises(DomainError) as exhausted, ctx.db.transaction() as s:
-        free.redeem_promo(s, users[2].id, "LAUNCH-2026", now=clock.now)
+        free.redeem_promo(s, users[2].id, "LAUNCH-2026", email=users[2].email, now=clock.now)
     assert exhausted.value.code == "promo_exhausted"
     with ctx.db.transaction() as s:
         free.create_promo(
@@ -109,8 +113,48 @@ def test_promo_codes_limited_uses_and_expiry(ctx: Context, clock: TestClock) -> 
             admin_id=None,
         )
     with pytest.raises(DomainError) as expired, ctx.db.transaction() as s:
-        free.redeem_promo(s, users[2].id, "old", now=clock.now)
+        free.redeem_promo(s, users[2].id, "old", email=users[2].email, now=clock.now)
     assert expired.value.code == "promo_expired" and expired.value.status_code == 410
+
+
+def test_a_promo_code_is_redeemed_once_per_mailbox(ctx: Context) -> None:
+    """As the signup grant: another account on the same mailbox (a Gmail alias, or the
+    address signed up again after its account was erased) cannot redeem the code again."""
+    with ctx.db.transaction() as s:
+        free.create_promo(
+            s,
+            "WELCOME",
+            credits=5,
+            max_uses=100,
+            credit_days=10,
+            redeem_by=None,
+            now=ctx.now(),
+            admin_id=None,
+        )
+    first = make_user(ctx, "ann.lee@gmail.com", credits=0)
+    alias = make_user(ctx, "annlee+promo@gmail.com", credits=0)
+    other = make_user(ctx, "ann.lee@example.com", credits=0)
+
+    def redeem(user: User) -> str:
+        try:
+            with ctx.db.transaction() as s:
+                free.redeem_promo(s, user.id, "welcome", email=user.email, now=ctx.now())
+        except DomainError as exc:
+            return exc.code
+        return "redeemed"
+
+    assert redeem(first) == "redeemed"
+    assert redeem(alias) == "promo_already_redeemed"
+    assert redeem(other) == "redeemed"
+    with ctx.db.transaction() as s:
+        row = s.get(User, first.id)
+        assert row is not None
+        erase_account(s, row, now=ctx.now())
+    again = make_user(ctx, "ann.lee@gmail.com", credits=0)
+    assert redeem(again) == "promo_already_redeemed"
+    with ctx.db.transaction() as s:
+        assert ledger.balance(s, again.id, ctx.now()).available == 0
+        assert ledger.balance(s, alias.id, ctx.now()).available == 0
 
 
 def test_price_changes_are_versioned(ctx: Context) -> None:

@@ -268,7 +268,9 @@ def redeem(
             if not code.strip():
                 raise DomainError(t("Enter a promo code."), code="promo_code_missing")
             with session.begin_nested():
-                lot = free.redeem_promo(session, viewer.user.id, code, now=ctx.now())
+                lot = free.redeem_promo(
+                    session, viewer.user.id, code, email=viewer.user.email, now=ctx.now()
+                )
         except DomainError as exc:
             return _credits_page(
                 request,

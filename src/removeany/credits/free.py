@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
 from removeany.credits import service as ledger
@@ -150,8 +150,13 @@ def create_promo(
     return promo
 
 
-def redeem_promo(session: Session, user_id: int, code: str, *, now: datetime) -> CreditLot:
+def redeem_promo(
+    session: Session, user_id: int, code: str, *, email: str, now: datetime
+) -> CreditLot:
+    """Once per account and per mailbox (`email`'s, aliases included, as for the signup
+    grant)."""
     code = normalise_code(code)
+    mailbox = erased_key(mailbox_key(email))
     promo = session.scalar(select(PromoCode).where(PromoCode.code == code))
     if promo is None:
         raise NotFound("There is no such promo code. Check the spelling.", code="promo_not_found")
@@ -164,7 +169,8 @@ def redeem_promo(session: Session, user_id: int, code: str, *, now: datetime) ->
         raise DomainError("This promo code has expired.", code="promo_expired", status_code=410)
     already = session.scalar(
         select(PromoRedemption).where(
-            PromoRedemption.promo_id == promo.id, PromoRedemption.user_id == user_id
+            PromoRedemption.promo_id == promo.id,
+            or_(PromoRedemption.user_id == user_id, PromoRedemption.mailbox == mailbox),
         )
     )
     if already is not None:
@@ -183,6 +189,10 @@ def redeem_promo(session: Session, user_id: int, code: str, *, now: datetime) ->
         idempotency_key=f"promo:{promo.id}:{user_id}",
     )
     assert lot is not None
-    session.add(PromoRedemption(promo_id=promo.id, user_id=user_id, lot_id=lot.id, created_at=now))
+    session.add(
+        PromoRedemption(
+            promo_id=promo.id, user_id=user_id, mailbox=mailbox, lot_id=lot.id, created_at=now
+        )
+    )
     session.flush()
     return lot

@@ -105,10 +105,16 @@ class PromoCode(Base):
 
 class PromoRedemption(Base):
     __tablename__ = "promo_redemptions"
-    __table_args__ = (UniqueConstraint("promo_id", "user_id", name="uq_promo_redemptions_once"),)
+    __table_args__ = (
+        UniqueConstraint("promo_id", "user_id", name="uq_promo_redemptions_once"),
+        UniqueConstraint("promo_id", "mailbox", name="uq_promo_redemptions_mailbox_once"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     promo_id: Mapped[int] = mapped_column(ForeignKey("promo_codes.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # The redeeming address's mailbox, hashed as free.erased_key: another account on the same
+    # mailbox (an alias, or the address signed up again after erasure) cannot redeem it again.
+    mailbox: Mapped[str | None] = mapped_column(String(80), default=None)
     lot_id: Mapped[int] = mapped_column(ForeignKey("credit_lots.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

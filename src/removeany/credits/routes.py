@@ -31,7 +31,7 @@ def redeem(body: RedeemIn, request: Request) -> LotOut:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
         user = require_user(ctx, session, request)
-        lot = free.redeem_promo(session, user.id, body.code, now=ctx.now())
+        lot = free.redeem_promo(session, user.id, body.code, email=user.email, now=ctx.now())
         return LotOut.model_validate(lot, from_attributes=True)
 
 
