@@ -13,7 +13,7 @@ from removeany.accounts import repository as accounts_repo
 from removeany.context import Context
 from removeany.credits import repository as credits_repo
 from removeany.credits import service as ledger
-from removeany.i18n import t, use
+from removeany.i18n import t, tn, use
 from removeany.jobs import repository as jobs_repo
 from removeany.jobs import service as jobs
 from removeany.jobs.service import job_reference
@@ -55,10 +55,15 @@ def _warn_expiring(ctx: Context) -> int:
             with use(user.locale):
                 ctx.mailer.send(
                     user.email,
-                    t("{n} RemoveAny credits expire soon", n=lot.remaining),
-                    t(
+                    tn(
+                        "1 RemoveAny credit expires soon",
+                        "{n} RemoveAny credits expire soon",
+                        lot.remaining,
+                    ),
+                    tn(
+                        "1 of your credits expires on {date}.",
                         "{n} of your credits expire on {date}.",
-                        n=lot.remaining,
+                        lot.remaining,
                         date=f"{lot.expires_at:%Y-%m-%d %H:%M} UTC",
                     )
                     + "\n"

@@ -139,3 +139,36 @@ def test_grant_with_idempotency_key_happens_once(ctx: Context) -> None:
         )
         assert first is not None and again is None
         assert ledger.balance(s, user.id, ctx.now()).available == 10
+
+
+def test_expiry_warning_is_sent_once_in_the_owners_language(ctx: Context, clock: TestClock) -> None:
+    """One credit is singular in English; a Chinese-speaking owner is written to in Chinese;
+    a second sweep sends nothing again."""
+    from removeany.accounts.models import User
+    from removeany.maintenance import run_sweeps
+    from tests.trust.conftest import body_of, mails
+
+    ctx.clock = clock
+    ada = make_user(ctx, "ada@example.com", credits=0)
+    li = make_user(ctx, "li@example.com", credits=0)
+    with ctx.db.transaction() as s:
+        chinese = s.get(User, li.id)
+        assert chinese is not None
+        chinese.locale = "zh-CN"
+        for user in (ada, li):
+            ledger.grant(
+                s,
+                user.id,
+                1,
+                source="signup",
+                now=clock.now,
+                expires_at=clock.now + timedelta(days=3),
+            )
+    assert run_sweeps(ctx).expiry_warnings == 2
+    assert run_sweeps(ctx).expiry_warnings == 0
+    (english,) = mails(ctx, "ada@example.com")
+    assert english["Subject"] == "1 RemoveAny credit expires soon"
+    assert body_of(english).startswith("1 of your credits expires on 2026-01-04 12:00 UTC.")
+    (translated,) = mails(ctx, "li@example.com")
+    assert translated["Subject"] == "您有 1 个 RemoveAny 积分即将过期"
+    assert body_of(translated).startswith("您有 1 积分将于 2026-01-04 12:00 UTC 过期。")
