@@ -144,5 +144,7 @@ def test_prices_promo_and_sweep_commands(tmp_path: Path, model_dir: Path) -> Non
         model_dir=model_dir,
     )
     assert promo.returncode == 0 and "SPRING" in promo.stdout
+    closed = run_cli("promo-close", " Spring ", data_dir=data, model_dir=model_dir)
+    assert closed.returncode == 0 and "closed SPRING: 0 of 10 uses" in closed.stdout
     swept = run_cli("sweep", data_dir=data, model_dir=model_dir)
     assert swept.returncode == 0 and "expired 0 credits" in swept.stdout

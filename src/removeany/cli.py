@@ -334,3 +334,21 @@ def promo_create(
         raise typer.Exit(2) from None
     finally:
         ctx.close()
+
+
+@app.command("promo-close")
+def promo_close(code: str) -> None:
+    """Stop a promo code from being redeemed from now on (credits already redeemed stay)."""
+    from removeany.credits import free
+    from removeany.errors import DomainError
+
+    ctx = platform_context(Settings())
+    try:
+        with ctx.db.transaction() as session:
+            promo = free.close_promo(session, code, now=ctx.now())
+            typer.echo(f"closed {promo.code}: {promo.used} of {promo.max_uses} uses redeemed")
+    except DomainError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        ctx.close()

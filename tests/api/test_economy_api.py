@@ -133,3 +133,33 @@ def test_promo_redeem_over_http(client: TestClient, ctx: Context) -> None:
         "/api/v1/credits/redeem", headers={"X-Api-Key": key}, json={"code": "nope"}
     )
     assert missing.status_code == 404
+
+
+def test_an_admin_closes_a_leaked_promo_code(client: TestClient, ctx: Context) -> None:
+    admin = _admin_key(ctx)
+    created = client.post(
+        "/api/v1/admin/promo-codes",
+        headers={"X-Api-Key": admin},
+        json={"code": "LEAKED", "credits": 5, "max_uses": 1000},
+    )
+    assert created.status_code == 201
+    first = make_api_key(ctx, make_user(ctx, "first@example.com", credits=0))
+    second = make_api_key(ctx, make_user(ctx, "second@example.com", credits=0))
+    assert (
+        client.post(
+            "/api/v1/credits/redeem", headers={"X-Api-Key": first}, json={"code": "leaked"}
+        ).status_code
+        == 201
+    )
+    refused = client.post("/api/v1/admin/promo-codes/leaked/close", headers={"X-Api-Key": second})
+    assert refused.status_code == 403
+    closed = client.post("/api/v1/admin/promo-codes/leaked/close", headers={"X-Api-Key": admin})
+    assert closed.status_code == 200 and closed.json()["used"] == 1
+    late = client.post(
+        "/api/v1/credits/redeem", headers={"X-Api-Key": second}, json={"code": "LEAKED"}
+    )
+    assert late.status_code == 410 and late.json()["error"]["code"] == "promo_expired"
+    assert client.get("/api/v1/credits", headers={"X-Api-Key": first}).json()["available"] == 5
+    assert client.get("/api/v1/credits", headers={"X-Api-Key": second}).json()["available"] == 0
+    unknown = client.post("/api/v1/admin/promo-codes/nope/close", headers={"X-Api-Key": admin})
+    assert unknown.status_code == 404

@@ -150,6 +150,18 @@ def create_promo(
     return promo
 
 
+def close_promo(session: Session, code: str, *, now: datetime) -> PromoCode:
+    """End a code's redemption period now (a leaked or mistaken code); credits already
+    redeemed stay with their owners."""
+    promo = session.scalar(select(PromoCode).where(PromoCode.code == normalise_code(code)))
+    if promo is None:
+        raise NotFound("There is no such promo code. Check the spelling.", code="promo_not_found")
+    if promo.redeem_by is None or promo.redeem_by > now:
+        promo.redeem_by = now
+    session.flush()
+    return promo
+
+
 def redeem_promo(
     session: Session, user_id: int, code: str, *, email: str, now: datetime
 ) -> CreditLot:

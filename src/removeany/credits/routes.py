@@ -51,3 +51,14 @@ def create_promo(body: PromoIn, request: Request) -> PromoOut:
             admin_id=admin.id,
         )
         return PromoOut.model_validate(promo, from_attributes=True)
+
+
+@router.post("/admin/promo-codes/{code}/close", response_model=PromoOut)
+def close_promo(code: str, request: Request) -> PromoOut:
+    """No more redemptions from now on; credits already redeemed stay."""
+    ctx: Context = request.app.state.ctx
+    with ctx.db.transaction() as session:
+        require_admin(ctx, session, request)
+        return PromoOut.model_validate(
+            free.close_promo(session, code, now=ctx.now()), from_attributes=True
+        )
