@@ -234,3 +234,37 @@ def test_account_deletion_erases_the_buyer_from_stored_payment_events(
         assert "Ada" not in stored.payload and "ada@example.com" not in stored.payload
         paid = s.get(Order, order["id"])
         assert paid is not None and paid.status == "paid" and paid.amount_cents == 1499
+
+
+def test_a_payment_after_the_account_was_erased_grants_nothing_and_awaits_a_refund(
+    client: TestClient, stripe_ctx: Context, clock: TestClock
+) -> None:
+    """The buyer deleted their account with a checkout still open, then paid: credits granted
+    to an erased account are lost to everyone, so the order is left 'Under review' for the
+    operator to refund, and the event keeps no copy of the buyer's details."""
+    from sqlalchemy import select
+
+    from removeany.billing.models import Order, PaymentEvent
+    from removeany.credits.models import CreditLot
+
+    user = make_user(stripe_ctx, credits=0)
+    key = make_api_key(stripe_ctx, user)
+    order = _pending_order(client, key)
+    deleted = client.post(
+        "/api/v1/account/delete",
+        headers={"X-Api-Key": key},
+        json={"current_password": "correct horse battery"},
+    )
+    assert deleted.status_code == 200, deleted.text
+    event = json.loads(_checkout_completed(order["id"], 1499))
+    event["data"]["object"]["customer_details"] = {"email": "ada@example.com"}
+    payload = json.dumps(event).encode()
+    headers = {"Stripe-Signature": sign_stripe_payload(payload, SECRET, int(clock.now.timestamp()))}
+    answer = client.post("/api/v1/billing/webhooks/stripe", content=payload, headers=headers)
+    assert answer.json() == {"received": "account_deleted"}
+    with stripe_ctx.db.transaction() as s:
+        stored = s.get(Order, order["id"])
+        assert stored is not None and stored.status == "disputed" and stored.lot_id is None
+        assert s.scalars(select(CreditLot).where(CreditLot.user_id == user.id)).all() == []
+        (recorded,) = s.scalars(select(PaymentEvent)).all()
+        assert "ada@example.com" not in recorded.payload

@@ -154,16 +154,15 @@ def record_stripe_event(
     kind = str(event.get("type", ""))
     obj: dict[str, Any] = event.get("data", {}).get("object", {}) or {}
     order_id = obj.get("client_reference_id") or (obj.get("metadata") or {}).get("order_id")
-    session.add(
-        PaymentEvent(
-            provider="stripe",
-            event_id=event_id,
-            type=kind,
-            order_id=str(order_id) if order_id else None,
-            payload=payload.decode("utf-8", "replace"),
-            received_at=now,
-        )
+    stored = PaymentEvent(
+        provider="stripe",
+        event_id=event_id,
+        type=kind,
+        order_id=str(order_id) if order_id else None,
+        payload=payload.decode("utf-8", "replace"),
+        received_at=now,
     )
+    session.add(stored)
     session.flush()
     if kind not in (
         "checkout.session.completed",
@@ -174,12 +173,22 @@ def record_stripe_event(
     order = repo.order(session, str(order_id)) if order_id else None
     if order is None:
         return "unknown_order"
+    owner = session.get(User, order.user_id)
+    erased = owner is None or owner.status == "deleted"
+    if erased:
+        stored.payload = ""  # it names the buyer, whose account was erased (forget_buyer)
     if kind == "checkout.session.expired":
         if order.status == "pending":
             order.status = "expired"
         return "expired"
     if obj.get("payment_status") != "paid":
         return "awaiting_payment"
+    if erased:
+        # Paid after the account was erased: nobody can use the credits, so none are granted;
+        # the order is left for the operator to refund.
+        if order.status == "pending":
+            order.status = "disputed"
+        return "account_deleted"
     if (
         obj.get("amount_total") != order.amount_cents
         or str(obj.get("currency", "")).lower() != order.currency.lower()
