@@ -49,7 +49,10 @@ def submit(
     require_verified(user)
     digest = request_digest(service, options, original)
     free.ensure_monthly_allowance(session, user.id, now=now, credits=monthly_allowance)
-    price = price_for(session, service, str(options.get("size", "full")), width * height)
+    # Cropping adds its margin around the subject, which can make the result larger than the
+    # photo: such a job is priced at its size's own tier.
+    pixels = None if options.get("crop") else width * height
+    price = price_for(session, service, str(options.get("size", "full")), pixels)
     job = Job(
         id=new_job_id(),
         user_id=user.id,
