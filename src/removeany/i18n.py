@@ -408,6 +408,9 @@ class LocaleMiddleware:
 
 
 def switch_url(path: str, query: list[tuple[str, str]], locale: str) -> str:
-    """The current page with `lang=<locale>` (other query parameters kept)."""
+    """The current page with `lang=<locale>` (other query parameters kept). Always a path on
+    this site: the page answering a request for `//other.example/x` (the 404 page) must not
+    link to other.example, so leading slashes and backslashes collapse into one."""
     kept = [(k, v) for k, v in query if k != "lang"]
-    return f"{path}?{urlencode([*kept, ('lang', locale)])}"
+    here = "/" + path.lstrip("/\\")
+    return f"{here}?{urlencode([*kept, ('lang', locale)])}"

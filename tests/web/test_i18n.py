@@ -306,6 +306,24 @@ def test_switch_sets_the_cookie_and_overrides_the_header(client: TestClient) -> 
     assert '<html lang="en">' in other.text
 
 
+def test_switch_links_stay_on_this_site(client: TestClient) -> None:
+    """`https://site//evil.example/x` is answered by the 404 page: its language links once
+    read `//evil.example/x?lang=zh-CN`, a link (scheme-relative) to another site."""
+    for path, expected in (
+        ("//evil.example/x", "/evil.example/x"),
+        ("///evil.example", "/evil.example"),
+    ):
+        page = client.get(f"http://testserver{path}", headers={"Accept": "text/html"})
+        assert page.status_code == 404
+        links = re.findall(r'href="([^"]*lang=[^"]*)"', page.text)
+        assert links, page.text
+        for link in links:
+            target = urlsplit(html.unescape(link))
+            assert not target.netloc and target.path.startswith("/"), link
+            assert not target.path.startswith(("//", "/\\")), link
+            assert target.path == expected, link
+
+
 def test_switch_while_signed_in_changes_the_email_language(
     client: TestClient, ctx: Context
 ) -> None:
