@@ -59,7 +59,7 @@ def _register_through(trusted: str, data_dir: Path, model_dir: Path) -> str:
             headers={"Content-Type": "application/json", "X-Forwarded-For": "203.0.113.7"},
         )
         with urllib.request.urlopen(request, timeout=30) as response:
-            assert response.status == 201
+            assert response.status == 202
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
+from removeany.accounts import service as accounts
 from removeany.context import Context
 
 
@@ -28,7 +29,7 @@ def register_and_verify(client: TestClient, ctx: Context, address: str) -> None:
     response = client.post(
         "/api/v1/auth/register", json={"email": address, "password": "correct horse battery"}
     )
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     token = verification_link(ctx, address.lower()).split("token=", 1)[1]
     response = client.post("/api/v1/auth/verify", json={"token": token})
     assert response.status_code == 200 and response.json()["verified"] is True
@@ -38,8 +39,6 @@ def test_verification_grants_free_credits_once(client: TestClient, ctx: Context)
     register_and_verify(client, ctx, "Grace@Example.com")
     token = verification_link(ctx, "grace@example.com").split("token=", 1)[1]
     assert client.post("/api/v1/auth/verify", json={"token": token}).status_code == 200
-    from removeany.accounts import service as accounts
-
     with ctx.db.transaction() as s:
         user = accounts.authenticate(s, "grace@example.com", "correct horse battery")
         key = accounts.create_api_key(s, user, "k", now=ctx.now())[0]
@@ -53,12 +52,50 @@ def test_verification_grants_free_credits_once(client: TestClient, ctx: Context)
     assert datetime.fromisoformat(expires) - ctx.now() > timedelta(days=29)
 
 
+def messages_to(ctx: Context, to: str) -> list[email.message.EmailMessage]:
+    found = []
+    for path in sorted(ctx.settings.outbox_dir.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns):
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if msg["To"] == to:
+            assert isinstance(msg, email.message.EmailMessage)
+            found.append(msg)
+    return found
+
+
 def test_duplicate_email_weak_password_and_bad_token(client: TestClient, ctx: Context) -> None:
     register_and_verify(client, ctx, "lin@example.com")
-    again = client.post(
-        "/api/v1/auth/register", json={"email": "LIN@example.com", "password": "another long one"}
+    fresh = client.post(
+        "/api/v1/auth/register", json={"email": "new@example.com", "password": "another long one"}
     )
-    assert again.status_code == 409 and again.json()["error"]["code"] == "email_taken"
+    # A taken address (another spelling of it, a Host header of someone else's) gets the
+    # answer a new one gets: sign-up does not tell who has an account here.
+    again = client.post(
+        "/api/v1/auth/register",
+        json={"email": "LIN@example.com", "password": "another long one"},
+        headers={"Host": "evil.example"},
+    )
+    assert again.status_code == fresh.status_code == 202
+    assert again.json() == {
+        "ok": True,
+        "message": fresh.json()["message"].replace("new@example.com", "lin@example.com"),
+    }
+    # Its owner is told instead, with links built from the configured address; nothing
+    # about the account changed.
+    (notice,) = messages_to(ctx, "lin@example.com")[1:]
+    assert notice["Subject"] == "Someone tried to sign up with your email address"
+    body = notice.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert "http://testserver/login" in text and "http://testserver/forgot-password" in text
+    assert "evil.example" not in text and "/verify?token=" not in text
+    with ctx.db.transaction() as s:
+        assert accounts.authenticate(s, "lin@example.com", "correct horse battery").is_verified
+    # No mail bombing through sign-up: a few notices per address per window.
+    for _ in range(4):
+        client.post(
+            "/api/v1/auth/register", json={"email": "lin@example.com", "password": "another one"}
+        )
+    assert len(messages_to(ctx, "lin@example.com")) == 1 + 3
     weak = client.post(
         "/api/v1/auth/register", json={"email": "x@example.com", "password": "short"}
     )
@@ -69,8 +106,6 @@ def test_duplicate_email_weak_password_and_bad_token(client: TestClient, ctx: Co
 
 def test_unverified_users_cannot_make_keys_or_jobs(client: TestClient, ctx: Context) -> None:
     client.post("/api/v1/auth/register", json={"email": "u@example.com", "password": "long enough"})
-    from removeany.accounts import service as accounts
-
     with ctx.db.transaction() as s:
         user = accounts.authenticate(s, "u@example.com", "long enough")
         try:

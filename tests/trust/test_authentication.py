@@ -36,7 +36,7 @@ def test_common_passwords_are_refused_and_length_rules(client: TestClient) -> No
     )
     long_ok = "a long passphrase with spaces " * 4  # 120 characters are accepted
     r = client.post("/api/v1/auth/register", json={"email": "x@example.com", "password": long_ok})
-    assert r.status_code == 201, r.text
+    assert r.status_code == 202, r.text
 
 
 def test_login_upgrades_an_old_hash(client: TestClient, ctx: Context) -> None:
@@ -98,7 +98,7 @@ def test_signups_are_throttled_per_ip(client: TestClient, ctx: Context) -> None:
         r = client.post(
             "/api/v1/auth/register", json={"email": f"s{n}@example.com", "password": PASSWORD}
         )
-        assert r.status_code == 201
+        assert r.status_code == 202
     r = client.post("/api/v1/auth/register", json={"email": "s9@example.com", "password": PASSWORD})
     assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_attempts"
 

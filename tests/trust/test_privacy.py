@@ -171,7 +171,10 @@ def test_account_deletion_erases_data_and_keeps_an_anonymous_ledger(
     again = client.post(
         "/api/v1/auth/register", json={"email": "ada@example.com", "password": PASSWORD}
     )
-    assert again.status_code == 201
+    assert again.status_code == 202
+    with ctx.db.transaction() as s:  # the address is free again: a new account has it
+        fresh = s.scalars(select(User).where(User.email == "ada@example.com")).one()
+        assert fresh.id != user.id and fresh.status == "active"
 
 
 def test_account_deletion_forgets_file_names_and_the_signup_address(

@@ -78,7 +78,7 @@ def test_signups_per_address_are_throttled_in_redis(redis_ctx: Context) -> None:
             r = client.post(
                 "/api/v1/auth/register", json={"email": f"s{n}@example.com", "password": PASSWORD}
             )
-            assert r.status_code == 201
+            assert r.status_code == 202
         r = client.post(
             "/api/v1/auth/register", json={"email": "s9@example.com", "password": PASSWORD}
         )

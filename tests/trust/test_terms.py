@@ -54,7 +54,7 @@ def test_jobs_need_the_current_terms(client: TestClient, ctx: Context) -> None:
     r = client.post(
         "/api/v1/auth/register", json={"email": "new@example.com", "password": PASSWORD}
     )
-    assert r.status_code == 201
+    assert r.status_code == 202
     key = _verified_key(ctx, "new@example.com")
     refused = submit(client, key)
     assert refused.status_code == 403
@@ -75,7 +75,7 @@ def test_registration_can_accept_the_terms(client: TestClient, ctx: Context) -> 
         "/api/v1/auth/register",
         json={"email": "new@example.com", "password": PASSWORD, "accept_terms": True},
     )
-    assert r.status_code == 201
+    assert r.status_code == 202
     key = _verified_key(ctx, "new@example.com")
     acceptance = client.get("/api/v1/legal/acceptance", headers={"X-Api-Key": key}).json()
     assert acceptance["version"] == 1 and acceptance["accepted_current"] is True

@@ -371,8 +371,13 @@ def test_errors_on_pages_are_translated(client: TestClient, ctx: Context) -> Non
 
     short = register(client, "lin@example.com", "short")
     assert "密码至少需要 8 个字符。" in short
+    # A taken address gets the page a new one would (sign-up does not tell who has an
+    # account); its owner gets an email, in the language they use.
     taken = register(client, "ada@example.com")
-    assert "该邮箱已注册。" in taken
+    assert "请查收邮件" in taken and "该邮箱已注册。" not in taken
+    (notice,) = outbox_messages(ctx.settings.outbox_dir)
+    assert notice["To"] == "ada@example.com"
+    assert notice["Subject"] == "有人尝试用您的邮箱地址注册"
 
     bad_link = client.get("/verify?token=nonsense")
     assert bad_link.status_code == 400 and "此验证链接无效" in bad_link.text

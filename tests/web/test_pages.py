@@ -136,10 +136,21 @@ def test_register_errors_are_sentences(client: TestClient, ctx: Context) -> None
     assert "Choose a password of at least 8 characters." in short
     bad = register(client, "not-an-email")
     assert "not a valid email address" in html.unescape(bad)
-    make_user(ctx, "ada@example.com")
-    taken = register(client, "ada@example.com")
-    assert "An account with this email already exists." in taken
     assert outbox_messages(ctx.settings.outbox_dir) == []
+
+
+def test_register_does_not_reveal_who_has_an_account(client: TestClient, ctx: Context) -> None:
+    """A taken address gets the page a new one gets; its owner gets an email instead."""
+    make_user(ctx, "ada@example.com")
+    fresh = register(client, "lin@example.com")
+    taken = register(client, "ADA@example.com")
+    assert "An account with this email already exists." not in taken
+    assert text_of(taken).replace("ada@example.com", "lin@example.com") == text_of(fresh)
+    (welcome, notice) = outbox_messages(ctx.settings.outbox_dir)
+    assert welcome["To"] == "lin@example.com" and notice["To"] == "ada@example.com"
+    body = notice.get_body(("plain",))
+    assert body is not None and "http://testserver/forgot-password" in body.get_content()
+    assert login(client, "ada@example.com")  # the password did not change
 
 
 def test_forms_without_csrf_are_refused(client: TestClient, ctx: Context) -> None:

@@ -17,6 +17,7 @@ from removeany.accounts import service as accounts
 from removeany.accounts.models import User, WebSession
 from removeany.context import Context
 from removeany.errors import DomainError, Unauthorized
+from removeany.legal import service as legal
 
 
 @dataclass
@@ -155,6 +156,63 @@ def count_signup(ctx: Context, session: Session, ip: str) -> None:
         security.signup_key(ip),
         window=timedelta(seconds=ctx.settings.signup_window_seconds),
         now=ctx.now(),
+    )
+
+
+def sign_up(
+    ctx: Context,
+    *,
+    email: str,
+    password: str,
+    ip: str,
+    user_agent: str,
+    accept_terms: bool,
+    locale: str | None = None,
+) -> str:
+    """A new account and its confirmation email; returns the address as stored. An address
+    that already has an account gets the same answer (same throttle, same work), and its
+    owner an email with links to sign in or reset the password: sign-up never tells anyone
+    whether an address has an account here."""
+    check_signup_allowed(ctx, ip)
+    with ctx.db.transaction() as session:
+        address = accounts.normalise_email(email)
+        passwords.check_policy(password, email=address)
+        existing = repo.user_by_email(session, address)
+        if existing is not None:
+            passwords.hash_password(password)  # the time a new account takes, for nothing
+            count_signup(ctx, session, ip)
+            _signup_attempted(ctx, session, existing)
+            return address
+        user = accounts.create_user(session, address, password, now=ctx.now(), locale=locale)
+        count_signup(ctx, session, ip)
+        if accept_terms:
+            legal.accept(
+                session,
+                user,
+                legal.current(session).version,
+                now=ctx.now(),
+                ip=ip,
+                user_agent=user_agent,
+            )
+        accounts.send_verification(ctx.mailer, ctx.secret_key, ctx.settings.base_url, user)
+        return user.email
+
+
+def _signup_attempted(ctx: Context, session: Session, user: User) -> None:
+    """Tell an account's owner that someone signed up with their address (at most a few
+    emails per address per window, whoever asks: no mail bombing; none to a banned one)."""
+    if user.status == "banned":
+        return
+    window = timedelta(seconds=ctx.settings.signup_window_seconds)
+    account_key = f"signup:account:{security.sha256(user.email)}"
+    if security.throttle_hit(session, account_key, window=window, now=ctx.now()) > 3:
+        return
+    notify.signup_attempted(
+        ctx.mailer,
+        user.email,
+        sign_in=f"{_base(ctx)}/login",
+        reset=f"{_base(ctx)}/forgot-password",
+        locale=user.locale,
     )
 
 

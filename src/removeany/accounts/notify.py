@@ -178,3 +178,25 @@ def api_key_created(
             + t("If you created it, you can ignore this message.")
             + _footer(not_me),
         )
+
+
+def signup_attempted(
+    mailer: Mailer, to: str, *, sign_in: str, reset: str, locale: str | None = None
+) -> None:
+    """Sign-up answers the same for an address that has an account: its owner learns here."""
+    with use(locale):
+        mailer.send(
+            to,
+            t("Someone tried to sign up with your email address"),
+            t(
+                "Someone (hopefully you) tried to create a RemoveAny account with this email "
+                "address. It already has an account, so no new one was made."
+            )
+            + "\n\n"
+            + t("Sign in here:\n\n{link}", link=sign_in)
+            + "\n\n"
+            + t("Forgot your password? Choose a new one here:\n\n{link}", link=reset)
+            + "\n\n"
+            + t("If it wasn't you, ignore this message: nothing changed on your account.")
+            + "\n",
+        )

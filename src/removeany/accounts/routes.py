@@ -8,6 +8,7 @@ from removeany.accounts import flows, notify
 from removeany.accounts import service as accounts
 from removeany.accounts.models import ApiKey, User
 from removeany.accounts.schemas import (
+    Accepted,
     ApiKeyCreated,
     ApiKeyIn,
     ApiKeyOut,
@@ -18,7 +19,6 @@ from removeany.accounts.schemas import (
 from removeany.api.auth import client_ip, require_user, user_agent
 from removeany.api.params import RowId
 from removeany.context import Context
-from removeany.legal import service as legal
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
@@ -46,26 +46,20 @@ def key_out(key: ApiKey) -> ApiKeyOut:
     )
 
 
-@router.post("/auth/register", status_code=201, response_model=UserOut)
-def register(body: RegisterIn, request: Request) -> UserOut:
+@router.post("/auth/register", status_code=202, response_model=Accepted)
+def register(body: RegisterIn, request: Request) -> Accepted:
+    """Create an account and email a confirmation link. The answer is the same whether or
+    not the address already has an account (its owner is emailed instead)."""
     ctx: Context = request.app.state.ctx
-    ip = client_ip(request)
-    flows.check_signup_allowed(ctx, ip)
-    with ctx.db.transaction() as session:
-        user = accounts.create_user(session, body.email, body.password, now=ctx.now())
-        flows.count_signup(ctx, session, ip)
-        if body.accept_terms:
-            legal.accept(
-                session,
-                user,
-                legal.current(session).version,
-                now=ctx.now(),
-                ip=ip,
-                user_agent=user_agent(request),
-            )
-        out = user_out(user)
-        accounts.send_verification(ctx.mailer, ctx.secret_key, ctx.settings.base_url, user)
-    return out
+    address = flows.sign_up(
+        ctx,
+        email=body.email,
+        password=body.password,
+        ip=client_ip(request),
+        user_agent=user_agent(request),
+        accept_terms=body.accept_terms,
+    )
+    return Accepted(message=f"We sent an email to {address}. Open the link in it to continue.")
 
 
 @router.post("/auth/verify", response_model=UserOut)

@@ -41,7 +41,6 @@ from removeany.i18n import tn as tn
 from removeany.jobs import repository as jobs_repo
 from removeany.jobs import service as jobs
 from removeany.jobs.models import Job
-from removeany.legal import service as legal
 from removeany.privacy import service as privacy
 
 # `t(text, **values)`: every visible string passes through it. It looks the English text up in
@@ -493,23 +492,16 @@ def register(
     ctx = _ctx(request)
     try:
         _check_form_token(request, csrf_token)
-        flows.check_signup_allowed(ctx, client_ip(request))
-        with ctx.db.transaction() as session:
-            user = accounts.create_user(
-                session, email, password, now=ctx.now(), locale=i18n.current()
-            )
-            flows.count_signup(ctx, session, client_ip(request))
-            # The form says that creating an account accepts the current terms.
-            legal.accept(
-                session,
-                user,
-                legal.current(session).version,
-                now=ctx.now(),
-                ip=client_ip(request),
-                user_agent=user_agent(request),
-            )
-            address = user.email
-            accounts.send_verification(ctx.mailer, ctx.secret_key, ctx.settings.base_url, user)
+        # The form says that creating an account accepts the current terms.
+        address = flows.sign_up(
+            ctx,
+            email=email,
+            password=password,
+            ip=client_ip(request),
+            user_agent=user_agent(request),
+            accept_terms=True,
+            locale=i18n.current(),
+        )
     except DomainError as exc:
         return _render_form(
             request, "register.html", status_code=exc.status_code, email=email, error=exc
