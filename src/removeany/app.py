@@ -14,10 +14,11 @@ from starlette.exceptions import HTTPException
 
 from removeany import __version__
 from removeany.accounts.routes import router as accounts_router
-from removeany.api import removebg
+from removeany.api import removebg, uploads
 from removeany.api.watermark import router as watermark_router
 from removeany.batches.pages import router as batch_pages
 from removeany.batches.routes import router as batches_router
+from removeany.batches.submit import FORM_OVERHEAD
 from removeany.billing.pages import router as billing_pages
 from removeany.billing.routes import router as billing_router
 from removeany.catalog.routes import router as catalog_router
@@ -67,23 +68,26 @@ def create_app(ctx: Context | None = None, *, run_workers: bool = True) -> FastA
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
         redoc_url=None,
+        max_body_size=uploads.BODY_LIMIT,  # routes that take files allow more, below
     )
     app.state.ctx = context
     # The request's language (pages and emails): ?lang=, the `lang` cookie or Accept-Language.
     app.add_middleware(LocaleMiddleware, secure=context.settings.cookie_secure)
     app.add_middleware(removebg.RemoveBgCors)
-    app.include_router(removebg.router)
+    photo = uploads.upload_body_limit(context.settings)
+    batch = context.settings.batch_max_bytes + FORM_OVERHEAD
+    app.include_router(removebg.router, max_body_size=photo)
     app.include_router(accounts_router)
     app.include_router(credits_router)
     app.include_router(catalog_router)
     app.include_router(billing_router)
-    app.include_router(jobs_router)
-    app.include_router(watermark_router)
-    app.include_router(batches_router)
+    app.include_router(jobs_router, max_body_size=photo)
+    app.include_router(watermark_router, max_body_size=photo)
+    app.include_router(batches_router, max_body_size=batch)
     install_trust(app)
-    app.include_router(batch_pages)
+    app.include_router(batch_pages, max_body_size=batch)
     app.include_router(web_router)
-    app.include_router(trial_router)
+    app.include_router(trial_router, max_body_size=photo)
     app.include_router(billing_pages)
     app.include_router(job_pages)
     app.mount("/static", static_files(), name="static")

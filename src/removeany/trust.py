@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from removeany.accounts.security import TooManyAttempts
 from removeany.accounts.security_routes import router as security_router
 from removeany.api.removebg import error_response
+from removeany.api.uploads import TEXT_BODY_LIMIT
 from removeany.legal.routes import router as legal_router
 from removeany.moderation.routes import public as status_router
 from removeany.moderation.routes import router as admin_router
@@ -38,15 +39,16 @@ def install(app: FastAPI) -> None:
 
     for router in (
         security_router,
-        legal_router,
         admin_router,
         status_router,
         privacy_router,
         account_pages,
         legal_pages,
-        admin_pages,
     ):
         app.include_router(router)
+    # Publishing new terms (JSON or the admin page's form) sends their whole texts.
+    app.include_router(legal_router, max_body_size=TEXT_BODY_LIMIT)
+    app.include_router(admin_pages, max_body_size=TEXT_BODY_LIMIT)
 
     @app.exception_handler(TooManyAttempts)
     async def too_many(request: Request, exc: TooManyAttempts) -> JSONResponse:

@@ -19,6 +19,7 @@ from PIL import Image
 from schemathesis import GenerationMode
 
 from removeany.accounts.models import User
+from removeany.api.uploads import BODY_LIMIT
 from removeany.app import create_app
 from removeany.context import Context
 from tests.helpers import make_api_key, make_user
@@ -175,3 +176,44 @@ def test_fuzzed_uploads_never_crash_a_worker(app_client: TestClient, ctx: Contex
         data={"wait": "true"},
     )
     assert r.json()["status"] == "succeeded"
+
+
+def test_request_bodies_are_bounded(app_client: TestClient, ctx: Context) -> None:
+    """FastAPI reads a JSON body whole before validating it: a sign-in of 200 MB, from
+    anyone, held 200 MB of the server's memory before its 422. Bodies are now refused past
+    a bound (413) before they are read; routes that take files or long texts allow those."""
+    big = b'{"email": "ada@example.com", "password": "' + b"x" * BODY_LIMIT + b'"}'
+    json_type = {"Content-Type": "application/json"}
+    for path in ("/api/v1/auth/login", "/api/v1/auth/register", "/api/v1/auth/password-reset"):
+        assert app_client.post(path, content=big, headers=json_type).status_code == 413, path
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length to refuse it by
+        yield b'{"email": "ada@example.com", "password": "'
+        for _ in range(BODY_LIMIT // 65536 + 1):
+            yield b"x" * 65536
+        yield b'"}'
+
+    refused = app_client.post("/api/v1/auth/login", content=chunked(), headers=json_type)
+    assert refused.status_code == 413
+    form = {"email": "x" * 900_000, "other": "y" * 900_000}
+    assert app_client.post("/forgot-password", data=form).status_code == 413
+    # A sign-in of the usual size is answered as before; new terms may be long texts.
+    wrong = app_client.post(
+        "/api/v1/auth/login", json={"email": "ada@example.com", "password": "not it at all"}
+    )
+    assert wrong.status_code == 401
+    long_terms = {"summary": "s", "terms_en": "t" * 180_000, "terms_zh": "条" * 180_000}
+    long_terms |= {"privacy_en": "p" * 180_000, "privacy_zh": "隐" * 180_000}
+    terms = app_client.post("/api/v1/admin/legal", json=long_terms)
+    assert len(terms.request.content) > BODY_LIMIT and terms.status_code == 401
+    # A photo as large as uploads may be is read, not refused by the bound.
+    user = make_user(ctx)
+    photo = io.BytesIO()
+    Image.effect_noise((1024, 1024), 64).convert("RGB").save(photo, "PNG")
+    assert len(photo.getvalue()) > BODY_LIMIT
+    job = app_client.post(
+        "/api/v1/jobs",
+        headers={"X-Api-Key": make_api_key(ctx, user)},
+        files={"file": ("big.png", photo.getvalue())},
+    )
+    assert job.status_code == 202, job.text

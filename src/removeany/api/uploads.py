@@ -12,6 +12,19 @@ from removeany.engine.errors import ImageError, OptionError
 from removeany.engine.io import decode_image
 from removeany.infra.settings import Settings
 
+# Request bodies are bounded before anything reads them (FastAPI buffers a JSON body whole
+# before validating it, so one request could otherwise hold any amount of memory). Forms and
+# JSON: far more than a sign-in or a setting needs.
+BODY_LIMIT = 1024 * 1024
+# New terms and privacy texts: four of up to 200,000 characters each, form-encoded.
+TEXT_BODY_LIMIT = 8 * 1024 * 1024
+
+
+def upload_body_limit(settings: Settings) -> int:
+    """A request that carries a photo: with a background image and a mask (or the photo in
+    base64) and its other fields."""
+    return 3 * settings.max_upload_bytes + BODY_LIMIT
+
 
 async def read_bounded(upload: UploadFile, max_bytes: int) -> bytes:
     """Read at most max_bytes + 1 so an oversized file is refused without holding all of it."""
