@@ -12,11 +12,14 @@ from PIL import Image
 
 from removeany import i18n
 from removeany.api.auth import SESSION_COOKIE
+from removeany.app import create_app
 from removeany.catalog import prices
-from removeany.context import Context
+from removeany.context import Context, build_context
+from removeany.infra.settings import Settings
 from removeany.jobs import repository as jobs_repo
 from removeany.jobs.models import Job
 from removeany.jobs.service import new_job_id
+from removeany.web.routes import FORM_COOKIE
 from tests.conftest import eval_image
 from tests.helpers import make_user
 from tests.web.conftest import PASSWORD, outbox_messages, verification_link
@@ -24,6 +27,7 @@ from tests.web.conftest import PASSWORD, outbox_messages, verification_link
 TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 META_RE = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 BALANCE_RE = re.compile(r"<span data-balance>(\d+)</span>")
+SITE = "https://removeany.example"
 
 
 def form_token(page: str) -> str:
@@ -115,6 +119,38 @@ def test_session_cookie_flags(client: TestClient, ctx: Context) -> None:
     assert "HttpOnly" in header and "SameSite=lax" in header and "Path=/" in header
     assert "Secure" not in header  # settings.cookie_secure is off for plain-HTTP tests
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def test_cookies_are_secure_on_an_https_site(settings: Settings) -> None:
+    """An operator who serves the site over https (REMOVEANY_BASE_URL) but did not also set
+    REMOVEANY_COOKIE_SECURE had session cookies that browsers also send over plain http."""
+    https = Settings(**{**settings.model_dump(exclude={"cookie_secure"}), "base_url": SITE})
+    ctx = build_context(https)
+    try:
+        make_user(ctx, "ada@example.com")
+        with TestClient(create_app(ctx), base_url=SITE) as client:
+            page = client.get("/login?lang=en")
+            response = client.post(
+                "/login",
+                data={
+                    "email": "ada@example.com",
+                    "password": PASSWORD,
+                    "csrf_token": form_token(page.text),
+                },
+                follow_redirects=False,
+            )
+            api = client.post(
+                "/api/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD}
+            )
+        cookies = [*page.headers.get_list("set-cookie")]
+        cookies += [*response.headers.get_list("set-cookie"), *api.headers.get_list("set-cookie")]
+        names = {header.split("=", 1)[0] for header in cookies}
+        assert {SESSION_COOKIE, FORM_COOKIE, "lang"} <= names
+        assert all("; Secure" in header for header in cookies), cookies
+    finally:
+        ctx.close()
+    # An operator's explicit choice stands.
+    assert not Settings(base_url=SITE, cookie_secure=False).cookie_secure
 
 
 def test_wrong_password_shows_a_sentence(client: TestClient, ctx: Context) -> None:

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     max_upload_pixels: int = 36_000_000
 
     session_days: int = 14
+    # Cookies only over https; unset: whether base_url is an https address.
     cookie_secure: bool = False
     # Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed (comma-separated,
     # or "*"); the client address they report is what throttling and audit records see.
@@ -101,6 +102,14 @@ class Settings(BaseSettings):
     # Trying the service on the home page without an account (a preview-size cut-out,
     # never stored): tries per client address per hour; 0 turns the try-out off.
     trial_per_ip_per_hour: int = Field(default=5, ge=0)
+
+    @model_validator(mode="after")
+    def _secure_cookies_over_https(self) -> Settings:
+        """A site served over https sends its session cookie only over https, even when the
+        operator did not also set REMOVEANY_COOKIE_SECURE."""
+        if "cookie_secure" not in self.model_fields_set:
+            self.cookie_secure = self.base_url.startswith("https://")
+        return self
 
     @property
     def sqlalchemy_url(self) -> str:
