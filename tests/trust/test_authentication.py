@@ -247,6 +247,28 @@ def test_changing_password_or_email_needs_the_current_password(
     assert "not-me" in mails(ctx, "ada@example.com")[-1].get_body(("plain",)).get_content()
 
 
+def test_email_change_does_not_reveal_other_accounts(client: TestClient, ctx: Context) -> None:
+    """Any signed-in person could ask, address after address, whether it has an account: a
+    taken address answered 409 `email_taken`, a free one 202."""
+    make_user(ctx)
+    make_user(ctx, "bob@example.com")
+    h = {"X-CSRF-Token": login(client, "ada@example.com").json()["csrf_token"]}
+
+    def change_to(address: str):  # type: ignore[no-untyped-def]
+        body = {"current_password": PASSWORD, "new_email": address}
+        return client.post("/api/v1/account/email", json=body, headers=h)
+
+    free, taken = change_to("ada@new.example"), change_to("BOB@example.com")
+    assert free.status_code == taken.status_code == 202
+    assert taken.json()["message"] == free.json()["message"].replace(
+        "ada@new.example", "bob@example.com"
+    )
+    assert len(mails(ctx, "ada@new.example")) == 1
+    assert mails(ctx, "bob@example.com") == []  # nothing to confirm: the address is taken
+    own = change_to("ada@example.com")  # saying so tells nothing about others
+    assert own.status_code == 409 and own.json()["error"]["code"] == "email_unchanged"
+
+
 def test_wrong_current_passwords_are_throttled_too(client: TestClient, ctx: Context) -> None:
     ctx.settings.login_failures_per_account = 3
     make_user(ctx)

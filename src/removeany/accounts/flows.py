@@ -346,17 +346,22 @@ def change_password(
 
 
 def request_email_change(ctx: Context, user_id: int, current: str, new_email: str) -> str:
+    """Email a confirmation link to the new address. An address another account uses gets
+    the same answer and no email (confirming would fail anyway): this form must not tell a
+    signed-in person which addresses have accounts here."""
     with reauth_guard(ctx, user_id), ctx.db.transaction() as session:
         user = repo.user_by_id(session, user_id)
         assert user is not None
         security.reauthenticate(user, current)
         address = accounts.normalise_email(new_email)
-        if address == user.email or repo.user_by_email(session, address) is not None:
+        if address == user.email:
             raise DomainError(
-                "Another account already uses this address, or it is already yours.",
-                code="email_taken",
+                "This address is already yours. Enter a different one.",
+                code="email_unchanged",
                 status_code=409,
             )
+        if repo.user_by_email(session, address) is not None:
+            return address
         token = security.email_change_token(ctx.secret_key, user, address)
         notify.email_change(
             ctx.mailer,
