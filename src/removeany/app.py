@@ -65,7 +65,7 @@ def create_app(ctx: Context | None = None, *, run_workers: bool = True) -> FastA
         version=__version__,
         description="Background removal, portrait cutout, watermark removal and batches.",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # /api/docs is web.routes.api_docs: FastAPI's page loads a CDN's scripts
         openapi_url="/api/openapi.json",
         redoc_url=None,
         max_body_size=uploads.BODY_LIMIT,  # routes that take files allow more, below

@@ -473,6 +473,14 @@ def signed_out_home(request: Request, *, status_code: int = 200, **context: Any)
     )
 
 
+@router.get("/api/docs", response_class=HTMLResponse)
+def api_docs(request: Request) -> Response:
+    """The API reference (Swagger UI) from this site's own copy, under the pages' headers:
+    FastAPI's page ran a CDN's latest Swagger UI 5.x, unpinned, on this origin, where a
+    script can act as whoever is signed in (and it told the CDN about every visitor)."""
+    return render(request, "api_docs.html")
+
+
 @router.get("/register", response_class=HTMLResponse)
 def register_form(request: Request) -> Response:
     ctx = _ctx(request)
