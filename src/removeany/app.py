@@ -33,7 +33,7 @@ from removeany.jobs.routes import router as jobs_router
 from removeany.jobs.worker import resume_unfinished
 from removeany.maintenance import Sweeper
 from removeany.trust import install as install_trust
-from removeany.web.routes import not_found_page, static_files
+from removeany.web.routes import ResourceHeaders, not_found_page, static_files
 from removeany.web.routes import router as web_router
 from removeany.web.trial import router as trial_router
 
@@ -74,6 +74,7 @@ def create_app(ctx: Context | None = None, *, run_workers: bool = True) -> FastA
     # The request's language (pages and emails): ?lang=, the `lang` cookie or Accept-Language.
     app.add_middleware(LocaleMiddleware, secure=context.settings.cookie_secure)
     app.add_middleware(removebg.RemoveBgCors)
+    app.add_middleware(ResourceHeaders)
     photo = uploads.upload_body_limit(context.settings)
     batch = context.settings.batch_max_bytes + FORM_OVERHEAD
     app.include_router(removebg.router, max_body_size=photo)

@@ -21,7 +21,7 @@ from removeany.jobs.models import Job
 from removeany.jobs.service import new_job_id
 from removeany.web.routes import FORM_COOKIE
 from tests.conftest import eval_image
-from tests.helpers import make_user
+from tests.helpers import make_api_key, make_user
 from tests.web.conftest import PASSWORD, outbox_messages, verification_link
 
 TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -151,6 +151,39 @@ def test_cookies_are_secure_on_an_https_site(settings: Settings) -> None:
         ctx.close()
     # An operator's explicit choice stands.
     assert not Settings(base_url=SITE, cookie_secure=False).cookie_secure
+
+
+def test_what_is_not_a_page_cannot_be_sniffed_or_framed(client: TestClient, ctx: Context) -> None:
+    """Pages had nosniff and frame-ancestors, but the JSON API (which echoes file names),
+    downloads and static files had neither; an upload that is not an image is never kept."""
+    key = {"X-Api-Key": make_api_key(ctx, make_user(ctx, "ada@example.com"))}
+    for name, data in (
+        ("evil.png", b"<html><script>alert(document.domain)</script></html>"),
+        ("evil.png", b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>'),
+    ):
+        refused = client.post("/api/v1/jobs", headers=key, files={"file": (name, data)})
+        assert refused.status_code == 400, refused.text
+    photo = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(photo, "PNG")
+    name = "<img src=x onerror=alert(1)>.png"
+    job = client.post("/api/v1/jobs", headers=key, files={"file": (name, photo.getvalue())})
+    assert job.status_code == 202 and job.json()["input_name"] == name
+    original = client.get(f"/api/v1/jobs/{job.json()['id']}/original", headers=key)
+    assert original.headers["content-type"] == "image/png"
+    for response in (
+        original,
+        client.get(f"/api/v1/jobs/{job.json()['id']}", headers=key),
+        client.get("/api/v1/jobs/nonexistent", headers=key),
+        client.get("/static/app.js"),
+        client.get("/api/openapi.json"),
+    ):
+        assert response.headers["x-content-type-options"] == "nosniff", response.url
+        policy = response.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "sandbox" in policy, response.url
+        assert "frame-ancestors 'none'" in policy, response.url
+    page = client.get("/login")  # pages keep their own policy, which lets their scripts run
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "sandbox" not in page.headers["content-security-policy"]
 
 
 def test_wrong_password_shows_a_sentence(client: TestClient, ctx: Context) -> None:

@@ -23,6 +23,8 @@ from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from removeany import __version__, i18n
 from removeany.accounts import flows, notify, sealing
@@ -161,6 +163,33 @@ def _headers(response: Response) -> Response:
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+RESOURCE_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
+
+
+class ResourceHeaders:
+    """Headers for what is not a page (pages get `_headers`): the JSON API, downloads, static
+    files. Their Content-Type is final, and one opened as a document (a result in a tab of
+    its own) runs nothing and cannot be framed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                if not headers.get("content-type", "").startswith("text/html"):
+                    headers.setdefault("Content-Security-Policy", RESOURCE_CSP)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def render(
