@@ -57,6 +57,7 @@ class Context:
         if self.queue is not None:
             self.queue.shutdown()
             self.queue = None
+        self.mailer.close()
         self.db.dispose()
 
 
