@@ -12,10 +12,12 @@ from fastapi.testclient import TestClient
 
 from removeany import i18n
 from removeany.accounts import repository as accounts_repo
+from removeany.accounts.models import User
 from removeany.billing import service as billing
 from removeany.context import Context
 from removeany.credits import free
 from removeany.credits import service as ledger
+from removeany.credits.routes import PROMO_ATTEMPTS, PROMO_WINDOW
 from removeany.maintenance import run_sweeps
 from tests.conftest import TestClock, eval_image
 from tests.helpers import make_api_key, make_user
@@ -299,10 +301,10 @@ def test_sandbox_checkout_exists_only_with_the_sandbox_provider(
     assert r.status_code == 503 and "Payments are not configured" in r.text
 
 
-def _user_with_promo(ctx: Context, clock: TestClock, code: str, credits: int) -> None:
+def _user_with_promo(ctx: Context, clock: TestClock, code: str, credits: int) -> User:
     """A user with no credits, and a promo code worth ``credits`` for 30 days."""
     ctx.clock = clock
-    make_user(ctx, credits=0)
+    user = make_user(ctx, credits=0)
     with ctx.db.transaction() as s:
         free.create_promo(
             s,
@@ -314,6 +316,7 @@ def _user_with_promo(ctx: Context, clock: TestClock, code: str, credits: int) ->
             now=clock.now,
             admin_id=None,
         )
+    return user
 
 
 def test_redeem_a_promo_code_with_the_form(
@@ -349,6 +352,27 @@ def test_redeem_a_promo_code_with_the_form(
     forged = client.post("/credits/redeem", data={"code": "WELCOME"})
     assert forged.status_code == 403
     assert available(ctx) == 7
+
+
+def test_promo_codes_cannot_be_guessed_quickly(
+    client: TestClient, ctx: Context, clock: TestClock
+) -> None:
+    """Promo codes are names an admin chose (WELCOME, LAUNCH50): any signed-in person or API
+    key could try code after code, each wrong one answered at once with 404."""
+    key = {"X-Api-Key": make_api_key(ctx, _user_with_promo(ctx, clock, "SPRING", 5))}
+    for guess in range(PROMO_ATTEMPTS):
+        wrong = client.post("/api/v1/credits/redeem", json={"code": f"GUESS{guess}"}, headers=key)
+        assert wrong.status_code == 404
+    refused = client.post("/api/v1/credits/redeem", json={"code": "SPRING"}, headers=key)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "too_many_attempts"
+    web_login(client)  # the form counts against the same person
+    token = form_token(client.get("/credits").text)
+    page = client.post("/credits/redeem", data={"code": "SPRING", "csrf_token": token})
+    assert page.status_code == 429 and "Too many promo codes." in text_of(page.text)
+    assert available(ctx) == 0
+    clock.now += PROMO_WINDOW
+    right = client.post("/api/v1/credits/redeem", json={"code": "SPRING"}, headers=key)
+    assert right.status_code == 201 and available(ctx) == 5
 
 
 def test_promo_errors_and_single_credits_in_chinese(
