@@ -23,6 +23,7 @@ from removeany.batches.submit import check_length, plan_upload, submit_batch
 from removeany.context import Context
 from removeany.engine.errors import OptionError
 from removeany.infra.zipstream import stream_zip
+from removeany.jobs.routes import attachment
 
 router = APIRouter(prefix="/api/v1", tags=["batches"])
 
@@ -163,12 +164,11 @@ def batch_results(batch_id: str, request: Request) -> StreamingResponse:
         user = require_user(ctx, session, request)
         batch = service.get_for_user(session, user, batch_id)
         entries = service.result_entries(repo.items(session, batch.id, status="succeeded"))
-    stem = "".join(c for c in (batch.name.rsplit(".", 1)[0]) if c.isalnum() or c in "-_")
-    filename = f"{stem or 'batch'}-results.zip"
+    stem = batch.name.rsplit(".", 1)[0].replace(".", "") or "batch"
     return StreamingResponse(
         stream_zip(ctx.storage, entries),
         media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": attachment(f"{stem}-results.zip", "batch-results.zip")},
     )
 
 

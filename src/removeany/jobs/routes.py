@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
@@ -242,7 +243,7 @@ def job_result(job_id: str, request: Request) -> Response:
         raise NotFound("This job has no result yet.", code="result_not_ready")
     ext = {media: ext for ext, media in MEDIA_TYPES.items()}.get(job.result_media_type or "", "png")
     stem = job.input_name.rsplit(".", 1)[0] or "image"
-    disposition = _attachment(f"{stem}-removeany.{ext}")
+    disposition = attachment(f"{stem}-removeany.{ext}", f"result.{ext}")
     media_type = job.result_media_type or "image/png"
     # Object storage: the client downloads from the bucket directly (a short-lived URL).
     url = ctx.storage.download_url(
@@ -267,6 +268,10 @@ def job_original(job_id: str, request: Request) -> Response:
     return Response(data, media_type=f"image/{fmt}")
 
 
-def _attachment(filename: str) -> str:
-    safe = "".join(c for c in filename if c.isalnum() or c in "-_.") or "result.png"
-    return f'attachment; filename="{safe}"'
+def attachment(filename: str, fallback: str) -> str:
+    """Content-Disposition for a download: the name in any language as RFC 6266's
+    `filename*`, and its ASCII letters as `filename` for old clients (header values are
+    Latin-1: a name such as 照片.png there made the download a 500)."""
+    safe = "".join(c for c in filename if c.isalnum() or c in "-_.")
+    plain = "".join(c for c in safe if c.isascii()).lstrip("-_.") or fallback
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(safe or plain)}"
