@@ -220,6 +220,13 @@ def test_register_does_not_reveal_who_has_an_account(client: TestClient, ctx: Co
     body = notice.get_body(("plain",))
     assert body is not None and "http://testserver/forgot-password" in body.get_content()
     assert login(client, "ada@example.com")  # the password did not change
+    # An account never confirmed gets its confirmation link again instead.
+    client.cookies.clear()  # signed out
+    register(client, "LIN@example.com", "another password entirely")
+    first, again = (
+        m for m in outbox_messages(ctx.settings.outbox_dir) if m["To"] == "lin@example.com"
+    )
+    assert again["Subject"] == first["Subject"] == "Confirm your RemoveAny email address"
 
 
 def test_forms_without_csrf_are_refused(client: TestClient, ctx: Context) -> None:

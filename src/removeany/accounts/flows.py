@@ -199,13 +199,18 @@ def sign_up(
 
 
 def _signup_attempted(ctx: Context, session: Session, user: User) -> None:
-    """Tell an account's owner that someone signed up with their address (at most a few
-    emails per address per window, whoever asks: no mail bombing; none to a banned one)."""
+    """Tell an account's owner that someone signed up with their address, or send an
+    unconfirmed account's confirmation link again (most likely its owner lost the first).
+    At most a few emails per address per window, whoever asks: no mail bombing; none to a
+    banned account."""
     if user.status == "banned":
         return
     window = timedelta(seconds=ctx.settings.signup_window_seconds)
     account_key = f"signup:account:{security.sha256(user.email)}"
     if security.throttle_hit(session, account_key, window=window, now=ctx.now()) > 3:
+        return
+    if not user.is_verified:
+        accounts.send_verification(ctx.mailer, ctx.secret_key, ctx.settings.base_url, user)
         return
     notify.signup_attempted(
         ctx.mailer,
