@@ -92,3 +92,26 @@ def test_job_results_download_from_the_bucket(
             assert result.content == ctx.storage.get(f"results/{job['id']}.1")  # attempt 1
     finally:
         ctx.close()
+
+
+def test_empty_settings_mean_unset_as_the_deployment_docs_write_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`REMOVEANY_S3_ENDPOINT_URL=` (empty for AWS) and empty keys: AWS's endpoint and the
+    standard credential chain, not an "Invalid endpoint" crash or requests signed with ""."""
+    for name, value in {
+        "STORAGE_BACKEND": "s3",
+        "S3_BUCKET": "removeany-files",
+        "S3_REGION": "eu-central-1",
+        "S3_ENDPOINT_URL": "",
+        "S3_ACCESS_KEY_ID": "",
+        "S3_SECRET_ACCESS_KEY": "",
+    }.items():
+        monkeypatch.setenv(f"REMOVEANY_{name}", value)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFROMTHEENVIRONMENT")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "from-the-environment")
+    storage = make_storage(Settings(data_dir=tmp_path))
+    url = storage.download_url("results/abc", filename="cat.png", media_type="image/png")
+    assert url is not None
+    assert httpx.URL(url).host.endswith(".amazonaws.com")
+    assert "X-Amz-Credential=AKIAFROMTHEENVIRONMENT%2F" in url

@@ -225,12 +225,14 @@ def _backend(settings: Settings) -> Storage:
     if settings.storage_backend == "s3":
         if not settings.s3_bucket:
             raise ValueError("REMOVEANY_S3_BUCKET must be set when REMOVEANY_STORAGE_BACKEND=s3")
+        # An empty setting (`REMOVEANY_S3_ENDPOINT_URL=` for AWS, as docs/deployment.md
+        # shows) means unset: boto3 would take "" as the endpoint or the key itself.
         return S3Storage(
             settings.s3_bucket,
-            endpoint_url=settings.s3_endpoint_url,
+            endpoint_url=settings.s3_endpoint_url or None,
             region=settings.s3_region,
-            access_key_id=settings.s3_access_key_id,
-            secret_access_key=settings.s3_secret_access_key,
+            access_key_id=settings.s3_access_key_id or None,
+            secret_access_key=settings.s3_secret_access_key or None,
             prefix=settings.s3_prefix,
             presign_seconds=settings.s3_presign_seconds,
         )
