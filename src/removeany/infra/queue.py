@@ -79,7 +79,15 @@ class CeleryQueue:
         self.queue_name = settings.queue_name
 
     def enqueue(self, job_id: str) -> None:
-        self.app.send_task(TASK_NAME, args=[job_id], queue=self.queue_name)
+        """A wake-up that cannot be published (Redis down) is logged, not raised: the job is
+        already committed, and the workers' sweepers send wake-ups while work is queued, so
+        it runs once Redis is back. Raising would answer 500 for an accepted, charged job."""
+        from kombu.exceptions import OperationalError
+
+        try:
+            self.app.send_task(TASK_NAME, args=[job_id], queue=self.queue_name)
+        except OperationalError as exc:
+            log.warning("wake-up for %s not published (%s); sweepers re-send it", job_id, exc)
 
     def shutdown(self) -> None:
         self.app.close()
