@@ -245,6 +245,10 @@ ERROR_MESSAGES: dict[str, str] = {
     "promo_already_redeemed": N_("You have already redeemed this promo code."),
     "promo_exhausted": N_("This promo code has been used up."),
     "payments_unavailable": N_("Payments are not configured on this server."),
+    "storage_unavailable": N_(
+        "File storage is unavailable right now. Nothing was charged; please try again in "
+        "a few minutes."
+    ),
     "payment_provider_error": N_(
         "The payment provider could not be reached. No money was taken; try again later."
     ),

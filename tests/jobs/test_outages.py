@@ -68,3 +68,41 @@ def test_a_job_accepted_while_redis_is_down_is_answered_202_and_runs_later(
             assert job is not None and job.status == "succeeded" and job.attempts == 1
             balance = ledger.balance(session, user.id, ctx.now())
             assert (balance.available, balance.held) == (2, 0)
+
+
+@pytest.fixture
+def bucket_down(settings: Settings) -> Iterator[Context]:
+    ctx = build_context(
+        settings.model_copy(
+            update={
+                "storage_backend": "s3",
+                "s3_bucket": "removeany-files",
+                "s3_endpoint_url": f"http://127.0.0.1:{closed_port()}",
+                "s3_access_key_id": "testing",
+                "s3_secret_access_key": "testing",
+            }
+        )
+    )
+    yield ctx
+    ctx.close()
+
+
+def test_a_submission_while_the_bucket_is_down_is_a_clear_503_and_charges_nothing(
+    bucket_down: Context,
+) -> None:
+    ctx = bucket_down
+    user = make_user(ctx, credits=3)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    photo = small_photo(photo_paths(1)[0], 200)
+    with TestClient(create_app(ctx)) as client:
+        answer = client.post("/api/v1/jobs", headers=headers, files={"file": ("p.jpg", photo)})
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "storage_unavailable"
+        assert "Nothing was charged" in answer.json()["error"]["message"]
+        removebg = client.post("/v1.0/removebg", headers=headers, files={"image_file": photo})
+        assert removebg.status_code == 503
+        assert removebg.json()["errors"][0]["code"] == "storage_unavailable"
+    with ctx.db.transaction() as session:
+        assert session.query(Job).count() == 0
+        balance = ledger.balance(session, user.id, ctx.now())
+        assert (balance.available, balance.held) == (3, 0)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -20,10 +22,42 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from removeany.errors import DomainError
+
 if TYPE_CHECKING:
     from removeany.infra.settings import Settings
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
+
+
+class StorageUnavailable(DomainError):
+    """The bucket cannot be reached or fails (after the client's retries): a passing outage,
+    answered 503 instead of a bare 500; a submission it interrupts stored and charged nothing."""
+
+    status_code = 503
+    code = "storage_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "File storage is unavailable right now. Nothing was charged; please try again in "
+            "a few minutes."
+        )
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    """Connection failures and S3's own 5xx answers become StorageUnavailable; other answers
+    (no such key, access denied) pass through."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except BotoCoreError as exc:
+        raise StorageUnavailable() from exc
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
+            raise StorageUnavailable() from exc
+        raise
 
 
 class Storage(Protocol):
@@ -113,24 +147,28 @@ class S3Storage:
         return self.prefix + check_key(key)
 
     def put(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        with _reachable():
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
     def get(self, key: str) -> bytes:
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            with _reachable():
+                response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+                body: bytes = response["Body"].read()
         except self.client.exceptions.NoSuchKey:
             raise FileNotFoundError(key) from None
-        body: bytes = response["Body"].read()
         return body
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        with _reachable():
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
         try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            with _reachable():
+                self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
