@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -51,3 +52,12 @@ def wait_for_batch(
             return batch
         time.sleep(0.1)
     raise AssertionError(f"batch did not finish: {batch}")
+
+
+def closed_port() -> int:
+    """A local port nobody listens on: connections to it are refused at once (a service
+    that is down)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

@@ -13,9 +13,11 @@ from fastapi.testclient import TestClient
 from removeany.app import create_app
 from removeany.context import build_context
 from removeany.infra.settings import Settings
-from removeany.infra.storage import S3Storage, make_storage
+from removeany.infra.storage import S3Storage, StorageUnavailable, make_storage
+from removeany.privacy.models import JobFileDeletion
+from removeany.privacy.service import run_retention
 from tests.batches._images import photo_paths, small_photo
-from tests.helpers import make_api_key, make_user
+from tests.helpers import closed_port, make_api_key, make_user
 
 moto_server = pytest.importorskip("moto.server")
 
@@ -115,3 +117,41 @@ def test_empty_settings_mean_unset_as_the_deployment_docs_write_them(
     assert url is not None
     assert httpx.URL(url).host.endswith(".amazonaws.com")
     assert "X-Amz-Credential=AKIAFROMTHEENVIRONMENT%2F" in url
+
+
+def test_retention_during_a_bucket_outage_deletes_the_files_on_the_next_sweep(
+    s3_endpoint: str, settings: Settings, tmp_path: Path
+) -> None:
+    """A sweep whose deletes fail must not record the files as gone: nothing would delete
+    them again, and the bucket would keep them past the retention period for good."""
+    bucket = f"retention-{tmp_path.name.lower().replace('_', '-')}"[:60]
+    scaled = s3_settings(settings, s3_endpoint, bucket).model_copy(update={"retention_hours": 1e-6})
+    ctx = build_context(scaled)
+    down = build_context(
+        scaled.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{closed_port()}"})
+    )
+    assert isinstance(ctx.storage, S3Storage)
+    ctx.storage.ensure_bucket()
+    try:
+        with TestClient(create_app(ctx)) as client:
+            headers = {"X-Api-Key": make_api_key(ctx, make_user(ctx, credits=3))}
+            job = client.post(
+                "/api/v1/jobs",
+                headers=headers,
+                data={"wait": "true"},
+                files={"file": ("p.jpg", small_photo(photo_paths(1)[0], 200))},
+            ).json()
+        assert job["status"] == "succeeded", job
+        files = [f"originals/{job['id']}", f"results/{job['id']}.1"]
+        with pytest.raises(StorageUnavailable):
+            run_retention(down)
+        with ctx.db.transaction() as session:
+            assert session.get(JobFileDeletion, job["id"]) is None
+        assert all(ctx.storage.exists(key) for key in files)
+        assert run_retention(ctx) == 1
+        assert not any(ctx.storage.exists(key) for key in files)
+        with ctx.db.transaction() as session:
+            assert session.get(JobFileDeletion, job["id"]) is not None
+    finally:
+        down.close()
+        ctx.close()

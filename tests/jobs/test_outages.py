@@ -3,7 +3,6 @@ after the job was committed, the file store (S3) down before it was."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -17,15 +16,7 @@ from removeany.jobs import repository as repo
 from removeany.jobs.models import Job
 from removeany.jobs.worker import process_job
 from tests.batches._images import photo_paths, small_photo
-from tests.helpers import make_api_key, make_user
-
-
-def closed_port() -> int:
-    """A local port nobody listens on (connections are refused at once)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+from tests.helpers import closed_port, make_api_key, make_user
 
 
 @pytest.fixture

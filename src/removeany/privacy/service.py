@@ -107,7 +107,10 @@ def run_retention(ctx: Context) -> int:
             jobs = due_for_retention(session, now, ctx.settings.retention_hours)
             for job in jobs:
                 keys += mark_deleted(session, job, reason="retention", now=now)
-        delete_files(ctx.storage, keys)
+            # Before the commit, unlike deletions on request: if the store fails (an S3
+            # outage), the records roll back and the next sweep deletes these files again;
+            # after it, the records would say "deleted" over files nothing retries.
+            delete_files(ctx.storage, keys)
         total += len(jobs)
         if len(jobs) < BATCH:
             return total
