@@ -85,8 +85,8 @@ def _user_action(name: str, user_ref: str, reason: str) -> None:
             action = getattr(moderation, {"delete": "delete_user"}.get(name, name))
             keys = action(session, _actor(), user, reason, now=ctx.now())
             line = _describe(user)
-        if name == "delete":
-            privacy.delete_files(ctx.storage, keys)
+            if name == "delete":
+                privacy.delete_files(ctx.storage, keys)
         typer.echo(line)
 
 

@@ -10,12 +10,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from removeany.accounts.models import User
 from removeany.app import create_app
 from removeany.context import build_context
 from removeany.infra.settings import Settings
 from removeany.infra.storage import S3Storage, StorageUnavailable, make_storage
 from removeany.privacy.models import JobFileDeletion
-from removeany.privacy.service import run_retention
+from removeany.privacy.service import delete_account, run_retention
 from tests.batches._images import photo_paths, small_photo
 from tests.helpers import closed_port, make_api_key, make_user
 
@@ -152,6 +153,43 @@ def test_retention_during_a_bucket_outage_deletes_the_files_on_the_next_sweep(
         assert not any(ctx.storage.exists(key) for key in files)
         with ctx.db.transaction() as session:
             assert session.get(JobFileDeletion, job["id"]) is not None
+    finally:
+        down.close()
+        ctx.close()
+
+
+def test_an_account_deleted_during_a_bucket_outage_is_deleted_whole_on_retry(
+    s3_endpoint: str, settings: Settings, tmp_path: Path
+) -> None:
+    """Deleting an account while the bucket is down must not answer 'deleted' (or 503) over
+    an erased account whose photos stay in the bucket: the deletion fails whole and the
+    person's retry, with the bucket back, removes the account and its files."""
+    bucket = f"erase-{tmp_path.name.lower().replace('_', '-')}"[:60]
+    scaled = s3_settings(settings, s3_endpoint, bucket)
+    ctx = build_context(scaled)
+    down = build_context(
+        scaled.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{closed_port()}"})
+    )
+    assert isinstance(ctx.storage, S3Storage)
+    ctx.storage.ensure_bucket()
+    try:
+        user = make_user(ctx, credits=3)
+        with TestClient(create_app(ctx)) as client:
+            job = client.post(
+                "/api/v1/jobs",
+                headers={"X-Api-Key": make_api_key(ctx, user)},
+                data={"wait": "true"},
+                files={"file": ("p.jpg", small_photo(photo_paths(1)[0], 200))},
+            ).json()
+        assert job["status"] == "succeeded", job
+        files = [f"originals/{job['id']}", f"results/{job['id']}.1"]
+        with pytest.raises(StorageUnavailable):
+            delete_account(down, user.id, "correct horse battery")
+        with ctx.db.transaction() as session:
+            assert session.get(User, user.id).email == user.email  # type: ignore[union-attr]
+        assert all(ctx.storage.exists(key) for key in files)
+        assert delete_account(ctx, user.id, "correct horse battery") == user.email
+        assert not any(ctx.storage.exists(key) for key in files)
     finally:
         down.close()
         ctx.close()

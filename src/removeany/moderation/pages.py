@@ -79,7 +79,6 @@ def _act(
     """Run `action` for an admin. A refused one answers with the page searched as before (`q`)
     and the form as it was typed (`typed`), so the admin corrects it for the same user."""
     ctx = _ctx(request)
-    keys: list[str] = []
     try:
         with ctx.db.transaction() as session:
             viewer = _viewer(ctx, session, request)
@@ -89,9 +88,9 @@ def _act(
                 return _error_page(request, ADMIN_ONLY, viewer)
             check_csrf(viewer.web, csrf_token)
             keys = action(ctx, session, Actor(viewer.user.id, viewer.user.email)) or []
+            privacy.delete_files(ctx.storage, keys)
     except DomainError as exc:
         return _page(request, ctx, q, status_code=exc.status_code, error=exc, typed=typed)
-    privacy.delete_files(ctx.storage, keys)
     return redirect("/admin?done=1")
 
 

@@ -178,7 +178,7 @@ def _act(request: Request, user_id: int, action: str, reason: str) -> AdminUserO
         else:
             keys = moderation.delete_user(session, actor, user, reason, now=ctx.now())
         out = admin_user_out(ctx, session, user)
-    privacy.delete_files(ctx.storage, keys)
+        privacy.delete_files(ctx.storage, keys)
     return out
 
 

@@ -63,7 +63,7 @@ def delete_job_files(job_id: str, request: Request) -> JobFilesOut:
         job = jobs.get_for_user(session, require_user(ctx, session, request), job_id)
         keys = privacy.delete_job_files(session, job, now=ctx.now())
         out = _files_out(ctx, job.id, job.created_at, privacy.deletion_of(session, job.id))
-    privacy.delete_files(ctx.storage, keys)
+        privacy.delete_files(ctx.storage, keys)
     return out
 
 

@@ -55,8 +55,9 @@ def job_keys(job: Job) -> list[str]:
 
 
 def mark_deleted(session: Session, job: Job, *, reason: str, now: datetime) -> list[str]:
-    """Record that the job's files are gone; returns the storage keys to delete after commit
-    (a rolled-back transaction then leaves the files in place, never a row without files)."""
+    """Record that the job's files are gone; returns the storage keys, which the caller
+    deletes before its commit: if the store fails (an S3 outage), the record rolls back and
+    the deletion can be retried, where a record over files left behind would never be."""
     if deletion_of(session, job.id) is None:
         session.add(JobFileDeletion(job_id=job.id, deleted_at=now, reason=reason))
         session.flush()
@@ -107,10 +108,7 @@ def run_retention(ctx: Context) -> int:
             jobs = due_for_retention(session, now, ctx.settings.retention_hours)
             for job in jobs:
                 keys += mark_deleted(session, job, reason="retention", now=now)
-            # Before the commit, unlike deletions on request: if the store fails (an S3
-            # outage), the records roll back and the next sweep deletes these files again;
-            # after it, the records would say "deleted" over files nothing retries.
-            delete_files(ctx.storage, keys)
+            delete_files(ctx.storage, keys)  # before the commit: see mark_deleted
         total += len(jobs)
         if len(jobs) < BATCH:
             return total
@@ -320,7 +318,7 @@ def erase_account(session: Session, user: User, *, now: datetime) -> list[str]:
 
 def delete_account(ctx: Context, user_id: int, current_password: str) -> str:
     """The person's own deletion, after their current password; returns the old address (a
-    confirmation is mailed there). Files are deleted after the commit."""
+    confirmation is mailed there). Files are deleted before the commit (see mark_deleted)."""
     from removeany.accounts.flows import reauth_guard
 
     with reauth_guard(ctx, user_id), ctx.db.transaction() as session:
@@ -329,7 +327,7 @@ def delete_account(ctx: Context, user_id: int, current_password: str) -> str:
         security.reauthenticate(user, current_password)
         address, locale = user.email, user.locale
         keys = erase_account(session, user, now=ctx.now())
-    delete_files(ctx.storage, keys)
+        delete_files(ctx.storage, keys)
     with use(locale):
         ctx.mailer.send(
             address,

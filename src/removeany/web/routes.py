@@ -724,9 +724,9 @@ def delete_job_files(
         try:
             job = jobs.get_for_user(session, viewer.user, job_id)
             keys = privacy.delete_job_files(session, job, now=ctx.now())
+            privacy.delete_files(ctx.storage, keys)
         except DomainError as exc:
             return _error_page(request, exc, viewer)
-    privacy.delete_files(ctx.storage, keys)
     return redirect("/app?deleted=1#recent-title")
 
 
