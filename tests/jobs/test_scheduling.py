@@ -9,6 +9,8 @@ import pytest
 
 from removeany.accounts.models import User
 from removeany.context import Context
+from removeany.credits import repository as credits_repo
+from removeany.credits import service as ledger
 from removeany.jobs import repository as repo
 from removeany.jobs import service as jobs
 from removeany.jobs import worker
@@ -243,3 +245,35 @@ def test_a_deleted_account_s_running_job_leaves_no_result(ctx: Context, clock: T
         assert not ctx.storage.exists(job.input_key)
     assert not ctx.storage.exists(f"results/{job_id}.{claimed.attempt}")
     assert audit(ctx, user.id)["captured"] == 0
+
+
+def test_sweeps_running_at_once_share_the_work(ctx: Context, clock: TestClock) -> None:
+    """Every web process runs the sweeps (and cron may too): while one sweep holds expiring
+    lots and jobs due for retention, another must skip them, not mail the same warning twice
+    or record the same job's deletion (its transaction then failed on the key)."""
+    if ctx.settings.sqlalchemy_url.startswith("sqlite"):
+        pytest.skip("SQLite runs one write transaction at a time (BEGIN IMMEDIATE)")
+    ctx.clock = clock
+    user = make_user(ctx, credits=3)
+    with ctx.db.transaction() as session:
+        ledger.grant(
+            session,
+            user.id,
+            5,
+            source="promo",
+            now=ctx.now(),
+            expires_at=ctx.now() + timedelta(days=2),
+        )
+    (job_id,) = submit(ctx, user.id, 1, small_photo(photo_paths(1)[0], 160))
+    with ctx.db.transaction() as session:
+        jobs.cancel_queued_of(session, user.id, ctx.now())
+    clock.now += timedelta(hours=ctx.settings.retention_hours + 1)
+    horizon = ctx.now() + timedelta(days=ctx.settings.expiry_warning_days)
+    with ctx.db.transaction() as first:
+        assert len(credits_repo.lots_to_warn(first, ctx.now(), horizon)) == 1
+        assert len(privacy.due_for_retention(first, ctx.now(), ctx.settings.retention_hours)) == 1
+        assert run_sweeps(ctx).expiry_warnings == 0
+        assert privacy.run_retention(ctx) == 0
+    assert run_sweeps(ctx).expiry_warnings == 1  # and the retention sweep took the job
+    with ctx.db.transaction() as session:
+        assert privacy.deletion_of(session, job_id) is not None

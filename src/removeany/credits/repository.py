@@ -109,12 +109,18 @@ def entry_sum_for_lot(session: Session, lot_id: int) -> int:
 
 
 def lots_to_warn(session: Session, now: datetime, horizon: datetime) -> Sequence[CreditLot]:
-    """Lots with credits left that expire before `horizon` and whose owner was not yet told."""
-    stmt = select(CreditLot).where(
-        CreditLot.remaining > 0,
-        CreditLot.expiry_warned_at.is_(None),
-        CreditLot.expires_at.is_not(None),
-        CreditLot.expires_at > now,
-        CreditLot.expires_at <= horizon,
+    """Lots with credits left that expire before `horizon` and whose owner was not yet told.
+    Locked, skipping lots another sweep holds: every web process sweeps (and cron may too),
+    and two sweeps must not both mail the same warning."""
+    stmt = (
+        select(CreditLot)
+        .where(
+            CreditLot.remaining > 0,
+            CreditLot.expiry_warned_at.is_(None),
+            CreditLot.expires_at.is_not(None),
+            CreditLot.expires_at > now,
+            CreditLot.expires_at <= horizon,
+        )
+        .with_for_update(skip_locked=True)
     )
     return session.scalars(stmt).all()

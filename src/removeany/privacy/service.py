@@ -80,6 +80,8 @@ def delete_job_files(session: Session, job: Job, *, now: datetime) -> list[str]:
 
 
 def due_for_retention(session: Session, now: datetime, hours: float) -> Sequence[Job]:
+    """Locked, skipping jobs another sweep holds (several processes sweep at once), so two
+    sweeps never record the same job (the second's transaction failed on the key)."""
     cutoff = now - timedelta(hours=hours)
     stmt = (
         select(Job)
@@ -90,6 +92,7 @@ def due_for_retention(session: Session, now: datetime, hours: float) -> Sequence
         )
         .order_by(Job.created_at)
         .limit(BATCH)
+        .with_for_update(skip_locked=True, key_share=True)
     )
     return session.scalars(stmt).all()
 
