@@ -242,8 +242,8 @@ def models_list() -> None:
 
 @app.command()
 def sweep() -> None:
-    """Run scheduled upkeep once: expire credit lots, release stale holds, send expiry warnings.
-    (`serve` runs this every minute itself; scaled setups run it from cron.)"""
+    """Run scheduled upkeep once: expire credit lots, release stale holds, send expiry warnings,
+    delete files past retention. (Every `serve` runs this every minute itself.)"""
     from removeany.maintenance import run_sweeps
 
     ctx = platform_context(Settings())

@@ -1,6 +1,6 @@
-"""Scheduled upkeep: expire lots, release stale holds, warn about expiring credits. The
-embedded default runs it on a thread; scaled setups run `removeany sweep` from cron or a
-single worker."""
+"""Scheduled upkeep: expire lots, release stale holds, warn about expiring credits, delete
+files past retention. Every `serve` process runs it on a thread (web-only ones too); several
+processes sweeping at once share the work. `removeany sweep` runs one pass."""
 
 from __future__ import annotations
 
