@@ -245,6 +245,7 @@ ERROR_MESSAGES: dict[str, str] = {
     "promo_already_redeemed": N_("You have already redeemed this promo code."),
     "promo_exhausted": N_("This promo code has been used up."),
     "payments_unavailable": N_("Payments are not configured on this server."),
+    "throttle_unavailable": N_("This is unavailable for a moment. Please try again in a minute."),
     "storage_unavailable": N_(
         "File storage is unavailable right now. Nothing was charged; please try again in "
         "a few minutes."

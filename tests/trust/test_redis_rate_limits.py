@@ -12,14 +12,14 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from removeany.accounts.models import RateCounter
+from removeany.accounts.models import RateCounter, User
 from removeany.app import create_app
 from removeany.context import Context, build_context
 from removeany.infra.ratelimit import RedisCounters
 from removeany.infra.settings import Settings
 from tests.batches._scale import redis_broker
 from tests.conftest import TestClock
-from tests.helpers import make_user
+from tests.helpers import closed_port, make_user
 from tests.trust.conftest import PASSWORD, login
 
 
@@ -83,3 +83,30 @@ def test_signups_per_address_are_throttled_in_redis(redis_ctx: Context) -> None:
             "/api/v1/auth/register", json={"email": "s9@example.com", "password": PASSWORD}
         )
         assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_attempts"
+
+
+def test_with_redis_down_sign_in_and_sign_up_answer_503_not_500(settings: Settings) -> None:
+    """The throttles cannot count, so what they guard is refused, with a clear answer."""
+    ctx = build_context(
+        settings.model_copy(
+            update={
+                "rate_limit_backend": "redis",
+                "rate_limit_redis_url": f"redis://127.0.0.1:{closed_port()}/0",
+            }
+        )
+    )
+    try:
+        make_user(ctx)
+        with TestClient(create_app(ctx)) as client:
+            signed_in = login(client, "ada@example.com")
+            assert signed_in.status_code == 503, signed_in.text
+            assert signed_in.json()["error"]["code"] == "throttle_unavailable"
+            signed_up = client.post(
+                "/api/v1/auth/register", json={"email": "new@example.com", "password": PASSWORD}
+            )
+            assert signed_up.status_code == 503
+            assert signed_up.json()["error"]["code"] == "throttle_unavailable"
+        with ctx.db.transaction() as session:
+            assert session.scalar(select(func.count()).select_from(User)) == 1
+    finally:
+        ctx.close()

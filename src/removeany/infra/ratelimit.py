@@ -12,10 +12,14 @@ functions find them whatever transaction they run in.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
+
+from removeany.errors import DomainError
 
 SESSION_KEY = "rate_counters"
 
@@ -36,6 +40,25 @@ return count
 """
 
 
+class ThrottleUnavailable(DomainError):
+    """Redis cannot be reached: what it guards (sign-in, sign-up, the try-out) is refused with
+    503 until it is back, rather than let through unthrottled or answered with a bare 500."""
+
+    status_code = 503
+    code = "throttle_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("This is unavailable for a moment. Please try again in a minute.")
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise ThrottleUnavailable() from exc
+
+
 class RedisCounters:
     """Fixed-window hit counters, one Redis hash per key: {start (epoch seconds), count}."""
 
@@ -46,18 +69,21 @@ class RedisCounters:
 
     def window(self, key: str) -> tuple[datetime, int] | None:
         """(window start, hits) for `key`, or None when it has no hits."""
-        start, count = self.client.hmget(self.prefix + key, "start", "count")
+        with _reachable():
+            start, count = self.client.hmget(self.prefix + key, "start", "count")
         if start is None or count is None:
             return None
         return datetime.fromtimestamp(float(start), UTC), int(count)
 
     def hit(self, key: str, *, window: timedelta, now: datetime) -> int:
-        return int(
-            self._hit(keys=[self.prefix + key], args=[now.timestamp(), window.total_seconds()])
-        )
+        with _reachable():
+            return int(
+                self._hit(keys=[self.prefix + key], args=[now.timestamp(), window.total_seconds()])
+            )
 
     def clear(self, key: str) -> None:
-        self.client.delete(self.prefix + key)
+        with _reachable():
+            self.client.delete(self.prefix + key)
 
     def close(self) -> None:
         self.client.close()
