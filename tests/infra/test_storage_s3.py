@@ -4,6 +4,7 @@ objects, presigned downloads, and a job whose result download redirects to the b
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -12,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from removeany.accounts.models import User
 from removeany.app import create_app
-from removeany.context import build_context
+from removeany.context import Context, build_context
 from removeany.infra.settings import Settings
 from removeany.infra.storage import S3Storage, StorageUnavailable, make_storage
 from removeany.privacy.models import JobFileDeletion
@@ -120,13 +121,12 @@ def test_empty_settings_mean_unset_as_the_deployment_docs_write_them(
     assert "X-Amz-Credential=AKIAFROMTHEENVIRONMENT%2F" in url
 
 
-def test_retention_during_a_bucket_outage_deletes_the_files_on_the_next_sweep(
-    s3_endpoint: str, settings: Settings, tmp_path: Path
-) -> None:
-    """A sweep whose deletes fail must not record the files as gone: nothing would delete
-    them again, and the bucket would keep them past the retention period for good."""
-    bucket = f"retention-{tmp_path.name.lower().replace('_', '-')}"[:60]
-    scaled = s3_settings(settings, s3_endpoint, bucket).model_copy(update={"retention_hours": 1e-6})
+@contextmanager
+def bucket_and_outage(
+    settings: Settings, endpoint: str, bucket: str, **update: object
+) -> Iterator[tuple[Context, Context]]:
+    """The platform on a fresh bucket, and the same platform with the bucket unreachable."""
+    scaled = s3_settings(settings, endpoint, bucket).model_copy(update=update)
     ctx = build_context(scaled)
     down = build_context(
         scaled.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{closed_port()}"})
@@ -134,28 +134,43 @@ def test_retention_during_a_bucket_outage_deletes_the_files_on_the_next_sweep(
     assert isinstance(ctx.storage, S3Storage)
     ctx.storage.ensure_bucket()
     try:
-        with TestClient(create_app(ctx)) as client:
-            headers = {"X-Api-Key": make_api_key(ctx, make_user(ctx, credits=3))}
-            job = client.post(
-                "/api/v1/jobs",
-                headers=headers,
-                data={"wait": "true"},
-                files={"file": ("p.jpg", small_photo(photo_paths(1)[0], 200))},
-            ).json()
-        assert job["status"] == "succeeded", job
-        files = [f"originals/{job['id']}", f"results/{job['id']}.1"]
+        yield ctx, down
+    finally:
+        down.close()
+        ctx.close()
+
+
+def finished_job_files(ctx: Context, user: User) -> list[str]:
+    """The stored original and result of a job of ``user``'s, run to the end."""
+    with TestClient(create_app(ctx)) as client:
+        job = client.post(
+            "/api/v1/jobs",
+            headers={"X-Api-Key": make_api_key(ctx, user)},
+            data={"wait": "true"},
+            files={"file": ("p.jpg", small_photo(photo_paths(1)[0], 200))},
+        ).json()
+    assert job["status"] == "succeeded", job
+    return [f"originals/{job['id']}", f"results/{job['id']}.1"]
+
+
+def test_retention_during_a_bucket_outage_deletes_the_files_on_the_next_sweep(
+    s3_endpoint: str, settings: Settings, tmp_path: Path
+) -> None:
+    """A sweep whose deletes fail must not record the files as gone: nothing would delete
+    them again, and the bucket would keep them past the retention period for good."""
+    bucket = f"retention-{tmp_path.name.lower().replace('_', '-')}"[:60]
+    with bucket_and_outage(settings, s3_endpoint, bucket, retention_hours=1e-6) as (ctx, down):
+        files = finished_job_files(ctx, make_user(ctx, credits=3))
+        job_id = files[0].split("/")[1]
         with pytest.raises(StorageUnavailable):
             run_retention(down)
         with ctx.db.transaction() as session:
-            assert session.get(JobFileDeletion, job["id"]) is None
+            assert session.get(JobFileDeletion, job_id) is None
         assert all(ctx.storage.exists(key) for key in files)
         assert run_retention(ctx) == 1
         assert not any(ctx.storage.exists(key) for key in files)
         with ctx.db.transaction() as session:
-            assert session.get(JobFileDeletion, job["id"]) is not None
-    finally:
-        down.close()
-        ctx.close()
+            assert session.get(JobFileDeletion, job_id) is not None
 
 
 def test_an_account_deleted_during_a_bucket_outage_is_deleted_whole_on_retry(
@@ -165,24 +180,9 @@ def test_an_account_deleted_during_a_bucket_outage_is_deleted_whole_on_retry(
     an erased account whose photos stay in the bucket: the deletion fails whole and the
     person's retry, with the bucket back, removes the account and its files."""
     bucket = f"erase-{tmp_path.name.lower().replace('_', '-')}"[:60]
-    scaled = s3_settings(settings, s3_endpoint, bucket)
-    ctx = build_context(scaled)
-    down = build_context(
-        scaled.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{closed_port()}"})
-    )
-    assert isinstance(ctx.storage, S3Storage)
-    ctx.storage.ensure_bucket()
-    try:
+    with bucket_and_outage(settings, s3_endpoint, bucket) as (ctx, down):
         user = make_user(ctx, credits=3)
-        with TestClient(create_app(ctx)) as client:
-            job = client.post(
-                "/api/v1/jobs",
-                headers={"X-Api-Key": make_api_key(ctx, user)},
-                data={"wait": "true"},
-                files={"file": ("p.jpg", small_photo(photo_paths(1)[0], 200))},
-            ).json()
-        assert job["status"] == "succeeded", job
-        files = [f"originals/{job['id']}", f"results/{job['id']}.1"]
+        files = finished_job_files(ctx, user)
         with pytest.raises(StorageUnavailable):
             delete_account(down, user.id, "correct horse battery")
         with ctx.db.transaction() as session:
@@ -190,6 +190,3 @@ def test_an_account_deleted_during_a_bucket_outage_is_deleted_whole_on_retry(
         assert all(ctx.storage.exists(key) for key in files)
         assert delete_account(ctx, user.id, "correct horse battery") == user.email
         assert not any(ctx.storage.exists(key) for key in files)
-    finally:
-        down.close()
-        ctx.close()
