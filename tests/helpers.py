@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -28,7 +29,7 @@ def make_user(ctx: Context, email: str = "ada@example.com", *, credits: int = 10
                 credits,
                 source="admin",
                 now=ctx.now(),
-                expires_at=None,
+                expires_at=ctx.now() + timedelta(days=365),
                 reference="test",
             )
         return user

@@ -132,7 +132,10 @@ def migrate() -> None:
 def users_create(
     email: str,
     password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
-    credits: Annotated[int, typer.Option(help="Credits to grant (admin lot).")] = 0,
+    credits: Annotated[
+        int,
+        typer.Option(help="Credits to grant (admin lot, lasting REMOVEANY_ADMIN_CREDIT_DAYS)."),
+    ] = 0,
     admin: Annotated[bool, typer.Option(help="Make the user an administrator.")] = False,
     api_key: Annotated[bool, typer.Option(help="Also create an API key, printed last.")] = False,
     accept_terms: Annotated[
@@ -145,6 +148,8 @@ def users_create(
     ] = True,
 ) -> None:
     """Create a verified user (operators and scripts)."""
+    from datetime import timedelta
+
     from removeany.accounts import service as accounts
     from removeany.credits import service as ledger
     from removeany.errors import DomainError
@@ -157,14 +162,15 @@ def users_create(
             user = accounts.create_user(
                 session, email, password, now=now, is_admin=admin, verified=True
             )
+            lot = None
             if credits > 0:
-                ledger.grant(
+                lot = ledger.grant(
                     session,
                     user.id,
                     credits,
                     source="admin",
                     now=now,
-                    expires_at=None,
+                    expires_at=now + timedelta(days=ctx.settings.admin_credit_days),
                     reference="cli",
                 )
             if accept_terms:
@@ -174,8 +180,10 @@ def users_create(
                 )
             key = accounts.create_api_key(session, user, "cli", now=now)[0] if api_key else None
             typer.echo(f"created user {user.email} (id {user.id})")
-            if credits:
-                typer.echo(f"granted {credits} credits")
+            if lot is not None:
+                typer.echo(
+                    f"granted {credits} credits, expiring {lot.expires_at:%Y-%m-%d %H:%M} UTC"
+                )
             if accept_terms:
                 typer.echo(f"terms version {terms.version} recorded as accepted (via the CLI)")
             if key is not None:

@@ -128,7 +128,10 @@ def credits(
         typer.Argument(help="Positive grants, negative revokes (put options first, then -- -5)."),
     ],
     reason: Reason,
-    days: Annotated[int | None, typer.Option(help="Expiry of granted credits.")] = None,
+    days: Annotated[
+        int | None,
+        typer.Option(help="Days granted credits last (default: REMOVEANY_ADMIN_CREDIT_DAYS)."),
+    ] = None,
 ) -> None:
     """Grant or revoke credits."""
     from removeany.credits import service as ledger
@@ -137,9 +140,16 @@ def credits(
     def work(ctx: Any, session: Any) -> None:
         target = moderation.find_user(session, user)
         if amount >= 0:
-            moderation.grant_credits(
-                session, _actor(), target, amount, reason, now=ctx.now(), days=days
+            lot = moderation.grant_credits(
+                session,
+                _actor(),
+                target,
+                amount,
+                reason,
+                now=ctx.now(),
+                days=days or ctx.settings.admin_credit_days,
             )
+            typer.echo(f"granted {amount} credits, expiring {lot.expires_at:%Y-%m-%d %H:%M} UTC")
         else:
             moderation.revoke_credits(session, _actor(), target, -amount, reason, now=ctx.now())
         balance = ledger.balance(session, target.id, ctx.now())

@@ -50,7 +50,7 @@ def _warn_expiring(ctx: Context) -> int:
         for lot in credits_repo.lots_to_warn(session, now, horizon):
             user = accounts_repo.user_by_id(session, lot.user_id)
             lot.expiry_warned_at = now
-            if user is None or lot.expires_at is None:
+            if user is None:
                 continue
             with use(user.locale):
                 ctx.mailer.send(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -117,7 +118,9 @@ def test_batch_items_are_priced_as_the_same_photos_alone(client: TestClient, ctx
         "This needs 4 credits and your balance is 3."
     )
     with ctx.db.transaction() as s:
-        ledger.grant(s, user.id, 1, source="admin", now=ctx.now(), expires_at=None)
+        ledger.grant(
+            s, user.id, 1, source="admin", now=ctx.now(), expires_at=ctx.now() + timedelta(days=1)
+        )
     response = client.post("/api/v1/batches", headers=headers, files=files)
     assert response.status_code == 202, response.text
     batch = wait_for_batch(client, response.json()["id"], headers)

@@ -138,7 +138,7 @@ def test_credits_page_shows_lots_history_and_the_expiry_warning(
     )
     lots = text_of(page.text.split('id="lots"')[1].split("</table>")[0])
     assert "Sign-up gift" in lots and "Admin" in lots and "Expires soon" in lots
-    assert "Never" in lots and "2026-01-06 12:00 UTC" in lots
+    assert "2027-01-01 12:00 UTC" in lots and "2026-01-06 12:00 UTC" in lots
     history = page.text.split('id="history"')[1].split("</table>")[0]
     assert f'href="/jobs/{job["id"]}"' in history
     words = text_of(history)

@@ -125,7 +125,7 @@ def test_grant_with_idempotency_key_happens_once(ctx: Context) -> None:
             10,
             source="signup",
             now=ctx.now(),
-            expires_at=None,
+            expires_at=ctx.now() + timedelta(days=30),
             idempotency_key="signup:x",
         )
         again = ledger.grant(
@@ -134,7 +134,7 @@ def test_grant_with_idempotency_key_happens_once(ctx: Context) -> None:
             10,
             source="signup",
             now=ctx.now(),
-            expires_at=None,
+            expires_at=ctx.now() + timedelta(days=30),
             idempotency_key="signup:x",
         )
         assert first is not None and again is None

@@ -163,7 +163,7 @@ def _promo_notice(view: CreditsOut, redeemed: str) -> str | None:
         "The promo code added {credits} credits. They expire on {date}.",
         lot.amount,
         credits=lot.amount,
-        date=lot.expires_at.strftime("%Y-%m-%d") if lot.expires_at else "",
+        date=lot.expires_at.strftime("%Y-%m-%d"),
     )
 
 
@@ -186,7 +186,7 @@ def _credits_page(
     soon_ids = {lot.id for lot in view.expiring_soon}
     expiring = sum(lot.remaining for lot in view.expiring_soon)
     first_expiry: datetime | None = min(
-        (lot.expires_at for lot in view.expiring_soon if lot.expires_at is not None), default=None
+        (lot.expires_at for lot in view.expiring_soon), default=None
     )
     entries = [
         {

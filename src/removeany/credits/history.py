@@ -16,11 +16,7 @@ def credits_view(session: Session, user_id: int, *, now: datetime, warning_days:
     lots = repo.lots(session, user_id)
     by_id = {lot.id: lot for lot in lots}
     horizon = now + timedelta(days=warning_days)
-    soon = [
-        lot
-        for lot in lots
-        if lot.remaining > 0 and lot.expires_at is not None and now < lot.expires_at <= horizon
-    ]
+    soon = [lot for lot in lots if lot.remaining > 0 and now < lot.expires_at <= horizon]
     entries = []
     for entry in repo.entries(session, user_id):
         lot = by_id[entry.lot_id]

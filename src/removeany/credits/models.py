@@ -24,7 +24,7 @@ class CreditLot(Base):
     source: Mapped[str] = mapped_column(String(20))
     amount: Mapped[int] = mapped_column(Integer)
     remaining: Mapped[int] = mapped_column(Integer)
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)  # every lot expires (the terms)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expiry_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 

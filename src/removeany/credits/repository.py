@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import case, func, or_, select, text
+from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
 
 from removeany.credits.models import CreditEntry, CreditHold, CreditLot
@@ -26,10 +26,9 @@ def spendable_lots(session: Session, user_id: int, now: datetime) -> Sequence[Cr
         .where(
             CreditLot.user_id == user_id,
             CreditLot.remaining > 0,
-            or_(CreditLot.expires_at.is_(None), CreditLot.expires_at > now),
+            CreditLot.expires_at > now,
         )
         .order_by(
-            CreditLot.expires_at.is_(None),
             CreditLot.expires_at,
             paid_last,
             CreditLot.created_at,
@@ -42,8 +41,7 @@ def spendable_lots(session: Session, user_id: int, now: datetime) -> Sequence[Cr
 def available(session: Session, user_id: int, now: datetime, *, source: str | None = None) -> int:
     """Unexpired credits, or those of lots from one ``source`` (such as "purchase")."""
     stmt = select(func.coalesce(func.sum(CreditLot.remaining), 0)).where(
-        CreditLot.user_id == user_id,
-        or_(CreditLot.expires_at.is_(None), CreditLot.expires_at > now),
+        CreditLot.user_id == user_id, CreditLot.expires_at > now
     )
     if source is not None:
         stmt = stmt.where(CreditLot.source == source)
@@ -76,9 +74,7 @@ def expired_holds(session: Session, now: datetime) -> Sequence[CreditHold]:
 
 
 def lots_to_expire(session: Session, now: datetime) -> Sequence[CreditLot]:
-    stmt = select(CreditLot).where(
-        CreditLot.remaining > 0, CreditLot.expires_at.is_not(None), CreditLot.expires_at <= now
-    )
+    stmt = select(CreditLot).where(CreditLot.remaining > 0, CreditLot.expires_at <= now)
     return session.scalars(stmt).all()
 
 
@@ -117,7 +113,6 @@ def lots_to_warn(session: Session, now: datetime, horizon: datetime) -> Sequence
         .where(
             CreditLot.remaining > 0,
             CreditLot.expiry_warned_at.is_(None),
-            CreditLot.expires_at.is_not(None),
             CreditLot.expires_at > now,
             CreditLot.expires_at <= horizon,
         )

@@ -12,7 +12,7 @@ class LotOut(BaseModel):
     source: str
     amount: int
     remaining: int
-    expires_at: datetime | None
+    expires_at: datetime
     created_at: datetime
 
 
@@ -20,7 +20,7 @@ class EntryOut(BaseModel):
     id: int
     lot_id: int
     lot_source: str
-    lot_expires_at: datetime | None
+    lot_expires_at: datetime
     kind: str
     amount: int
     reference: str

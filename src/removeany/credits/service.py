@@ -65,7 +65,7 @@ def grant(
     *,
     source: str,
     now: datetime,
-    expires_at: datetime | None,
+    expires_at: datetime,
     reference: str = "",
     idempotency_key: str | None = None,
 ) -> CreditLot | None:

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     signup_grants_per_ip_per_day: int = Field(default=3, ge=0)
     monthly_free_credits: int = Field(default=0, ge=0)
     paid_credit_days: int = Field(default=365, ge=1)
+    # How long credits an administrator grants last when the grant names no days (the admin
+    # console, `removeany admin credits`, the admin API, `removeany users create --credits`):
+    # the terms promise that every credit expires.
+    admin_credit_days: int = Field(default=365, ge=1)
     expiry_warning_days: int = Field(default=7, ge=0)
     reserve_ttl_seconds: int = 3600
     sweep_interval_seconds: float = Field(default=60.0, gt=0)

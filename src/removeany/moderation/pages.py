@@ -64,6 +64,7 @@ def _page(
             announcements=list(moderation.current_announcements(session, ctx.now())),
             entries=list(audit.entries(session, limit=50)),
             terms=legal.current(session),
+            credit_days=ctx.settings.admin_credit_days,
             **context,
         )
 
@@ -94,6 +95,18 @@ def _act(
     return redirect("/admin?done=1")
 
 
+def _days(ctx: Context, days: str) -> int:
+    """The days a grant lasts: the form's, or the operator's default when left empty."""
+    if not days.strip():
+        return ctx.settings.admin_credit_days
+    try:
+        return int(days)
+    except ValueError:
+        raise DomainError(
+            "Enter how many days the credits last, e.g. 365.", code="invalid_days"
+        ) from None
+
+
 @router.post("/admin/users/{user_id}", response_class=HTMLResponse)
 def user_action(
     user_id: RowId,
@@ -101,6 +114,7 @@ def user_action(
     action: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
     amount: Annotated[str, Form()] = "",
+    days: Annotated[str, Form()] = "",
     q: Search = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
@@ -123,14 +137,16 @@ def user_action(
                     "Enter a whole number of credits, e.g. 10 or -5.", code="invalid_amount"
                 ) from None
             if value >= 0:
-                moderation.grant_credits(session, actor, user, value, reason, now=now)
+                moderation.grant_credits(
+                    session, actor, user, value, reason, now=now, days=_days(ctx, days)
+                )
             else:
                 moderation.revoke_credits(session, actor, user, -value, reason, now=now)
         else:
             raise DomainError("Choose an action.", code="invalid_request")
         return []
 
-    typed = {"form": "user", "user_id": user_id, "action": action, "amount": amount}
+    typed = {"form": "user", "user_id": user_id, "action": action, "amount": amount, "days": days}
     return _act(request, csrf_token, run, q=q, typed={**typed, "reason": reason})
 
 

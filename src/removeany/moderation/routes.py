@@ -47,7 +47,12 @@ class CreditsIn(BaseModel):
         description="Positive grants, negative revokes.", ge=-1_000_000, le=1_000_000
     )
     reason: str = Field(max_length=2000)
-    days: int | None = Field(default=None, ge=1, le=3650, description="Expiry of a grant.")
+    days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="Days a grant lasts; the server's REMOVEANY_ADMIN_CREDIT_DAYS when left out.",
+    )
 
 
 class ServiceStatusIn(BaseModel):
@@ -214,7 +219,13 @@ def adjust_credits(user_id: RowId, body: CreditsIn, request: Request) -> AdminUs
         user = moderation.find_user(session, user_id)
         if body.amount >= 0:
             moderation.grant_credits(
-                session, actor, user, body.amount, body.reason, now=ctx.now(), days=body.days
+                session,
+                actor,
+                user,
+                body.amount,
+                body.reason,
+                now=ctx.now(),
+                days=body.days or ctx.settings.admin_credit_days,
             )
         else:
             moderation.revoke_credits(

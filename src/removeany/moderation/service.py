@@ -13,6 +13,7 @@ from removeany.accounts import repository as accounts_repo
 from removeany.accounts import security
 from removeany.accounts.models import User
 from removeany.credits import service as ledger
+from removeany.credits.models import CreditLot
 from removeany.errors import Conflict, DomainError, NotFound
 from removeany.i18n import N_
 from removeany.jobs import service as jobs
@@ -135,11 +136,15 @@ def grant_credits(
     reason: str,
     *,
     now: datetime,
-    days: int | None = None,
-) -> int:
+    days: int,
+) -> CreditLot:
+    """A lot of `amount` credits that expires after `days` (callers pass the operator's
+    default, REMOVEANY_ADMIN_CREDIT_DAYS, when the admin names none)."""
     _not_deleted(user)
     if amount <= 0 or amount > 1_000_000:
         raise DomainError("Grant between 1 and 1,000,000 credits.", code="invalid_amount")
+    if not 1 <= days <= 3650:
+        raise DomainError("Granted credits last between 1 and 3650 days.", code="invalid_days")
     reason = audit.require_reason(reason)
     entry = audit.record(
         session,
@@ -151,17 +156,18 @@ def grant_credits(
         target=user.email,
         details={"amount": amount, "days": days},
     )
-    ledger.grant(
+    lot = ledger.grant(
         session,
         user.id,
         amount,
         source="admin",
         now=now,
-        expires_at=now + timedelta(days=days) if days else None,
+        expires_at=now + timedelta(days=days),
         reference=f"admin:{entry.id}",
         idempotency_key=f"admin-grant:{entry.id}",
     )
-    return amount
+    assert lot is not None  # the key is this new audit entry's
+    return lot
 
 
 def revoke_credits(
