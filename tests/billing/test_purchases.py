@@ -4,18 +4,15 @@ idempotent purchases."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import timedelta
 
-import pytest
 from fastapi.testclient import TestClient
 
 from removeany.billing.providers import sign_stripe_payload
 from removeany.context import Context
+from tests.billing.conftest import WEBHOOK_SECRET as SECRET
 from tests.conftest import TestClock
 from tests.helpers import make_api_key, make_user
-
-SECRET = "whsec_test_secret"
 
 
 def credits_of(client: TestClient, key: str) -> dict:  # type: ignore[type-arg]
@@ -70,24 +67,20 @@ def test_purchase_idempotency_key(client: TestClient, ctx: Context) -> None:
     assert unknown.status_code == 404
 
 
-@pytest.fixture
-def stripe_ctx(ctx: Context, clock: TestClock) -> Context:
-    ctx.settings.stripe_webhook_secret = SECRET
-    clock.now = clock.now.fromtimestamp(time.time(), tz=clock.now.tzinfo)
-    ctx.clock = clock
-    return ctx
-
-
-def _checkout_completed(order_id: str, amount: int, event_id: str = "evt_1") -> bytes:
+def _checkout_completed(
+    order_id: str, amount: int, event_id: str = "evt_1", *, session: str | None = None
+) -> bytes:
+    """Stripe's event for the order's own checkout session (the test API's `cs_test_` + id)."""
     return json.dumps(
         {
             "id": event_id,
             "type": "checkout.session.completed",
             "data": {
                 "object": {
-                    "id": "cs_test",
+                    "id": session or f"cs_test_{order_id}",
                     "client_reference_id": order_id,
                     "payment_status": "paid",
+                    "payment_intent": f"pi_{order_id}",
                     "amount_total": amount,
                     "currency": "usd",
                 }
@@ -97,10 +90,13 @@ def _checkout_completed(order_id: str, amount: int, event_id: str = "evt_1") -> 
 
 
 def _pending_order(client: TestClient, key: str) -> dict:  # type: ignore[type-arg]
-    # Orders are created by the sandbox provider; the webhook path only needs the order row.
-    return client.post(
+    """An order for the standard pack (200 credits, 14.99 USD), with Stripe under stripe_ctx."""
+    answer = client.post(
         "/api/v1/billing/checkout", headers={"X-Api-Key": key}, json={"pack": "standard"}
-    ).json()
+    )
+    assert answer.status_code == 201, answer.text
+    order: dict = answer.json()  # type: ignore[type-arg]
+    return order
 
 
 def test_stripe_webhook_grants_once_and_refuses_bad_signatures(

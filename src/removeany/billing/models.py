@@ -42,6 +42,10 @@ class Order(Base):
     currency: Mapped[str] = mapped_column(String(3))
     provider: Mapped[str] = mapped_column(String(20))
     provider_ref: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
+    # Stripe's payment intent, from the completed checkout session: refunds and disputes name it.
+    payment_intent: Mapped[str | None] = mapped_column(
+        String(255), default=None, index=True, unique=True
+    )
     checkout_url: Mapped[str | None] = mapped_column(Text, default=None)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
@@ -50,6 +54,10 @@ class Order(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # What the provider refunded so far (Stripe's charge.amount_refunded, cumulative).
+    refunded_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Why an order is "disputed" (under review): amount_mismatch, account_deleted, chargeback.
+    review_reason: Mapped[str | None] = mapped_column(String(40), default=None)
 
 
 class PaymentEvent(Base):

@@ -59,8 +59,16 @@ ORDER_STATUSES = {
     "cancelled": "Cancelled",
     "expired": "Expired",
     "disputed": "Under review",
+    "refunded": "Refunded",
+    "partly_refunded": "Partly refunded",
 }
-ORDER_BADGES = {"paid": "succeeded", "pending": "queued", "disputed": "failed"}
+ORDER_BADGES = {
+    "paid": "succeeded",
+    "pending": "queued",
+    "disputed": "failed",
+    "refunded": "failed",
+    "partly_refunded": "failed",
+}
 
 
 def _lot_kind(source: str) -> str:
@@ -102,11 +110,30 @@ def _reason(entry: EntryOut) -> str:
             reason = t("Removed: the account was deleted")
         else:
             reason = t("Credits removed")
+    elif entry.kind == "refund":
+        reason = t("Order refunded: its unspent credits were taken back")
+    elif entry.kind == "chargeback":
+        reason = t("Payment disputed with your bank: the order's unspent credits were taken back")
     elif entry.kind == "adjust":
         reason = t("Correction")
     else:
         reason = entry.kind
     return f"{reason} ({entry.note})" if entry.note else reason
+
+
+def _order_note(order: Order) -> str | None:
+    """What happened to a refunded or disputed order's credits, for its receipt."""
+    if order.review_reason == "chargeback":
+        return t(
+            "The payment was disputed with your bank. The credits of this order that were "
+            "not spent yet were taken back; credits already spent stay spent."
+        )
+    if order.status in ("refunded", "partly_refunded"):
+        return t(
+            "The payment was refunded. The credits it paid for that were not spent yet were "
+            "taken back; credits already spent stay spent."
+        )
+    return None
 
 
 def _order_rows(session: Session, placed: Sequence[Order]) -> list[dict[str, Any]]:
@@ -120,6 +147,7 @@ def _order_rows(session: Session, placed: Sequence[Order]) -> list[dict[str, Any
                 "created_at": order.created_at,
                 "status_label": t(ORDER_STATUSES.get(order.status, order.status)),
                 "badge": ORDER_BADGES.get(order.status, ""),
+                "note": _order_note(order),
                 "checkout_url": order.checkout_url if order.status == "pending" else None,
             }
         )

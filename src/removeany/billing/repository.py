@@ -31,6 +31,11 @@ def order(session: Session, order_id: str, *, for_update: bool = False) -> Order
     return session.get(Order, order_id, with_for_update=for_update)
 
 
+def stripe_order_by_payment_intent(session: Session, payment_intent: str) -> Order | None:
+    stmt = select(Order).where(Order.provider == "stripe", Order.payment_intent == payment_intent)
+    return session.scalar(stmt)
+
+
 def order_by_key(session: Session, user_id: int, key: str) -> Order | None:
     stmt = select(Order).where(Order.user_id == user_id, Order.idempotency_key == key)
     return session.scalar(stmt)

@@ -26,6 +26,7 @@ class OrderOut(BaseModel):
     currency: str
     provider: str
     status: str
+    refunded_cents: int
     checkout_url: str | None
     created_at: datetime
     paid_at: datetime | None

@@ -3,6 +3,7 @@ Flushes, never commits."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -17,6 +18,12 @@ from removeany.billing.providers import CheckoutRequest, PaymentProvider
 from removeany.credits import repository as credits_repo
 from removeany.credits import service as ledger
 from removeany.errors import Conflict, DomainError, NotFound
+
+log = logging.getLogger(__name__)
+
+
+def _money(cents: int, currency: str) -> str:
+    return f"{cents / 100:.2f} {currency.upper()}"
 
 
 def packs(session: Session) -> Sequence[CreditPack]:
@@ -141,6 +148,14 @@ def cancel_order(session: Session, user: User, order_id: str) -> Order:
     return order
 
 
+CHECKOUT_EVENTS = (
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.expired",
+)
+CHARGE_EVENTS = ("charge.refunded", "charge.dispute.created")
+
+
 def record_stripe_event(
     session: Session, event: dict[str, Any], payload: bytes, *, now: datetime, credit_days: int
 ) -> str:
@@ -153,55 +168,139 @@ def record_stripe_event(
         return "duplicate"
     kind = str(event.get("type", ""))
     obj: dict[str, Any] = event.get("data", {}).get("object", {}) or {}
-    order_id = obj.get("client_reference_id") or (obj.get("metadata") or {}).get("order_id")
     stored = PaymentEvent(
         provider="stripe",
         event_id=event_id,
         type=kind,
-        order_id=str(order_id) if order_id else None,
         payload=payload.decode("utf-8", "replace"),
         received_at=now,
     )
     session.add(stored)
     session.flush()
-    if kind not in (
-        "checkout.session.completed",
-        "checkout.session.async_payment_succeeded",
-        "checkout.session.expired",
-    ):
+    if kind not in CHECKOUT_EVENTS + CHARGE_EVENTS:
         return "ignored"
-    order = repo.order(session, str(order_id)) if order_id else None
+    order = _stripe_order(session, kind, obj)
     if order is None:
         return "unknown_order"
+    stored.order_id = order.id
     owner = session.get(User, order.user_id)
     erased = owner is None or owner.status == "deleted"
     if erased:
         stored.payload = ""  # it names the buyer, whose account was erased (forget_buyer)
+    if kind == "charge.refunded":
+        return refund_order(session, order, obj, now=now)
+    if kind == "charge.dispute.created":
+        return dispute_order(session, order, now=now)
     if kind == "checkout.session.expired":
         if order.status == "pending":
             order.status = "expired"
         return "expired"
     if obj.get("payment_status") != "paid":
         return "awaiting_payment"
+    if order.payment_intent is None and isinstance(obj.get("payment_intent"), str):
+        order.payment_intent = obj["payment_intent"]
+        session.flush()  # before complete_order reloads the order
     if erased:
         # Paid after the account was erased: nobody can use the credits, so none are granted;
         # the order is left for the operator to refund.
         if order.status == "pending":
-            order.status = "disputed"
+            _hold_for_review(order, "account_deleted")
         return "account_deleted"
+    if order.status in ("refunded", "partly_refunded") or order.review_reason == "chargeback":
+        return "order_closed"  # its money went back: a late event grants nothing
     if (
         obj.get("amount_total") != order.amount_cents
         or str(obj.get("currency", "")).lower() != order.currency.lower()
     ):
         # A paid order's credits were granted; a stray event must not relabel its receipt.
         if order.status != "paid":
-            order.status = "disputed"
+            _hold_for_review(order, "amount_mismatch")
         return "amount_mismatch"
     return (
         "granted"
         if complete_order(session, order, now=now, credit_days=credit_days)
         else "already_paid"
     )
+
+
+def _stripe_order(session: Session, kind: str, obj: dict[str, Any]) -> Order | None:
+    """The Stripe order an event is about, only if the event names that order's own checkout
+    session (checkout events) or payment intent (charge, refund and dispute events)."""
+    if kind in CHARGE_EVENTS:
+        intent = obj.get("payment_intent")
+        if not isinstance(intent, str) or not intent:
+            return None
+        return repo.stripe_order_by_payment_intent(session, intent)
+    order_id = obj.get("client_reference_id") or (obj.get("metadata") or {}).get("order_id")
+    order = repo.order(session, str(order_id)) if order_id else None
+    if order is None or order.provider != "stripe" or order.provider_ref != obj.get("id"):
+        return None
+    return order
+
+
+def _hold_for_review(order: Order, reason: str) -> None:
+    """Leave the order "disputed" for an operator (the admin console lists it), and say so in
+    the log, which is where an operator is alerted."""
+    order.status = "disputed"
+    order.review_reason = reason
+    log.warning(
+        "order %s (user %s, %s) is under review: %s",
+        order.id,
+        order.user_id,
+        _money(order.amount_cents, order.currency),
+        reason,
+    )
+
+
+def _credits_for(order: Order, cents: int) -> int:
+    """The whole credits `cents` of the order's price paid for (a fraction stays with the
+    buyer; the whole price is every credit)."""
+    if cents >= order.amount_cents:
+        return order.credits
+    return order.credits * cents // order.amount_cents
+
+
+def refund_order(session: Session, order: Order, charge: dict[str, Any], *, now: datetime) -> str:
+    """Stripe refunded (part of) the order's charge: take back the unspent credits the newly
+    refunded part paid for. `amount_refunded` is cumulative, so a later event for the same
+    refund takes nothing again."""
+    credits_repo.lock_user(session, order.user_id)
+    session.refresh(order)
+    refunded = charge.get("amount_refunded")
+    if not isinstance(refunded, int) or refunded <= order.refunded_cents:
+        return "already_refunded"
+    refunded = min(refunded, order.amount_cents)
+    claim = _credits_for(order, refunded) - _credits_for(order, order.refunded_cents)
+    order.refunded_cents = refunded
+    if order.lot_id is not None:
+        ledger.take_back(
+            session, order.lot_id, claim, kind="refund", reference=f"order:{order.id}", now=now
+        )
+    if order.review_reason != "chargeback":
+        order.status = "refunded" if refunded >= order.amount_cents else "partly_refunded"
+    session.flush()
+    return "refunded"
+
+
+def dispute_order(session: Session, order: Order, *, now: datetime) -> str:
+    """The buyer's bank disputes the charge (a chargeback): the order's unspent credits are
+    taken back and the order waits for an operator."""
+    credits_repo.lock_user(session, order.user_id)
+    session.refresh(order)
+    if order.review_reason == "chargeback":
+        return "already_disputed"
+    if order.lot_id is not None:
+        ledger.take_back(
+            session,
+            order.lot_id,
+            order.credits,
+            kind="chargeback",
+            reference=f"order:{order.id}",
+            now=now,
+        )
+    _hold_for_review(order, "chargeback")
+    session.flush()
+    return "disputed"
 
 
 def forget_buyer(session: Session, user_id: int) -> None:
@@ -215,7 +314,8 @@ def receipt(order: Order) -> dict[str, Any]:
     return {
         "order": order.id,
         "credits": order.credits,
-        "amount": f"{order.amount_cents / 100:.2f} {order.currency.upper()}",
+        "amount": _money(order.amount_cents, order.currency),
+        "refunded": _money(order.refunded_cents, order.currency) if order.refunded_cents else None,
         "status": order.status,
         "paid_at": order.paid_at.isoformat() if order.paid_at else None,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -29,6 +30,22 @@ class CreditLot(Base):
     expiry_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
+# What an entry can be. `refund` and `chargeback` take back an order's unspent credits when the
+# payment provider refunds it or the buyer's bank disputes it.
+EntryKind = Literal[
+    "grant",
+    "purchase",
+    "reserve",
+    "capture",
+    "release",
+    "expire",
+    "revoke",
+    "adjust",
+    "refund",
+    "chargeback",
+]
+
+
 class CreditEntry(Base):
     """One movement on a lot. Never updated or deleted; a lot's remaining is the sum of its
     entries."""
@@ -40,7 +57,7 @@ class CreditEntry(Base):
     lot_id: Mapped[int] = mapped_column(
         ForeignKey("credit_lots.id", ondelete="CASCADE"), index=True
     )
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[EntryKind] = mapped_column(String(20))
     amount: Mapped[int] = mapped_column(Integer)
     reference: Mapped[str] = mapped_column(String(100), default="")
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from removeany.credits.models import EntryKind
+
 
 class LotOut(BaseModel):
     id: int
@@ -21,7 +23,7 @@ class EntryOut(BaseModel):
     lot_id: int
     lot_source: str
     lot_expires_at: datetime
-    kind: str
+    kind: EntryKind
     amount: int
     reference: str
     job_id: str | None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy.orm import Session
 
@@ -263,3 +264,38 @@ def revoke(session: Session, user_id: int, amount: int, *, reference: str, now: 
         )
     session.flush()
     return taken
+
+
+def take_back(
+    session: Session,
+    lot_id: int,
+    amount: int,
+    *,
+    kind: Literal["refund", "chargeback"],
+    reference: str,
+    now: datetime,
+) -> int:
+    """Take up to `amount` of what is left in one lot (an order's, refunded or disputed) as a
+    `kind` entry. Spent and held credits stay where they are, so no balance goes negative.
+    Returns the amount taken."""
+    lot = session.get(CreditLot, lot_id)
+    if lot is None or amount <= 0:
+        return 0
+    repo.lock_user(session, lot.user_id)
+    session.refresh(lot)
+    take = min(lot.remaining, amount)
+    if take == 0:
+        return 0
+    lot.remaining -= take
+    session.add(
+        CreditEntry(
+            user_id=lot.user_id,
+            lot_id=lot.id,
+            kind=kind,
+            amount=-take,
+            reference=reference,
+            created_at=now,
+        )
+    )
+    session.flush()
+    return take
