@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from removeany import i18n
+from removeany.accounts.models import User
 from removeany.billing.models import Order
 from removeany.billing.providers import sign_stripe_payload
 from removeany.context import Context
@@ -236,3 +237,77 @@ def test_events_only_reach_the_stripe_order_they_name(
     with ctx.db.transaction() as s:
         statuses = {o.id: o.status for o in s.scalars(select(Order))}
     assert statuses == {order_id: "paid", pending["id"]: "pending", sandbox["id"]: "pending"}
+
+
+def test_orders_under_review_are_listed_for_admins_and_logged(
+    client: TestClient, stripe_ctx: Context, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A chargeback, a payment of the wrong amount and a payment for an erased account each
+    leave an order under review: the admin console lists them (user, amount, state, why) and
+    the log warns as each one enters that state. Paid and refunded orders are not listed."""
+    ctx = stripe_ctx
+    disputed = paid_order(client, ctx)
+    dispute = {"id": "dp_1", "payment_intent": f"pi_{disputed}", "amount": PRICE}
+    reasons = {}
+    with caplog.at_level(logging.WARNING, logger="removeany.billing.service"):
+        assert post_event(client, "charge.dispute.created", dispute, "evt_d1") == "disputed"
+        for email, price, outcome in (
+            ("bob@example.com", 1, "amount_mismatch"),
+            ("carol@example.com", PRICE, "account_deleted"),
+            ("dan@example.com", PRICE, "granted"),
+        ):
+            key = make_api_key(ctx, make_user(ctx, email, credits=0))
+            order = client.post(
+                "/api/v1/billing/checkout", headers={"X-Api-Key": key}, json={"pack": "standard"}
+            ).json()
+            if outcome == "account_deleted":
+                gone = client.post(
+                    "/api/v1/account/delete",
+                    headers={"X-Api-Key": key},
+                    json={"current_password": "correct horse battery"},
+                )
+                assert gone.status_code == 200, gone.text
+            session = {
+                "id": f"cs_test_{order['id']}",
+                "client_reference_id": order["id"],
+                "payment_status": "paid",
+                "payment_intent": f"pi_{order['id']}",
+                "amount_total": price,
+                "currency": "usd",
+            }
+            assert post_event(client, "checkout.session.completed", session, email) == outcome
+            reasons[outcome] = order["id"]
+        refunded_order = reasons["granted"]
+        refund = charge(refunded_order, PRICE)
+        assert post_event(client, "charge.refunded", refund, "evt_r") == "refunded"
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 3
+    for order_id, why in (
+        (disputed, "chargeback"),
+        (reasons["amount_mismatch"], "amount_mismatch"),
+        (reasons["account_deleted"], "account_deleted"),
+    ):
+        assert any(order_id in m and why in m and "14.99 USD" in m for m in warned), warned
+
+    admin = make_user(ctx, "root@example.com", credits=0)
+    with ctx.db.transaction() as s:
+        row = s.get(User, admin.id)
+        assert row is not None
+        row.is_admin = True
+    web_login(client, "root@example.com")
+    page = client.get("/admin").text
+    table = page.split('id="review-orders"', 1)[1].split("</table>", 1)[0]
+    rows = {
+        order_id: text_of(table.split(f'data-order="{order_id}"', 1)[1].split("</tr>", 1)[0])
+        for order_id in (disputed, reasons["amount_mismatch"], reasons["account_deleted"])
+    }
+    assert refunded_order not in table
+    assert "ada@example.com" in rows[disputed] and "Chargeback" in rows[disputed]
+    assert "14.99 USD" in rows[disputed] and "Under review" in rows[disputed]
+    assert "bob@example.com" in rows[reasons["amount_mismatch"]]
+    assert "different amount" in rows[reasons["amount_mismatch"]]
+    assert "deleted-" in rows[reasons["account_deleted"]]
+    assert "Paid after the account was deleted" in rows[reasons["account_deleted"]]
+    client.headers["Accept-Language"] = "zh-CN"
+    zh = text_of(client.get("/admin").text)
+    assert i18n.translate("Orders needing attention", "zh-CN") in zh

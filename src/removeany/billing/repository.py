@@ -36,6 +36,12 @@ def stripe_order_by_payment_intent(session: Session, payment_intent: str) -> Ord
     return session.scalar(stmt)
 
 
+def orders_under_review(session: Session, limit: int = 100) -> Sequence[Order]:
+    """Orders left "disputed" for an operator, oldest first."""
+    stmt = select(Order).where(Order.status == "disputed").order_by(Order.created_at).limit(limit)
+    return session.scalars(stmt).all()
+
+
 def order_by_key(session: Session, user_id: int, key: str) -> Order | None:
     stmt = select(Order).where(Order.user_id == user_id, Order.idempotency_key == key)
     return session.scalar(stmt)

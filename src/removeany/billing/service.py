@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -301,6 +302,27 @@ def dispute_order(session: Session, order: Order, *, now: datetime) -> str:
     _hold_for_review(order, "chargeback")
     session.flush()
     return "disputed"
+
+
+@dataclass(frozen=True)
+class OrderUnderReview:
+    order: Order
+    email: str  # the buyer's address (an erased account's placeholder)
+    amount: str
+
+
+def orders_under_review(session: Session) -> list[OrderUnderReview]:
+    """Orders waiting for an operator (refund, or answer a chargeback), for the admin console."""
+    placed = repo.orders_under_review(session)
+    users = {u.id: u for u in (session.get(User, uid) for uid in {o.user_id for o in placed}) if u}
+    return [
+        OrderUnderReview(
+            order=o,
+            email=users[o.user_id].email if o.user_id in users else "",
+            amount=_money(o.amount_cents, o.currency),
+        )
+        for o in placed
+    ]
 
 
 def forget_buyer(session: Session, user_id: int) -> None:

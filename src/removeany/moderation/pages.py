@@ -1,5 +1,5 @@
-"""The admin web page: find users and act on them (with a reason), credits, service status,
-announcements, publishing new terms, and the audit log."""
+"""The admin web page: find users and act on them (with a reason), credits, orders needing
+attention, service status, announcements, publishing new terms, and the audit log."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from removeany.api.auth import check_csrf
 from removeany.api.params import FormRowId, RowId
+from removeany.billing import service as billing
 from removeany.context import Context
 from removeany.errors import DomainError, Forbidden
 from removeany.legal import service as legal
@@ -64,6 +65,7 @@ def _page(
             announcements=list(moderation.current_announcements(session, ctx.now())),
             entries=list(audit.entries(session, limit=50)),
             terms=legal.current(session),
+            review=billing.orders_under_review(session),
             credit_days=ctx.settings.admin_credit_days,
             **context,
         )
