@@ -8,8 +8,10 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
+from removeany.app import create_app
 from removeany.billing.providers import sign_stripe_payload
-from removeany.context import Context
+from removeany.context import Context, build_context
+from removeany.infra.settings import Settings
 from tests.billing.conftest import WEBHOOK_SECRET as SECRET
 from tests.conftest import TestClock
 from tests.helpers import make_api_key, make_user
@@ -49,6 +51,30 @@ def test_sandbox_purchase_arrives_as_a_paid_lot_expiring_in_a_year(
     assert lot["source"] == "purchase"
     orders = client.get("/api/v1/billing/orders", headers={"X-Api-Key": key}).json()
     assert orders[0]["status"] == "paid" and orders[0]["paid_at"] is not None
+
+
+def test_a_public_site_sells_no_credits_on_the_test_checkout(settings: Settings) -> None:
+    """An operator who serves the site over https and left the payment provider unset must
+    not have the sandbox's test checkout, where anyone "buys" credits without paying: buying
+    answers that payments are not configured until Stripe's keys are set."""
+    site = "https://removeany.example"
+    public = Settings(**{**settings.model_dump(exclude={"payment_provider"}), "base_url": site})
+    assert public.payment_provider == "stripe"
+    ctx = build_context(public)
+    try:
+        key = make_api_key(ctx, make_user(ctx, credits=0))
+        with TestClient(create_app(ctx), base_url=site) as client:
+            order = client.post(
+                "/api/v1/billing/checkout", headers={"X-Api-Key": key}, json={"pack": "starter"}
+            )
+            assert order.status_code == 503, order.text
+            assert order.json()["error"]["code"] == "payments_unavailable"
+            assert credits_of(client, key)["available"] == 0
+    finally:
+        ctx.close()
+    # An operator's explicit choice stands (a public demo), and a local site keeps the sandbox.
+    assert Settings(base_url=site, payment_provider="sandbox").payment_provider == "sandbox"
+    assert Settings(base_url="http://127.0.0.1:8000").payment_provider == "sandbox"
 
 
 def test_purchase_idempotency_key(client: TestClient, ctx: Context) -> None:

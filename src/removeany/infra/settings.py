@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     reserve_ttl_seconds: int = 3600
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
 
+    # Unset: the sandbox's test checkout on a local (http) site, Stripe on an https one, so that
+    # a public site never hands out credits for nothing because its operator left the default.
     payment_provider: Literal["sandbox", "stripe"] = "sandbox"
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
@@ -113,6 +115,15 @@ class Settings(BaseSettings):
         operator did not also set REMOVEANY_COOKIE_SECURE."""
         if "cookie_secure" not in self.model_fields_set:
             self.cookie_secure = self.base_url.startswith("https://")
+        return self
+
+    @model_validator(mode="after")
+    def _no_test_checkout_on_a_public_site(self) -> Settings:
+        """A site served over https takes payments through Stripe unless the operator chose
+        the sandbox (a demo): there, anyone may "buy" credits on the test page. Without
+        Stripe's keys, buying answers that payments are not configured."""
+        if "payment_provider" not in self.model_fields_set and self.base_url.startswith("https://"):
+            self.payment_provider = "stripe"
         return self
 
     @property
