@@ -117,11 +117,19 @@ def test_unverified_users_cannot_make_keys_or_jobs(client: TestClient, ctx: Cont
 
 
 def test_api_keys_are_shown_once_hashed_and_revocable(client: TestClient, ctx: Context) -> None:
+    """Keys are made and revoked by the signed-in owner; a key itself can do neither (a leaked
+    key could otherwise mint one that outlives its own revocation)."""
     from tests.helpers import make_api_key, make_user
 
     key = make_api_key(ctx, make_user(ctx))
     headers = {"X-Api-Key": key}
-    created = client.post("/api/v1/api-keys", headers=headers, json={"name": "laptop"}).json()
+    refused = client.post("/api/v1/api-keys", headers=headers, json={"name": "minted"})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "session_required"
+    signed_in = client.post(
+        "/api/v1/auth/login", json={"email": "ada@example.com", "password": "correct horse battery"}
+    )
+    browser = {"X-CSRF-Token": signed_in.json()["csrf_token"]}
+    created = client.post("/api/v1/api-keys", headers=browser, json={"name": "laptop"}).json()
     assert created["key"].startswith("rak_") and created["prefix"] == created["key"][:12]
     listed = client.get("/api/v1/api-keys", headers=headers).json()
     assert {k["name"] for k in listed} == {"test", "laptop"}
@@ -132,7 +140,10 @@ def test_api_keys_are_shown_once_hashed_and_revocable(client: TestClient, ctx: C
     with ctx.db.transaction() as s:
         hashes = [k.key_hash for k in s.query(ApiKey).all()]
     assert created["key"] not in hashes and key not in hashes
-    revoked = client.delete(f"/api/v1/api-keys/{created['id']}", headers=headers)
+    by_key = client.delete(f"/api/v1/api-keys/{created['id']}", headers=headers)
+    assert by_key.status_code == 403 and by_key.json()["error"]["code"] == "session_required"
+    revoked = client.delete(f"/api/v1/api-keys/{created['id']}", headers=browser)
     assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
     assert client.get("/api/v1/me", headers={"X-Api-Key": created["key"]}).status_code == 403
+    client.post("/api/v1/auth/logout", headers=browser)
     assert client.get("/api/v1/me").status_code == 401

@@ -26,6 +26,9 @@ def test_sessions_and_keys_are_listed_with_last_use_and_revocable(
     assert other["user_agent"] == "Phone/1.0" and other["last_seen_at"]
     (listed_key,) = overview["api_keys"]
     assert listed_key["last_used_at"] is not None
+    # A key cannot sign its owner out (a leaked one would lock them out of their own sessions).
+    r = client.delete(f"/api/v1/account/sessions/{other['id']}", headers={"X-Api-Key": key})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "session_required"
     r = client.delete(f"/api/v1/account/sessions/{other['id']}", headers={"X-CSRF-Token": csrf})
     assert r.status_code == 200
     assert phone.get("/api/v1/me").status_code == 401
@@ -78,8 +81,9 @@ def test_forged_not_me_link_does_nothing(client: TestClient, ctx: Context) -> No
 
 
 def test_new_api_key_is_announced_by_email(client: TestClient, ctx: Context) -> None:
-    key = make_api_key(ctx, make_user(ctx))
-    r = client.post("/api/v1/api-keys", headers={"X-Api-Key": key}, json={"name": "robot"})
+    make_user(ctx)
+    csrf = login(client, "ada@example.com").json()["csrf_token"]
+    r = client.post("/api/v1/api-keys", headers={"X-CSRF-Token": csrf}, json={"name": "robot"})
     assert r.status_code == 201
     (mail,) = mails(ctx, "ada@example.com")
     assert "API key" in mail["Subject"] and '"robot"' in body_of(mail)

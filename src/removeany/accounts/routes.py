@@ -16,7 +16,7 @@ from removeany.accounts.schemas import (
     UserOut,
     VerifyIn,
 )
-from removeany.api.auth import client_ip, require_user, user_agent
+from removeany.api.auth import client_ip, require_browser_user, require_user, user_agent
 from removeany.api.params import RowId
 from removeany.context import Context
 
@@ -98,7 +98,7 @@ def list_keys(request: Request) -> list[ApiKeyOut]:
 def create_key(body: ApiKeyIn, request: Request) -> ApiKeyCreated:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
-        user = require_user(ctx, session, request)
+        user = require_browser_user(ctx, session, request)
         plaintext, key = accounts.create_api_key(session, user, body.name, now=ctx.now())
         notify.api_key_created(
             ctx.mailer,
@@ -115,5 +115,5 @@ def create_key(body: ApiKeyIn, request: Request) -> ApiKeyCreated:
 def revoke_key(key_id: RowId, request: Request) -> ApiKeyOut:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
-        user = require_user(ctx, session, request)
+        user = require_browser_user(ctx, session, request)
         return key_out(accounts.revoke_api_key(session, user, key_id, now=ctx.now()))

@@ -32,13 +32,14 @@ from removeany.api.auth import (
     SESSION_COOKIE,
     api_key_from,
     client_ip,
+    require_browser_user,
     require_user,
+    session_required,
     user_agent,
     web_session,
 )
 from removeany.api.params import RowId
 from removeany.context import Context
-from removeany.errors import Forbidden
 
 router = APIRouter(prefix="/api/v1", tags=["account security"])
 
@@ -72,10 +73,7 @@ def _session_user(ctx: Context, request: Request) -> tuple[int, WebSession | Non
 
 def _browser_only(web: WebSession | None) -> WebSession:
     if web is None:
-        raise Forbidden(
-            "Sign in with your password to change how you sign in; API keys cannot do this.",
-            code="session_required",
-        )
+        raise session_required()
     return web
 
 
@@ -175,7 +173,7 @@ def security_overview(request: Request) -> SecurityOut:
 def revoke_session(session_id: RowId, request: Request) -> Accepted:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
-        user = require_user(ctx, session, request)
+        user = require_browser_user(ctx, session, request)
         security.revoke_session(session, user, session_id, now=ctx.now())
     return Accepted(message="That session is signed out.")
 

@@ -63,6 +63,22 @@ def require_user(ctx: Context, session: Session, request: Request) -> User:
     return user
 
 
+def require_browser_user(ctx: Context, session: Session, request: Request) -> User:
+    """Managing how the account is reached (API keys, sessions): a signed-in browser with its
+    CSRF token, never an API key, so that a leaked key can neither mint a key that outlives
+    its own revocation nor sign its owner out."""
+    if api_key_from(request) is not None:
+        raise session_required()
+    return require_user(ctx, session, request)
+
+
+def session_required() -> Forbidden:
+    return Forbidden(
+        "Sign in with your password to change how you sign in; API keys cannot do this.",
+        code="session_required",
+    )
+
+
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
