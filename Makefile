@@ -1,12 +1,13 @@
 # The two commands of the quick start: `make run` and `make test`.
 VENV ?= .venv
+PORT ?= 8000
 PYTEST_ARGS ?=
 
 .PHONY: run test lint
 
 run:
 	scripts/bootstrap.sh run
-	$(VENV)/bin/removeany serve
+	$(VENV)/bin/removeany serve --port $(PORT)
 
 test:
 	scripts/bootstrap.sh test

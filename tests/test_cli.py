@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from PIL import Image
@@ -148,3 +153,50 @@ def test_prices_promo_and_sweep_commands(tmp_path: Path, model_dir: Path) -> Non
     assert closed.returncode == 0 and "closed SPRING: 0 of 10 uses" in closed.stdout
     swept = run_cli("sweep", data_dir=data, model_dir=model_dir)
     assert swept.returncode == 0 and "expired 0 credits" in swept.stdout
+
+
+def test_serve_on_another_port_emails_links_to_that_port(tmp_path: Path, model_dir: Path) -> None:
+    """`removeany serve --port N` (the README's way round a busy port 8000) without
+    REMOVEANY_BASE_URL: the verification link must open on port N, not 8000."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    data = tmp_path / "data"
+    env = {**os.environ, "REMOVEANY_DATA_DIR": str(data), "REMOVEANY_MODEL_DIR": str(model_dir)}
+    env.pop("REMOVEANY_BASE_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "removeany", "serve", "--port", str(port), "--no-workers"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/v1/prices", timeout=2).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+        body = {"email": "new@example.com", "password": "a long enough pw", "accept_terms": True}
+        request = urllib.request.Request(
+            f"{base}/api/v1/auth/register",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 201
+        link = re.search(r"\S+/verify\?token=\S+", _outbox_text(data))
+        assert link is not None and link.group(0).startswith(f"{base}/verify?token=")
+        with urllib.request.urlopen(link.group(0), timeout=30) as opened:
+            assert opened.status == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _outbox_text(data: Path) -> str:
+    return "".join(p.read_text(encoding="utf-8") for p in sorted((data / "outbox").glob("*.eml")))

@@ -62,7 +62,7 @@ def serve(
 
     from removeany.app import create_app
 
-    settings = Settings()
+    settings = served_settings(Settings(), host, port)
     ctx = platform_context(settings)
     typer.echo(f"RemoveAny on http://{host}:{port}  (data in {settings.data_dir.resolve()})")
     try:
@@ -76,6 +76,17 @@ def serve(
         )
     finally:
         ctx.close()
+
+
+def served_settings(settings: Settings, host: str, port: int) -> Settings:
+    """Without REMOVEANY_BASE_URL, emailed links point at the address being served, so a
+    verification link still works after `--port 8080` (a wildcard host is reached locally)."""
+    if "base_url" in settings.model_fields_set:
+        return settings
+    reach = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else host
+    if ":" in reach and not reach.startswith("["):
+        reach = f"[{reach}]"
+    return settings.model_copy(update={"base_url": f"http://{reach}:{port}"})
 
 
 @app.command("batch")
