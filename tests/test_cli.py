@@ -200,3 +200,28 @@ def test_serve_on_another_port_emails_links_to_that_port(tmp_path: Path, model_d
 
 def _outbox_text(data: Path) -> str:
     return "".join(p.read_text(encoding="utf-8") for p in sorted((data / "outbox").glob("*.eml")))
+
+
+def test_publish_terms_from_an_incomplete_folder_says_what_is_missing(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    folder = tmp_path / "terms"
+    folder.mkdir()
+    (folder / "terms_en.md").write_text("# Terms\n", encoding="utf-8")
+    (folder / "terms_zh.md").write_bytes(b"\xff\xfe not utf-8")
+    for args, named in [
+        ((str(tmp_path / "nowhere"),), "nowhere/terms_en.md: No such file"),
+        ((str(folder),), f"{folder / 'terms_zh.md'}: not UTF-8"),
+    ]:
+        done = run_cli(
+            "admin",
+            "publish-terms",
+            *args,
+            "--summary",
+            "new",
+            data_dir=tmp_path / "data",
+            model_dir=model_dir,
+        )
+        assert done.returncode == 2
+        assert "Traceback" not in done.stderr
+        assert named in done.stderr and "privacy_zh.md" in done.stderr

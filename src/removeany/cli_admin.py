@@ -204,10 +204,19 @@ def publish_terms(
     from removeany.legal import service as legal
     from removeany.legal.routes import notify_new_terms
 
-    texts = {
-        n: (folder / f"{n}.md").read_text(encoding="utf-8")
-        for n in ("terms_en", "terms_zh", "privacy_en", "privacy_zh")
-    }
+    texts: dict[str, str] = {}
+    for name in ("terms_en", "terms_zh", "privacy_en", "privacy_zh"):
+        path = folder / f"{name}.md"
+        try:
+            texts[name] = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            typer.echo(
+                f"error: {path}: {why}; the folder must hold terms_en.md, terms_zh.md, "
+                "privacy_en.md and privacy_zh.md in UTF-8.",
+                err=True,
+            )
+            raise typer.Exit(2) from None
     with _context() as ctx:
         with ctx.db.transaction() as session:
             terms = legal.publish(session, _actor(), summary=summary, now=ctx.now(), **texts)
