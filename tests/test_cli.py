@@ -225,3 +225,28 @@ def test_publish_terms_from_an_incomplete_folder_says_what_is_missing(
         assert done.returncode == 2
         assert "Traceback" not in done.stderr
         assert named in done.stderr and "privacy_zh.md" in done.stderr
+
+
+def test_several_inputs_into_an_existing_file_is_a_usage_error(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    """A folder or several photos need a folder: an existing file as -o ends the command with
+    exit 2 and says so, instead of a failure per photo about 'File exists'."""
+    taken = tmp_path / "cutout.png"
+    taken.write_bytes(b"kept")
+    photos = [
+        str(eval_image("object", "alphamatting_GT04")),
+        str(eval_image("object", "alphamatting_GT05")),
+    ]
+    for command in ("remove-background", "cutout-portrait"):
+        done = run_cli(command, *photos, "-o", str(taken), data_dir=tmp_path, model_dir=model_dir)
+        assert done.returncode == 2, (command, done.stderr)
+        said = " ".join(done.stderr.split())
+        assert f"error: {taken} is a file; give a folder for several inputs." in said
+        assert done.stdout == "" and taken.read_bytes() == b"kept"
+
+
+def test_help_documents_the_exit_codes(tmp_path: Path, model_dir: Path) -> None:
+    done = run_cli("--help", data_dir=tmp_path, model_dir=model_dir)
+    assert done.returncode == 0
+    assert "Exit codes: 0 done; 1 some inputs failed" in " ".join(done.stdout.split())

@@ -16,7 +16,12 @@ from removeany.cli_portrait import cutout_portrait_command
 from removeany.cli_watermark import remove_watermark_command
 from removeany.infra.settings import Settings
 
-app = typer.Typer(help="RemoveAny: self-hostable AI image processing.", no_args_is_help=True)
+app = typer.Typer(
+    help="RemoveAny: self-hostable AI image processing.",
+    epilog="Exit codes: 0 done; 1 some inputs failed (each named on stderr) while the others "
+    "were written; 2 bad arguments or a refused request ('error: ...' on stderr), nothing done.",
+    no_args_is_help=True,
+)
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 models_app = typer.Typer(help="Manage model weights.", no_args_is_help=True)
 app.add_typer(users_app, name="users")

@@ -147,6 +147,9 @@ def remove_background_command(
     if single_file and output.suffix.lower() not in (*OUTPUT_FORMATS, ZIP_SUFFIX):
         err.print(f"error: {output} must end in .png, .webp, .jpg or .zip.", markup=False)
         return EXIT_USAGE
+    if not single_file and output.exists() and not output.is_dir():
+        err.print(f"error: {output} is a file; give a folder for several inputs.", markup=False)
+        return EXIT_USAGE
     suffix = FOLDER_SUFFIXES[format]
     tasks = [Task(inputs[0], output)] if single_file else list(plan_tasks(inputs, output, suffix))
     if not tasks:

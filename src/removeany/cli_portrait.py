@@ -139,6 +139,8 @@ def cutout_portrait_command(
         if format is not None and suffix_fmt != fmt:
             return usage(f"--format {format} does not match {output}'s suffix.")
         tasks = [Task(inputs[0], output)]
+    elif output.exists() and not output.is_dir():
+        return usage(f"{output} is a file; give a folder for several inputs.")
     else:
         tasks = list(plan_tasks(inputs, output, f".{fmt}"))
     if not tasks:
