@@ -80,3 +80,36 @@ def test_batch_command_processes_a_folder(tmp_path: Path, model_dir: Path) -> No
         "batch", str(folder), "--email", "nobody@example.com", data_dir=data, model_dir=model_dir
     )
     assert missing.returncode == 2 and "no user" in missing.stderr
+
+
+def test_batch_results_go_where_out_says_or_nothing_is_charged(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    """--out in a folder not made yet gets the ZIP (it crashed after charging); --out naming a
+    folder stops before the batch is submitted. Progress goes to stderr, results to stdout."""
+    data = tmp_path / "data"
+    folder = tmp_path / "shoot"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(small_photo(photo_paths(1)[0], 200))
+    made = run_cli(
+        "users", "create", "ops@example.com", "--password", "long enough pw", "--credits", "5",
+        data_dir=data, model_dir=model_dir,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    accept_terms(data, "ops@example.com")
+    refused = run_cli(
+        "batch", str(folder), "--email", "ops@example.com", "--out", str(tmp_path),
+        data_dir=data, model_dir=model_dir,
+    )  # fmt: skip
+    assert refused.returncode == 2 and f"--out {tmp_path} is a folder" in refused.stderr
+    assert refused.stdout == ""
+    out = tmp_path / "not" / "yet" / "results.zip"
+    done = run_cli(
+        "batch", str(folder), "--email", "ops@example.com", "--out", str(out),
+        data_dir=data, model_dir=model_dir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with zipfile.ZipFile(out) as zf:
+        assert zf.namelist() == ["a.png"]
+    assert "1/1 done" in done.stderr and "done:" not in done.stdout
+    assert "charged 1 credits" in done.stdout

@@ -86,6 +86,8 @@ def batch_command(
             typer.echo(f"error: {source} is neither a folder nor a ZIP file", err=True)
             return 2
         options = service.parse_options(service_name, parse_option_pairs(option))
+        if out is not None and not _can_write(out):
+            return 2
         planned = service.plan(entries, settings)
         for rejected in planned.rejected:
             typer.echo(f"skipped {rejected['path']}: {rejected['message']}", err=True)
@@ -121,6 +123,22 @@ def batch_command(
         ctx.close()
 
 
+def _can_write(out: Path) -> bool:
+    """Checked before the batch is submitted, so a wrong --out costs nothing: its folder is
+    made now and it must not be a folder itself."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        typer.echo(f"error: --out {out}: {exc.strerror or exc}", err=True)
+        return False
+    if out.is_dir():
+        typer.echo(
+            f"error: --out {out} is a folder; give a file name such as results.zip", err=True
+        )
+        return False
+    return True
+
+
 def _follow(ctx: Context, batch_id: str, out: Path | None) -> int:
     from removeany.batches import repository as repo
     from removeany.batches.models import Batch
@@ -137,7 +155,7 @@ def _follow(ctx: Context, batch_id: str, out: Path | None) -> int:
             f"{c.failed} failed, {c.running} running"
         )
         if line != last:
-            typer.echo(line)
+            typer.echo(line, err=True)
             last = line
         if summary.status in ("completed", "cancelled"):
             break
