@@ -250,3 +250,20 @@ def test_help_documents_the_exit_codes(tmp_path: Path, model_dir: Path) -> None:
     done = run_cli("--help", data_dir=tmp_path, model_dir=model_dir)
     assert done.returncode == 0
     assert "Exit codes: 0 done; 1 some inputs failed" in " ".join(done.stdout.split())
+
+
+def test_each_failure_is_one_line_on_stderr(tmp_path: Path, model_dir: Path) -> None:
+    """Scripts read stderr line by line (grep, a CI log): a long path is not wrapped at 80
+    columns into two lines when stderr is not a terminal."""
+    folder = tmp_path / "a-rather-long-folder-name-as-photo-shoots-tend-to-have" / "day-one"
+    folder.mkdir(parents=True)
+    bad = folder / "a-photo-whose-upload-was-cut-short.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    for command in ("remove-background", "cutout-portrait", "remove-watermark"):
+        done = run_cli(
+            command, str(bad), "-o", str(tmp_path / "out" / "x.png"),
+            data_dir=tmp_path, model_dir=model_dir,
+        )  # fmt: skip
+        assert done.returncode == 1, (command, done.stderr)
+        lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+        assert lines and str(bad) in lines[0] and lines[0].rstrip().endswith("."), done.stderr

@@ -112,7 +112,7 @@ def remove_background_command(
     channels: Annotated[str, typer.Option(help="rgba, or alpha for the matte only.")] = "rgba",
 ) -> int:
     """Cut out the subject of each input; keeps going past failures and returns an exit code."""
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     try:
         settings = Settings()
         register_operator_models(settings)
@@ -198,7 +198,7 @@ def run_tasks(
     """Run every task (progress bar on a terminal) on up to ``workers`` threads, going on past
     failures; two inputs that would write the same output are a failure of the second. Returns
     (input, problem) pairs in input order, each also printed to stderr."""
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     failures: list[tuple[Path, str]] = []
     targets: set[Path] = set()
     duplicates: set[int] = set()

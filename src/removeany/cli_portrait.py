@@ -95,7 +95,7 @@ def cutout_portrait_command(
     max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
 ) -> int:
     """Cut out the person in each input (or make ID photos); keeps going past failures."""
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
 
     def usage(message: str) -> int:
         err.print(f"error: {message}", markup=False, highlight=False)

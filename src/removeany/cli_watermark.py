@@ -114,7 +114,7 @@ def remove_watermark_command(
     max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
 ) -> int:
     """Remove visible watermarks; keeps going past failed inputs and returns an exit code."""
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     if not inputs:
         err.print("error: give at least one input image.", markup=False)
         return EXIT_USAGE
