@@ -223,3 +223,97 @@ def test_the_editor_page_needs_a_session_and_shows_the_price(
     assert client.get("/static/watermark_editor.js").status_code == 200
     assert client.get("/static/watermark_editor.css").status_code == 200
     assert 'href="/app/watermark"' in client.get("/app").text
+
+
+@pytest.mark.browser
+@both_languages
+def test_the_mask_can_be_corrected_with_the_keyboard_alone(
+    server: LiveServer, page: Any, tmp_path: Path, lang: str, tr: Callable[..., str]
+) -> None:
+    """The brush needs a pointer: boxes typed in the photo's pixels mark and unmark instead,
+    Enter in a box field applies it (it must not pay for the removal), a wrong box is
+    announced, and the removal is sent with exactly the typed mask."""
+    from playwright.sync_api import expect
+
+    ctx = build_context(server.settings)
+    try:
+        user = make_user(ctx, EMAIL, credits=10)
+    finally:
+        ctx.close()
+    photo, mark = watermarked()
+    marked = tmp_path / "marked.png"
+    marked.write_bytes(photo)
+    rows, cols = np.nonzero(mark)
+    top, left = int(rows.min()), int(cols.min())
+    height, width = int(rows.max()) + 1 - top, int(cols.max()) + 1 - left
+
+    page.goto(server.url + "/login?next=/app/watermark")
+    page.get_by_label(tr("Email address")).focus()
+    page.keyboard.type(EMAIL)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(server.url + "/app/watermark")
+    page.locator("#wm-file").set_input_files(str(marked))
+    found = tr(
+        "The watermark is marked in red. Paint over anything that was missed and erase "
+        "anything that is not part of it."
+    )
+    expect(page.locator("#wm-status")).to_have_text(found)
+    size = tr("The photo is {width} × {height} px.")  # noqa: RUF001
+    expect(page.locator("#wm-box-size")).to_have_text(
+        size.format(width=mark.shape[1], height=mark.shape[0])
+    )
+
+    page.get_by_role("button", name=tr("Clear"), exact=True).focus()
+    page.keyboard.press("Enter")
+    assert not _mask_on_page(page).any()
+
+    # Type the mark's box, field by field, and press Enter in the last one.
+    page.get_by_label(tr("From the left")).focus()
+    for value in (left, top, width):
+        page.keyboard.type(str(value))
+        page.keyboard.press("Tab")
+    page.keyboard.type(str(height))
+    page.keyboard.press("Enter")
+    said = tr("Box marked: {width} × {height} px at {x}, {y}.")  # noqa: RUF001
+    expect(page.locator("#wm-status")).to_have_text(
+        said.format(width=width, height=height, x=left, y=top)
+    )
+    expect(page).to_have_url(server.url + "/app/watermark")  # nothing was paid for
+    typed = _mask_on_page(page)
+    assert typed.shape == mark.shape
+    assert typed[top : top + height, left : left + width].all() and typed.sum() == width * height
+
+    # The eraser from the keyboard (E), then a box that unmarks the box's left column.
+    page.get_by_role("button", name=tr("Apply the box")).focus()
+    page.keyboard.press("e")
+    expect(page.get_by_label(tr("Eraser: unmark"))).to_be_checked()
+    page.get_by_label(tr("Width")).fill("1")
+    page.get_by_role("button", name=tr("Apply the box")).focus()
+    page.keyboard.press("Enter")
+    erased = _mask_on_page(page)
+    assert not erased[top : top + height, left].any() and erased.sum() == (width - 1) * height
+
+    # A box outside the photo is refused, said in an alert, and changes nothing.
+    page.get_by_label(tr("Width")).fill(str(mark.shape[1]))
+    page.get_by_role("button", name=tr("Apply the box")).focus()
+    page.keyboard.press("Enter")
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_text(
+        tr("Give the box in whole pixels inside the photo: width and height at least 1.")
+    )
+    assert (_mask_on_page(page) == erased).all()
+
+    page.locator("#wm-submit").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(server.url + "/jobs/*")
+    ctx = build_context(server.settings)
+    try:
+        job = _latest_job(ctx, user.id)
+        with Image.open(io.BytesIO(base64.b64decode(job.options["mask_png"]))) as im:
+            used = np.asarray(im.convert("L")) > 127
+    finally:
+        ctx.close()
+    assert (used == erased).all()
+    assert page.problems == []

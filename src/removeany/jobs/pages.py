@@ -56,6 +56,12 @@ def _editor_strings(max_mb: int) -> dict[str, Any]:
         "signedOut": t("Your session has ended. Sign in again to continue."),
         "failed": t("Something went wrong. Please try again."),
         "sizeValue": t("{size} px"),
+        "boxSize": t("The photo is {width} × {height} px."),  # noqa: RUF001
+        "boxMarked": t("Box marked: {width} × {height} px at {x}, {y}."),  # noqa: RUF001
+        "boxUnmarked": t("Box unmarked: {width} × {height} px at {x}, {y}."),  # noqa: RUF001
+        "boxInvalid": t(
+            "Give the box in whole pixels inside the photo: width and height at least 1."
+        ),
         "brush": t("Brush selected"),
         "eraser": t("Eraser selected"),
         "errors": i18n.error_sentences(),

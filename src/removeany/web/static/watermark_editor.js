@@ -6,7 +6,8 @@
  *    size (X-Mask-Width/-Height; the photo's own size is in X-Image-Width/-Height). It is drawn
  *    on the canvas above the photo (#wm-mask) as red, shown half transparent.
  * 3. Brush and eraser (pointer events: mouse, pen and touch), a size slider, undo, clear and
- *    "detect again" correct it. Keys: B brush, E eraser, [ and ] size, Ctrl+Z undo.
+ *    "detect again" correct it. Keys: B brush, E eraser, [ and ] size, Ctrl+Z undo. Without a
+ *    pointer, a box typed in the photo's pixels is marked or unmarked (#wm-box).
  * 4. "Remove watermark" scales the mask up to the photo's size (black and white PNG) and sends
  *    it as mask_file with the photo to POST /api/v1/jobs (service=remove_watermark), then opens
  *    the job page, which follows the job and shows the before/after and the download.
@@ -77,6 +78,11 @@
     var submit = byId("wm-submit");
     var again = byId("wm-again");
     var tools = form.querySelectorAll('input[name="tool"]');
+    var boxInputs = ["x", "y", "w", "h"].map(function (key) {
+      return byId("wm-box-" + key);
+    });
+    var boxApply = byId("wm-box-apply");
+    var boxSize = byId("wm-box-size");
     var photoCtx = photo.getContext("2d");
     var maskCtx = mask.getContext("2d", { willReadFrequently: true });
 
@@ -119,7 +125,8 @@
       tools.forEach(function (radio) {
         radio.disabled = !enabled;
       });
-      [size, clearButton, detectButton, show, submit].forEach(function (node) {
+      var controls = [size, clearButton, detectButton, show, submit, boxApply];
+      controls.concat(boxInputs).forEach(function (node) {
         node.disabled = !enabled;
       });
       undoButton.disabled = !enabled || state.undo.length === 0;
@@ -231,6 +238,7 @@
           var height = parseInt(h.get("X-Mask-Height"), 10);
           state.imageWidth = parseInt(h.get("X-Image-Width"), 10) || state.imageWidth;
           state.imageHeight = parseInt(h.get("X-Image-Height"), 10) || state.imageHeight;
+          showPhotoSize();
           var url = URL.createObjectURL(answer.blob);
           return loadImage(url).then(function (img) {
             URL.revokeObjectURL(url);
@@ -272,6 +280,7 @@
           state.undo = [];
           state.imageWidth = img.naturalWidth;
           state.imageHeight = img.naturalHeight;
+          showPhotoSize();
           var work = workingSize(img.naturalWidth, img.naturalHeight);
           pick.hidden = true;
           wrap.hidden = false;
@@ -367,6 +376,57 @@
     });
     mask.addEventListener("pointerenter", function (event) {
       moveCursor(event);
+    });
+
+    // --- a box, for the keyboard ---------------------------------------------------------------
+
+    function showPhotoSize() {
+      boxSize.textContent = fmt(S.boxSize, { width: state.imageWidth, height: state.imageHeight });
+      boxInputs[0].max = boxInputs[2].max = String(state.imageWidth);
+      boxInputs[1].max = boxInputs[3].max = String(state.imageHeight);
+    }
+
+    /** Mark (brush) or unmark (eraser) the box typed in the photo's own pixels. */
+    function applyBox() {
+      if (state.busy || !state.image) return;
+      var v = boxInputs.map(function (node) {
+        return Number(node.value);
+      });
+      var whole = v.every(function (n) {
+        return Number.isInteger(n) && n >= 0;
+      });
+      var inside = v[0] + v[2] <= state.imageWidth && v[1] + v[3] <= state.imageHeight;
+      if (!whole || v[2] < 1 || v[3] < 1 || !inside) {
+        showError(S.boxInvalid);
+        return;
+      }
+      showError("");
+      snapshot();
+      var sx = mask.width / state.imageWidth;
+      var sy = mask.height / state.imageHeight;
+      var erase = tool() === "eraser";
+      maskCtx.save();
+      maskCtx.globalCompositeOperation = erase ? "destination-out" : "source-over";
+      maskCtx.fillStyle = "rgb(" + RED.join(",") + ")";
+      var x0 = Math.floor(v[0] * sx);
+      var y0 = Math.floor(v[1] * sy);
+      var x1 = Math.ceil((v[0] + v[2]) * sx);
+      var y1 = Math.ceil((v[1] + v[3]) * sy);
+      maskCtx.fillRect(x0, y0, x1 - x0, y1 - y0);
+      maskCtx.restore();
+      var where = { x: v[0], y: v[1], width: v[2], height: v[3] };
+      say(fmt(erase ? S.boxUnmarked : S.boxMarked, where));
+    }
+
+    boxApply.addEventListener("click", applyBox);
+    boxInputs.forEach(function (node) {
+      node.addEventListener("keydown", function (event) {
+        // Enter applies the box; it must not submit the form, which pays for the removal.
+        if (event.key === "Enter") {
+          event.preventDefault();
+          applyBox();
+        }
+      });
     });
 
     // --- sending ------------------------------------------------------------------------------
