@@ -386,3 +386,29 @@ def test_this_wasnt_me_answers_with_a_redirect(client: TestClient, ctx: Context)
         done = client.get(r.headers["location"]).text
         assert 'id="not-me-done"' in done and 'action="/account/not-me"' not in done
     assert len(mails(ctx, "ada@example.com")) == sent
+
+
+def test_a_refused_new_password_is_tied_to_its_field(client: TestClient, ctx: Context) -> None:
+    """A screen reader on the password field hears why it was refused, and the field is
+    marked invalid and focused."""
+    make_user(ctx)
+    page = client.get("/forgot-password").text
+    client.post(
+        "/forgot-password", data={"email": "ada@example.com", "csrf_token": form_token(page)}
+    )
+    link = link_in(ctx, "ada@example.com", "/reset-password").replace("http://testserver", "")
+    page = client.get(link).text
+    refused = client.post(
+        "/reset-password",
+        data={
+            "token": link.split("token=")[1],
+            "password": "short",
+            "csrf_token": form_token(page),
+        },
+    )
+    assert refused.status_code == 400
+    field = re.search(r'<input id="password"[^>]*>', refused.text)
+    assert field is not None
+    assert 'aria-describedby="form-error password-hint"' in field.group(0)
+    assert 'aria-invalid="true"' in field.group(0) and "autofocus" in field.group(0)
+    assert 'role="alert" id="form-error"' in refused.text

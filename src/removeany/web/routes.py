@@ -202,8 +202,11 @@ def render(
     context.setdefault("base_url", ctx.settings.base_url.rstrip("/"))
     context.setdefault("js_strings", _js_strings())
     context.setdefault("locale", i18n.current())
-    # Errors are English sentences from the services: shown in the page's language.
-    if isinstance(context.get("error"), str | BaseException):
+    # Errors are English sentences from the services: shown in the page's language. The code
+    # stays, so a form can tie the sentence to the field it is about.
+    error = context.get("error")
+    context.setdefault("error_code", error.code if isinstance(error, DomainError) else None)
+    if isinstance(error, str | BaseException):
         context["error"] = i18n.error_text(context["error"])
     response = templates.TemplateResponse(request, template, context, status_code=status_code)
     _headers(response)

@@ -1,0 +1,137 @@
+"""What a screen reader or keyboard user meets first, in headless Chromium, in English and
+Chinese: every control on the main pages has an accessible name, images have alternatives,
+headings go in order, and a form's error is announced and belongs to the field it is about."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from removeany.context import build_context
+from tests.helpers import make_user
+from tests.web.conftest import PASSWORD, both_languages
+from tests.web.test_browser import LiveServer
+from tests.web.test_browser import page as page  # the Chromium fixture
+from tests.web.test_browser import server as server  # the live-server fixture
+
+pytestmark = pytest.mark.browser
+
+EMAIL = "reader@example.com"
+SIGNED_OUT = ["/", "/login", "/register", "/forgot-password", "/legal/terms"]
+SIGNED_IN = [
+    "/app",
+    "/app/watermark",
+    "/batches",
+    "/credits",
+    "/account/api-keys",
+    "/account/security",
+]
+# A control in the accessibility tree without a name: `- button` or `- textbox [disabled]`,
+# where a named one reads `- button "Sign in"`.
+UNNAMED = re.compile(
+    r"^\s*- (button|checkbox|combobox|link|radio|slider|spinbutton|textbox|searchbox)"
+    r"(?: \[[^\]]*\])*:?$",
+    re.MULTILINE,
+)
+# Images without alt, and the levels of the headings a screen reader lists.
+OUTLINE = """() => ({
+  bare: [...document.querySelectorAll('img:not([alt])')].map((e) => e.outerHTML.slice(0, 120)),
+  levels: [...document.querySelectorAll('h1, h2, h3, h4, h5, h6')]
+    .filter((e) => e.getClientRects().length || e.classList.contains('visually-hidden'))
+    .map((e) => Number(e.tagName[1])),
+})"""
+
+
+def _problems(page: Any, url: str) -> list[str]:
+    """What a screen reader would trip over on the page at `url`, one line each."""
+    page.goto(url)
+    tree = page.locator("body").aria_snapshot()
+    problems = [
+        f"{url}: a control without a name: {m.group(0).strip()}" for m in UNNAMED.finditer(tree)
+    ]
+    outline = page.evaluate(OUTLINE)
+    problems += [f"{url}: <img> without alt: {html}" for html in outline["bare"]]
+    levels = outline["levels"]
+    if levels.count(1) != 1 or levels[0] != 1:
+        problems.append(f"{url}: headings {levels} do not start with the one <h1>")
+    problems += [
+        f"{url}: heading level jumps from h{a} to h{b}"
+        for a, b in itertools.pairwise(levels)
+        if b > a + 1
+    ]
+    return problems
+
+
+@both_languages
+def test_main_pages_name_every_control_and_keep_headings_in_order(
+    server: LiveServer, page: Any, lang: str, tr: Callable[..., str]
+) -> None:
+    from playwright.sync_api import expect
+
+    ctx = build_context(server.settings)
+    try:
+        make_user(ctx, EMAIL, credits=3)
+    finally:
+        ctx.close()
+    page.allow_english.update({"Starter", "Standard", "Pro"})  # the credit packs' own names
+    problems = [p for path in SIGNED_OUT for p in _problems(page, server.url + path)]
+    page.goto(server.url + "/login")
+    page.get_by_label(tr("Email address")).fill(EMAIL)
+    page.get_by_label(tr("Password")).fill(PASSWORD)
+    page.get_by_role("button", name=tr("Sign in")).click()
+    expect(page).to_have_url(server.url + "/app")
+    problems += [p for path in SIGNED_IN for p in _problems(page, server.url + path)]
+    # The main controls by the names a screen reader reads out.
+    page.goto(server.url + "/app")
+    for name in (tr("Service"), tr("Background photo"), tr("Crop to the subject"), tr("Colour")):
+        expect(page.get_by_label(name, exact=True)).to_be_visible()
+    expect(page.get_by_role("region", name=tr("Your photo"))).to_be_attached()
+    assert problems == []
+    assert page.problems == []
+
+
+@both_languages
+def test_a_sign_up_error_is_announced_on_the_field_it_is_about(
+    server: LiveServer, page: Any, lang: str, tr: Callable[..., str]
+) -> None:
+    """A too short password: the alert is announced, the password field is invalid, described
+    by the alert and focused (it was the email field that was described by it). An address
+    already taken: the email field instead."""
+    from playwright.sync_api import expect
+
+    ctx = build_context(server.settings)
+    try:
+        make_user(ctx, EMAIL)
+    finally:
+        ctx.close()
+    page.goto(server.url + "/register")
+    email = page.get_by_label(tr("Email address"))
+    password = page.get_by_label(tr("Password"))
+    email.fill("newcomer@example.com")
+    password.fill("short")
+    page.get_by_role("button", name=tr("Create account")).click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_text(
+        tr("Choose a password of at least {MIN_LENGTH} characters.", MIN_LENGTH=8)
+    )
+    expect(password).to_have_attribute("aria-invalid", "true")
+    expect(password).to_have_accessible_description(re.compile(re.escape(alert.inner_text())))
+    expect(password).to_be_focused()
+    expect(email).not_to_have_attribute("aria-invalid", "true")
+
+    email.fill(EMAIL)
+    password.fill("a long enough password")
+    page.get_by_role("button", name=tr("Create account")).click()
+    expect(alert).to_have_text(
+        tr("An account with this email already exists. Sign in, or reset your password.")
+    )
+    expect(email).to_have_attribute("aria-invalid", "true")
+    expect(email).to_have_accessible_description(alert.inner_text())
+    expect(email).to_be_focused()
+    expect(password).not_to_have_attribute("aria-invalid", "true")
+    # The two refused forms answer 400 and 409, which the console reports; nothing else.
+    assert [p for p in page.problems if "status of 400" not in p and "status of 409" not in p] == []
