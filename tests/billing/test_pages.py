@@ -347,6 +347,12 @@ def test_redeem_a_promo_code_with_the_form(
     assert missing.status_code == 404
     assert "There is no such promo code. Check the spelling." in text_of(missing.text)
     assert 'value="NOPE"' in missing.text  # the form keeps what was typed
+    # ... and a screen reader on the field hears why it was refused.
+    field = re.search(r'<input id="promo-code"[^>]*>', missing.text)
+    assert field is not None and 'aria-describedby="promo-error"' in field.group(0)
+    assert (
+        'aria-invalid="true"' in field.group(0) and 'role="alert" id="promo-error"' in missing.text
+    )
     empty = client.post("/credits/redeem", data={"code": "", "csrf_token": token})
     assert empty.status_code == 400 and "Enter a promo code." in empty.text
     forged = client.post("/credits/redeem", data={"code": "WELCOME"})
