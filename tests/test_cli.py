@@ -267,3 +267,38 @@ def test_each_failure_is_one_line_on_stderr(tmp_path: Path, model_dir: Path) -> 
         assert done.returncode == 1, (command, done.stderr)
         lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
         assert lines and str(bad) in lines[0] and lines[0].rstrip().endswith("."), done.stderr
+
+
+def test_a_database_or_port_that_cannot_be_used_is_said_in_a_line(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    """PostgreSQL down, a mistyped URL, a data folder that cannot be made, a port out of range:
+    one 'error:' line and exit 2, never a traceback, and never the database password."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = int(sock.getsockname()[1])
+    cases = [
+        (["migrate"], f"postgresql+psycopg://ops:sekret@127.0.0.1:{closed}/removeany"),
+        (["prices", "list"], f"postgresql+psycopg://ops:sekret@127.0.0.1:{closed}/removeany"),
+        (["admin", "users"], "bogus://nowhere/db"),
+    ]
+    for args, url in cases:
+        done = subprocess.run(
+            [sys.executable, "-m", "removeany", *args],
+            env={**os.environ, "REMOVEANY_DATA_DIR": str(tmp_path), "REMOVEANY_DATABASE_URL": url},
+            text=True,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.startswith("error: cannot open the database: "), done.stderr
+        assert "Traceback" not in done.stderr and "sekret" not in done.stderr
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    no_dir = run_cli("migrate", data_dir=blocked / "data", model_dir=model_dir)
+    assert no_dir.returncode == 2 and "check REMOVEANY_DATA_DIR" in no_dir.stderr
+    assert "Traceback" not in no_dir.stderr
+    port = run_cli("serve", "--port", "99999", data_dir=tmp_path, model_dir=model_dir)
+    assert port.returncode == 2 and "Traceback" not in port.stderr
+    assert "Invalid value for '--port'" in port.stderr and "65535" in port.stderr

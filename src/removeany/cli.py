@@ -10,7 +10,11 @@ from typing import Annotated, Any
 import typer
 
 from removeany.cli_admin import admin_app
-from removeany.cli_context import check_operator_models, platform_context
+from removeany.cli_context import (
+    check_operator_models,
+    platform_context,
+    setup_problems_end_the_command,
+)
 from removeany.cli_offline import remove_background_command
 from removeany.cli_portrait import cutout_portrait_command
 from removeany.cli_watermark import remove_watermark_command
@@ -56,7 +60,7 @@ app.command(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     workers: Annotated[
         bool,
         typer.Option(help="Run jobs in this process (--no-workers: `removeany worker` runs them)."),
@@ -139,8 +143,9 @@ def migrate() -> None:
     from removeany.infra.db import upgrade
 
     settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.sqlalchemy_url)
+    with setup_problems_end_the_command():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade(settings.sqlalchemy_url)
     typer.echo("database is up to date")
 
 
