@@ -302,3 +302,21 @@ def test_a_database_or_port_that_cannot_be_used_is_said_in_a_line(
     port = run_cli("serve", "--port", "99999", data_dir=tmp_path, model_dir=model_dir)
     assert port.returncode == 2 and "Traceback" not in port.stderr
     assert "Invalid value for '--port'" in port.stderr and "65535" in port.stderr
+
+
+def test_admin_listing_filters_are_checked(tmp_path: Path, model_dir: Path) -> None:
+    """A mistyped status or a limit below 1 is refused, not answered with an empty list that
+    reads as 'no such users'."""
+    data = tmp_path / "data"
+    made = run_cli(
+        "users", "create", "ops@example.com", "--password", "long enough pw",
+        data_dir=data, model_dir=model_dir,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    listed = run_cli("admin", "users", "--status", "active", data_dir=data, model_dir=model_dir)
+    assert listed.returncode == 0 and "ops@example.com\tactive" in listed.stdout
+    typo = run_cli("admin", "users", "--status", "banend", data_dir=data, model_dir=model_dir)
+    assert typo.returncode == 2 and typo.stdout == ""
+    assert "status must be one of active, restricted, banned, deleted." in typo.stderr
+    none = run_cli("admin", "audit", "--limit", "0", data_dir=data, model_dir=model_dir)
+    assert none.returncode == 2 and "Invalid value for '--limit'" in none.stderr

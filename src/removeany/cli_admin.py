@@ -63,7 +63,9 @@ def _describe(user: Any) -> str:
 @admin_app.command("users")
 def users(
     query: Annotated[str, typer.Argument(help="Part of an email address, or an id.")] = "",
-    status: Annotated[str, typer.Option(help="Only this status.")] = "",
+    status: Annotated[
+        str, typer.Option(help="Only this status: active, restricted, banned or deleted.")
+    ] = "",
 ) -> None:
     """Search users: id, email, status."""
     from removeany.moderation import service as moderation
@@ -228,7 +230,7 @@ def publish_terms(
 @admin_app.command("audit")
 def audit_log(
     query: Annotated[str, typer.Argument(help="Filter by target, action or actor.")] = "",
-    limit: int = 100,
+    limit: Annotated[int, typer.Option(help="How many entries.", min=1)] = 100,
 ) -> None:
     """The audit log, newest first."""
     from removeany.moderation import audit

@@ -23,6 +23,7 @@ from removeany.moderation.models import Announcement, ServiceStatus
 from removeany.privacy import service as privacy
 
 STATUSES = ("active", "disabled", "suspended")
+USER_STATUSES = ("active", "restricted", "banned", "deleted")
 
 
 def find_user(session: Session, ref: str | int) -> User:
@@ -48,6 +49,11 @@ def search_users(
             conditions.append(User.id == int(q))
         stmt = stmt.where(or_(*conditions))
     if status:
+        if status not in USER_STATUSES:
+            # A mistyped filter would otherwise look like "no such users".
+            raise DomainError(
+                f"status must be one of {', '.join(USER_STATUSES)}.", code="invalid_status"
+            )
         stmt = stmt.where(User.status == status)
     return session.scalars(stmt).all()
 
