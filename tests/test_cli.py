@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
 import socket
 import subprocess
@@ -320,3 +321,50 @@ def test_admin_listing_filters_are_checked(tmp_path: Path, model_dir: Path) -> N
     assert "status must be one of active, restricted, banned, deleted." in typo.stderr
     none = run_cli("admin", "audit", "--limit", "0", data_dir=data, model_dir=model_dir)
     assert none.returncode == 2 and "Invalid value for '--limit'" in none.stderr
+
+
+def test_the_progress_bar_goes_to_a_terminal_on_stderr_not_into_piped_results(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    """`removeany remove-background photos/ -o out/ | tee log` with stderr on the terminal:
+    the bar shows there, and stdout holds only the summary line."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("alphamatting_GT04", "alphamatting_GT05"):
+        with Image.open(eval_image("object", name)) as im:
+            im.convert("RGB").resize((160, 120)).save(folder / f"{name}.jpg")
+    terminal, stderr_end = pty.openpty()
+    env = {**os.environ, "REMOVEANY_DATA_DIR": str(tmp_path), "REMOVEANY_MODEL_DIR": str(model_dir)}
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "removeany",
+                "remove-background",
+                str(folder),
+                "-o",
+                str(tmp_path / "out"),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr_end,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        os.close(stderr_end)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(terminal, 4096)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(terminal)
+    assert done.returncode == 0
+    assert done.stdout == f"2 of 2 images written to {tmp_path / 'out'}\n"
+    assert "Removing backgrounds" in shown.decode(errors="replace")

@@ -217,7 +217,8 @@ def run_tasks(
             return SAME_FILE
         return run_one(tasks[index])
 
-    with Progress(disable=not sys.stdout.isatty()) as progress:
+    # The bar is progress, so it goes to stderr: stdout keeps only results, for pipes.
+    with Progress(console=err, disable=not sys.stderr.isatty()) as progress:
         bar = progress.add_task(label, total=len(tasks))
         for task, problem in zip(tasks, _in_order(attempt, len(tasks), workers), strict=True):
             if problem is not None:
