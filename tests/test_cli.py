@@ -368,3 +368,22 @@ def test_the_progress_bar_goes_to_a_terminal_on_stderr_not_into_piped_results(
     assert done.returncode == 0
     assert done.stdout == f"2 of 2 images written to {tmp_path / 'out'}\n"
     assert "Removing backgrounds" in shown.decode(errors="replace")
+
+
+def test_a_link_to_a_missing_photo_in_a_folder_is_named_as_a_failure(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    with Image.open(eval_image("object", "alphamatting_GT04")) as im:
+        im.convert("RGB").resize((160, 120)).save(folder / "kept.jpg")
+    (folder / "gone.png").symlink_to(tmp_path / "moved-away.png")
+    (folder / "notes.txt").write_text("not a photo")
+    out = tmp_path / "out"
+    done = run_cli(
+        "remove-background", str(folder), "-o", str(out), data_dir=tmp_path, model_dir=model_dir
+    )
+    assert done.returncode == 1
+    assert done.stdout == f"1 of 2 images written to {out}\n"
+    assert f"error: {folder / 'gone.png'}: io_error: " in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["kept.png"]

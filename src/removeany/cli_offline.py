@@ -184,7 +184,10 @@ def plan_tasks(inputs: list[Path], output: Path, suffix: str = ".png") -> Iterat
         if item.is_dir():
             for path in sorted(item.rglob("*")):
                 inside_output = path.resolve().is_relative_to(out_root)
-                if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not inside_output:
+                # A link to a photo that is gone is named as a failure, not silently left out.
+                dangling = path.is_symlink() and not path.exists()
+                is_image = path.suffix.lower() in IMAGE_SUFFIXES
+                if (path.is_file() or dangling) and is_image and not inside_output:
                     relative = path.relative_to(item).with_suffix(suffix)
                     yield Task(path, output / relative)
         else:
