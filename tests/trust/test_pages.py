@@ -412,3 +412,38 @@ def test_a_refused_new_password_is_tied_to_its_field(client: TestClient, ctx: Co
     assert 'aria-describedby="form-error password-hint"' in field.group(0)
     assert 'aria-invalid="true"' in field.group(0) and "autofocus" in field.group(0)
     assert 'role="alert" id="form-error"' in refused.text
+
+
+def test_a_refused_security_form_marks_the_field_it_is_about(
+    client: TestClient, ctx: Context
+) -> None:
+    """The security page holds many forms: a refusal focuses and marks the one field it is
+    about, described by the alert, and no other."""
+    make_user(ctx)
+    web_login(client, "ada@example.com")
+
+    def invalid_fields(action: str, **data: str) -> list[str]:
+        token = form_token(client.get("/account/security").text)
+        page = client.post(action, data={**data, "csrf_token": token}).text
+        assert 'role="alert" id="security-error"' in page
+        fields = re.findall(r'<input id="([\w-]+)"[^>]*aria-invalid="true"[^>]*>', page)
+        for field in fields:
+            tag = re.search(rf'<input id="{field}"[^>]*>', page)
+            assert tag is not None and 'aria-describedby="security-error"' in tag.group(0)
+            assert "autofocus" in tag.group(0)
+        return fields
+
+    password = "/account/security/password"
+    assert invalid_fields(password, current_password="wrong one", new_password="x" * 12) == [
+        "pw-current"
+    ]
+    assert invalid_fields(password, current_password=PASSWORD, new_password="short") == ["pw-new"]
+    email = "/account/security/email"
+    assert invalid_fields(email, new_email="not-an-address", current_password=PASSWORD) == [
+        "em-new"
+    ]
+    assert invalid_fields(email, new_email="new@example.com", current_password="wrong one") == [
+        "em-current"
+    ]
+    setup = "/account/security/2fa/setup"
+    assert invalid_fields(setup, current_password="wrong one") == ["setup-current"]
