@@ -387,3 +387,30 @@ def test_a_link_to_a_missing_photo_in_a_folder_is_named_as_a_failure(
     assert done.stdout == f"1 of 2 images written to {out}\n"
     assert f"error: {folder / 'gone.png'}: io_error: " in done.stderr
     assert sorted(p.name for p in out.iterdir()) == ["kept.png"]
+
+
+def test_every_command_argument_and_option_is_explained_in_help() -> None:
+    """An operator learns what `prices set SERVICE TIER CREDITS` takes from --help, not by
+    trying names until one is accepted."""
+    import click
+    import typer
+
+    from removeany.cli import app
+
+    missing: list[str] = []
+
+    def walk(command: click.Command, path: str) -> None:
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, f"{path} {name}")
+        if getattr(command, "commands", None):
+            return
+        if not (command.help or "").strip():
+            missing.append(path)
+        missing.extend(
+            f"{path} {param.name}"
+            for param in command.params
+            if param.name != "help" and not (getattr(param, "help", None) or "").strip()
+        )
+
+    walk(typer.main.get_command(app), "removeany")
+    assert missing == []

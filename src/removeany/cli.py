@@ -151,8 +151,10 @@ def migrate() -> None:
 
 @users_app.command("create")
 def users_create(
-    email: str,
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    email: Annotated[str, typer.Argument(help="The address the person signs in with.")],
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, help="Asked for (unechoed) when left out.")
+    ],
     credits: Annotated[
         int,
         typer.Option(help="Credits to grant (admin lot, lasting REMOVEANY_ADMIN_CREDIT_DAYS)."),
@@ -306,9 +308,11 @@ def prices_list() -> None:
 
 @prices_app.command("set")
 def prices_set(
-    service: str,
-    tier: str,
-    credits: int,
+    service: Annotated[
+        str, typer.Argument(help="remove_background, portrait, id_photo or remove_watermark.")
+    ],
+    tier: Annotated[str, typer.Argument(help="The result's size tier: preview, full or 50MP.")],
+    credits: Annotated[int, typer.Argument(help="The new price in credits.", min=0)],
     note: Annotated[str, typer.Option(help="Why the price changed.")] = "",
 ) -> None:
     """Add a new price version; jobs already accepted keep the price they were accepted at."""
@@ -331,7 +335,7 @@ def prices_set(
 
 @app.command("promo-create")
 def promo_create(
-    code: str,
+    code: Annotated[str, typer.Argument(help="3 to 40 letters, digits, - or _ (any case).")],
     credits: Annotated[int, typer.Option(help="Credits each redemption grants.")],
     max_uses: Annotated[int, typer.Option(help="How many accounts may redeem it.")],
     credit_days: Annotated[int, typer.Option(help="Days the granted credits stay valid.")] = 30,
@@ -366,7 +370,7 @@ def promo_create(
 
 
 @app.command("promo-close")
-def promo_close(code: str) -> None:
+def promo_close(code: Annotated[str, typer.Argument(help="The code, in any case.")]) -> None:
     """Stop a promo code from being redeemed from now on (credits already redeemed stay)."""
     from removeany.credits import free
     from removeany.errors import DomainError

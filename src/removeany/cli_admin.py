@@ -20,6 +20,7 @@ admin_app = typer.Typer(
 
 T = TypeVar("T")
 Reason = Annotated[str, typer.Option("--reason", "-r", help="Why (required, audit-logged).")]
+UserRef = Annotated[str, typer.Argument(help="The user's email address or id.")]
 
 
 def _actor() -> Any:
@@ -93,26 +94,26 @@ def _user_action(name: str, user_ref: str, reason: str) -> None:
 
 
 @admin_app.command("restrict")
-def restrict(user: str, reason: Reason) -> None:
+def restrict(user: UserRef, reason: Reason) -> None:
     """No processing (jobs refused with account_restricted)."""
     _user_action("restrict", user, reason)
 
 
 @admin_app.command("ban")
-def ban(user: str, reason: Reason) -> None:
+def ban(user: UserRef, reason: Reason) -> None:
     """No sign-in; sessions and API keys revoked."""
     _user_action("ban", user, reason)
 
 
 @admin_app.command("reinstate")
-def reinstate(user: str, reason: Reason) -> None:
+def reinstate(user: UserRef, reason: Reason) -> None:
     """Lift a restriction or ban."""
     _user_action("reinstate", user, reason)
 
 
 @admin_app.command("delete")
 def delete(
-    user: str,
+    user: UserRef,
     reason: Reason,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
@@ -124,7 +125,7 @@ def delete(
 
 @admin_app.command("credits")
 def credits(
-    user: str,
+    user: UserRef,
     amount: Annotated[
         int,
         typer.Argument(help="Positive grants, negative revokes (put options first, then -- -5)."),
@@ -181,7 +182,7 @@ def service(
 
 @admin_app.command("announce")
 def announce(
-    message: str,
+    message: Annotated[str, typer.Argument(help="The text shown at the top of every page.")],
     level: Annotated[str, typer.Option(help="info or warning")] = "info",
 ) -> None:
     """Show an announcement on every page."""
