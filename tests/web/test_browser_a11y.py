@@ -98,9 +98,9 @@ def test_main_pages_name_every_control_and_keep_headings_in_order(
 def test_a_sign_up_error_is_announced_on_the_field_it_is_about(
     server: LiveServer, page: Any, lang: str, tr: Callable[..., str]
 ) -> None:
-    """A too short password: the alert is announced, the password field is invalid, described
-    by the alert and focused (it was the email field that was described by it). An address
-    already taken: the email field instead."""
+    """The password hint names every rule. A too short password: the alert is announced,
+    the password field is invalid, described by the alert and focused (it was the email field
+    that was described by it). An address already taken: the email field instead."""
     from playwright.sync_api import expect
 
     ctx = build_context(server.settings)
@@ -111,6 +111,10 @@ def test_a_sign_up_error_is_announced_on_the_field_it_is_about(
     page.goto(server.url + "/register")
     email = page.get_by_label(tr("Email address"))
     password = page.get_by_label(tr("Password"))
+    # The hint names every rule, so the first try can meet them.
+    expect(password).to_have_accessible_description(
+        tr("At least 8 characters, not a common password or your email address.")
+    )
     email.fill("newcomer@example.com")
     password.fill("short")
     page.get_by_role("button", name=tr("Create account")).click()
