@@ -80,6 +80,8 @@ def test_batch_command_processes_a_folder(tmp_path: Path, model_dir: Path) -> No
         "batch", str(folder), "--email", "nobody@example.com", data_dir=data, model_dir=model_dir
     )
     assert missing.returncode == 2 and "no user" in missing.stderr
+    # ... said before the folder is read (its readme.txt would be reported as skipped).
+    assert "skipped" not in missing.stderr
 
 
 def test_batch_results_go_where_out_says_or_nothing_is_charged(

@@ -76,7 +76,17 @@ def batch_command(
     settings = Settings()
     ctx = platform_context(settings)
     archive: IO[bytes] | None = None
+
+    def user_of(session: Session) -> User:
+        user = accounts_repo.user_by_email(session, email.strip().lower())
+        if user is None:
+            raise NotFound(f"There is no user {email}. Create one with `removeany users`.")
+        return user
+
     try:
+        # A mistyped --email stops the command before a large folder is read.
+        with ctx.db.transaction() as session:
+            user_of(session)
         if source.is_dir():
             entries = list(entries_from_folder(source))
         elif zipfile.is_zipfile(source):
@@ -92,12 +102,6 @@ def batch_command(
         for rejected in planned.rejected:
             typer.echo(f"skipped {rejected['path']}: {rejected['message']}", err=True)
         ctx.start_queue()
-
-        def user_of(session: Session) -> User:
-            user = accounts_repo.user_by_email(session, email.strip().lower())
-            if user is None:
-                raise NotFound(f"There is no user {email}. Create one with `removeany users`.")
-            return user
 
         batch = submit_batch(
             ctx,
