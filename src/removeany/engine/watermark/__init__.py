@@ -195,6 +195,25 @@ MIN_DETECTED_OPACITY = 0.15
 # ... and one this opaque is text that belongs to the photo (a sign, a label): nothing of the
 # photo shows through it, and a corner is no proof it was added. Users mark it to remove it.
 MAX_DETECTED_OPACITY = 0.85
+# ... but a credit line's thin light letters at 0.7 were estimated up to 0.88 opaque (3 of the
+# 33 tuning lines): such a light layer may be this opaque (0.92 and 0.95 restored the same
+# tuning lines; an opaque line is still kept, its estimate too faint once its photo is taken
+# out).
+CREDIT_LINE_OPACITY = 0.92
+
+
+@dataclass(frozen=True)
+class Scrutiny:
+    """What a found region's estimate must show to be removed as a watermark."""
+
+    min_evidence: float  # of transparency (estimate.LayerInfo.evidence)
+    max_opacity: float  # more opaque layers are text of the photo's own
+
+
+PLACED_TEXT = Scrutiny(_ANY_EVIDENCE, MAX_DETECTED_OPACITY)
+CREDIT_LINE = Scrutiny(CREDIT_LINE_EVIDENCE, CREDIT_LINE_OPACITY)
+OTHER_TEXT = Scrutiny(_INNER_EVIDENCE, MAX_DETECTED_OPACITY)
+USER_MARKED = Scrutiny(0.0, 1.0)  # the user said where the mark is: not tested
 # A detected layer on a flat ground (nothing of the photo could show through it; its evidence
 # is estimate.FLAT_EVIDENCE) is taken for a mark only in a neutral colour, its channels within
 # this many grey levels of each other: text marks are white, grey or black, and vivid letters
@@ -298,7 +317,9 @@ def _credit_line(r: TextRegion) -> bool:
     return r.placement == "corner" and (x1 - x0) >= CREDIT_LINE_ASPECT * (y1 - y0)
 
 
-def _found_groups(rgb: npt.NDArray[np.uint8], detector: TextDetector) -> list[tuple[Bool, float]]:
+def _found_groups(
+    rgb: npt.NDArray[np.uint8], detector: TextDetector
+) -> list[tuple[Bool, Scrutiny]]:
     """The detected text of a photo as regions to restore one after another, each with the
     transparency evidence it needs: the text placed like a watermark together, each credit
     line in a corner on its own (estimated together with scene text elsewhere, its estimate
@@ -316,8 +337,8 @@ def _found_groups(rgb: npt.NDArray[np.uint8], detector: TextDetector) -> list[tu
             likely |= r.mask
         else:
             doubtful |= r.mask
-    lines = [(c, CREDIT_LINE_EVIDENCE) for c in credits]
-    return [(likely, _ANY_EVIDENCE), *lines, (doubtful & ~likely, _INNER_EVIDENCE)]
+    lines = [(c, CREDIT_LINE) for c in credits]
+    return [(likely, PLACED_TEXT), *lines, (doubtful & ~likely, OTHER_TEXT)]
 
 
 def _working_copy(
@@ -445,7 +466,7 @@ def _restore_region(
     region: Bool,
     *,
     user: bool,
-    min_evidence: float,
+    scrutiny: Scrutiny,
     notes: list[str],
     full_size: bool = False,
 ) -> tuple[F32, Bool, F32]:
@@ -454,7 +475,7 @@ def _restore_region(
     est = estimate(
         small[None],
         _reduce_mask(region, small.shape[:2]),
-        max_layer_opacity=None if user else MAX_DETECTED_OPACITY,
+        max_layer_opacity=None if user else scrutiny.max_opacity,
     )
     nothing = cur, np.zeros((h, w), bool), np.zeros((h, w), np.float32)
     # Opaque layers are left out of the estimate; the text is kept unless a translucent
@@ -474,7 +495,16 @@ def _restore_region(
             notes.append("faint structure kept: too little opacity to be sure it is a watermark")
             return nothing
         first = est.layers[0]
-        if first.evidence < min_evidence:
+        # Only light layers may pass MAX_DETECTED_OPACITY (under CREDIT_LINE_OPACITY): a dark
+        # one that opaque was a photo's own shadow on tuning photo 119082.
+        dark = [x.opacity for x in est.layers if x.polarity == "dark"]
+        if dark and max(dark) > MAX_DETECTED_OPACITY:
+            notes.append(
+                f"text kept: dark and opaque (opacity {max(dark):.2f}), like print; mark it "
+                "to remove it anyway"
+            )
+            return nothing
+        if first.evidence < scrutiny.min_evidence:
             notes.append(
                 f"text kept: looks opaque (scene text), transparency evidence {first.evidence:.2f}"
             )
@@ -521,17 +551,17 @@ def _restore_user_region(cur: F32, region: Bool, notes: list[str]) -> tuple[F32,
     """The user's region estimated at full size where it fits, else (or when the guard
     refuses the full-size estimate) on the reduced copy."""
     if not _full_size_fits(region):
-        return _restore_region(cur, region, user=True, min_evidence=0.0, notes=notes)
+        return _restore_region(cur, region, user=True, scrutiny=USER_MARKED, notes=notes)
     tried: list[str] = []
-    out = _restore_region(cur, region, user=True, min_evidence=0.0, notes=tried, full_size=True)
+    out = _restore_region(cur, region, user=True, scrutiny=USER_MARKED, notes=tried, full_size=True)
     if out[1].any():
         notes += tried
         return out
-    return _restore_region(cur, region, user=True, min_evidence=0.0, notes=notes)
+    return _restore_region(cur, region, user=True, scrutiny=USER_MARKED, notes=notes)
 
 
 def _restore_found_region(
-    cur: F32, region: Bool, min_evidence: float, notes: list[str]
+    cur: F32, region: Bool, scrutiny: Scrutiny, notes: list[str]
 ) -> tuple[F32, Bool, F32]:
     """A detected region: whether it is a watermark is judged on the reduced copy, where the
     evidence tests were set (judged at full size, twice as many scene labels were taken for
@@ -539,11 +569,11 @@ def _restore_found_region(
     refuses that. A result that changes less than MIN_EXPLAINED_SHARE of the region is
     dropped."""
     said: list[str] = []
-    out = _restore_region(cur, region, user=False, min_evidence=min_evidence, notes=said)
+    out = _restore_region(cur, region, user=False, scrutiny=scrutiny, notes=said)
     if out[1].any() and _full_size_fits(region):
         tried: list[str] = []
         full = _restore_region(
-            cur, region, user=False, min_evidence=min_evidence, notes=tried, full_size=True
+            cur, region, user=False, scrutiny=scrutiny, notes=tried, full_size=True
         )
         if full[1].any():
             out, said = full, tried
@@ -704,12 +734,12 @@ def restore(
         notes.append(f"text detector {TEXT_DETECTOR.filename} not installed; nothing detected")
         return WatermarkResult(_to_u8(cur), changed, alpha, notes)
     groups = _found_groups(_to_u8(_reduce(rgb_f, SINGLE_MAX_SIDE)), det)
-    for region, min_ev in groups:
+    for region, scrutiny in groups:
         if not region.any():
             continue
         if region.shape != (h, w):
             region = _enlarge_mask(region, (h, w))
-        cur, ch, al = _restore_found_region(cur, region, min_ev, notes)
+        cur, ch, al = _restore_found_region(cur, region, scrutiny, notes)
         changed |= ch
         alpha = np.maximum(alpha, al)
     if int(changed.sum()) >= TILE_MIN_SHARE * h * w:
