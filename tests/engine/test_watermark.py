@@ -533,10 +533,11 @@ def test_a_bold_mark_over_a_textured_photo_is_removed(detector: TextDetector) ->
 
 @pytest.mark.parametrize("name", ["cbsd68_103070", "cbsd68_108005"])
 def test_a_light_credit_line_in_a_corner_is_removed(detector: TextDetector, name: str) -> None:
-    """"© Jane Doe 2025" in white at 0.7 opacity in the lower right corner (tuning photos): so
-    little of the photo shows through its thin letters that its transparency evidence (0.38
-    on 103070) is under what other found text needs, and its opacity may be estimated as
-    high as a sign's (0.86 on 108005), yet a single line in a corner is a credit."""
+    """A credit line, "© Jane Doe 2025" in white at 0.7 opacity in the lower right corner
+    (tuning photos): so little of the photo shows through its thin letters that its
+    transparency evidence (0.38 on 103070) is under what other found text needs, and its
+    opacity may be estimated as high as a sign's (0.86 on 108005), yet a single line in a
+    corner is a credit."""
     clean = np.asarray(Image.open(photo_path("clean", name)).convert("RGB"))
     mark = make_common_mark("credit", *clean.shape[:2])
     marked = mark.apply(clean)
