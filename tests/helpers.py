@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+import urllib.request
 from datetime import timedelta
 from typing import Any
 
@@ -62,3 +63,15 @@ def closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+def wait_until_serving(base: str, timeout: float = 60.0) -> None:
+    """Until a `removeany serve` process at ``base`` answers (it migrates before it listens)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/api/v1/prices", timeout=2).read()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.2)

@@ -9,7 +9,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from PIL import Image
 from sqlalchemy import create_engine, text
 
 from tests.conftest import eval_image
+from tests.helpers import wait_until_serving
 
 
 def run_cli(*args: str, data_dir: Path, model_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -173,14 +173,7 @@ def test_serve_on_another_port_emails_links_to_that_port(tmp_path: Path, model_d
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/v1/prices", timeout=2).read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.2)
+        wait_until_serving(base)
         body = {"email": "new@example.com", "password": "a long enough pw", "accept_terms": True}
         request = urllib.request.Request(
             f"{base}/api/v1/auth/register",

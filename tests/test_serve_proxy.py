@@ -9,12 +9,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+
+from tests.helpers import wait_until_serving
 
 
 def _free_port() -> int:
@@ -41,14 +42,7 @@ def _register_through(trusted: str, data_dir: Path, model_dir: Path) -> str:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/v1/prices", timeout=2).read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.2)
+        wait_until_serving(base)
         body = json.dumps(
             {"email": "visitor@example.com", "password": "a long enough pw", "accept_terms": True}
         ).encode()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from removeany.cli_admin import admin_app
 from removeany.cli_context import (
     check_operator_models,
+    in_transaction,
     platform_context,
     setup_problems_end_the_command,
 )
@@ -19,6 +20,12 @@ from removeany.cli_offline import remove_background_command
 from removeany.cli_portrait import cutout_portrait_command
 from removeany.cli_watermark import remove_watermark_command
 from removeany.infra.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from removeany.context import Context
+    from removeany.credits.models import PromoCode
 
 app = typer.Typer(
     help="RemoveAny: self-hostable AI image processing.",
@@ -175,48 +182,41 @@ def users_create(
 
     from removeany.accounts import service as accounts
     from removeany.credits import service as ledger
-    from removeany.errors import DomainError
     from removeany.legal import service as legal
 
-    ctx = platform_context(Settings())
-    try:
-        with ctx.db.transaction() as session:
-            now = ctx.now()
-            user = accounts.create_user(
-                session, email, password, now=now, is_admin=admin, verified=True
+    def create(ctx: Context, session: Session) -> list[str]:
+        now = ctx.now()
+        user = accounts.create_user(
+            session, email, password, now=now, is_admin=admin, verified=True
+        )
+        said = [f"created user {user.email} (id {user.id})"]
+        if credits > 0:
+            expires = now + timedelta(days=ctx.settings.admin_credit_days)
+            ledger.grant(
+                session,
+                user.id,
+                credits,
+                source="admin",
+                now=now,
+                expires_at=expires,
+                reference="cli",
             )
-            lot = None
-            if credits > 0:
-                lot = ledger.grant(
-                    session,
-                    user.id,
-                    credits,
-                    source="admin",
-                    now=now,
-                    expires_at=now + timedelta(days=ctx.settings.admin_credit_days),
-                    reference="cli",
-                )
-            if accept_terms:
-                terms = legal.current(session)
-                legal.accept(
-                    session, user, terms.version, now=now, ip="cli", user_agent=CLI_PROVISIONING
-                )
-            key = accounts.create_api_key(session, user, "cli", now=now)[0] if api_key else None
-            typer.echo(f"created user {user.email} (id {user.id})")
-            if lot is not None:
-                typer.echo(
-                    f"granted {credits} credits, expiring {lot.expires_at:%Y-%m-%d %H:%M} UTC"
-                )
-            if accept_terms:
-                typer.echo(f"terms version {terms.version} recorded as accepted (via the CLI)")
-            if key is not None:
-                typer.echo("API key (shown once):")
-                typer.echo(key)
-    except DomainError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from None
-    finally:
-        ctx.close()
+            said.append(f"granted {credits} credits, expiring {expires:%Y-%m-%d %H:%M} UTC")
+        if accept_terms:
+            terms = legal.current(session)
+            legal.accept(
+                session, user, terms.version, now=now, ip="cli", user_agent=CLI_PROVISIONING
+            )
+            said.append(f"terms version {terms.version} recorded as accepted (via the CLI)")
+        if api_key:
+            said += [
+                "API key (shown once):",
+                accounts.create_api_key(session, user, "cli", now=now)[0],
+            ]
+        return said
+
+    for line in in_transaction(create):
+        typer.echo(line)
 
 
 @models_app.command("fetch")
@@ -317,20 +317,13 @@ def prices_set(
 ) -> None:
     """Add a new price version; jobs already accepted keep the price they were accepted at."""
     from removeany.catalog import prices
-    from removeany.errors import DomainError
 
-    ctx = platform_context(Settings())
-    try:
-        with ctx.db.transaction() as session:
-            price = prices.set_price(
-                session, service, tier, credits, now=ctx.now(), admin_id=None, note=note
-            )
-            typer.echo(f"{price.service} {price.tier}: {price.credits} credits (v{price.version})")
-    except DomainError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from None
-    finally:
-        ctx.close()
+    price = in_transaction(
+        lambda ctx, session: prices.set_price(
+            session, service, tier, credits, now=ctx.now(), admin_id=None, note=note
+        )
+    )
+    typer.echo(f"{price.service} {price.tier}: {price.credits} credits (v{price.version})")
 
 
 @app.command("promo-create")
@@ -345,43 +338,28 @@ def promo_create(
     from datetime import timedelta
 
     from removeany.credits import free
-    from removeany.errors import DomainError
 
-    ctx = platform_context(Settings())
-    try:
-        with ctx.db.transaction() as session:
-            now = ctx.now()
-            promo = free.create_promo(
-                session,
-                code,
-                credits=credits,
-                max_uses=max_uses,
-                credit_days=credit_days,
-                redeem_by=now + timedelta(days=redeem_days) if redeem_days else None,
-                now=now,
-                admin_id=None,
-            )
-            typer.echo(f"created {promo.code}: {promo.credits} credits x {promo.max_uses} uses")
-    except DomainError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from None
-    finally:
-        ctx.close()
+    def create(ctx: Context, session: Session) -> PromoCode:
+        now = ctx.now()
+        return free.create_promo(
+            session,
+            code,
+            credits=credits,
+            max_uses=max_uses,
+            credit_days=credit_days,
+            redeem_by=now + timedelta(days=redeem_days) if redeem_days else None,
+            now=now,
+            admin_id=None,
+        )
+
+    promo = in_transaction(create)
+    typer.echo(f"created {promo.code}: {promo.credits} credits x {promo.max_uses} uses")
 
 
 @app.command("promo-close")
 def promo_close(code: Annotated[str, typer.Argument(help="The code, in any case.")]) -> None:
     """Stop a promo code from being redeemed from now on (credits already redeemed stay)."""
     from removeany.credits import free
-    from removeany.errors import DomainError
 
-    ctx = platform_context(Settings())
-    try:
-        with ctx.db.transaction() as session:
-            promo = free.close_promo(session, code, now=ctx.now())
-            typer.echo(f"closed {promo.code}: {promo.used} of {promo.max_uses} uses redeemed")
-    except DomainError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from None
-    finally:
-        ctx.close()
+    promo = in_transaction(lambda ctx, session: free.close_promo(session, code, now=ctx.now()))
+    typer.echo(f"closed {promo.code}: {promo.used} of {promo.max_uses} uses redeemed")

@@ -4,21 +4,17 @@ written to the audit log as `cli:<operating-system user>`."""
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from removeany.cli_context import platform_context
-from removeany.infra.settings import Settings
+from removeany.cli_context import in_transaction, operator_context
 
 admin_app = typer.Typer(
     help="Moderate users, credits, services, terms; read the audit log.", no_args_is_help=True
 )
 
-T = TypeVar("T")
 Reason = Annotated[str, typer.Option("--reason", "-r", help="Why (required, audit-logged).")]
 UserRef = Annotated[str, typer.Argument(help="The user's email address or id.")]
 
@@ -31,25 +27,6 @@ def _actor() -> Any:
     except Exception:
         who = "unknown"
     return Actor(None, f"cli:{who}")
-
-
-@contextmanager
-def _context() -> Iterator[Any]:
-    from removeany.errors import DomainError
-
-    ctx = platform_context(Settings())
-    try:
-        yield ctx
-    except DomainError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from None
-    finally:
-        ctx.close()
-
-
-def _in_transaction(work: Callable[[Any, Any], T]) -> T:
-    with _context() as ctx, ctx.db.transaction() as session:
-        return work(ctx, session)
 
 
 def _describe(user: Any) -> str:
@@ -75,14 +52,14 @@ def users(
         for user in moderation.search_users(session, query, status=status, limit=500):
             typer.echo(_describe(user))
 
-    _in_transaction(work)
+    in_transaction(work)
 
 
 def _user_action(name: str, user_ref: str, reason: str) -> None:
     from removeany.moderation import service as moderation
     from removeany.privacy import service as privacy
 
-    with _context() as ctx:
+    with operator_context() as ctx:
         with ctx.db.transaction() as session:
             user = moderation.find_user(session, user_ref)
             action = getattr(moderation, {"delete": "delete_user"}.get(name, name))
@@ -158,7 +135,7 @@ def credits(
         balance = ledger.balance(session, target.id, ctx.now())
         typer.echo(f"{target.email}: {balance.available} credits available")
 
-    _in_transaction(work)
+    in_transaction(work)
 
 
 @admin_app.command("service")
@@ -177,7 +154,7 @@ def service(
         )
         typer.echo(f"{row.service}: {row.status} {row.message}".rstrip())
 
-    _in_transaction(work)
+    in_transaction(work)
 
 
 @admin_app.command("announce")
@@ -192,7 +169,7 @@ def announce(
         row = moderation.announce(session, _actor(), message, now=ctx.now(), level=level)
         typer.echo(f"announcement {row.id} published")
 
-    _in_transaction(work)
+    in_transaction(work)
 
 
 @admin_app.command("publish-terms")
@@ -220,7 +197,7 @@ def publish_terms(
                 err=True,
             )
             raise typer.Exit(2) from None
-    with _context() as ctx:
+    with operator_context() as ctx:
         with ctx.db.transaction() as session:
             terms = legal.publish(session, _actor(), summary=summary, now=ctx.now(), **texts)
             recipients = list(legal.users_to_notify(session))
@@ -242,7 +219,7 @@ def audit_log(
                 f"{e.created_at:%Y-%m-%d %H:%M:%S}\t{e.actor}\t{e.action}\t{e.target}\t{e.reason}"
             )
 
-    _in_transaction(work)
+    in_transaction(work)
 
 
 @admin_app.command("retention")
@@ -250,5 +227,5 @@ def retention() -> None:
     """Delete originals and results older than the retention period now."""
     from removeany.privacy.service import run_retention
 
-    with _context() as ctx:
+    with operator_context() as ctx:
         typer.echo(f"deleted the files of {run_retention(ctx)} jobs")

@@ -5,9 +5,9 @@ traceback."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
@@ -17,7 +17,11 @@ from removeany.infra.settings import Settings
 from removeany.operator_models import register_operator_models
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from removeany.context import Context
+
+T = TypeVar("T")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -55,3 +59,25 @@ def platform_context(settings: Settings) -> Context:
 
     with setup_problems_end_the_command():
         return build_context(settings, migrate=True)
+
+
+@contextmanager
+def operator_context() -> Iterator[Context]:
+    """The platform for an operator command; a refused change (a `DomainError`) ends the
+    command with its sentence and exit code 2."""
+    from removeany.errors import DomainError
+
+    ctx = platform_context(Settings())
+    try:
+        yield ctx
+    except DomainError as exc:
+        raise _fail(exc.message) from None
+    finally:
+        ctx.close()
+
+
+def in_transaction(work: Callable[[Context, Session], T]) -> T:
+    """``work`` in one transaction of an operator command (see `operator_context`); what it
+    returns is printed by the caller after the commit, so a closed pipe cannot undo it."""
+    with operator_context() as ctx, ctx.db.transaction() as session:
+        return work(ctx, session)
