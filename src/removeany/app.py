@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from removeany import __version__
 from removeany.accounts.routes import router as accounts_router
 from removeany.api import removebg, uploads
+from removeany.api.limits import BodyLimits, route_limits
 from removeany.api.watermark import router as watermark_router
 from removeany.batches.pages import router as batch_pages
 from removeany.batches.routes import router as batches_router
@@ -33,6 +34,7 @@ from removeany.jobs.routes import router as jobs_router
 from removeany.jobs.worker import resume_unfinished
 from removeany.maintenance import Sweeper
 from removeany.trust import install as install_trust
+from removeany.trust import long_text_routers
 from removeany.web.routes import ResourceHeaders, not_found_page, static_files
 from removeany.web.routes import router as web_router
 from removeany.web.trial import router as trial_router
@@ -68,29 +70,32 @@ def create_app(ctx: Context | None = None, *, run_workers: bool = True) -> FastA
         docs_url=None,  # /api/docs is web.routes.api_docs: FastAPI's page loads a CDN's scripts
         openapi_url="/api/openapi.json",
         redoc_url=None,
-        max_body_size=uploads.BODY_LIMIT,  # routes that take files allow more, below
     )
     app.state.ctx = context
     # The request's language (pages and emails): ?lang=, the `lang` cookie or Accept-Language.
     app.add_middleware(LocaleMiddleware, secure=context.settings.cookie_secure)
     app.add_middleware(removebg.RemoveBgCors)
     app.add_middleware(ResourceHeaders)
-    photo = uploads.upload_body_limit(context.settings)
-    batch = context.settings.batch_max_bytes + FORM_OVERHEAD
-    app.include_router(removebg.router, max_body_size=photo)
+    app.include_router(removebg.router)
     app.include_router(accounts_router)
     app.include_router(credits_router)
     app.include_router(catalog_router)
     app.include_router(billing_router)
-    app.include_router(jobs_router, max_body_size=photo)
-    app.include_router(watermark_router, max_body_size=photo)
-    app.include_router(batches_router, max_body_size=batch)
+    app.include_router(jobs_router)
+    app.include_router(watermark_router)
+    app.include_router(batches_router)
     install_trust(app)
-    app.include_router(batch_pages, max_body_size=batch)
+    app.include_router(batch_pages)
     app.include_router(web_router)
-    app.include_router(trial_router, max_body_size=photo)
+    app.include_router(trial_router)
     app.include_router(billing_pages)
     app.include_router(job_pages)
+    photo = uploads.upload_body_limit(context.settings)
+    batch = context.settings.batch_max_bytes + FORM_OVERHEAD
+    bounds = [(r, photo) for r in (removebg.router, jobs_router, watermark_router, trial_router)]
+    bounds += [(batches_router, batch), (batch_pages, batch)]
+    bounds += [(r, uploads.TEXT_BODY_LIMIT) for r in long_text_routers()]
+    app.add_middleware(BodyLimits, default=uploads.BODY_LIMIT, routes=route_limits(bounds))
     app.mount("/static", static_files(), name="static")
     _install_error_handlers(app)
     return app
@@ -129,6 +134,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
         path = request.url.path
+        if exc.status_code == 413:  # api/limits.py: a body over its route's bound
+            return _error(request, 413, "request_too_large", str(exc.detail))
         if path.startswith(removebg.PREFIX):
             return removebg.http_error(request, exc)
         browsing = "text/html" in request.headers.get("accept", "")

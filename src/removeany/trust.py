@@ -3,13 +3,12 @@ routers, pages, and their error mapping. `app.py` calls `install(app)` once."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from removeany.accounts.security import TooManyAttempts
 from removeany.accounts.security_routes import router as security_router
 from removeany.api.removebg import error_response
-from removeany.api.uploads import TEXT_BODY_LIMIT
 from removeany.legal.routes import router as legal_router
 from removeany.moderation.routes import public as status_router
 from removeany.moderation.routes import router as admin_router
@@ -28,10 +27,17 @@ def _error(
     )
 
 
+def long_text_routers() -> tuple[APIRouter, ...]:
+    """Publishing new terms (JSON or the admin page's form) sends their whole texts: these take
+    bodies up to uploads.TEXT_BODY_LIMIT (api/limits.py)."""
+    from removeany.moderation.pages import router as admin_pages
+
+    return legal_router, admin_pages
+
+
 def install(app: FastAPI) -> None:
     from removeany.accounts.pages import router as account_pages
     from removeany.legal.pages import router as legal_pages
-    from removeany.moderation.pages import router as admin_pages
     from removeany.notices import notices
     from removeany.web.routes import templates
 
@@ -44,11 +50,9 @@ def install(app: FastAPI) -> None:
         privacy_router,
         account_pages,
         legal_pages,
+        *long_text_routers(),
     ):
         app.include_router(router)
-    # Publishing new terms (JSON or the admin page's form) sends their whole texts.
-    app.include_router(legal_router, max_body_size=TEXT_BODY_LIMIT)
-    app.include_router(admin_pages, max_body_size=TEXT_BODY_LIMIT)
 
     @app.exception_handler(TooManyAttempts)
     async def too_many(request: Request, exc: TooManyAttempts) -> JSONResponse:

@@ -185,7 +185,16 @@ def test_request_bodies_are_bounded(app_client: TestClient, ctx: Context) -> Non
     big = b'{"email": "ada@example.com", "password": "' + b"x" * BODY_LIMIT + b'"}'
     json_type = {"Content-Type": "application/json"}
     for path in ("/api/v1/auth/login", "/api/v1/auth/register", "/api/v1/auth/password-reset"):
-        assert app_client.post(path, content=big, headers=json_type).status_code == 413, path
+        refused = app_client.post(path, content=big, headers=json_type)
+        assert refused.status_code == 413, path
+        # In the API's shape, with a sentence saying what to do (not a bare "Content Too Large").
+        assert refused.json()["error"]["code"] == "request_too_large"
+        assert "Send a smaller file" in refused.json()["error"]["message"]
+    # A remove.bg client gets remove.bg's shape and code.
+    huge = b"x" * (3 * ctx.settings.max_upload_bytes + BODY_LIMIT + 1)
+    removebg = app_client.post("/v1.0/removebg", files={"image_file": ("big.png", huge)})
+    assert removebg.status_code == 413
+    assert removebg.json()["errors"][0]["code"] == "file_too_large"
 
     def chunked() -> Iterator[bytes]:  # no Content-Length to refuse it by
         yield b'{"email": "ada@example.com", "password": "'

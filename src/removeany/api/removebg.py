@@ -66,6 +66,7 @@ _REMOVEBG_CODES: dict[str, tuple[str, str]] = {
     "unsupported_format": ("invalid_file_type", "Invalid file type"),
     "corrupt_image": ("failed_to_read_image", "Failed to read image"),
     "too_many_pixels": ("resolution_too_high", "Image resolution too high"),
+    "request_too_large": ("file_too_large", "File too large"),
 }
 _TITLES = {
     "missing_source": "No image given",
