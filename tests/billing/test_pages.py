@@ -17,7 +17,7 @@ from removeany.billing import service as billing
 from removeany.context import Context
 from removeany.credits import free
 from removeany.credits import service as ledger
-from removeany.credits.routes import PROMO_ATTEMPTS, PROMO_WINDOW
+from removeany.credits.free import PROMO_ATTEMPTS, PROMO_WINDOW
 from removeany.maintenance import run_sweeps
 from tests.conftest import TestClock, eval_image
 from tests.helpers import make_api_key, make_user

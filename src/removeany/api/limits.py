@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from fastapi import APIRouter
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -23,13 +23,9 @@ class BodyTooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
         super().__init__(
             status_code=413,
-            detail=f"The request is larger than this address takes ({_size(limit)}). Send a "
-            "smaller file, or fewer at once.",
+            detail=f"The request is larger than this address takes ({limit // (1024 * 1024)} "
+            "MB). Send a smaller file, or fewer at once.",
         )
-
-
-def _size(limit: int) -> str:
-    return f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
 
 
 def route_limits(routers: Iterable[tuple[APIRouter, int]]) -> list[tuple[re.Pattern[str], int]]:
@@ -38,7 +34,7 @@ def route_limits(routers: Iterable[tuple[APIRouter, int]]) -> list[tuple[re.Patt
         (route.path_regex, limit)
         for router, limit in routers
         for route in router.routes
-        if isinstance(route, BaseRoute) and hasattr(route, "path_regex")
+        if isinstance(route, Route)
     ]
 
 

@@ -28,7 +28,6 @@ from removeany.context import Context
 from removeany.credits import free
 from removeany.credits import service as ledger
 from removeany.credits.history import credits_view
-from removeany.credits.routes import count_promo_attempt
 from removeany.credits.schemas import CreditsOut, EntryOut
 from removeany.errors import DomainError, NotFound
 from removeany.web.routes import (
@@ -296,7 +295,7 @@ def redeem(
         try:
             if not code.strip():
                 raise DomainError(t("Enter a promo code."), code="promo_code_missing")
-            count_promo_attempt(session, viewer.user.id, now=ctx.now())
+            free.count_redemption_attempt(session, viewer.user.id, now=ctx.now())
             with session.begin_nested():
                 lot = free.redeem_promo(
                     session, viewer.user.id, code, email=viewer.user.email, now=ctx.now()

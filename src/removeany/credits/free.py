@@ -16,6 +16,23 @@ from removeany.errors import Conflict, DomainError, NotFound
 DOTLESS_PROVIDERS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
 
 
+# Promo codes are names an admin chose: guessing them must be slow. Attempts per user.
+PROMO_ATTEMPTS = 10
+PROMO_WINDOW = timedelta(hours=1)
+
+
+def count_redemption_attempt(session: Session, user_id: int, *, now: datetime) -> None:
+    """One more promo redemption attempt, refused with 429 `too_many_attempts` past the
+    limit. The caller commits it whatever the code turns out to be."""
+    from removeany.accounts import security  # accounts.service imports this module
+
+    key = f"promo:user:{user_id}"
+    security.throttle_check(
+        session, key, limit=PROMO_ATTEMPTS, window=PROMO_WINDOW, now=now, what="promo codes"
+    )
+    security.throttle_hit(session, key, window=PROMO_WINDOW, now=now)
+
+
 def mailbox_key(email: str) -> str:
     """The mailbox behind an address: case, plus-tags and (for Gmail) dots don't make a new one."""
     local, _, domain = email.strip().lower().rpartition("@")

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from fastapi import APIRouter, Request
-from sqlalchemy.orm import Session
 
-from removeany.accounts import security
 from removeany.api.auth import require_admin, require_user
 from removeany.context import Context
 from removeany.credits import free
@@ -15,20 +11,6 @@ from removeany.credits.history import credits_view
 from removeany.credits.schemas import CreditsOut, LotOut, PromoIn, PromoOut, RedeemIn
 
 router = APIRouter(prefix="/api/v1", tags=["credits"])
-
-# Promo codes are names an admin chose: guessing them must be slow. Attempts per user.
-PROMO_ATTEMPTS = 10
-PROMO_WINDOW = timedelta(hours=1)
-
-
-def count_promo_attempt(session: Session, user_id: int, *, now: datetime) -> None:
-    """One more redemption attempt, refused with 429 `too_many_attempts` past the limit. The
-    caller commits it whatever the code turns out to be."""
-    key = f"promo:user:{user_id}"
-    security.throttle_check(
-        session, key, limit=PROMO_ATTEMPTS, window=PROMO_WINDOW, now=now, what="promo codes"
-    )
-    security.throttle_hit(session, key, window=PROMO_WINDOW, now=now)
 
 
 @router.get("/credits", response_model=CreditsOut)
@@ -50,7 +32,7 @@ def redeem(body: RedeemIn, request: Request) -> LotOut:
     with ctx.db.transaction() as session:
         user = require_user(ctx, session, request)
         user_id, email = user.id, user.email
-        count_promo_attempt(session, user_id, now=ctx.now())
+        free.count_redemption_attempt(session, user_id, now=ctx.now())
     with ctx.db.transaction() as session:
         lot = free.redeem_promo(session, user_id, body.code, email=email, now=ctx.now())
         return LotOut.model_validate(lot, from_attributes=True)

@@ -213,7 +213,6 @@ class Scrutiny:
 PLACED_TEXT = Scrutiny(_ANY_EVIDENCE, MAX_DETECTED_OPACITY)
 CREDIT_LINE = Scrutiny(CREDIT_LINE_EVIDENCE, CREDIT_LINE_OPACITY)
 OTHER_TEXT = Scrutiny(_INNER_EVIDENCE, MAX_DETECTED_OPACITY)
-USER_MARKED = Scrutiny(0.0, 1.0)  # the user said where the mark is: not tested
 # A detected layer on a flat ground (nothing of the photo could show through it; its evidence
 # is estimate.FLAT_EVIDENCE) is taken for a mark only in a neutral colour, its channels within
 # this many grey levels of each other: text marks are white, grey or black, and vivid letters
@@ -321,7 +320,7 @@ def _found_groups(
     rgb: npt.NDArray[np.uint8], detector: TextDetector
 ) -> list[tuple[Bool, Scrutiny]]:
     """The detected text of a photo as regions to restore one after another, each with the
-    transparency evidence it needs: the text placed like a watermark together, each credit
+    Scrutiny its estimate must pass: the text placed like a watermark together, each credit
     line in a corner on its own (estimated together with scene text elsewhere, its estimate
     failed), and the rest together."""
     h, w = rgb.shape[:2]
@@ -465,17 +464,19 @@ def _restore_region(
     cur: F32,
     region: Bool,
     *,
-    user: bool,
-    scrutiny: Scrutiny,
+    scrutiny: Scrutiny | None,
     notes: list[str],
     full_size: bool = False,
 ) -> tuple[F32, Bool, F32]:
+    """``region`` restored where its estimate passes ``scrutiny`` (None: the user marked it,
+    so it is not tested, only guarded)."""
+    user = scrutiny is None
     h, w = region.shape
     small = cur if full_size else _reduce(cur, SINGLE_MAX_SIDE)
     est = estimate(
         small[None],
         _reduce_mask(region, small.shape[:2]),
-        max_layer_opacity=None if user else scrutiny.max_opacity,
+        max_layer_opacity=None if scrutiny is None else scrutiny.max_opacity,
     )
     nothing = cur, np.zeros((h, w), bool), np.zeros((h, w), np.float32)
     # Opaque layers are left out of the estimate; the text is kept unless a translucent
@@ -489,7 +490,7 @@ def _restore_region(
         return nothing
     if not est.layers:
         return nothing
-    if not user:
+    if scrutiny is not None:
         faint = [x for x in est.layers if x.opacity < MIN_DETECTED_OPACITY]
         if faint and len(faint) == len(est.layers):
             notes.append("faint structure kept: too little opacity to be sure it is a watermark")
@@ -551,13 +552,13 @@ def _restore_user_region(cur: F32, region: Bool, notes: list[str]) -> tuple[F32,
     """The user's region estimated at full size where it fits, else (or when the guard
     refuses the full-size estimate) on the reduced copy."""
     if not _full_size_fits(region):
-        return _restore_region(cur, region, user=True, scrutiny=USER_MARKED, notes=notes)
+        return _restore_region(cur, region, scrutiny=None, notes=notes)
     tried: list[str] = []
-    out = _restore_region(cur, region, user=True, scrutiny=USER_MARKED, notes=tried, full_size=True)
+    out = _restore_region(cur, region, scrutiny=None, notes=tried, full_size=True)
     if out[1].any():
         notes += tried
         return out
-    return _restore_region(cur, region, user=True, scrutiny=USER_MARKED, notes=notes)
+    return _restore_region(cur, region, scrutiny=None, notes=notes)
 
 
 def _restore_found_region(
@@ -569,12 +570,10 @@ def _restore_found_region(
     refuses that. A result that changes less than MIN_EXPLAINED_SHARE of the region is
     dropped."""
     said: list[str] = []
-    out = _restore_region(cur, region, user=False, scrutiny=scrutiny, notes=said)
+    out = _restore_region(cur, region, scrutiny=scrutiny, notes=said)
     if out[1].any() and _full_size_fits(region):
         tried: list[str] = []
-        full = _restore_region(
-            cur, region, user=False, scrutiny=scrutiny, notes=tried, full_size=True
-        )
+        full = _restore_region(cur, region, scrutiny=scrutiny, notes=tried, full_size=True)
         if full[1].any():
             out, said = full, tried
     share = float(out[1].sum() / region.sum())
