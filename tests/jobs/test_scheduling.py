@@ -277,3 +277,26 @@ def test_sweeps_running_at_once_share_the_work(ctx: Context, clock: TestClock) -
     assert run_sweeps(ctx).expiry_warnings == 1  # and the retention sweep took the job
     with ctx.db.transaction() as session:
         assert privacy.deletion_of(session, job_id) is not None
+
+
+def test_a_lost_worker_s_stored_result_goes_with_its_job(ctx: Context, clock: TestClock) -> None:
+    """A worker that died after storing its attempt's result, before settling, left an object
+    no job row names: the retention sweep deletes every attempt's result, not only the one
+    the job settled with, so the bucket does not keep a photo past the retention period."""
+    ctx.clock = clock
+    user = make_user(ctx, credits=3)
+    (job_id,) = submit(ctx, user.id, 1, small_photo(photo_paths(1)[0], 160))
+    first = worker.claim_next(ctx)
+    assert first is not None
+    ctx.storage.put(f"results/{job_id}.1", b"\x89PNG from the lost worker")
+    clock.now += timedelta(seconds=ctx.settings.job_lease_seconds + 1)
+    assert worker.sweep_stale(ctx) == 1
+    second = worker.claim_next(ctx)
+    assert second is not None and second.attempt == 2
+    worker.run_claimed(ctx, second)
+    with ctx.db.transaction() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.result_key == f"results/{job_id}.2"
+    clock.now += timedelta(hours=ctx.settings.retention_hours + 1)
+    assert privacy.run_retention(ctx) == 1
+    assert not any(ctx.storage.exists(f"results/{job_id}.{n}") for n in (1, 2))

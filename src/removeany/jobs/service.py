@@ -114,6 +114,12 @@ def request_digest(service: str, options: dict[str, Any], original: bytes) -> st
     return hashlib.sha256(canonical.encode() + hashlib.sha256(original).digest()).hexdigest()
 
 
+def result_key(job_id: str, attempt: int) -> str:
+    """Where an attempt stores its result: one key per attempt, so a lost attempt that wakes
+    up never touches the result of the attempt that took over."""
+    return f"results/{job_id}.{attempt}"
+
+
 def job_reference(job_id: str) -> str:
     return f"job:{job_id}"
 

@@ -51,7 +51,11 @@ def deletion_of(session: Session, job_id: str) -> JobFileDeletion | None:
 
 
 def job_keys(job: Job) -> list[str]:
-    return [k for k in (job.input_key, job.result_key) if k]
+    """The original and every attempt's result: an attempt whose worker died after storing
+    its result, or whose result was discarded while the store was down, left one no job
+    row names."""
+    attempts = [jobs_service.result_key(job.id, n) for n in range(1, job.attempts + 1)]
+    return list(dict.fromkeys(k for k in (job.input_key, job.result_key, *attempts) if k))
 
 
 def mark_deleted(session: Session, job: Job, *, reason: str, now: datetime) -> list[str]:
