@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     s3_secret_access_key: str | None = None
     s3_prefix: str = ""
     s3_presign_seconds: int = Field(default=900, ge=1)
+    # How long a worker keeps retrying, with backoff, a job whose original or result the
+    # bucket cannot read or write right now (connection refused, timeouts, 5xx, SlowDown);
+    # the job stays running meanwhile and fails uncharged (storage_unavailable) after it.
+    storage_retry_seconds: float = Field(default=300.0, ge=0)
     # Encrypt stored originals and results at rest (AES-256-GCM, key derived from the secret
     # key); downloads are then streamed through the app instead of presigned.
     encrypt_files: bool = False

@@ -9,13 +9,17 @@ files on disk or in the bucket are AES-256-GCM ciphertext and only this server c
 
 from __future__ import annotations
 
+import logging
 import os
+import random
 import re
 import tempfile
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -27,7 +31,15 @@ from removeany.errors import DomainError
 if TYPE_CHECKING:
     from removeany.infra.settings import Settings
 
+log = logging.getLogger(__name__)
+
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
+# Answers below 500 that S3 and S3-compatible stores give for a passing overload, not a
+# refusal: retried like a 5xx.
+_TRANSIENT_CODES = frozenset(
+    {"SlowDown", "RequestTimeout", "Throttling", "ThrottlingException", "TooManyRequests"}
+)
+_T = TypeVar("_T")
 
 
 class StorageUnavailable(DomainError):
@@ -46,8 +58,8 @@ class StorageUnavailable(DomainError):
 
 @contextmanager
 def _reachable() -> Iterator[None]:
-    """Connection failures and S3's own 5xx answers become StorageUnavailable; other answers
-    (no such key, access denied) pass through."""
+    """Connection failures, timeouts, S3's own 5xx answers and its throttling (SlowDown, 429)
+    become StorageUnavailable; other answers (no such key, access denied) pass through."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -55,7 +67,9 @@ def _reachable() -> Iterator[None]:
     except BotoCoreError as exc:
         raise StorageUnavailable() from exc
     except ClientError as exc:
-        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        code = exc.response.get("Error", {}).get("Code")
+        if status >= 500 or status == 429 or code in _TRANSIENT_CODES:
             raise StorageUnavailable() from exc
         raise
 
@@ -139,6 +153,9 @@ class S3Storage:
             config=Config(
                 signature_version="s3v4",
                 retries={"max_attempts": 5, "mode": "standard"},
+                # A store that does not even accept the connection within this is down: the
+                # default (60 s, five tries) would hold one call for five minutes.
+                connect_timeout=10,
                 s3={"addressing_style": "path" if endpoint_url else "auto"},
             ),
         )
@@ -247,6 +264,59 @@ class EncryptedStorage:
 
     def download_url(self, key: str, *, filename: str, media_type: str) -> str | None:
         return None
+
+
+class RetryingStorage:
+    """Another storage whose calls, when the store is unavailable (`StorageUnavailable`), are
+    tried again with exponential backoff for up to `within` seconds counted from the start of
+    the first failing call, one budget shared by every call made through it (a worker makes
+    one per job attempt, so a job waits out a brief bucket outage instead of failing). Other
+    errors (no such file, access denied) are never retried. `stopping` cuts a wait short:
+    the last StorageUnavailable is raised at once."""
+
+    FIRST_DELAY = 0.5
+    MAX_DELAY = 30.0
+
+    def __init__(self, inner: Storage, *, within: float, stopping: threading.Event):
+        self.inner = inner
+        self.within = within
+        self.stopping = stopping
+        self._deadline: float | None = None
+        self._delay = self.FIRST_DELAY
+
+    def _call(self, what: str, call: Callable[[], _T]) -> _T:
+        while True:
+            began = time.monotonic()
+            try:
+                return call()
+            except StorageUnavailable:
+                if self._deadline is None:
+                    # From the start of the first failing call: the client's own tries count.
+                    self._deadline = began + self.within
+                left = self._deadline - time.monotonic()
+                if left <= 0 or self.stopping.is_set():
+                    raise
+                # Full jitter: workers that lost the store together do not return together.
+                wait = min(left, random.uniform(0.5, 1.0) * self._delay)
+                self._delay = min(self._delay * 2, self.MAX_DELAY)
+                log.warning("file storage unavailable (%s); retrying in %.1fs", what, wait)
+                if self.stopping.wait(wait):
+                    raise
+
+    def put(self, key: str, data: bytes) -> None:
+        self._call(f"put {key}", lambda: self.inner.put(key, data))
+
+    def get(self, key: str) -> bytes:
+        return self._call(f"get {key}", lambda: self.inner.get(key))
+
+    def delete(self, key: str) -> None:
+        self._call(f"delete {key}", lambda: self.inner.delete(key))
+
+    def exists(self, key: str) -> bool:
+        return self._call(f"exists {key}", lambda: self.inner.exists(key))
+
+    def download_url(self, key: str, *, filename: str, media_type: str) -> str | None:
+        return self.inner.download_url(key, filename=filename, media_type=media_type)
 
 
 def make_storage(settings: Settings, *, secret_key: str | None = None) -> Storage:

@@ -207,6 +207,17 @@ def requeue_if_stale(session: Session, job_id: str, attempt: int, cutoff: dateti
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def requeue_attempt(session: Session, job_id: str, attempt: int) -> bool:
+    """Running under this attempt → queued (its worker gives it back); False if it was
+    settled, cancelled or taken over meanwhile."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
+        .values(status="queued", heartbeat_at=None)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def has_queued(session: Session) -> bool:
     return session.scalar(select(Job.id).where(Job.status == "queued").limit(1)) is not None
 

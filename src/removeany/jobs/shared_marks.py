@@ -29,6 +29,7 @@ from removeany.engine.watermark import (
     load_text_detector,
     shared_mark_work_size,
 )
+from removeany.infra.storage import Storage
 from removeany.jobs import processors
 from removeany.jobs import repository as repo
 
@@ -46,11 +47,16 @@ _key_locks: dict[_Key, threading.Lock] = {}
 
 
 def for_item(
-    ctx: Context, batch_id: str, size: tuple[int, int], options: dict[str, Any]
+    ctx: Context,
+    files: Storage,
+    batch_id: str,
+    size: tuple[int, int],
+    options: dict[str, Any],
 ) -> SharedMark | None:
     """The mark shared by the batch's photos of this `size` (width, height), or None when
     fewer than MIN_JOINT of them exist or they share none (each photo is then treated alone).
-    Concurrent items of one batch wait for one estimate instead of each making their own."""
+    Concurrent items of one batch wait for one estimate instead of each making their own.
+    The originals are read through `files` (the worker's, which waits out an outage)."""
     key = (batch_id, *size)
     with _cache_lock:
         lock = _key_locks.setdefault(key, threading.Lock())
@@ -62,7 +68,7 @@ def for_item(
                 _cache[key] = (entry[0], time.monotonic())
                 _cache.move_to_end(key)
                 return entry[0]
-        mark = _estimate(ctx, batch_id, size, options)
+        mark = _estimate(ctx, files, batch_id, size, options)
         with _cache_lock:
             _cache[key] = (mark, time.monotonic())
             _forget_old()
@@ -81,7 +87,7 @@ def _forget_old() -> None:
 
 
 def _estimate(
-    ctx: Context, batch_id: str, size: tuple[int, int], options: dict[str, Any]
+    ctx: Context, files: Storage, batch_id: str, size: tuple[int, int], options: dict[str, Any]
 ) -> SharedMark | None:
     width, height = size
     with ctx.db.transaction() as session:
@@ -91,11 +97,11 @@ def _estimate(
     work_h, work_w = shared_mark_work_size((height, width))
     photos: list[Image.Image] = []
     for key in keys:
-        if not ctx.storage.exists(key):
+        if not files.exists(key):
             continue  # deleted by its owner meanwhile
         try:
             photo = decode_image(
-                ctx.storage.get(key),
+                files.get(key),
                 max_bytes=ctx.settings.max_upload_bytes,
                 max_pixels=ctx.settings.max_upload_pixels,
             )

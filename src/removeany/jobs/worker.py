@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from removeany.engine.errors import ImageError, ModelError, OptionError
 from removeany.engine.io import decode_image, sniff_format
 from removeany.engine.watermark import SharedMark
+from removeany.infra.storage import RetryingStorage, Storage, StorageUnavailable
 from removeany.jobs import processors, service, shared_marks
 from removeany.jobs import repository as repo
 
@@ -87,9 +88,14 @@ def claim_next(ctx: Context) -> Claimed | None:
 
 
 def run_claimed(ctx: Context, claimed: Claimed) -> None:
+    # A bucket outage is waited out (with backoff, storage_retry_seconds) while the job stays
+    # running and its heartbeat keeps its lease; the engine runs once however long the wait.
+    files = RetryingStorage(
+        ctx.storage, within=ctx.settings.storage_retry_seconds, stopping=ctx.stopping
+    )
     with _Heartbeat(ctx, claimed):
         try:
-            original = ctx.storage.get(claimed.input_key)
+            original = files.get(claimed.input_key)
             image = decode_image(
                 original,
                 max_bytes=ctx.settings.max_upload_bytes,
@@ -102,18 +108,24 @@ def run_claimed(ctx: Context, claimed: Claimed) -> None:
                 ctx.model_dir,
                 models=ctx.service_models,
                 input_format=sniff_format(original),
-                shared_mark=_shared_mark(ctx, claimed, image.size),
+                shared_mark=_shared_mark(ctx, files, claimed, image.size),
             )
-            # One key per attempt: a lost attempt that wakes up never touches the result of
-            # the attempt that took over.
-            result_key = f"results/{claimed.id}.{claimed.attempt}"
-            ctx.storage.put(result_key, output.data)
+            # A retried PUT rewrites the same whole object (S3 stores a PUT whole or not).
+            result_key = service.result_key(claimed.id, claimed.attempt)
+            files.put(result_key, output.data)
         except (ImageError, OptionError) as exc:
             _fail(ctx, claimed, exc.code, exc.message)
             return
         except ModelError as exc:
             log.error("model problem while processing %s: %s", claimed.id, exc.message)
             _fail(ctx, claimed, "service_unavailable", INTERNAL_ERROR)
+            return
+        except StorageUnavailable as exc:
+            if ctx.stopping.is_set():
+                _give_back(ctx, claimed)
+                return
+            log.error("job %s: file storage still unavailable, giving up", claimed.id)
+            _fail(ctx, claimed, exc.code, exc.message)
             return
         except Exception:
             log.exception("job %s crashed", claimed.id)
@@ -122,33 +134,55 @@ def run_claimed(ctx: Context, claimed: Claimed) -> None:
     with ctx.db.transaction() as session:
         repo.lock_owner(session, claimed.user_id)  # the owner before the job, as everywhere
         job = repo.running_attempt(session, claimed.id, claimed.attempt)
-        if job is None:
-            log.warning("job %s attempt %d was settled meanwhile; result discarded", *_ids(claimed))
-            ctx.storage.delete(result_key)  # its own attempt's: nobody will fetch it
-            return
-        service.succeed(
-            session,
-            job,
-            result_key=result_key,
-            media_type=output.media_type,
-            width=output.width,
-            height=output.height,
-            detected_type=output.detected_type,
-            foreground=output.foreground,
-            now=ctx.now(),
-        )
+        if job is not None:
+            service.succeed(
+                session,
+                job,
+                result_key=result_key,
+                media_type=output.media_type,
+                width=output.width,
+                height=output.height,
+                detected_type=output.detected_type,
+                foreground=output.foreground,
+                now=ctx.now(),
+            )
+    if job is None:
+        log.warning("job %s attempt %d was settled meanwhile; result discarded", *_ids(claimed))
+        _discard(ctx, result_key)
 
 
-def _shared_mark(ctx: Context, claimed: Claimed, size: tuple[int, int]) -> SharedMark | None:
+def _discard(ctx: Context, result_key: str) -> None:
+    """Delete an attempt's unwanted result, outside any transaction (no row stays locked
+    while the store answers). If the store is down, retention deletes it with its job."""
+    try:
+        ctx.storage.delete(result_key)
+    except StorageUnavailable:
+        log.warning("could not delete discarded result %s; retention will", result_key)
+
+
+def _shared_mark(
+    ctx: Context, files: Storage, claimed: Claimed, size: tuple[int, int]
+) -> SharedMark | None:
     """For an item of a watermark batch, the mark the batch's photos share (if they do). A
-    failed estimate is logged and the item is processed on its own."""
+    failed estimate is logged and the item is processed on its own; a store that stays
+    unavailable fails the item like its own original would."""
     if claimed.service != "remove_watermark" or claimed.batch_id is None:
         return None
     try:
-        return shared_marks.for_item(ctx, claimed.batch_id, size, claimed.options)
+        return shared_marks.for_item(ctx, files, claimed.batch_id, size, claimed.options)
+    except StorageUnavailable:
+        raise
     except Exception:
         log.exception("batch %s: shared watermark estimate failed", claimed.batch_id)
         return None
+
+
+def _give_back(ctx: Context, claimed: Claimed) -> None:
+    """This process is shutting down while the store is unavailable: the job goes back on
+    the queue, untouched and uncharged, for the next worker (or this one after a restart)."""
+    with ctx.db.transaction() as session:
+        if repo.requeue_attempt(session, claimed.id, claimed.attempt):
+            log.warning("job %s: stopping while storage is unavailable; re-queued", claimed.id)
 
 
 def _fail(ctx: Context, claimed: Claimed, code: str, message: str) -> None:

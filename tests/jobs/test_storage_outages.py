@@ -1,0 +1,312 @@
+"""A bucket outage while a worker runs a job: the original cannot be read or the result cannot
+be written (connection refused, S3's 503 SlowDown). The job stays running while the worker
+retries with backoff, is charged once when the bucket comes back, and fails uncharged with
+`storage_unavailable` when it does not come back in time; a missing original is not retried.
+
+A real S3 API server (moto) sits behind a TCP forwarder whose port closes, or answers SlowDown,
+the moment the worker sends the chosen request; the embedded in-process worker and a real
+`removeany worker` (Celery on Redis) both run the jobs."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+
+from removeany.app import create_app
+from removeany.context import build_context
+from removeany.infra.settings import Settings
+from removeany.infra.storage import S3Storage
+from tests.batches._images import photo_paths, small_photo
+from tests.batches._ledger import audit
+from tests.batches._scale import forget_queue, redis_broker, settings_env, workers
+from tests.conftest import PG_ADMIN_URL
+from tests.helpers import make_api_key, make_user
+from tests.jobs._bucket import FlakyEndpoint, moto_endpoint, wait_until
+
+pytest.importorskip("moto.server")
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[str]:
+    with moto_endpoint() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def bucket(s3_server: str) -> Iterator[tuple[FlakyEndpoint, str]]:
+    """The forwarder in front of the server, and a fresh bucket name."""
+    flaky = FlakyEndpoint(s3_server)
+    yield flaky, f"outage-{uuid.uuid4().hex[:12]}"
+    flaky.close()
+
+
+def on_bucket(settings: Settings, flaky: FlakyEndpoint, name: str, **update: Any) -> Settings:
+    return settings.model_copy(
+        update={
+            "storage_backend": "s3",
+            "s3_bucket": name,
+            "s3_endpoint_url": flaky.url,
+            "s3_access_key_id": "testing",
+            "s3_secret_access_key": "testing",
+            **update,
+        }
+    )
+
+
+def direct(s3_server: str, name: str) -> S3Storage:
+    """The bucket on the server itself, not through the forwarder."""
+    return S3Storage(
+        name, endpoint_url=s3_server, access_key_id="testing", secret_access_key="testing"
+    )
+
+
+def stored(s3_server: str, name: str) -> list[str]:
+    listed = direct(s3_server, name).client.list_objects_v2(Bucket=name).get("Contents", [])
+    return sorted(str(obj["Key"]) for obj in listed)
+
+
+def submit(client: TestClient, headers: dict[str, str]) -> str:
+    answer = client.post(
+        "/api/v1/jobs",
+        headers=headers,
+        files={"file": ("p.jpg", small_photo(photo_paths(1)[0], 200))},
+    )
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["id"])
+
+
+def job_of(client: TestClient, headers: dict[str, str], job_id: str) -> dict[str, Any]:
+    answer = client.get(f"/api/v1/jobs/{job_id}", headers=headers)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def finished(
+    client: TestClient, headers: dict[str, str], job_id: str, timeout: float = 120
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while (job := job_of(client, headers, job_id))["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+    return job
+
+
+def stays_running_while_down(
+    client: TestClient, headers: dict[str, str], job_id: str, flaky: FlakyEndpoint
+) -> None:
+    """The outage began under the worker; for the next seconds the job shows as running."""
+    wait_until(lambda: not flaky.is_up, 60, "the worker never reached the chosen request")
+    for _ in range(20):
+        assert job_of(client, headers, job_id)["status"] == "running"
+        time.sleep(0.1)
+
+
+def test_an_original_unreadable_for_a_while_is_read_when_the_bucket_is_back(
+    settings: Settings, bucket: tuple[FlakyEndpoint, str], s3_server: str
+) -> None:
+    flaky, name = bucket
+    ctx = build_context(on_bucket(settings, flaky, name, storage_retry_seconds=120))
+    assert isinstance(ctx.storage, S3Storage)
+    ctx.storage.ensure_bucket()
+    try:
+        user = make_user(ctx, credits=3)
+        headers = {"X-Api-Key": make_api_key(ctx, user)}
+        flaky.refuse_from(f"GET /{name}/originals/".encode())
+        with TestClient(create_app(ctx)) as client:
+            job_id = submit(client, headers)
+            stays_running_while_down(client, headers, job_id, flaky)
+            assert audit(ctx, user.id)["held"] == 1
+            flaky.up()
+            job = finished(client, headers, job_id)
+        assert job["status"] == "succeeded", job
+        ledger = audit(ctx, user.id)
+        assert ledger["captured"] == 1 and ledger["held"] == 0 and ledger["available"] == 2
+        assert stored(s3_server, name) == [f"originals/{job_id}", f"results/{job_id}.1"]
+    finally:
+        ctx.close()
+
+
+def test_a_result_unwritable_for_a_while_is_written_once_when_the_bucket_is_back(
+    settings: Settings, bucket: tuple[FlakyEndpoint, str], s3_server: str
+) -> None:
+    """The outage cuts the PUT of the result itself: the same attempt writes it again (the
+    engine does not run again), and the job is charged once."""
+    flaky, name = bucket
+    ctx = build_context(on_bucket(settings, flaky, name, storage_retry_seconds=120))
+    assert isinstance(ctx.storage, S3Storage)
+    ctx.storage.ensure_bucket()
+    try:
+        user = make_user(ctx, credits=3)
+        headers = {"X-Api-Key": make_api_key(ctx, user)}
+        flaky.refuse_from(f"PUT /{name}/results/".encode())
+        with TestClient(create_app(ctx)) as client:
+            job_id = submit(client, headers)
+            stays_running_while_down(client, headers, job_id, flaky)
+            flaky.up()
+            job = finished(client, headers, job_id)
+            assert job["status"] == "succeeded", job
+            redirect = client.get(job["result_url"], headers=headers, follow_redirects=False)
+            result = httpx.get(redirect.headers["location"])
+            assert result.status_code == 200 and result.content.startswith(b"\x89PNG")
+        ledger = audit(ctx, user.id)
+        assert ledger["captured"] == 1 and ledger["held"] == 0 and ledger["available"] == 2
+        assert not ledger["double_captures"]
+        jobs = ledger["jobs"]
+        assert isinstance(jobs, dict) and jobs[job_id].attempts == 1
+        assert stored(s3_server, name) == [f"originals/{job_id}", f"results/{job_id}.1"]
+    finally:
+        ctx.close()
+
+
+# boto's own retries back off for several seconds under SlowDown: one database suffices.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_bucket_that_stays_down_fails_the_job_uncharged_and_a_missing_file_at_once(
+    settings: Settings, bucket: tuple[FlakyEndpoint, str], s3_server: str
+) -> None:
+    """Past storage_retry_seconds of SlowDown the job fails with storage_unavailable and its
+    hold is released, leaving no result in the bucket. A permanent error (the original is
+    gone) is not waited on: that job fails at once."""
+    flaky, name = bucket
+    ctx = build_context(on_bucket(settings, flaky, name, storage_retry_seconds=120))
+    assert isinstance(ctx.storage, S3Storage)
+    ctx.storage.ensure_bucket()
+    try:
+        user = make_user(ctx, credits=3)
+        headers = {"X-Api-Key": make_api_key(ctx, user)}
+        with TestClient(create_app(ctx)) as client:
+            # The original vanishes (deleted behind the platform's back) before the job runs.
+            gone = make_user(ctx, "gone@example.com", credits=3)
+            gone_headers = {"X-Api-Key": make_api_key(ctx, gone)}
+            flaky.refuse_from(f"GET /{name}/originals/".encode())
+            gone_id = submit(client, gone_headers)
+            wait_until(lambda: not flaky.is_up, 60, "the worker never read the original")
+            direct(s3_server, name).delete(f"originals/{gone_id}")
+            flaky.up()
+            started = time.monotonic()
+            missing = finished(client, gone_headers, gone_id)
+            assert missing["status"] == "failed", missing
+            assert missing["error_code"] not in (None, "storage_unavailable"), missing
+            assert time.monotonic() - started < 10
+
+            ctx.settings.storage_retry_seconds = 1
+            flaky.slow_down_from(f"PUT /{name}/results/".encode())
+            job_id = submit(client, headers)
+            job = finished(client, headers, job_id)
+        assert job["status"] == "failed", job
+        assert job["error_code"] == "storage_unavailable"
+        assert "Nothing was charged" in job["error_message"]
+        for owner in (user, gone):
+            ledger = audit(ctx, owner.id)
+            assert ledger["captured"] == 0 and ledger["held"] == 0 and ledger["available"] == 3
+        assert stored(s3_server, name) == [f"originals/{job_id}"]
+    finally:
+        ctx.close()
+
+
+def test_a_server_stopping_during_an_outage_gives_its_job_back(
+    settings: Settings, bucket: tuple[FlakyEndpoint, str], s3_server: str
+) -> None:
+    """`serve` shut down while its worker waits for the bucket: the shutdown does not wait out
+    the retries, the job goes back to the queue uncharged, and the next start runs it."""
+    flaky, name = bucket
+    scaled = on_bucket(settings, flaky, name, storage_retry_seconds=300)
+    ctx = build_context(scaled)
+    assert isinstance(ctx.storage, S3Storage)
+    ctx.storage.ensure_bucket()
+    user = make_user(ctx, credits=3)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    flaky.refuse_from(f"GET /{name}/originals/".encode())
+    with TestClient(create_app(ctx)) as client:
+        job_id = submit(client, headers)
+        stays_running_while_down(client, headers, job_id, flaky)
+        stopping = time.monotonic()
+    ctx.close()
+    assert time.monotonic() - stopping < 30
+    flaky.up()
+    ctx = build_context(scaled)
+    try:
+        ledger = audit(ctx, user.id)
+        assert ledger["statuses"] == {"queued": 1} and ledger["held"] == 1
+        with TestClient(create_app(ctx)) as client:
+            job = finished(client, headers, job_id)
+        assert job["status"] == "succeeded", job
+        ledger = audit(ctx, user.id)
+        assert ledger["captured"] == 1 and ledger["held"] == 0 and ledger["available"] == 2
+    finally:
+        ctx.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_template: tuple[Engine, str]) -> Iterator[str]:
+    admin, template = postgres_template
+    name = f"removeany_outage_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(300)
+def test_a_celery_worker_waits_out_the_bucket_and_charges_once(
+    tmp_path: Path,
+    postgres_url: str,
+    model_dir: Path,
+    bucket: tuple[FlakyEndpoint, str],
+    s3_server: str,
+) -> None:
+    flaky, name = bucket
+    broker_url, queue = redis_broker()
+    values: dict[str, object] = {
+        "data_dir": tmp_path / "data",
+        "database_url": postgres_url,
+        "model_dir": model_dir,
+        "secret_key": "test-secret-key",
+        "queue_backend": "celery",
+        "broker_url": broker_url,
+        "queue_name": queue,
+        "storage_backend": "s3",
+        "s3_bucket": name,
+        "s3_endpoint_url": flaky.url,
+        "s3_access_key_id": "testing",
+        "s3_secret_access_key": "testing",
+        "storage_retry_seconds": 120,
+    }
+    scaled = Settings(**values)  # type: ignore[arg-type]
+    ctx = build_context(scaled)
+    assert isinstance(ctx.storage, S3Storage)
+    ctx.storage.ensure_bucket()
+    try:
+        user = make_user(ctx, credits=3)
+        headers = {"X-Api-Key": make_api_key(ctx, user)}
+        flaky.refuse_from(f"PUT /{name}/results/".encode())
+        with workers(settings_env(values), tmp_path) as pool, TestClient(create_app(ctx)) as client:
+            pool.start()
+            job_id = submit(client, headers)
+            try:
+                stays_running_while_down(client, headers, job_id, flaky)
+            except AssertionError as exc:
+                raise AssertionError(pool.log_tail()) from exc
+            time.sleep(2)  # several retries fail against the closed port
+            assert job_of(client, headers, job_id)["status"] == "running"
+            flaky.up()
+            job = finished(client, headers, job_id)
+            assert job["status"] == "succeeded", (job, pool.log_tail())
+        ledger = audit(ctx, user.id)
+        assert ledger["captured"] == 1 and ledger["held"] == 0 and ledger["available"] == 2
+        jobs = ledger["jobs"]
+        assert isinstance(jobs, dict) and jobs[job_id].attempts == 1
+        assert stored(s3_server, name) == [f"originals/{job_id}", f"results/{job_id}.1"]
+    finally:
+        ctx.close()
+        forget_queue(broker_url, queue)
