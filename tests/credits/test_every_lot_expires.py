@@ -45,14 +45,26 @@ def test_admin_grants_expire_after_the_days_given_or_the_operators_default(
     ctx.settings.admin_credit_days = 90
     admin_key = make_api_key(ctx, _make_admin(ctx))
     user = make_user(ctx, "eve@example.com", credits=0)
-    for body in (
-        {"amount": 7, "reason": "goodwill"},
-        {"amount": 3, "reason": "goodwill", "days": 10},
+    for body, days in (
+        ({"amount": 7, "reason": "goodwill"}, 90),
+        ({"amount": 3, "reason": "goodwill", "days": 10}, 10),
     ):
         r = client.post(
             f"/api/v1/admin/users/{user.id}/credits", json=body, headers={"X-Api-Key": admin_key}
         )
         assert r.status_code == 200, r.text
+        # The answer says when the new lot expires, so the admin need not work it out.
+        granted = r.json()["granted"]
+        assert granted["amount"] == body["amount"]
+        assert datetime.fromisoformat(granted["expires_at"]) == clock.now + timedelta(days=days)
+    revoked = client.post(
+        f"/api/v1/admin/users/{user.id}/credits",
+        json={"amount": -1, "reason": "typo"},
+        headers={"X-Api-Key": admin_key},
+    )
+    assert revoked.status_code == 200 and revoked.json()["granted"] is None
+    schema = client.get("/api/openapi.json").json()["components"]["schemas"]
+    assert "expires_at" in schema["GrantedLotOut"]["properties"]
 
     # The admin console's form says how long a grant lasts, the default filled in.
     assert web_login(client, "root@example.com").status_code == 303

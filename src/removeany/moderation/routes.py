@@ -55,6 +55,21 @@ class CreditsIn(BaseModel):
     )
 
 
+class GrantedLotOut(BaseModel):
+    lot_id: int
+    amount: int
+    expires_at: datetime = Field(
+        description="When the lot's unused credits expire: the grant's `days` from now, or "
+        "the server's REMOVEANY_ADMIN_CREDIT_DAYS."
+    )
+
+
+class CreditsAdjustedOut(AdminUserOut):
+    granted: GrantedLotOut | None = Field(
+        description="The lot a grant created; null when credits were revoked."
+    )
+
+
 class ServiceStatusIn(BaseModel):
     status: str = Field(description="active, suspended or disabled", max_length=20)
     message: str = Field(default="", max_length=2000)
@@ -210,15 +225,18 @@ def delete_user(user_id: RowId, body: ReasonIn, request: Request) -> AdminUserOu
     return _act(request, user_id, "delete", body.reason)
 
 
-@router.post("/admin/users/{user_id}/credits", response_model=AdminUserOut)
-def adjust_credits(user_id: RowId, body: CreditsIn, request: Request) -> AdminUserOut:
+@router.post("/admin/users/{user_id}/credits", response_model=CreditsAdjustedOut)
+def adjust_credits(user_id: RowId, body: CreditsIn, request: Request) -> CreditsAdjustedOut:
+    """Grant credits (a new lot, which expires) or revoke them (from the user's lots in spend
+    order); answers the user with their new balance and, for a grant, the lot and its expiry."""
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
         admin = require_admin(ctx, session, request)
         actor = Actor(admin.id, admin.email)
         user = moderation.find_user(session, user_id)
+        granted = None
         if body.amount >= 0:
-            moderation.grant_credits(
+            lot = moderation.grant_credits(
                 session,
                 actor,
                 user,
@@ -227,11 +245,14 @@ def adjust_credits(user_id: RowId, body: CreditsIn, request: Request) -> AdminUs
                 now=ctx.now(),
                 days=body.days or ctx.settings.admin_credit_days,
             )
+            granted = GrantedLotOut(lot_id=lot.id, amount=lot.amount, expires_at=lot.expires_at)
         else:
             moderation.revoke_credits(
                 session, actor, user, -body.amount, body.reason, now=ctx.now()
             )
-        return admin_user_out(ctx, session, user)
+        return CreditsAdjustedOut(
+            **admin_user_out(ctx, session, user).model_dump(), granted=granted
+        )
 
 
 @router.get("/admin/audit", response_model=list[AuditOut])
