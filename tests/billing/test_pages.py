@@ -405,3 +405,31 @@ def test_promo_errors_and_single_credits_in_chinese(
     again = client.post("/credits/redeem", data={"code": "ONE", "csrf_token": token})
     assert again.status_code == 409
     assert zh("You have already redeemed this promo code.") in text_of(again.text)
+
+
+def test_pack_names_in_chinese(client: TestClient, ctx: Context) -> None:
+    """The built-in packs are stored (and answered by the API) by their English names; the
+    Chinese credits page, test checkout, order list and receipt name them in Chinese."""
+    make_user(ctx, credits=10)
+    web_login(client)
+    client.headers["Accept-Language"] = "zh-CN"
+    names = {en: i18n.translate(en, "zh-CN") for en in ("Starter", "Standard", "Pro")}
+    assert all(zh != en for en, zh in names.items())
+    page = client.get("/credits").text
+    checkout = buy(client, "starter")
+    sandbox = client.get(checkout).text
+    pay = client.post(
+        f"{checkout}/pay", data={"csrf_token": form_token(sandbox)}, follow_redirects=False
+    )
+    paid = client.get(pay.headers["location"]).text
+    receipt = client.get(f"/billing/orders/{orders_of(ctx)[0][0]}").text
+    for shown in (page, sandbox, paid, receipt):
+        for english in names:
+            assert not re.search(rf"\b{english}\b", text_of(shown))
+    assert all(zh in text_of(page) for zh in names.values())
+    assert names["Starter"] in text_of(sandbox) and names["Starter"] in text_of(receipt)
+    orders = text_of(paid.split('id="orders"')[1].split("</table>")[0])
+    assert f"{names['Starter']} 50 4.99 USD" in orders
+    # What programs read stays as stored.
+    packs = client.get("/api/v1/billing/packs").json()
+    assert [p["name"] for p in packs] == ["Starter", "Standard", "Pro"]

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from removeany import i18n
+from removeany.accounts.models import User
 from removeany.api.auth import SESSION_COOKIE
 from removeany.app import create_app
 from removeany.catalog import prices
@@ -387,6 +388,36 @@ def test_api_keys_page(client: TestClient, ctx: Context) -> None:
     assert revoked.status_code == 200 and "The key was revoked." in revoked.text
     assert "Revoked" in revoked.text
     assert client.get("/api/v1/me", headers={"X-Api-Key": plaintext}).status_code == 403
+
+
+def test_the_default_key_name_is_shown_in_chinese(client: TestClient, ctx: Context) -> None:
+    """A key made without a name is stored as "API key", and the API answers that, but
+    Chinese pages and emails call it in Chinese; a name the user chose is shown as written."""
+    user = make_user(ctx, "ada@example.com")
+    with ctx.db.transaction() as session:
+        session.get(User, user.id).locale = "zh-CN"  # type: ignore[union-attr]
+    login(client, "ada@example.com")
+    client.headers["Accept-Language"] = "zh-CN"
+    zh_name = i18n.translate("API key", "zh-CN")
+    assert zh_name != "API key"
+    page = client.get("/account/api-keys").text
+    created = text_of(
+        client.post("/account/api-keys", data={"name": "", "csrf_token": form_token(page)}).text
+    )
+    assert i18n.translate("Your new key “{name}”.", "zh-CN").format(name=zh_name) in created
+    page = client.get("/account/api-keys").text
+    client.post("/account/api-keys", data={"name": "Shop pipeline", "csrf_token": form_token(page)})
+    listing = client.get("/account/api-keys").text
+    assert zh_name in text_of(listing) and "Shop pipeline" in listing
+    assert "API key" not in listing  # the visible name, the revoke button and its question
+    subject = i18n.translate("A new RemoveAny API key was created", "zh-CN")
+    first, _ = [m for m in outbox_messages(ctx.settings.outbox_dir) if m["Subject"] == subject]
+    assert f"“{zh_name}”" in first.get_content()
+
+    program = TestClient(client.app, headers={"Accept-Language": "zh-CN"})
+    api_key = {"X-Api-Key": make_api_key(ctx, user)}
+    listed = program.get("/api/v1/api-keys", headers=api_key).json()
+    assert sorted(k["name"] for k in listed) == ["API key", "Shop pipeline", "test"]
 
 
 def test_unverified_user_cannot_create_keys(client: TestClient) -> None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from removeany.i18n import N_
 from removeany.infra.db import Base, UTCDateTime, utcnow
 
 
@@ -61,6 +62,11 @@ class WebSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+# The name of a key made without one: stored, and answered by the API, as written; pages and
+# emails show it in the reader's language (`service.shown_key_name`).
+DEFAULT_KEY_NAME = N_("API key")
 
 
 class ApiKey(Base):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from removeany.accounts.service import shown_key_name
 from removeany.i18n import N_, t, use
 from removeany.infra.mail import Mailer
 
@@ -171,7 +172,7 @@ def api_key_created(
             t(
                 'An API key named "{name}" was created for your RemoveAny account on {when}. '
                 "Requests made with it spend your credits.",
-                name=name,
+                name=shown_key_name(name),
                 when=_when(when),
             )
             + "\n\n"

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from removeany.accounts.models import DEFAULT_KEY_NAME
+
 
 class RegisterIn(BaseModel):
     email: str = Field(max_length=320)
@@ -32,7 +34,7 @@ class UserOut(BaseModel):
 
 
 class ApiKeyIn(BaseModel):
-    name: str = Field(default="API key", max_length=100)
+    name: str = Field(default=DEFAULT_KEY_NAME, max_length=100)
 
 
 class ApiKeyOut(BaseModel):

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from removeany.accounts import passwords
 from removeany.accounts import repository as repo
-from removeany.accounts.models import ApiKey, User, WebSession
+from removeany.accounts.models import DEFAULT_KEY_NAME, ApiKey, User, WebSession
 from removeany.credits import free
 from removeany.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized
 from removeany.i18n import t, use
@@ -199,13 +199,19 @@ def end_session(session: Session, web_session: WebSession, *, now: datetime) -> 
     session.flush()
 
 
+def shown_key_name(name: str) -> str:
+    """A key's name as people read it: the default name in their language, a name they chose
+    as they wrote it."""
+    return t(DEFAULT_KEY_NAME) if name == DEFAULT_KEY_NAME else name
+
+
 def create_api_key(session: Session, user: User, name: str, *, now: datetime) -> tuple[str, ApiKey]:
     """Returns the plaintext key, which is never retrievable again."""
     require_verified(user)
     key = API_KEY_PREFIX + secrets.token_urlsafe(32)
     api_key = ApiKey(
         user_id=user.id,
-        name=(name.strip() or "API key")[:100],
+        name=(name.strip() or DEFAULT_KEY_NAME)[:100],
         prefix=key[:12],
         key_hash=_sha256(key),
         created_at=now,

@@ -70,6 +70,22 @@ ORDER_BADGES = {
 }
 
 
+# The packs the first migration creates keep these English names in the database and the
+# API; pages show them in the reader's language. A pack an operator names otherwise shows as
+# named.
+BUILT_IN_PACK_NAMES = {"Starter": "Starter", "Standard": "Standard", "Pro": "Pro"}
+
+
+def _pack_name(name: str) -> str:
+    return t(BUILT_IN_PACK_NAMES[name]) if name in BUILT_IN_PACK_NAMES else name
+
+
+def _pack_names(session: Session, placed: Sequence[Order]) -> dict[int, str]:
+    return {
+        pack_id: _pack_name(name) for pack_id, name in billing.pack_names(session, placed).items()
+    }
+
+
 def _lot_kind(source: str) -> str:
     return t(LOT_KINDS.get(source, source.capitalize()))
 
@@ -136,7 +152,7 @@ def _order_note(order: Order) -> str | None:
 
 
 def _order_rows(session: Session, placed: Sequence[Order]) -> list[dict[str, Any]]:
-    names = billing.pack_names(session, placed)
+    names = _pack_names(session, placed)
     rows = []
     for order in placed:
         rows.append(
@@ -226,6 +242,7 @@ def _credits_page(
     packs = [
         {
             "pack": pack,
+            "name": _pack_name(pack.name),
             "price": _money(pack.price_cents, pack.currency),
             # One key per rendered form: submitting it twice buys once.
             "key": secrets.token_urlsafe(18),
@@ -374,7 +391,7 @@ def checkout(
             return redirect(url)
         # A hosted checkout on another site: a link, since the page's CSP keeps form
         # submissions (and their redirects) on this site.
-        names = billing.pack_names(session, [order])
+        names = _pack_names(session, [order])
         return render(
             request,
             "billing_checkout.html",
@@ -437,7 +454,7 @@ def sandbox_checkout(order_id: str, request: Request) -> Response:
             order = _sandbox_order(ctx, session, viewer, order_id)
         except DomainError as exc:
             return _error_page(request, exc, viewer)
-        names = billing.pack_names(session, [order])
+        names = _pack_names(session, [order])
         return render(
             request,
             "billing_checkout.html",

@@ -767,6 +767,7 @@ def _api_keys_page(
         viewer=viewer,
         balance=balance,
         keys=keys,
+        key_names={key.id: accounts.shown_key_name(key.name) for key in keys},
         **context,
     )
 
@@ -791,7 +792,7 @@ def api_keys(request: Request, done: str = "") -> Response:
             viewer,
             notice=notice,
             new_key=created.get("new_key"),
-            new_key_name=created.get("new_key_name"),
+            new_key_name=accounts.shown_key_name(created.get("new_key_name") or ""),
         )
 
 
