@@ -61,6 +61,10 @@ def test_folder_with_a_good_and_a_corrupt_image(
     shutil.copyfile(photo, inbox / "people" / "runner.jpg")
     (inbox / "broken.jpg").write_bytes(photo.read_bytes()[:5000])
     (inbox / "notes.txt").write_text("not an image, and not picked up by a folder scan")
+    # Hidden files and folders are not picked up either (a batch upload skips them too).
+    (inbox / ".thumbnails").mkdir()
+    shutil.copyfile(photo, inbox / ".thumbnails" / "runner.jpg")
+    (inbox / "._runner.jpg").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")
     out = tmp_path / "out"
 
     code, stdout, stderr = _invoke(str(inbox), "-o", str(out), "--model-dir", str(model_dir))
@@ -68,6 +72,7 @@ def test_folder_with_a_good_and_a_corrupt_image(
     assert code == 1
     assert "broken.jpg" in stderr and "corrupt_image" in stderr
     assert "runner.jpg" not in stderr and "notes.txt" not in stderr
+    assert "._runner" not in stderr and ".thumbnails" not in stderr
     assert "1 of 2 images written" in stdout
     written = out / "people" / "runner.png"
     with Image.open(written) as result, Image.open(photo) as original:

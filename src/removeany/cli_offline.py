@@ -176,23 +176,29 @@ def _background(path: Path, max_bytes: int, max_pixels: int) -> Image.Image:
     return decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
 
 
-def plan_tasks(inputs: list[Path], output: Path, suffix: str = ".png") -> Iterator[Task]:
-    """Files map to OUT/STEM.png (or the chosen format); folders keep their relative
-    subfolders under OUT."""
+def plan_tasks(inputs: list[Path], output: Path, suffix: str | None = ".png") -> Iterator[Task]:
+    """Files map to OUT/STEM.png (or the chosen format; their own name when ``suffix`` is
+    None); folders are searched deeply, in sorted order, and keep their relative subfolders
+    under OUT. A folder's hidden files and folders (``.thumbnails/``, macOS's ``._IMG.jpg``
+    companions) and files without an image extension are left out, as a batch upload leaves
+    them out."""
     out_root = output.resolve()
     for item in inputs:
         if item.is_dir():
             for path in sorted(item.rglob("*")):
+                relative = path.relative_to(item)
+                if any(part.startswith(".") for part in relative.parts):
+                    continue
                 inside_output = path.resolve().is_relative_to(out_root)
                 # A link to a photo that is gone is named as a failure, not silently left out.
                 dangling = path.is_symlink() and not path.exists()
                 is_image = path.suffix.lower() in IMAGE_SUFFIXES
                 if (path.is_file() or dangling) and is_image and not inside_output:
-                    relative = path.relative_to(item).with_suffix(suffix)
-                    yield Task(path, output / relative)
+                    named = relative if suffix is None else relative.with_suffix(suffix)
+                    yield Task(path, output / named)
         else:
             # Explicit files are always tried, whatever their extension; missing ones fail.
-            yield Task(item, output / f"{item.stem}{suffix}")
+            yield Task(item, output / (item.name if suffix is None else f"{item.stem}{suffix}"))
 
 
 def run_tasks(
@@ -220,8 +226,11 @@ def run_tasks(
             return SAME_FILE
         return run_one(tasks[index])
 
-    # The bar is progress, so it goes to stderr: stdout keeps only results, for pipes.
-    with Progress(console=err, disable=not sys.stderr.isatty()) as progress:
+    # The bar is progress, so it goes to stderr: stdout keeps only results, for pipes (a
+    # result printed while the bar shows is moved above it only when both are the terminal).
+    with Progress(
+        console=err, disable=not sys.stderr.isatty(), redirect_stdout=sys.stdout.isatty()
+    ) as progress:
         bar = progress.add_task(label, total=len(tasks))
         for task, problem in zip(tasks, _in_order(attempt, len(tasks), workers), strict=True):
             if problem is not None:
