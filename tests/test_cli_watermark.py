@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageCms
+from typer.testing import CliRunner
 
+from removeany.cli import app
 from removeany.cli_watermark import remove_watermark_command
+from removeany.engine.models import fetch_model
+from removeany.engine.watermark import TEXT_DETECTOR
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks" / "watermark"))
 from synth import make_watermark  # noqa: E402
 
-from .engine._eval import EVAL_DIR  # noqa: E402
+from .engine._eval import EVAL_DIR, psnr  # noqa: E402
 
 
 def _photos(n: int, size: tuple[int, int] = (200, 150)) -> list[np.ndarray]:
@@ -217,3 +222,103 @@ def test_a_mask_that_is_a_decompression_bomb_is_a_usage_error(
     )
     assert remove_watermark_command([src], tmp_path / "o.png", mask) == 2
     assert "too_many_pixels" in capsys.readouterr().err
+
+
+def _invoke(*args: str) -> tuple[int, str, str]:
+    """The real `removeany` app, so exit codes are the ones a shell sees."""
+    result = CliRunner().invoke(app, ["remove-watermark", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _marked_folder(root: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """A shoot as it comes off a card: five landscape photos (PNG, JPEG, WebP, two in a
+    sub-folder) carrying one text mark, four portrait ones carrying another, and what a
+    folder also holds. Returns each image's clean photo and mark region, by relative path."""
+    landscape = _photos(9, (360, 240))
+    land_mark = make_watermark(np.random.default_rng(3), 240, 360, "text")
+    port_mark = make_watermark(np.random.default_rng(4), 360, 240, "text")
+    cleans: dict[str, np.ndarray] = {}
+    regions: dict[str, np.ndarray] = {}
+    names = ["land0.png", "sub/land1.jpg", "land2.webp", "sub/land3.png", "land4.jpg"]
+    names += [f"port{i}.png" for i in range(4)]
+    for i, name in enumerate(names):
+        portrait = name.startswith("port")
+        clean = np.ascontiguousarray(np.rot90(landscape[i])) if portrait else landscape[i]
+        mark = port_mark if portrait else land_mark
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mark.apply(clean)).save(root / name, quality=95)
+        cleans[name], regions[name] = clean, mark.region()
+    (root / "broken.jpg").write_bytes(b"not a photo")
+    (root / "notes.txt").write_text("not an image: left out")
+    (root / "gone.jpg").symlink_to(root / "deleted.jpg")
+    # Hidden files and folders are left out, as a batch upload leaves them out.
+    (root / ".thumbnails").mkdir()
+    shutil.copyfile(root / "land0.png", root / ".thumbnails" / "land0.png")
+    (root / "._land0.png").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")
+    return cleans, regions
+
+
+def test_a_folder_is_restored_with_its_shared_marks(tmp_path: Path, model_dir: Path) -> None:
+    """A folder's images are the inputs: each size's shared mark is estimated from the photos
+    that carry it (landscape and portrait apart), every output keeps its name, sub-folder,
+    size and format, the mark goes, and a file that cannot be read is named without stopping
+    the rest."""
+    fetch_model(TEXT_DETECTOR, model_dir)
+    shoot = tmp_path / "shoot"
+    cleans, regions = _marked_folder(shoot)
+    out = tmp_path / "clean"
+
+    code, stdout, stderr = _invoke(str(shoot), "-o", str(out), "--model-dir", str(model_dir))
+
+    assert code == 1, stderr
+    assert "broken.jpg" in stderr and "gone.jpg" in stderr
+    assert "notes.txt" not in stderr + stdout and "._land0" not in stderr + stdout
+    assert ".thumbnails" not in stderr + stdout
+    assert "9 of 11 images written" in stdout
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == sorted(cleans)
+    for name, clean in cleans.items():
+        with Image.open(shoot / name) as before, Image.open(out / name) as after:
+            assert (after.format, after.size) == (before.format, before.size)
+            marked, restored = np.asarray(before.convert("RGB")), np.asarray(after.convert("RGB"))
+        group = "5" if name.startswith(("land", "sub/")) else "4"
+        assert f"{shoot / name} -> {out / name} (joint estimate from {group} images" in stdout
+        region = regions[name]
+        assert psnr(clean, restored, region) > psnr(clean, marked, region) + 8.0, name
+        assert psnr(clean, restored) >= psnr(clean, marked), name
+
+
+def test_a_folder_with_a_mask_restores_the_photos_of_its_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mask is painted on one size of photo: photos of that size in the folder are restored
+    with it, jointly; a photo of another size fails, saying why, and the rest are written."""
+    shoot = tmp_path / "shoot"
+    cleans, regions = _marked_folder(shoot)
+    mask = shoot / "mask.png"  # kept beside the photos; not one of them
+    Image.fromarray(regions["land0.png"].astype(np.uint8) * 255).save(mask)
+    out = tmp_path / "clean"
+
+    assert remove_watermark_command([shoot], out, mask) == 1
+    said = capsys.readouterr()
+    for name in ("port0.png", "broken.jpg", "gone.jpg"):
+        assert str(shoot / name) in said.err
+    assert "mask_size" in said.err and "mask.png" not in said.out
+    landscape = [name for name in cleans if not name.startswith("port")]
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == sorted(landscape)
+    assert said.out.count("joint estimate from 5 images") == 5
+    for name in landscape:
+        with Image.open(shoot / name) as before, Image.open(out / name) as after:
+            marked, restored = np.asarray(before.convert("RGB")), np.asarray(after.convert("RGB"))
+        region = regions[name]
+        assert psnr(cleans[name], restored, region) > psnr(cleans[name], marked, region) + 8.0
+
+
+def test_a_folder_without_images_is_a_usage_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no photos here")
+    code, _, stderr = _invoke(str(empty), "-o", str(tmp_path / "out"), "--boxes", "1,1,5,5")
+    assert code == 2 and "no image files found" in stderr
+    assert not (tmp_path / "out").exists()

@@ -2,19 +2,23 @@
 
     removeany remove-watermark photo.jpg -o clean.jpg
     removeany remove-watermark a.jpg b.jpg c.jpg -o outdir/     # joint estimate when shared
+    removeany remove-watermark shoot/ -o clean/                 # a folder: its images
     removeany remove-watermark photo.png -o clean.png --mask mask.png
     removeany remove-watermark photo.jpg -o clean.jpg --boxes "20,400,300,60"   # x,y,w,h
 
-Batch outputs keep each input's file name, size and format (``OUTDIR/<input name>``). The
-function returns an exit code (0 all written, 1 some inputs failed, 2 usage error) and keeps
-Typer metadata in its signature; the CLI registers it through a wrapper that raises
-``typer.Exit`` with it.
+Batch outputs keep each input's file name, size and format (``OUTDIR/<input name>``; a
+folder's images keep their sub-folders). A folder is read as the other offline commands read
+it (``cli_offline.plan_tasks``). Photos are restored one at a time, in order; a mark shared by
+same-sized inputs is estimated first from a sample of them. The function returns an exit code
+(0 all written, 1 some inputs failed, 2 usage error) and keeps Typer metadata in its
+signature; the CLI registers it through a wrapper that raises ``typer.Exit`` with it.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -31,11 +35,14 @@ from removeany.cli_offline import (
     EXIT_FAILURES,
     EXIT_OK,
     EXIT_USAGE,
-    SAME_FILE,
     MaxBytesOption,
     MaxPixelsOption,
     ModelDirOption,
+    Task,
     io_problem,
+    plan_tasks,
+    read_image,
+    run_tasks,
     same_file,
     write_atomically,
 )
@@ -44,15 +51,22 @@ from removeany.engine.io import (
     OutputFormat,
     declared_frames,
     declared_mode,
+    declared_size,
     decode_image,
     encode_image,
     sniff_format,
 )
 from removeany.engine.watermark import (
+    MAX_JOINT,
+    MIN_JOINT,
     TEXT_DETECTOR,
+    SharedMark,
+    TextDetector,
+    apply_shared_mark,
+    estimate_shared_mark,
     load_text_detector,
     restore,
-    restore_batch,
+    shared_mark_work_copy,
 )
 
 Box = tuple[int, int, int, int]
@@ -73,41 +87,58 @@ _SUFFIX_FORMAT = {
 }
 
 
-@dataclass
-class _Loaded:
-    source: Path
-    target: Path
-    image: Image.Image
-    fmt: str  # Pillow format name of the input
-    grey: bool  # the input is greyscale, and so is what is written
-    frames: int  # frames (animation, pages) in the input; only the first is restored
+@dataclass(frozen=True)
+class _Restoring:
+    """What every photo of one run is restored with."""
+
+    mask: npt.NDArray[np.uint8] | None
+    boxes: list[Box] | None
+    detector: TextDetector | None
+    model_dir: Path | None
+    max_bytes: int
+    max_pixels: int
+    # The shared mark of each (height, width) that at least MIN_JOINT inputs have (None where
+    # they share none); photos of other sizes are restored one by one.
+    marks: dict[tuple[int, int], SharedMark | None]
+    # The format each output takes from OUTPUT's suffix (one input, OUTPUT a file).
+    output_format: str | None = None
 
 
 def remove_watermark_command(
-    inputs: Annotated[list[Path], typer.Argument(help="Watermarked image files.")],
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Watermarked image files or folders (searched deeply).")
+    ],
     output: Annotated[
         Path,
         typer.Option(
             "--output",
             "-o",
-            help="Output file for one input; for several, a folder receiving files of the same "
-            "names and formats.",
+            help="Output file for one input file; for several, or a folder, a folder receiving "
+            "files of the same names (and sub-folders) and formats.",
         ),
     ],
     mask: Annotated[
         Path | None,
-        typer.Option(help="Mask image (white = watermark); overrides detection."),
+        typer.Option(
+            help="Mask image (white = watermark); overrides detection. It applies to the "
+            "inputs of its size; inputs of another size fail."
+        ),
     ] = None,
     boxes: Annotated[
         str | None,
         typer.Option(
             help='Watermark boxes in pixels, "x,y,width,height" separated by ";" (or JSON '
-            "[[x, y, width, height], ...]); overrides detection, adds to --mask.",
+            # The backslash keeps Typer's rich help from reading [x, y, ...] as markup.
+            "[\\[x, y, width, height], ...]); overrides detection, adds to --mask. An input "
+            "that no box reaches fails.",
         ),
     ] = None,
     joint: Annotated[
         bool,
-        typer.Option(help="Estimate a watermark shared by same-sized inputs from all of them."),
+        typer.Option(
+            help=f"Estimate a watermark shared by {MIN_JOINT} or more same-sized inputs from "
+            f"them together (up to {MAX_JOINT} of each size, spread over the inputs)."
+        ),
     ] = True,
     model_dir: ModelDirOption = None,
     max_bytes: MaxBytesOption = DEFAULT_MAX_BYTES,
@@ -115,130 +146,176 @@ def remove_watermark_command(
 ) -> int:
     """Remove visible watermarks; keeps going past failed inputs and returns an exit code."""
     err = Console(stderr=True, soft_wrap=True)
+
+    def usage(message: str) -> int:
+        err.print(f"error: {message}", markup=False, highlight=False)
+        return EXIT_USAGE
+
     if not inputs:
-        err.print("error: give at least one input image.", markup=False)
-        return EXIT_USAGE
-    many = len(inputs) > 1 or output.is_dir()
+        return usage("give at least one input image.")
+    many = len(inputs) > 1 or inputs[0].is_dir() or output.is_dir()
     if many and output.exists() and not output.is_dir():
-        err.print(
-            f"error: {output} exists and is not a folder; give a folder for several inputs.",
-            markup=False,
-        )
-        return EXIT_USAGE
+        return usage(f"{output} exists and is not a folder; give a folder for several inputs.")
     mask_arr: npt.NDArray[np.uint8] | None = None
     if mask is not None:
         try:
             decoded = decode_image(mask.read_bytes(), max_bytes=max_bytes, max_pixels=max_pixels)
         except ImageError as exc:
-            err.print(f"error: --mask {mask}: {exc.code}: {exc.message}", markup=False)
-            return EXIT_USAGE
+            return usage(f"--mask {mask}: {exc.code}: {exc.message}")
         except OSError as exc:
-            err.print(f"error: --mask {mask}: {io_problem(exc)}", markup=False)
-            return EXIT_USAGE
+            return usage(f"--mask {mask}: {io_problem(exc)}")
         mask_arr = np.asarray(decoded.convert("L"), np.uint8)
     box_list: list[Box] | None = None
     if boxes is not None:
         try:
             box_list = parse_boxes(boxes)
         except ValueError as exc:
-            err.print(f"error: --boxes: {exc}", markup=False, highlight=False)
-            return EXIT_USAGE
+            return usage(f"--boxes: {exc}")
     detector = None
     if mask_arr is None and box_list is None:
         try:
             detector = load_text_detector(model_dir)
         except ModelError as exc:
-            err.print(f"error: {exc.message}", markup=False, highlight=False)
-            return EXIT_USAGE
+            return usage(exc.message)
         if detector is None:
-            err.print(
-                f"error: the text detector ({TEXT_DETECTOR.filename}) is not installed; run "
-                "`removeany models fetch`, or give --mask or --boxes.",
-                markup=False,
-                highlight=False,
+            return usage(
+                f"the text detector ({TEXT_DETECTOR.filename}) is not installed; run "
+                "`removeany models fetch`, or give --mask or --boxes."
             )
-            return EXIT_USAGE
 
-    failures: list[tuple[Path, str]] = []
-    loaded: list[_Loaded] = []
-    seen: set[Path] = set()
-    for src in inputs:
-        target = output / src.name if many else output
-        if target.resolve() in seen:
-            failures.append((src, f"duplicate_output: another input is also written to {target}"))
-            continue
-        if same_file(src, target):
-            failures.append((src, SAME_FILE))
-            continue
-        seen.add(target.resolve())
-        try:
-            data = src.read_bytes()
-            image = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
-            fmt = sniff_format(data) or "PNG"
-            grey = declared_mode(data) in _GREY_MODES
-        except ImageError as exc:
-            failures.append((src, f"{exc.code}: {exc.message}"))
-            continue
-        except OSError as exc:
-            failures.append((src, io_problem(exc)))
-            continue
-        if mask_arr is not None and mask_arr.shape != (image.height, image.width):
-            failures.append(
-                (
-                    src,
-                    f"mask_size: the mask is {mask_arr.shape[1]}x"
-                    f"{mask_arr.shape[0]} but the image is {image.width}x"
-                    f"{image.height}; give a mask of the image's size",
-                )
-            )
-            continue
-        outside = box_list is not None and not any(
-            x0 < image.width and y0 < image.height for x0, y0, _, _ in box_list
-        )
-        if outside and mask_arr is None:
-            failures.append(
-                (
-                    src,
-                    f"invalid_boxes: every box lies outside the {image.width}x{image.height} "
-                    "image; give boxes in its pixels",
-                )
-            )
-            continue
-        if not many:
-            fmt = _SUFFIX_FORMAT.get(output.suffix.lower(), fmt)
-        loaded.append(_Loaded(src, target, image, fmt, grey, declared_frames(data)))
-
-    if loaded:
-        images = [item.image for item in loaded]
-        if joint and len(images) > 1:
-            results = restore_batch(
-                images, mask=mask_arr, boxes=box_list, detector=detector, model_dir=model_dir
-            )
-        else:
-            results = [
-                restore(im, mask=mask_arr, boxes=box_list, detector=detector, model_dir=model_dir)
-                for im in images
-            ]
-        for item, res in zip(loaded, results, strict=True):
-            out = _with_alpha(res.image, item.image, grey=item.grey)
-            problem = _write(out, item.target, item.fmt)
-            if problem is not None:
-                failures.append((item.source, problem))
-            else:
-                said = list(res.notes) or ["no watermark found"]
-                if item.frames > 1:
-                    said.append(f"only the first of its {item.frames} frames is written")
-                print(f"{item.source} -> {item.target} ({'; '.join(said)})")
-
-    for src, problem in failures:
-        err.print(f"error: {src}: {problem}", markup=False, highlight=False)
-    done = len(inputs) - len(failures)
-    print(f"{done} of {len(inputs)} images written to {output}")
+    tasks = list(plan_tasks(inputs, output, None)) if many else [Task(inputs[0], output)]
+    if mask is not None:
+        # A mask kept beside the photos is not one of them.
+        tasks = [task for task in tasks if not same_file(task.source, mask)]
+    if not tasks:
+        return usage("no image files found in the inputs.")
+    how = _Restoring(
+        mask_arr,
+        box_list,
+        detector,
+        model_dir,
+        max_bytes,
+        max_pixels,
+        marks={},
+        output_format=None if many else _SUFFIX_FORMAT.get(output.suffix.lower()),
+    )
+    if joint:
+        how.marks.update(_shared_marks(tasks, how, err))
+    failures = run_tasks(tasks, "Removing watermarks", lambda task: _restore_one(task, how))
+    print(f"{len(tasks) - len(failures)} of {len(tasks)} images written to {output}")
     if failures:
-        names = ", ".join(str(s) for s, _ in failures)
+        names = ", ".join(str(source) for source, _ in failures)
         err.print(f"failed: {names}", markup=False, highlight=False)
         return EXIT_FAILURES
     return EXIT_OK
+
+
+def _shared_marks(
+    tasks: list[Task], how: _Restoring, err: Console
+) -> dict[tuple[int, int], SharedMark | None]:
+    """The mark shared by each size that MIN_JOINT or more inputs have, estimated from at
+    most MAX_JOINT of them spread over the inputs (as ``restore_batch`` picks them), each
+    reduced as it is read: the photos themselves are read again one at a time to be restored,
+    so a folder of any length fits in memory. Sizes are read from the headers."""
+    groups: dict[tuple[int, int], list[Path]] = {}
+    for task in tasks:
+        size = _header_size(task.source, how.max_bytes)
+        if size is not None:
+            groups.setdefault((size[1], size[0]), []).append(task.source)
+    marks: dict[tuple[int, int], SharedMark | None] = {}
+    for shape, sources in groups.items():
+        if len(sources) < MIN_JOINT or not _user_region_fits(how, shape):
+            continue
+        picked = sources[:: -(-len(sources) // MAX_JOINT)]
+        if sys.stderr.isatty():
+            err.print(
+                f"Estimating the watermark shared by {len(sources)} images of "
+                f"{shape[1]}x{shape[0]} from {len(picked)} of them",
+                markup=False,
+                highlight=False,
+            )
+        photos: list[npt.NDArray[np.float32]] = []
+        for source in picked:
+            try:
+                photo = read_image(source, how.max_bytes, how.max_pixels)
+            except (ImageError, OSError):
+                continue  # named when it is restored
+            if (photo.height, photo.width) == shape:
+                photos.append(shared_mark_work_copy(photo))
+            photo.close()
+        marks[shape] = estimate_shared_mark(
+            photos,
+            shape=shape,
+            mask=how.mask,
+            boxes=how.boxes,
+            detector=how.detector,
+            model_dir=how.model_dir,
+        )
+    return marks
+
+
+def _header_size(source: Path, max_bytes: int) -> tuple[int, int] | None:
+    """(width, height) of an input as it will be decoded; None for a file that cannot be
+    read or is over the limit (it fails, with the reason, when it is restored)."""
+    try:
+        if source.stat().st_size > max_bytes:
+            return None
+        return declared_size(source.read_bytes())
+    except OSError:
+        return None
+
+
+def _user_region_fits(how: _Restoring, shape: tuple[int, int]) -> bool:
+    """Whether the user's mask and boxes can apply to photos of ``shape`` (others fail)."""
+    height, width = shape
+    if how.mask is not None:
+        return how.mask.shape == shape
+    if how.boxes is not None:
+        return any(x0 < width and y0 < height for x0, y0, _, _ in how.boxes)
+    return True
+
+
+def _restore_one(task: Task, how: _Restoring) -> str | None:
+    """Restore one photo and write it in its own format (or OUTPUT's); returns 'code: message'
+    on failure instead of stopping the run."""
+    try:
+        data = task.source.read_bytes()
+        image = decode_image(data, max_bytes=how.max_bytes, max_pixels=how.max_pixels)
+    except ImageError as exc:
+        return f"{exc.code}: {exc.message}"
+    except OSError as exc:
+        return io_problem(exc)
+    shape = (image.height, image.width)
+    if how.mask is not None and how.mask.shape != shape:
+        return (
+            f"mask_size: the mask is {how.mask.shape[1]}x{how.mask.shape[0]} but the image is "
+            f"{image.width}x{image.height}; a mask applies to images of its size: give this "
+            "one a mask of its own"
+        )
+    if how.mask is None and not _user_region_fits(how, shape):
+        return (
+            f"invalid_boxes: every box lies outside the {image.width}x{image.height} image; "
+            "give boxes in its pixels"
+        )
+    mark = how.marks.get(shape)
+    if mark is not None:
+        result = apply_shared_mark(image, mark)
+    else:
+        result = restore(
+            image, mask=how.mask, boxes=how.boxes, detector=how.detector, model_dir=how.model_dir
+        )
+        if shape in how.marks:
+            result.notes.insert(0, "no shared watermark; processed on its own")
+    fmt = how.output_format or sniff_format(data) or "PNG"
+    out = _with_alpha(result.image, image, grey=declared_mode(data) in _GREY_MODES)
+    problem = _write(out, task.target, fmt)
+    if problem is None:
+        said = list(result.notes) or ["no watermark found"]
+        frames = declared_frames(data)
+        if frames > 1:
+            said.append(f"only the first of its {frames} frames is written")
+        print(f"{task.source} -> {task.target} ({'; '.join(said)})")
+    return problem
 
 
 def parse_boxes(text: str) -> list[Box]:

@@ -15,6 +15,7 @@ from removeany.engine.io import (
     OutputFormat,
     declared_frames,
     declared_mode,
+    declared_size,
     decode_image,
     encode_image,
     sniff_format,
@@ -79,6 +80,16 @@ def test_exif_orientation_is_applied() -> None:
     assert isinstance(top, tuple) and isinstance(bottom, tuple)
     assert top[0] > 200 and top[2] < 60  # the left half is now on top
     assert bottom[2] > 200 and bottom[0] < 60
+
+
+@pytest.mark.parametrize(("orientation", "size"), [(1, (40, 20)), (3, (40, 20)), (6, (20, 40))])
+def test_the_declared_size_is_the_decoded_size(orientation: int, size: tuple[int, int]) -> None:
+    """Read from the header alone, upright: photos are grouped by it before any is decoded."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = _encode(Image.new("RGB", (40, 20)), "JPEG", exif=exif.tobytes())
+    assert declared_size(data) == size == decode_image(data, **LIMITS).size
+    assert declared_size(b"not an image") is None
 
 
 @pytest.mark.parametrize(

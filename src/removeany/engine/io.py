@@ -8,7 +8,7 @@ import zlib
 from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageCms, ImageFile, ImageOps
+from PIL import ExifTags, Image, ImageCms, ImageFile, ImageOps
 
 from removeany.engine.errors import ImageError
 
@@ -93,6 +93,24 @@ def declared_pixels(data: bytes) -> int:
     bomb check); 0 when the bytes are no supported image or the header is unreadable."""
     header = _header(data)
     return 0 if header is None else header.size[0] * header.size[1]
+
+
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as ``decode_image`` will return it, upright after the EXIF orientation,
+    read from the header alone; None when there is no readable header."""
+    header = _header(data)
+    if header is None:
+        return None
+    width, height = header.size
+    try:
+        turned = header.getexif().get(ExifTags.Base.Orientation) in _TURNED_ORIENTATIONS
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error):
+        turned = False  # an unreadable EXIF block is ignored by the decode too
+    return (height, width) if turned else (width, height)
+
+
+# EXIF orientations that turn the picture a quarter (transposed, rotated 90 or 270 degrees).
+_TURNED_ORIENTATIONS = frozenset({5, 6, 7, 8})
 
 
 def _header(data: bytes) -> ImageFile.ImageFile | None:
