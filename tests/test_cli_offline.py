@@ -277,3 +277,22 @@ def test_css_margins_and_colours_as_the_api_takes_them(
         assert result.size == (subject.width + 20 + 40, subject.height + 10 + 30)
         corner = np.asarray(result)[:8, :8].reshape(-1, 3).astype(int)
     assert np.abs(corner - [0xAD, 0xD8, 0xE6]).max() < 12, "the margin shows the CSS colour"
+
+
+def test_an_animation_is_refused_and_nothing_is_written_for_it(
+    tmp_path: Path, photo: Path, model_dir: Path
+) -> None:
+    """As on every surface: an animated GIF is not cut down to its first frame."""
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    shutil.copyfile(photo, inbox / "runner.jpg")
+    frames = [Image.new("RGB", (64, 48), (40 * i, 90, 0)) for i in range(3)]
+    frames[0].save(inbox / "wave.gif", save_all=True, append_images=frames[1:])
+    out = tmp_path / "out"
+
+    code, stdout, stderr = _invoke(str(inbox), "-o", str(out), "--model-dir", str(model_dir))
+
+    assert code == 1
+    assert "wave.gif: animated_image: The image holds 3 frames" in stderr
+    assert "1 of 2 images written" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["runner.png"]

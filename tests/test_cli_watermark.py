@@ -172,7 +172,8 @@ def test_a_gif_keeps_its_transparency_and_a_photo_its_profile(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """What the restoration does not touch is written back: GIF transparency, the colour
-    profile; an animation's later frames are not, and the output line says so."""
+    profile. An animation is refused as on every other surface (animated_image), and
+    nothing is written for it."""
     photo = _photos(1)[0]
     wm, region = _mark(200, 150)
     marked = Image.fromarray(wm.apply(photo))  # type: ignore[attr-defined]
@@ -180,10 +181,12 @@ def test_a_gif_keeps_its_transparency_and_a_photo_its_profile(
     clear[:, :30] = True
     rgba = marked.convert("RGBA")
     rgba.putalpha(Image.fromarray(np.where(clear, 0, 255).astype(np.uint8)))
-    gif = tmp_path / "in" / "anim.gif"
+    gif = tmp_path / "in" / "clear.gif"
     gif.parent.mkdir()
+    rgba.save(gif)
+    anim = tmp_path / "in" / "anim.gif"
     later = Image.new("RGBA", (200, 150), (0, 90, 0, 255))
-    rgba.save(gif, save_all=True, append_images=[later])
+    rgba.save(anim, save_all=True, append_images=[later])
     profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     tagged = tmp_path / "in" / "tagged.png"
     marked.save(tagged, icc_profile=profile)
@@ -191,10 +194,12 @@ def test_a_gif_keeps_its_transparency_and_a_photo_its_profile(
     Image.fromarray(region.astype(np.uint8) * 255).save(mask)
     out = tmp_path / "out"
 
-    assert remove_watermark_command([gif, tagged], out, mask, joint=False) == 0
-    said = capsys.readouterr().out
-    assert "only the first of its 2 frames is written" in said
-    with Image.open(out / "anim.gif") as im:
+    assert remove_watermark_command([gif, anim, tagged], out, mask, joint=False) == 1
+    err = capsys.readouterr().err
+    assert f"error: {anim}: animated_image: The image holds 2 frames" in err
+    assert "save the frame you want as PNG or JPEG" in err
+    assert sorted(p.name for p in out.iterdir()) == ["clear.gif", "tagged.png"]
+    with Image.open(out / "clear.gif") as im:
         alpha = np.asarray(im.convert("RGBA").getchannel("A"))
     assert (alpha[clear] == 0).all() and (alpha[~clear] == 255).all()
     with Image.open(out / "tagged.png") as im:

@@ -49,7 +49,6 @@ from removeany.cli_offline import (
 from removeany.engine.errors import ImageError, ModelError
 from removeany.engine.io import (
     OutputFormat,
-    declared_frames,
     declared_mode,
     declared_size,
     decode_image,
@@ -311,9 +310,6 @@ def _restore_one(task: Task, how: _Restoring) -> str | None:
     problem = _write(out, task.target, fmt)
     if problem is None:
         said = list(result.notes) or ["no watermark found"]
-        frames = declared_frames(data)
-        if frames > 1:
-            said.append(f"only the first of its {frames} frames is written")
         print(f"{task.source} -> {task.target} ({'; '.join(said)})")
     return problem
 

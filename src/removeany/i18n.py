@@ -200,6 +200,13 @@ ERROR_MESSAGES: dict[str, str] = {
         "The image is damaged and cannot be read. Upload the file again or export it anew."
     ),
     "too_many_pixels": N_("The image has too many pixels. Resize it and upload it again."),
+    "animated_image": N_(
+        "The image is an animation or has several pages, and only one picture can be "
+        "processed. Save the frame you want as PNG or JPEG and upload that."
+    ),
+    "empty_file": N_(
+        "The file is empty. Choose the image again, and check that it opens on your device."
+    ),
     "unknown_foreground": N_(
         "No foreground subject could be found. Upload a photo with a clear subject."
     ),

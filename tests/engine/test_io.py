@@ -8,12 +8,11 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, TiffImagePlugin
 
 from removeany.engine.errors import ImageError
 from removeany.engine.io import (
     OutputFormat,
-    declared_frames,
     declared_mode,
     declared_size,
     decode_image,
@@ -94,7 +93,7 @@ def test_the_declared_size_is_the_decoded_size(orientation: int, size: tuple[int
 
 @pytest.mark.parametrize(
     "data",
-    [b"hello, not an image", b"%PDF-1.7\n", b"<svg xmlns='http://www.w3.org/2000/svg'/>", b""],
+    [b"hello, not an image", b"%PDF-1.7\n", b"<svg xmlns='http://www.w3.org/2000/svg'/>"],
 )
 def test_non_images_are_unsupported(data: bytes) -> None:
     assert _decode_error(data) == "unsupported_format"
@@ -135,7 +134,14 @@ def _gif_with_a_huge_frame() -> bytes:
 
 def test_a_gif_frame_larger_than_its_screen_is_refused() -> None:
     assert _decode_error(_gif_with_a_huge_frame()) == "too_many_pixels"
-    assert declared_frames(_gif_with_a_huge_frame()) == 1
+
+
+def test_an_empty_file_is_called_empty() -> None:
+    """A 0-byte "photo.png" (a copy that never finished) is not a wrong format."""
+    with pytest.raises(ImageError) as caught:
+        decode_image(b"", **LIMITS)
+    assert caught.value.code == "empty_file"
+    assert "The file is empty" in caught.value.message
 
 
 def test_byte_limit_is_checked_first() -> None:
@@ -215,12 +221,42 @@ def test_a_profile_stays_only_where_it_describes_the_pixels() -> None:
     assert rgb.info["icc_profile"][16:20] == b"RGB "
 
 
-def test_the_header_tells_frames_and_mode() -> None:
-    frames = [Image.new("RGB", (8, 8), (80 * i, 0, 0)) for i in range(3)]
+def _frames(fmt: str, count: int) -> bytes:
+    frames = [Image.new("RGB", (8, 8), (80 * i, 0, 0)) for i in range(count)]
+    return _encode(frames[0], fmt, save_all=True, append_images=frames[1:])
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "PNG", "WEBP", "TIFF"])
+def test_animations_and_multi_page_files_are_refused(fmt: str) -> None:
+    """Only one picture is processed: an animated GIF, PNG (APNG) or WebP, or a multi-page
+    TIFF, is refused with a stable code and what to do, not cut down to its first frame."""
+    with pytest.raises(ImageError) as caught:
+        decode_image(_frames(fmt, 3), **LIMITS)
+    assert caught.value.code == "animated_image"
+    assert "holds 3 frames" in caught.value.message
+    assert "save the frame you want as PNG or JPEG" in caught.value.message
+    assert decode_image(_frames(fmt, 1), **LIMITS).size == (8, 8)
+
+
+def test_extra_frames_that_are_no_picture_of_their_own_are_not_refused() -> None:
+    """A camera's MPO (a JPEG whose second frame is a preview) and a TIFF whose second page
+    is a thumbnail (NewSubfileType 1) hold one picture."""
+    big, small = Image.new("RGB", (64, 48), (200, 0, 0)), Image.new("RGB", (32, 24), (0, 9, 0))
+    mpo = _encode(big, "MPO", save_all=True, append_images=[small])
+    assert sniff_format(mpo) == "JPEG"
+    assert decode_image(mpo, **LIMITS).size == (64, 48)
     buf = io.BytesIO()
-    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
-    assert declared_frames(buf.getvalue()) == 3
-    assert declared_frames(_encode(_photo(), "PNG")) == 1
+    with TiffImagePlugin.AppendingTiffWriter(buf, new=True) as tiff:
+        for page, subfile_type in ((big, 0), (small, 1)):
+            page.encoderinfo = {"tiffinfo": {254: subfile_type}}
+            page.encoderconfig = ()
+            TiffImagePlugin._save(page, tiff, "")
+            tiff.newFrame()
+    assert Image.open(io.BytesIO(buf.getvalue())).n_frames == 2
+    assert decode_image(buf.getvalue(), **LIMITS).size == (64, 48)
+
+
+def test_the_header_tells_the_mode() -> None:
     assert declared_mode(_encode(_photo().convert("L"), "PNG")) == "L"
     assert declared_mode(b"not an image") == ""
 

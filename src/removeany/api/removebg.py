@@ -64,7 +64,9 @@ _REMOVEBG_CODES: dict[str, tuple[str, str]] = {
     "invalid_api_key": ("auth_failed", "Invalid API Key"),
     "invalid_credentials": ("auth_failed", "Authentication failed"),
     "unsupported_format": ("invalid_file_type", "Invalid file type"),
+    "animated_image": ("invalid_file_type", "Invalid file type"),
     "corrupt_image": ("failed_to_read_image", "Failed to read image"),
+    "empty_file": ("failed_to_read_image", "Failed to read image"),
     "too_many_pixels": ("resolution_too_high", "Image resolution too high"),
     "request_too_large": ("file_too_large", "File too large"),
 }
@@ -488,6 +490,8 @@ _USER_ERRORS = {
     "unknown_foreground",
     "corrupt_image",
     "unsupported_format",
+    "animated_image",
+    "empty_file",
     "too_many_pixels",
     "file_too_large",
     "invalid_bg_color",

@@ -7,6 +7,8 @@ from typing import Literal
 ImageErrorCode = Literal[
     "file_too_large",
     "unsupported_format",
+    "animated_image",
+    "empty_file",
     "corrupt_image",
     "too_many_pixels",
     "unknown_foreground",

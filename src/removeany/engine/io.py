@@ -56,6 +56,12 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
             "file_too_large",
             f"The file is {len(data):,} bytes; upload an image of at most {max_bytes:,} bytes.",
         )
+    if not data:
+        raise ImageError(
+            "empty_file",
+            "The file is empty (0 bytes); choose the image again, and check that it opens on "
+            "your device.",
+        )
     fmt = sniff_format(data)
     if fmt is None:
         raise ImageError(
@@ -71,6 +77,14 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
             "too_many_pixels",
             f"The image is {width}x{height} pixels; upload one of at most "
             f"{max_pixels:,} pixels (resize it first).",
+        )
+    frames = _pictures(im)
+    if frames > 1:
+        raise ImageError(
+            "animated_image",
+            f"The image holds {frames} frames (an animation or a multi-page file) and only "
+            "a single picture can be processed; save the frame you want as PNG or JPEG and "
+            "use that file instead.",
         )
     try:
         im.load()
@@ -136,15 +150,35 @@ def _open_header(data: bytes, fmt: str) -> ImageFile.ImageFile:
         raise _corrupt() from exc
 
 
-def declared_frames(data: bytes) -> int:
-    """How many frames (animation, pages) the image's header declares; 1 when it cannot say."""
-    header = _header(data)
-    if header is None:
+# Formats whose extra frames are further pictures: animations and multi-page files. A JPEG's
+# are not (an MPO's second frame is a preview or a depth map of the same photo).
+_MULTI_PICTURE_FORMATS = frozenset({"GIF", "PNG", "WEBP", "TIFF"})
+# TIFF NewSubfileType bits of pages that are no picture of their own: a reduced-resolution
+# copy (a thumbnail) or a transparency mask.
+_TIFF_SUBFILE_TYPE = 254
+_TIFF_NOT_A_PAGE = 0b101
+
+
+def _pictures(im: ImageFile.ImageFile) -> int:
+    """How many pictures an opened image holds: an animation's frames, a TIFF's pages other
+    than thumbnails and masks. Read from the headers only; a damaged one is a corrupt image."""
+    if im.format not in _MULTI_PICTURE_FORMATS:
         return 1
     try:
-        return int(getattr(header, "n_frames", 1))
-    except (OSError, ValueError, EOFError, struct.error):
-        return 1  # a frame past the first is damaged: the first is still what is restored
+        frames = int(getattr(im, "n_frames", 1))
+        if frames > 1 and im.format == "TIFF":
+            pages = 0
+            for index in range(frames):
+                im.seek(index)
+                subfile = im.tag_v2.get(_TIFF_SUBFILE_TYPE, 0)  # type: ignore[attr-defined]
+                pages += not (int(subfile) & _TIFF_NOT_A_PAGE)
+            im.seek(0)
+            frames = pages
+    except Image.DecompressionBombError as exc:
+        raise _bomb() from exc
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
+        raise _corrupt() from exc
+    return frames
 
 
 def declared_mode(data: bytes) -> str:
