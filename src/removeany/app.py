@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from removeany import __version__
 from removeany.accounts.routes import router as accounts_router
 from removeany.api import removebg, uploads
-from removeany.api.limits import BodyLimits, route_limits
+from removeany.api.limits import BodyLimits, BodyTooLarge, route_limits
 from removeany.api.watermark import router as watermark_router
 from removeany.batches.pages import router as batch_pages
 from removeany.batches.routes import router as batches_router
@@ -35,7 +35,7 @@ from removeany.jobs.worker import resume_unfinished
 from removeany.maintenance import Sweeper
 from removeany.trust import install as install_trust
 from removeany.trust import long_text_routers
-from removeany.web.routes import ResourceHeaders, not_found_page, static_files
+from removeany.web.routes import ResourceHeaders, not_found_page, static_files, too_large_page
 from removeany.web.routes import router as web_router
 from removeany.web.trial import router as trial_router
 
@@ -107,6 +107,14 @@ def _error(request: Request, status: int, code: str, message: str) -> JSONRespon
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
+def _is_page_form(request: Request) -> bool:
+    """A web page's form (not the APIs, not a page script that asked for JSON)."""
+    path = request.url.path
+    if path.startswith(("/api/", removebg.PREFIX)):
+        return False
+    return "application/json" not in request.headers.get("accept", "")
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
@@ -135,6 +143,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: HTTPException) -> Response:
         path = request.url.path
         if exc.status_code == 413:  # api/limits.py: a body over its route's bound
+            if isinstance(exc, BodyTooLarge) and _is_page_form(request):
+                return await run_in_threadpool(too_large_page, request, exc.limit)
             return _error(request, 413, "request_too_large", str(exc.detail))
         if path.startswith(removebg.PREFIX):
             return removebg.http_error(request, exc)

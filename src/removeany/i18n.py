@@ -204,6 +204,10 @@ ERROR_MESSAGES: dict[str, str] = {
         "The image is an animation or has several pages, and only one picture can be "
         "processed. Save the frame you want as PNG or JPEG and upload that."
     ),
+    "request_too_large": N_(
+        "The upload is larger than this page accepts. Choose a smaller file, or fewer files "
+        "at once, and try again."
+    ),
     "empty_file": N_(
         "The file is empty. Choose the image again, and check that it opens on your device."
     ),

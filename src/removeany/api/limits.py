@@ -4,8 +4,9 @@ FastAPI reads a JSON body whole before validating it, so one request could other
 amount of memory. Each route's bound is set by what it takes (a photo, a batch, the texts of
 new terms; else `uploads.BODY_LIMIT`). A body over it is refused with 413 as an HTTPException
 raised while the body is read, so the app's error handlers answer it in the caller's shape
-(the JSON API's, remove.bg's), with a sentence (FastAPI's own `max_body_size` answers a plain
-"Content Too Large" that no handler can replace).
+(the JSON API's, remove.bg's, or for a web form a page in the visitor's language), with a
+sentence (FastAPI's own `max_body_size` answers a plain "Content Too Large" that no
+handler can replace).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
+        self.limit = limit
         super().__init__(
             status_code=413,
             detail=f"The request is larger than this address takes ({limit // (1024 * 1024)} "

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -280,6 +280,36 @@ def not_found_page(request: Request) -> HTMLResponse:
         viewer = _viewer(ctx, session, request)
     message = t("There is no page at this address. Check the link, or start again from here.")
     return render(request, "error.html", status_code=404, message=message, viewer=viewer)
+
+
+def too_large_page(request: Request, limit: int) -> HTMLResponse:
+    """The page a web form gets when its body is over its route's bound (api/limits.py): the
+    sentence in the visitor's language and a way back to the form they came from."""
+    ctx = _ctx(request)
+    with ctx.db.transaction() as session:
+        viewer = _viewer(ctx, session, request)
+    message = t(
+        "The upload is larger than this page accepts ({mb} MB). Choose a smaller file, or "
+        "fewer files at once, and try again.",
+        mb=f"{limit // (1024 * 1024):,}",
+    )
+    return render(
+        request,
+        "error.html",
+        status_code=413,
+        message=message,
+        viewer=viewer,
+        back=_same_site_referer(request),
+    )
+
+
+def _same_site_referer(request: Request) -> str | None:
+    """The path of the page a form was posted from, when it is one of ours."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if (referer.scheme, referer.netloc) != (request.url.scheme, request.url.netloc):
+        return None
+    path = _safe_next(referer.path)
+    return f"{path}?{referer.query}" if referer.query else path
 
 
 def _error_page(request: Request, exc: DomainError, viewer: Viewer | None = None) -> HTMLResponse:
