@@ -4,6 +4,7 @@ to do, nothing charged, and no job, batch item or stored file left behind for a 
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,39 @@ def test_an_animation_in_a_batch_is_skipped_with_its_reason(
     assert [(r["path"], r["code"]) for r in rejected] == [("pages.tif", "animated_image")]
     assert batch.json()["total"] == 1
     assert _jobs(ctx) == 1  # the photo's; nothing stored or charged for the animation
+
+
+def test_a_file_name_keeps_only_its_last_part_without_control_characters(
+    client: TestClient, ctx: Context
+) -> None:
+    """A multipart file name is the client's to choose: `../../evil.png` and `/etc/abs.jpg`
+    became the paths of their results in results.zip (out of the folder it is unpacked to),
+    and escape sequences reached the ZIP and the job list."""
+    key = {"X-Api-Key": make_api_key(ctx, make_user(ctx, credits=10))}
+    photo = small_photo(photo_paths(1)[0], 160)
+    sent = {
+        "../../evil.png": "evil.png",
+        "/etc/abs.jpg": "abs.jpg",
+        "C:\\Users\\me\\photo.jpg": "photo.jpg",
+        "red\x1b[31m\u202ename.jpg": "red[31mname.jpg",
+        "..": "image",
+    }
+    ids = []
+    for name, kept in sent.items():
+        job = client.post(
+            "/api/v1/jobs", headers=key, data={"wait": "true"}, files={"file": (name, photo)}
+        )
+        assert job.status_code == 202, job.text
+        assert job.json()["input_name"] == kept and job.json()["status"] == "succeeded"
+        ids.append(job.json()["id"])
+    bundle = client.get("/api/v1/jobs/results.zip", params={"ids": ",".join(ids)}, headers=key)
+    assert bundle.status_code == 200
+    names = zipfile.ZipFile(io.BytesIO(bundle.content)).namelist()
+    assert sorted(names) == ["abs.png", "evil.png", "image.png", "photo.png", "red[31mname.png"]
+    # A name stored before names were cleaned is cut to its last part in the ZIP too.
+    with ctx.db.transaction() as session:
+        stored = session.get(Job, ids[0])
+        assert stored is not None
+        stored.input_name = "../../older.png"
+    bundle = client.get("/api/v1/jobs/results.zip", params={"ids": ids[0]}, headers=key)
+    assert zipfile.ZipFile(io.BytesIO(bundle.content)).namelist() == ["older.png"]

@@ -407,7 +407,9 @@ def result_entries(items: Iterable[Job]) -> list[tuple[str, str]]:
     for job in items:
         if job.status != "succeeded" or job.result_key is None:
             continue
-        path = result_path(job.relative_path or job.input_name, job.result_media_type)
+        # Names stored before jobs.upload_name existed may hold a path: only their last part.
+        name = job.relative_path or jobs.upload_name(job.input_name)
+        path = result_path(name, job.result_media_type)
         candidate, n = path, 2
         while candidate in used:
             p = PurePosixPath(path)

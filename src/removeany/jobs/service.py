@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
+import unicodedata
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +23,18 @@ from removeany.infra.db import Database
 from removeany.infra.storage import Storage
 from removeany.jobs import repository as repo
 from removeany.jobs.models import Job
+
+_PATH_SEPARATORS = re.compile(r"[\\/]")
+
+
+def upload_name(raw: str) -> str:
+    """An uploaded file's name as it is kept and shown: its last path component (clients
+    send paths such as `C:\\Users\\me\\photo.jpg` or `../photo.png`), without control or
+    invisible formatting characters, at most 255 characters; "image" when none is left. It
+    names results in ZIPs and downloads, so it must not climb out of a folder there."""
+    base = _PATH_SEPARATORS.split(raw)[-1]
+    name = "".join(c for c in base if not unicodedata.category(c).startswith("C")).strip()
+    return name[:255] if name not in ("", ".", "..") else "image"
 
 
 def new_job_id() -> str:
@@ -64,7 +78,7 @@ def submit(
         idempotency_key=idempotency_key or None,
         request_hash=digest,
         input_key="",
-        input_name=input_name[:255],
+        input_name=upload_name(input_name),
         input_width=width,
         input_height=height,
         created_at=now,
