@@ -210,6 +210,9 @@ def test_bad_files_are_refused_with_their_code(
     assert error["code"] == code
     assert error["message"].endswith(".") and len(error["message"]) > 20
     assert client.get("/api/v1/credits", headers=headers).json()["available"] == 10
+    # Nor did it use one of the hour's detections: a readable photo is told all are left.
+    good = client.post(DETECT, headers=headers, files={"file": ("ok.jpg", watermarked()[0])})
+    assert good.headers["X-RateLimit-Remaining"] == str(DETECT_LIMIT - 1)
 
 
 def test_the_detector_is_documented_in_openapi(client: TestClient) -> None:

@@ -76,9 +76,9 @@ class Detected:
     coverage: float
 
 
-def _admit(ctx: Context, request: Request) -> int:
-    """Who is asking, whether they may, and one more hit on their counter; the detections
-    left in this window."""
+def _admit(ctx: Context, request: Request, *, count: bool) -> int:
+    """Who is asking and whether they may; with `count`, one more hit on their counter. The
+    detections left in this window."""
     with ctx.db.transaction() as session:
         user = require_user(ctx, session, request)
         check_submission(session, user, "remove_watermark")
@@ -91,12 +91,13 @@ def _admit(ctx: Context, request: Request) -> int:
             now=ctx.now(),
             what="watermark detections",
         )
+        if not count:
+            return DETECT_LIMIT
         hits = security.throttle_hit(session, key, window=DETECT_WINDOW, now=ctx.now())
     return max(0, DETECT_LIMIT - hits)
 
 
-def _detect(ctx: Context, data: bytes) -> Detected:
-    image = uploads.validate(data, ctx.settings)
+def _detect(ctx: Context, image: Image.Image) -> Detected:
     detector = load_text_detector(ctx.model_dir)
     if detector is None:
         raise DetectorUnavailable(
@@ -127,9 +128,13 @@ async def detect_watermark(
     """Find the watermark in a photo without removing it or charging anything: a PNG mask
     (white = watermark) plus its size and scale in headers. Limited per person and hour."""
     ctx: Context = request.app.state.ctx
-    remaining = await run_in_threadpool(_admit, ctx, request)
+    # Refused early, before the photo is read; a detection is used once the photo is readable,
+    # so a wrong file does not cost one.
+    await run_in_threadpool(lambda: _admit(ctx, request, count=False))
     data = await uploads.read_bounded(file, ctx.settings.max_upload_bytes)
-    found = await run_in_threadpool(_detect, ctx, data)
+    image = await run_in_threadpool(uploads.validate, data, ctx.settings)
+    remaining = await run_in_threadpool(lambda: _admit(ctx, request, count=True))
+    found = await run_in_threadpool(_detect, ctx, image)
     scale = found.mask_size[0] / found.image_size[0]
     return Response(
         found.png,
