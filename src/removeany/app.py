@@ -56,6 +56,7 @@ def create_app(ctx: Context | None = None, *, run_workers: bool = True) -> FastA
                 resume_unfinished(context)
             sweeper = Sweeper(context, context.settings.sweep_interval_seconds)
             sweeper.start()
+            context.mail.start()  # emails left unsent before a restart, and retries
         yield
         if sweeper is not None:
             sweeper.stop()

@@ -274,17 +274,19 @@ def models_list() -> None:
 @app.command()
 def sweep() -> None:
     """Run scheduled upkeep once: expire credit lots, release stale holds, send expiry warnings,
-    delete files past retention. (Every `serve` runs this every minute itself.)"""
+    delete files past retention, deliver the emails that are due. (Every `serve` does all this
+    itself.)"""
     from removeany.maintenance import run_sweeps
 
     ctx = platform_context(Settings())
     try:
         report = run_sweeps(ctx)
+        delivered = ctx.mail.deliver()
     finally:
         ctx.close()
     typer.echo(
         f"expired {report.expired_credits} credits, released {report.released_credits} held "
-        f"credits, sent {report.expiry_warnings} expiry warnings"
+        f"credits, sent {report.expiry_warnings} expiry warnings, delivered {delivered} emails"
     )
 
 

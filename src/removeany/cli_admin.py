@@ -182,7 +182,6 @@ def publish_terms(
 ) -> None:
     """Publish a new version of the terms; every user is emailed and must accept it."""
     from removeany.legal import service as legal
-    from removeany.legal.routes import notify_new_terms
 
     texts: dict[str, str] = {}
     for name in ("terms_en", "terms_zh", "privacy_en", "privacy_zh"):
@@ -200,9 +199,10 @@ def publish_terms(
     with operator_context() as ctx:
         with ctx.db.transaction() as session:
             terms = legal.publish(session, _actor(), summary=summary, now=ctx.now(), **texts)
-            recipients = list(legal.users_to_notify(session))
-        notify_new_terms(ctx, terms, recipients)
-        typer.echo(f"published version {terms.version}; notified {len(recipients)} users")
+            notified = legal.notify_users(
+                session, terms, base_url=ctx.settings.base_url, now=ctx.now()
+            )
+        typer.echo(f"published version {terms.version}; notified {notified} users")
 
 
 @admin_app.command("audit")

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from removeany.engine.models import default_model_dir
 from removeany.infra.db import Database, utcnow
-from removeany.infra.mail import Mailer, make_mailer
+from removeany.infra.mail import make_transport
 from removeany.infra.queue import CeleryQueue, InlineQueue, Queue
 from removeany.infra.ratelimit import SESSION_KEY, RedisCounters
 from removeany.infra.settings import Settings
 from removeany.infra.storage import Storage, make_storage
+from removeany.mail.sender import MailSender
 from removeany.operator_models import ServiceModels, register_operator_models
 
 
@@ -23,11 +24,16 @@ class Context:
     settings: Settings
     db: Database
     storage: Storage
-    mailer: Mailer
     secret_key: str
     clock: Callable[[], datetime] = field(default=utcnow)
     queue: Queue | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
+    # Delivers the emails committed transactions wrote (`removeany.mail`), on this context's
+    # clock.
+    mail: MailSender = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.mail = MailSender(self.db, make_transport(self.settings), self.settings, self.now)
 
     @property
     def model_dir(self) -> Path:
@@ -57,7 +63,7 @@ class Context:
         if self.queue is not None:
             self.queue.shutdown()
             self.queue = None
-        self.mailer.close()
+        self.mail.close()
         self.db.dispose()
 
 
@@ -80,6 +86,5 @@ def build_context(settings: Settings, *, migrate: bool = False) -> Context:
         settings=settings,
         db=db,
         storage=make_storage(settings, secret_key=secret_key),
-        mailer=make_mailer(settings),
         secret_key=secret_key,
     )

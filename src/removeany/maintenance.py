@@ -1,6 +1,7 @@
 """Scheduled upkeep: expire lots, release stale holds, warn about expiring credits, delete
-files past retention. Every `serve` process runs it on a thread (web-only ones too); several
-processes sweeping at once share the work. `removeany sweep` runs one pass."""
+files past retention and what is left of sent emails. Every `serve` process runs it on a
+thread (web-only ones too); several processes sweeping at once share the work. `removeany
+sweep` runs one pass."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from removeany.i18n import t, tn, use
 from removeany.jobs import repository as jobs_repo
 from removeany.jobs import service as jobs
 from removeany.jobs.service import job_reference
+from removeany.mail import service as mail
 from removeany.privacy.service import run_retention
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,7 @@ class SweepReport:
     expired_credits: int
     released_credits: int
     expiry_warnings: int
+    deleted_emails: int
 
 
 def run_sweeps(ctx: Context) -> SweepReport:
@@ -39,7 +42,14 @@ def run_sweeps(ctx: Context) -> SweepReport:
         released = ledger.release_stale_holds(session, now, in_use=unsettled)
     warnings = _warn_expiring(ctx)
     run_retention(ctx)
-    return SweepReport(expired, released, warnings)
+    with ctx.db.transaction() as session:
+        deleted = mail.delete_expired(
+            session,
+            now=ctx.now(),
+            keep_sent=timedelta(hours=ctx.settings.mail_keep_sent_hours),
+            keep_failed=timedelta(days=ctx.settings.mail_keep_failed_days),
+        )
+    return SweepReport(expired, released, warnings, deleted)
 
 
 def _warn_expiring(ctx: Context) -> int:
@@ -53,14 +63,15 @@ def _warn_expiring(ctx: Context) -> int:
             if user is None:
                 continue
             with use(user.locale):
-                ctx.mailer.send(
-                    user.email,
-                    tn(
+                mail.write(
+                    session,
+                    to=user.email,
+                    subject=tn(
                         "1 RemoveAny credit expires soon",
                         "{n} RemoveAny credits expire soon",
                         lot.remaining,
                     ),
-                    tn(
+                    body=tn(
                         "1 of your credits expires on {date}.",
                         "{n} of your credits expire on {date}.",
                         lot.remaining,
@@ -71,6 +82,8 @@ def _warn_expiring(ctx: Context) -> int:
                     + "\n\n"
                     + t("Your credits: {link}", link=f"{ctx.settings.base_url.rstrip('/')}/billing")
                     + "\n",
+                    user_id=user.id,
+                    now=now,
                 )
             sent += 1
     return sent

@@ -22,6 +22,7 @@ from removeany.credits.models import (
 )
 from removeany.jobs.models import Job
 from removeany.legal.models import LegalVersion, TermsAcceptance
+from removeany.mail.models import OutgoingMail
 from removeany.moderation.models import Announcement, AuditEntry, ServiceStatus
 from removeany.privacy.models import JobFileDeletion
 
@@ -39,6 +40,7 @@ __all__ = [
     "KnownDevice",
     "LegalVersion",
     "Order",
+    "OutgoingMail",
     "PasswordResetToken",
     "PaymentEvent",
     "Price",

@@ -127,13 +127,12 @@ def _start(ctx: Context, session: Session, user: User, *, user_agent: str, ip: s
     security.throttle_clear(session, security.login_keys(user.email, ip)[0])
     if new and had_before:
         notify.new_device(
-            ctx.mailer,
-            user.email,
+            session,
+            user,
             when=now,
             user_agent=user_agent,
             ip=ip,
             not_me=not_me_link(ctx, user),
-            locale=user.locale,
         )
     return SignedIn(token, web.csrf_token, user.id, user.email, new and had_before)
 
@@ -194,7 +193,9 @@ def sign_up(
                 ip=ip,
                 user_agent=user_agent,
             )
-        accounts.send_verification(ctx.mailer, ctx.secret_key, ctx.settings.base_url, user)
+        accounts.send_verification(
+            session, ctx.secret_key, ctx.settings.base_url, user, now=ctx.now()
+        )
         return user.email
 
 
@@ -210,14 +211,16 @@ def _signup_attempted(ctx: Context, session: Session, user: User) -> None:
     if security.throttle_hit(session, account_key, window=window, now=ctx.now()) > 3:
         return
     if not user.is_verified:
-        accounts.send_verification(ctx.mailer, ctx.secret_key, ctx.settings.base_url, user)
+        accounts.send_verification(
+            session, ctx.secret_key, ctx.settings.base_url, user, now=ctx.now()
+        )
         return
     notify.signup_attempted(
-        ctx.mailer,
-        user.email,
+        session,
+        user,
         sign_in=f"{_base(ctx)}/login",
         reset=f"{_base(ctx)}/forgot-password",
-        locale=user.locale,
+        now=ctx.now(),
     )
 
 
@@ -257,12 +260,11 @@ def _send_reset(ctx: Context, session: Session, user: User) -> None:
     minutes = ctx.settings.password_reset_minutes
     token = security.create_reset_token(session, user, now=ctx.now(), minutes=minutes)
     notify.password_reset(
-        ctx.mailer,
-        user.email,
+        session,
+        user,
         link=f"{_base(ctx)}/reset-password?token={token}",
         minutes=minutes,
-        locked=user.locked_at is not None,
-        locale=user.locale,
+        now=ctx.now(),
     )
 
 
@@ -283,12 +285,11 @@ def reset_password(ctx: Context, token: str, new_password: str) -> User:
         if user.email_verified_at is None:
             user.email_verified_at = ctx.now()
         notify.credential_changed(
-            ctx.mailer,
-            user.email,
+            session,
+            user,
             what="password",
             when=ctx.now(),
             not_me=not_me_link(ctx, user),
-            locale=user.locale,
         )
         return user
 
@@ -298,7 +299,7 @@ def not_me(ctx: Context, token: str) -> User:
     with ctx.db.transaction() as session:
         user = security.not_me_user(session, ctx.secret_key, token)
         security.lock_account(session, user, now=ctx.now())
-        notify.account_locked(ctx.mailer, user.email, locale=user.locale)
+        notify.account_locked(session, user, now=ctx.now())
         _send_reset(ctx, session, user)
         return user
 
@@ -341,12 +342,11 @@ def change_password(
             session, user, new, now=ctx.now(), keep_session=web.id if web else None
         )
         notify.credential_changed(
-            ctx.mailer,
-            user.email,
+            session,
+            user,
             what="password",
             when=ctx.now(),
             not_me=not_me_link(ctx, user),
-            locale=user.locale,
         )
 
 
@@ -369,10 +369,11 @@ def request_email_change(ctx: Context, user_id: int, current: str, new_email: st
             return address
         token = security.email_change_token(ctx.secret_key, user, address)
         notify.email_change(
-            ctx.mailer,
-            address,
+            session,
+            user,
+            to=address,
             link=f"{_base(ctx)}/account/email/confirm?token={token}",
-            locale=user.locale,
+            now=ctx.now(),
         )
         return address
 
@@ -381,12 +382,12 @@ def confirm_email_change(ctx: Context, token: str) -> User:
     with ctx.db.transaction() as session:
         user, old = security.confirm_email_change(session, ctx.secret_key, token, now=ctx.now())
         notify.credential_changed(
-            ctx.mailer,
-            old,
+            session,
+            user,
             what="email address",
             when=ctx.now(),
             not_me=not_me_link(ctx, user),
-            locale=user.locale,
+            to=old,
         )
         return user
 
@@ -415,12 +416,11 @@ def enable_totp(ctx: Context, user_id: int, code: str) -> list[str]:
         assert user is not None
         codes = security.enable_totp(session, user, code, now=ctx.now(), secret_key=ctx.secret_key)
         notify.credential_changed(
-            ctx.mailer,
-            user.email,
+            session,
+            user,
             what="two-factor authentication",
             when=ctx.now(),
             not_me=not_me_link(ctx, user),
-            locale=user.locale,
         )
         return codes
 
@@ -436,12 +436,11 @@ def disable_totp(ctx: Context, user_id: int, current: str, code: str) -> None:
             )
         security.disable_totp(session, user)
         notify.credential_changed(
-            ctx.mailer,
-            user.email,
+            session,
+            user,
             what="two-factor authentication",
             when=ctx.now(),
             not_me=not_me_link(ctx, user),
-            locale=user.locale,
         )
 
 

@@ -1,17 +1,21 @@
 """Security emails: a sign-in from a new device, credential changes, password reset. Each
 carries a "this wasn't me" link that locks the account and starts a reset.
 
-Every email is written in the recipient's language: `locale` is the user's stored language
-(`User.locale`); None means the language of the request that sends the email (see
-`removeany.i18n`), or English outside a request."""
+Each email is written in the transaction of the change it tells about (`removeany.mail`), so
+it goes out once that change is committed, and never for one that rolled back. It is in the
+user's language (`User.locale`; None: the language of the request that causes it, see
+`removeany.i18n`, or English outside a request)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
+from removeany.accounts.models import User
 from removeany.accounts.service import shown_key_name
 from removeany.i18n import N_, t, use
-from removeany.infra.mail import Mailer
+from removeany.mail import service as mail
 
 # What `credential_changed` names, as its callers pass it.
 WHAT = {
@@ -37,19 +41,20 @@ def not_me_link(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/account/not-me?token={token}"
 
 
-def new_device(
-    mailer: Mailer,
-    to: str,
-    *,
-    when: datetime,
-    user_agent: str,
-    ip: str,
-    not_me: str,
-    locale: str | None = None,
+def _write(
+    session: Session, user: User, subject: str, body: str, *, now: datetime, to: str | None = None
 ) -> None:
-    with use(locale):
-        mailer.send(
-            to,
+    """An email about `user`'s account, to their address unless `to` names another."""
+    mail.write(session, to=to or user.email, subject=subject, body=body, user_id=user.id, now=now)
+
+
+def new_device(
+    session: Session, user: User, *, when: datetime, user_agent: str, ip: str, not_me: str
+) -> None:
+    with use(user.locale):
+        _write(
+            session,
+            user,
             t("New sign-in to your RemoveAny account"),
             t(
                 "Your RemoveAny account was just signed in to from a device or network we have "
@@ -65,22 +70,26 @@ def new_device(
             + "\n\n"
             + t("If this was you, you can ignore this message.")
             + _footer(not_me),
+            now=when,
         )
 
 
 def credential_changed(
-    mailer: Mailer,
-    to: str,
+    session: Session,
+    user: User,
     *,
     what: str,
     when: datetime,
     not_me: str,
-    locale: str | None = None,
+    to: str | None = None,
 ) -> None:
-    with use(locale):
+    """`to`: the address to tell, when not the account's current one (the old address,
+    after a change of address)."""
+    with use(user.locale):
         name = t(WHAT.get(what, what))
-        mailer.send(
-            to,
+        _write(
+            session,
+            user,
             t("Your RemoveAny {what} was changed", what=name),
             t(
                 "The {what} of your RemoveAny account was changed on {when}.",
@@ -90,29 +99,24 @@ def credential_changed(
             + "\n\n"
             + t("If you made this change, you can ignore this message.")
             + _footer(not_me),
+            now=when,
+            to=to,
         )
 
 
-def password_reset(
-    mailer: Mailer,
-    to: str,
-    *,
-    link: str,
-    minutes: int,
-    locked: bool,
-    locale: str | None = None,
-) -> None:
-    with use(locale):
+def password_reset(session: Session, user: User, *, link: str, minutes: int, now: datetime) -> None:
+    with use(user.locale):
         intro = (
             t(
                 "Your account is locked because a sign-in was reported as not yours. Choose a "
                 "new password to unlock it."
             )
-            if locked
+            if user.locked_at is not None
             else t("Someone (hopefully you) asked to reset the password of your RemoveAny account.")
         )
-        mailer.send(
-            to,
+        _write(
+            session,
+            user,
             t("Reset your RemoveAny password"),
             intro
             + "\n\n"
@@ -124,13 +128,16 @@ def password_reset(
                 minutes=minutes,
             )
             + "\n",
+            now=now,
         )
 
 
-def email_change(mailer: Mailer, to: str, *, link: str, locale: str | None = None) -> None:
-    with use(locale):
-        mailer.send(
-            to,
+def email_change(session: Session, user: User, *, to: str, link: str, now: datetime) -> None:
+    """To the new address `to`, which is not the account's yet."""
+    with use(user.locale):
+        _write(
+            session,
+            user,
             t("Confirm your new RemoveAny email address"),
             t(
                 "Open this link to use this address for your RemoveAny account:\n\n{link}",
@@ -139,13 +146,16 @@ def email_change(mailer: Mailer, to: str, *, link: str, locale: str | None = Non
             + "\n\n"
             + t("The link is valid for 24 hours. If you did not ask for this, ignore this message.")
             + "\n",
+            now=now,
+            to=to,
         )
 
 
-def account_locked(mailer: Mailer, to: str, *, locale: str | None = None) -> None:
-    with use(locale):
-        mailer.send(
-            to,
+def account_locked(session: Session, user: User, *, now: datetime) -> None:
+    with use(user.locale):
+        _write(
+            session,
+            user,
             t("Your RemoveAny account is locked"),
             t(
                 "You reported activity on your account that was not yours. We signed out every "
@@ -153,21 +163,17 @@ def account_locked(mailer: Mailer, to: str, *, locale: str | None = None) -> Non
                 "link to choose a new password, which unlocks it."
             )
             + "\n",
+            now=now,
         )
 
 
 def api_key_created(
-    mailer: Mailer,
-    to: str,
-    *,
-    name: str,
-    when: datetime,
-    not_me: str,
-    locale: str | None = None,
+    session: Session, user: User, *, name: str, when: datetime, not_me: str
 ) -> None:
-    with use(locale):
-        mailer.send(
-            to,
+    with use(user.locale):
+        _write(
+            session,
+            user,
             t("A new RemoveAny API key was created"),
             t(
                 'An API key named "{name}" was created for your RemoveAny account on {when}. '
@@ -178,16 +184,18 @@ def api_key_created(
             + "\n\n"
             + t("If you created it, you can ignore this message.")
             + _footer(not_me),
+            now=when,
         )
 
 
 def signup_attempted(
-    mailer: Mailer, to: str, *, sign_in: str, reset: str, locale: str | None = None
+    session: Session, user: User, *, sign_in: str, reset: str, now: datetime
 ) -> None:
     """Sign-up answers the same for an address that has an account: its owner learns here."""
-    with use(locale):
-        mailer.send(
-            to,
+    with use(user.locale):
+        _write(
+            session,
+            user,
             t("Someone tried to sign up with your email address"),
             t(
                 "Someone (hopefully you) tried to create a RemoveAny account with this email "
@@ -200,4 +208,5 @@ def signup_attempted(
             + "\n\n"
             + t("If it wasn't you, ignore this message: nothing changed on your account.")
             + "\n",
+            now=now,
         )

@@ -101,12 +101,11 @@ def create_key(body: ApiKeyIn, request: Request) -> ApiKeyCreated:
         user = require_browser_user(ctx, session, request)
         plaintext, key = accounts.create_api_key(session, user, body.name, now=ctx.now())
         notify.api_key_created(
-            ctx.mailer,
-            user.email,
+            session,
+            user,
             name=key.name,
             when=ctx.now(),
             not_me=flows.not_me_link(ctx, user),
-            locale=user.locale,
         )
         return ApiKeyCreated(key=plaintext, **key_out(key).model_dump())
 

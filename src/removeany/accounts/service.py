@@ -17,7 +17,7 @@ from removeany.accounts.models import DEFAULT_KEY_NAME, ApiKey, User, WebSession
 from removeany.credits import free
 from removeany.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized
 from removeany.i18n import t, use
-from removeany.infra.mail import Mailer
+from removeany.mail import service as mail
 
 VERIFY_SALT = "verify-email"
 VERIFY_MAX_AGE = 3 * 24 * 3600
@@ -85,13 +85,17 @@ def verification_token(secret: str, user: User) -> str:
     return URLSafeTimedSerializer(secret, salt=VERIFY_SALT).dumps({"u": user.id, "e": user.email})
 
 
-def send_verification(mailer: Mailer, secret: str, base_url: str, user: User) -> None:
+def send_verification(
+    session: Session, secret: str, base_url: str, user: User, *, now: datetime
+) -> None:
+    """The confirmation email, sent once this transaction commits."""
     link = f"{base_url.rstrip('/')}/verify?token={verification_token(secret, user)}"
     with use(user.locale):
-        mailer.send(
-            user.email,
-            t("Confirm your RemoveAny email address"),
-            t("Welcome to RemoveAny!")
+        mail.write(
+            session,
+            to=user.email,
+            subject=t("Confirm your RemoveAny email address"),
+            body=t("Welcome to RemoveAny!")
             + "\n\n"
             + t(
                 "Open this link to confirm your email address and receive your free "
@@ -101,6 +105,8 @@ def send_verification(mailer: Mailer, secret: str, base_url: str, user: User) ->
             + "\n\n"
             + t("The link is valid for 3 days. If you did not sign up, ignore this message.")
             + "\n",
+            user_id=user.id,
+            now=now,
         )
 
 

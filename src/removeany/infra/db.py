@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,8 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+log = logging.getLogger(__name__)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -89,6 +92,13 @@ class Database:
         self.sessionmaker = sessionmaker(
             self.engine, expire_on_commit=False, info=dict(session_info or {})
         )
+        self._after_commit: list[Callable[[dict[str, Any]], None]] = []
+
+    def after_commit(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        """Call `listener` with the session's `info` after each transaction commits (never
+        after one that rolls back): work that must follow a commit, such as sending the
+        emails the transaction wrote."""
+        self._after_commit.append(listener)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -102,6 +112,11 @@ class Database:
             raise
         finally:
             session.close()
+        for listener in self._after_commit:
+            try:
+                listener(session.info)
+            except Exception:  # the transaction is committed: its caller must hear success
+                log.exception("after-commit work failed")
 
     def migrate(self) -> None:
         upgrade(self.url)

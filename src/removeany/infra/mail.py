@@ -1,102 +1,159 @@
-"""Outgoing mail: .eml files in the outbox (embedded default) or SMTP."""
+"""How an email leaves: an .eml file in the outbox folder (embedded default) or SMTP. What is
+sent, and when, is `removeany.mail`'s: emails wait in the database until a sender hands them
+to a transport."""
 
 from __future__ import annotations
 
-import logging
-import queue
 import smtplib
-import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Protocol
 
 from removeany.infra.settings import Settings
 
-log = logging.getLogger(__name__)
+
+class DeliveryError(Exception):
+    """An email was not delivered. `permanent`: the server refused this email for good (a 5xx
+    answer), so trying again cannot help. `broken`: the connection is unusable, so the other
+    emails waiting for it were not delivered either."""
+
+    def __init__(self, reason: str, *, permanent: bool = False, broken: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+        self.broken = broken
 
 
-class Mailer(Protocol):
-    def send(self, to: str, subject: str, body: str) -> None: ...
-
-    def close(self) -> None:
-        """Deliver what is still waiting (the process is about to end)."""
+class Connection(Protocol):
+    def send(self, msg: EmailMessage) -> None:
+        """Deliver one email; raises DeliveryError."""
 
 
-def build_message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
+class Transport(Protocol):
+    # Delivered by the committing thread itself (a local folder: as fast as a file write, so
+    # whoever caused an email finds it there at once), not by the background sender.
+    immediate: bool
+
+    def connect(self) -> AbstractContextManager[Connection]:
+        """One connection for several emails; raises DeliveryError(broken=True)."""
+
+
+def build_message(
+    sender: str, to: str, subject: str, body: str, *, message_id: str, date: datetime
+) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to
     msg["Subject"] = subject
-    msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = make_msgid(domain="removeany.local")
+    msg["Date"] = format_datetime(date)
+    msg["Message-ID"] = message_id
     # Plain 7bit keeps links on one line for people reading the outbox; non-ASCII needs encoding.
     msg.set_content(body, cte="7bit" if body.isascii() else "quoted-printable")
     return msg
 
 
-class OutboxMailer:
-    def __init__(self, outbox: Path, sender: str):
-        self.outbox = outbox
-        self.sender = sender
+class FolderTransport:
+    """Each email an .eml file in the outbox folder, written whole (a temporary name first)."""
 
-    def send(self, to: str, subject: str, body: str) -> None:
-        self.outbox.mkdir(parents=True, exist_ok=True)
-        msg = build_message(self.sender, to, subject, body)
+    immediate = True
+
+    def __init__(self, outbox: Path):
+        self.outbox = outbox
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        yield self
+
+    def send(self, msg: EmailMessage) -> None:
         name = f"{uuid.uuid4().hex}.eml"
         tmp = self.outbox / f".{name}.tmp"
-        tmp.write_bytes(bytes(msg))
-        tmp.replace(self.outbox / name)
+        try:
+            self.outbox.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(bytes(msg))
+            tmp.replace(self.outbox / name)
+        except OSError as exc:
+            raise DeliveryError(
+                f"could not write to {self.outbox}: {exc.strerror or exc}", broken=True
+            ) from exc
 
-    def close(self) -> None:
-        pass
 
-
-class SmtpMailer:
-    """Delivers from a thread of its own, in the order sent: a request does not wait for the
-    SMTP server (how long it waited would tell whether an address has an account, as only
-    existing ones get a reset link) nor hold its transaction open meanwhile. A message the
-    server refuses is logged."""
+class SmtpTransport:
+    immediate = False
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self._waiting: queue.SimpleQueue[EmailMessage | None] = queue.SimpleQueue()
-        self._sender: threading.Thread | None = None
-        self._lock = threading.Lock()
 
-    def send(self, to: str, subject: str, body: str) -> None:
-        self._waiting.put(build_message(self.settings.mail_from, to, subject, body))
-        with self._lock:  # started on first use, and again in a forked worker process
-            if self._sender is None or not self._sender.is_alive():
-                self._sender = threading.Thread(target=self._deliver, name="smtp", daemon=True)
-                self._sender.start()
-
-    def close(self) -> None:
-        with self._lock:
-            sender, self._sender = self._sender, None
-        if sender is not None and sender.is_alive():
-            self._waiting.put(None)
-            sender.join()
-
-    def _deliver(self) -> None:
-        while (msg := self._waiting.get()) is not None:
-            try:
-                self._send_now(msg)
-            except (OSError, smtplib.SMTPException):
-                log.exception("could not send the email to %s", msg["To"])
-
-    def _send_now(self, msg: EmailMessage) -> None:
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
         s = self.settings
-        with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=30) as smtp:
-            if s.smtp_starttls:
-                smtp.starttls()
-            if s.smtp_username and s.smtp_password:
-                smtp.login(s.smtp_username, s.smtp_password)
-            smtp.send_message(msg)
+        where = f"{s.smtp_host}:{s.smtp_port}"
+        try:
+            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=30)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(
+                f"SMTP server {where} unreachable: {_why(exc)}", broken=True
+            ) from exc
+        try:
+            try:
+                if s.smtp_starttls:
+                    smtp.starttls()
+                if s.smtp_username and s.smtp_password:
+                    smtp.login(s.smtp_username, s.smtp_password)
+            except (OSError, smtplib.SMTPException) as exc:
+                raise DeliveryError(
+                    f"SMTP server {where} refused the session: {_why(exc)}", broken=True
+                ) from exc
+            yield _SmtpConnection(smtp, where)
+        finally:
+            try:
+                smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                smtp.close()
 
 
-def make_mailer(settings: Settings) -> Mailer:
+class _SmtpConnection:
+    def __init__(self, smtp: smtplib.SMTP, where: str):
+        self.smtp = smtp
+        self.where = where
+
+    def send(self, msg: EmailMessage) -> None:
+        try:
+            self.smtp.send_message(msg)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            raise DeliveryError(
+                f"SMTP server {self.where} refused the recipient: {_why(exc)}",
+                permanent=all(code >= 500 for code in codes),
+            ) from exc
+        except smtplib.SMTPResponseException as exc:
+            raise DeliveryError(
+                f"SMTP server {self.where} refused the email: {_why(exc)}",
+                permanent=exc.smtp_code >= 500,
+            ) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(
+                f"SMTP server {self.where} lost the connection: {_why(exc)}", broken=True
+            ) from exc
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "; ".join(f"{code} {_text(answer)}" for code, answer in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{exc.smtp_code} {_text(exc.smtp_error)}"
+    return str(exc) or type(exc).__name__
+
+
+def _text(answer: bytes | str) -> str:
+    return answer.decode(errors="replace") if isinstance(answer, bytes) else answer
+
+
+def make_transport(settings: Settings) -> Transport:
     if settings.mail_backend == "smtp":
-        return SmtpMailer(settings)
-    return OutboxMailer(settings.outbox_dir, settings.mail_from)
+        return SmtpTransport(settings)
+    return FolderTransport(settings.outbox_dir)

@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
+    # Emails wait in the database until delivered (docs/deployment.md, Mail): a failed one is
+    # tried again with growing pauses (30 s, doubled, at most an hour) for this long, then
+    # given up and shown to administrators.
+    mail_retry_hours: float = Field(default=24.0, gt=0)
+    # How often each sender looks for emails other processes wrote, and retries that are due.
+    mail_poll_seconds: float = Field(default=15.0, gt=0)
+    # Sent emails (bodies emptied at once) and given-up ones are deleted after this long.
+    mail_keep_sent_hours: float = Field(default=24.0, gt=0)
+    mail_keep_failed_days: float = Field(default=7.0, gt=0)
 
     queue_backend: Literal["inline", "celery"] = "inline"
     inline_workers: int = Field(default=1, ge=1)

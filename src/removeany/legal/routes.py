@@ -132,12 +132,5 @@ def publish_terms(body: PublishIn, request: Request) -> TermsOut:
             privacy_zh=body.privacy_zh,
             now=ctx.now(),
         )
-        recipients = list(legal.users_to_notify(session))
-    notify_new_terms(ctx, terms, recipients)
+        legal.notify_users(session, terms, base_url=ctx.settings.base_url, now=ctx.now())
     return terms_out(ctx, terms)
-
-
-def notify_new_terms(ctx: Context, terms: legal.Terms, recipients: list[str]) -> None:
-    subject, body = legal.notice_text(ctx.settings.base_url, terms)
-    for address in recipients:
-        ctx.mailer.send(address, subject, body)

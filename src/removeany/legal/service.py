@@ -14,6 +14,7 @@ from removeany.accounts.models import User
 from removeany.errors import DomainError, Forbidden
 from removeany.legal import texts
 from removeany.legal.models import LegalVersion, TermsAcceptance
+from removeany.mail import service as mail
 from removeany.moderation import audit
 
 
@@ -192,11 +193,17 @@ def _row(terms: Terms, *, published_by: str) -> LegalVersion:
     )
 
 
-def users_to_notify(session: Session) -> Sequence[str]:
-    stmt = select(User.email).where(
+def notify_users(session: Session, terms: Terms, *, base_url: str, now: datetime) -> int:
+    """Email every active or restricted user with a confirmed address about a new version,
+    in the transaction that publishes it; returns how many."""
+    subject, body = notice_text(base_url, terms)
+    stmt = select(User.id, User.email).where(
         User.status.in_(("active", "restricted")), User.email_verified_at.is_not(None)
     )
-    return session.scalars(stmt).all()
+    users = session.execute(stmt).all()
+    for user_id, address in users:
+        mail.write(session, to=address, subject=subject, body=body, user_id=user_id, now=now)
+    return len(users)
 
 
 def notice_text(base_url: str, terms: Terms) -> tuple[str, str]:

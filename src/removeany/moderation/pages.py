@@ -14,7 +14,6 @@ from removeany.billing import service as billing
 from removeany.context import Context
 from removeany.errors import DomainError, Forbidden
 from removeany.legal import service as legal
-from removeany.legal.routes import notify_new_terms
 from removeany.moderation import audit
 from removeany.moderation import service as moderation
 from removeany.moderation.audit import Actor
@@ -201,8 +200,6 @@ def publish_terms(
     q: Search = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    published: list[Any] = []
-
     def run(ctx: Context, session: Any, actor: Actor) -> None:
         terms = legal.publish(
             session,
@@ -214,7 +211,7 @@ def publish_terms(
             privacy_zh=privacy_zh,
             now=ctx.now(),
         )
-        published.append((terms, list(legal.users_to_notify(session))))
+        legal.notify_users(session, terms, base_url=ctx.settings.base_url, now=ctx.now())
 
     typed = {
         "form": "terms",
@@ -224,8 +221,4 @@ def publish_terms(
         "privacy_en": privacy_en,
         "privacy_zh": privacy_zh,
     }
-    response = _act(request, csrf_token, run, q=q, typed=typed)
-    if published:
-        terms, recipients = published[0]
-        notify_new_terms(_ctx(request), terms, recipients)
-    return response
+    return _act(request, csrf_token, run, q=q, typed=typed)

@@ -36,6 +36,7 @@ from removeany.jobs import repository as jobs_repo
 from removeany.jobs import service as jobs_service
 from removeany.jobs.models import Job
 from removeany.legal.models import TermsAcceptance
+from removeany.mail import service as mail
 from removeany.privacy.models import JobFileDeletion
 
 if TYPE_CHECKING:
@@ -309,6 +310,7 @@ def erase_account(session: Session, user: User, *, now: datetime) -> list[str]:
         .values(ip="", user_agent="")
     )
     security.throttle_clear(session, security.login_keys(user.email, "")[0])
+    mail.forget_account(session, user.id, user.email)
     user.email = f"deleted-{user.id}@invalid"
     user.password_hash = "!"  # matches no password
     user.status = "deleted"
@@ -335,14 +337,19 @@ def delete_account(ctx: Context, user_id: int, current_password: str) -> str:
         address, locale = user.email, user.locale
         keys = erase_account(session, user, now=ctx.now())
         delete_files(ctx.storage, keys)
-    with use(locale):
-        ctx.mailer.send(
-            address,
-            t("Your RemoveAny account was deleted"),
-            t(
-                "Your RemoveAny account, its images and personal data were deleted as you "
-                "asked. Thank you for using RemoveAny."
+        with use(locale):
+            # Written after the erasure, which deleted the account's other emails; not tied
+            # to the account, whose row no longer says whose it was.
+            mail.write(
+                session,
+                to=address,
+                subject=t("Your RemoveAny account was deleted"),
+                body=t(
+                    "Your RemoveAny account, its images and personal data were deleted as you "
+                    "asked. Thank you for using RemoveAny."
+                )
+                + "\n",
+                user_id=None,
+                now=ctx.now(),
             )
-            + "\n",
-        )
     return address

@@ -638,7 +638,7 @@ def resend_verification(request: Request, csrf_token: Annotated[str, Form()] = "
             return viewer
         if not viewer.user.is_verified:
             accounts.send_verification(
-                ctx.mailer, ctx.secret_key, ctx.settings.base_url, viewer.user
+                session, ctx.secret_key, ctx.settings.base_url, viewer.user, now=ctx.now()
             )
     return redirect("/app?sent=1")
 
@@ -841,12 +841,11 @@ def create_api_key(
             check_csrf(viewer.web, csrf_token)
             plaintext, key = accounts.create_api_key(session, viewer.user, name, now=ctx.now())
             notify.api_key_created(
-                ctx.mailer,
-                viewer.user.email,
+                session,
+                viewer.user,
                 name=key.name,
                 when=ctx.now(),
                 not_me=flows.not_me_link(ctx, viewer.user),
-                locale=viewer.user.locale,
             )
         except DomainError as exc:
             return _api_keys_page(
