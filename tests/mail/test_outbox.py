@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from removeany.accounts import flows
 from removeany.accounts import service as accounts
+from removeany.accounts.models import User
 from removeany.app import create_app
 from removeany.context import Context, build_context
 from removeany.infra.db import Database
@@ -28,6 +29,7 @@ from removeany.mail.repository import claim_due
 from removeany.mail.sender import CLAIM
 from removeany.maintenance import run_sweeps
 from removeany.privacy import service as privacy
+from tests.billing.test_pages import text_of, web_login
 from tests.conftest import TestClock
 from tests.helpers import make_user
 from tests.smtp import Collect, Refuse, free_port, start
@@ -242,7 +244,7 @@ def test_two_senders_send_each_email_once(settings: Settings, port: int, clock: 
     assert sum(counts) == 60 and min(counts) > 0, counts
 
 
-def test_a_refused_email_is_given_up_at_once(
+def test_a_refused_email_is_given_up_and_shown_to_administrators(
     smtp_ctx: Context, port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
@@ -260,6 +262,18 @@ def test_a_refused_email_is_given_up_at_once(
         r.levelno == logging.ERROR and f"email #{row.id} given up (attempt 1)" in r.getMessage()
         for r in caplog.records
     )
+
+    admin = make_user(smtp_ctx, "root@example.com", credits=0)
+    with smtp_ctx.db.transaction() as session:
+        found = session.get(User, admin.id)
+        assert found is not None
+        found.is_admin = True
+    with TestClient(create_app(smtp_ctx, run_workers=False)) as client:
+        web_login(client, "root@example.com")
+        page = client.get("/admin").text
+    table = text_of(page.split('id="failing-mail"', 1)[1].split("</table>", 1)[0])
+    assert "Reset your RemoveAny password" in table and "ada@example.com" in table
+    assert "Given up" in table and "550 5.1.1 no such mailbox here" in table
 
 
 def test_retries_end_after_the_retry_period(smtp_ctx: Context, port: int, clock: TestClock) -> None:

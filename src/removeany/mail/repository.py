@@ -107,3 +107,19 @@ def delete_finished(session: Session, *, sent_before: datetime, failed_before: d
         )
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def failing(session: Session, *, limit: int) -> Sequence[OutgoingMail]:
+    """Emails given up, and emails still being retried after a failed attempt, newest first."""
+    stmt = (
+        select(OutgoingMail)
+        .where(
+            or_(
+                OutgoingMail.status == FAILED,
+                (OutgoingMail.status == PENDING) & OutgoingMail.last_error.is_not(None),
+            )
+        )
+        .order_by(OutgoingMail.created_at.desc(), OutgoingMail.id.desc())
+        .limit(limit)
+    )
+    return session.scalars(stmt).all()

@@ -4,6 +4,7 @@ the change it tells about was committed, and survives until a sender delivers it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from email.utils import make_msgid
 
@@ -48,3 +49,8 @@ def delete_expired(
     return repo.delete_finished(
         session, sent_before=now - keep_sent, failed_before=now - keep_failed
     )
+
+
+def failing(session: Session, *, limit: int = 50) -> Sequence[OutgoingMail]:
+    """Emails an operator should look at: given up, or failing and being retried."""
+    return repo.failing(session, limit=limit)

@@ -1,5 +1,5 @@
-"""The admin web page: find users and act on them (with a reason), credits, orders needing
-attention, service status, announcements, publishing new terms, and the audit log."""
+"""The admin web page: find users and act on them (with a reason), credits, orders and
+emails needing attention, service status, announcements, publishing new terms, and the audit log."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from removeany.billing import service as billing
 from removeany.context import Context
 from removeany.errors import DomainError, Forbidden
 from removeany.legal import service as legal
+from removeany.mail import service as mail
 from removeany.moderation import audit
 from removeany.moderation import service as moderation
 from removeany.moderation.audit import Actor
@@ -65,6 +66,7 @@ def _page(
             entries=list(audit.entries(session, limit=50)),
             terms=legal.current(session),
             review=billing.orders_under_review(session),
+            failing_mail=list(mail.failing(session)),
             credit_days=ctx.settings.admin_credit_days,
             **context,
         )
