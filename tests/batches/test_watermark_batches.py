@@ -16,7 +16,13 @@ from PIL import Image
 
 from removeany.context import Context
 from removeany.engine.models import fetch_model
-from removeany.engine.watermark import TEXT_DETECTOR, load_text_detector, restore, restore_batch
+from removeany.engine.watermark import (
+    JOINT_WORK_SIDE,
+    TEXT_DETECTOR,
+    load_text_detector,
+    restore,
+    restore_batch,
+)
 from tests.batches._images import make_zip
 from tests.conftest import EVAL_DIR
 from tests.helpers import make_api_key, make_user, wait_for_batch
@@ -136,3 +142,40 @@ def test_a_photo_without_the_shared_mark_is_treated_alone(client: TestClient, ct
             _region_psnr(clean, out, region) - _region_psnr(clean, mark.apply(clean), region)
         )
     assert min(gains) >= 1.0 and np.mean(gains) >= 4.0, gains
+
+
+def test_large_photos_are_restored_as_the_engine_restores_them(
+    client: TestClient, ctx: Context
+) -> None:
+    # Photos over JOINT_WORK_SIDE are reduced before their mark is estimated; a worker reads
+    # them one at a time and reduces each as it goes, and must arrive at the engine's estimate
+    # (which the benchmark measures), not at one made from differently reduced copies.
+    fetch_model(TEXT_DETECTOR, ctx.model_dir)
+    detector = load_text_detector(ctx.model_dir)
+    assert detector is not None
+    size = (JOINT_WORK_SIDE + 120, (JOINT_WORK_SIDE + 120) * 2 // 3)
+    cleans = [
+        np.asarray(Image.fromarray(c).resize(size, Image.Resampling.BICUBIC)) for c in _cleans(3)
+    ]
+    mark = make_watermark(np.random.default_rng(3), size[1], size[0], "text")
+    marked = [mark.apply(c) for c in cleans]
+    user = make_user(ctx, credits=20)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    files = {f"{n}.png": _png(m) for n, m in zip("abc", marked, strict=True)}
+    response = client.post(
+        "/api/v1/batches",
+        headers=headers,
+        data={"service": "remove_watermark"},
+        files={"archive": ("big.zip", make_zip(files), "application/zip")},
+    )
+    assert response.status_code == 202, response.text
+    batch = wait_for_batch(client, response.json()["id"], headers)
+    assert batch["counts"]["succeeded"] == 3, batch
+    items = {i["relative_path"]: i for i in client.get(batch["items_url"], headers=headers).json()}
+    joint = restore_batch(marked, detector=detector)
+    assert all("joint estimate from 3 images" in r.notes[0] for r in joint), joint[0].notes
+    for name, want in zip("abc", joint, strict=True):
+        got = client.get(items[f"{name}.png"]["result_url"], headers=headers)
+        with Image.open(io.BytesIO(got.content)) as im:
+            out = np.asarray(im.convert("RGB"))
+        assert np.abs(out.astype(int) - want.image.astype(int)).max() <= 2

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 
 from removeany.engine.errors import ImageError, OptionError
 from removeany.engine.io import decode_image
@@ -27,7 +26,7 @@ from removeany.engine.watermark import (
     SharedMark,
     estimate_shared_mark,
     load_text_detector,
-    shared_mark_work_size,
+    shared_mark_work_copy,
 )
 from removeany.infra.storage import Storage
 from removeany.jobs import processors
@@ -94,8 +93,7 @@ def _estimate(
         keys = repo.batch_input_keys(session, batch_id, width, height, MAX_JOINT)
     if len(keys) < MIN_JOINT:
         return None
-    work_h, work_w = shared_mark_work_size((height, width))
-    photos: list[Image.Image] = []
+    photos: list[npt.NDArray[np.float32]] = []
     for key in keys:
         if not files.exists(key):
             continue  # deleted by its owner meanwhile
@@ -107,8 +105,9 @@ def _estimate(
             )
         except ImageError:
             continue
-        # Reduced as it is read: twelve 24-megapixel photos would not fit in memory.
-        photos.append(photo.convert("RGB").resize((work_w, work_h), Image.Resampling.BOX))
+        # Reduced as it is read (twelve 24-megapixel photos would not fit in memory), the way
+        # the engine reduces them, so a batch's estimate is the one the benchmark measures.
+        photos.append(shared_mark_work_copy(photo))
         photo.close()
     boxes = [(x, y, x + w, y + h) for x, y, w, h in options.get("boxes") or []]
     return estimate_shared_mark(
