@@ -407,3 +407,28 @@ def test_every_command_argument_and_option_is_explained_in_help() -> None:
 
     walk(typer.main.get_command(app), "removeany")
     assert missing == []
+
+
+def test_an_admin_grant_outlives_a_closed_output_pipe(tmp_path: Path, model_dir: Path) -> None:
+    # `removeany admin credits ... | head -1` closes the pipe after the first line: the grant
+    # the operator was told of must stay granted, not roll back with the second line's write.
+    data = tmp_path / "data"
+    created = run_cli(
+        "users", "create", "pipe@example.com", "--password", "long enough pw",
+        data_dir=data, model_dir=model_dir,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {**os.environ, "REMOVEANY_DATA_DIR": str(data), "REMOVEANY_MODEL_DIR": str(model_dir)}
+    subprocess.run(
+        [sys.executable, "-m", "removeany", "admin", "credits", "-r", "goodwill",
+         "pipe@example.com", "7"],
+        env=env, stdout=write_end, stderr=subprocess.DEVNULL, timeout=300, check=False,
+    )  # fmt: skip
+    os.close(write_end)
+    engine = create_engine(f"sqlite:///{data / 'removeany.db'}")
+    with engine.connect() as conn:
+        granted = conn.execute(text("SELECT SUM(remaining) FROM credit_lots")).scalar()
+    engine.dispose()
+    assert granted == 7

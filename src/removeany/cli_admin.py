@@ -117,8 +117,9 @@ def credits(
     from removeany.credits import service as ledger
     from removeany.moderation import service as moderation
 
-    def work(ctx: Any, session: Any) -> None:
+    def work(ctx: Any, session: Any) -> list[str]:
         target = moderation.find_user(session, user)
+        lines = []
         if amount >= 0:
             lot = moderation.grant_credits(
                 session,
@@ -129,13 +130,14 @@ def credits(
                 now=ctx.now(),
                 days=days or ctx.settings.admin_credit_days,
             )
-            typer.echo(f"granted {amount} credits, expiring {lot.expires_at:%Y-%m-%d %H:%M} UTC")
+            lines.append(f"granted {amount} credits, expiring {lot.expires_at:%Y-%m-%d %H:%M} UTC")
         else:
             moderation.revoke_credits(session, _actor(), target, -amount, reason, now=ctx.now())
         balance = ledger.balance(session, target.id, ctx.now())
-        typer.echo(f"{target.email}: {balance.available} credits available")
+        return [*lines, f"{target.email}: {balance.available} credits available"]
 
-    in_transaction(work)
+    for line in in_transaction(work):
+        typer.echo(line)
 
 
 @admin_app.command("service")
@@ -148,13 +150,13 @@ def service(
     """Suspend, disable or re-activate a service."""
     from removeany.moderation import service as moderation
 
-    def work(ctx: Any, session: Any) -> None:
+    def work(ctx: Any, session: Any) -> str:
         row = moderation.set_service_status(
             session, _actor(), name, status, message, reason, now=ctx.now()
         )
-        typer.echo(f"{row.service}: {row.status} {row.message}".rstrip())
+        return f"{row.service}: {row.status} {row.message}".rstrip()
 
-    in_transaction(work)
+    typer.echo(in_transaction(work))
 
 
 @admin_app.command("announce")
@@ -165,11 +167,11 @@ def announce(
     """Show an announcement on every page."""
     from removeany.moderation import service as moderation
 
-    def work(ctx: Any, session: Any) -> None:
+    def work(ctx: Any, session: Any) -> str:
         row = moderation.announce(session, _actor(), message, now=ctx.now(), level=level)
-        typer.echo(f"announcement {row.id} published")
+        return f"announcement {row.id} published"
 
-    in_transaction(work)
+    typer.echo(in_transaction(work))
 
 
 @admin_app.command("publish-terms")
