@@ -9,6 +9,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -22,10 +23,14 @@ WEBHOOK_SECRET = "whsec_test_secret"
 
 
 class _StripeApi(BaseHTTPRequestHandler):
-    """POST /v1/checkout/sessions answers a session whose id is `cs_test_` + the order id."""
+    """POST /v1/checkout/sessions answers a session whose id is `cs_test_` + the order id;
+    each session's form is kept in `sessions` for tests to read."""
+
+    sessions: ClassVar[list[dict[str, list[str]]]] = []
 
     def do_POST(self) -> None:
         form = urllib.parse.parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+        self.sessions.append(form)
         if self.path != "/v1/checkout/sessions" or not self.headers["Authorization"]:
             self.send_error(404)
             return
@@ -44,7 +49,14 @@ class _StripeApi(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
+def stripe_sessions() -> list[dict[str, list[str]]]:
+    """The checkout sessions the stand-in Stripe was asked for (their forms), in order."""
+    return _StripeApi.sessions
+
+
+@pytest.fixture
 def stripe_api() -> Iterator[str]:
+    _StripeApi.sessions.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _StripeApi)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -162,6 +162,29 @@ def test_stripe_webhook_grants_once_and_refuses_bad_signatures(
     assert credits_of(client, key)["available"] == 200
 
 
+def test_stripe_checkout_names_the_pack_in_the_buyer_s_language(
+    client: TestClient, stripe_ctx: Context, stripe_sessions: list[dict[str, list[str]]]
+) -> None:
+    # Stripe's page shows the line item we name and speaks the locale we give it: a Chinese
+    # buyer read "Standard (200 credits)" on an English page.
+    key = make_api_key(stripe_ctx, make_user(stripe_ctx, credits=0))
+    for language in ("zh-CN", "en"):
+        answer = client.post(
+            "/api/v1/billing/checkout",
+            headers={"X-Api-Key": key, "Accept-Language": language},
+            json={"pack": "standard"},
+        )
+        assert answer.status_code == 201, answer.text
+    named = [
+        (form["line_items[0][price_data][product_data][name]"][0], form["locale"][0])
+        for form in stripe_sessions
+    ]
+    chinese = "标准包（200 积分）"  # noqa: RUF001 (Chinese text takes full-width brackets)
+    assert named == [(chinese, "zh"), ("Standard (200 credits)", "en")]
+    packs = client.get("/api/v1/billing/packs", headers={"Accept-Language": "zh-CN"}).json()
+    assert "Standard" in {pack["name"] for pack in packs}  # the API's data stays as stored
+
+
 def test_stripe_webhook_with_wrong_amount_grants_nothing(
     client: TestClient, stripe_ctx: Context, clock: TestClock
 ) -> None:

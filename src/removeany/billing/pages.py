@@ -70,20 +70,9 @@ ORDER_BADGES = {
 }
 
 
-# The packs the first migration creates keep these English names in the database and the
-# API; pages show them in the reader's language. A pack an operator names otherwise shows as
-# named.
-BUILT_IN_PACK_NAMES = {"Starter": "Starter", "Standard": "Standard", "Pro": "Pro"}
-
-
-def _pack_name(name: str) -> str:
-    return t(BUILT_IN_PACK_NAMES[name]) if name in BUILT_IN_PACK_NAMES else name
-
-
 def _pack_names(session: Session, placed: Sequence[Order]) -> dict[int, str]:
-    return {
-        pack_id: _pack_name(name) for pack_id, name in billing.pack_names(session, placed).items()
-    }
+    names = billing.pack_names(session, placed)
+    return {pack_id: billing.shown_pack_name(name) for pack_id, name in names.items()}
 
 
 def _lot_kind(source: str) -> str:
@@ -242,7 +231,7 @@ def _credits_page(
     packs = [
         {
             "pack": pack,
-            "name": _pack_name(pack.name),
+            "name": billing.shown_pack_name(pack.name),
             "price": _money(pack.price_cents, pack.currency),
             # One key per rendered form: submitting it twice buys once.
             "key": secrets.token_urlsafe(18),

@@ -35,8 +35,8 @@ class Checkout:
 @dataclass(frozen=True)
 class CheckoutRequest:
     order_id: str
-    pack_name: str
-    credits: int
+    product_name: str  # what is bought, in the buyer's language: "Starter (50 credits)"
+    locale: str  # the buyer's language (i18n.LOCALES), for the provider's own page
     amount_cents: int
     currency: str
     customer_email: str
@@ -61,6 +61,10 @@ class SandboxProvider:
         )
 
 
+# Our languages as Stripe Checkout's `locale` names them ("auto": the buyer's browser).
+STRIPE_LOCALES = {"en": "en", "zh-CN": "zh"}
+
+
 class StripeProvider:
     """Stripe Checkout Sessions; credits are granted only from the signed webhook."""
 
@@ -81,9 +85,8 @@ class StripeProvider:
             "line_items[0][quantity]": "1",
             "line_items[0][price_data][currency]": request.currency,
             "line_items[0][price_data][unit_amount]": str(request.amount_cents),
-            "line_items[0][price_data][product_data][name]": (
-                f"{request.pack_name} ({request.credits} credits)"
-            ),
+            "line_items[0][price_data][product_data][name]": request.product_name,
+            "locale": STRIPE_LOCALES.get(request.locale, "auto"),
         }
         req = urllib.request.Request(
             f"{self.api_base}/v1/checkout/sessions",

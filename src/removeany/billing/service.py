@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from removeany import i18n
 from removeany.accounts.models import User
 from removeany.billing import repository as repo
 from removeany.billing.models import CreditPack, Order, PaymentEvent
@@ -19,12 +20,23 @@ from removeany.billing.providers import CheckoutRequest, PaymentProvider
 from removeany.credits import repository as credits_repo
 from removeany.credits import service as ledger
 from removeany.errors import Conflict, DomainError, NotFound
+from removeany.i18n import t, tn
 
 log = logging.getLogger(__name__)
 
 
 def _money(cents: int, currency: str) -> str:
     return f"{cents / 100:.2f} {currency.upper()}"
+
+
+# The packs the first migration creates keep these English names in the database and the
+# API; people read them in their language. A pack an operator names otherwise shows as named.
+BUILT_IN_PACK_NAMES = {"Starter": "Starter", "Standard": "Standard", "Pro": "Pro"}
+
+
+def shown_pack_name(name: str) -> str:
+    """A pack's name as people read it (pages, receipts, the payment provider's page)."""
+    return t(BUILT_IN_PACK_NAMES[name]) if name in BUILT_IN_PACK_NAMES else name
 
 
 def packs(session: Session) -> Sequence[CreditPack]:
@@ -74,8 +86,13 @@ def start_purchase(
     checkout = provider.start_checkout(
         CheckoutRequest(
             order_id=order.id,
-            pack_name=pack.name,
-            credits=pack.credits,
+            product_name=tn(
+                "{name} ({n} credit)",
+                "{name} ({n} credits)",
+                pack.credits,
+                name=shown_pack_name(pack.name),
+            ),
+            locale=i18n.current(),
             amount_cents=pack.price_cents,
             currency=pack.currency,
             customer_email=user.email,
