@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,7 +16,16 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
 from removeany.context import Context, build_context
-from removeany.engine.models import default_model_dir, fetch_model, get_model
+from removeany.engine.models import (
+    SKIMAGE_FOLDER,
+    SKIMAGE_PHOTOS,
+    SKIMAGE_WHEEL,
+    _download_wheel,
+    _extract_member,
+    default_model_dir,
+    fetch_model,
+    get_model,
+)
 from removeany.engine.watermark import MARK_NET
 from removeany.infra.db import upgrade
 from removeany.infra.settings import Settings
@@ -33,6 +44,29 @@ def eval_image(group: str, name: str) -> Path:
         if path.exists():
             return path
     pytest.skip(f"evaluation image {group}/{name} not found under {EVAL_DIR}")
+
+
+def skimage_photo(name: str, folder: Path) -> Path:
+    """A photo of scikit-image's sample data (the wheel the int8 models are calibrated with),
+    extracted once into ``folder`` and checked against its SHA-256."""
+    target = folder / name
+    if (
+        not target.exists()
+        or hashlib.sha256(target.read_bytes()).hexdigest() != SKIMAGE_PHOTOS[name]
+    ):
+        with tempfile.TemporaryDirectory() as tmp:
+            wheel = _download_wheel(SKIMAGE_WHEEL, Path(tmp))
+            with open(target, "wb") as out:
+                _extract_member(wheel, f"{SKIMAGE_FOLDER}/{name}", out)
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == SKIMAGE_PHOTOS[name]
+    return target
+
+
+@pytest.fixture(scope="session")
+def astronaut(request: pytest.FixtureRequest) -> Path:
+    """scikit-image's astronaut (Eileen Collins, NASA, public domain): head and shoulders,
+    facing the camera, 512x512; the head is 165 pixels from the top of the hair to the chin."""
+    return skimage_photo("astronaut.png", request.config.cache.mkdir("skimage-photos"))
 
 
 @pytest.fixture(scope="session")

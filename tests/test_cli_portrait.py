@@ -76,15 +76,15 @@ def test_folder_gives_one_cutout_per_input_and_names_failures(tmp_path: Path, mo
         assert im.format == "JPEG" and im.size == (854, 480)
 
 
-def test_id_photo_of_one_file(tmp_path: Path, models: Path) -> None:
+def test_id_photo_of_one_file(tmp_path: Path, models: Path, astronaut: Path) -> None:
     target = tmp_path / "id.jpg"
     code, _, stderr = _invoke(
         "cutout-portrait",
-        str(eval_image("clean", "kodak_kodim04")),
+        str(astronaut),
         "-o",
         str(target),
         "--id-photo",
-        "2inch",
+        "1inch",
         "--background",
         "blue",
         "--model-dir",
@@ -92,7 +92,8 @@ def test_id_photo_of_one_file(tmp_path: Path, models: Path) -> None:
     )
     assert code == 0, stderr
     with Image.open(target) as im:
-        assert im.format == "JPEG" and im.size == (413, 579)
+        assert im.format == "JPEG" and im.size == (295, 413)
+        assert im.info["dpi"] == (300, 300)  # prints at 25 x 35 mm
         corner = np.asarray(im.convert("RGB"))[3, 3].astype(int)
     assert np.abs(corner - np.asarray(ID_BACKGROUNDS["blue"])).max() <= 6
 
@@ -106,7 +107,20 @@ def test_id_photo_of_one_file(tmp_path: Path, models: Path) -> None:
         "--model-dir",
         str(models),
     )
-    assert code == 1 and "unknown_foreground" in stderr and "kodak_kodim01" in stderr
+    assert code == 1 and "no_face" in stderr and "kodak_kodim01" in stderr
+
+    # the API's refusals, with the same codes
+    code, _, stderr = _invoke(
+        "cutout-portrait",
+        str(astronaut),
+        "-o",
+        str(tmp_path / "big.png"),
+        "--id-photo",
+        "2inch",
+        "--model-dir",
+        str(models),
+    )
+    assert code == 1 and "face_too_small" in stderr
 
 
 @pytest.mark.parametrize(

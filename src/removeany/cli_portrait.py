@@ -45,6 +45,7 @@ from removeany.engine.models import get_model, load_session, model_path, verify_
 from removeany.engine.portrait import (
     FACE_MODEL,
     ID_BACKGROUNDS,
+    ID_DPI,
     ID_SIZES,
     cutout_portrait,
     id_photo,
@@ -153,8 +154,11 @@ def cutout_portrait_command(
         cutout = cutout_portrait(image, model=name, model_dir=model_dir)
         return compose_result(cutout, compose).image
 
+    dpi = (ID_DPI, ID_DPI) if id_photo_size is not None else None
     failures = run_tasks(
-        tasks, "Cutting out portraits", lambda task: _run_one(task, process, max_bytes, max_pixels)
+        tasks,
+        "Cutting out portraits",
+        lambda task: _run_one(task, process, max_bytes, max_pixels, dpi),
     )
     print(f"{len(tasks) - len(failures)} of {len(tasks)} images written to {output}")
     if failures:
@@ -169,12 +173,14 @@ def _run_one(
     process: Callable[[Image.Image], Image.Image],
     max_bytes: int,
     max_pixels: int,
+    dpi: tuple[int, int] | None,
 ) -> str | None:
-    """Process one file; returns 'code: message' on failure instead of stopping the run."""
+    """Process one file; returns 'code: message' on failure instead of stopping the run.
+    ``dpi`` is written into the file (ID photos: 300, so they print at their size)."""
     try:
         result = process(read_image(task.source, max_bytes, max_pixels))
         fmt = OUTPUT_FORMATS.get(task.target.suffix.lower(), "png")
-        write_atomically(task.target, encode_image(result, fmt, quality=95))
+        write_atomically(task.target, encode_image(result, fmt, quality=95, dpi=dpi))
     except ImageError as exc:
         return f"{exc.code}: {exc.message}"
     except OSError as exc:

@@ -217,6 +217,15 @@ ERROR_MESSAGES: dict[str, str] = {
     "no_watermark": N_(
         "No watermark was found in this photo. Mark it with boxes or a mask and try again."
     ),
+    "no_face": N_("No face was found. Upload a well-lit photo of one person facing the camera."),
+    "several_faces": N_("The photo shows more than one face. Upload a photo of one person alone."),
+    "face_cut_off": N_(
+        "The head or shoulders are cut off by the edge of the photo. Upload a photo with "
+        "space above the head and the shoulders in the frame."
+    ),
+    "face_too_small": N_(
+        "The face is too small in this photo for a sharp ID photo. Upload a closer or larger photo."
+    ),
     "weak_password": N_(
         "Choose a stronger password: at least 8 characters, not a common password and not "
         "your email address."

@@ -151,11 +151,12 @@ def test_portrait_job_charges_the_catalogue_price(client: TestClient, ctx: Conte
     assert credits["available"] == 7 and credits["held"] == 0
 
 
-def test_id_photo_is_exactly_one_inch_on_white(client: TestClient, ctx: Context) -> None:
+def test_id_photo_is_exactly_one_inch_on_white_at_300_dpi(
+    client: TestClient, ctx: Context, astronaut: Path
+) -> None:
     headers = _headers(ctx)
-    photo = eval_image("clean", "kodak_kodim04")
     response = _submit(
-        client, headers, photo, "me.png", service="id_photo", size="1inch", background="white"
+        client, headers, astronaut, "me.png", service="id_photo", size="1inch", background="white"
     )
     job = response.json()
     assert job["status"] == "succeeded", job
@@ -167,18 +168,30 @@ def test_id_photo_is_exactly_one_inch_on_white(client: TestClient, ctx: Context)
     assert result.headers["content-type"] == "image/jpeg"
     with Image.open(io.BytesIO(result.content)) as image:
         assert image.format == "JPEG" and image.size == (295, 413)
+        # 295 x 413 at 300 dpi prints at 25 x 35 mm (before: no density in the file)
+        assert image.info["dpi"] == (300, 300)
         pixels = np.asarray(image.convert("RGB")).astype(int)
-    # Above the crown (9% of the height) the photo is the flat white background.
-    assert np.abs(pixels[:15] - 255).max() <= 8
+    # Above the hair (8% of the height) the photo is the flat white background.
+    assert np.abs(pixels[:25] - 255).max() <= 8
     assert _credits(client, headers)["available"] == 10 - job["charged"]
 
 
-def test_id_photo_without_a_face_fails_and_costs_nothing(client: TestClient, ctx: Context) -> None:
+@pytest.mark.parametrize(
+    "group,name,size,code",
+    [
+        ("clean", "kodak_kodim01", "1inch", "no_face"),  # a landscape
+        ("clean", "kodak_kodim04", "1inch", "face_cut_off"),  # hat off the top, no shoulders
+        ("clean", "kodak_kodim18", "2inch", "face_too_small"),  # a full-length figure
+    ],
+)
+def test_id_photo_that_cannot_be_made_fails_and_costs_nothing(
+    client: TestClient, ctx: Context, group: str, name: str, size: str, code: str
+) -> None:
     headers = _headers(ctx)
-    landscape = eval_image("clean", "kodak_kodim01")
-    job = _submit(client, headers, landscape, "hills.png", service="id_photo").json()
-    assert job["status"] == "failed" and job["error_code"] == "unknown_foreground"
-    assert "face" in job["error_message"]
+    photo = eval_image(group, name)
+    job = _submit(client, headers, photo, "me.png", service="id_photo", size=size).json()
+    assert job["status"] == "failed" and job["error_code"] == code, job
+    assert "Upload" in job["error_message"]
     assert job["charged"] == 0
     credits = _credits(client, headers)
     assert credits["available"] == 10 and credits["held"] == 0

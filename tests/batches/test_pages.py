@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -14,7 +15,6 @@ from PIL import Image
 from removeany.context import Context
 from tests.batches._images import make_zip, photo_paths, photo_zip, plain_image, small_photo
 from tests.batches._ledger import audit
-from tests.conftest import eval_image
 from tests.helpers import make_user, wait_for_batch
 from tests.web.test_pages import balance_on, form_token, login, text_of
 
@@ -115,16 +115,18 @@ def test_form_starts_a_batch_that_the_workers_finish(client: TestClient, ctx: Co
     assert ledger["captured"] == 3 and ledger["held"] == 0 and not ledger["open_holds"]
 
 
-def test_form_runs_other_services_with_their_own_options(client: TestClient, ctx: Context) -> None:
+def test_form_runs_other_services_with_their_own_options(
+    client: TestClient, ctx: Context, astronaut: Path
+) -> None:
     make_user(ctx, credits=10)
     login(client, "ada@example.com")
-    portrait = eval_image("clean", "kodak_kodim04").read_bytes()  # a head-and-shoulders photo
+    portrait = astronaut.read_bytes()  # a head-and-shoulders photo
     # Without JavaScript every field is posted; the cut-out ones do not apply to ID photos.
     batch_id = start(
         client,
         [("runner.jpg", portrait)],
         service="id_photo",
-        id_size="2inch",
+        id_size="1inch",
         id_background="blue",
         bg="color",
         bg_color="#ff0000",
@@ -132,13 +134,14 @@ def test_form_runs_other_services_with_their_own_options(client: TestClient, ctx
         channels="alpha",
     )
     batch = wait_for_batch(client, batch_id)
-    assert batch["options"] == {"size": "2inch", "background": "blue", "format": "jpg"}
+    assert batch["options"] == {"size": "1inch", "background": "blue", "format": "jpg"}
     assert batch["counts"]["succeeded"] == 1, batch
     download = client.get(f"/api/v1/batches/{batch_id}/results")
     with zipfile.ZipFile(io.BytesIO(download.content)) as zf:
         assert zf.namelist() == ["runner.jpg"]
         with Image.open(io.BytesIO(zf.read("runner.jpg"))) as photo:
-            assert photo.format == "JPEG" and photo.size == (413, 579)
+            assert photo.format == "JPEG" and photo.size == (295, 413)
+            assert photo.info["dpi"] == (300, 300)
             corner = photo.convert("RGB").getpixel((3, 3))
     assert corner[2] > 150 and corner[0] < 120, f"blue background expected, got {corner}"
 

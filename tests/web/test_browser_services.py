@@ -39,7 +39,12 @@ def _wait_result(page: Any) -> None:
 
 @both_languages
 def test_id_photo_and_watermark_from_the_workspace(
-    server: LiveServer, page: Any, tmp_path: Path, lang: str, tr: Callable[..., str]
+    server: LiveServer,
+    page: Any,
+    tmp_path: Path,
+    lang: str,
+    tr: Callable[..., str],
+    astronaut: Path,
 ) -> None:
     from playwright.sync_api import expect
 
@@ -63,13 +68,13 @@ def test_id_photo_and_watermark_from_the_workspace(
     page.get_by_label(tr("Service")).select_option("id_photo")
     expect(page.get_by_role("heading", name=tr("Make an ID photo"))).to_be_visible()
     expect(page.get_by_label(tr("Crop to the subject"))).to_be_hidden()
-    page.get_by_label(tr("Photo size")).select_option("2inch")
+    page.get_by_label(tr("Photo size")).select_option("1inch")
     page.get_by_label(tr("Blue")).check()
-    page.locator("#file-input").set_input_files(str(eval_image("clean", "kodak_kodim04")))
+    page.locator("#file-input").set_input_files(str(astronaut))
     _wait_result(page)
     expect(page.get_by_role("heading", name=tr("Done: ID photo ready"))).to_be_visible()
     expect(page.locator("#result-meta")).to_have_text(
-        tr("{width} × {height} px · 1 credit charged", width=413, height=579)  # noqa: RUF001
+        tr("{width} × {height} px · 1 credit charged", width=295, height=413)  # noqa: RUF001
     )
     expect(balance).to_have_text("9")
     page.screenshot(path=str(artifact("workspace-id-photo.png", lang)), full_page=True)
@@ -78,7 +83,8 @@ def test_id_photo_and_watermark_from_the_workspace(
     saved = tmp_path / "id.jpg"
     info.value.save_as(str(saved))
     with Image.open(saved) as photo:
-        assert photo.format == "JPEG" and photo.size == (413, 579)
+        assert photo.format == "JPEG" and photo.size == (295, 413)
+        assert photo.info["dpi"] == (300, 300)
         corner = np.asarray(photo.convert("RGB"))[3, 3].astype(int)
     assert np.abs(corner - np.array([67, 142, 219])).max() <= 6
 

@@ -13,6 +13,10 @@ ImageErrorCode = Literal[
     "too_many_pixels",
     "unknown_foreground",
     "no_watermark",
+    "no_face",
+    "several_faces",
+    "face_cut_off",
+    "face_too_small",
 ]
 
 

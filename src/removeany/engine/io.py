@@ -270,9 +270,11 @@ def encode_image(
     quality: int = 90,
     background: tuple[int, int, int] = (255, 255, 255),
     exif: bytes | None = None,
+    dpi: tuple[int, int] | None = None,
 ) -> bytes:
     """Encode without metadata other than the colour profile (EXIF may hold location data),
-    unless the caller passes the ``exif`` block to keep (the owner asked for it).
+    unless the caller passes the ``exif`` block to keep (the owner asked for it), and ``dpi``,
+    the print resolution an ID photo needs to print at its size (JPEG and PNG).
 
     JPEG has no alpha, so transparent images are flattened onto ``background``; grey ones stay
     grey.
@@ -292,7 +294,9 @@ def encode_image(
             "choose PNG or a smaller size.",
         )
     out = io.BytesIO()
-    extra: dict[str, bytes] = {"exif": exif} if exif else {}
+    extra: dict[str, object] = {"exif": exif} if exif else {}
+    if dpi is not None and fmt != "webp":
+        extra["dpi"] = dpi
     if fmt == "png":
         clean.save(
             out,

@@ -6,8 +6,10 @@ fill a small part of the frame several times the effective resolution. The resul
 against the photo at full resolution (``matting.refine_alpha``).
 
 ``id_photo`` finds the face with MediaPipe's BlazeFace short-range detector (a ``.tflite``
-file that ships inside the ``mediapipe`` wheel, run by ``ai-edge-litert``), centres the head
-on a standard-size canvas and fills the background with a flat colour.
+file that ships inside the ``mediapipe`` wheel, run by ``ai-edge-litert``), measures the eyes
+and chin on crops around it and the top of the head on the person's alpha, and lays the photo
+on a standard-size canvas by the published rule (docs/id-photos.md), eyes level, on a flat
+colour, with the edge colours estimated afresh.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from removeany.engine.models import (
 )
 
 F32 = NDArray[np.float32]
+F64 = NDArray[np.float64]
 U8 = NDArray[np.uint8]
 
 IdSize = Literal["1inch", "2inch"]
@@ -56,18 +59,32 @@ FACE_MODEL = "blazeface-short"
 # against 0.826 and 0.019 in float and 0.745 and 0.042 with u2netp (benchmarks/cutout), about
 # 2.3x faster than in float, in half the memory.
 PORTRAIT_MODEL = "u2net-int8"
-# Head (crown to chin) as a share of the ID photo's height, and the crown's distance from top.
-HEAD_HEIGHT_SHARE = 0.58
-CROWN_MARGIN_SHARE = 0.09
-# BlazeFace's box spans brows to chin; the crown sits about this many box heights higher.
-CROWN_ABOVE_BOX = 0.45
+# The ID photo rule (docs/id-photos.md, after the Chinese passport photo guidance: head
+# 28-33 mm of 48, its top 3-5 mm below the edge; "the head takes 2/3 of the photo"): the head,
+# top of the hair to chin, as a share of the height, and the gap above it.
+HEAD_HEIGHT_SHARE = 0.64
+CROWN_MARGIN_SHARE = 0.08
+ID_DPI = 300
+# Enlarging a face more than this blurs it (at 300 dpi the photo would print at under 150).
+MAX_ENLARGEMENT = 2.0
+# Another face at least this share of the subject's width is another person in the photo.
+OTHER_FACE_SHARE = 0.4
+# BlazeFace again on square crops this many face sizes wide, for the eyes and the chin.
+FACE_CROP_SHARES = (1.6, 2.0, 2.6)
+# How far above the eyes, in face sizes, the top of the head is looked for.
+CROWN_SEARCH = 3.0
+# The person meeting the photo's edge over this share of the ID photo's width is a cut.
+EDGE_CONTACT_SHARE = 0.02
 
 __all__ = [
     "ID_BACKGROUNDS",
     "ID_SIZES",
     "FaceBox",
+    "FacePose",
     "cutout_portrait",
     "detect_faces",
+    "estimate_foreground",
+    "face_pose",
     "id_photo",
     "predict_portrait_alpha",
 ]
@@ -75,13 +92,16 @@ __all__ = [
 
 @dataclass(frozen=True)
 class FaceBox:
-    """A face in pixel coordinates of the photo; ``score`` in [0, 1]."""
+    """A face in pixel coordinates of the photo; ``score`` in [0, 1]; the eyes are the
+    subject's (the right eye is on the left of the picture)."""
 
     x0: float
     y0: float
     x1: float
     y1: float
     score: float
+    right_eye: tuple[float, float]
+    left_eye: tuple[float, float]
 
     @property
     def width(self) -> float:
@@ -212,6 +232,38 @@ def _blazeface_anchors() -> F32:
 _ANCHORS = _blazeface_anchors()
 
 
+@dataclass(frozen=True)
+class _Detection:
+    """One BlazeFace answer on its 128x128 input, in input pixels: box (x0, y0, x1, y1) and the
+    six keypoints (the subject's right eye, left eye, nose tip, mouth, right ear, left ear)."""
+
+    box: tuple[float, float, float, float]
+    keypoints: F32
+    score: float
+
+
+def _detect(square: U8, model_dir: Path | None, min_score: float) -> list[_Detection]:
+    """BlazeFace on a 128x128 RGB input, best first, overlapping answers not merged."""
+    x = square.astype(np.float32) / 127.5 - 1.0
+    interp, lock = _interpreter(FACE_MODEL, model_dir)
+    with lock:
+        interp.set_tensor(interp.get_input_details()[0]["index"], x[None])
+        interp.invoke()
+        outs = {o["name"]: interp.get_tensor(o["index"]) for o in interp.get_output_details()}
+    reg, cls = _split_outputs(outs)
+    scores = 1.0 / (1.0 + np.exp(-np.clip(cls, -80.0, 80.0)))
+    keep = np.nonzero(scores >= min_score)[0]
+    found: list[_Detection] = []
+    for i in keep[np.argsort(-scores[keep])]:
+        cx = reg[i, 0] + _ANCHORS[i, 0] * 128.0
+        cy = reg[i, 1] + _ANCHORS[i, 1] * 128.0
+        bw, bh = reg[i, 2], reg[i, 3]
+        points = reg[i, 4:16].reshape(6, 2) + _ANCHORS[i] * 128.0
+        box = (float(cx - bw / 2), float(cy - bh / 2), float(cx + bw / 2), float(cy + bh / 2))
+        found.append(_Detection(box, points.astype(np.float32), float(scores[i])))
+    return found
+
+
 def detect_faces(
     image: Image.Image,
     *,
@@ -227,27 +279,20 @@ def detect_faces(
     square = np.zeros((side, side, 3), np.uint8)
     oy, ox = (side - h) // 2, (side - w) // 2
     square[oy : oy + h, ox : ox + w] = rgb
-    x = cv2.resize(square, (128, 128), interpolation=cv2.INTER_AREA).astype(np.float32)
-    x = x / 127.5 - 1.0
-    interp, lock = _interpreter(FACE_MODEL, model_dir)
-    with lock:
-        interp.set_tensor(interp.get_input_details()[0]["index"], x[None])
-        interp.invoke()
-        outs = {o["name"]: interp.get_tensor(o["index"]) for o in interp.get_output_details()}
-    reg, cls = _split_outputs(outs)
-    scores = 1.0 / (1.0 + np.exp(-np.clip(cls, -80.0, 80.0)))
-    keep = np.nonzero(scores >= min_score)[0]
+    small = np.asarray(cv2.resize(square, (128, 128), interpolation=cv2.INTER_AREA), np.uint8)
+    k = side / 128.0
     boxes: list[FaceBox] = []
-    for i in keep[np.argsort(-scores[keep])]:
-        cx = reg[i, 0] / 128.0 + _ANCHORS[i, 0]
-        cy = reg[i, 1] / 128.0 + _ANCHORS[i, 1]
-        bw, bh = reg[i, 2] / 128.0, reg[i, 3] / 128.0
+    for found in _detect(small, model_dir, min_score):
+        x0, y0, x1, y1 = found.box
+        eyes = found.keypoints[:2] * k - np.array([ox, oy], np.float32)
         box = FaceBox(
-            float((cx - bw / 2) * side - ox),
-            float((cy - bh / 2) * side - oy),
-            float((cx + bw / 2) * side - ox),
-            float((cy + bh / 2) * side - oy),
-            float(scores[i]),
+            x0 * k - ox,
+            y0 * k - oy,
+            x1 * k - ox,
+            y1 * k - oy,
+            found.score,
+            (float(eyes[0, 0]), float(eyes[0, 1])),
+            (float(eyes[1, 0]), float(eyes[1, 1])),
         )
         if all(_box_iou(box, b) < iou_merge for b in boxes):
             boxes.append(box)
@@ -276,6 +321,108 @@ def _box_iou(a: FaceBox, b: FaceBox) -> float:
     return inter / union if union > 0 else 0.0
 
 
+# --------------------------------------------------------------------------- face pose
+
+
+@dataclass(frozen=True)
+class FacePose:
+    """A face measured closely, in photo pixels: the midpoint between the eyes, the eye line's
+    angle (radians, positive when the subject's left eye is lower in the picture), and the
+    chin's distance below the eye line along the face's own vertical."""
+
+    eyes: tuple[float, float]
+    roll: float
+    chin: float
+
+
+def _rotation(angle: float) -> F64:
+    c, s = float(np.cos(angle)), float(np.sin(angle))
+    return np.array([[c, -s], [s, c]], np.float64)
+
+
+def face_pose(rgb: U8, face: FaceBox, model_dir: Path | None = None) -> FacePose:
+    """Eyes, roll and chin of ``face`` from BlazeFace run again on crops around it.
+
+    On the whole photo a face may be a few dozen of the detector's 128 input pixels, and its
+    eyes come back several pixels off (8 degrees of roll on scikit-image's upright astronaut).
+    Crops at three sizes around the face, then the same crops turned level, are averaged: the
+    levelled crops give the eye line and the box's lower edge, which is the chin.
+    """
+    size = max(face.width, face.height)
+    centre = np.array([(face.x0 + face.x1) / 2, (face.y0 + face.y1) / 2], np.float64)
+    eyes = np.array([face.right_eye, face.left_eye], np.float64)
+    roll = _eye_roll(eyes)
+    chin = face.y1 - float(eyes[:, 1].mean())
+    for levelled in (False, True):
+        angle = roll if levelled else 0.0
+        rotate = _rotation(angle)
+        readings: list[tuple[F64, F64, float]] = []
+        for share in FACE_CROP_SHARES:
+            side = share * size
+            k = side / 128.0
+            # crop pixels -> photo pixels
+            matrix = np.empty((2, 3), np.float64)
+            matrix[:, :2] = rotate * k
+            matrix[:, 2] = centre - matrix[:, :2] @ np.array([64.0, 64.0])
+            crop = _warp_crop(rgb, matrix, k)
+            best = _nearest_centre(_detect(crop, model_dir, 0.5))
+            if best is None:
+                continue
+            to_photo = best.keypoints[:2].astype(np.float64) @ matrix[:, :2].T + matrix[:, 2]
+            x0, y0, x1, y1 = best.box
+            box_centre = matrix[:, :2] @ np.array([(x0 + x1) / 2, (y0 + y1) / 2]) + matrix[:, 2]
+            below = (y1 - float(best.keypoints[:2, 1].mean())) * k
+            readings.append((to_photo, box_centre, below))
+        if not readings:
+            break
+        eyes = np.mean([r[0] for r in readings], axis=0)
+        centre = np.mean([r[1] for r in readings], axis=0)
+        roll = _eye_roll(eyes)
+        if levelled:
+            chin = float(np.mean([r[2] for r in readings]))
+    mid = eyes.mean(axis=0)
+    return FacePose((float(mid[0]), float(mid[1])), roll, chin)
+
+
+def _eye_roll(eyes: F64) -> float:
+    dx, dy = eyes[1] - eyes[0]
+    return float(np.arctan2(dy, dx))
+
+
+def _warp_crop(rgb: U8, matrix: F64, k: float) -> U8:
+    """The 128x128 crop ``matrix`` describes; a photo shrunk more than 2x is first reduced
+    with an area filter, so the detector does not see aliasing."""
+    if k <= 2.0:
+        inverse = cv2.invertAffineTransform(matrix)
+        return np.asarray(
+            cv2.warpAffine(rgb, inverse, (128, 128), flags=cv2.INTER_LINEAR), np.uint8
+        )
+    # reduce the crop's bounding box first, then warp from the reduced copy
+    corners = np.array([[0, 0, 1], [128, 0, 1], [0, 128, 1], [128, 128, 1]], np.float64) @ matrix.T
+    h, w = rgb.shape[:2]
+    x0, y0 = (max(0, int(v)) for v in corners.min(axis=0))
+    x1, y1 = min(w, int(corners[:, 0].max()) + 1), min(h, int(corners[:, 1].max()) + 1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return np.zeros((128, 128, 3), np.uint8)
+    f = 2.0 / k
+    part = cv2.resize(rgb[y0:y1, x0:x1], None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+    local = matrix.copy()
+    local[:, 2] -= (x0, y0)
+    local *= f
+    inverse = cv2.invertAffineTransform(local)
+    return np.asarray(cv2.warpAffine(part, inverse, (128, 128), flags=cv2.INTER_LINEAR), np.uint8)
+
+
+def _nearest_centre(found: list[_Detection]) -> _Detection | None:
+    """The detection whose box centre is nearest the crop's centre: the face the crop is on."""
+    if not found:
+        return None
+    return min(
+        found,
+        key=lambda d: abs((d.box[0] + d.box[2]) / 2 - 64) + abs((d.box[1] + d.box[3]) / 2 - 64),
+    )
+
+
 # --------------------------------------------------------------------------- ID photo
 
 
@@ -288,11 +435,16 @@ def id_photo(
     model_dir: Path | None = None,
     providers: Sequence[str] | None = None,
 ) -> Image.Image:
-    """A standard ID photo (RGB, 295x413 for 1 inch, 413x579 for 2 inch at 300 dpi).
+    """A standard ID photo: RGB, 295x413 (1 inch) or 413x579 (2 inch), 300 dpi in
+    ``info["dpi"]`` (``engine.io.encode_image`` writes it to the file).
 
-    The largest face is centred horizontally, the head fills about 58% of the height with
-    the crown 9% below the top edge; the background is a flat colour.
-    Raises ``ImageError("unknown_foreground")`` when no face is found.
+    The rule (docs/id-photos.md): the head, top of the hair to chin, is 64 % of the height
+    (58-69 % allowed), its top 8 % below the upper edge (6-10 %), the eyes level and their
+    midpoint on the vertical centre line; the background is a flat colour, the person's edge
+    colours are estimated afresh so the old background does not show around the hair.
+    Refuses, with ``ImageError``: ``no_face``, ``several_faces``, ``face_cut_off`` (the head
+    or the shoulders reach the photo's edge inside the frame), ``face_too_small`` (it would
+    need more than 2x enlarging) and ``unknown_foreground`` (the person cannot be separated).
     """
     if size not in ID_SIZES:
         raise OptionError("invalid_size", f"ID photo size must be one of {sorted(ID_SIZES)}.")
@@ -304,37 +456,165 @@ def id_photo(
     faces = detect_faces(image, model_dir=model_dir)
     if not faces:
         raise ImageError(
-            "unknown_foreground",
-            "No face could be found; upload a well-lit, front-facing photo of one person.",
+            "no_face", "No face was found. Upload a well-lit photo of one person facing the camera."
         )
     face = max(faces, key=lambda f: f.width * f.height)
-    crown = face.y0 - CROWN_ABOVE_BOX * face.height
-    head = face.y1 - crown
-    scale = out_h * HEAD_HEIGHT_SHARE / head  # output pixels per photo pixel
-    top = crown - CROWN_MARGIN_SHARE * out_h / scale
-    left = (face.x0 + face.x1) / 2.0 - out_w / scale / 2.0
-
-    cutout = cutout_portrait(image, model=model, model_dir=model_dir, providers=providers)
-    rgba = np.asarray(cutout, np.float32)
-    # premultiplied, so transparent pixels' colour never bleeds into the edge when resampled
-    rgba[..., :3] *= rgba[..., 3:4] / 255.0
-    if scale < 1.0:  # shrink with a true area filter, then only shift
-        rgba = np.asarray(
-            cv2.resize(rgba, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), np.float32
+    if any(f is not face and f.width >= OTHER_FACE_SHARE * face.width for f in faces):
+        raise ImageError(
+            "several_faces",
+            "The photo shows more than one face. Upload a photo of one person alone.",
         )
-        matrix = np.array([[1.0, 0.0, -left * scale], [0.0, 1.0, -top * scale]], np.float32)
-    else:
-        matrix = np.array([[scale, 0.0, -left * scale], [0.0, scale, -top * scale]], np.float32)
-    # outside the photo is transparent, so it takes the background colour
-    warped = cv2.warpAffine(
-        rgba,
-        matrix,
-        (out_w, out_h),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=(0.0, 0.0, 0.0, 0.0),
+    rgb = np.asarray(image.convert("RGB"))
+    pose = face_pose(rgb, face, model_dir)
+    alpha = predict_portrait_alpha(image, model=model, model_dir=model_dir, providers=providers)
+    crown = _crown_height(alpha, pose, max(face.width, face.height))
+    head = crown + pose.chin
+    scale = out_h * HEAD_HEIGHT_SHARE / head  # ID photo pixels per photo pixel
+    if scale > MAX_ENLARGEMENT:
+        need = int(np.ceil(out_h * HEAD_HEIGHT_SHARE / MAX_ENLARGEMENT))
+        pixels = int(head)
+        raise ImageError(
+            "face_too_small",
+            f"The face is too small for a sharp {size} ID photo: the head, top of the hair to "
+            f"chin, is {pixels} pixels high and needs at least {need}. Upload a closer or "
+            "larger photo.",
+        )
+    matrix = np.empty((2, 3), np.float64)
+    matrix[:, :2] = _rotation(-pose.roll) * scale
+    eye_row = out_h * CROWN_MARGIN_SHARE + crown * scale
+    matrix[:, 2] = np.array([out_w / 2.0, eye_row]) - matrix[:, :2] @ np.array(pose.eyes)
+    colour_layer, alpha_layer, inside = _place(rgb, alpha, matrix, scale, (out_w, out_h))
+    if _cut_by_edge(alpha_layer, inside):
+        raise ImageError(
+            "face_cut_off",
+            "The head or shoulders are cut off by the edge of the photo. Upload a photo with "
+            "space above the head and the shoulders in the frame.",
+        )
+    foreground = estimate_foreground(colour_layer, alpha_layer)
+    colour = np.asarray(ID_BACKGROUNDS[background], np.float32) / 255.0
+    a = alpha_layer[..., None]
+    out = foreground * a + colour * (1.0 - a)
+    photo = Image.fromarray(np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8), "RGB")
+    photo.info["dpi"] = (ID_DPI, ID_DPI)
+    return photo
+
+
+def _crown_height(alpha: F32, pose: FacePose, face_size: float) -> float:
+    """How far the top of the head (hair included) is above the eye line, in photo pixels.
+
+    The person's alpha is turned level with the eyes and read in a band 40 % of the face's
+    width wide around its centre, from the eye line up; ``face_cut_off`` when the head runs
+    into the photo's edge before it ends.
+    """
+    k = 128.0 / face_size  # frame pixels per photo pixel
+    band, height = 51, int(CROWN_SEARCH * 128)
+    to_photo = np.empty((2, 3), np.float64)
+    to_photo[:, :2] = _rotation(pose.roll) / k
+    to_photo[:, 2] = np.array(pose.eyes) - to_photo[:, :2] @ np.array([band / 2.0, height - 1.0])
+    size = (band, height)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    frame = cv2.warpAffine(alpha, to_photo, size, flags=flags, borderValue=0.0)
+    inside = cv2.warpAffine(
+        np.ones_like(alpha), to_photo, size, flags=flags, borderMode=cv2.BORDER_CONSTANT
     )
-    alpha = np.clip(warped[..., 3:4] / 255.0, 0.0, 1.0)
-    colour = np.asarray(ID_BACKGROUNDS[background], np.float32)
-    rgb = warped[..., :3] + colour * (1.0 - alpha)
-    return Image.fromarray(np.clip(rgb + 0.5, 0, 255).astype(np.uint8), "RGB")
+    person = frame >= 0.5
+    if float(person[-1].mean()) < 0.5:
+        raise ImageError(
+            "unknown_foreground",
+            "The person could not be told apart from the background. Upload a photo taken "
+            "against a plain wall.",
+        )
+    tops: list[int] = []
+    for column in range(band):
+        gaps = np.nonzero(~person[:, column])[0]
+        top = int(gaps[-1]) + 1 if gaps.size else 0
+        # the head ends at the photo's edge, or is still going at the top of the search
+        if top == 0 or float(inside[top - 1, column]) < 0.99:
+            raise ImageError(
+                "face_cut_off",
+                "The top of the head is cut off by the edge of the photo. Upload a photo with "
+                "space above the head.",
+            )
+        tops.append(top)
+    return (height - 1 - float(np.percentile(tops, 10))) / k
+
+
+def _place(
+    rgb: U8, alpha: F32, matrix: F64, scale: float, size: tuple[int, int]
+) -> tuple[F32, F32, F32]:
+    """The photo's colours (0-1), its alpha, and how much of each pixel the photo covers, on
+    the ID photo. Only the part of the photo the frame shows is read; it is shrunk with an
+    area filter first when the ID photo is smaller, then turned and placed in one step."""
+    out_w, out_h = size
+    h, w = alpha.shape
+    corners = np.array([[0, 0], [out_w, 0], [0, out_h], [out_w, out_h]], np.float64)
+    inverse = cv2.invertAffineTransform(matrix)
+    seen = corners @ inverse[:, :2].T + inverse[:, 2]
+    x0 = int(np.clip(np.floor(seen[:, 0].min()) - 2, 0, w))
+    y0 = int(np.clip(np.floor(seen[:, 1].min()) - 2, 0, h))
+    x1 = int(np.clip(np.ceil(seen[:, 0].max()) + 3, 0, w))
+    y1 = int(np.clip(np.ceil(seen[:, 1].max()) + 3, 0, h))
+    empty = np.zeros((out_h, out_w), np.float32)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return np.zeros((out_h, out_w, 3), np.float32), empty, empty
+    colours = rgb[y0:y1, x0:x1].astype(np.float32) / 255.0
+    plane = alpha[y0:y1, x0:x1]
+    f = min(1.0, scale)
+    if f < 1.0:
+        dsize = (max(1, round((x1 - x0) * f)), max(1, round((y1 - y0) * f)))
+        colours = np.asarray(cv2.resize(colours, dsize, interpolation=cv2.INTER_AREA), np.float32)
+        plane = np.asarray(cv2.resize(plane, dsize, interpolation=cv2.INTER_AREA), np.float32)
+        fx, fy = dsize[0] / (x1 - x0), dsize[1] / (y1 - y0)
+    else:
+        fx = fy = 1.0
+    local = matrix.copy()
+    local[:, 2] += matrix[:, :2] @ np.array([x0, y0], np.float64)
+    local[:, 0] /= fx
+    local[:, 1] /= fy
+    flags = cv2.INTER_LINEAR
+    colour_layer = cv2.warpAffine(
+        colours, local, size, flags=flags, borderMode=cv2.BORDER_REPLICATE
+    )
+    alpha_layer = cv2.warpAffine(plane, local, size, flags=flags, borderValue=0.0)
+    inside = cv2.warpAffine(np.ones_like(plane), local, size, flags=flags, borderValue=0.0)
+    return (
+        np.asarray(colour_layer, np.float32),
+        np.clip(np.asarray(alpha_layer, np.float32), 0.0, 1.0),
+        np.asarray(inside, np.float32),
+    )
+
+
+def _cut_by_edge(alpha: F32, inside: F32) -> bool:
+    """Whether the person meets the photo's edge inside the frame (a straight cut through the
+    hair or the shoulders that the flat background would show)."""
+    outside = (inside < 0.5).astype(np.uint8)
+    if not outside.any():
+        return False
+    near = cv2.dilate(outside, np.ones((5, 5), np.uint8)).astype(bool)
+    touching = int(np.count_nonzero(near & (alpha >= 0.5)))
+    return bool(touching >= EDGE_CONTACT_SHARE * alpha.shape[1])
+
+
+def estimate_foreground(colours: F32, alpha: F32) -> F32:
+    """The person's own colour at each pixel, for compositing on a new background.
+
+    A photo's edge pixels mix the person with the old background; laid on a flat colour they
+    show a fringe of it around hair and shoulders. Blur fusion (Forte and Pitié, "Approximate
+    Fast Foreground Colour Estimation", ICIP 2021), a coarse pass then a fine one, takes the
+    old background out where the alpha says it is mixed in.
+    """
+    a = alpha[..., None]
+    fg, bg = colours, colours
+    radius = max(8, colours.shape[0] // 10)
+    for r in (radius, 3):
+        fg, bg = _blur_fusion(colours, fg, bg, a, r)
+    return np.clip(fg, 0.0, 1.0)
+
+
+def _blur_fusion(image: F32, fg: F32, bg: F32, a: F32, r: int) -> tuple[F32, F32]:
+    eps = np.float32(1e-5)
+    blurred_a = matting.box_filter(a[..., 0], r)[..., None]
+    blurred_fg = matting.box_filter(fg * a, r) / (blurred_a + eps)
+    blurred_bg = matting.box_filter(bg * (1.0 - a), r) / (1.0 - blurred_a + eps)
+    fg = blurred_fg + a * (image - a * blurred_fg - (1.0 - a) * blurred_bg)
+    return np.clip(fg, 0.0, 1.0).astype(np.float32), blurred_bg.astype(np.float32)

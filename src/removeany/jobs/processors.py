@@ -31,7 +31,7 @@ from removeany.engine.compose import (
 )
 from removeany.engine.errors import ImageError, ModelError, OptionError
 from removeany.engine.io import OutputFormat, decode_image, encode_image
-from removeany.engine.portrait import ID_BACKGROUNDS, ID_SIZES, cutout_portrait, id_photo
+from removeany.engine.portrait import ID_BACKGROUNDS, ID_DPI, ID_SIZES, cutout_portrait, id_photo
 from removeany.engine.watermark import (
     TEXT_DETECTOR,
     SharedMark,
@@ -361,7 +361,7 @@ def _id_photo(
     )
     fmt: OutputFormat = "png" if options["format"] == "png" else "jpg"
     return Output(
-        data=encode_image(photo, fmt, quality=95),
+        data=encode_image(photo, fmt, quality=95, dpi=(ID_DPI, ID_DPI)),
         media_type=MEDIA_TYPES[fmt],
         width=photo.width,
         height=photo.height,
