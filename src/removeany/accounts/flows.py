@@ -37,8 +37,14 @@ def _base(ctx: Context) -> str:
     return ctx.settings.base_url.rstrip("/")
 
 
-def not_me_link(ctx: Context, user: User) -> str:
-    return notify.not_me_link(_base(ctx), security.not_me_token(ctx.secret_key, user))
+def not_me_link(ctx: Context, user: User, *, restore: str | None = None) -> str:
+    return notify.not_me_link(
+        _base(ctx), security.not_me_token(ctx.secret_key, user, restore=restore)
+    )
+
+
+def _api_keys_page(ctx: Context) -> str:
+    return f"{_base(ctx)}/account/api-keys"
 
 
 def _count_failure(ctx: Context, email: str, ip: str) -> None:
@@ -275,11 +281,14 @@ def check_reset_link(ctx: Context, token: str) -> None:
 
 
 def reset_password(ctx: Context, token: str, new_password: str) -> User:
-    """Single-use token → new password; unlocks a locked account and ends every session."""
+    """Single-use token → new password; unlocks a locked account, ends every session and
+    revokes every API key (whoever knew the old password may have made one), and kills the
+    account's other reset and email-change links (the password changed)."""
     with ctx.db.transaction() as session:
         user = security.consume_reset_token(session, token, now=ctx.now())
         passwords.check_policy(new_password, email=user.email)
         security.set_password(session, user, new_password, now=ctx.now(), keep_session=None)
+        keys = security.revoke_api_keys(session, user.id, now=ctx.now())
         user.locked_at = None
         # A reset proves control of the mailbox.
         if user.email_verified_at is None:
@@ -290,18 +299,47 @@ def reset_password(ctx: Context, token: str, new_password: str) -> User:
             what="password",
             when=ctx.now(),
             not_me=not_me_link(ctx, user),
+            done=notify.password_reset_done(user, keys, _api_keys_page(ctx)),
         )
         return user
 
 
-def not_me(ctx: Context, token: str) -> User:
-    """Lock the account, revoke all sessions and keys, and email a reset link."""
+@dataclass
+class Reported:
+    """What a report of unauthorized use did. `restored`: the address the account was moved
+    back to; `restore_refused`: the link asked for that, but another account holds it now."""
+
+    email: str
+    restored: str | None
+    restore_refused: bool
+
+
+def not_me(ctx: Context, token: str) -> Reported:
+    """Lock the account, revoke all sessions and keys, kill outstanding links, and email a
+    reset link. A link mailed to an address an email change took the account from first moves
+    the account back there, so the reset goes to the owner, not to whoever moved it."""
     with ctx.db.transaction() as session:
-        user = security.not_me_user(session, ctx.secret_key, token)
-        security.lock_account(session, user, now=ctx.now())
-        notify.account_locked(session, user, now=ctx.now())
-        _send_reset(ctx, session, user)
-        return user
+        user, restore = security.not_me_user(session, ctx.secret_key, token)
+        moved_from = user.email
+        restored = restore is not None and security.restore_email(
+            session, user, restore, now=ctx.now()
+        )
+        revoked = security.lock_account(session, user, now=ctx.now())
+        refused = restore is not None and not restored
+        if not refused:
+            notify.account_locked(
+                session,
+                user,
+                revoked=revoked,
+                restored_from=moved_from if restored and moved_from != user.email else None,
+                security_page=f"{_base(ctx)}/account/security",
+                now=ctx.now(),
+            )
+            # The reset goes to the address the owner holds, never to one an intruder set.
+            _send_reset(ctx, session, user)
+        return Reported(
+            email=user.email, restored=user.email if restored else None, restore_refused=refused
+        )
 
 
 # --- changes that need the current password --------------------------------------------------
@@ -347,13 +385,15 @@ def change_password(
             what="password",
             when=ctx.now(),
             not_me=not_me_link(ctx, user),
+            done=notify.password_changed_done(user, _api_keys_page(ctx)),
         )
 
 
 def request_email_change(ctx: Context, user_id: int, current: str, new_email: str) -> str:
-    """Email a confirmation link to the new address. An address another account uses gets
-    the same answer and no email (confirming would fail anyway): this form must not tell a
-    signed-in person which addresses have accounts here."""
+    """Email a confirmation link to the new address, and tell the current one at once, with
+    a link that stops it. An address another account uses gets the same answer and no email
+    (confirming would fail anyway): this form must not tell a signed-in person which
+    addresses have accounts here."""
     with reauth_guard(ctx, user_id), ctx.db.transaction() as session:
         user = repo.user_by_id(session, user_id)
         assert user is not None
@@ -365,6 +405,9 @@ def request_email_change(ctx: Context, user_id: int, current: str, new_email: st
                 code="email_unchanged",
                 status_code=409,
             )
+        notify.email_change_requested(
+            session, user, new=address, when=ctx.now(), not_me=not_me_link(ctx, user)
+        )
         if repo.user_by_email(session, address) is not None:
             return address
         token = security.email_change_token(ctx.secret_key, user, address)
@@ -379,15 +422,16 @@ def request_email_change(ctx: Context, user_id: int, current: str, new_email: st
 
 
 def confirm_email_change(ctx: Context, token: str) -> User:
+    """The old address is told, with a link that moves the account back to it: whoever asked
+    for the change knew the password, and may not be the owner."""
     with ctx.db.transaction() as session:
         user, old = security.confirm_email_change(session, ctx.secret_key, token, now=ctx.now())
-        notify.credential_changed(
+        notify.email_changed(
             session,
             user,
-            what="email address",
+            old=old,
             when=ctx.now(),
-            not_me=not_me_link(ctx, user),
-            to=old,
+            undo=not_me_link(ctx, user, restore=old),
         )
         return user
 

@@ -96,7 +96,9 @@ class RateCounter(Base):
 
 
 class PasswordResetToken(Base):
-    """An emailed reset link; only its hash is stored and `used_at` makes it single-use."""
+    """An emailed reset link; only its hash is stored and `used_at` makes it single-use.
+    `credential_fingerprint` is the account's at issue (accounts.security): a link works only
+    while the account's password, address and lock are still what they were then."""
 
     __tablename__ = "password_reset_tokens"
 
@@ -106,6 +108,7 @@ class PasswordResetToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    credential_fingerprint: Mapped[str] = mapped_column(String(32), server_default="")
 
 
 class RecoveryCode(Base):

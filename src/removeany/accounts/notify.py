@@ -1,5 +1,6 @@
 """Security emails: a sign-in from a new device, credential changes, password reset. Each
-carries a "this wasn't me" link that locks the account and starts a reset.
+carries a "this wasn't me" link that locks the account and starts a reset; the one telling an
+old address that the account moved away from it also moves the account back.
 
 Each email is written in the transaction of the change it tells about (`removeany.mail`), so
 it goes out once that change is committed, and never for one that rolled back. It is in the
@@ -13,8 +14,9 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from removeany.accounts.models import User
+from removeany.accounts.security import Revoked
 from removeany.accounts.service import shown_key_name
-from removeany.i18n import N_, t, use
+from removeany.i18n import N_, t, tn, use
 from removeany.mail import service as mail
 
 # What `credential_changed` names, as its callers pass it.
@@ -81,10 +83,10 @@ def credential_changed(
     what: str,
     when: datetime,
     not_me: str,
-    to: str | None = None,
+    done: str = "",
 ) -> None:
-    """`to`: the address to tell, when not the account's current one (the old address,
-    after a change of address)."""
+    """`done`: a paragraph saying what the change also did (password_changed_done and
+    password_reset_done write it in the user's language)."""
     with use(user.locale):
         name = t(WHAT.get(what, what))
         _write(
@@ -96,11 +98,38 @@ def credential_changed(
                 what=name,
                 when=_when(when),
             )
+            + ("\n\n" + done if done else "")
             + "\n\n"
             + t("If you made this change, you can ignore this message.")
             + _footer(not_me),
             now=when,
-            to=to,
+        )
+
+
+def password_changed_done(user: User, api_keys: str) -> str:
+    """What changing the password (with the current one) also did, and did not do; in the
+    user's language, for credential_changed's `done`."""
+    with use(user.locale):
+        return t(
+            "Your other browsers were signed out and password reset links sent before now no "
+            "longer work. Your API keys still work: check them, and revoke any you do not "
+            "recognise, at {link}",
+            link=api_keys,
+        )
+
+
+def password_reset_done(user: User, api_keys_revoked: int, api_keys: str) -> str:
+    """What a reset by emailed link also did: it is how someone whose password is known to
+    someone else gets the account back, so nothing made with the old password survives it.
+    In the user's language, for credential_changed's `done`."""
+    with use(user.locale):
+        if not api_keys_revoked:
+            return t("Every browser was signed out.")
+        return tn(
+            "Every browser was signed out and 1 API key was revoked. Make a new one at {link}",
+            "Every browser was signed out and {n} API keys were revoked. Make new ones at {link}",
+            api_keys_revoked,
+            link=api_keys,
         )
 
 
@@ -151,16 +180,115 @@ def email_change(session: Session, user: User, *, to: str, link: str, now: datet
         )
 
 
-def account_locked(session: Session, user: User, *, now: datetime) -> None:
+def email_change_requested(
+    session: Session, user: User, *, new: str, when: datetime, not_me: str
+) -> None:
+    """Told to the current address as soon as a move is asked for, before it can happen."""
     with use(user.locale):
         _write(
             session,
             user,
-            t("Your RemoveAny account is locked"),
+            t("Someone asked to change your RemoveAny email address"),
             t(
-                "You reported activity on your account that was not yours. We signed out every "
-                "session, revoked every API key and locked the account. A separate email has a "
-                "link to choose a new password, which unlocks it."
+                "On {when} someone signed in to your RemoveAny account asked to move it to "
+                "{new}. The change happens only if the link we sent there is opened.",
+                when=_when(when),
+                new=new,
+            )
+            + "\n\n"
+            + t("If you asked for this, you can ignore this message.")
+            + "\n\n"
+            + t(
+                "If you did not, open this link now. It cancels the change, signs everyone "
+                "out, revokes your API keys, locks the account and sends you a password "
+                "reset link:\n\n{not_me}\n",
+                not_me=not_me,
+            ),
+            now=when,
+        )
+
+
+def email_changed(session: Session, user: User, *, old: str, when: datetime, undo: str) -> None:
+    """Told to the old address `old`, with the one link that can move the account back to it."""
+    with use(user.locale):
+        name = t(WHAT["email address"])
+        _write(
+            session,
+            user,
+            t("Your RemoveAny {what} was changed", what=name),
+            t(
+                "On {when} your RemoveAny account was moved from this address to {new}. "
+                "Emails about it now go there.",
+                when=_when(when),
+                new=user.email,
+            )
+            + "\n\n"
+            + t("If you made this change, you can ignore this message.")
+            + "\n\n"
+            + t(
+                "If you did not, open this link within 14 days. It moves the account back to "
+                "this address, signs everyone out, revokes your API keys, locks the account "
+                "and sends you a password reset link here:\n\n{undo}\n",
+                undo=undo,
+            ),
+            now=when,
+            to=old,
+        )
+
+
+def account_locked(
+    session: Session,
+    user: User,
+    *,
+    revoked: Revoked,
+    restored_from: str | None,
+    security_page: str,
+    now: datetime,
+) -> None:
+    """Exactly what a report of unauthorized use did, and what the owner should do next."""
+    with use(user.locale):
+        done = [
+            tn(
+                "1 browser session was signed out.",
+                "{n} browser sessions were signed out.",
+                revoked.sessions,
+            ),
+            tn("1 API key was revoked.", "{n} API keys were revoked.", revoked.api_keys),
+            t("Password reset and email change links sent before now no longer work."),
+            t("Nobody can sign in until a new password is chosen."),
+        ]
+        if restored_from is not None:
+            done.insert(
+                0,
+                t(
+                    "The account uses this address again, instead of {address}.",
+                    address=restored_from,
+                ),
+            )
+        _write(
+            session,
+            user,
+            t("Your RemoveAny account is locked"),
+            t("You reported activity on your account that was not yours. We did this:")
+            + "\n\n"
+            + "".join(f"- {line}\n" for line in done)
+            + "\n"
+            + t("What to do next:")
+            + "\n\n"
+            + t(
+                "1. Choose a new password with the link in the separate email we just sent. "
+                "Use one you do not use anywhere else."
+            )
+            + "\n"
+            + t(
+                "2. Change the password of this mailbox too: anyone who can read it can reset "
+                "yours."
+            )
+            + "\n"
+            + t(
+                "3. Sign in, turn on two-factor authentication, and check your sessions and "
+                "API keys here:\n\n{link}",
+                link=security_page,
             )
             + "\n",
             now=now,

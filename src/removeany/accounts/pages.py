@@ -160,7 +160,12 @@ def reset(
 
 @router.get("/account/not-me", response_class=HTMLResponse)
 def not_me_form(request: Request, token: str = "", done: str = "") -> Response:
-    return _render_form(request, "trust_not_me.html", token=token, done=bool(done))
+    """`done`: "1" locked, "restored" moved back to the mailed address and locked, "stuck"
+    locked but another account holds that address now."""
+    restore = security.not_me_restore(_ctx(request).secret_key, token) if token else None
+    return _render_form(
+        request, "trust_not_me.html", token=token, done=done, restore=restore is not None
+    )
 
 
 @router.post("/account/not-me", response_class=HTMLResponse)
@@ -172,7 +177,7 @@ def not_me(
     ctx = _ctx(request)
     try:
         _check_form_token(request, csrf_token)
-        flows.not_me(ctx, token)
+        reported = flows.not_me(ctx, token)
     except DomainError as exc:
         return _render_form(
             request,
@@ -181,8 +186,9 @@ def not_me(
             token=token,
             error=exc,
         )
+    done = "stuck" if reported.restore_refused else "restored" if reported.restored else "1"
     # A redirect: reloading the confirmation does not lock and email all over again.
-    response = redirect("/account/not-me?done=1")
+    response = redirect(f"/account/not-me?done={done}")
     _clear_session_cookie(ctx, response)
     return response
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pyotp
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -73,6 +74,15 @@ class ReauthRequired(DomainError):
 
 def sha256(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def credential_fingerprint(user: User) -> str:
+    """What an emailed link's validity is checked against: the account's password (its hash),
+    address and lock. A new password, a reset, a confirmed email change or a report of
+    unauthorized use changes it, and every reset or email-change link sent before dies with
+    it: there is no list of links that each of those must remember to cancel."""
+    locked = user.locked_at.astimezone(UTC).isoformat() if user.locked_at is not None else ""
+    return sha256(f"{user.password_hash}\n{user.email}\n{locked}")[:32]
 
 
 # --- throttling ------------------------------------------------------------------------------
@@ -215,6 +225,7 @@ def revoke_sessions(
 
 
 def revoke_api_keys(session: Session, user_id: int, *, now: datetime) -> int:
+    """Every key of the account stops working now; returns how many were in use."""
     result = session.execute(
         update(ApiKey)
         .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
@@ -257,6 +268,7 @@ def create_reset_token(session: Session, user: User, *, now: datetime, minutes: 
             token_hash=sha256(token),
             created_at=now,
             expires_at=now + timedelta(minutes=minutes),
+            credential_fingerprint=credential_fingerprint(user),
         )
     )
     session.flush()
@@ -271,7 +283,8 @@ def _bad_reset_link() -> DomainError:
 
 
 def check_reset_token(session: Session, token: str, *, now: datetime) -> PasswordResetToken:
-    """The unused, unexpired token of an account that may still sign in; using it up is
+    """The unused, unexpired token of an account that may still sign in and whose password,
+    address and lock are what they were when the link was mailed; using it up is
     consume_reset_token's job (the reset page checks first, so a dead link shows no form)."""
     row = session.scalar(
         select(PasswordResetToken).where(PasswordResetToken.token_hash == sha256(token.strip()))
@@ -281,11 +294,14 @@ def check_reset_token(session: Session, token: str, *, now: datetime) -> Passwor
     user = repo.user_by_id(session, row.user_id)
     if user is None or user.status in ("deleted", "banned"):
         raise _bad_reset_link()
+    if not secrets.compare_digest(row.credential_fingerprint, credential_fingerprint(user)):
+        raise _bad_reset_link()
     return row
 
 
 def consume_reset_token(session: Session, token: str, *, now: datetime) -> User:
-    """Single use, enforced by a conditional UPDATE: two concurrent uses cannot both win."""
+    """Single use, enforced by a conditional UPDATE: two concurrent uses cannot both win. The
+    account's other links die when the new password is set (credential_fingerprint)."""
     row = check_reset_token(session, token, now=now)
     result = session.execute(
         update(PasswordResetToken)
@@ -296,19 +312,14 @@ def consume_reset_token(session: Session, token: str, *, now: datetime) -> User:
         raise _bad_reset_link()
     user = repo.user_by_id(session, row.user_id)
     assert user is not None  # check_reset_token found it
-    # Any other outstanding links die with this one.
-    session.execute(
-        update(PasswordResetToken)
-        .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
-        .values(used_at=now)
-    )
     return user
 
 
 def set_password(
     session: Session, user: User, new_password: str, *, now: datetime, keep_session: int | None
 ) -> None:
-    """Change the password; every other session ends (and with a reset, every session)."""
+    """Change the password; every other session ends (and with a reset, every session), and
+    every reset or email-change link sent before stops working (credential_fingerprint)."""
     passwords.check_policy(new_password, email=user.email)
     user.password_hash = passwords.hash_password(new_password)
     user.password_changed_at = now
@@ -319,11 +330,16 @@ def set_password(
 # --- signed links ----------------------------------------------------------------------------
 
 
-def not_me_token(secret: str, user: User) -> str:
-    return URLSafeTimedSerializer(secret, salt=NOT_ME_SALT).dumps({"u": user.id})
+def not_me_token(secret: str, user: User, *, restore: str | None = None) -> str:
+    """A "this wasn't me" link. `restore`: the address an email change moved the account away
+    from, mailed there, so that reporting the change also moves the account back."""
+    data: dict[str, object] = {"u": user.id}
+    if restore is not None:
+        data["r"] = restore
+    return URLSafeTimedSerializer(secret, salt=NOT_ME_SALT).dumps(data)
 
 
-def not_me_user(session: Session, secret: str, token: str) -> User:
+def _not_me_data(secret: str, token: str) -> dict[str, object]:
     try:
         data = URLSafeTimedSerializer(secret, salt=NOT_ME_SALT).loads(token, max_age=NOT_ME_MAX_AGE)
     except BadSignature:
@@ -332,19 +348,62 @@ def not_me_user(session: Session, secret: str, token: str) -> User:
             "or reset your password.",
             code="invalid_token",
         ) from None
-    user = repo.user_by_id(session, int(data["u"]))
+    return dict(data)
+
+
+def not_me_restore(secret: str, token: str) -> str | None:
+    """The address a valid "this wasn't me" link would move the account back to, if any."""
+    try:
+        restore = _not_me_data(secret, token).get("r")
+    except DomainError:
+        return None
+    return str(restore) if restore is not None else None
+
+
+def not_me_user(session: Session, secret: str, token: str) -> tuple[User, str | None]:
+    """The account a "this wasn't me" link reports, and the address it moves it back to."""
+    data = _not_me_data(secret, token)
+    user = repo.user_by_id(session, int(str(data["u"])))
     if user is None or user.status == "deleted":
         raise DomainError("This link no longer matches an account.", code="invalid_token")
-    return user
+    restore = data.get("r")
+    return user, str(restore) if restore is not None else None
 
 
-def lock_account(session: Session, user: User, *, now: datetime) -> None:
-    """'This wasn't me': nobody can sign in until the password is reset; every session and
-    API key stops working now."""
-    user.locked_at = now
-    revoke_sessions(session, user.id, now=now)
-    revoke_api_keys(session, user.id, now=now)
+def restore_email(session: Session, user: User, address: str, *, now: datetime) -> bool:
+    """Move the account back to an address an email change took it from (the report came
+    from that mailbox, which proves it). False when another account has taken it since."""
+    if user.email == address:
+        return True
+    if repo.user_by_email(session, address) is not None:
+        return False
+    user.email = address
+    user.email_verified_at = now
     session.flush()
+    return True
+
+
+@dataclass(frozen=True)
+class Revoked:
+    """What a report of unauthorized use stopped, for the owner's email."""
+
+    sessions: int
+    api_keys: int
+
+
+def lock_account(session: Session, user: User, *, now: datetime) -> Revoked:
+    """'This wasn't me': nobody can sign in until the password is reset; every session and
+    API key stops working now, every reset or email-change link sent before dies (the lock
+    changes credential_fingerprint), and the known devices are forgotten, so a sign-in from
+    any of them is announced again."""
+    user.locked_at = now
+    revoked = Revoked(
+        sessions=revoke_sessions(session, user.id, now=now),
+        api_keys=revoke_api_keys(session, user.id, now=now),
+    )
+    session.execute(delete(KnownDevice).where(KnownDevice.user_id == user.id))
+    session.flush()
+    return revoked
 
 
 def pending_2fa_token(secret: str, user: User) -> str:
@@ -371,8 +430,9 @@ def pending_2fa_user(session: Session, secret: str, token: str) -> User:
 
 
 def email_change_token(secret: str, user: User, new_email: str) -> str:
+    """Mailed to the new address; dies when the password, address or lock changes first."""
     return URLSafeTimedSerializer(secret, salt=EMAIL_CHANGE_SALT).dumps(
-        {"u": user.id, "old": user.email, "new": new_email}
+        {"u": user.id, "old": user.email, "new": new_email, "f": credential_fingerprint(user)}
     )
 
 
@@ -390,7 +450,9 @@ def confirm_email_change(
     except BadSignature:
         raise invalid from None
     user = repo.user_by_id(session, int(data["u"]))
-    if user is None or user.email != data["old"] or user.status == "deleted":
+    if user is None or user.status == "deleted":
+        raise invalid
+    if user.email != data["old"] or credential_fingerprint(user) != data.get("f"):
         raise invalid
     if repo.user_by_email(session, data["new"]) is not None:
         raise DomainError(

@@ -40,6 +40,7 @@ from removeany.api.auth import (
 )
 from removeany.api.params import RowId
 from removeany.context import Context
+from removeany.errors import DomainError
 
 router = APIRouter(prefix="/api/v1", tags=["account security"])
 
@@ -135,11 +136,24 @@ def password_reset_confirm(body: ResetConfirmIn, request: Request) -> UserOut:
 @router.post("/auth/not-me", response_model=Accepted)
 def not_me(body: TokenIn, request: Request) -> Accepted:
     """The "this wasn't me" link from a security email: lock the account, sign out every
-    session, revoke every API key and email a reset link."""
-    flows.not_me(_ctx(request), body.token)
+    session, revoke every API key, cancel reset and email-change links sent before, and email
+    a reset link. The link mailed to an old address after an email change first moves the
+    account back to that address (409 `email_taken` when another account holds it now: the
+    account is locked all the same, and only the site's operator can move it back)."""
+    reported = flows.not_me(_ctx(request), body.token)
+    if reported.restore_refused:
+        raise DomainError(
+            "Your account is locked and everyone is signed out, but another account now uses "
+            "your old address, so we could not move yours back to it. Contact the operator "
+            "of this site to get your account back.",
+            code="email_taken",
+            status_code=409,
+        )
+    moved = f"Your account uses {reported.restored} again. " if reported.restored else ""
     return Accepted(
-        message="Your account is locked and everyone is signed out. We emailed you a link to "
-        "choose a new password, which unlocks it."
+        message=f"{moved}Your account is locked, everyone is signed out and your API keys are "
+        f"revoked. We emailed {reported.email} a link to choose a new password, which "
+        "unlocks it."
     )
 
 

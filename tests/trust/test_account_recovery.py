@@ -1,0 +1,213 @@
+"""Stopping someone else's use of an account: what a password change, a reset by emailed link
+and a report of unauthorized use ("this wasn't me") each revoke, what the owner is told, and
+that a stolen session or key cannot lock the owner out — through the real app and database."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from removeany import i18n
+from removeany.accounts.models import KnownDevice, User
+from removeany.context import Context
+from removeany.mail.models import SENT, OutgoingMail
+from tests.helpers import make_api_key, make_user
+from tests.trust.conftest import PASSWORD, body_of, link_in, login, mails, token_of
+
+OWNER = "ada@example.com"
+INTRUDER = "mallory@evil.example"
+
+
+def _reset_link(client: TestClient, ctx: Context, email: str = OWNER) -> str:
+    assert client.post("/api/v1/auth/password-reset", json={"email": email}).status_code == 202
+    return token_of(link_in(ctx, email, "/reset-password"))
+
+
+def _reset(client: TestClient, token: str, password: str):  # type: ignore[no-untyped-def]
+    return client.post(
+        "/api/v1/auth/password-reset/confirm", json={"token": token, "new_password": password}
+    )
+
+
+def _email_of(ctx: Context, user_id: int) -> str:
+    with ctx.db.transaction() as s:
+        user = s.get(User, user_id)
+        assert user is not None
+        return user.email
+
+
+def test_a_password_change_kills_every_outstanding_reset_link(
+    client: TestClient, ctx: Context
+) -> None:
+    """A link asked for before the change (by the owner, or by someone reading their mail)
+    used to work after it, setting the password back to whatever its holder chose."""
+    make_user(ctx)
+    stale = _reset_link(client, ctx)
+    h = {"X-CSRF-Token": login(client, OWNER).json()["csrf_token"]}
+    body = {"current_password": PASSWORD, "new_password": "a changed passphrase"}
+    assert client.post("/api/v1/account/password", json=body, headers=h).status_code == 200
+
+    r = _reset(client, stale, "the link holder's pick")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_token"
+    assert login(client, OWNER, "a changed passphrase").status_code == 200
+    # A link asked for after the change works.
+    assert _reset(client, _reset_link(client, ctx), "newer and better").status_code == 200
+
+
+def test_a_reset_revokes_every_api_key_and_session_and_says_so(
+    client: TestClient, ctx: Context
+) -> None:
+    """Someone who knew the password could make a key; it used to outlive the reset."""
+    user = make_user(ctx)
+    key = make_api_key(ctx, user)
+    assert login(client, OWNER).status_code == 200
+    first, second = _reset_link(client, ctx), _reset_link(client, ctx)
+
+    assert _reset(client, second, "only the owner knows").status_code == 200
+    assert client.get("/api/v1/me", headers={"X-Api-Key": key}).status_code == 403
+    assert client.get("/api/v1/me").status_code == 401
+    # One link used kills the others.
+    r = _reset(client, first, "a second choice")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_token"
+    notice = body_of(mails(ctx, OWNER)[-1])
+    assert "Every browser was signed out and 1 API key was revoked" in notice
+    assert "/account/api-keys" in notice and "/account/not-me?token=" in notice
+
+
+def test_a_report_kills_pending_email_change_and_reset_links(
+    client: TestClient, ctx: Context
+) -> None:
+    """With the password and a session, an intruder asked to move the account to their own
+    address; after the owner's report the link still worked, and the owner's reset then
+    went nowhere they could read."""
+    user = make_user(ctx)
+    owner_link = _reset_link(client, ctx)  # asked for before the report
+    intruder = TestClient(client.app, headers={"User-Agent": "EvilBrowser/6.6"})
+    h = {"X-CSRF-Token": login(intruder, OWNER).json()["csrf_token"]}
+    body = {"current_password": PASSWORD, "new_email": INTRUDER}
+    assert intruder.post("/api/v1/account/email", json=body, headers=h).status_code == 202
+    change = token_of(link_in(ctx, INTRUDER, "/account/email/confirm"))
+    # The old address is told at once, with a way to stop it.
+    asked = mails(ctx, OWNER)[-1]
+    assert "change" in asked["Subject"].lower() and INTRUDER in body_of(asked)
+    not_me = token_of(link_in(ctx, OWNER, "/account/not-me"))
+
+    assert client.post("/api/v1/auth/not-me", json={"token": not_me}).status_code == 200
+    r = intruder.post("/api/v1/account/email/confirm", json={"token": change})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_token"
+    assert _email_of(ctx, user.id) == OWNER
+    r = _reset(client, owner_link, "an old link's pick")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_token"
+    # The link the report mailed unlocks the account.
+    fresh = token_of(link_in(ctx, OWNER, "/reset-password"))
+    assert _reset(client, fresh, "mine and only mine").status_code == 200
+    assert login(client, OWNER, "mine and only mine").status_code == 200
+
+
+def test_the_old_address_can_undo_an_email_change(client: TestClient, ctx: Context) -> None:
+    """After a confirmed change the old address was told, but its "this wasn't me" link
+    mailed the reset to the new address: the intruder's. Now it moves the account back."""
+    user = make_user(ctx)
+    key = make_api_key(ctx, user)
+    intruder = TestClient(client.app, headers={"User-Agent": "EvilBrowser/6.6"})
+    h = {"X-CSRF-Token": login(intruder, OWNER).json()["csrf_token"]}
+    body = {"current_password": PASSWORD, "new_email": INTRUDER}
+    assert intruder.post("/api/v1/account/email", json=body, headers=h).status_code == 202
+    change = token_of(link_in(ctx, INTRUDER, "/account/email/confirm"))
+    assert intruder.post("/api/v1/account/email/confirm", json={"token": change}).status_code == 200
+    assert _email_of(ctx, user.id) == INTRUDER
+    told = mails(ctx, OWNER)[-1]
+    assert "email address was changed" in told["Subject"] and INTRUDER in body_of(told)
+    undo = token_of(link_in(ctx, OWNER, "/account/not-me"))
+    sent_to_intruder = len(mails(ctx, INTRUDER))
+
+    r = client.post("/api/v1/auth/not-me", json={"token": undo})
+    assert r.status_code == 200, r.text
+    assert OWNER in r.json()["message"]
+    assert _email_of(ctx, user.id) == OWNER
+    assert intruder.get("/api/v1/me").status_code == 401
+    assert client.get("/api/v1/me", headers={"X-Api-Key": key}).status_code == 403
+    assert len(mails(ctx, INTRUDER)) == sent_to_intruder  # nothing more goes there
+    locked = login(intruder, INTRUDER)
+    assert locked.status_code == 401  # that address no longer reaches the account
+    reset = token_of(link_in(ctx, OWNER, "/reset-password"))
+    assert _reset(client, reset, "back in my hands").status_code == 200
+    assert login(client, OWNER, "back in my hands").status_code == 200
+
+
+def test_recovery_emails_are_written_with_the_change_in_the_owners_language(
+    client: TestClient, ctx: Context
+) -> None:
+    """Every email of the recovery flows is an outbox row of the transaction that caused it,
+    in the owner's stored language whatever the request's: the paragraph saying what a reset
+    or a password change also did was written in the request's language (English here) inside
+    an otherwise Chinese email."""
+    user = make_user(ctx)
+    with ctx.db.transaction() as s:
+        row = s.get(User, user.id)
+        assert row is not None
+        row.locale = "zh-CN"
+
+    def zh(text: str, **values: object) -> str:
+        return i18n.translate(text, "zh-CN").format(**values)
+
+    intruder = TestClient(client.app, headers={"User-Agent": "EvilBrowser/6.6"})
+    h = {"X-CSRF-Token": login(intruder, OWNER).json()["csrf_token"]}
+    body = {"current_password": PASSWORD, "new_email": INTRUDER}
+    assert intruder.post("/api/v1/account/email", json=body, headers=h).status_code == 202
+    asked = mails(ctx, OWNER)[-1]
+    assert asked["Subject"] == zh("Someone asked to change your RemoveAny email address")
+    change = token_of(link_in(ctx, INTRUDER, "/account/email/confirm"))
+    assert intruder.post("/api/v1/account/email/confirm", json={"token": change}).status_code == 200
+    moved = body_of(mails(ctx, OWNER)[-1])
+    assert zh("If you made this change, you can ignore this message.") in moved
+    undo = token_of(link_in(ctx, OWNER, "/account/not-me"))
+
+    assert client.post("/api/v1/auth/not-me", json={"token": undo}).status_code == 200
+    (locked,) = [
+        m for m in mails(ctx, OWNER) if m["Subject"] == zh("Your RemoveAny account is locked")
+    ]
+    assert zh("The account uses this address again, instead of {address}.", address=INTRUDER) in (
+        body_of(locked)
+    )
+    reset = token_of(link_in(ctx, OWNER, "/reset-password"))
+    assert _reset(client, reset, "back in my hands").status_code == 200
+    done = body_of(mails(ctx, OWNER)[-1])
+    assert zh("Every browser was signed out.") in done
+    assert "Every browser was signed out." not in done
+
+    h = {"X-CSRF-Token": login(client, OWNER, "back in my hands").json()["csrf_token"]}
+    body = {"current_password": "back in my hands", "new_password": "changed once more"}
+    assert client.post("/api/v1/account/password", json=body, headers=h).status_code == 200
+    changed = body_of(mails(ctx, OWNER)[-1])
+    assert "Your API keys still work" not in changed
+    assert "/account/api-keys" in changed and "/account/not-me?token=" in changed
+
+    with ctx.db.transaction() as s:
+        rows = s.scalars(select(OutgoingMail).where(OutgoingMail.user_id == user.id)).all()
+        assert {m.to_address for m in rows} == {OWNER, INTRUDER}
+        assert all(m.status == SENT for m in rows)
+        assert len(rows) == len(mails(ctx, OWNER)) + len(mails(ctx, INTRUDER))
+
+
+def test_a_report_says_what_was_revoked_and_forgets_known_devices(
+    client: TestClient, ctx: Context
+) -> None:
+    """The intruder's browser became a known device, so its next sign-in would pass
+    without an alert; and the owner learnt what was revoked only in general terms."""
+    user = make_user(ctx)
+    make_api_key(ctx, user)
+    make_api_key(ctx, user)
+    assert login(client, OWNER).status_code == 200
+    intruder = TestClient(client.app, headers={"User-Agent": "EvilBrowser/6.6"})
+    assert login(intruder, OWNER).status_code == 200
+    not_me = token_of(link_in(ctx, OWNER, "/account/not-me"))
+
+    assert client.post("/api/v1/auth/not-me", json={"token": not_me}).status_code == 200
+    with ctx.db.transaction() as s:
+        assert s.scalars(select(KnownDevice).where(KnownDevice.user_id == user.id)).all() == []
+    (locked,) = [m for m in mails(ctx, OWNER) if m["Subject"] == "Your RemoveAny account is locked"]
+    text = body_of(locked)
+    assert "2 browser sessions were signed out" in text
+    assert "2 API keys were revoked" in text
+    assert "turn on two-factor authentication" in text.lower()
