@@ -4,6 +4,9 @@ that a stolen session or key cannot lock the owner out — through the real app 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pyotp
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -11,11 +14,13 @@ from removeany import i18n
 from removeany.accounts.models import KnownDevice, User
 from removeany.context import Context
 from removeany.mail.models import SENT, OutgoingMail
+from tests.conftest import TestClock
 from tests.helpers import make_api_key, make_user
 from tests.trust.conftest import PASSWORD, body_of, link_in, login, mails, token_of
 
 OWNER = "ada@example.com"
 INTRUDER = "mallory@evil.example"
+LOCKED_SUBJECT = "Your RemoveAny account is locked"
 
 
 def _reset_link(client: TestClient, ctx: Context, email: str = OWNER) -> str:
@@ -164,9 +169,7 @@ def test_recovery_emails_are_written_with_the_change_in_the_owners_language(
     undo = token_of(link_in(ctx, OWNER, "/account/not-me"))
 
     assert client.post("/api/v1/auth/not-me", json={"token": undo}).status_code == 200
-    (locked,) = [
-        m for m in mails(ctx, OWNER) if m["Subject"] == zh("Your RemoveAny account is locked")
-    ]
+    (locked,) = [m for m in mails(ctx, OWNER) if m["Subject"] == zh(LOCKED_SUBJECT)]
     assert zh("The account uses this address again, instead of {address}.", address=INTRUDER) in (
         body_of(locked)
     )
@@ -206,8 +209,63 @@ def test_a_report_says_what_was_revoked_and_forgets_known_devices(
     assert client.post("/api/v1/auth/not-me", json={"token": not_me}).status_code == 200
     with ctx.db.transaction() as s:
         assert s.scalars(select(KnownDevice).where(KnownDevice.user_id == user.id)).all() == []
-    (locked,) = [m for m in mails(ctx, OWNER) if m["Subject"] == "Your RemoveAny account is locked"]
+    (locked,) = [m for m in mails(ctx, OWNER) if m["Subject"] == LOCKED_SUBJECT]
     text = body_of(locked)
     assert "2 browser sessions were signed out" in text
     assert "2 API keys were revoked" in text
     assert "turn on two-factor authentication" in text.lower()
+
+
+def test_two_factor_an_intruder_turned_on_does_not_survive_the_report(
+    client: TestClient, ctx: Context, clock: TestClock
+) -> None:
+    """With the password, an intruder turned on 2FA with their own app: after the owner's
+    report and reset, every sign-in asked for a code only the intruder had."""
+    ctx.clock = clock
+    make_user(ctx)
+    intruder = TestClient(client.app, headers={"User-Agent": "EvilBrowser/6.6"})
+    h = {"X-CSRF-Token": login(intruder, OWNER).json()["csrf_token"]}
+    setup = intruder.post(
+        "/api/v1/account/2fa/setup", json={"current_password": PASSWORD}, headers=h
+    ).json()
+    code = pyotp.TOTP(setup["secret"]).at(clock.now)
+    assert intruder.post("/api/v1/account/2fa/enable", json={"code": code}, headers=h).is_success
+    told = mails(ctx, OWNER)[-1]
+    assert "two-factor authentication was changed" in told["Subject"]
+    not_me = token_of(link_in(ctx, OWNER, "/account/not-me"))
+
+    clock.now += timedelta(minutes=5)
+    assert client.post("/api/v1/auth/not-me", json={"token": not_me}).status_code == 200
+    locked = next(
+        m for m in mails(ctx, OWNER) if m["Subject"] == "Your RemoveAny account is locked"
+    )
+    assert "Two-factor authentication was turned off" in body_of(locked)
+    reset = token_of(link_in(ctx, OWNER, "/reset-password"))
+    assert _reset(client, reset, "my own again").status_code == 200
+    assert login(client, OWNER, "my own again").status_code == 200
+
+
+def test_the_owners_own_two_factor_survives_a_report(
+    client: TestClient, ctx: Context, clock: TestClock
+) -> None:
+    """2FA on before the reported sign-in is the owner's: a report keeps it."""
+    ctx.clock = clock
+    make_user(ctx)
+    h = {"X-CSRF-Token": login(client, OWNER).json()["csrf_token"]}
+    setup = client.post(
+        "/api/v1/account/2fa/setup", json={"current_password": PASSWORD}, headers=h
+    ).json()
+    totp = pyotp.TOTP(setup["secret"])
+    body = {"code": totp.at(clock.now)}
+    assert client.post("/api/v1/account/2fa/enable", json=body, headers=h).is_success
+    clock.now += timedelta(minutes=5)
+    intruder = TestClient(client.app, headers={"User-Agent": "EvilBrowser/6.6"})
+    assert login(intruder, OWNER, totp_code=totp.at(clock.now)).status_code == 200
+    not_me = token_of(link_in(ctx, OWNER, "/account/not-me"))
+
+    clock.now += timedelta(minutes=5)
+    assert client.post("/api/v1/auth/not-me", json={"token": not_me}).status_code == 200
+    reset = token_of(link_in(ctx, OWNER, "/reset-password"))
+    assert _reset(client, reset, "my own again").status_code == 200
+    need = login(client, OWNER, "my own again")
+    assert need.status_code == 401 and need.json()["error"]["code"] == "totp_required"

@@ -372,7 +372,7 @@ def test_the_email_change_link_keeps_the_signed_in_header(client: TestClient, ct
 
 def test_this_wasnt_me_answers_with_a_redirect(client: TestClient, ctx: Context) -> None:
     """Reloading the confirmation locks nothing again and sends no more email."""
-    token = security.not_me_token(ctx.secret_key, make_user(ctx))
+    token = security.not_me_token(ctx.secret_key, make_user(ctx), now=ctx.now())
     page = client.get(f"/account/not-me?token={token}").text
     r = client.post(
         "/account/not-me",

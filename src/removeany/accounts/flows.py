@@ -39,7 +39,7 @@ def _base(ctx: Context) -> str:
 
 def not_me_link(ctx: Context, user: User, *, restore: str | None = None) -> str:
     return notify.not_me_link(
-        _base(ctx), security.not_me_token(ctx.secret_key, user, restore=restore)
+        _base(ctx), security.not_me_token(ctx.secret_key, user, now=ctx.now(), restore=restore)
     )
 
 
@@ -319,12 +319,13 @@ def not_me(ctx: Context, token: str) -> Reported:
     reset link. A link mailed to an address an email change took the account from first moves
     the account back there, so the reset goes to the owner, not to whoever moved it."""
     with ctx.db.transaction() as session:
-        user, restore = security.not_me_user(session, ctx.secret_key, token)
+        report = security.not_me_report(session, ctx.secret_key, token)
+        user, restore = report.user, report.restore
         moved_from = user.email
         restored = restore is not None and security.restore_email(
             session, user, restore, now=ctx.now()
         )
-        revoked = security.lock_account(session, user, now=ctx.now())
+        revoked = security.lock_account(session, user, now=ctx.now(), reported_since=report.sent_at)
         refused = restore is not None and not restored
         if not refused:
             notify.account_locked(

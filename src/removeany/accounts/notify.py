@@ -257,6 +257,14 @@ def account_locked(
             t("Password reset and email change links sent before now no longer work."),
             t("Nobody can sign in until a new password is chosen."),
         ]
+        if revoked.two_factor_off:
+            done.append(
+                t(
+                    "Two-factor authentication was turned off: it was turned on after the "
+                    "activity you reported, so it may use someone else's app. Turn it on again "
+                    "with your own once you are signed in."
+                )
+            )
         if restored_from is not None:
             done.insert(
                 0,

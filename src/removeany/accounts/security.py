@@ -330,10 +330,11 @@ def set_password(
 # --- signed links ----------------------------------------------------------------------------
 
 
-def not_me_token(secret: str, user: User, *, restore: str | None = None) -> str:
-    """A "this wasn't me" link. `restore`: the address an email change moved the account away
-    from, mailed there, so that reporting the change also moves the account back."""
-    data: dict[str, object] = {"u": user.id}
+def not_me_token(secret: str, user: User, *, now: datetime, restore: str | None = None) -> str:
+    """A "this wasn't me" link in a notice sent `now`. `restore`: the address an email change
+    moved the account away from, mailed there, so that reporting the change also moves the
+    account back."""
+    data: dict[str, object] = {"u": user.id, "t": int(now.timestamp())}
     if restore is not None:
         data["r"] = restore
     return URLSafeTimedSerializer(secret, salt=NOT_ME_SALT).dumps(data)
@@ -360,14 +361,27 @@ def not_me_restore(secret: str, token: str) -> str | None:
     return str(restore) if restore is not None else None
 
 
-def not_me_user(session: Session, secret: str, token: str) -> tuple[User, str | None]:
-    """The account a "this wasn't me" link reports, and the address it moves it back to."""
+@dataclass(frozen=True)
+class Report:
+    """A "this wasn't me" link, read: the account, when the notice that carried it was sent
+    (None for links made before notices said so) and the address to move back to, if any."""
+
+    user: User
+    sent_at: datetime | None
+    restore: str | None
+
+
+def not_me_report(session: Session, secret: str, token: str) -> Report:
     data = _not_me_data(secret, token)
     user = repo.user_by_id(session, int(str(data["u"])))
     if user is None or user.status == "deleted":
         raise DomainError("This link no longer matches an account.", code="invalid_token")
-    restore = data.get("r")
-    return user, str(restore) if restore is not None else None
+    sent, restore = data.get("t"), data.get("r")
+    return Report(
+        user=user,
+        sent_at=datetime.fromtimestamp(int(str(sent)), UTC) if sent is not None else None,
+        restore=str(restore) if restore is not None else None,
+    )
 
 
 def restore_email(session: Session, user: User, address: str, *, now: datetime) -> bool:
@@ -389,17 +403,30 @@ class Revoked:
 
     sessions: int
     api_keys: int
+    two_factor_off: bool
 
 
-def lock_account(session: Session, user: User, *, now: datetime) -> Revoked:
+def lock_account(
+    session: Session, user: User, *, now: datetime, reported_since: datetime | None
+) -> Revoked:
     """'This wasn't me': nobody can sign in until the password is reset; every session and
     API key stops working now, every reset or email-change link sent before dies (the lock
     changes credential_fingerprint), and the known devices are forgotten, so a sign-in from
-    any of them is announced again."""
+    any of them is announced again. Two-factor authentication turned on since the reported
+    notice was sent is turned off: it may be the intruder's app, which would keep the owner
+    out after the reset; the owner's own, turned on before, stays."""
     user.locked_at = now
+    intruders_2fa = (
+        reported_since is not None
+        and user.totp_enabled_at is not None
+        and user.totp_enabled_at >= reported_since
+    )
+    if intruders_2fa:
+        disable_totp(session, user)
     revoked = Revoked(
         sessions=revoke_sessions(session, user.id, now=now),
         api_keys=revoke_api_keys(session, user.id, now=now),
+        two_factor_off=intruders_2fa,
     )
     session.execute(delete(KnownDevice).where(KnownDevice.user_id == user.id))
     session.flush()
