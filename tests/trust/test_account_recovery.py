@@ -245,10 +245,11 @@ def test_two_factor_an_intruder_turned_on_does_not_survive_the_report(
     assert login(client, OWNER, "my own again").status_code == 200
 
 
-def test_the_owners_own_two_factor_survives_a_report(
+def test_the_owners_own_two_factor_survives_a_report_but_new_recovery_codes_do_not(
     client: TestClient, ctx: Context, clock: TestClock
 ) -> None:
-    """2FA on before the reported sign-in is the owner's: a report keeps it."""
+    """2FA on before the reported sign-in is the owner's: a report keeps it. Recovery codes
+    made since (by whoever was signed in) used to keep working as a second factor."""
     ctx.clock = clock
     make_user(ctx)
     h = {"X-CSRF-Token": login(client, OWNER).json()["csrf_token"]}
@@ -260,12 +261,23 @@ def test_the_owners_own_two_factor_survives_a_report(
     assert client.post("/api/v1/account/2fa/enable", json=body, headers=h).is_success
     clock.now += timedelta(minutes=5)
     intruder = TestClient(client.app, headers={"User-Agent": "EvilBrowser/6.6"})
-    assert login(intruder, OWNER, totp_code=totp.at(clock.now)).status_code == 200
+    signed = login(intruder, OWNER, totp_code=totp.at(clock.now))
     not_me = token_of(link_in(ctx, OWNER, "/account/not-me"))
+    stolen = intruder.post(
+        "/api/v1/account/2fa/recovery-codes",
+        json={"current_password": PASSWORD},
+        headers={"X-CSRF-Token": signed.json()["csrf_token"]},
+    ).json()["recovery_codes"]
 
     clock.now += timedelta(minutes=5)
     assert client.post("/api/v1/auth/not-me", json={"token": not_me}).status_code == 200
+    (locked,) = [m for m in mails(ctx, OWNER) if m["Subject"] == LOCKED_SUBJECT]
+    assert "Recovery codes made after" in body_of(locked)
     reset = token_of(link_in(ctx, OWNER, "/reset-password"))
     assert _reset(client, reset, "my own again").status_code == 200
     need = login(client, OWNER, "my own again")
     assert need.status_code == 401 and need.json()["error"]["code"] == "totp_required"
+    refused = login(client, OWNER, "my own again", totp_code=stolen[0])
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_totp"
+    clock.now += timedelta(minutes=1)
+    assert login(client, OWNER, "my own again", totp_code=totp.at(clock.now)).status_code == 200

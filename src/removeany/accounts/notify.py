@@ -257,6 +257,13 @@ def account_locked(
             t("Password reset and email change links sent before now no longer work."),
             t("Nobody can sign in until a new password is chosen."),
         ]
+        if revoked.recovery_codes_deleted:
+            done.append(
+                t(
+                    "Recovery codes made after the activity you reported were deleted: make "
+                    "new ones once you are signed in."
+                )
+            )
         if revoked.two_factor_off:
             done.append(
                 t(

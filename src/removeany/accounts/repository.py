@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from removeany.accounts.models import ApiKey, User, WebSession
+from removeany.accounts.models import ApiKey, RecoveryCode, User, WebSession
 
 
 def user_by_email(session: Session, email: str) -> User | None:
@@ -33,3 +34,13 @@ def api_keys_of(session: Session, user_id: int) -> Sequence[ApiKey]:
 
 def api_key_of(session: Session, user_id: int, key_id: int) -> ApiKey | None:
     return session.scalar(select(ApiKey).where(ApiKey.user_id == user_id, ApiKey.id == key_id))
+
+
+def delete_recovery_codes_since(session: Session, user_id: int, since: datetime) -> int:
+    """Forget the recovery codes made at or after `since`; returns how many."""
+    result = session.execute(
+        delete(RecoveryCode).where(
+            RecoveryCode.user_id == user_id, RecoveryCode.created_at >= since
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -404,6 +404,7 @@ class Revoked:
     sessions: int
     api_keys: int
     two_factor_off: bool
+    recovery_codes_deleted: bool
 
 
 def lock_account(
@@ -414,19 +415,24 @@ def lock_account(
     changes credential_fingerprint), and the known devices are forgotten, so a sign-in from
     any of them is announced again. Two-factor authentication turned on since the reported
     notice was sent is turned off: it may be the intruder's app, which would keep the owner
-    out after the reset; the owner's own, turned on before, stays."""
+    out after the reset; the owner's own, turned on before, stays, less any recovery codes
+    made since (whoever made them has them)."""
     user.locked_at = now
     intruders_2fa = (
         reported_since is not None
         and user.totp_enabled_at is not None
         and user.totp_enabled_at >= reported_since
     )
+    codes_deleted = 0
     if intruders_2fa:
         disable_totp(session, user)
+    elif reported_since is not None:
+        codes_deleted = repo.delete_recovery_codes_since(session, user.id, reported_since)
     revoked = Revoked(
         sessions=revoke_sessions(session, user.id, now=now),
         api_keys=revoke_api_keys(session, user.id, now=now),
         two_factor_off=intruders_2fa,
+        recovery_codes_deleted=codes_deleted > 0,
     )
     session.execute(delete(KnownDevice).where(KnownDevice.user_id == user.id))
     session.flush()
