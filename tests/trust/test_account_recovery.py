@@ -7,11 +7,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pyotp
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from removeany import i18n
+from removeany.accounts import service as accounts
 from removeany.accounts.models import KnownDevice, User
+from removeany.api.auth import SESSION_COOKIE
 from removeany.context import Context
 from removeany.mail.models import SENT, OutgoingMail
 from tests.conftest import TestClock
@@ -281,3 +284,34 @@ def test_the_owners_own_two_factor_survives_a_report_but_new_recovery_codes_do_n
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_totp"
     clock.now += timedelta(minutes=1)
     assert login(client, OWNER, "my own again", totp_code=totp.at(clock.now)).status_code == 200
+
+
+def test_sessions_die_with_the_password_they_were_started_with(
+    client: TestClient, ctx: Context
+) -> None:
+    """A session lived until something remembered to revoke it; a password written by any
+    other path (an operator's tool, a future flow) left every browser signed in. Now a
+    session is bound to the password it was started with. Re-hashing the same password at
+    sign-in (when the hashing parameters change) keeps the account's other sessions."""
+    user = make_user(ctx)
+    phone = TestClient(client.app, headers={"User-Agent": "Phone/1.0"})
+    with ctx.db.transaction() as s:  # signed in while the hash had older parameters
+        row = s.get(User, user.id)
+        assert row is not None
+        row.password_hash = PasswordHasher(time_cost=1).hash(PASSWORD)
+        token, _ = accounts.start_session(
+            s, row, now=ctx.now(), days=1, user_agent="Phone/1.0", ip="10.0.0.2"
+        )
+    phone.cookies.set(SESSION_COOKIE, token)
+    assert phone.get("/api/v1/me").status_code == 200
+    assert login(client, OWNER).status_code == 200  # re-hashes with today's parameters
+    assert phone.get("/api/v1/me").status_code == 200
+    laptop = TestClient(client.app, headers={"User-Agent": "Laptop/1.0"})
+    assert login(laptop, OWNER).status_code == 200
+
+    with ctx.db.transaction() as s:
+        row = s.get(User, user.id)
+        assert row is not None
+        row.password_hash = PasswordHasher().hash("set by some other path")
+    for browser in (client, phone, laptop):
+        assert browser.get("/api/v1/me").status_code == 401

@@ -48,7 +48,9 @@ class User(Base):
 
 
 class WebSession(Base):
-    """A signed-in browser. The cookie carries a random token; only its hash is stored."""
+    """A signed-in browser. The cookie carries a random token; only its hash is stored.
+    `password_fingerprint` binds it to the password it was started with (accounts.service):
+    setting another password, by any path, ends it."""
 
     __tablename__ = "web_sessions"
 
@@ -62,6 +64,7 @@ class WebSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    password_fingerprint: Mapped[str] = mapped_column(String(32), server_default="")
 
 
 # The name of a key made without one: stored, and answered by the API, as written; pages and

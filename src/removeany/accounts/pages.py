@@ -243,7 +243,7 @@ def _security_page(
             status_code=status_code,
             viewer=viewer,
             balance=ledger.balance(session, viewer.user.id, ctx.now()),
-            sessions=list(security.active_sessions(session, viewer.user.id, ctx.now())),
+            sessions=list(security.active_sessions(session, viewer.user, ctx.now())),
             keys=[k for k in accounts.list_api_keys(session, viewer.user) if not k.revoked_at],
             recovery_left=security.recovery_codes_left(session, viewer.user),
             retention_hours=ctx.settings.retention_hours,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from removeany.accounts.models import ApiKey, RecoveryCode, User, WebSession
@@ -21,6 +21,15 @@ def user_by_id(session: Session, user_id: int) -> User | None:
 
 def session_by_token_hash(session: Session, token_hash: str) -> WebSession | None:
     return session.scalar(select(WebSession).where(WebSession.token_hash == token_hash))
+
+
+def rebind_sessions(session: Session, user_id: int, before: str, after: str) -> None:
+    """Sessions bound to the fingerprint `before` are bound to `after` instead."""
+    session.execute(
+        update(WebSession)
+        .where(WebSession.user_id == user_id, WebSession.password_fingerprint == before)
+        .values(password_fingerprint=after)
+    )
 
 
 def api_key_by_hash(session: Session, key_hash: str) -> ApiKey | None:

@@ -26,7 +26,7 @@ from removeany.accounts.models import (
     User,
     WebSession,
 )
-from removeany.accounts.service import InvalidEmail, normalise_email
+from removeany.accounts.service import InvalidEmail, normalise_email, password_fingerprint
 from removeany.errors import DomainError, Forbidden, NotFound, Unauthorized
 from removeany.infra.ratelimit import SESSION_KEY as RATE_COUNTERS
 from removeany.infra.ratelimit import RedisCounters
@@ -234,13 +234,15 @@ def revoke_api_keys(session: Session, user_id: int, *, now: datetime) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def active_sessions(session: Session, user_id: int, now: datetime) -> Sequence[WebSession]:
+def active_sessions(session: Session, user: User, now: datetime) -> Sequence[WebSession]:
+    """The sessions that still sign a browser in (see service.resolve_session)."""
     stmt = (
         select(WebSession)
         .where(
-            WebSession.user_id == user_id,
+            WebSession.user_id == user.id,
             WebSession.revoked_at.is_(None),
             WebSession.expires_at > now,
+            WebSession.password_fingerprint == password_fingerprint(user),
         )
         .order_by(WebSession.last_seen_at.desc())
     )
@@ -319,11 +321,19 @@ def set_password(
     session: Session, user: User, new_password: str, *, now: datetime, keep_session: int | None
 ) -> None:
     """Change the password; every other session ends (and with a reset, every session), and
-    every reset or email-change link sent before stops working (credential_fingerprint)."""
+    every reset or email-change link sent before stops working (credential_fingerprint).
+    Sessions are bound to the password (service.password_fingerprint), so the others would
+    die anyway; revoking them records when, and takes them off the list of sessions."""
     passwords.check_policy(new_password, email=user.email)
     user.password_hash = passwords.hash_password(new_password)
     user.password_changed_at = now
     revoke_sessions(session, user.id, now=now, keep=keep_session)
+    if keep_session is not None:
+        session.execute(
+            update(WebSession)
+            .where(WebSession.id == keep_session)
+            .values(password_fingerprint=password_fingerprint(user))
+        )
     session.flush()
 
 

@@ -177,7 +177,7 @@ def security_overview(request: Request) -> SecurityOut:
                     expires_at=w.expires_at,
                     current=current is not None and current.id == w.id,
                 )
-                for w in security.active_sessions(session, user.id, ctx.now())
+                for w in security.active_sessions(session, user, ctx.now())
             ],
             api_keys=[key_out(k) for k in accounts.list_api_keys(session, user)],
         )

@@ -41,6 +41,12 @@ def _sha256(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+def password_fingerprint(user: User) -> str:
+    """What a browser session is bound to: a session started with one password ends when
+    another is set, whichever path sets it, with no list of sessions to remember to revoke."""
+    return _sha256(user.password_hash)[:32]
+
+
 def normalise_email(email: str) -> str:
     try:
         result = validate_email(email.strip(), check_deliverability=False)
@@ -167,7 +173,10 @@ def authenticate(session: Session, email: str, password: str) -> User:
         raise Unauthorized("Email or password is wrong.", code="invalid_credentials")
     assert user is not None
     if passwords.needs_rehash(user.password_hash):
+        # The same password under new parameters: its sessions stay bound to it.
+        before = password_fingerprint(user)
         user.password_hash = passwords.hash_password(password)
+        repo.rebind_sessions(session, user.id, before, password_fingerprint(user))
         session.flush()
     return user
 
@@ -185,6 +194,7 @@ def start_session(
         created_at=now,
         expires_at=now + timedelta(days=days),
         last_seen_at=now,
+        password_fingerprint=password_fingerprint(user),
     )
     session.add(web_session)
     session.flush()
@@ -192,8 +202,13 @@ def start_session(
 
 
 def resolve_session(session: Session, token: str, *, now: datetime) -> WebSession | None:
+    """The live session for a cookie: not revoked, not expired, and started with the
+    account's current password."""
     web_session = repo.session_by_token_hash(session, _sha256(token))
     if web_session is None or web_session.revoked_at is not None or web_session.expires_at <= now:
+        return None
+    user = repo.user_by_id(session, web_session.user_id)
+    if user is None or web_session.password_fingerprint != password_fingerprint(user):
         return None
     if now - web_session.last_seen_at > timedelta(minutes=5):
         web_session.last_seen_at = now
