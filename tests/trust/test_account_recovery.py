@@ -315,3 +315,30 @@ def test_sessions_die_with_the_password_they_were_started_with(
         row.password_hash = PasswordHasher().hash("set by some other path")
     for browser in (client, phone, laptop):
         assert browser.get("/api/v1/me").status_code == 401
+
+
+def test_an_undo_whose_address_was_taken_still_locks_and_mails_the_intruder_nothing(
+    client: TestClient, ctx: Context
+) -> None:
+    """If the old address has an account of its own by now, the account cannot move back;
+    it is locked all the same, and no reset link goes to the address the intruder set."""
+    user = make_user(ctx)
+    intruder = TestClient(client.app, headers={"User-Agent": "EvilBrowser/6.6"})
+    h = {"X-CSRF-Token": login(intruder, OWNER).json()["csrf_token"]}
+    body = {"current_password": PASSWORD, "new_email": INTRUDER}
+    assert intruder.post("/api/v1/account/email", json=body, headers=h).status_code == 202
+    change = token_of(link_in(ctx, INTRUDER, "/account/email/confirm"))
+    assert intruder.post("/api/v1/account/email/confirm", json={"token": change}).is_success
+    undo = token_of(link_in(ctx, OWNER, "/account/not-me"))
+    squat = {"email": OWNER, "password": "squatting on it", "accept_terms": True}
+    assert client.post("/api/v1/auth/register", json=squat).status_code == 202
+    sent_to_intruder = len(mails(ctx, INTRUDER))
+
+    r = client.post("/api/v1/auth/not-me", json={"token": undo})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "email_taken"
+    assert "operator" in r.json()["error"]["message"]
+    assert _email_of(ctx, user.id) == INTRUDER
+    assert intruder.get("/api/v1/me").status_code == 401
+    assert len(mails(ctx, INTRUDER)) == sent_to_intruder
+    locked = login(intruder, INTRUDER)
+    assert locked.status_code == 403 and locked.json()["error"]["code"] == "account_locked"
