@@ -16,6 +16,7 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+from removeany.cli import app as cli_app
 from removeany.cli_offline import PhotoSlots, header_pixels, remove_background_command
 from tests.conftest import eval_image
 
@@ -296,3 +297,30 @@ def test_an_animation_is_refused_and_nothing_is_written_for_it(
     assert "wave.gif: animated_image: The image holds 3 frames" in stderr
     assert "1 of 2 images written" in stdout
     assert sorted(p.name for p in out.iterdir()) == ["runner.png"]
+
+
+@pytest.mark.parametrize("command", ["remove-background", "cutout-portrait", "remove-watermark"])
+def test_every_offline_command_ends_alike_and_speaks_of_local_files(
+    tmp_path: Path, model_dir: Path, command: str
+) -> None:
+    """Each offline command ends with the count on stdout and one 'failed: NAMES' line on
+    stderr, and its problems say what to do with a file on disk, not what to upload."""
+    notes = tmp_path / "notes.png"
+    notes.write_text("a text file with an image's name")
+    empty = tmp_path / "empty.jpg"
+    empty.touch()
+    out = tmp_path / "out"
+
+    result = CliRunner().invoke(
+        cli_app, [command, str(notes), str(empty), "-o", str(out), "--model-dir", str(model_dir)]
+    )
+
+    assert result.exit_code == 1, result.output
+    assert result.stdout.strip() == f"0 of 2 images written to {out}"
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == f"failed: {notes}, {empty}"
+    assert f"{notes}: unsupported_format: The file is not a supported image; use a PNG" in (
+        result.stderr
+    )
+    assert f"{empty}: empty_file: The file is empty (0 bytes)" in result.stderr
+    assert "upload" not in result.stderr.lower()

@@ -140,8 +140,11 @@ def remove_background_command(
     except ModelError as exc:
         err.print(f"error: {exc.message}", markup=False, highlight=False)
         return EXIT_USAGE
-    except (OptionError, ImageError) as exc:
+    except OptionError as exc:
         err.print(f"error: {exc.code}: {exc.message}", markup=False, highlight=False)
+        return EXIT_USAGE
+    except ImageError as exc:  # the --bg-image photo
+        err.print(f"error: {exc.code}: {exc.local_message}", markup=False, highlight=False)
         return EXIT_USAGE
     single_file = len(inputs) == 1 and inputs[0].is_file() and not output.is_dir()
     if single_file and output.suffix.lower() not in (*OUTPUT_FORMATS, ZIP_SUFFIX):
@@ -164,8 +167,7 @@ def remove_background_command(
         lambda task: _run_one(task, look, models, model_dir, max_bytes, max_pixels, slots),
         workers=slots.workers,
     )
-    print(f"{len(tasks) - len(failures)} of {len(tasks)} images written to {output}")
-    return EXIT_FAILURES if failures else EXIT_OK
+    return finish(tasks, failures, output)
 
 
 def _background(path: Path, max_bytes: int, max_pixels: int) -> Image.Image:
@@ -238,6 +240,18 @@ def run_tasks(
                 err.print(f"error: {task.source}: {problem}", markup=False, highlight=False)
             progress.advance(bar)
     return failures
+
+
+def finish(tasks: list[Task], failures: list[tuple[Path, str]], output: Path) -> int:
+    """End an offline command the same way each time: the count written on stdout, then (on
+    stderr, after each failure's own line) one line naming every failed input, and the exit
+    code (EXIT_FAILURES when any failed)."""
+    print(f"{len(tasks) - len(failures)} of {len(tasks)} images written to {output}")
+    if not failures:
+        return EXIT_OK
+    names = ", ".join(str(source) for source, _ in failures)
+    Console(stderr=True, soft_wrap=True).print(f"failed: {names}", markup=False, highlight=False)
+    return EXIT_FAILURES
 
 
 def _in_order(fn: Callable[[int], str | None], count: int, workers: int) -> Iterator[str | None]:
@@ -325,7 +339,7 @@ def _run_one(
                 data = encode_image(result, OUTPUT_FORMATS.get(suffix, "png"))
         write_atomically(task.target, data)
     except ImageError as exc:
-        return f"{exc.code}: {exc.message}"
+        return f"{exc.code}: {exc.local_message}"
     except OSError as exc:
         return io_problem(exc)
     return None

@@ -24,14 +24,13 @@ from rich.console import Console
 from removeany.cli_offline import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
-    EXIT_FAILURES,
-    EXIT_OK,
     EXIT_USAGE,
     OUTPUT_FORMATS,
     MaxBytesOption,
     MaxPixelsOption,
     ModelDirOption,
     Task,
+    finish,
     io_problem,
     plan_tasks,
     read_image,
@@ -160,12 +159,7 @@ def cutout_portrait_command(
         "Cutting out portraits",
         lambda task: _run_one(task, process, max_bytes, max_pixels, dpi),
     )
-    print(f"{len(tasks) - len(failures)} of {len(tasks)} images written to {output}")
-    if failures:
-        names = ", ".join(str(source) for source, _ in failures)
-        err.print(f"failed: {names}", markup=False, highlight=False)
-        return EXIT_FAILURES
-    return EXIT_OK
+    return finish(tasks, failures, output)
 
 
 def _run_one(
@@ -182,7 +176,7 @@ def _run_one(
         fmt = OUTPUT_FORMATS.get(task.target.suffix.lower(), "png")
         write_atomically(task.target, encode_image(result, fmt, quality=95, dpi=dpi))
     except ImageError as exc:
-        return f"{exc.code}: {exc.message}"
+        return f"{exc.code}: {exc.local_message}"
     except OSError as exc:
         return io_problem(exc)
     return None

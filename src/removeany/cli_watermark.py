@@ -32,13 +32,12 @@ from rich.console import Console
 from removeany.cli_offline import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
-    EXIT_FAILURES,
-    EXIT_OK,
     EXIT_USAGE,
     MaxBytesOption,
     MaxPixelsOption,
     ModelDirOption,
     Task,
+    finish,
     io_problem,
     plan_tasks,
     read_image,
@@ -160,7 +159,7 @@ def remove_watermark_command(
         try:
             decoded = decode_image(mask.read_bytes(), max_bytes=max_bytes, max_pixels=max_pixels)
         except ImageError as exc:
-            return usage(f"--mask {mask}: {exc.code}: {exc.message}")
+            return usage(f"--mask {mask}: {exc.code}: {exc.local_message}")
         except OSError as exc:
             return usage(f"--mask {mask}: {io_problem(exc)}")
         mask_arr = np.asarray(decoded.convert("L"), np.uint8)
@@ -201,12 +200,7 @@ def remove_watermark_command(
     if joint:
         how.marks.update(_shared_marks(tasks, how, err))
     failures = run_tasks(tasks, "Removing watermarks", lambda task: _restore_one(task, how))
-    print(f"{len(tasks) - len(failures)} of {len(tasks)} images written to {output}")
-    if failures:
-        names = ", ".join(str(source) for source, _ in failures)
-        err.print(f"failed: {names}", markup=False, highlight=False)
-        return EXIT_FAILURES
-    return EXIT_OK
+    return finish(tasks, failures, output)
 
 
 def _shared_marks(
@@ -281,7 +275,7 @@ def _restore_one(task: Task, how: _Restoring) -> str | None:
         data = task.source.read_bytes()
         image = decode_image(data, max_bytes=how.max_bytes, max_pixels=how.max_pixels)
     except ImageError as exc:
-        return f"{exc.code}: {exc.message}"
+        return f"{exc.code}: {exc.local_message}"
     except OSError as exc:
         return io_problem(exc)
     shape = (image.height, image.width)
@@ -373,7 +367,7 @@ def _write(image: Image.Image, target: Path, fmt: str) -> str | None:
             data = buf.getvalue()
         write_atomically(target, data)
     except ImageError as exc:
-        return f"{exc.code}: {exc.message}"
+        return f"{exc.code}: {exc.local_message}"
     except OSError as exc:
         return io_problem(exc)
     return None

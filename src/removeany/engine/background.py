@@ -97,6 +97,7 @@ def ensure_foreground(alpha: FloatArray) -> None:
         raise ImageError(
             "unknown_foreground",
             "No foreground subject could be found; upload a photo with a clear subject.",
+            local="No foreground subject could be found; use a photo with a clear subject.",
         )
 
 

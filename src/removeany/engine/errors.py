@@ -21,12 +21,18 @@ ImageErrorCode = Literal[
 
 
 class ImageError(Exception):
-    """A user-supplied image cannot be processed; ``message`` tells the user what to do."""
+    """A user-supplied image cannot be processed; ``message`` tells the user what to do.
 
-    def __init__(self, code: ImageErrorCode, message: str) -> None:
+    ``message`` speaks to someone who uploaded the image (the API and the pages, which
+    translate it); ``local_message`` to someone holding it as a file on their own disk (the
+    offline CLI). They differ only where the remedy does: pass ``local`` when ``message``
+    asks for an upload."""
+
+    def __init__(self, code: ImageErrorCode, message: str, *, local: str | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code: ImageErrorCode = code
         self.message = message
+        self.local_message = local or message
 
 
 class OptionError(ValueError):

@@ -55,27 +55,37 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
         raise ImageError(
             "file_too_large",
             f"The file is {len(data):,} bytes; upload an image of at most {max_bytes:,} bytes.",
+            local=f"The file is {len(data):,} bytes; use an image of at most {max_bytes:,} bytes.",
         )
     if not data:
         raise ImageError(
             "empty_file",
             "The file is empty (0 bytes); choose the image again, and check that it opens on "
             "your device.",
+            local="The file is empty (0 bytes); check that it was saved or copied completely.",
         )
     fmt = sniff_format(data)
     if fmt is None:
         raise ImageError(
             "unsupported_format",
             "The file is not a supported image; upload a PNG, JPEG, WebP, GIF, BMP or TIFF image.",
+            local="The file is not a supported image; use a PNG, JPEG, WebP, GIF, BMP or TIFF "
+            "file.",
         )
     im = _open_header(data, fmt)
     width, height = im.size
     if width < 1 or height < 1:
-        raise ImageError("corrupt_image", "The image has no pixels; upload a different file.")
+        raise ImageError(
+            "corrupt_image",
+            "The image has no pixels; upload a different file.",
+            local="The image has no pixels; use a different file.",
+        )
     if width * height > max_pixels:
         raise ImageError(
             "too_many_pixels",
             f"The image is {width}x{height} pixels; upload one of at most "
+            f"{max_pixels:,} pixels (resize it first).",
+            local=f"The image is {width}x{height} pixels; use one of at most "
             f"{max_pixels:,} pixels (resize it first).",
         )
     frames = _pictures(im)
@@ -194,6 +204,8 @@ def _bomb() -> ImageError:
         "too_many_pixels",
         "A frame of the image declares far more pixels than the image has; upload a "
         "single-frame copy of it (export it as PNG or JPEG).",
+        local="A frame of the image declares far more pixels than the image has; use a "
+        "single-frame copy of it (export it as PNG or JPEG).",
     )
 
 
@@ -201,6 +213,8 @@ def _corrupt() -> ImageError:
     return ImageError(
         "corrupt_image",
         "The image is damaged or truncated and cannot be decoded; upload the file again "
+        "or export it anew.",
+        local="The image is damaged or truncated and cannot be decoded; copy the file again "
         "or export it anew.",
     )
 

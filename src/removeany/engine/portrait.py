@@ -456,13 +456,16 @@ def id_photo(
     faces = detect_faces(image, model_dir=model_dir)
     if not faces:
         raise ImageError(
-            "no_face", "No face was found. Upload a well-lit photo of one person facing the camera."
+            "no_face",
+            "No face was found. Upload a well-lit photo of one person facing the camera.",
+            local="No face was found. Use a well-lit photo of one person facing the camera.",
         )
     face = max(faces, key=lambda f: f.width * f.height)
     if any(f is not face and f.width >= OTHER_FACE_SHARE * face.width for f in faces):
         raise ImageError(
             "several_faces",
             "The photo shows more than one face. Upload a photo of one person alone.",
+            local="The photo shows more than one face. Use a photo of one person alone.",
         )
     rgb = np.asarray(image.convert("RGB"))
     pose = face_pose(rgb, face, model_dir)
@@ -478,6 +481,9 @@ def id_photo(
             f"The face is too small for a sharp {size} ID photo: the head, top of the hair to "
             f"chin, is {pixels} pixels high and needs at least {need}. Upload a closer or "
             "larger photo.",
+            local=f"The face is too small for a sharp {size} ID photo: the head, top of the "
+            f"hair to chin, is {pixels} pixels high and needs at least {need}. Use a closer "
+            "or larger photo.",
         )
     matrix = np.empty((2, 3), np.float64)
     matrix[:, :2] = _rotation(-pose.roll) * scale
@@ -489,6 +495,8 @@ def id_photo(
             "face_cut_off",
             "The head or shoulders are cut off by the edge of the photo. Upload a photo with "
             "space above the head and the shoulders in the frame.",
+            local="The head or shoulders are cut off by the edge of the photo. Use a photo "
+            "with space above the head and the shoulders in the frame.",
         )
     foreground = estimate_foreground(colour_layer, alpha_layer)
     colour = np.asarray(ID_BACKGROUNDS[background], np.float32) / 255.0
@@ -523,6 +531,8 @@ def _crown_height(alpha: F32, pose: FacePose, face_size: float) -> float:
             "unknown_foreground",
             "The person could not be told apart from the background. Upload a photo taken "
             "against a plain wall.",
+            local="The person could not be told apart from the background. Use a photo taken "
+            "against a plain wall.",
         )
     tops: list[int] = []
     for column in range(band):
@@ -534,6 +544,8 @@ def _crown_height(alpha: F32, pose: FacePose, face_size: float) -> float:
                 "face_cut_off",
                 "The top of the head is cut off by the edge of the photo. Upload a photo with "
                 "space above the head.",
+                local="The top of the head is cut off by the edge of the photo. Use a photo "
+                "with space above the head.",
             )
         tops.append(top)
     return (height - 1 - float(np.percentile(tops, 10))) / k
