@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,6 +30,7 @@ from removeany.engine.errors import ImageError, OptionError
 from removeany.errors import DomainError
 from removeany.i18n import LocaleMiddleware
 from removeany.infra.settings import Settings
+from removeany.infra.storage import StorageMisconfigured
 from removeany.jobs.pages import router as job_pages
 from removeany.jobs.routes import router as jobs_router
 from removeany.jobs.worker import resume_unfinished
@@ -38,6 +40,8 @@ from removeany.trust import long_text_routers
 from removeany.web.routes import ResourceHeaders, not_found_page, static_files, too_large_page
 from removeany.web.routes import router as web_router
 from removeany.web.trial import router as trial_router
+
+log = logging.getLogger(__name__)
 
 
 def create_app(ctx: Context | None = None, *, run_workers: bool = True) -> FastAPI:
@@ -119,6 +123,8 @@ def _is_page_form(request: Request) -> bool:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        if isinstance(exc, StorageMisconfigured):  # the user reads storage_unavailable
+            log.error("file storage refuses this server: %s", exc.reason)
         return _error(request, exc.status_code, exc.code, exc.message)
 
     @app.exception_handler(ImageError)

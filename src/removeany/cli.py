@@ -11,6 +11,7 @@ import typer
 
 from removeany.cli_admin import admin_app
 from removeany.cli_context import (
+    check_file_storage,
     check_operator_models,
     in_transaction,
     platform_context,
@@ -80,6 +81,7 @@ def serve(
 
     settings = served_settings(Settings(), host, port)
     ctx = platform_context(settings)
+    check_file_storage(settings)
     typer.echo(f"RemoveAny on http://{host}:{port}  (data in {settings.data_dir.resolve()})")
     try:
         uvicorn.run(
@@ -136,6 +138,7 @@ def worker(
 
     settings = Settings()
     check_operator_models(settings)
+    check_file_storage(settings)
     run_worker(
         settings,
         concurrency=concurrency or settings.worker_concurrency,

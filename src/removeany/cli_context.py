@@ -1,7 +1,7 @@
 """How a command gets the platform: ``build_context``, except that a setup problem (a wrong
 model hash, an unknown model name in the settings, a database that cannot be opened, a data
-folder that cannot be made) ends the command with its reason, exit code 2, instead of a
-traceback."""
+folder that cannot be made, a bucket that refuses this server) ends the command with its
+reason, exit code 2, instead of a traceback."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from removeany.engine.errors import ModelError
 from removeany.infra.settings import Settings
+from removeany.infra.storage import StorageMisconfigured, check_storage
 from removeany.operator_models import register_operator_models
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ def setup_problems_end_the_command() -> Iterator[None]:
         yield
     except ModelError as exc:
         raise _fail(exc.message) from None
+    except StorageMisconfigured as exc:
+        raise _fail(f"file storage: {exc.reason}") from None
     except SQLAlchemyError as exc:
         # The driver's own first line (never the URL, which may hold a password).
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
@@ -51,6 +54,13 @@ def check_operator_models(settings: Settings) -> None:
     """Register and check the operator's models now, or end the command saying what is wrong."""
     with setup_problems_end_the_command():
         register_operator_models(settings)
+
+
+def check_file_storage(settings: Settings) -> None:
+    """For the processes that store files (`serve`, `worker`): the bucket takes a probe
+    object now, or the command ends naming the setting to fix (see `check_storage`)."""
+    with setup_problems_end_the_command():
+        check_storage(settings)
 
 
 def platform_context(settings: Settings) -> Context:

@@ -9,6 +9,7 @@ the moment the worker sends the chosen request; the embedded in-process worker a
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -310,3 +311,55 @@ def test_a_celery_worker_waits_out_the_bucket_and_charges_once(
     finally:
         ctx.close()
         forget_queue(broker_url, queue)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_bucket_that_refuses_the_worker_fails_the_job_at_once_and_tells_the_operator(
+    settings: Settings,
+    bucket: tuple[FlakyEndpoint, str],
+    s3_server: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The bucket is deleted while the worker waits for it (an operator's mistake, not an
+    outage): the job fails uncharged with storage_unavailable as soon as the store answers,
+    not after storage_retry_seconds, and the log names the setting to fix. A submission then
+    is answered 503 storage_unavailable (it was a 500 from a raw ClientError)."""
+    flaky, name = bucket
+    ctx = build_context(on_bucket(settings, flaky, name, storage_retry_seconds=300))
+    assert isinstance(ctx.storage, S3Storage)
+    ctx.storage.ensure_bucket()
+    try:
+        user = make_user(ctx, credits=3)
+        headers = {"X-Api-Key": make_api_key(ctx, user)}
+        flaky.refuse_from(f"GET /{name}/originals/".encode())
+        with TestClient(create_app(ctx)) as client, caplog.at_level(logging.ERROR):
+            job_id = submit(client, headers)
+            stays_running_while_down(client, headers, job_id, flaky)
+            gone = direct(s3_server, name)
+            gone.delete(f"originals/{job_id}")
+            gone.client.delete_bucket(Bucket=name)
+            flaky.up()
+            started = time.monotonic()
+            job = finished(client, headers, job_id)
+            assert time.monotonic() - started < 10
+            assert job["status"] == "failed", job
+            assert job["error_code"] == "storage_unavailable", job
+            assert "Nothing was charged" in job["error_message"]
+            refused = client.post(
+                "/api/v1/jobs",
+                headers=headers,
+                files={"file": ("p.jpg", small_photo(photo_paths(1)[0], 200))},
+            )
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"]["code"] == "storage_unavailable"
+        ledger = audit(ctx, user.id)
+        assert ledger["captured"] == 0 and ledger["held"] == 0 and ledger["available"] == 3
+        refusals = [
+            r.getMessage() for r in caplog.records if "refuses this server" in r.getMessage()
+        ]
+        assert len(refusals) == 2, caplog.text
+        assert all(f"'{name}' does not exist" in line for line in refusals)
+        assert all("check REMOVEANY_S3_BUCKET" in line for line in refusals)
+        assert job_id in refusals[0]
+    finally:
+        ctx.close()

@@ -16,6 +16,7 @@ import re
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,19 +57,74 @@ class StorageUnavailable(DomainError):
         )
 
 
+class StorageMisconfigured(StorageUnavailable):
+    """The bucket answers but refuses this server: wrong credentials, a missing bucket, no
+    permission to write. Waiting will not help, so it is never retried; users see
+    `storage_unavailable` (nothing charged) while ``reason`` tells the operator which setting
+    to fix."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+# S3's answers that only the operator can fix: what is wrong, and what to check.
+_REFUSALS = {
+    "InvalidAccessKeyId": (
+        "the store does not know the access key",
+        "check REMOVEANY_S3_ACCESS_KEY_ID",
+    ),
+    "SignatureDoesNotMatch": (
+        "the secret key does not belong to the access key",
+        "check REMOVEANY_S3_SECRET_ACCESS_KEY",
+    ),
+    "NoSuchBucket": (
+        "the bucket {bucket!r} does not exist",
+        "check REMOVEANY_S3_BUCKET (and REMOVEANY_S3_ENDPOINT_URL, REMOVEANY_S3_REGION)",
+    ),
+    "InvalidBucketName": ("{bucket!r} is not a valid bucket name", "check REMOVEANY_S3_BUCKET"),
+    "AccessDenied": (
+        "the access key may not read, write or delete objects in the bucket {bucket!r}",
+        "grant REMOVEANY_S3_ACCESS_KEY_ID's user s3:GetObject, s3:PutObject, s3:DeleteObject "
+        "and s3:ListBucket on it",
+    ),
+    # A HEAD's answer has no body, so no code says which refusal it was.
+    "403": (
+        "the store refused the request",
+        "check REMOVEANY_S3_ACCESS_KEY_ID, REMOVEANY_S3_SECRET_ACCESS_KEY and the key's "
+        "permissions on the bucket {bucket!r}",
+    ),
+}
+_NO_CREDENTIALS = (
+    "set REMOVEANY_S3_ACCESS_KEY_ID and REMOVEANY_S3_SECRET_ACCESS_KEY (or give the machine "
+    "AWS credentials of its own)"
+)
+
+
 @contextmanager
-def _reachable() -> Iterator[None]:
+def _reachable(bucket: str) -> Iterator[None]:
     """Connection failures, timeouts, S3's own 5xx answers and its throttling (SlowDown, 429)
-    become StorageUnavailable; other answers (no such key, access denied) pass through."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    become StorageUnavailable; refusals only the operator can fix (credentials, the bucket,
+    permissions) StorageMisconfigured; other answers (no such key) pass through."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
 
     try:
         yield
+    except (NoCredentialsError, PartialCredentialsError) as exc:
+        raise StorageMisconfigured(f"{exc}; {_NO_CREDENTIALS}") from exc
     except BotoCoreError as exc:
         raise StorageUnavailable() from exc
     except ClientError as exc:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         code = exc.response.get("Error", {}).get("Code")
+        if code in _REFUSALS:
+            what, fix = (part.format(bucket=bucket) for part in _REFUSALS[code])
+            raise StorageMisconfigured(f"{what} ({code}); {fix}") from exc
         if status >= 500 or status == 429 or code in _TRANSIENT_CODES:
             raise StorageUnavailable() from exc
         raise
@@ -164,12 +220,12 @@ class S3Storage:
         return self.prefix + check_key(key)
 
     def put(self, key: str, data: bytes) -> None:
-        with _reachable():
+        with _reachable(self.bucket):
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
     def get(self, key: str) -> bytes:
         try:
-            with _reachable():
+            with _reachable(self.bucket):
                 response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
                 body: bytes = response["Body"].read()
         except self.client.exceptions.NoSuchKey:
@@ -177,14 +233,14 @@ class S3Storage:
         return body
 
     def delete(self, key: str) -> None:
-        with _reachable():
+        with _reachable(self.bucket):
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
         try:
-            with _reachable():
+            with _reachable(self.bucket):
                 self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
@@ -271,8 +327,8 @@ class RetryingStorage:
     tried again with exponential backoff for up to `within` seconds counted from the start of
     the first failing call, one budget shared by every call made through it (a worker makes
     one per job attempt, so a job waits out a brief bucket outage instead of failing). Other
-    errors (no such file, access denied) are never retried. `stopping` cuts a wait short:
-    the last StorageUnavailable is raised at once."""
+    errors (no such file, a refusal: `StorageMisconfigured`) are never retried. `stopping`
+    cuts a wait short: the last StorageUnavailable is raised at once."""
 
     FIRST_DELAY = 0.5
     MAX_DELAY = 30.0
@@ -289,6 +345,8 @@ class RetryingStorage:
             began = time.monotonic()
             try:
                 return call()
+            except StorageMisconfigured:
+                raise
             except StorageUnavailable:
                 if self._deadline is None:
                     # From the start of the first failing call: the client's own tries count.
@@ -329,10 +387,31 @@ def make_storage(settings: Settings, *, secret_key: str | None = None) -> Storag
     return storage
 
 
+def check_storage(settings: Settings) -> None:
+    """At start (`serve`, `worker`): write, read back and delete a small probe object, so
+    wrong credentials, a missing bucket or one that refuses writes stop the process now
+    (`StorageMisconfigured`, which names the setting), not the first user's job. A store
+    that cannot be reached is only warned about: it may still be starting, and jobs wait
+    out outages (`RetryingStorage`)."""
+    storage = _backend(settings)
+    probe = f"startup-checks/{uuid.uuid4().hex}"
+    try:
+        storage.put(probe, b"removeany start-up check")
+        storage.get(probe)
+        storage.delete(probe)
+    except StorageMisconfigured:
+        raise
+    except StorageUnavailable as exc:
+        cause = exc.__cause__ or exc
+        log.warning("file storage unreachable at start (%s); jobs will wait for it", cause)
+
+
 def _backend(settings: Settings) -> Storage:
     if settings.storage_backend == "s3":
         if not settings.s3_bucket:
-            raise ValueError("REMOVEANY_S3_BUCKET must be set when REMOVEANY_STORAGE_BACKEND=s3")
+            raise StorageMisconfigured(
+                "REMOVEANY_S3_BUCKET must be set when REMOVEANY_STORAGE_BACKEND=s3"
+            )
         # An empty setting (`REMOVEANY_S3_ENDPOINT_URL=` for AWS, as docs/deployment.md
         # shows) means unset: boto3 would take "" as the endpoint or the key itself.
         return S3Storage(

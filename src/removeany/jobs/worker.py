@@ -22,7 +22,12 @@ from sqlalchemy.orm import Session
 from removeany.engine.errors import ImageError, ModelError, OptionError
 from removeany.engine.io import decode_image, sniff_format
 from removeany.engine.watermark import SharedMark
-from removeany.infra.storage import RetryingStorage, Storage, StorageUnavailable
+from removeany.infra.storage import (
+    RetryingStorage,
+    Storage,
+    StorageMisconfigured,
+    StorageUnavailable,
+)
 from removeany.jobs import processors, service, shared_marks
 from removeany.jobs import repository as repo
 
@@ -119,6 +124,10 @@ def run_claimed(ctx: Context, claimed: Claimed) -> None:
         except ModelError as exc:
             log.error("model problem while processing %s: %s", claimed.id, exc.message)
             _fail(ctx, claimed, "service_unavailable", INTERNAL_ERROR)
+            return
+        except StorageMisconfigured as exc:
+            log.error("job %s: file storage refuses this server: %s", claimed.id, exc.reason)
+            _fail(ctx, claimed, exc.code, exc.message)
             return
         except StorageUnavailable as exc:
             if ctx.stopping.is_set():
