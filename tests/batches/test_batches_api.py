@@ -100,6 +100,47 @@ def test_many_files_in_one_request(client: TestClient, ctx: Context) -> None:
     assert [b["id"] for b in listed] == [batch["id"]]
 
 
+def test_names_lose_direction_and_invisible_characters_as_single_uploads_do(
+    client: TestClient, ctx: Context
+) -> None:
+    """A right-to-left override would show `photo<U+202E>gnp.jpg` as `photojpg.png` in lists
+    and in the results ZIP; batches keep names by the single uploads' rule
+    (jobs.service.visible_name), and a folder that is '..' once cleaned is refused."""
+    user = make_user(ctx, credits=5)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    photos = photo_paths(2)
+    archive = make_zip(
+        {
+            "shoot\u2067/photo\u202egnp.jpg": small_photo(photos[0], 200),
+            "..\u202e/escape.jpg": small_photo(photos[1], 200),
+        }
+    )
+    response = client.post(
+        "/api/v1/batches",
+        headers=headers,
+        files={"archive": ("shoot.zip", archive, "application/zip")},
+    )
+    assert response.status_code == 202, response.text
+    created = response.json()
+    assert {r["path"]: r["code"] for r in created["rejected"]} == {"../escape.jpg": "unsafe_path"}
+    batch = wait_for_batch(client, created["id"], headers)
+    items = client.get(batch["items_url"], headers=headers).json()
+    assert [(i["relative_path"], i["result_path"]) for i in items] == [
+        ("shoot/photognp.jpg", "shoot/photognp.png")
+    ]
+    sent = client.post(
+        "/api/v1/batches",
+        headers=headers,
+        files=[("files", ("\u202ddraw\u200bing.jpg", small_photo(photos[1], 200)))],
+    )
+    assert sent.status_code == 202, sent.text
+    batch = wait_for_batch(client, sent.json()["id"], headers)
+    with zipfile.ZipFile(
+        io.BytesIO(client.get(batch["results_url"], headers=headers).content)
+    ) as zf:
+        assert zf.namelist() == ["drawing.png"]
+
+
 def test_batch_items_are_priced_as_the_same_photos_alone(client: TestClient, ctx: Context) -> None:
     """Each item is priced at the tier of its own result, as a single job would be: a 320 px
     photo comes out preview-sized (1 credit here), a 720 px one full-sized (3)."""

@@ -89,19 +89,19 @@ def parse_options(service: str, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def safe_relative_path(name: str) -> str | None:
-    """A name from a ZIP or an upload as a clean relative POSIX path, or None if it tries to
-    leave the batch (absolute, drive letter, '..') or is not a plain name (zip-slip safe)."""
-    if "\x00" in name or len(name) > 1024:
+    """A name from a ZIP or an upload as a clean relative POSIX path, each part kept by the
+    single uploads' rule (`jobs.service.visible_name`: no control or invisible formatting
+    characters), or None if it tries to leave the batch (absolute, drive letter, '..'; judged
+    after that cleaning, so `..<U+202E>` is '..' too: zip-slip safe)."""
+    if len(name) > 1024:
         return None
     name = name.replace("\\", "/")
     if name.startswith("/"):
         return None
-    parts = [p for p in name.split("/") if p not in ("", ".")]
+    parts = [p for p in map(jobs.visible_name, name.split("/")) if p not in ("", ".")]
     if not parts or any(p == ".." for p in parts):
         return None
     if ":" in parts[0]:
-        return None
-    if any(ord(c) < 32 for p in parts for c in p):
         return None
     return "/".join(parts)
 
@@ -132,7 +132,7 @@ def entries_from_zip(fileobj: IO[bytes], settings: Settings) -> Iterator[Entry |
         path = safe_relative_path(info.filename)
         if path is None:
             yield RejectedFile(
-                path=info.filename[:300],
+                path=jobs.visible_name(info.filename)[:300],
                 code="unsafe_path",
                 message="The path leaves the archive (absolute or '..'); the file was skipped.",
             )
@@ -172,7 +172,9 @@ def entries_from_files(files: Iterable[tuple[str, IO[bytes]]]) -> Iterator[Entry
         path = safe_relative_path(filename or "image")
         if path is None:
             yield RejectedFile(
-                path=filename[:300], code="unsafe_path", message="Unsafe file name; skipped."
+                path=jobs.visible_name(filename)[:300],
+                code="unsafe_path",
+                message="Unsafe file name; skipped.",
             )
             continue
         if path in seen:

@@ -27,13 +27,20 @@ from removeany.jobs.models import Job
 _PATH_SEPARATORS = re.compile(r"[\\/]")
 
 
+def visible_name(raw: str) -> str:
+    """A file or folder name as it may be kept and shown: without control characters or
+    invisible formatting ones (Unicode category C: a right-to-left override would show
+    `photo<U+202E>gnp.exe` as `photoexe.png`), surrounding spaces stripped. Single uploads
+    and batches (each part of a path) keep names by this one rule."""
+    return "".join(c for c in raw if not unicodedata.category(c).startswith("C")).strip()
+
+
 def upload_name(raw: str) -> str:
     """An uploaded file's name as it is kept and shown: its last path component (clients
-    send paths such as `C:\\Users\\me\\photo.jpg` or `../photo.png`), without control or
-    invisible formatting characters, at most 255 characters; "image" when none is left. It
-    names results in ZIPs and downloads, so it must not climb out of a folder there."""
-    base = _PATH_SEPARATORS.split(raw)[-1]
-    name = "".join(c for c in base if not unicodedata.category(c).startswith("C")).strip()
+    send paths such as `C:\\Users\\me\\photo.jpg` or `../photo.png`), by `visible_name`,
+    at most 255 characters; "image" when none is left. It names results in ZIPs and
+    downloads, so it must not climb out of a folder there."""
+    name = visible_name(_PATH_SEPARATORS.split(raw)[-1])
     return name[:255] if name not in ("", ".", "..") else "image"
 
 
