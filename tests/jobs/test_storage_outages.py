@@ -10,6 +10,7 @@ the moment the worker sends the chosen request; the embedded in-process worker a
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -363,3 +364,52 @@ def test_a_bucket_that_refuses_the_worker_fails_the_job_at_once_and_tells_the_op
         assert job_id in refusals[0]
     finally:
         ctx.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_job_called_off_while_its_worker_waits_for_the_bucket_stops_the_wait(
+    settings: Settings,
+    bucket: tuple[FlakyEndpoint, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A remove.bg call gives up on its job while the worker waits out an outage: the job is
+    cancelled, and the worker, told by its next heartbeat, stops waiting and is free for
+    other work, instead of retrying for the rest of storage_retry_seconds."""
+    flaky, name = bucket
+    scaled = on_bucket(
+        settings,
+        flaky,
+        name,
+        storage_retry_seconds=300,
+        job_lease_seconds=3,  # a heartbeat each second
+        job_wait_seconds=2,
+    )
+    ctx = build_context(scaled)
+    assert isinstance(ctx.storage, S3Storage)
+    ctx.storage.ensure_bucket()
+    try:
+        user = make_user(ctx, credits=3)
+        headers = {"X-Api-Key": make_api_key(ctx, user)}
+        flaky.refuse_from(f"GET /{name}/originals/".encode())
+        with TestClient(create_app(ctx)) as client, caplog.at_level(logging.WARNING):
+            called_off = client.post(
+                "/v1.0/removebg",
+                headers=headers,
+                files={"image_file": ("p.jpg", small_photo(photo_paths(1)[0], 200))},
+            )
+            assert called_off.status_code == 503, called_off.text
+            assert called_off.json()["errors"][0]["code"] == "timeout"
+            assert not flaky.is_up  # the worker is waiting for the bucket
+            (job,) = client.get("/api/v1/jobs", headers=headers).json()
+            assert job["status"] == "cancelled", job
+            assert ctx.queue is not None
+            idle = threading.Thread(target=ctx.queue.shutdown)  # waits for the running job
+            idle.start()
+            idle.join(15)
+            assert not idle.is_alive(), "the worker still waits for a job that was called off"
+        assert f"job {job['id']} attempt 1 was settled meanwhile; stopped waiting" in caplog.text
+        ledger = audit(ctx, user.id)
+        assert ledger["captured"] == 0 and ledger["held"] == 0 and ledger["available"] == 3
+    finally:
+        ctx.close()  # before the fix: ends the wait the test gave up on
+        flaky.up()

@@ -328,15 +328,27 @@ class RetryingStorage:
     the first failing call, one budget shared by every call made through it (a worker makes
     one per job attempt, so a job waits out a brief bucket outage instead of failing). Other
     errors (no such file, a refusal: `StorageMisconfigured`) are never retried. `stopping`
-    cuts a wait short: the last StorageUnavailable is raised at once."""
+    (the process is shutting down) and `lost` (the job is no longer this attempt's: settled,
+    cancelled or re-queued elsewhere) cut a wait short: the last StorageUnavailable is raised
+    at once."""
 
     FIRST_DELAY = 0.5
     MAX_DELAY = 30.0
+    # How often a wait looks at `lost` (it sleeps on `stopping`).
+    LOOK_EVERY = 0.25
 
-    def __init__(self, inner: Storage, *, within: float, stopping: threading.Event):
+    def __init__(
+        self,
+        inner: Storage,
+        *,
+        within: float,
+        stopping: threading.Event,
+        lost: threading.Event | None = None,
+    ):
         self.inner = inner
         self.within = within
         self.stopping = stopping
+        self.lost = lost or threading.Event()
         self._deadline: float | None = None
         self._delay = self.FIRST_DELAY
 
@@ -352,14 +364,27 @@ class RetryingStorage:
                     # From the start of the first failing call: the client's own tries count.
                     self._deadline = began + self.within
                 left = self._deadline - time.monotonic()
-                if left <= 0 or self.stopping.is_set():
+                if left <= 0 or self._halted():
                     raise
                 # Full jitter: workers that lost the store together do not return together.
                 wait = min(left, random.uniform(0.5, 1.0) * self._delay)
                 self._delay = min(self._delay * 2, self.MAX_DELAY)
                 log.warning("file storage unavailable (%s); retrying in %.1fs", what, wait)
-                if self.stopping.wait(wait):
+                if self._halted_within(wait):
                     raise
+
+    def _halted(self) -> bool:
+        return self.stopping.is_set() or self.lost.is_set()
+
+    def _halted_within(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True as soon as the wait is to end early."""
+        until = time.monotonic() + seconds
+        while not self._halted():
+            left = until - time.monotonic()
+            if left <= 0:
+                return False
+            self.stopping.wait(min(left, self.LOOK_EVERY))
+        return True
 
     def put(self, key: str, data: bytes) -> None:
         self._call(f"put {key}", lambda: self.inner.put(key, data))

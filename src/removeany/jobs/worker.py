@@ -95,10 +95,15 @@ def claim_next(ctx: Context) -> Claimed | None:
 def run_claimed(ctx: Context, claimed: Claimed) -> None:
     # A bucket outage is waited out (with backoff, storage_retry_seconds) while the job stays
     # running and its heartbeat keeps its lease; the engine runs once however long the wait.
+    # The wait ends early when the heartbeat finds the job no longer this attempt's.
+    heartbeat = _Heartbeat(ctx, claimed)
     files = RetryingStorage(
-        ctx.storage, within=ctx.settings.storage_retry_seconds, stopping=ctx.stopping
+        ctx.storage,
+        within=ctx.settings.storage_retry_seconds,
+        stopping=ctx.stopping,
+        lost=heartbeat.lost,
     )
-    with _Heartbeat(ctx, claimed):
+    with heartbeat:
         try:
             original = files.get(claimed.input_key)
             image = decode_image(
@@ -130,6 +135,12 @@ def run_claimed(ctx: Context, claimed: Claimed) -> None:
             _fail(ctx, claimed, exc.code, exc.message)
             return
         except StorageUnavailable as exc:
+            if heartbeat.lost.is_set():
+                log.warning(
+                    "job %s attempt %d was settled meanwhile; stopped waiting for storage",
+                    *_ids(claimed),
+                )
+                return
             if ctx.stopping.is_set():
                 _give_back(ctx, claimed)
                 return
@@ -209,12 +220,15 @@ def _ids(claimed: Claimed) -> tuple[str, int]:
 
 
 class _Heartbeat:
-    """Beats every third of the lease while a job runs, so a slow job keeps its lease."""
+    """Beats every third of the lease while a job runs, so a slow job keeps its lease. A beat
+    that finds the job no longer this attempt's (settled, cancelled, re-queued) sets `lost`
+    and beats no more."""
 
     def __init__(self, ctx: Context, claimed: Claimed):
         self._ctx = ctx
         self._claimed = claimed
         self._stop = threading.Event()
+        self.lost = threading.Event()
         self._thread = threading.Thread(target=self._run, name="job-heartbeat", daemon=True)
 
     def __enter__(self) -> None:
@@ -229,11 +243,15 @@ class _Heartbeat:
         while not self._stop.wait(interval):
             try:
                 with self._ctx.db.transaction() as session:
-                    repo.heartbeat(
+                    owned = repo.heartbeat(
                         session, self._claimed.id, self._claimed.attempt, self._ctx.now()
                     )
             except Exception:
                 log.exception("heartbeat for job %s failed", self._claimed.id)
+                continue
+            if not owned:
+                self.lost.set()
+                return
 
 
 def sweep_stale(ctx: Context) -> int:
