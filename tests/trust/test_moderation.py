@@ -5,20 +5,28 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from removeany.accounts.models import User
 from removeany.context import Context
 from removeany.credits.models import CreditEntry, CreditLot
+from removeany.infra.db import Database, upgrade
+from removeany.moderation import audit
 from removeany.moderation.models import AuditEntry
+from tests.conftest import PG_ADMIN_URL
 from tests.helpers import make_api_key, make_user
 from tests.trust.conftest import login
 
@@ -107,6 +115,8 @@ def test_restrict_ban_reinstate_delete_with_audit(client: TestClient, ctx: Conte
     )
     assert too_many.status_code == 409
 
+    log = client.get("/api/v1/admin/audit", params={"q": "eve@"}, headers=admin).json()
+    assert {e["target"] for e in log} == {"eve@example.com"}  # the account's address, now
     r = client.post(
         f"/api/v1/admin/users/{user.id}/delete", json={"reason": "asked by email"}, headers=admin
     )
@@ -121,7 +131,9 @@ def test_restrict_ban_reinstate_delete_with_audit(client: TestClient, ctx: Conte
         "user.ban",
         "user.restrict",
     ]
-    assert {e["target"] for e in log} == {"eve@example.com"}  # readable after deletion
+    # The log outlives the account by id, without its address (the Terms: erased on request).
+    assert {e["target"] for e in log} == {f"deleted-{user.id}@invalid"}
+    assert {e["target_user_id"] for e in log} == {user.id}
     assert all(e["actor"] == "root@example.com" and e["reason"] for e in log)
     with ctx.db.transaction() as s:  # the ledger stays, tied to the anonymised row
         kinds = {
@@ -272,4 +284,67 @@ def test_admin_cli(tmp_path: Path, model_dir: Path) -> None:
     )
     assert cli("admin", "delete", "eve@example.com", "-r", "gdpr", "--yes").returncode == 0
     log = cli("admin", "audit").stdout
-    assert "user.delete\teve@example.com\tgdpr" in log and "user.ban" in log
+    assert re.search(r"user\.delete\tdeleted-\d+@invalid\tgdpr", log) and "user.ban" in log
+    assert "eve@example.com" not in log
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrading_empties_addresses_already_in_the_audit_log(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Entries written before the log named accounts by id kept their addresses as text; the
+    migration empties them (the log is append-only: only the migration may) and reading shows
+    each account's address as it is now."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        admin, _template = request.getfixturevalue("postgres_template")
+        name = f"removeany_audit_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        request.addfinalizer(lambda: _drop(admin, name))
+        url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    for head in ("0002", "0004", "0006_user_locale", "0010_outgoing_mail"):  # the release before
+        upgrade(url, head)
+    db = Database(url)
+    try:
+        with db.transaction() as s:
+            for email in ("root@example.com", "eve@example.com", "ada@example.com"):
+                s.add(User(email=email, password_hash="!", created_at=datetime.now(UTC)))
+            s.flush()
+            s.execute(
+                text(
+                    "INSERT INTO admin_audit_log (created_at, actor_id, actor, action, "
+                    "target_user_id, target, reason, details) VALUES "
+                    "(:at, 1, 'root@example.com', 'user.ban', 2, 'eve@example.com', 'spam', '{}'),"
+                    "(:at, 1, 'root@example.com', 'user.delete', 3, 'ada@example.com', 'asked', "
+                    "'{}'), (:at, NULL, 'cli:root', 'service.suspended', NULL, "
+                    "'service portrait', 'maintenance', '{}')"
+                ),
+                {"at": datetime.now(UTC)},
+            )
+            ada = s.scalars(select(User).where(User.email == "ada@example.com")).one()
+            ada.email, ada.status = f"deleted-{ada.id}@invalid", "deleted"
+        upgrade(url)
+        with db.transaction() as s:
+            stored = s.execute(text("SELECT actor, target FROM admin_audit_log ORDER BY id"))
+            assert [tuple(r) for r in stored] == [
+                ("", ""),
+                ("", ""),
+                ("cli:root", "service portrait"),
+            ]
+            shown = [(e.actor, e.action, e.target) for e in audit.entries(s)]
+        assert shown == [
+            ("cli:root", "service.suspended", "service portrait"),
+            ("root@example.com", "user.delete", "deleted-3@invalid"),
+            ("root@example.com", "user.ban", "eve@example.com"),
+        ]
+        with pytest.raises(DBAPIError), db.transaction() as s:  # append-only again
+            s.execute(text("UPDATE admin_audit_log SET reason = 'edited'"))
+    finally:
+        db.dispose()
+
+
+def _drop(admin: Any, name: str) -> None:
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -1,15 +1,19 @@
-"""The append-only admin audit log: write and read, never update or delete."""
+"""The append-only admin audit log: write and read, never update or delete.
+
+An entry names accounts (the admin who acted, the user acted on) by id only: it outlives
+their erasure, and must not carry their address then. Reading it shows each account's address
+as it is now (`deleted-<id>@invalid` once erased)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, aliased
 
+from removeany.accounts.models import User
 from removeany.errors import DomainError
 from removeany.moderation.models import AuditEntry
 
@@ -20,7 +24,8 @@ class ReasonRequired(DomainError):
 
 @dataclass(frozen=True)
 class Actor:
-    """Who did it: an admin user (id + email) or an operator at the command line."""
+    """Who did it: an admin user (id; the email is for records outside the log) or an
+    operator at the command line (`name` only)."""
 
     id: int | None
     name: str
@@ -44,10 +49,12 @@ def record(
     target: str = "",
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
+    """`target` names what is not an account (a service, terms); an account is
+    `target_user_id`."""
     entry = AuditEntry(
         created_at=now,
         actor_id=actor.id,
-        actor=actor.name[:320],
+        actor="" if actor.id is not None else actor.name[:320],
         action=action,
         target_user_id=target_user_id,
         target=target[:320],
@@ -59,19 +66,48 @@ def record(
     return entry
 
 
+@dataclass(frozen=True)
+class Line:
+    """An entry as it is read: accounts by their address now."""
+
+    id: int
+    created_at: datetime
+    actor: str
+    action: str
+    target_user_id: int | None
+    target: str
+    reason: str
+    details: dict[str, Any]
+
+
 def entries(
     session: Session, *, query: str = "", user_id: int | None = None, limit: int = 100
-) -> Sequence[AuditEntry]:
-    stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(min(max(limit, 1), 1000))
+) -> list[Line]:
+    acting, acted_on = aliased(User), aliased(User)
+    actor = func.coalesce(acting.email, AuditEntry.actor)
+    target = func.coalesce(acted_on.email, AuditEntry.target)
+    stmt = (
+        select(AuditEntry, actor, target)
+        .outerjoin(acting, acting.id == AuditEntry.actor_id)
+        .outerjoin(acted_on, acted_on.id == AuditEntry.target_user_id)
+        .order_by(AuditEntry.id.desc())
+        .limit(min(max(limit, 1), 1000))
+    )
     if user_id is not None:
         stmt = stmt.where(AuditEntry.target_user_id == user_id)
     if query:
         like = f"%{query.lower()}%"
-        stmt = stmt.where(
-            or_(
-                AuditEntry.target.ilike(like),
-                AuditEntry.action.ilike(like),
-                AuditEntry.actor.ilike(like),
-            )
+        stmt = stmt.where(or_(target.ilike(like), AuditEntry.action.ilike(like), actor.ilike(like)))
+    return [
+        Line(
+            id=e.id,
+            created_at=e.created_at,
+            actor=actor_name or "",
+            action=e.action,
+            target_user_id=e.target_user_id,
+            target=target_name or "",
+            reason=e.reason,
+            details=e.details or {},
         )
-    return session.scalars(stmt).all()
+        for e, actor_name, target_name in session.execute(stmt)
+    ]

@@ -17,7 +17,7 @@ from removeany.credits import service as ledger
 from removeany.moderation import audit
 from removeany.moderation import service as moderation
 from removeany.moderation.audit import Actor
-from removeany.moderation.models import Announcement, AuditEntry, ServiceStatus
+from removeany.moderation.models import Announcement, ServiceStatus
 from removeany.privacy import service as privacy
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
@@ -145,7 +145,7 @@ def announcement_out(row: Announcement) -> AnnouncementOut:
     )
 
 
-def audit_out(row: AuditEntry) -> AuditOut:
+def audit_out(row: audit.Line) -> AuditOut:
     return AuditOut(
         id=row.id,
         created_at=row.created_at,

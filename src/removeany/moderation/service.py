@@ -84,7 +84,6 @@ def _set_status(
         reason=reason,
         now=now,
         target_user_id=user.id,
-        target=user.email,
         details={"from": before, "to": status},
     )
     return user
@@ -118,7 +117,7 @@ def reinstate(session: Session, actor: Actor, user: User, reason: str, *, now: d
 def delete_user(
     session: Session, actor: Actor, user: User, reason: str, *, now: datetime
 ) -> list[str]:
-    """Erase the account (images, personal data); the audit entry keeps its email readable."""
+    """Erase the account (images, personal data); the audit entry names it by id only."""
     if actor.id == user.id:
         raise Conflict("Delete your own account from your account page.", code="cannot_target_self")
     _not_deleted(user)
@@ -129,7 +128,6 @@ def delete_user(
         reason=reason,
         now=now,
         target_user_id=user.id,
-        target=user.email,
     )
     return privacy.erase_account(session, user, now=now)
 
@@ -159,7 +157,6 @@ def grant_credits(
         reason=reason,
         now=now,
         target_user_id=user.id,
-        target=user.email,
         details={"amount": amount, "days": days},
     )
     lot = ledger.grant(
@@ -196,7 +193,6 @@ def revoke_credits(
         reason=reason,
         now=now,
         target_user_id=user.id,
-        target=user.email,
         details={"amount": amount},
     )
     return ledger.revoke(session, user.id, amount, reference=f"admin:{entry.id}", now=now)
