@@ -1,7 +1,7 @@
 """Scheduled upkeep: expire lots, release stale holds, warn about expiring credits, delete
-files past retention and what is left of sent emails. Every `serve` process runs it on a
-thread (web-only ones too); several processes sweeping at once share the work. `removeany
-sweep` runs one pass."""
+files past retention and what is left of sent emails (rows, and files in the outbox folder).
+Every `serve` process runs it on a thread (web-only ones too); several processes sweeping at
+once share the work. `removeany sweep` runs one pass."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class SweepReport:
     expired_credits: int
     released_credits: int
     expiry_warnings: int
-    deleted_emails: int
+    deleted_emails: int  # rows, and copies in the outbox folder
 
 
 def run_sweeps(ctx: Context) -> SweepReport:
@@ -49,6 +49,8 @@ def run_sweeps(ctx: Context) -> SweepReport:
             keep_sent=timedelta(hours=ctx.settings.mail_keep_sent_hours),
             keep_failed=timedelta(days=ctx.settings.mail_keep_failed_days),
         )
+    deleted += ctx.mail.expire_copies(now=ctx.now())
+    ctx.db.purge()  # what the sweep deleted leaves the database's write-ahead log too
     return SweepReport(expired, released, warnings, deleted)
 
 

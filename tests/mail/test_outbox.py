@@ -322,6 +322,8 @@ def test_sent_email_is_deleted_after_its_retention(ctx: Context, clock: TestCloc
     assert row.status == "sent" and row.body == ""  # the live link is gone at once
     clock.now += timedelta(hours=23)
     assert run_sweeps(ctx).deleted_emails == 0
+    (copy,) = ctx.settings.outbox_dir.glob("*.eml")  # the outbox folder's copy, link and all
+    assert b"/reset-password?token=" in copy.read_bytes()
     clock.now += timedelta(hours=1, seconds=1)
-    assert run_sweeps(ctx).deleted_emails == 1
-    assert rows(ctx) == []
+    assert run_sweeps(ctx).deleted_emails == 2  # the row and the copy
+    assert rows(ctx) == [] and not copy.exists()

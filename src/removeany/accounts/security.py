@@ -159,14 +159,20 @@ def throttle_clear(session: Session, key: str) -> None:
 
 
 def prune(session: Session, *, now: datetime) -> int:
-    """Forget throttle counters whose window ended a day ago and reset links that expired a
-    day ago (the retention sweep calls this)."""
+    """Forget throttle counters whose window ended a day ago, reset links that expired a day
+    ago, and sign-ins (browser, IP) that expired or were signed out a day ago (the retention
+    sweep calls this)."""
     day = timedelta(days=1)
     counters = session.execute(delete(RateCounter).where(RateCounter.window_start < now - day))
     tokens = session.execute(
         delete(PasswordResetToken).where(PasswordResetToken.expires_at < now - day)
     )
-    return int(counters.rowcount) + int(tokens.rowcount)  # type: ignore[attr-defined]
+    ended = session.execute(
+        delete(WebSession).where(
+            (WebSession.expires_at < now - day) | (WebSession.revoked_at < now - day)
+        )
+    )
+    return sum(int(r.rowcount) for r in (counters, tokens, ended))  # type: ignore[attr-defined,misc]
 
 
 def login_keys(email: str, ip: str) -> tuple[str, str]:

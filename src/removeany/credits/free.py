@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from removeany.credits import service as ledger
@@ -56,6 +56,17 @@ def forget_signup(session: Session, user_id: int) -> None:
             grant.email_key = erased_key(grant.email_key)
         grant.ip = ""
     session.flush()
+
+
+def forget_signup_networks(session: Session, *, now: datetime) -> int:
+    """The network a signup came from counts against that network for a day (see
+    grant_signup); after that it is forgotten (the retention sweep calls this)."""
+    result = session.execute(
+        update(SignupGrant)
+        .where(SignupGrant.created_at < now - timedelta(days=1), SignupGrant.ip != "")
+        .values(ip="")
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def grant_signup(

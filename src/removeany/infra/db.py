@@ -20,6 +20,9 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 log = logging.getLogger(__name__)
 
+# session.info key: the transaction erased personal data; once it commits, `Database.purge`.
+PURGE = "purge_after_commit"
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -73,6 +76,8 @@ def _serialise_sqlite_writes(engine: Engine) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
+        # Deleted and overwritten rows are zeroed, not left readable in free space.
+        cur.execute("PRAGMA secure_delete=ON")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
@@ -112,11 +117,28 @@ class Database:
             raise
         finally:
             session.close()
+        if session.info.pop(PURGE, False):
+            self.purge()
         for listener in self._after_commit:
             try:
                 listener(session.info)
             except Exception:  # the transaction is committed: its caller must hear success
                 log.exception("after-commit work failed")
+
+    def purge(self) -> None:
+        """Leave nothing deleted readable in the database's own files, where the database lets
+        us: SQLite's write-ahead log still holds the pages as they were before, so it is copied
+        into the database file (where secure_delete zeroed what was deleted) and truncated.
+        PostgreSQL's dead rows are autovacuum's, its WAL and backups the operator's."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        raw = self.engine.raw_connection()
+        try:
+            # Waits (busy_timeout) for readers of older snapshots; a busy one leaves the rest
+            # to the next purge.
+            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            raw.close()
 
     def migrate(self) -> None:
         upgrade(self.url)

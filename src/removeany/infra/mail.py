@@ -4,13 +4,17 @@ to a transport."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 import smtplib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
+from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.parser import BytesParser
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -57,29 +61,88 @@ def build_message(
     return msg
 
 
+# An outbox file's name: when the email was written, whom it is to (hashed), and a random part.
+OUTBOX_NAME = re.compile(r"^(\d{8}T\d{6}Z)-([0-9a-f]{16})-[0-9a-f]{32}\.eml$")
+STAMP = "%Y%m%dT%H%M%SZ"
+
+
+def recipient_tag(address: str) -> str:
+    """What an outbox file's name says of its recipient: enough to find their emails when the
+    account is erased, without the address itself."""
+    return hashlib.sha256(address.strip().lower().encode()).hexdigest()[:16]
+
+
+class OutboxFolder:
+    """The outbox folder: each email an .eml file, which holds the recipient's address and
+    perhaps a live link, so the files go when the account is erased (`forget`) and after the
+    sent emails' retention (`expire`)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def write(self, msg: EmailMessage) -> None:
+        """The whole file or none (a temporary name first)."""
+        written = parsedate_to_datetime(str(msg["Date"])).astimezone(UTC)
+        name = f"{written:{STAMP}}-{recipient_tag(str(msg['To']))}-{uuid.uuid4().hex}.eml"
+        tmp = self.path / f".{name}.tmp"
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(bytes(msg))
+            tmp.replace(self.path / name)
+        except OSError as exc:
+            raise DeliveryError(
+                f"could not write to {self.path}: {exc.strerror or exc}", broken=True
+            ) from exc
+
+    def forget(self, address: str) -> int:
+        """Delete every email to `address`; returns how many."""
+        tag = recipient_tag(address)
+        return self._delete(lambda _written, to: to == tag)
+
+    def expire(self, before: datetime) -> int:
+        """Delete every email written before `before`; returns how many."""
+        return self._delete(lambda written, _to: written < before)
+
+    def _delete(self, doomed: Callable[[datetime, str], bool]) -> int:
+        deleted = 0
+        for path in self.path.glob("*.eml") if self.path.is_dir() else ():
+            try:
+                if doomed(*self._written_and_to(path)):
+                    path.unlink()
+                    deleted += 1
+            except FileNotFoundError:  # another process deleted it first
+                continue
+        return deleted
+
+    @staticmethod
+    def _written_and_to(path: Path) -> tuple[datetime, str]:
+        named = OUTBOX_NAME.match(path.name)
+        if named:
+            return datetime.strptime(named[1], STAMP).replace(tzinfo=UTC), named[2]
+        # Written by an earlier release (a random name): its headers say.
+        with path.open("rb") as fp:
+            headers = BytesParser(policy=policy.default).parse(fp, headersonly=True)
+        try:
+            written = parsedate_to_datetime(str(headers["Date"])).astimezone(UTC)
+        except (TypeError, ValueError):
+            written = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        return written, recipient_tag(str(headers["To"] or ""))
+
+
 class FolderTransport:
-    """Each email an .eml file in the outbox folder, written whole (a temporary name first)."""
+    """Each email an .eml file in the outbox folder."""
 
     immediate = True
 
     def __init__(self, outbox: Path):
-        self.outbox = outbox
+        self.outbox = OutboxFolder(outbox)
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         yield self
 
     def send(self, msg: EmailMessage) -> None:
-        name = f"{uuid.uuid4().hex}.eml"
-        tmp = self.outbox / f".{name}.tmp"
-        try:
-            self.outbox.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(bytes(msg))
-            tmp.replace(self.outbox / name)
-        except OSError as exc:
-            raise DeliveryError(
-                f"could not write to {self.outbox}: {exc.strerror or exc}", broken=True
-            ) from exc
+        self.outbox.write(msg)
 
 
 class SmtpTransport:

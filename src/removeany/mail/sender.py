@@ -20,11 +20,11 @@ from email.message import EmailMessage
 from typing import Any
 
 from removeany.infra.db import Database
-from removeany.infra.mail import DeliveryError, Transport, build_message
+from removeany.infra.mail import DeliveryError, OutboxFolder, Transport, build_message
 from removeany.infra.settings import Settings
 from removeany.mail import repository as repo
 from removeany.mail.models import OutgoingMail
-from removeany.mail.service import WRITTEN
+from removeany.mail.service import FORGOTTEN, WRITTEN
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,9 @@ class MailSender:
         self.transport = transport
         self.settings = settings
         self.now = now
+        # Copies of sent emails kept on disk (the embedded default's transport; an operator
+        # who moved to SMTP may still have some): erased and expired like the rows.
+        self.outbox = OutboxFolder(settings.outbox_dir)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -88,7 +91,10 @@ class MailSender:
         db.after_commit(self._committed)
 
     def _committed(self, info: dict[str, Any]) -> None:
-        """A transaction committed: send the emails it wrote."""
+        """A transaction committed: delete the outbox copies of the emails to addresses it
+        erased, then send the emails it wrote (an erasure's own notice among them)."""
+        for address in info.pop(FORGOTTEN, ()):
+            self.outbox.forget(address)
         written: list[OutgoingMail] | None = info.pop(WRITTEN, None)
         if not written:
             return
@@ -100,6 +106,10 @@ class MailSender:
             self.deliver(ids=(min(ids), max(ids)))
         else:
             self.wake()
+
+    def expire_copies(self, *, now: datetime) -> int:
+        """Delete outbox files older than sent emails are kept (MAIL_KEEP_SENT_HOURS)."""
+        return self.outbox.expire(now - timedelta(hours=self.settings.mail_keep_sent_hours))
 
     # --- the background thread ----------------------------------------------------------------
 

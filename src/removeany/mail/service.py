@@ -13,8 +13,10 @@ from sqlalchemy.orm import Session
 from removeany.mail import repository as repo
 from removeany.mail.models import OutgoingMail
 
-# session.info key: the emails this transaction wrote (delivered after its commit).
+# session.info keys: the emails this transaction wrote (delivered after its commit), and the
+# addresses whose copies in the outbox folder go after its commit.
 WRITTEN = "mail_written"
+FORGOTTEN = "mail_forgotten"
 
 
 def write(
@@ -38,8 +40,10 @@ def write(
 
 def forget_account(session: Session, user_id: int, address: str) -> None:
     """Erasure: the account's emails go, unsent ones included (they hold its address and
-    perhaps a live link)."""
+    perhaps a live link), and once this transaction commits, the copies of those sent to the
+    address in the outbox folder (before the emails this transaction wrote are delivered)."""
     repo.delete_of_user(session, user_id, address)
+    session.info.setdefault(FORGOTTEN, []).append(address)
 
 
 def delete_expired(

@@ -31,6 +31,7 @@ from removeany.credits.models import CreditEntry, CreditHold, CreditLot
 from removeany.engine.io import sniff_format
 from removeany.errors import Conflict
 from removeany.i18n import t, use
+from removeany.infra.db import PURGE
 from removeany.infra.storage import Storage
 from removeany.jobs import repository as jobs_repo
 from removeany.jobs import service as jobs_service
@@ -104,10 +105,11 @@ def due_for_retention(session: Session, now: datetime, hours: float) -> Sequence
 
 def run_retention(ctx: Context) -> int:
     """Delete originals and results of finished jobs older than the retention period
-    (REMOVEANY_RETENTION_HOURS, default 24), and prune stale throttle counters and reset
-    links. Returns how many jobs' files were deleted."""
+    (REMOVEANY_RETENTION_HOURS, default 24); forget stale throttle counters, reset links,
+    ended sign-ins and signup networks. Returns how many jobs' files were deleted."""
     with ctx.db.transaction() as session:
         security.prune(session, now=ctx.now())
+        free.forget_signup_networks(session, now=ctx.now())
     total = 0
     while True:
         with ctx.db.transaction() as session:
@@ -322,6 +324,7 @@ def erase_account(session: Session, user: User, *, now: datetime) -> list[str]:
     user.totp_enabled_at = None
     user.totp_last_step = None
     session.flush()
+    session.info[PURGE] = True
     return keys
 
 
