@@ -78,6 +78,7 @@ def serve(
     import uvicorn
 
     from removeany.app import create_app
+    from removeany.infra.logs import server_log_config
 
     settings = served_settings(Settings(), host, port)
     ctx = platform_context(settings)
@@ -89,6 +90,7 @@ def serve(
             host=host,
             port=port,
             log_level="info",
+            log_config=server_log_config(),
             proxy_headers=True,
             forwarded_allow_ips=settings.trusted_proxies,
         )
