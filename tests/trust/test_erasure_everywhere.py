@@ -7,6 +7,7 @@ network address, file names and image bytes."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -276,3 +277,44 @@ def test_retention_sweep_leaves_no_mail_sessions_or_files(ctx: Context, clock: T
         and not re.match(r"(file|batch) name in (jobs|batches)", t)
     ]
     assert left == [], "\n".join(left)
+
+
+def test_export_holds_everything_held_about_the_person_and_nothing_about_others(
+    ctx: Context,
+) -> None:
+    with TestClient(create_app(ctx), client=("198.51.100.23", 40000)) as other:
+        r = other.post(
+            "/api/v1/auth/register",
+            json={"email": "eve@example.com", "password": PASSWORD, "accept_terms": True},
+        )
+        assert r.status_code == 202
+    with TestClient(create_app(ctx), client=(IP, 40000)) as client:
+        images = make_history(ctx, client)
+        r = client.post("/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD})
+        assert r.status_code == 200
+        export = client.get("/api/v1/account/export")
+    assert export.status_code == 200 and export.headers["cache-control"] == "no-store"
+    archive = zipfile.ZipFile(io.BytesIO(export.content))
+    record = json.loads(archive.read("account.json"))
+    assert record["account"]["email"] == EMAIL
+    assert [b["name"] for b in record["batches"]] == [f"{BATCH_NAME}.zip"]
+    assert record["batches"][0]["rejected_files"][0]["path"].endswith("_notes.txt")
+    assert sorted(j["path_in_batch"] or "" for j in record["jobs"]) == [
+        "",
+        f"{BATCH_NAME}/{FILE_STEM}_0.jpg",
+        f"{BATCH_NAME}/{FILE_STEM}_1.jpg",
+    ]
+    ((order,),) = [record["orders"]]
+    assert order["status"] == "paid" and order["provider"] == "sandbox"
+    assert [p["code"] for p in record["promo_codes_redeemed"]] == ["WELCOME-ZORN"]
+    assert record["signup_grant"][0]["ip"] == IP
+    subjects = [m["subject"] for m in record["emails"]]
+    assert any("reset" in s.lower() for s in subjects), subjects
+    assert {m["to"] for m in record["emails"]} == {EMAIL}
+    assert {s["ip"] for s in record["sessions"]} == {IP}
+    assert [k["name"] for k in record["api_keys"]] == [f"{FILE_STEM} laptop"]
+    stored = {archive.read(n) for n in archive.namelist() if n.startswith("images/")}
+    assert images["upload"] in stored and images["batch0"] in stored
+    # Nothing of anyone else: not their address, network, or the email written to them.
+    raw = archive.read("account.json").decode()
+    assert "eve@example.com" not in raw and "198.51.100.23" not in raw

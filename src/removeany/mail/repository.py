@@ -87,6 +87,15 @@ def give_up(session: Session, mail_id: int, claim: str, *, now: datetime, error:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def of_user(session: Session, user_id: int, address: str) -> Sequence[OutgoingMail]:
+    stmt = (
+        select(OutgoingMail)
+        .where(or_(OutgoingMail.user_id == user_id, OutgoingMail.to_address == address))
+        .order_by(OutgoingMail.id)
+    )
+    return session.scalars(stmt).all()
+
+
 def delete_of_user(session: Session, user_id: int, address: str) -> int:
     """Every email about the account or to its address, sent or not."""
     result = session.execute(

@@ -38,6 +38,11 @@ def write(
     return mail
 
 
+def of_account(session: Session, user_id: int, address: str) -> Sequence[OutgoingMail]:
+    """The emails still held about the account or to its address (its data export)."""
+    return repo.of_user(session, user_id, address)
+
+
 def forget_account(session: Session, user_id: int, address: str) -> None:
     """Erasure: the account's emails go, unsent ones included (they hold its address and
     perhaps a live link), and once this transaction commits, the copies of those sent to the

@@ -27,7 +27,14 @@ from removeany.batches.models import Batch
 from removeany.billing import service as billing
 from removeany.credits import free
 from removeany.credits import service as ledger
-from removeany.credits.models import CreditEntry, CreditHold, CreditLot
+from removeany.credits.models import (
+    CreditEntry,
+    CreditHold,
+    CreditLot,
+    PromoCode,
+    PromoRedemption,
+    SignupGrant,
+)
 from removeany.engine.io import sniff_format
 from removeany.errors import Conflict
 from removeany.i18n import t, use
@@ -132,7 +139,8 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def export_account(session: Session, storage: Storage, user: User) -> bytes:
-    """A ZIP: account.json (everything we hold about the person) and images/ (stored files)."""
+    """A ZIP: account.json (everything we hold about the person) and images/ (stored files).
+    Built in memory for the response and never stored."""
     from removeany.legal.service import acceptances
 
     jobs = session.scalars(select(Job).where(Job.user_id == user.id).order_by(Job.created_at))
@@ -166,6 +174,8 @@ def export_account(session: Session, storage: Storage, user: User) -> bytes:
                     "options": job.options,
                     "cost": job.cost,
                     "input_name": job.input_name,
+                    "batch_id": job.batch_id,
+                    "path_in_batch": job.relative_path,
                     "input_size": [job.input_width, job.input_height],
                     "error_code": job.error_code,
                     "created_at": _iso(job.created_at),
@@ -251,6 +261,59 @@ def export_account(session: Session, storage: Storage, user: User) -> bytes:
                 )
             ],
             "jobs": job_records,
+            "batches": [
+                {
+                    "id": b.id,
+                    "name": b.name,
+                    "service": b.service,
+                    "options": b.options,
+                    "items": b.total_items,
+                    "rejected_files": b.rejected,
+                    "created_at": _iso(b.created_at),
+                    "cancelled_at": _iso(b.cancelled_at),
+                }
+                for b in session.scalars(
+                    select(Batch).where(Batch.user_id == user.id).order_by(Batch.created_at)
+                )
+            ],
+            "orders": [
+                {
+                    "id": o.id,
+                    "credits": o.credits,
+                    "amount_cents": o.amount_cents,
+                    "currency": o.currency,
+                    "provider": o.provider,
+                    "status": o.status,
+                    "refunded_cents": o.refunded_cents,
+                    "created_at": _iso(o.created_at),
+                    "paid_at": _iso(o.paid_at),
+                }
+                for o in billing.orders(session, user)
+            ],
+            "promo_codes_redeemed": [
+                {"code": code, "lot_id": r.lot_id, "redeemed_at": _iso(r.created_at)}
+                for r, code in session.execute(
+                    select(PromoRedemption, PromoCode.code)
+                    .join(PromoCode, PromoCode.id == PromoRedemption.promo_id)
+                    .where(PromoRedemption.user_id == user.id)
+                    .order_by(PromoRedemption.id)
+                )
+            ],
+            "signup_grant": [
+                {"granted": g.granted, "ip": g.ip, "created_at": _iso(g.created_at)}
+                for g in session.scalars(select(SignupGrant).where(SignupGrant.user_id == user.id))
+            ],
+            # Kept for a short time after sending (bodies emptied once sent): see docs/trust.md.
+            "emails": [
+                {
+                    "to": m.to_address,
+                    "subject": m.subject,
+                    "status": m.status,
+                    "written_at": _iso(m.created_at),
+                    "sent_at": _iso(m.finished_at) if m.status == "sent" else None,
+                }
+                for m in mail.of_account(session, user.id, user.email)
+            ],
         }
         archive.writestr("account.json", json.dumps(record, indent=2, ensure_ascii=False))
     return buffer.getvalue()
