@@ -28,6 +28,7 @@ from removeany.app import create_app
 from removeany.billing import service as billing
 from removeany.context import Context
 from removeany.credits import free
+from removeany.jobs.models import Job
 from removeany.maintenance import run_sweeps
 from tests.conftest import TestClock
 from tests.helpers import wait_for_batch
@@ -96,12 +97,18 @@ def make_history(ctx: Context, client: TestClient) -> dict[str, bytes]:
     r = client.post(
         "/api/v1/jobs",
         headers=api,
-        files={"file": (f"{FILE_STEM}.jpg", upload, "image/jpeg")},
+        files={
+            "file": (f"{FILE_STEM}.jpg", upload, "image/jpeg"),
+            "bg_image_file": ("beach.jpg", noisy_photo(99), "image/jpeg"),
+        },
         data={"wait": "true", "format": "png"},
     )
     assert r.status_code == 202 and r.json()["status"] == "succeeded", r.text
     job_id = r.json()["id"]
     images["upload"] = upload
+    with ctx.db.transaction() as s:  # the background photo is kept with the job's options
+        background = s.get(Job, job_id).options["bg_image_jpg"]  # type: ignore[union-attr]
+    images["background photo"] = background[len(background) // 2 :][:48].encode()
     images["result"] = client.get(f"/api/v1/jobs/{job_id}/result", headers=api).content
 
     archive = io.BytesIO()
@@ -169,6 +176,9 @@ def traces(ctx: Context, images: dict[str, bytes]) -> list[str]:
         for name, piece in pieces.items():
             if piece in data:
                 found.append(f"{name} image bytes in file {path}")
+    for name, piece in pieces.items():
+        if piece.isascii() and piece.decode() in dump:
+            found.append(f"{name} in the database")
     return found
 
 

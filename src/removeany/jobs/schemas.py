@@ -12,6 +12,9 @@ Size = Literal["preview", "small", "regular", "medium", "hd", "4k", "full", "aut
 MAX_MASK_B64 = 1_000_000
 # A background photo to put behind a cutout, stored with the job's options: a JPEG, base64.
 MAX_BACKGROUND_B64 = 3_000_000
+# Options that hold something the person uploaded beside the photo (a background photo, a
+# mask drawn on it): they go with the job's files (privacy.service.mark_deleted).
+UPLOADED_OPTIONS = ("bg_image_jpg", "mask_png")
 # remove.bg's foreground types; `person` takes the portrait path, `auto` lets the engine choose.
 ForegroundType = Literal[
     "auto", "person", "product", "animal", "car", "transportation", "graphic", "other"

@@ -43,6 +43,7 @@ from removeany.infra.storage import Storage
 from removeany.jobs import repository as jobs_repo
 from removeany.jobs import service as jobs_service
 from removeany.jobs.models import Job
+from removeany.jobs.schemas import UPLOADED_OPTIONS
 from removeany.legal.models import TermsAcceptance
 from removeany.mail import service as mail
 from removeany.privacy.models import JobFileDeletion
@@ -68,13 +69,25 @@ def job_keys(job: Job) -> list[str]:
 
 
 def mark_deleted(session: Session, job: Job, *, reason: str, now: datetime) -> list[str]:
-    """Record that the job's files are gone; returns the storage keys, which the caller
-    deletes before its commit: if the store fails (an S3 outage), the record rolls back and
-    the deletion can be retried, where a record over files left behind would never be."""
+    """Record that the job's files are gone, and empty the options that held an upload (a
+    background photo, a mask); returns the storage keys, which the caller deletes before its
+    commit: if the store fails (an S3 outage), the record rolls back and the deletion can be
+    retried, where a record over files left behind would never be."""
     if deletion_of(session, job.id) is None:
         session.add(JobFileDeletion(job_id=job.id, deleted_at=now, reason=reason))
-        session.flush()
+    job.options = _without_uploads(job.options)
+    batch = session.get(Batch, job.batch_id) if job.batch_id else None
+    if batch is not None:  # a watermark batch's mask is in the batch's options too
+        batch.options = _without_uploads(batch.options)
+    session.flush()
     return job_keys(job)
+
+
+def _without_uploads(options: dict[str, Any]) -> dict[str, Any]:
+    """The same options (the same object when it holds no upload: nothing to write)."""
+    if all(options.get(name) is None for name in UPLOADED_OPTIONS):
+        return options
+    return {k: None if k in UPLOADED_OPTIONS else v for k, v in options.items()}
 
 
 def delete_files(storage: Storage, keys: Sequence[str]) -> None:
