@@ -304,7 +304,7 @@ def test_upgrading_empties_addresses_already_in_the_audit_log(
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         request.addfinalizer(lambda: _drop(admin, name))
         url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    for head in ("0002", "0004", "0006_user_locale", "0010_outgoing_mail"):  # the release before
+    for head in ("0002", "0006_user_locale", "0010_outgoing_mail", "0011_credential_binding"):
         upgrade(url, head)
     db = Database(url)
     try:

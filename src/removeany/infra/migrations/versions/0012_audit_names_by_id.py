@@ -1,7 +1,7 @@
 """admin_audit_log names accounts by id only
 
-Revision ID: 0011_audit_names_by_id
-Revises: 0010_outgoing_mail
+Revision ID: 0012_audit_names_by_id
+Revises: 0011_credential_binding
 
 Entries kept the email of the account acted on (and of the admin who acted) as text, so an
 erased account's address stayed in the append-only log for ever. The log now names accounts by
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0011_audit_names_by_id"
-down_revision: str | None = "0010_outgoing_mail"
+revision: str = "0012_audit_names_by_id"
+down_revision: str | None = "0011_credential_binding"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = "0004"  # the audit log and its triggers
 
