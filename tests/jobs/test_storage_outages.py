@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
+from removeany.accounts.models import User
 from removeany.app import create_app
-from removeany.context import build_context
+from removeany.context import Context, build_context
 from removeany.infra.settings import Settings
 from removeany.infra.storage import S3Storage
 from tests.batches._images import photo_paths, small_photo
@@ -102,6 +104,19 @@ def finished(
     return job
 
 
+@contextmanager
+def on_s3(settings: Settings) -> Iterator[tuple[Context, User, dict[str, str]]]:
+    """A context on the (flaky) bucket, with a user of 3 credits and their API key's headers."""
+    ctx = build_context(settings)
+    assert isinstance(ctx.storage, S3Storage)
+    ctx.storage.ensure_bucket()
+    try:
+        user = make_user(ctx, credits=3)
+        yield ctx, user, {"X-Api-Key": make_api_key(ctx, user)}
+    finally:
+        ctx.close()
+
+
 def stays_running_while_down(
     client: TestClient, headers: dict[str, str], job_id: str, flaky: FlakyEndpoint
 ) -> None:
@@ -116,12 +131,7 @@ def test_an_original_unreadable_for_a_while_is_read_when_the_bucket_is_back(
     settings: Settings, bucket: tuple[FlakyEndpoint, str], s3_server: str
 ) -> None:
     flaky, name = bucket
-    ctx = build_context(on_bucket(settings, flaky, name, storage_retry_seconds=120))
-    assert isinstance(ctx.storage, S3Storage)
-    ctx.storage.ensure_bucket()
-    try:
-        user = make_user(ctx, credits=3)
-        headers = {"X-Api-Key": make_api_key(ctx, user)}
+    with on_s3(on_bucket(settings, flaky, name, storage_retry_seconds=120)) as (ctx, user, headers):
         flaky.refuse_from(f"GET /{name}/originals/".encode())
         with TestClient(create_app(ctx)) as client:
             job_id = submit(client, headers)
@@ -133,8 +143,6 @@ def test_an_original_unreadable_for_a_while_is_read_when_the_bucket_is_back(
         ledger = audit(ctx, user.id)
         assert ledger["captured"] == 1 and ledger["held"] == 0 and ledger["available"] == 2
         assert stored(s3_server, name) == [f"originals/{job_id}", f"results/{job_id}.1"]
-    finally:
-        ctx.close()
 
 
 def test_a_result_unwritable_for_a_while_is_written_once_when_the_bucket_is_back(
@@ -143,12 +151,7 @@ def test_a_result_unwritable_for_a_while_is_written_once_when_the_bucket_is_back
     """The outage cuts the PUT of the result itself: the same attempt writes it again (the
     engine does not run again), and the job is charged once."""
     flaky, name = bucket
-    ctx = build_context(on_bucket(settings, flaky, name, storage_retry_seconds=120))
-    assert isinstance(ctx.storage, S3Storage)
-    ctx.storage.ensure_bucket()
-    try:
-        user = make_user(ctx, credits=3)
-        headers = {"X-Api-Key": make_api_key(ctx, user)}
+    with on_s3(on_bucket(settings, flaky, name, storage_retry_seconds=120)) as (ctx, user, headers):
         flaky.refuse_from(f"PUT /{name}/results/".encode())
         with TestClient(create_app(ctx)) as client:
             job_id = submit(client, headers)
@@ -165,8 +168,6 @@ def test_a_result_unwritable_for_a_while_is_written_once_when_the_bucket_is_back
         jobs = ledger["jobs"]
         assert isinstance(jobs, dict) and jobs[job_id].attempts == 1
         assert stored(s3_server, name) == [f"originals/{job_id}", f"results/{job_id}.1"]
-    finally:
-        ctx.close()
 
 
 # boto's own retries back off for several seconds under SlowDown: one database suffices.
@@ -178,12 +179,7 @@ def test_a_bucket_that_stays_down_fails_the_job_uncharged_and_a_missing_file_at_
     hold is released, leaving no result in the bucket. A permanent error (the original is
     gone) is not waited on: that job fails at once."""
     flaky, name = bucket
-    ctx = build_context(on_bucket(settings, flaky, name, storage_retry_seconds=120))
-    assert isinstance(ctx.storage, S3Storage)
-    ctx.storage.ensure_bucket()
-    try:
-        user = make_user(ctx, credits=3)
-        headers = {"X-Api-Key": make_api_key(ctx, user)}
+    with on_s3(on_bucket(settings, flaky, name, storage_retry_seconds=120)) as (ctx, user, headers):
         with TestClient(create_app(ctx)) as client:
             # The original vanishes (deleted behind the platform's back) before the job runs.
             gone = make_user(ctx, "gone@example.com", credits=3)
@@ -210,8 +206,6 @@ def test_a_bucket_that_stays_down_fails_the_job_uncharged_and_a_missing_file_at_
             ledger = audit(ctx, owner.id)
             assert ledger["captured"] == 0 and ledger["held"] == 0 and ledger["available"] == 3
         assert stored(s3_server, name) == [f"originals/{job_id}"]
-    finally:
-        ctx.close()
 
 
 def test_a_server_stopping_during_an_outage_gives_its_job_back(
@@ -285,32 +279,30 @@ def test_a_celery_worker_waits_out_the_bucket_and_charges_once(
         "storage_retry_seconds": 120,
     }
     scaled = Settings(**values)  # type: ignore[arg-type]
-    ctx = build_context(scaled)
-    assert isinstance(ctx.storage, S3Storage)
-    ctx.storage.ensure_bucket()
     try:
-        user = make_user(ctx, credits=3)
-        headers = {"X-Api-Key": make_api_key(ctx, user)}
-        flaky.refuse_from(f"PUT /{name}/results/".encode())
-        with workers(settings_env(values), tmp_path) as pool, TestClient(create_app(ctx)) as client:
-            pool.start()
-            job_id = submit(client, headers)
-            try:
-                stays_running_while_down(client, headers, job_id, flaky)
-            except AssertionError as exc:
-                raise AssertionError(pool.log_tail()) from exc
-            time.sleep(2)  # several retries fail against the closed port
-            assert job_of(client, headers, job_id)["status"] == "running"
-            flaky.up()
-            job = finished(client, headers, job_id)
-            assert job["status"] == "succeeded", (job, pool.log_tail())
-        ledger = audit(ctx, user.id)
-        assert ledger["captured"] == 1 and ledger["held"] == 0 and ledger["available"] == 2
-        jobs = ledger["jobs"]
-        assert isinstance(jobs, dict) and jobs[job_id].attempts == 1
-        assert stored(s3_server, name) == [f"originals/{job_id}", f"results/{job_id}.1"]
+        with on_s3(scaled) as (ctx, user, headers):
+            flaky.refuse_from(f"PUT /{name}/results/".encode())
+            with (
+                workers(settings_env(values), tmp_path) as pool,
+                TestClient(create_app(ctx)) as client,
+            ):
+                pool.start()
+                job_id = submit(client, headers)
+                try:
+                    stays_running_while_down(client, headers, job_id, flaky)
+                except AssertionError as exc:
+                    raise AssertionError(pool.log_tail()) from exc
+                time.sleep(2)  # several retries fail against the closed port
+                assert job_of(client, headers, job_id)["status"] == "running"
+                flaky.up()
+                job = finished(client, headers, job_id)
+                assert job["status"] == "succeeded", (job, pool.log_tail())
+            ledger = audit(ctx, user.id)
+            assert ledger["captured"] == 1 and ledger["held"] == 0 and ledger["available"] == 2
+            jobs = ledger["jobs"]
+            assert isinstance(jobs, dict) and jobs[job_id].attempts == 1
+            assert stored(s3_server, name) == [f"originals/{job_id}", f"results/{job_id}.1"]
     finally:
-        ctx.close()
         forget_queue(broker_url, queue)
 
 
@@ -326,12 +318,7 @@ def test_a_bucket_that_refuses_the_worker_fails_the_job_at_once_and_tells_the_op
     not after storage_retry_seconds, and the log names the setting to fix. A submission then
     is answered 503 storage_unavailable (it was a 500 from a raw ClientError)."""
     flaky, name = bucket
-    ctx = build_context(on_bucket(settings, flaky, name, storage_retry_seconds=300))
-    assert isinstance(ctx.storage, S3Storage)
-    ctx.storage.ensure_bucket()
-    try:
-        user = make_user(ctx, credits=3)
-        headers = {"X-Api-Key": make_api_key(ctx, user)}
+    with on_s3(on_bucket(settings, flaky, name, storage_retry_seconds=300)) as (ctx, user, headers):
         flaky.refuse_from(f"GET /{name}/originals/".encode())
         with TestClient(create_app(ctx)) as client, caplog.at_level(logging.ERROR):
             job_id = submit(client, headers)
@@ -362,8 +349,6 @@ def test_a_bucket_that_refuses_the_worker_fails_the_job_at_once_and_tells_the_op
         assert all(f"'{name}' does not exist" in line for line in refusals)
         assert all("check REMOVEANY_S3_BUCKET" in line for line in refusals)
         assert job_id in refusals[0]
-    finally:
-        ctx.close()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -384,32 +369,29 @@ def test_a_job_called_off_while_its_worker_waits_for_the_bucket_stops_the_wait(
         job_lease_seconds=3,  # a heartbeat each second
         job_wait_seconds=2,
     )
-    ctx = build_context(scaled)
-    assert isinstance(ctx.storage, S3Storage)
-    ctx.storage.ensure_bucket()
     try:
-        user = make_user(ctx, credits=3)
-        headers = {"X-Api-Key": make_api_key(ctx, user)}
-        flaky.refuse_from(f"GET /{name}/originals/".encode())
-        with TestClient(create_app(ctx)) as client, caplog.at_level(logging.WARNING):
-            called_off = client.post(
-                "/v1.0/removebg",
-                headers=headers,
-                files={"image_file": ("p.jpg", small_photo(photo_paths(1)[0], 200))},
+        with on_s3(scaled) as (ctx, user, headers):
+            flaky.refuse_from(f"GET /{name}/originals/".encode())
+            with TestClient(create_app(ctx)) as client, caplog.at_level(logging.WARNING):
+                called_off = client.post(
+                    "/v1.0/removebg",
+                    headers=headers,
+                    files={"image_file": ("p.jpg", small_photo(photo_paths(1)[0], 200))},
+                )
+                assert called_off.status_code == 503, called_off.text
+                assert called_off.json()["errors"][0]["code"] == "timeout"
+                assert not flaky.is_up  # the worker is waiting for the bucket
+                (job,) = client.get("/api/v1/jobs", headers=headers).json()
+                assert job["status"] == "cancelled", job
+                assert ctx.queue is not None
+                idle = threading.Thread(target=ctx.queue.shutdown)  # waits for the running job
+                idle.start()
+                idle.join(15)
+                assert not idle.is_alive(), "the worker still waits for a job that was called off"
+            assert (
+                f"job {job['id']} attempt 1 was settled meanwhile; stopped waiting" in caplog.text
             )
-            assert called_off.status_code == 503, called_off.text
-            assert called_off.json()["errors"][0]["code"] == "timeout"
-            assert not flaky.is_up  # the worker is waiting for the bucket
-            (job,) = client.get("/api/v1/jobs", headers=headers).json()
-            assert job["status"] == "cancelled", job
-            assert ctx.queue is not None
-            idle = threading.Thread(target=ctx.queue.shutdown)  # waits for the running job
-            idle.start()
-            idle.join(15)
-            assert not idle.is_alive(), "the worker still waits for a job that was called off"
-        assert f"job {job['id']} attempt 1 was settled meanwhile; stopped waiting" in caplog.text
-        ledger = audit(ctx, user.id)
-        assert ledger["captured"] == 0 and ledger["held"] == 0 and ledger["available"] == 3
+            ledger = audit(ctx, user.id)
+            assert ledger["captured"] == 0 and ledger["held"] == 0 and ledger["available"] == 3
     finally:
-        ctx.close()  # before the fix: ends the wait the test gave up on
-        flaky.up()
+        flaky.up()  # after on_s3 closed the context (before the fix, closing ended the wait)
