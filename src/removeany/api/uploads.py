@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 
-from fastapi import UploadFile
+from fastapi import Request, UploadFile
 from PIL import Image
+from starlette.datastructures import FormData
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from removeany.engine.errors import ImageError, OptionError
 from removeany.engine.io import decode_image
@@ -32,6 +35,51 @@ async def read_bounded(upload: UploadFile, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise too_large(max_bytes)
     return data
+
+
+# A multipart file part beyond this many bytes is written to a temporary file on disk.
+SPOOL_BYTES = 64 * 1024
+
+
+class _DiskSpooledParser(MultiPartParser):
+    """Starlette's parser keeps every file part under 1 MB in memory, so a batch of 500 shop
+    photos sent as files held all 160 MB of them in the server; here each one beyond
+    SPOOL_BYTES goes to disk. The number of files is bounded while parsing, by `too_many`."""
+
+    spool_max_size = SPOOL_BYTES
+
+    def __init__(
+        self, request: Request, *, max_files: int, too_many: Callable[[], Exception]
+    ) -> None:
+        super().__init__(request.headers, request.stream(), max_files=float("inf"), max_fields=50)
+        self._file_limit = max_files
+        self._files_seen = 0
+        self._too_many = too_many
+
+    def on_headers_finished(self) -> None:
+        super().on_headers_finished()
+        if self._current_part.file is not None:
+            self._files_seen += 1
+            if self._files_seen > self._file_limit:
+                raise self._too_many()
+
+
+async def spooled_form(
+    request: Request,
+    *,
+    max_files: int,
+    too_many: Callable[[], Exception],
+    malformed: Callable[[str], Exception],
+) -> FormData:
+    """A multipart form of many files, each spooled to disk; more than `max_files` files
+    raise `too_many()` (the caller's error, in the caller's words) as soon as one more
+    starts, a body that is not multipart raises `malformed(reason)`."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise malformed("Send the files as multipart/form-data.")
+    try:
+        return await _DiskSpooledParser(request, max_files=max_files, too_many=too_many).parse()
+    except MultiPartException as exc:
+        raise malformed(exc.message) from None
 
 
 def decode_b64(value: str, max_bytes: int) -> bytes:

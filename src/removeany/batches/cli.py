@@ -37,13 +37,14 @@ def entries_from_folder(root: Path) -> Iterator[service.Entry | RejectedFile]:
             continue
         if not path.is_file():
             continue
-        yield service.Entry(rel, path.stat().st_size, _reader(path))
+        size = path.stat().st_size
+        yield service.Entry(rel, size, _reader(path, size))
 
 
-def _reader(path: Path) -> Callable[[int], bytes]:
+def _reader(path: Path, size: int) -> Callable[[int], bytes]:
     def read(limit: int) -> bytes:
         with path.open("rb") as fh:
-            return fh.read(limit)
+            return fh.read(min(limit, size + 1))  # not a buffer of `limit` bytes per file
 
     return read
 

@@ -22,7 +22,7 @@ from removeany.accounts.models import User
 from removeany.batches import repository as repo
 from removeany.batches import service
 from removeany.batches.schemas import BatchOut
-from removeany.batches.submit import check_length, plan_upload, submit_batch
+from removeany.batches.submit import check_length, plan_upload, read_form, submit_batch
 from removeany.catalog.prices import price_for
 from removeany.credits import service as ledger
 from removeany.engine.errors import ImageError, OptionError
@@ -295,12 +295,12 @@ async def start_batch(request: Request) -> Response:
     ctx = _ctx(request)
     try:
         check_length(ctx.settings, int(request.headers.get("content-length") or 0))
+        form = await read_form(request, ctx.settings)
     except DomainError as exc:
         refused = exc  # `exc` is unbound in the lambda
         return await run_in_threadpool(
             lambda: _batches_page(request, status_code=refused.status_code, error=refused)
         )
-    form = await request.form(max_files=ctx.settings.batch_max_items + 1, max_fields=50)
     try:
         return await run_in_threadpool(_start, request, form)
     finally:

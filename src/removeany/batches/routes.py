@@ -19,7 +19,7 @@ from removeany.api.auth import require_user
 from removeany.batches import repository as repo
 from removeany.batches import service
 from removeany.batches.schemas import BatchItemOut, BatchOut
-from removeany.batches.submit import check_length, plan_upload, submit_batch
+from removeany.batches.submit import check_length, plan_upload, read_form, submit_batch
 from removeany.context import Context
 from removeany.engine.errors import OptionError
 from removeany.infra.zipstream import stream_zip
@@ -66,7 +66,7 @@ async def create_batch(request: Request) -> BatchOut:
     ctx: Context = request.app.state.ctx
     settings = ctx.settings
     check_length(settings, int(request.headers.get("content-length") or 0))
-    form = await request.form(max_files=settings.batch_max_items + 1, max_fields=50)
+    form = await read_form(request, settings)
     try:
         service_name = str(form.get("service") or "remove_background")
         raw = str(form.get("options") or "{}")

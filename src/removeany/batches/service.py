@@ -124,7 +124,7 @@ def entries_from_zip(fileobj: IO[bytes], settings: Settings) -> Iterator[Entry |
         ) from None
     infos = archive.infolist()
     if len(infos) > 2 * settings.batch_max_items + 1000:
-        raise BatchTooLarge(_too_many(settings))
+        raise too_many_files(settings)
     seen: set[str] = set()
     for info in infos:
         if info.is_dir():
@@ -183,19 +183,21 @@ def entries_from_files(files: Iterable[tuple[str, IO[bytes]]]) -> Iterator[Entry
         seen.add(path)
         fh.seek(0, 2)
         size = fh.tell()
-        yield Entry(path, size, _file_reader(fh))
+        yield Entry(path, size, _file_reader(fh, size))
 
 
-def _file_reader(fh: IO[bytes]) -> Callable[[int], bytes]:
+def _file_reader(fh: IO[bytes], size: int) -> Callable[[int], bytes]:
     def read(limit: int) -> bytes:
+        # A file on disk asked for `limit` bytes allocates all of them first (25 MB for each
+        # photo of a batch): ask for what it holds.
         fh.seek(0)
-        return fh.read(limit)
+        return fh.read(min(limit, size + 1))
 
     return read
 
 
-def _too_many(settings: Settings) -> str:
-    return (
+def too_many_files(settings: Settings) -> BatchTooLarge:
+    return BatchTooLarge(
         f"A batch holds at most {settings.batch_max_items:,} files. Split the upload into "
         "several batches."
     )
@@ -209,7 +211,7 @@ def plan(entries: Iterable[Entry | RejectedFile], settings: Settings) -> Plan:
             result.rejected.append(entry.model_dump())
             continue
         if len(result.items) >= settings.batch_max_items:
-            raise BatchTooLarge(_too_many(settings))
+            raise too_many_files(settings)
         limit = settings.max_upload_bytes
         if entry.declared_size > limit:
             result.rejected.append(_rejected(entry.path, _too_big(limit)))
