@@ -73,7 +73,9 @@ def test_batch_command_processes_a_folder(tmp_path: Path, model_dir: Path) -> No
     assert "skipped readme.txt" in done.stderr and "failed flat.png" in done.stderr
     assert "charged 2 credits" in done.stdout
     with zipfile.ZipFile(out) as zf:
-        assert sorted(zf.namelist()) == ["b.webp", "day1/a.webp"]
+        assert sorted(zf.namelist()) == ["NOT-INCLUDED.txt", "b.webp", "day1/a.webp"]
+        note = zf.read("NOT-INCLUDED.txt").decode()
+        assert "- flat.png: failed, not charged." in note and "- readme.txt: skipped" in note
         with Image.open(io.BytesIO(zf.read("day1/a.webp"))) as im:
             assert im.mode == "RGBA"
     missing = run_cli(

@@ -76,7 +76,12 @@ def test_zip_batch_keeps_folders_refunds_failures_and_zips_results(
     assert download.status_code == 200
     assert download.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(download.content)) as zf:
-        assert sorted(zf.namelist()) == ["shoot/day1/a.webp", "shoot/day2/b.webp", "top.webp"]
+        assert sorted(zf.namelist()) == [
+            "NOT-INCLUDED.txt",
+            "shoot/day1/a.webp",
+            "shoot/day2/b.webp",
+            "top.webp",
+        ]
         with Image.open(io.BytesIO(zf.read("shoot/day1/a.webp"))) as im:
             assert im.format == "WEBP" and im.mode == "RGBA"
 

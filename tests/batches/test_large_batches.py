@@ -1,18 +1,20 @@
 """What a shop's batch of hundreds of photos needs, scaled down to a few small photos: uploads
-kept on disk rather than in memory, and the limits' errors in the API's shape."""
+kept on disk rather than in memory, the limits' errors in the API's shape, names as the shop's
+computer wrote them, and a results ZIP that says what is missing from it."""
 
 from __future__ import annotations
 
 import io
 import random
 import tracemalloc
+import zipfile
 
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from removeany.context import Context
-from tests.batches._images import photo_paths, small_photo
-from tests.helpers import make_api_key, make_user
+from tests.batches._images import photo_paths, plain_image, small_photo
+from tests.helpers import make_api_key, make_user, wait_for_batch
 from tests.web.test_pages import form_token, login, text_of
 
 
@@ -83,3 +85,91 @@ def test_too_many_files_is_the_batch_limit_in_the_api_shape(
     )
     assert not_a_form.status_code == 400
     assert not_a_form.json()["error"]["code"] == "invalid_upload"
+
+
+def windows_zip(members: dict[str, bytes], encoding: str) -> bytes:
+    """A ZIP as a tool that ignores the UTF-8 flag writes it: names in `encoding`, flag unset
+    (zipfile itself would write UTF-8 and set the flag, so the names are put in afterwards)."""
+    stand_ins = {
+        name: f"{n:0{len(name.encode(encoding)) - 4}d}.bin" for n, name in enumerate(members)
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(stand_ins[name], data)
+    raw = buf.getvalue()
+    for name, stand_in in stand_ins.items():
+        assert raw.count(stand_in.encode()) == 2  # local header and central directory
+        raw = raw.replace(stand_in.encode(), name.encode(encoding))
+    return raw
+
+
+def test_names_and_what_the_results_zip_leaves_out(client: TestClient, ctx: Context) -> None:
+    """Chinese names from a ZIP made on Windows in Chinese (GBK, no UTF-8 flag) read as
+    written (they were '╨¼╫╙/╔╠╞╖.jpg'); the same name in two folders stays two files; the
+    results ZIP names in NOT-INCLUDED.txt, in the requester's language, every file that is
+    not in it and why (a failed item and a skipped file were simply missing)."""
+    user = make_user(ctx, credits=10)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    photos = photo_paths(2)
+    archive = windows_zip(
+        {
+            "鞋子/商品.jpg": small_photo(photos[0], 160),
+            "包/商品.jpg": small_photo(photos[1], 160),
+            "包/纯色.png": plain_image(side=64),
+            "说明.txt": b"not a photo",
+        },
+        "gbk",
+    )
+    created = client.post(
+        "/api/v1/batches", headers=headers, files={"archive": ("店.zip", archive)}
+    )
+    assert created.status_code == 202, created.text
+    assert [r["path"] for r in created.json()["rejected"]] == ["说明.txt"]
+    batch = wait_for_batch(client, created.json()["id"], headers)
+    assert batch["counts"]["succeeded"] == 2 and batch["counts"]["failed"] == 1
+    items = client.get(batch["items_url"], headers=headers).json()
+    assert sorted(i["relative_path"] for i in items) == [
+        "包/商品.jpg",
+        "包/纯色.png",
+        "鞋子/商品.jpg",
+    ]
+
+    download = client.get(batch["results_url"], headers=headers)
+    with zipfile.ZipFile(io.BytesIO(download.content)) as zf:
+        assert sorted(zf.namelist()) == ["NOT-INCLUDED.txt", "包/商品.png", "鞋子/商品.png"]
+        note = zf.read("NOT-INCLUDED.txt").decode()
+    assert note.splitlines()[0] == "These files of the batch are not in this ZIP:"
+    assert "- 包/纯色.png: failed, not charged. " in note
+    assert "- 说明.txt: skipped when the upload was read. " in note
+
+    chinese = client.get(batch["results_url"], headers={**headers, "Accept-Language": "zh-CN"})
+    with zipfile.ZipFile(io.BytesIO(chinese.content)) as zf:
+        note = zf.read("NOT-INCLUDED.txt").decode()
+    assert note.splitlines()[0] == "以下批次文件不在此 ZIP 中："  # noqa: RUF001
+    assert "- 包/纯色.png：处理失败，未扣费。" in note  # noqa: RUF001
+
+
+def test_results_zip_of_a_cancelled_batch_names_the_cancelled_files(
+    client: TestClient, ctx: Context
+) -> None:
+    user = make_user(ctx, credits=10)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    photo = small_photo(photo_paths(1)[0], 120)
+    ctx.stopping.set()  # nothing starts: every item is cancelled
+    try:
+        created = client.post(
+            "/api/v1/batches",
+            headers=headers,
+            files=[("files", (f"a/{n}.jpg", photo)) for n in range(3)],
+        ).json()
+        client.post(f"/api/v1/batches/{created['id']}/cancel", headers=headers)
+    finally:
+        ctx.stopping.clear()
+    download = client.get(created["results_url"], headers=headers)
+    with zipfile.ZipFile(io.BytesIO(download.content)) as zf:
+        assert zf.namelist() == ["NOT-INCLUDED.txt"]
+        lines = zf.read("NOT-INCLUDED.txt").decode().splitlines()
+    assert lines[2:] == [
+        f"- a/{n}.jpg: cancelled before it started, not charged." for n in range(3)
+    ]

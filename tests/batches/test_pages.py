@@ -198,7 +198,7 @@ def test_zip_with_a_corrupt_member_and_a_failing_image(client: TestClient, ctx: 
     with zipfile.ZipFile(
         io.BytesIO(client.get(f"/api/v1/batches/{batch_id}/results").content)
     ) as zf:
-        assert sorted(zf.namelist()) == ["shoot/a.png", "shoot/b.png"]
+        assert sorted(zf.namelist()) == ["NOT-INCLUDED.txt", "shoot/a.png", "shoot/b.png"]
 
 
 def test_cancel_from_the_page(client: TestClient, ctx: Context) -> None:

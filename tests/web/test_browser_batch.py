@@ -132,8 +132,13 @@ def test_batch_from_the_browser(
     info.value.save_as(str(saved))
     assert info.value.suggested_filename == "Browserbatch-results.zip"
     with zipfile.ZipFile(saved) as zf:
-        assert sorted(zf.namelist()) == sorted(f"{p.stem}.png" for p in photos)
-        assert all(zf.read(name).startswith(b"\x89PNG") for name in zf.namelist())
+        results = sorted(name for name in zf.namelist() if name != "NOT-INCLUDED.txt")
+        assert results == sorted(f"{p.stem}.png" for p in photos)
+        assert all(zf.read(name).startswith(b"\x89PNG") for name in results)
+        # The failed and the skipped file are named in the note, in the page's language.
+        note = zf.read("NOT-INCLUDED.txt").decode()
+        assert note.startswith(tr("These files of the batch are not in this ZIP:"))
+        assert "broken.png" in note
 
     # The list of batches shows it, finished.
     nav.get_by_role("link", name=tr("Batches")).click()

@@ -22,7 +22,6 @@ from removeany.context import Context
 from removeany.engine.errors import ImageError, OptionError
 from removeany.errors import DomainError, NotFound
 from removeany.infra.settings import Settings
-from removeany.infra.zipstream import stream_zip
 
 
 def entries_from_folder(root: Path) -> Iterator[service.Entry | RejectedFile]:
@@ -146,7 +145,9 @@ def _can_write(out: Path) -> bool:
 
 def _follow(ctx: Context, batch_id: str, out: Path | None) -> int:
     from removeany.batches import repository as repo
+    from removeany.batches import results
     from removeany.batches.models import Batch
+    from removeany.jobs import results_zip
 
     last = ""
     while True:
@@ -171,10 +172,13 @@ def _follow(ctx: Context, batch_id: str, out: Path | None) -> int:
         if job.status == "failed":
             typer.echo(f"failed {job.relative_path}: {job.error_message}", err=True)
     if out is not None:
-        entries = service.result_entries(items)
+        with ctx.db.transaction() as session:
+            batch = session.get(Batch, batch_id)
+            assert batch is not None
+            zip_plan = results.plan(batch, items)
         with out.open("wb") as fh:
-            for chunk in stream_zip(ctx.storage, entries):
+            for chunk in results_zip.stream(ctx.storage, zip_plan):
                 fh.write(chunk)
-        typer.echo(f"results: {out} ({len(entries)} files)")
+        typer.echo(f"results: {out} ({len(zip_plan.entries)} files)")
     typer.echo(f"charged {summary.charged} credits")
     return 0 if c.failed == 0 else 1

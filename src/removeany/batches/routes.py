@@ -17,12 +17,12 @@ from starlette.datastructures import UploadFile
 from removeany.accounts.models import User
 from removeany.api.auth import require_user
 from removeany.batches import repository as repo
-from removeany.batches import service
+from removeany.batches import results, service
 from removeany.batches.schemas import BatchItemOut, BatchOut
 from removeany.batches.submit import check_length, plan_upload, read_form, submit_batch
 from removeany.context import Context
 from removeany.engine.errors import OptionError
-from removeany.infra.zipstream import stream_zip
+from removeany.jobs import results_zip
 from removeany.jobs.routes import attachment
 
 router = APIRouter(prefix="/api/v1", tags=["batches"])
@@ -157,16 +157,17 @@ def cancel_batch(batch_id: str, request: Request) -> BatchOut:
 
 @router.get("/batches/{batch_id}/results", response_class=StreamingResponse)
 def batch_results(batch_id: str, request: Request) -> StreamingResponse:
-    """Every succeeded item, at its original relative path with the output format's extension.
-    Available at any time: while the batch runs it holds the items finished so far."""
+    """Every succeeded item, at its original relative path with the output format's extension,
+    and NOT-INCLUDED.txt naming the files that are not there and why. Available at any time:
+    while the batch runs it holds the items finished so far."""
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
         user = require_user(ctx, session, request)
         batch = service.get_for_user(session, user, batch_id)
-        entries = service.result_entries(repo.items(session, batch.id, status="succeeded"))
+        zip_plan = results.plan(batch, repo.items(session, batch.id))
     stem = batch.name.rsplit(".", 1)[0].replace(".", "") or "batch"
     return StreamingResponse(
-        stream_zip(ctx.storage, entries),
+        results_zip.stream(ctx.storage, zip_plan),
         media_type="application/zip",
         headers={"Content-Disposition": attachment(f"{stem}-results.zip", "batch-results.zip")},
     )

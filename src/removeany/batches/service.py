@@ -129,7 +129,7 @@ def entries_from_zip(fileobj: IO[bytes], settings: Settings) -> Iterator[Entry |
     for info in infos:
         if info.is_dir():
             continue
-        path = safe_relative_path(info.filename)
+        path = safe_relative_path(member_name(info))
         if path is None:
             yield RejectedFile(
                 path=jobs.visible_name(info.filename)[:300],
@@ -156,6 +156,34 @@ def entries_from_zip(fileobj: IO[bytes], settings: Settings) -> Iterator[Entry |
             continue
         seen.add(path)
         yield Entry(path, info.file_size, _zip_reader(archive, info))
+
+
+# Bit 11 of a member's flags: its name is UTF-8 (else, by the standard, CP437).
+_UTF8_NAME = 0x800
+
+
+def member_name(info: zipfile.ZipInfo) -> str:
+    """The member's name as the computer that made the ZIP wrote it. Without the UTF-8 flag
+    zipfile reads names as CP437, but macOS and Linux tools write UTF-8 without setting it,
+    and Windows in Chinese writes GBK: 鞋子/商品.jpg came out as '╨¼╫╙/╔╠╞╖.jpg', in the
+    items and in the results ZIP. Such bytes are read as UTF-8 if they are valid UTF-8, else as
+    GBK if every Chinese character in it has both bytes above ASCII (the common characters
+    do; an old Windows ZIP's 'Müller' (M, 0x81, l...) does not), else as CP437."""
+    name = info.filename
+    if info.flag_bits & _UTF8_NAME or name.isascii():
+        return name
+    raw = name.encode("cp437")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        chinese = raw.decode("gbk")
+    except UnicodeDecodeError:
+        return name
+    if all(c.isascii() or c.encode("gbk")[1] >= 0x80 for c in chinese):
+        return chinese
+    return name
 
 
 def _zip_reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[int], bytes]:
