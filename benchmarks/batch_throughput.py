@@ -150,7 +150,7 @@ def run_batch(ctx: Context, email: str, images: list[tuple[str, bytes]]) -> floa
         with ctx.db.transaction() as session:
             row = session.get(Batch, batch.id)
             assert row is not None
-            summary = batches.summary(session, row)
+            summary = batches.summary(session, row, ctx.now())
         if summary.status == "completed":
             elapsed = time.perf_counter() - start
             break

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import io
 import random
+import re
 import tracemalloc
 import zipfile
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from removeany.context import Context
+from removeany.jobs import worker
 from tests.batches._images import photo_paths, plain_image, small_photo
 from tests.helpers import make_api_key, make_user, wait_for_batch
 from tests.web.test_pages import form_token, login, text_of
@@ -173,3 +176,41 @@ def test_results_zip_of_a_cancelled_batch_names_the_cancelled_files(
     assert lines[2:] == [
         f"- a/{n}.jpg: cancelled before it started, not charged." for n in range(3)
     ]
+
+
+def test_time_left_follows_the_batch_pace(client: TestClient, ctx: Context) -> None:
+    """A 500-item batch showed counts only; now the API and the page say how long is left,
+    from the pace since the first item started: 2 items done in 300 s, 2 left, 300 s."""
+    start = datetime.now(UTC)
+    now = [start]
+    ctx.clock = lambda: now[0]
+    user = make_user(ctx, credits=10)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    photo = small_photo(photo_paths(1)[0], 96)
+    ctx.stopping.set()  # the workers start nothing: this test runs the items itself
+    try:
+        created = client.post(
+            "/api/v1/batches",
+            headers=headers,
+            files=[("files", (f"{n}.jpg", photo)) for n in range(4)],
+        ).json()
+        assert created["eta_seconds"] is None  # nothing done yet: no pace to go by
+        for _ in range(2):
+            claimed = worker.claim_next(ctx)
+            assert claimed is not None
+            now[0] += timedelta(seconds=100)
+            worker.run_claimed(ctx, claimed)
+        now[0] = start + timedelta(seconds=300)
+        batch = client.get(f"/api/v1/batches/{created['id']}", headers=headers).json()
+        assert batch["counts"]["succeeded"] == 2 and batch["eta_seconds"] == 300
+
+        login(client, "ada@example.com")
+        page = client.get(f"/batches/{created['id']}").text
+        eta = re.search(r'<p id="batch-eta"([^>]*)>([^<]*)</p>', page)
+        assert eta is not None and "hidden" not in eta[1]
+        assert eta[2] == "About 5 minutes left."
+        client.post(f"/api/v1/batches/{created['id']}/cancel", headers=headers)
+        done = client.get(f"/api/v1/batches/{created['id']}", headers=headers).json()
+        assert done["status"] == "cancelled" and done["eta_seconds"] is None
+    finally:
+        ctx.stopping.clear()

@@ -154,7 +154,7 @@ def _follow(ctx: Context, batch_id: str, out: Path | None) -> int:
         with ctx.db.transaction() as session:
             batch = session.get(Batch, batch_id)
             assert batch is not None
-            summary = service.summary(session, batch)
+            summary = service.summary(session, batch, ctx.now())
         c = summary.counts
         line = (
             f"{summary.finished}/{summary.total} done: {c.succeeded} succeeded, "

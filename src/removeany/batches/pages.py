@@ -91,6 +91,10 @@ BATCH_STATUS = {
 }
 FINISHED = frozenset({"completed", "cancelled"})
 ITEM_REFUNDED = "Refunded: you were not charged for this file."
+ETA_SOON = "Less than a minute left."
+ETA_MINUTE = "About 1 minute left."
+ETA_MINUTES = "About {n} minutes left."
+ETA_HOURS = "About {n} hours left."
 UNPROCESSABLE = "The file could not be processed."
 
 
@@ -100,6 +104,10 @@ def _strings() -> dict[str, Any]:
         "items": {k: t(v) for k, v in ITEM_STATUS.items()},
         "batch": {k: t(v) for k, v in BATCH_STATUS.items()},
         "progress": t("{finished} of {total} files finished ({pct}%)"),
+        "etaSoon": t(ETA_SOON),
+        "etaMinute": t(ETA_MINUTE),
+        "etaMinutes": t(ETA_MINUTES),
+        "etaHours": t(ETA_HOURS),
         "refunded": t(ITEM_REFUNDED),
         "unprocessable": t(UNPROCESSABLE),
         "download": t("Download"),
@@ -127,6 +135,18 @@ def _item_note(status: str, message: str | None, code: str | None = None) -> str
     return ""
 
 
+def _eta_text(seconds: int | None) -> str:
+    """The batch's time left as people say it; static/batch.js says it the same way."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return t(ETA_SOON)
+    minutes = int(seconds / 60 + 0.5)  # rounded half up, as JavaScript's Math.round
+    if minutes < 90:
+        return t(ETA_MINUTE) if minutes == 1 else t(ETA_MINUTES, n=minutes)
+    return t(ETA_HOURS, n=int(seconds / 3600 + 0.5))
+
+
 def _batch_status_label(status: str) -> str:
     return t(BATCH_STATUS.get(status, status))
 
@@ -139,6 +159,7 @@ templates.env.globals.update(
     batch_status_label=_batch_status_label,
     item_status_label=_item_status_label,
     batch_item_note=_item_note,
+    batch_eta=_eta_text,
 )
 
 
@@ -171,7 +192,7 @@ def _batches_page(
         balance = ledger.balance(session, viewer.user.id, ctx.now())
         prices = {name: _prices(session, name) for name in SERVICES}
         recent: list[BatchOut] = [
-            service.summary(session, b)
+            service.summary(session, b, ctx.now())
             for b in repo.recent_for_user(session, viewer.user.id, limit=RECENT_BATCHES)
         ]
     return render(
@@ -322,7 +343,7 @@ def batch_page(batch_id: str, request: Request, cancelled: str = "") -> Response
         except DomainError as exc:
             return _error_page(request, exc, viewer)
         balance = ledger.balance(session, viewer.user.id, ctx.now())
-        summary = service.summary(session, batch)
+        summary = service.summary(session, batch, ctx.now())
         items = [service.item_out(job) for job in repo.items(session, batch.id)]
     return render(
         request,

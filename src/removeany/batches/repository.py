@@ -43,6 +43,10 @@ def charged(session: Session, batch_id: str) -> int:
     return int(total or 0)
 
 
+def first_started(session: Session, batch_id: str) -> datetime | None:
+    return session.scalar(select(func.min(Job.started_at)).where(Job.batch_id == batch_id))
+
+
 def last_finished(session: Session, batch_id: str) -> datetime | None:
     return session.scalar(select(func.max(Job.finished_at)).where(Job.batch_id == batch_id))
 

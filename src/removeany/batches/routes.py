@@ -112,7 +112,8 @@ async def create_batch(request: Request) -> BatchOut:
 def _summary(ctx: Context, request: Request, batch_id: str) -> BatchOut:
     with ctx.db.transaction() as session:
         user = require_user(ctx, session, request)
-        return service.summary(session, service.get_for_user(session, user, batch_id))
+        batch = service.get_for_user(session, user, batch_id)
+        return service.summary(session, batch, ctx.now())
 
 
 @router.get("/batches", response_model=list[BatchOut])
@@ -120,7 +121,9 @@ def list_batches(request: Request) -> list[BatchOut]:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
         user = require_user(ctx, session, request)
-        return [service.summary(session, b) for b in repo.recent_for_user(session, user.id)]
+        return [
+            service.summary(session, b, ctx.now()) for b in repo.recent_for_user(session, user.id)
+        ]
 
 
 @router.get("/batches/{batch_id}", response_model=BatchOut)
@@ -187,7 +190,7 @@ async def batch_events(batch_id: str, request: Request) -> StreamingResponse:
             # The summary first: statements need not share a snapshot (PostgreSQL's read
             # committed), and items read after a "completed" summary are all final, so no
             # item's last change is missed before `done`.
-            out = service.summary(session, batch)
+            out = service.summary(session, batch, ctx.now())
             changed = []
             for job in repo.items(session, batch.id):
                 if seen.get(job.id) != job.status:

@@ -31,6 +31,9 @@ class BatchOut(BaseModel):
     total: int
     finished: int
     progress: float  # finished / total, 0..1
+    # While items are left: seconds until they are done at the pace so far (null until one
+    # item is done, and once nothing is left to run).
+    eta_seconds: int | None
     counts: BatchCounts
     charged: int
     total_bytes: int

@@ -374,7 +374,7 @@ def cancel(session: Session, user: User, batch_id: str, now: datetime) -> Batch:
     return batch
 
 
-def summary(session: Session, batch: Batch) -> BatchOut:
+def summary(session: Session, batch: Batch, now: datetime) -> BatchOut:
     counts = BatchCounts(**repo.status_counts(session, batch.id))
     finished = counts.succeeded + counts.failed + counts.cancelled
     active = counts.queued + counts.running
@@ -392,6 +392,7 @@ def summary(session: Session, batch: Batch) -> BatchOut:
         total=batch.total_items,
         finished=finished,
         progress=round(finished / batch.total_items, 4) if batch.total_items else 1.0,
+        eta_seconds=_eta_seconds(session, batch, counts, now) if active else None,
         counts=counts,
         charged=repo.charged(session, batch.id),
         total_bytes=batch.total_bytes,
@@ -404,6 +405,22 @@ def summary(session: Session, batch: Batch) -> BatchOut:
         events_url=f"{base}/events",
         results_url=f"{base}/results",
     )
+
+
+def _eta_seconds(session: Session, batch: Batch, counts: BatchCounts, now: datetime) -> int | None:
+    """Seconds until the items left are done at the pace the batch has had since its first
+    item started (other users' jobs in between included); None until one item is done."""
+    processed = counts.succeeded + counts.failed
+    started = repo.first_started(session, batch.id)
+    if not processed or started is None:
+        return None
+    elapsed = (now - _aware(started, now)).total_seconds()
+    return max(0, round(elapsed / processed * (counts.queued + counts.running)))
+
+
+def _aware(value: datetime, now: datetime) -> datetime:
+    """SQLite hands back naive UTC datetimes."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=now.tzinfo)
 
 
 def item_out(job: Job) -> BatchItemOut:

@@ -158,9 +158,19 @@
 
   /* ---- One batch: live progress ------------------------------------------------------------ */
 
+  /* The time left as the server says it (batches/pages.py _eta_text). */
+  function etaText(seconds) {
+    if (seconds === null || seconds === undefined) return "";
+    if (seconds < 60) return S.etaSoon;
+    var minutes = Math.round(seconds / 60);
+    if (minutes < 90) return minutes === 1 ? S.etaMinute : fmt(S.etaMinutes, { n: minutes });
+    return fmt(S.etaHours, { n: Math.round(seconds / 3600) });
+  }
+
   function initBatch(root) {
     var bar = byId("batch-progress");
     var text = byId("batch-progress-text");
+    var eta = byId("batch-eta");
     var badge = byId("batch-status");
     var download = byId("batch-download");
     var cancel = byId("batch-cancel");
@@ -228,6 +238,8 @@
       bar.value = batch.total ? batch.finished : 1;
       bar.textContent = pct + "%";
       setText(text, fmt(S.progress, { finished: batch.finished, total: batch.total, pct: pct }));
+      setText(eta, etaText(batch.eta_seconds));
+      eta.hidden = batch.eta_seconds === null || batch.eta_seconds === undefined;
       root.setAttribute("data-status", batch.status);
       badge.className = "badge badge-" + batch.status;
       setText(badge, (S.batch && S.batch[batch.status]) || batch.status);
