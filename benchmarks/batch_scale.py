@@ -18,7 +18,8 @@ cheapest work, since the point is counting):
 - the ZIP from a user who can pay: time to the 202, peak RSS, the batch list meanwhile;
 - fairness: another user's single job while the batch is queued;
 - progress: GET /api/v1/batches/{id} (counts, eta_seconds) against the observed pace;
-- restart: at --restart-at items finished the server is killed (SIGKILL) and started again;
+- restart: at --restart-at items finished the server is stopped (SIGTERM, as Ctrl-C or
+  systemd stop), at twice that it is killed (SIGKILL, as a crash), each time started again;
   the batch runs on to the end (or to --process items, then is cancelled); the ledger is read
   from the database: no job captured twice, charged = the succeeded items' cost;
 - results: the ZIP streamed to disk, the server's peak RSS meanwhile, NOT-INCLUDED.txt;
@@ -424,29 +425,33 @@ def run(
         f"\n[fairness] another user's single job, {status} after {waited:.1f} s"
         f" (alone: {alone:.1f} s) while the batch had {view['counts']['queued']} items queued"
     )
-    restarted = False
+    stops = [("stopped (SIGTERM)", args.restart_at), ("killed (SIGKILL)", 2 * args.restart_at)]
     goal = args.process or args.items
     start, done_at_start = time.perf_counter(), processed(view)
     while True:
         view = get_batch(base, shop, batch_id)
         if view["status"] in ("completed", "cancelled") or view["finished"] >= goal:
             break
-        if not restarted and view["finished"] >= args.restart_at:
+        if stops and view["finished"] >= stops[0][1]:
+            how, _ = stops.pop(0)
             rate = (processed(view) - done_at_start) / (time.perf_counter() - start)
             print(
-                f"[progress] at {view['finished']}: counts {view['counts']}, charged"
+                f"\n[progress] at {view['finished']}: counts {view['counts']}, charged"
                 f" {view['charged']}, eta_seconds {view.get('eta_seconds')} (observed"
                 f" {rate:.2f} items/s: {(view['total'] - view['finished']) / rate:.0f} s left)"
             )
-            server.kill()
             began = time.perf_counter()
+            if how.startswith("stopped"):
+                server.stop()
+            else:
+                server.kill()
+            gone = time.perf_counter() - began
             server.start()
             after = get_batch(base, shop, batch_id)
             print(
-                f"\n[restart] serve killed (SIGKILL) at {view['finished']} finished, serving"
-                f" again after {time.perf_counter() - began:.1f} s: {after['counts']}"
+                f"[restart] serve {how} at {view['finished']} finished: exited in {gone:.1f} s,"
+                f" serving again after {time.perf_counter() - began:.1f} s: {after['counts']}"
             )
-            restarted = True
         time.sleep(1)
     if view["status"] not in ("completed", "cancelled"):
         httpx.post(f"{base}/api/v1/batches/{batch_id}/cancel", headers={"X-Api-Key": shop})

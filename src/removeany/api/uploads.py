@@ -73,13 +73,14 @@ async def spooled_form(
 ) -> FormData:
     """A multipart form of many files, each spooled to disk; more than `max_files` files
     raise `too_many()` (the caller's error, in the caller's words) as soon as one more
-    starts, a body that is not multipart raises `malformed(reason)`."""
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise malformed("Send the files as multipart/form-data.")
+    starts; a body that is not a multipart form raises `malformed(reason)` (a phrase, no
+    full stop)."""
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        raise malformed("the body is not multipart/form-data")
     try:
         return await _DiskSpooledParser(request, max_files=max_files, too_many=too_many).parse()
     except MultiPartException as exc:
-        raise malformed(exc.message) from None
+        raise malformed(exc.message.rstrip(".")) from None
 
 
 def decode_b64(value: str, max_bytes: int) -> bytes:

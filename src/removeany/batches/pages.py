@@ -21,8 +21,9 @@ from removeany import i18n
 from removeany.accounts.models import User
 from removeany.batches import repository as repo
 from removeany.batches import service
+from removeany.batches.routes import read_form
 from removeany.batches.schemas import BatchOut
-from removeany.batches.submit import check_length, plan_upload, read_form, submit_batch
+from removeany.batches.submit import check_length, plan_upload, submit_batch
 from removeany.catalog.prices import price_for
 from removeany.credits import service as ledger
 from removeany.engine.errors import ImageError, OptionError

@@ -12,16 +12,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from removeany.accounts.models import User
 from removeany.api.auth import require_user
+from removeany.api.uploads import spooled_form
 from removeany.batches import repository as repo
 from removeany.batches import results, service
 from removeany.batches.schemas import BatchItemOut, BatchOut
-from removeany.batches.submit import check_length, plan_upload, read_form, submit_batch
+from removeany.batches.submit import check_length, plan_upload, submit_batch
 from removeany.context import Context
 from removeany.engine.errors import OptionError
+from removeany.infra.settings import Settings
 from removeany.jobs import results_zip
 from removeany.jobs.routes import attachment
 
@@ -59,6 +61,21 @@ _UPLOAD_DOC: dict[str, Any] = {
 }
 
 SSE_POLL_SECONDS = 0.5
+
+
+async def read_form(request: Request, settings: Settings) -> FormData:
+    """The upload form (API and page), its files spooled to disk; one file more than a batch
+    holds (the ZIP, or the loose files) is refused as soon as it starts."""
+    return await spooled_form(
+        request,
+        max_files=settings.batch_max_items + 1,
+        too_many=lambda: service.too_many_files(settings),
+        malformed=lambda reason: service.BatchError(
+            f"The upload could not be read ({reason}). Send the files again as a "
+            "multipart/form-data form.",
+            code="invalid_upload",
+        ),
+    )
 
 
 @router.post("/batches", status_code=202, response_model=BatchOut, openapi_extra=_UPLOAD_DOC)

@@ -8,11 +8,8 @@ from datetime import timedelta
 from typing import IO, Any
 
 from sqlalchemy.orm import Session
-from starlette.datastructures import FormData
-from starlette.requests import Request
 
 from removeany.accounts.models import User
-from removeany.api.uploads import spooled_form
 from removeany.batches import service
 from removeany.batches.models import Batch
 from removeany.batches.schemas import RejectedFile
@@ -34,21 +31,6 @@ def check_length(settings: Settings, content_length: int) -> None:
             f"The upload is larger than {settings.batch_max_bytes // 1024**2:,} MB. "
             "Split it into several batches."
         )
-
-
-async def read_form(request: Request, settings: Settings) -> FormData:
-    """The upload form (API and page), its files spooled to disk; one file more than a batch
-    holds (the ZIP, or the loose files) is refused as soon as it starts."""
-    return await spooled_form(
-        request,
-        max_files=settings.batch_max_items + 1,
-        too_many=lambda: service.too_many_files(settings),
-        malformed=lambda reason: service.BatchError(
-            f"The upload could not be read ({reason}). Send the files again as a "
-            "multipart/form-data form.",
-            code="invalid_upload",
-        ),
-    )
 
 
 def plan_upload(
