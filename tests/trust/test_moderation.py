@@ -24,8 +24,10 @@ from removeany.accounts.models import User
 from removeany.context import Context
 from removeany.credits.models import CreditEntry, CreditLot
 from removeany.infra.db import Database, upgrade
+from removeany.legal import service as legal
 from removeany.moderation import audit
 from removeany.moderation.models import AuditEntry
+from tests.billing.test_pages import web_login
 from tests.conftest import PG_ADMIN_URL
 from tests.helpers import make_api_key, make_user
 from tests.trust.conftest import login
@@ -348,3 +350,140 @@ def test_upgrading_empties_addresses_already_in_the_audit_log(
 def _drop(admin: Any, name: str) -> None:
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_an_erased_admin_leaves_no_address_in_what_they_set(
+    client: TestClient, ctx: Context
+) -> None:
+    """A service status, an announcement and a terms version name the admin who made them by
+    account id: once that admin is erased, the page shows deleted-<id>@invalid and no table
+    keeps the address (each kept it as text before)."""
+    root = {"X-Api-Key": make_admin(ctx)}
+    ops_user = make_user(ctx, "ops@example.com", credits=0)
+    with ctx.db.transaction() as s:
+        row = s.get(User, ops_user.id)
+        assert row is not None
+        row.is_admin = True
+    ops = {"X-Api-Key": make_api_key(ctx, ops_user)}
+    assert (
+        client.put(
+            "/api/v1/admin/services/portrait",
+            json={"status": "suspended", "message": "Back at 14:00.", "reason": "upgrade"},
+            headers=ops,
+        ).status_code
+        == 200
+    )
+    assert (
+        client.post("/api/v1/admin/announcements", json={"message": "Hello"}, headers=ops)
+    ).status_code == 201
+    text_long = "Updated text of the document, long enough."
+    published = client.post(
+        "/api/v1/admin/legal",
+        json={
+            "summary": "Clearer wording.",
+            "terms_en": text_long,
+            "terms_zh": text_long,
+            "privacy_en": text_long,
+            "privacy_zh": text_long,
+        },
+        headers=ops,
+    )
+    assert published.status_code == 201, published.text
+
+    web_login(client, "root@example.com")
+    shown_by = re.compile(r"data-by>([^<]*)<")
+    assert [("ops@example.com" in by) for by in shown_by.findall(client.get("/admin").text)] == [
+        True
+    ] * 3
+    assert (
+        client.post(
+            f"/api/v1/admin/users/{ops_user.id}/delete", json={"reason": "left"}, headers=root
+        ).status_code
+        == 200
+    )
+
+    page = client.get("/admin").text
+    assert "ops@example.com" not in page
+    erased = f"deleted-{ops_user.id}@invalid"
+    assert [(erased in by) for by in shown_by.findall(page)] == [True] * 3
+    with ctx.db.transaction() as s:
+        for table in ("service_status", "announcements", "legal_versions"):
+            rows = s.execute(text(f"SELECT * FROM {table}")).all()
+            assert "ops@example.com" not in repr(rows), table
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrading_names_the_admins_who_set_things_by_id(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Rows written before kept the acting admin's address: the migration stores the account
+    id instead and empties the address, also one no account has any more (an admin erased
+    since); an operator's label stays."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        admin, _template = request.getfixturevalue("postgres_template")
+        name = f"removeany_admins_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        request.addfinalizer(lambda: _drop(admin, name))
+        url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    for head in ("0002", "0006_user_locale", "0010_outgoing_mail", "0012_audit_names_by_id"):
+        upgrade(url, head)
+    db = Database(url)
+    at = datetime.now(UTC)
+    try:
+        with db.transaction() as s:
+            root = User(email="root@example.com", password_hash="!", created_at=at)
+            s.add(root)
+            s.flush()
+            s.execute(
+                text(
+                    "INSERT INTO service_status (service, status, message, updated_at, "
+                    "updated_by) VALUES ('portrait', 'suspended', 'm', :at, 'root@example.com'),"
+                    "('remove_background', 'disabled', 'm', :at, 'cli:root'), "
+                    "('batch', 'suspended', 'm', :at, 'gone@example.com')"
+                ),
+                {"at": at},
+            )
+            s.execute(
+                text(
+                    "INSERT INTO announcements (message, level, starts_at, created_at, "
+                    "created_by) VALUES ('hi', 'info', :at, :at, 'root@example.com')"
+                ),
+                {"at": at},
+            )
+            s.execute(
+                text(
+                    "INSERT INTO legal_versions (version, summary, terms_en, terms_zh, "
+                    "privacy_en, privacy_zh, published_at, published_by) VALUES "
+                    "(1, '', 't', 't', 'p', 'p', :at, 'built in'), "
+                    "(2, '', 't', 't', 'p', 'p', :at, 'root@example.com')"
+                ),
+                {"at": at},
+            )
+            root_id = root.id
+        upgrade(url)
+        with db.transaction() as s:
+            services = s.execute(
+                text("SELECT service, updated_by_id, updated_by FROM service_status ORDER BY 1")
+            )
+            assert [tuple(r) for r in services] == [
+                ("batch", None, ""),
+                ("portrait", root_id, ""),
+                ("remove_background", None, "cli:root"),
+            ]
+            announced = s.execute(text("SELECT created_by_id, created_by FROM announcements"))
+            assert [tuple(r) for r in announced] == [(root_id, "")]
+            versions = s.execute(
+                text("SELECT published_by_id, published_by FROM legal_versions ORDER BY version")
+            )
+            assert [tuple(r) for r in versions] == [(None, "built in"), (root_id, "")]
+            erased = s.get(User, root_id)
+            assert erased is not None
+            erased.email = f"deleted-{root_id}@invalid"
+        with db.transaction() as s:
+            assert legal.publisher(s, 2) == f"deleted-{root_id}@invalid"
+            assert legal.publisher(s, 1) == "built in"
+    finally:
+        db.dispose()

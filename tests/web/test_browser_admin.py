@@ -149,8 +149,9 @@ def test_restrict_grant_suspend_and_reactivate(
     services.get_by_label(tr("Reason (audit log)")).fill(SUSPEND_REASON)
     services.get_by_role("button", name=tr("Save")).click()
     expect(page).to_have_url(server.url + "/admin?done=1")
+    by = f"({tr('set by {who}', who=ADMIN)})"  # the admin's address is read from the account
     expect(removal).to_have_text(
-        f"{tr('Background removal')}: {tr('Suspended')} — {SUSPEND_MESSAGE}"
+        f"{tr('Background removal')}: {tr('Suspended')} — {SUSPEND_MESSAGE} {by}"
     )
     entry = audit.first
     expect(entry).to_have_attribute("data-action", "service.suspended")
@@ -189,7 +190,7 @@ def test_restrict_grant_suspend_and_reactivate(
     services.get_by_label(tr("Reason (audit log)")).fill(REACTIVATE_REASON)
     services.get_by_role("button", name=tr("Save")).click()
     expect(page).to_have_url(server.url + "/admin?done=1")
-    expect(removal).to_have_text(f"{tr('Background removal')}: {tr('Active')}")
+    expect(removal).to_have_text(f"{tr('Background removal')}: {tr('Active')} {by}")
     expect(notices).to_have_count(0)
     entry = audit.first
     expect(entry).to_have_attribute("data-action", "service.active")

@@ -24,6 +24,9 @@ class LegalVersion(Base):
     privacy_en: Mapped[str] = mapped_column(Text)
     privacy_zh: Mapped[str] = mapped_column(Text)
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The admin account by id (its address is read from it, so an erasure leaves none here);
+    # `cli:<os user>` or "built in" as text otherwise.
+    published_by_id: Mapped[int | None] = mapped_column(Integer, default=None)
     published_by: Mapped[str] = mapped_column(String(320), default="")
 
 

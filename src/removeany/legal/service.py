@@ -164,7 +164,8 @@ def publish(
         privacy_en=privacy_en,
         privacy_zh=privacy_zh,
         published_at=now,
-        published_by=actor.name,
+        published_by_id=actor.id,
+        published_by=audit.label(actor),
     )
     session.add(row)
     session.flush()
@@ -178,6 +179,15 @@ def publish(
         details={"version": version},
     )
     return _terms(row)
+
+
+def publisher(session: Session, version: int) -> str:
+    """Who published a version, as shown: the admin's address as it is now
+    (`deleted-<id>@invalid` once erased), `cli:<os user>`, or "built in"."""
+    row = session.get(LegalVersion, version)
+    if row is None:
+        return "built in"
+    return audit.names(session, [(row.published_by_id, row.published_by)])[0]
 
 
 def _row(terms: Terms, *, published_by: str) -> LegalVersion:

@@ -6,6 +6,7 @@ as it is now (`deleted-<id>@invalid` once erased)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,11 +25,31 @@ class ReasonRequired(DomainError):
 
 @dataclass(frozen=True)
 class Actor:
-    """Who did it: an admin user (id; the email is for records outside the log) or an
-    operator at the command line (`name` only)."""
+    """Who did it: an admin user (`id`; `name` is their address, never stored) or an operator
+    at the command line (`name` only: `cli:<os user>`)."""
 
     id: int | None
     name: str
+
+
+def label(actor: Actor) -> str:
+    """What is stored as text beside the acting account's id: nothing for an admin account
+    (its address is read from the account), the operator's `cli:<os user>` otherwise."""
+    return "" if actor.id is not None else actor.name[:320]
+
+
+def names(session: Session, actors: Iterable[tuple[int | None, str]]) -> list[str]:
+    """Who acted, as shown, for each stored (account id, label): the account's address as it
+    is now (`deleted-<id>@invalid` once erased), or the label."""
+    actors = list(actors)
+    ids = {actor_id for actor_id, _ in actors if actor_id is not None}
+    emails: dict[int, str] = {}
+    if ids:
+        stmt = select(User.id, User.email).where(User.id.in_(ids))
+        emails = {user_id: email for user_id, email in session.execute(stmt)}
+    return [
+        emails.get(actor_id, text) if actor_id is not None else text for actor_id, text in actors
+    ]
 
 
 def require_reason(reason: str | None) -> str:
@@ -54,7 +75,7 @@ def record(
     entry = AuditEntry(
         created_at=now,
         actor_id=actor.id,
-        actor="" if actor.id is not None else actor.name[:320],
+        actor=label(actor),
         action=action,
         target_user_id=target_user_id,
         target=target[:320],

@@ -40,6 +40,9 @@ class ServiceStatus(Base):
     status: Mapped[str] = mapped_column(String(20), default="active")
     message: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Who set it, as the audit log names actors: an admin by account id (no copy of the
+    # address, which must go with an erasure), an operator at the command line by label.
+    updated_by_id: Mapped[int | None] = mapped_column(Integer, default=None)
     updated_by: Mapped[str] = mapped_column(String(320), default="")
 
 
@@ -52,5 +55,6 @@ class Announcement(Base):
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(Integer, default=None)  # as updated_by_id
     created_by: Mapped[str] = mapped_column(String(320), default="")
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

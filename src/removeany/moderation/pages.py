@@ -48,6 +48,9 @@ def _page(
         if not viewer.user.is_admin:
             return _error_page(request, ADMIN_ONLY, viewer)
         users = list(moderation.search_users(session, q, limit=50))
+        services = list(moderation.service_statuses(session))
+        announcements = list(moderation.current_announcements(session, ctx.now()))
+        terms = legal.current(session)
         error_at = typed.get("form")
         if error_at == "user" and typed["user_id"] not in {u.id for u in users}:
             error_at = None  # their row is not listed: the error goes above everything
@@ -60,11 +63,20 @@ def _page(
             typed=typed,
             error_at=error_at,
             users=users,
-            services=list(moderation.service_statuses(session)),
+            services=zip(
+                services,
+                audit.names(session, ((s.updated_by_id, s.updated_by) for s in services)),
+                strict=True,
+            ),
             service_choices=[(code, t(label)) for code, label in SERVICE_NAMES.items()],
-            announcements=list(moderation.current_announcements(session, ctx.now())),
+            announcements=zip(
+                announcements,
+                audit.names(session, ((a.created_by_id, a.created_by) for a in announcements)),
+                strict=True,
+            ),
             entries=list(audit.entries(session, limit=50)),
-            terms=legal.current(session),
+            terms=terms,
+            terms_by=legal.publisher(session, terms.version),
             review=billing.orders_under_review(session),
             failing_mail=list(mail.failing(session)),
             credit_days=ctx.settings.admin_credit_days,

@@ -251,7 +251,7 @@ def set_service_status(
     row.status = status
     row.message = message.strip()[:2000]
     row.updated_at = now
-    row.updated_by = actor.name
+    row.updated_by_id, row.updated_by = actor.id, audit.label(actor)
     audit.record(
         session,
         actor,
@@ -309,7 +309,8 @@ def announce(
         starts_at=now,
         ends_at=ends_at,
         created_at=now,
-        created_by=actor.name,
+        created_by_id=actor.id,
+        created_by=audit.label(actor),
     )
     session.add(row)
     session.flush()
