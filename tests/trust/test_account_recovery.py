@@ -4,20 +4,27 @@ that a stolen session or key cannot lock the owner out — through the real app 
 
 from __future__ import annotations
 
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pyotp
+import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
 from removeany import i18n
 from removeany.accounts import service as accounts
 from removeany.accounts.models import KnownDevice, User
 from removeany.api.auth import SESSION_COOKIE
 from removeany.context import Context
+from removeany.infra.db import Database, upgrade
 from removeany.mail.models import SENT, OutgoingMail
-from tests.conftest import TestClock
+from removeany.maintenance import run_sweeps
+from tests.conftest import PG_ADMIN_URL, TestClock
 from tests.helpers import make_api_key, make_user
 from tests.trust.conftest import PASSWORD, body_of, link_in, login, mails, token_of
 
@@ -342,3 +349,86 @@ def test_an_undo_whose_address_was_taken_still_locks_and_mails_the_intruder_noth
     assert len(mails(ctx, INTRUDER)) == sent_to_intruder
     locked = login(intruder, INTRUDER)
     assert locked.status_code == 403 and locked.json()["error"]["code"] == "account_locked"
+
+
+def test_known_devices_are_forgotten_after_days_unseen(
+    client: TestClient, ctx: Context, clock: TestClock
+) -> None:
+    """A device's browser and IP were kept as long as the account: the sweep now forgets one
+    not seen for KNOWN_DEVICE_DAYS, and a sign-in from it is announced again; one seen since
+    stays. Forgetting every device does not silence the alert for the next sign-in."""
+    ctx.clock = clock
+    make_user(ctx)
+    laptop = TestClient(client.app, headers={"User-Agent": "Laptop/1.0"})
+    phone = TestClient(client.app, headers={"User-Agent": "Phone/2.0"})
+    assert login(laptop, OWNER).json()["new_device"] is False  # the first sign-in
+    assert login(phone, OWNER).json()["new_device"] is True
+    days = ctx.settings.known_device_days
+    clock.now += timedelta(days=days - 1)
+    assert login(laptop, OWNER).json()["new_device"] is False
+    clock.now += timedelta(days=2)
+    run_sweeps(ctx)
+    with ctx.db.transaction() as s:
+        kept = s.scalars(select(KnownDevice.user_agent)).all()
+    assert kept == ["Laptop/1.0"]
+    alerts = len(mails(ctx, OWNER))
+    assert login(phone, OWNER).json()["new_device"] is True
+    assert "New sign-in" in mails(ctx, OWNER)[alerts]["Subject"]
+
+    clock.now += timedelta(days=days + 1)  # neither seen since: both forgotten
+    run_sweeps(ctx)
+    with ctx.db.transaction() as s:
+        assert s.scalars(select(KnownDevice)).all() == []
+    intruder = TestClient(client.app, headers={"User-Agent": "EvilBrowser/6.6"})
+    assert login(intruder, OWNER).json()["new_device"] is True
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrading_keeps_alerts_for_accounts_that_signed_in_before(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """An account with a known device has signed in: the upgrade records when first, so a
+    sign-in after its devices are forgotten is still announced; one without stays unset."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        admin, _template = request.getfixturevalue("postgres_template")
+        name = f"removeany_devices_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        request.addfinalizer(lambda: _drop(admin, name))
+        url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    for head in ("0002", "0006_user_locale", "0010_outgoing_mail", "0013_admins_named_by_id"):
+        upgrade(url, head)
+    db = Database(url)
+    first = datetime(2026, 3, 1, tzinfo=UTC)
+    try:
+        with db.transaction() as s:
+            for email in ("ada@example.com", "new@example.com"):
+                s.execute(
+                    text(
+                        "INSERT INTO users (email, password_hash, is_admin, created_at, status) "
+                        "VALUES (:email, '!', false, :at, 'active')"
+                    ),
+                    {"email": email, "at": first},
+                )
+            s.execute(
+                text(
+                    "INSERT INTO known_devices (user_id, fingerprint, user_agent, ip, "
+                    "first_seen_at, last_seen_at) SELECT id, fp, 'B', '192.0.2.1', at, at "
+                    "FROM users, (SELECT 'a' AS fp, :first AS at UNION ALL "
+                    "SELECT 'b', :later) AS d WHERE email = 'ada@example.com'"
+                ),
+                {"first": first, "later": first + timedelta(days=3)},
+            )
+        upgrade(url)
+        with db.transaction() as s:
+            found = {u.email: u.first_signed_in_at for u in s.scalars(select(User))}
+        assert found == {"ada@example.com": first, "new@example.com": None}
+    finally:
+        db.dispose()
+
+
+def _drop(admin: Any, name: str) -> None:
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -129,9 +129,11 @@ def _start(ctx: Context, session: Session, user: User, *, user_agent: str, ip: s
     token, web = accounts.start_session(
         session, user, now=now, days=ctx.settings.session_days, user_agent=user_agent, ip=ip
     )
-    new, had_before = security.remember_device(session, user, user_agent=user_agent, ip=ip, now=now)
+    new, signed_in_before = security.remember_device(
+        session, user, user_agent=user_agent, ip=ip, now=now
+    )
     security.throttle_clear(session, security.login_keys(user.email, ip)[0])
-    if new and had_before:
+    if new and signed_in_before:
         notify.new_device(
             session,
             user,
@@ -140,7 +142,7 @@ def _start(ctx: Context, session: Session, user: User, *, user_agent: str, ip: s
             ip=ip,
             not_me=not_me_link(ctx, user),
         )
-    return SignedIn(token, web.csrf_token, user.id, user.email, new and had_before)
+    return SignedIn(token, web.csrf_token, user.id, user.email, new and signed_in_before)
 
 
 def check_signup_allowed(ctx: Context, ip: str) -> None:

@@ -28,6 +28,9 @@ class User(Base):
     locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The first sign-in: a sign-in from an unknown device is announced after it, even once
+    # every known device has been forgotten (they are, after KNOWN_DEVICE_DAYS unseen).
+    first_signed_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     # TOTP (RFC 6238): the seed is set at setup, enabled once a first code is confirmed; the
     # last accepted time step blocks replaying a code.
     # Sealed with AES-GCM under a key derived from the secret key (accounts/sealing.py).
@@ -127,7 +130,8 @@ class RecoveryCode(Base):
 
 
 class KnownDevice(Base):
-    """A (user agent, IP) pair that has signed in; a new one triggers an email."""
+    """A (user agent, IP) pair that has signed in; a new one triggers an email. Forgotten
+    after KNOWN_DEVICE_DAYS without a sign-in from it (then announced again if it comes back)."""
 
     __tablename__ = "known_devices"
     __table_args__ = (UniqueConstraint("user_id", "fingerprint", name="uq_known_devices_user_fp"),)

@@ -158,11 +158,14 @@ def throttle_clear(session: Session, key: str) -> None:
     session.execute(delete(RateCounter).where(RateCounter.key == key))
 
 
-def prune(session: Session, *, now: datetime) -> int:
+def prune(session: Session, *, now: datetime, device_days: int) -> int:
     """Forget throttle counters whose window ended a day ago, reset links that expired a day
-    ago, and sign-ins (browser, IP) that expired or were signed out a day ago (the retention
-    sweep calls this)."""
+    ago, sign-ins (browser, IP) that expired or were signed out a day ago, and known devices
+    not seen for `device_days` (the retention sweep calls this)."""
     day = timedelta(days=1)
+    devices = session.execute(
+        delete(KnownDevice).where(KnownDevice.last_seen_at < now - timedelta(days=device_days))
+    )
     counters = session.execute(delete(RateCounter).where(RateCounter.window_start < now - day))
     tokens = session.execute(
         delete(PasswordResetToken).where(PasswordResetToken.expires_at < now - day)
@@ -172,7 +175,7 @@ def prune(session: Session, *, now: datetime) -> int:
             (WebSession.expires_at < now - day) | (WebSession.revoked_at < now - day)
         )
     )
-    return sum(int(r.rowcount) for r in (counters, tokens, ended))  # type: ignore[attr-defined,misc]
+    return sum(int(r.rowcount) for r in (counters, tokens, ended, devices))  # type: ignore[attr-defined,misc]
 
 
 def login_keys(email: str, ip: str) -> tuple[str, str]:
@@ -668,14 +671,18 @@ def verify_second_factor(
 def remember_device(
     session: Session, user: User, *, user_agent: str, ip: str, now: datetime
 ) -> tuple[bool, bool]:
-    """Record this (user agent, IP). Returns (new device, had any device before)."""
+    """Record this (user agent, IP). Returns (new device, signed in before): the account's
+    first sign-in is not announced, any later one from a device not known (or forgotten) is."""
+    signed_in_before = user.first_signed_in_at is not None
+    if not signed_in_before:
+        user.first_signed_in_at = now
     fingerprint = sha256(f"{user_agent}\n{ip}")
     known = session.scalars(select(KnownDevice).where(KnownDevice.user_id == user.id)).all()
     for device in known:
         if device.fingerprint == fingerprint:
             device.last_seen_at = now
             session.flush()
-            return False, True
+            return False, signed_in_before
     session.add(
         KnownDevice(
             user_id=user.id,
@@ -687,4 +694,4 @@ def remember_device(
         )
     )
     session.flush()
-    return True, bool(known)
+    return True, signed_in_before

@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     signup_window_seconds: int = Field(default=3600, ge=1)
     password_reset_minutes: int = Field(default=60, ge=1)
     retention_hours: float = Field(default=24.0, gt=0)
+    # A known device (browser and IP, remembered to announce sign-ins from new ones) is
+    # forgotten after this many days without a sign-in from it.
+    known_device_days: int = Field(default=90, ge=1)
     # Trying the service on the home page without an account (a preview-size cut-out,
     # never stored): tries per client address per hour; 0 turns the try-out off.
     trial_per_ip_per_hour: int = Field(default=5, ge=0)

@@ -126,9 +126,10 @@ def due_for_retention(session: Session, now: datetime, hours: float) -> Sequence
 def run_retention(ctx: Context) -> int:
     """Delete originals and results of finished jobs older than the retention period
     (REMOVEANY_RETENTION_HOURS, default 24); forget stale throttle counters, reset links,
-    ended sign-ins and signup networks. Returns how many jobs' files were deleted."""
+    ended sign-ins, devices unseen for KNOWN_DEVICE_DAYS and signup networks. Returns how
+    many jobs' files were deleted."""
     with ctx.db.transaction() as session:
-        security.prune(session, now=ctx.now())
+        security.prune(session, now=ctx.now(), device_days=ctx.settings.known_device_days)
         free.forget_signup_networks(session, now=ctx.now())
     total = 0
     while True:
@@ -207,6 +208,7 @@ def export_account(session: Session, storage: Storage, user: User) -> bytes:
                 "status": user.status,
                 "two_factor": user.has_2fa,
                 "password_changed_at": _iso(user.password_changed_at),
+                "first_signed_in_at": _iso(user.first_signed_in_at),
                 "language": user.locale,
             },
             "terms_acceptances": [
