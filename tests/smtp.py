@@ -40,3 +40,17 @@ def start(handler: Collect, port: int) -> Controller:
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     return controller
+
+
+class RefuseQuoting(Collect):
+    """Refuses every recipient quoting the address, as Postfix does: `code` 5xx for good,
+    4xx for now."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__()
+        self.code = code
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        return f"{self.code} <{address}>: Recipient address rejected: User unknown"

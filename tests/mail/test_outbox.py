@@ -22,6 +22,7 @@ from removeany.accounts.models import User
 from removeany.app import create_app
 from removeany.context import Context, build_context
 from removeany.infra.db import Database
+from removeany.infra.mail import recipient_tag
 from removeany.infra.settings import Settings
 from removeany.mail import service as mail
 from removeany.mail.models import OutgoingMail
@@ -32,7 +33,7 @@ from removeany.privacy import service as privacy
 from tests.billing.test_pages import text_of, web_login
 from tests.conftest import TestClock
 from tests.helpers import make_user
-from tests.smtp import Collect, Refuse, free_port, start
+from tests.smtp import Collect, Refuse, RefuseQuoting, free_port, start
 
 PASSWORD = "correct horse battery"
 
@@ -123,8 +124,8 @@ def test_an_email_waits_for_a_server_that_is_down_and_goes_when_it_is_back(
     assert row.last_error is not None and f"127.0.0.1:{port} unreachable" in row.last_error
     assert row.due_at == clock.now + timedelta(seconds=30)
     assert any(
-        f"email #{row.id} not delivered (attempt 1): SMTP server 127.0.0.1:{port} unreachable"
-        in r.getMessage()
+        f"email #{row.id} to {recipient_tag('ada@example.com')} not delivered (attempt 1): "
+        f"SMTP server 127.0.0.1:{port} unreachable" in r.getMessage()
         for r in caplog.records
     )
 
@@ -259,7 +260,9 @@ def test_a_refused_email_is_given_up_and_shown_to_administrators(
     assert row.status == "failed" and row.attempts == 1 and row.body == ""
     assert row.last_error is not None and "550 5.1.1 no such mailbox here" in row.last_error
     assert any(
-        r.levelno == logging.ERROR and f"email #{row.id} given up (attempt 1)" in r.getMessage()
+        r.levelno == logging.ERROR
+        and f"email #{row.id} to {recipient_tag('ada@example.com')} given up (attempt 1)"
+        in r.getMessage()
         for r in caplog.records
     )
 
@@ -274,6 +277,32 @@ def test_a_refused_email_is_given_up_and_shown_to_administrators(
     table = text_of(page.split('id="failing-mail"', 1)[1].split("</table>", 1)[0])
     assert "Reset your RemoveAny password" in table and "ada@example.com" in table
     assert "Given up" in table and "550 5.1.1 no such mailbox here" in table
+
+
+@pytest.mark.parametrize(
+    ("code", "level"), [("550 5.1.1", logging.ERROR), ("450 4.1.1", logging.WARNING)]
+)
+def test_a_refusal_quoting_the_address_is_logged_without_it(
+    smtp_ctx: Context, port: int, caplog: pytest.LogCaptureFixture, code: str, level: int
+) -> None:
+    """The server's refusal quoted the recipient, and the log line quoted the refusal: the
+    line now names the email by id and the recipient by its tag, the server's code and words
+    kept and the address masked; the row (shown to admins, deleted with the email) keeps it."""
+    caplog.set_level(logging.WARNING)
+    make_user(smtp_ctx, "ada@example.com", credits=0)
+    controller = start(RefuseQuoting(code), port)
+    try:
+        ask_reset(smtp_ctx)
+        smtp_ctx.mail.close()
+    finally:
+        controller.stop()
+    (row,) = rows(smtp_ctx)
+    assert row.last_error is not None and "<ada@example.com>" in row.last_error
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "removeany.mail.sender"]
+    assert "ada@example.com" not in line
+    assert f"email #{row.id} to {recipient_tag('ada@example.com')} " in line
+    assert f"{code} <[address]>: Recipient address rejected: User unknown" in line
+    assert [r.levelno for r in caplog.records if r.name == "removeany.mail.sender"] == [level]
 
 
 def test_retries_end_after_the_retry_period(smtp_ctx: Context, port: int, clock: TestClock) -> None:

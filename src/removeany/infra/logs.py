@@ -1,12 +1,23 @@
-"""What `serve` logs: request lines without the secrets and personal data a URL can carry."""
+"""What `serve` logs: request lines without the secrets and personal data a URL can carry,
+and other lines without the email addresses quoted in them."""
 
 from __future__ import annotations
 
 import copy
 import logging
+import re
 from typing import Any
 
 HIDDEN = "[hidden]"
+ADDRESS = "[address]"
+# Whatever looks like an email address (an SMTP server's refusal quotes the recipient's).
+_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)*")
+
+
+def hide_addresses(text: str) -> str:
+    """`550 5.1.1 <ada@example.com>: User unknown` -> `550 5.1.1 <[address]>: User unknown`:
+    the code and the server's words stay for the operator, the address stays out of the log."""
+    return _ADDRESS.sub(ADDRESS, text)
 
 
 def hide_query_values(path: str) -> str:

@@ -20,7 +20,14 @@ from email.message import EmailMessage
 from typing import Any
 
 from removeany.infra.db import Database
-from removeany.infra.mail import DeliveryError, OutboxFolder, Transport, build_message
+from removeany.infra.logs import hide_addresses
+from removeany.infra.mail import (
+    DeliveryError,
+    OutboxFolder,
+    Transport,
+    build_message,
+    recipient_tag,
+)
 from removeany.infra.settings import Settings
 from removeany.mail import repository as repo
 from removeany.mail.models import OutgoingMail
@@ -217,20 +224,31 @@ class MailSender:
             )
 
     def _failed(self, mail: _Claimed, claim: str, exc: DeliveryError) -> None:
+        """Record the failure (the row keeps the server's words whole, for the admin page, and
+        goes with the email); the log line names the email by id and its recipient by
+        `recipient_tag` (as the outbox files do), with addresses in the reason masked."""
         now = self.now()
         attempt = mail.attempts + 1
         deadline = mail.created_at + timedelta(hours=self.settings.mail_retry_hours)
+        to, reason = recipient_tag(mail.to), hide_addresses(exc.reason)
         with self.db.transaction() as session:
             if exc.permanent or now >= deadline:
                 repo.give_up(session, mail.id, claim, now=now, error=exc.reason)
-                log.error("email #%d given up (attempt %d): %s", mail.id, attempt, exc.reason)
+                log.error(
+                    "email #%d to %s given up (attempt %d): %s",
+                    mail.id,
+                    to,
+                    attempt,
+                    reason,
+                )
                 return
             due = min(now + pause_after(attempt), deadline)
             repo.retry_later(session, mail.id, claim, due_at=due, error=exc.reason)
         log.warning(
-            "email #%d not delivered (attempt %d): %s; next attempt in %d s",
+            "email #%d to %s not delivered (attempt %d): %s; next attempt in %d s",
             mail.id,
+            to,
             attempt,
-            exc.reason,
+            reason,
             (due - now).total_seconds(),
         )
