@@ -192,7 +192,7 @@ def test_limits_and_refusals(client: TestClient, ctx: Context) -> None:
     ledger = audit(ctx, user.id)
     assert ledger["held"] == 0 and ledger["available"] == 2 and not ledger["jobs"]
 
-    ctx.settings.batch_max_items = 2
+    ctx.settings.batch_max_items = 1  # two files are read, the third is refused as it starts
     many = client.post("/api/v1/batches", headers=headers, files=three)
     assert many.status_code == 413 and many.json()["error"]["code"] == "batch_too_large"
     ctx.settings.batch_max_items = 100

@@ -16,7 +16,8 @@ from PIL import Image
 
 from removeany.context import Context
 from removeany.jobs import worker
-from tests.batches._images import photo_paths, plain_image, small_photo
+from tests.batches._images import make_zip, photo_paths, plain_image, small_photo
+from tests.batches._ledger import audit
 from tests.helpers import make_api_key, make_user, wait_for_batch
 from tests.web.test_pages import form_token, login, text_of
 
@@ -214,3 +215,58 @@ def test_time_left_follows_the_batch_pace(client: TestClient, ctx: Context) -> N
         assert done["status"] == "cancelled" and done["eta_seconds"] is None
     finally:
         ctx.stopping.clear()
+
+
+SHORT = "This needs 5 credits and your balance is 2."
+
+
+def test_a_batch_the_balance_cannot_pay_is_refused_before_its_files_are_read(
+    client: TestClient, ctx: Context
+) -> None:
+    """A batch larger than the balance was refused only after every file was received and
+    decoded and half of them were stored. Now loose files are counted as their parts start
+    (the rest of the body is never read: here it is not even a valid form) and a ZIP's images
+    from its central directory before any member is decompressed (here the images would
+    exceed the pixel limit once decoded): 402 with the batch's sentence, on the API and the
+    page, and nothing held or stored."""
+    user = make_user(ctx, credits=2)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    photo = small_photo(photo_paths(1)[0], 120)
+    boundary = "batchboundary"
+    files = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+        f'filename="{n}.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'.encode()
+        + photo
+        + b"\r\n"
+        for n in range(3)
+    ]
+    # After the third file, more fields than a form may have: reading that far is a 400.
+    unreadable = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="f{n}"\r\n\r\nx\r\n'.encode()
+        for n in range(60)
+    ]
+    refused = client.post(
+        "/api/v1/batches",
+        headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=b"".join(files + unreadable) + f"--{boundary}--\r\n".encode(),
+    )
+    assert refused.status_code == 402, refused.text  # was 400 invalid_upload: all was read
+    assert refused.json()["error"]["message"] == (
+        "This needs 3 credits and your balance is 2. Buy more credits on the Credits page "
+        "(/credits) or wait for your free allowance."
+    )
+
+    ctx.settings.batch_max_pixels = 3 * 120 * 120  # five decoded images would be 413
+    archive = make_zip({f"shop/{n}.jpg": photo for n in range(5)} | {"notes.txt": b"hi"})
+    zipped = client.post("/api/v1/batches", headers=headers, files={"archive": ("a.zip", archive)})
+    assert zipped.status_code == 402, zipped.text  # was 413: every member was decoded first
+    assert zipped.json()["error"]["message"].startswith(SHORT)
+
+    login(client, "ada@example.com")
+    token = form_token(client.get("/batches").text)
+    page = client.post("/batches", data={"csrf_token": token}, files={"files": ("a.zip", archive)})
+    assert page.status_code == 402
+    assert SHORT in text_of(page.text)
+    ledger = audit(ctx, user.id)
+    assert ledger["held"] == 0 and ledger["available"] == 2 and not ledger["jobs"]
+    assert not list(ctx.settings.data_dir.rglob("originals/*"))

@@ -37,6 +37,9 @@ async def read_bounded(upload: UploadFile, max_bytes: int) -> bytes:
     return data
 
 
+# Called as each file part of a form starts, with its name and the text fields read before it;
+# what it raises ends the upload there.
+FileHook = Callable[[str, dict[str, str]], None]
 # A multipart file part beyond this many bytes is written to a temporary file on disk.
 SPOOL_BYTES = 64 * 1024
 
@@ -49,19 +52,35 @@ class _DiskSpooledParser(MultiPartParser):
     spool_max_size = SPOOL_BYTES
 
     def __init__(
-        self, request: Request, *, max_files: int, too_many: Callable[[], Exception]
+        self,
+        request: Request,
+        *,
+        max_files: int,
+        too_many: Callable[[], Exception],
+        on_file: FileHook | None,
     ) -> None:
         super().__init__(request.headers, request.stream(), max_files=float("inf"), max_fields=50)
         self._file_limit = max_files
         self._files_seen = 0
         self._too_many = too_many
+        self._on_file = on_file
+        self._fields: dict[str, str] = {}
+
+    def on_part_end(self) -> None:
+        super().on_part_end()
+        name, value = self.items[-1]
+        if isinstance(value, str):
+            self._fields[name] = value
 
     def on_headers_finished(self) -> None:
         super().on_headers_finished()
-        if self._current_part.file is not None:
+        upload = self._current_part.file
+        if upload is not None:
             self._files_seen += 1
             if self._files_seen > self._file_limit:
                 raise self._too_many()
+            if self._on_file is not None:
+                self._on_file(upload.filename or "", self._fields)
 
 
 async def spooled_form(
@@ -70,15 +89,18 @@ async def spooled_form(
     max_files: int,
     too_many: Callable[[], Exception],
     malformed: Callable[[str], Exception],
+    on_file: FileHook | None = None,
 ) -> FormData:
     """A multipart form of many files, each spooled to disk; more than `max_files` files
     raise `too_many()` (the caller's error, in the caller's words) as soon as one more
-    starts; a body that is not a multipart form raises `malformed(reason)` (a phrase, no
-    full stop)."""
+    starts, and `on_file` sees each file as it starts; a body that is not a multipart form
+    raises `malformed(reason)` (a phrase, no full stop)."""
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise malformed("the body is not multipart/form-data")
     try:
-        return await _DiskSpooledParser(request, max_files=max_files, too_many=too_many).parse()
+        return await _DiskSpooledParser(
+            request, max_files=max_files, too_many=too_many, on_file=on_file
+        ).parse()
     except MultiPartException as exc:
         raise malformed(exc.message.rstrip(".")) from None
 

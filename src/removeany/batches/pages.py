@@ -23,7 +23,7 @@ from removeany.batches import repository as repo
 from removeany.batches import service
 from removeany.batches.routes import read_form
 from removeany.batches.schemas import BatchOut
-from removeany.batches.submit import check_length, plan_upload, submit_batch
+from removeany.batches.submit import check_credits, check_length, plan_upload, submit_batch
 from removeany.catalog.prices import price_for
 from removeany.credits import service as ledger
 from removeany.engine.errors import ImageError, OptionError
@@ -260,7 +260,20 @@ def _is_zip(upload: UploadFile) -> bool:
     return head in ZIP_MAGIC
 
 
-def _start(request: Request, form: FormData) -> Response:
+def _affordable(request: Request) -> service.Affordable | None:
+    """The signed-in visitor's credits, read before the form (its CSRF token is checked once
+    the form is read, before anything is created)."""
+    ctx = _ctx(request)
+    with ctx.db.transaction() as session:
+        viewer = _viewer(ctx, session, request)
+        if viewer is None:
+            return None
+        return service.affordable(
+            session, viewer.user, SERVICES, ctx.now(), ctx.settings.monthly_free_credits
+        )
+
+
+def _start(request: Request, form: FormData, afford: service.Affordable | None) -> Response:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
         viewer = _form_viewer(ctx, session, request, str(form.get("csrf_token") or ""), "/batches")
@@ -283,6 +296,13 @@ def _start(request: Request, form: FormData) -> Response:
                 t("Choose one ZIP at a time, or choose the images themselves."),
                 code="several_archives",
             )
+        check_credits(
+            afford,
+            service_name,
+            ctx.settings,
+            archive=archives[0].file if archives else None,
+            names=(f.filename or "" for f in images),
+        )
         planned = plan_upload(
             ctx.settings,
             archive=archives[0].file if archives else None,
@@ -317,14 +337,15 @@ async def start_batch(request: Request) -> Response:
     ctx = _ctx(request)
     try:
         check_length(ctx.settings, int(request.headers.get("content-length") or 0))
-        form = await read_form(request, ctx.settings)
+        afford = await run_in_threadpool(_affordable, request)
+        form = await read_form(request, ctx.settings, afford)
     except DomainError as exc:
         refused = exc  # `exc` is unbound in the lambda
         return await run_in_threadpool(
             lambda: _batches_page(request, status_code=refused.status_code, error=refused)
         )
     try:
-        return await run_in_threadpool(_start, request, form)
+        return await run_in_threadpool(_start, request, form, afford)
     finally:
         await form.close()
 

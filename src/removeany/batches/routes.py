@@ -16,11 +16,11 @@ from starlette.datastructures import FormData, UploadFile
 
 from removeany.accounts.models import User
 from removeany.api.auth import require_user
-from removeany.api.uploads import spooled_form
+from removeany.api.uploads import FileHook, spooled_form
 from removeany.batches import repository as repo
 from removeany.batches import results, service
 from removeany.batches.schemas import BatchItemOut, BatchOut
-from removeany.batches.submit import check_length, plan_upload, submit_batch
+from removeany.batches.submit import check_credits, check_length, plan_upload, submit_batch
 from removeany.context import Context
 from removeany.engine.errors import OptionError
 from removeany.infra.settings import Settings
@@ -63,13 +63,33 @@ _UPLOAD_DOC: dict[str, Any] = {
 SSE_POLL_SECONDS = 0.5
 
 
-async def read_form(request: Request, settings: Settings) -> FormData:
+def counting_images(afford: service.Affordable | None) -> FileHook | None:
+    """Counts the images of a form as their parts start: one more than the balance pays for
+    at the cheapest size ends the upload with 402 there, before the rest is received."""
+    if afford is None:
+        return None
+    images = 0
+
+    def on_file(filename: str, fields: dict[str, str]) -> None:
+        nonlocal images
+        if service.looks_like_image(filename):
+            images += 1
+            afford.check(fields.get("service"), images)
+
+    return on_file
+
+
+async def read_form(
+    request: Request, settings: Settings, afford: service.Affordable | None
+) -> FormData:
     """The upload form (API and page), its files spooled to disk; one file more than a batch
-    holds (the ZIP, or the loose files) is refused as soon as it starts."""
+    holds (the ZIP, or the loose files), or than `afford` pays for, is refused as soon as it
+    starts."""
     return await spooled_form(
         request,
         max_files=settings.batch_max_items + 1,
         too_many=lambda: service.too_many_files(settings),
+        on_file=counting_images(afford),
         malformed=lambda reason: service.BatchError(
             f"The upload could not be read ({reason}). Send the files again as a "
             "multipart/form-data form.",
@@ -83,7 +103,8 @@ async def create_batch(request: Request) -> BatchOut:
     ctx: Context = request.app.state.ctx
     settings = ctx.settings
     check_length(settings, int(request.headers.get("content-length") or 0))
-    form = await read_form(request, settings)
+    afford = await run_in_threadpool(_affordable, ctx, request)  # and 401 before the body
+    form = await read_form(request, settings, afford)
     try:
         service_name = str(form.get("service") or "remove_background")
         raw = str(form.get("options") or "{}")
@@ -96,13 +117,23 @@ async def create_batch(request: Request) -> BatchOut:
         options = service.parse_options(service_name, raw_options)
         archive = form.get("archive")
         files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
-        planned = await run_in_threadpool(
-            lambda: plan_upload(
+        archive_file = archive.file if isinstance(archive, UploadFile) else None
+
+        def read_upload() -> service.Plan:
+            check_credits(
+                afford,
+                service_name,
                 settings,
-                archive=archive.file if isinstance(archive, UploadFile) else None,
+                archive=archive_file,
+                names=(f.filename or "" for f in files),
+            )
+            return plan_upload(
+                settings,
+                archive=archive_file,
                 files=[(f.filename or "image", f.file) for f in files],
             )
-        )
+
+        planned = await run_in_threadpool(read_upload)
         name = str(
             form.get("name")
             or (archive.filename if isinstance(archive, UploadFile) else "")
@@ -124,6 +155,14 @@ async def create_batch(request: Request) -> BatchOut:
     finally:
         await form.close()
     return await run_in_threadpool(_summary, ctx, request, batch.id)
+
+
+def _affordable(ctx: Context, request: Request) -> service.Affordable | None:
+    with ctx.db.transaction() as session:
+        user = require_user(ctx, session, request)
+        return service.affordable(
+            session, user, service.SERVICE_OPTIONS, ctx.now(), ctx.settings.monthly_free_credits
+        )
 
 
 def _summary(ctx: Context, request: Request, batch_id: str) -> BatchOut:

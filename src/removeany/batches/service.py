@@ -16,10 +16,13 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from removeany.accounts.models import User
+from removeany.accounts.service import require_verified
 from removeany.batches import repository as repo
 from removeany.batches.models import Batch
 from removeany.batches.schemas import BatchCounts, BatchItemOut, BatchOut, RejectedFile
-from removeany.catalog.prices import price_for
+from removeany.catalog.prices import cheapest
+from removeany.credits import free
+from removeany.credits import service as ledger
 from removeany.credits.service import InsufficientCredits
 from removeany.engine.errors import ImageError
 from removeany.engine.io import decode_image
@@ -39,6 +42,10 @@ SERVICE_OPTIONS: dict[str, type[BaseModel]] = processors.SERVICE_OPTIONS
 OPTION_CHECKS: dict[str, Callable[[dict[str, Any]], object]] = processors.OPTION_CHECKS
 EXTENSIONS = {media_type: ext for ext, media_type in MEDIA_TYPES.items()}
 _JUNK_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+# Names counted as images when a batch is priced before its files are read.
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".jfif", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+)
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 
@@ -74,6 +81,58 @@ class Plan:
     rejected: list[dict[str, str]] = field(default_factory=list)
     total_bytes: int = 0
     total_pixels: int = 0
+
+
+@dataclass(frozen=True)
+class Affordable:
+    """A user's credits and the least an image of each service costs, read before an upload
+    is: a batch whose image count alone shows it cannot be paid is refused while its files
+    are still arriving, before they are read or stored (the exact price is checked again by
+    `create`)."""
+
+    available: int
+    cheapest: dict[str, int]
+
+    def check(self, service: str | None, images: int) -> None:
+        """Raise 402 if `images` images of `service` (any service while it is not known
+        yet) cost more than the balance even at the cheapest size."""
+        prices = [self.cheapest[service]] if service in self.cheapest else self.cheapest.values()
+        needed = images * min(prices, default=0)
+        if needed > self.available:
+            raise InsufficientCredits(needed, self.available)
+
+
+def affordable(
+    session: Session, user: User, services: Iterable[str], now: datetime, monthly_allowance: int
+) -> Affordable | None:
+    """What `user` can pay for; None for an unconfirmed account, which is refused for that
+    reason when the batch is created."""
+    if not user.is_verified:
+        return None
+    free.ensure_monthly_allowance(session, user.id, now=now, credits=monthly_allowance)
+    prices = {name: cheapest(session, name) for name in services}
+    return Affordable(
+        available=ledger.balance(session, user.id, now).available,
+        cheapest={name: price for name, price in prices.items() if price is not None},
+    )
+
+
+def looks_like_image(name: str) -> bool:
+    return PurePosixPath(name.lower()).suffix in IMAGE_SUFFIXES
+
+
+def count_zip_images(fileobj: IO[bytes], settings: Settings) -> int:
+    """Members of a ZIP that will be items if their images decode, from its central
+    directory alone (nothing is decompressed): the batch's least possible size."""
+    count = sum(
+        1
+        for entry in entries_from_zip(fileobj, settings)
+        if isinstance(entry, Entry)
+        and looks_like_image(entry.path)
+        and entry.declared_size <= settings.max_upload_bytes
+    )
+    fileobj.seek(0)
+    return count
 
 
 def new_batch_id() -> str:
@@ -300,8 +359,8 @@ def create(
     monthly_allowance: int = 0,
 ) -> tuple[Batch, list[Job]]:
     """The batch row and one job per item, each through jobs.service.submit (price, hold,
-    original). All or nothing: if the credits run out on item N, the caller rolls back and
-    deletes the originals listed in `written`."""
+    original), once the balance covers the whole batch. All or nothing: if anything fails on
+    item N, the caller rolls back and deletes the originals listed in `written`."""
     batch = Batch(
         id=new_batch_id(),
         user_id=user.id,
@@ -316,33 +375,34 @@ def create(
     )
     session.add(batch)
     session.flush()
+    require_verified(user)
+    # The whole batch is priced before any original is written: 500 photos for a balance of
+    # 250 were refused only after 250 originals were stored, then deleted again.
+    jobs_repo.lock_owner(session, user.id)
+    free.ensure_monthly_allowance(session, user.id, now=now, credits=monthly_allowance)
+    needed = sum(
+        jobs.price_of(session, service, options, item.width, item.height).credits
+        for item in planned.items
+    )
+    available = ledger.balance(session, user.id, now).available
+    if needed > available:
+        raise InsufficientCredits(needed, available)
     created: list[Job] = []
-    for n, item in enumerate(planned.items):
+    for item in planned.items:
         data = item.entry.read(item.size + 1)
-        try:
-            job = jobs.submit(
-                session,
-                storage,
-                user,
-                service=service,
-                options=options,
-                original=data,
-                input_name=PurePosixPath(item.entry.path).name,
-                width=item.width,
-                height=item.height,
-                now=now,
-                reserve_ttl=reserve_ttl,
-                monthly_allowance=monthly_allowance if n == 0 else 0,
-            )
-        except InsufficientCredits as exc:
-            # Said for the whole batch, not for item N: items are priced by their own size.
-            held = sum(j.cost for j in created)
-            size = str(options.get("size", "full"))
-            unheld = sum(
-                price_for(session, service, size, left.width * left.height).credits
-                for left in planned.items[n:]
-            )
-            raise InsufficientCredits(held + unheld, exc.available + held) from None
+        job = jobs.submit(
+            session,
+            storage,
+            user,
+            service=service,
+            options=options,
+            original=data,
+            input_name=PurePosixPath(item.entry.path).name,
+            width=item.width,
+            height=item.height,
+            now=now,
+            reserve_ttl=reserve_ttl,
+        )
         written.append(job.input_key)
         job.batch_id = batch.id
         job.relative_path = item.entry.path

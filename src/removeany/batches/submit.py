@@ -33,6 +33,25 @@ def check_length(settings: Settings, content_length: int) -> None:
         )
 
 
+def check_credits(
+    afford: service.Affordable | None,
+    service_name: str,
+    settings: Settings,
+    *,
+    archive: IO[bytes] | None,
+    names: Iterable[str],
+) -> None:
+    """Refuse 402 before any file is read when the images the upload holds by their names
+    (a ZIP's from its central directory) cost more than the balance at the cheapest size.
+    Blocking: async callers run it in a thread."""
+    if afford is None:
+        return
+    images = sum(1 for name in names if service.looks_like_image(name))
+    if archive is not None:
+        images += service.count_zip_images(archive, settings)
+    afford.check(service_name, images)
+
+
 def plan_upload(
     settings: Settings,
     *,

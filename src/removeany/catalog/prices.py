@@ -86,6 +86,16 @@ def price_for(session: Session, service: str, size: str, pixels: int | None = No
     return row
 
 
+def cheapest(session: Session, service: str) -> int | None:
+    """The least one image of `service` can cost, at any size (a batch's price before its
+    photos are read is at least this per image); None if the service is not offered."""
+    tiers = (SINGLE_TIER[service],) if service in SINGLE_TIER else TIER_ORDER
+    found = [
+        row.credits for tier in tiers if (row := repo.current(session, service, tier)) is not None
+    ]
+    return min(found) if found else None
+
+
 def set_price(
     session: Session,
     service: str,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from removeany.accounts.models import User
 from removeany.accounts.service import require_verified
+from removeany.catalog.models import Price
 from removeany.catalog.prices import price_for
 from removeany.credits import free
 from removeany.credits import service as ledger
@@ -70,10 +71,7 @@ def submit(
     require_verified(user)
     digest = request_digest(service, options, original)
     free.ensure_monthly_allowance(session, user.id, now=now, credits=monthly_allowance)
-    # Cropping adds its margin around the subject, which can make the result larger than the
-    # photo: such a job is priced at its size's own tier.
-    pixels = None if options.get("crop") else width * height
-    price = price_for(session, service, str(options.get("size", "full")), pixels)
+    price = price_of(session, service, options, width, height)
     job = Job(
         id=new_job_id(),
         user_id=user.id,
@@ -104,6 +102,15 @@ def submit(
         )
     storage.put(job.input_key, original)
     return job
+
+
+def price_of(
+    session: Session, service: str, options: dict[str, Any], width: int, height: int
+) -> Price:
+    """What a job of this photo costs. Cropping adds its margin around the subject, which can
+    make the result larger than the photo: such a job is priced at its size's own tier."""
+    pixels = None if options.get("crop") else width * height
+    return price_for(session, service, str(options.get("size", "full")), pixels)
 
 
 def find_repeat(
