@@ -5,15 +5,20 @@ computer wrote them, and a results ZIP that says what is missing from it."""
 from __future__ import annotations
 
 import io
+import json
 import random
 import re
+import threading
+import time
 import tracemalloc
 import zipfile
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from removeany.batches import service as batches
 from removeany.context import Context
 from removeany.jobs import worker
 from tests.batches._images import make_zip, photo_paths, plain_image, small_photo
@@ -270,3 +275,93 @@ def test_a_batch_the_balance_cannot_pay_is_refused_before_its_files_are_read(
     ledger = audit(ctx, user.id)
     assert ledger["held"] == 0 and ledger["available"] == 2 and not ledger["jobs"]
     assert not list(ctx.settings.data_dir.rglob("originals/*"))
+
+
+def test_batch_page_lists_one_page_of_files_and_the_failed_ones(
+    client: TestClient, ctx: Context
+) -> None:
+    """A 5,000-file batch's page listed every file. Now one page of them (2 here, 100 by
+    default), the files skipped at upload after the last page, and a list of the failed
+    files alone, each page reading only its own rows."""
+    ctx.settings.batch_page_items = 2
+    user = make_user(ctx, credits=10)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    photo = small_photo(photo_paths(1)[0], 96)
+    files = [("files", (f"{n}.jpg", photo)) for n in range(4)]
+    files += [("files", ("flat.png", plain_image(side=64))), ("files", ("notes.txt", b"hi"))]
+    created = client.post("/api/v1/batches", headers=headers, files=files).json()
+    wait_for_batch(client, created["id"], headers)
+    login(client, "ada@example.com")
+    url = f"/batches/{created['id']}"
+
+    def listed(html: str) -> list[str]:
+        return re.findall(r'<tr data-job-id="[0-9a-f]+"[^>]*>\s*<td[^>]*>([^<]+)</td>', html)
+
+    first = client.get(url).text
+    assert listed(first) == ["0.jpg", "1.jpg"]
+    assert "Files 1 to 2 of 5, page 1 of 3" in text_of(first)
+    assert f'href="{url}?page=2"' in first and "notes.txt" not in first
+    last = client.get(url, params={"page": 3}).text
+    assert listed(last) == ["flat.png"] and "notes.txt" in last
+    assert f'href="{url}?page=2"' in last and "page=4" not in last
+    assert listed(client.get(url, params={"page": 99}).text) == ["flat.png"]
+    failed = client.get(url, params={"show": "failed"}).text
+    assert listed(failed) == ["flat.png"] and "notes.txt" in failed
+    assert 'aria-current="page">Failed (<span id="batch-failed-count">1</span>)' in failed
+    # batch.js refreshes this page's files, not all of them
+    assert f'data-items-url="/api/v1/batches/{created["id"]}/items?status=failed' in failed
+
+
+def test_events_send_the_counts_and_only_the_items_that_changed(
+    client: TestClient, ctx: Context
+) -> None:
+    """The stream read every item twice a second and began with an `item` event for each of
+    them (5,000 on a large batch) although the page had just shown them. Now it sends the
+    items started or finished since `since` (the page's own reading) and then only those
+    whose status changed: here one item run, then three cancelled."""
+    user = make_user(ctx, credits=10)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    photo = small_photo(photo_paths(1)[0], 96)
+    ctx.stopping.set()  # the workers start nothing: this test runs and cancels the items
+    try:
+        created = client.post(
+            "/api/v1/batches",
+            headers=headers,
+            files=[("files", (f"{n}.jpg", photo)) for n in range(4)],
+        ).json()
+        since = ctx.now()
+
+        def meanwhile() -> None:
+            time.sleep(1.2)  # two reads without any change
+            claimed = worker.claim_next(ctx)
+            assert claimed is not None
+            worker.run_claimed(ctx, claimed)
+            time.sleep(1.2)
+            with ctx.db.transaction() as session:
+                batches.cancel(session, user, created["id"], ctx.now())
+
+        helper = threading.Thread(target=meanwhile)
+        helper.start()
+        events: list[tuple[str, dict[str, Any]]] = []
+        with client.stream(
+            "GET", created["events_url"], headers=headers, params={"since": since.isoformat()}
+        ) as response:
+            kind = ""
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    events.append((kind, json.loads(line[6:])))
+        helper.join()
+    finally:
+        ctx.stopping.clear()
+    assert events[0][0] == "progress" and events[0][1]["counts"]["queued"] == 4
+    items = [(d["relative_path"], d["status"]) for k, d in events if k == "item"]
+    ran = [path for path, status in items if status == "succeeded"]
+    assert len(ran) == 1
+    assert sorted(items) == sorted(
+        [*((path, "running") for path, status in items if status == "running")]
+        + [(ran[0], "succeeded")]
+        + [(f"{n}.jpg", "cancelled") for n in range(4) if f"{n}.jpg" != ran[0]]
+    )
+    assert events[-1][0] == "done" and events[-1][1]["counts"]["cancelled"] == 3

@@ -9,6 +9,7 @@ then follows the batch with the API's server-sent events (`/api/v1/batches/{id}/
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -353,10 +354,23 @@ async def start_batch(request: Request) -> Response:
 # --- one batch ---------------------------------------------------------------------------------
 
 
+# What the batch page lists: every file, or the failed ones (with those skipped at upload).
+SHOWN = ("all", "failed")
+# The events stream sends the items started or finished since the page read them, this much
+# earlier: a worker's times are set before its commit.
+LIVE_OVERLAP = timedelta(seconds=5)
+
+
 @router.get("/batches/{batch_id}", response_class=HTMLResponse)
-def batch_page(batch_id: str, request: Request, cancelled: str = "") -> Response:
+def batch_page(
+    batch_id: str, request: Request, cancelled: str = "", page: int = 1, show: str = "all"
+) -> Response:
+    """The batch and one page of its files: a 5,000-file batch listed every one of them."""
     ctx = _ctx(request)
+    per_page = ctx.settings.batch_page_items
+    show = show if show in SHOWN else "all"
     with ctx.db.transaction() as session:
+        read_at = ctx.now()
         viewer = _viewer(ctx, session, request)
         if viewer is None:
             return _to_login(request)
@@ -366,7 +380,19 @@ def batch_page(batch_id: str, request: Request, cancelled: str = "") -> Response
             return _error_page(request, exc, viewer)
         balance = ledger.balance(session, viewer.user.id, ctx.now())
         summary = service.summary(session, batch, ctx.now())
-        items = [service.item_out(job) for job in repo.items(session, batch.id)]
+        listed = summary.counts.failed if show == "failed" else summary.total
+        pages = max(1, -(-listed // per_page))
+        page = min(max(1, page), pages)
+        status = "failed" if show == "failed" else None
+        rows = repo.items(
+            session, batch.id, status=status, offset=(page - 1) * per_page, limit=per_page
+        )
+        items = [service.item_out(job) for job in rows]
+    query = (
+        f"status=failed&offset={(page - 1) * per_page}"
+        if status
+        else f"offset={(page - 1) * per_page}"
+    )
     return render(
         request,
         "batch.html",
@@ -374,6 +400,16 @@ def batch_page(batch_id: str, request: Request, cancelled: str = "") -> Response
         balance=balance,
         batch=summary,
         items=items,
+        show=show,
+        page=page,
+        pages=pages,
+        first=(page - 1) * per_page + 1,
+        last=(page - 1) * per_page + len(items),
+        listed=listed,
+        page_items_url=f"{summary.items_url}?{query}&limit={per_page}",
+        events_since=(read_at - LIVE_OVERLAP).isoformat(),
+        # Files skipped at upload are listed after the last page, and with the failed ones.
+        show_skipped=page == pages,
         finished=summary.status in FINISHED,
         pct=round(summary.progress * 100),
         cancelled=bool(cancelled),

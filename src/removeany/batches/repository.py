@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from removeany.batches.models import Batch
@@ -65,6 +65,33 @@ def items(
     stmt = stmt.order_by(Job.relative_path, Job.id).offset(offset)
     if limit is not None:
         stmt = stmt.limit(limit)
+    return session.scalars(stmt).all()
+
+
+def item_statuses(session: Session, batch_id: str) -> list[tuple[str, str]]:
+    """Each item's id and status only: what an events stream compares, without loading rows."""
+    rows = session.execute(select(Job.id, Job.status).where(Job.batch_id == batch_id)).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def items_by_ids(session: Session, job_ids: Sequence[str], chunk: int = 500) -> list[Job]:
+    found: list[Job] = []
+    for start in range(0, len(job_ids), chunk):
+        part = job_ids[start : start + chunk]
+        found.extend(session.scalars(select(Job).where(Job.id.in_(part)).order_by(Job.id)))
+    return found
+
+
+def items_changed_since(session: Session, batch_id: str, since: datetime) -> Sequence[Job]:
+    """Items started or finished at or after `since` (claims and endings set those times)."""
+    stmt = (
+        select(Job)
+        .where(
+            Job.batch_id == batch_id,
+            or_(Job.started_at >= since, Job.finished_at >= since),
+        )
+        .order_by(Job.relative_path, Job.id)
+    )
     return session.scalars(stmt).all()
 
 

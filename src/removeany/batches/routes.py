@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -233,13 +234,17 @@ def batch_results(batch_id: str, request: Request) -> StreamingResponse:
 
 
 @router.get("/batches/{batch_id}/events")
-async def batch_events(batch_id: str, request: Request) -> StreamingResponse:
+async def batch_events(
+    batch_id: str, request: Request, since: datetime | None = None
+) -> StreamingResponse:
     """Server-sent events: `progress` (the batch, as GET /batches/{id}) whenever it changes,
-    `item` for every item that changed status, and `done` once nothing is left to run."""
+    `item` for every item whose status changed (first, each one started or finished since
+    `since`, by default since the batch was created), and `done` once nothing is left to
+    run."""
     ctx: Context = request.app.state.ctx
     await run_in_threadpool(_summary, ctx, request, batch_id)  # 404 before streaming starts
 
-    def snapshot(seen: dict[str, str]) -> tuple[BatchOut, list[BatchItemOut]]:
+    def snapshot(watch: service.ItemWatch) -> tuple[BatchOut, list[BatchItemOut]]:
         with ctx.db.transaction() as session:
             user = require_user(ctx, session, request)
             batch = service.get_for_user(session, user, batch_id)
@@ -247,18 +252,14 @@ async def batch_events(batch_id: str, request: Request) -> StreamingResponse:
             # committed), and items read after a "completed" summary are all final, so no
             # item's last change is missed before `done`.
             out = service.summary(session, batch, ctx.now())
-            changed = []
-            for job in repo.items(session, batch.id):
-                if seen.get(job.id) != job.status:
-                    seen[job.id] = job.status
-                    changed.append(service.item_out(job))
-            return out, changed
+            changed = watch.changes(session, batch, out.counts)
+            return out, [service.item_out(job) for job in changed]
 
     async def events() -> AsyncIterator[str]:
-        seen: dict[str, str] = {}
+        watch = service.ItemWatch(since=since)
         last = ""
         while True:
-            out, changed = await run_in_threadpool(snapshot, seen)
+            out, changed = await run_in_threadpool(snapshot, watch)
             for item in changed:
                 yield f"event: item\ndata: {item.model_dump_json()}\n\n"
             body = out.model_dump_json()

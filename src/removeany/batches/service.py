@@ -483,6 +483,41 @@ def _aware(value: datetime, now: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=now.tzinfo)
 
 
+@dataclass
+class ItemWatch:
+    """What an events stream has told its client: each item's status, and the counts they were
+    read at. Items are read again only when the counts moved, two columns of each, and whole
+    rows only for the items whose status changed: a stream on a 5,000-item batch read all
+    5,000 rows twice a second. (Two items swapping statuses between two reads, one re-queued
+    as another starts, leave the counts alike: each is sent at its next change.)"""
+
+    since: datetime | None  # the first read sends the items started or finished since then
+    statuses: dict[str, str] = field(default_factory=dict)
+    counts: BatchCounts | None = None
+
+    def changes(self, session: Session, batch: Batch, counts: BatchCounts) -> list[Job]:
+        """The items whose status changed since the last call; `counts` are the batch's,
+        read just before."""
+        if self.counts is None:
+            self.statuses = dict(repo.item_statuses(session, batch.id))
+            changed = list(
+                repo.items_changed_since(session, batch.id, self.since or batch.created_at)
+            )
+        elif counts == self.counts:
+            return []
+        else:
+            moved = [
+                job_id
+                for job_id, status in repo.item_statuses(session, batch.id)
+                if self.statuses.get(job_id) != status
+            ]
+            changed = repo.items_by_ids(session, moved)
+        self.counts = counts
+        for job in changed:
+            self.statuses[job.id] = job.status
+        return changed
+
+
 def item_out(job: Job) -> BatchItemOut:
     done = job.status == "succeeded"
     return BatchItemOut(

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     batch_max_items: int = Field(default=5000, ge=1)
     batch_max_bytes: int = Field(default=2 * 1024**3, ge=1)
     batch_max_pixels: int = Field(default=5_000_000_000, ge=1)
+    batch_page_items: int = Field(default=100, ge=1)  # files listed per page of a batch
 
     storage_backend: Literal["local", "s3"] = "local"
     s3_bucket: str | None = None

@@ -180,29 +180,10 @@
     var timer = null;
     var done = false;
 
-    /* A row for an item the server did not render (the page lists what existed then). */
-    function addRow(item) {
-      var labels = tbody.parentNode.querySelectorAll("thead th");
-      var row = document.createElement("tr");
-      row.setAttribute("data-job-id", item.job_id);
-      ["", "", "data-item-note", "data-item-charged", "data-item-result"].forEach(function (attr, n) {
-        var td = document.createElement("td");
-        if (labels[n]) td.setAttribute("data-label", labels[n].textContent);
-        if (attr) td.setAttribute(attr, "");
-        row.appendChild(td);
-      });
-      row.cells[0].className = "break";
-      row.cells[0].textContent = item.relative_path;
-      var badge = document.createElement("span");
-      badge.setAttribute("data-item-status", "");
-      row.cells[1].appendChild(badge);
-      tbody.insertBefore(row, tbody.querySelector("tr.skipped"));
-      return row;
-    }
-
     function updateItem(item) {
+      // Only the files of this page have rows; the counts cover the others.
       var row = tbody.querySelector('tr[data-job-id="' + item.job_id + '"]');
-      if (!row) row = addRow(item);
+      if (!row) return;
       row.setAttribute("data-status", item.status);
       var status = row.querySelector("[data-item-status]");
       status.className = "badge badge-" + item.status;
@@ -246,6 +227,7 @@
       ["succeeded", "failed", "cancelled"].forEach(function (key) {
         setText(root.querySelector('[data-count="' + key + '"]'), String(batch.counts[key]));
       });
+      setText(byId("batch-failed-count"), String(batch.counts.failed));
       setText(root.querySelector('[data-count="charged"]'), String(batch.charged));
       cancel.hidden = batch.status !== "running";
       if (FINISHED[batch.status]) finish(batch);
@@ -259,8 +241,8 @@
       download.hidden = !batch.counts.succeeded;
       live.hidden = true;
       refreshBalance();
-      // One last read of every item, so no row keeps a state from before the end.
-      getJSON(root.getAttribute("data-items-url") + "?limit=5000").then(function (items) {
+      // One last read of the page's files, so no row keeps a state from before the end.
+      getJSON(root.getAttribute("data-items-url")).then(function (items) {
         items.forEach(updateItem);
         root.setAttribute("data-finished", "true");
       }, function () {});
@@ -271,7 +253,7 @@
       root.setAttribute("data-live", "poll");
       Promise.all([
         getJSON(root.getAttribute("data-batch-url")),
-        getJSON(root.getAttribute("data-items-url") + "?limit=5000"),
+        getJSON(root.getAttribute("data-items-url")),
       ]).then(
         function (answers) {
           answers[1].forEach(updateItem);
