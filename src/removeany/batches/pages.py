@@ -121,6 +121,15 @@ def _strings() -> dict[str, Any]:
         "estimate": t("About {credits} credits for {count} images."),
         "estimateZip": t("The ZIP's images are counted when it is uploaded."),
         "uploading": t("Uploading… the batch page opens when the upload is done."),
+        "uploadProgress": t("{pct}% uploaded ({sent} of {total} MB)"),
+        "uploadCancelled": t("The upload was cancelled; no batch was started."),
+        "uploadFailed": t(
+            "The upload did not reach the server. Check your connection and try again."
+        ),
+        "short": t(
+            "These images need about {credits} credits and your balance is {balance}. Buy "
+            "credits on the Credits page (/credits) or choose fewer images."
+        ),
         "errors": i18n.error_sentences(),
     }
 

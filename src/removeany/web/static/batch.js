@@ -1,10 +1,14 @@
 /* RemoveAny batch pages: plain JavaScript, no build step, no third-party code.
  *
- * /batches: drag & drop onto the file field, a summary of the chosen files and an estimate of
- * their price. The form itself posts to the server (it works without this script).
+ * /batches: drag & drop onto the file field, a summary of the chosen files, an estimate of
+ * their price and a warning when it exceeds the balance. The form is sent with
+ * XMLHttpRequest to show the upload's progress and let it be cancelled; the server's answer
+ * is the same as for the plain form (which works without this script): the batch's page, or
+ * this page with the error, whose sentence is shown here.
  * /batches/{id}: follows the batch with the API's server-sent events
- * (GET /api/v1/batches/{id}/events) and updates the progress bar, the counts and each file's
- * row; if the stream fails it polls GET /api/v1/batches/{id} and /items instead.
+ * (GET /api/v1/batches/{id}/events: the counts, and the items whose status changed) and
+ * updates the progress bar, the counts and the rows of the page's files; if the stream
+ * fails it polls GET /api/v1/batches/{id} and the page's files from /items instead.
  * Visible text comes from the server (t()) in #batch-strings.
  */
 (function () {
@@ -52,6 +56,13 @@
     var colour = byId("batch-bg-color");
     var submit = byId("batch-submit");
     var uploading = byId("batch-uploading");
+    var short = byId("batch-short");
+    var error = byId("batch-error");
+    var upload = byId("batch-upload");
+    var bar = byId("batch-upload-progress");
+    var cancelUpload = byId("batch-upload-cancel");
+    var balance = Number(form.getAttribute("data-balance"));
+    var request = null;
     var prices = {};
     try {
       prices = JSON.parse(form.getAttribute("data-prices") || "{}");
@@ -83,6 +94,7 @@
       var files = Array.prototype.slice.call(input.files || []);
       var n = price();
       if (priceHint && S.priceOne) setText(priceHint, n === 1 ? S.priceOne : fmt(S.priceMany, { n: n }));
+      short.hidden = true;
       if (!files.length) {
         setText(chosen, "");
         setText(estimate, "");
@@ -102,6 +114,11 @@
       var text = images ? fmt(S.estimate, { credits: images * n, count: images }) : "";
       if (images < files.length) text = (text ? text + " " : "") + S.estimateZip;
       setText(estimate, text);
+      // A warning only: the server prices each image by its size and says the last word.
+      if (images * n > balance) {
+        setText(short, fmt(S.short, { credits: images * n, balance: balance }));
+        short.hidden = false;
+      }
     }
 
     function hasFiles(event) {
@@ -145,7 +162,84 @@
         if (radio) radio.checked = true;
       });
     }
-    form.addEventListener("submit", function () {
+    function showError(message) {
+      error.hidden = false;
+      setText(error, message);
+      error.scrollIntoView({ block: "nearest" });
+    }
+
+    function uploadDone() {
+      request = null;
+      submit.disabled = false;
+      upload.hidden = true;
+    }
+
+    function megabytes(bytes) {
+      return (bytes / 1048576).toFixed(1);
+    }
+
+    /* The form sent by script: progress, cancel, and the server's answer read as the plain
+     * form's would be (a redirect to the batch, or this page with its error). */
+    function send() {
+      var xhr = new XMLHttpRequest();
+      request = xhr;
+      xhr.open("POST", form.action);
+      xhr.responseType = "document";
+      xhr.upload.addEventListener("progress", function (event) {
+        if (!event.lengthComputable) return;
+        var pct = Math.floor((event.loaded / event.total) * 100);
+        bar.value = pct;
+        bar.textContent = pct + "%";
+        setText(
+          uploading,
+          fmt(S.uploadProgress, { pct: pct, sent: megabytes(event.loaded), total: megabytes(event.total) })
+        );
+      });
+      xhr.addEventListener("load", function () {
+        var page = xhr.response;
+        var refused = page && page.getElementById("batch-error");
+        var message = refused && !refused.hasAttribute("hidden") ? refused.textContent.trim() : "";
+        if (xhr.status < 400 && xhr.responseURL && !message) {
+          window.location.assign(xhr.responseURL);
+          return;
+        }
+        uploadDone();
+        uploading.hidden = true;
+        showError(message || S.uploadFailed);
+      });
+      xhr.addEventListener("error", function () {
+        uploadDone();
+        uploading.hidden = true;
+        showError(S.uploadFailed);
+      });
+      xhr.addEventListener("abort", function () {
+        uploadDone();
+        setText(uploading, S.uploadCancelled);
+      });
+      bar.value = 0;
+      bar.textContent = "0%";
+      upload.hidden = false;
+      submit.disabled = true;
+      error.hidden = true;
+      setText(uploading, S.uploading);
+      uploading.hidden = false;
+      xhr.send(new FormData(form));
+    }
+
+    cancelUpload.addEventListener("click", function () {
+      if (request) request.abort();
+    });
+
+    form.addEventListener("submit", function (event) {
+      if (request) {
+        event.preventDefault();
+        return;
+      }
+      if (window.XMLHttpRequest && window.FormData) {
+        event.preventDefault();
+        send();
+        return;
+      }
       // The browser posts the form; say what is happening while a large upload goes.
       window.setTimeout(function () {
         submit.disabled = true;
