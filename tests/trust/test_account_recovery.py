@@ -4,17 +4,14 @@ that a stolen session or key cannot lock the owner out — through the real app 
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import pyotp
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
-from sqlalchemy.engine import make_url
 
 from removeany import i18n
 from removeany.accounts import service as accounts
@@ -24,7 +21,7 @@ from removeany.context import Context
 from removeany.infra.db import Database, upgrade
 from removeany.mail.models import SENT, OutgoingMail
 from removeany.maintenance import run_sweeps
-from tests.conftest import PG_ADMIN_URL, TestClock
+from tests.conftest import TestClock
 from tests.helpers import make_api_key, make_user
 from tests.trust.conftest import PASSWORD, body_of, link_in, login, mails, token_of
 
@@ -385,21 +382,11 @@ def test_known_devices_are_forgotten_after_days_unseen(
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_upgrading_keeps_alerts_for_accounts_that_signed_in_before(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+    backend: str, database_before: Callable[[str, str], str]
 ) -> None:
     """An account with a known device has signed in: the upgrade records when first, so a
     sign-in after its devices are forgotten is still announced; one without stays unset."""
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        admin, _template = request.getfixturevalue("postgres_template")
-        name = f"removeany_devices_{uuid.uuid4().hex[:10]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        request.addfinalizer(lambda: _drop(admin, name))
-        url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    for head in ("0002", "0006_user_locale", "0010_outgoing_mail", "0013_admins_named_by_id"):
-        upgrade(url, head)
+    url = database_before(backend, "0013_admins_named_by_id")
     db = Database(url)
     first = datetime(2026, 3, 1, tzinfo=UTC)
     try:
@@ -427,8 +414,3 @@ def test_upgrading_keeps_alerts_for_accounts_that_signed_in_before(
         assert found == {"ada@example.com": first, "new@example.com": None}
     finally:
         db.dispose()
-
-
-def _drop(admin: Any, name: str) -> None:
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import sys
-import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from removeany.accounts.models import User
@@ -28,7 +27,6 @@ from removeany.legal import service as legal
 from removeany.moderation import audit
 from removeany.moderation.models import AuditEntry
 from tests.billing.test_pages import web_login
-from tests.conftest import PG_ADMIN_URL
 from tests.helpers import make_api_key, make_user
 from tests.trust.conftest import login
 
@@ -292,22 +290,12 @@ def test_admin_cli(tmp_path: Path, model_dir: Path) -> None:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_upgrading_empties_addresses_already_in_the_audit_log(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+    backend: str, database_before: Callable[[str, str], str]
 ) -> None:
     """Entries written before the log named accounts by id kept their addresses as text; the
     migration empties them (the log is append-only: only the migration may) and reading shows
     each account's address as it is now."""
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        admin, _template = request.getfixturevalue("postgres_template")
-        name = f"removeany_audit_{uuid.uuid4().hex[:10]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        request.addfinalizer(lambda: _drop(admin, name))
-        url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    for head in ("0002", "0006_user_locale", "0010_outgoing_mail", "0011_credential_binding"):
-        upgrade(url, head)
+    url = database_before(backend, "0011_credential_binding")
     db = Database(url)
     try:
         with db.transaction() as s:
@@ -360,11 +348,6 @@ def _add_user(s: Any, email: str) -> int:
         {"email": email, "at": datetime.now(UTC)},
     )
     return int(s.execute(text("SELECT id FROM users WHERE email = :e"), {"e": email}).scalar_one())
-
-
-def _drop(admin: Any, name: str) -> None:
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_an_erased_admin_leaves_no_address_in_what_they_set(
@@ -429,22 +412,12 @@ def test_an_erased_admin_leaves_no_address_in_what_they_set(
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_upgrading_names_the_admins_who_set_things_by_id(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+    backend: str, database_before: Callable[[str, str], str]
 ) -> None:
     """Rows written before kept the acting admin's address: the migration stores the account
     id instead and empties the address, also one no account has any more (an admin erased
     since); an operator's label stays."""
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        admin, _template = request.getfixturevalue("postgres_template")
-        name = f"removeany_admins_{uuid.uuid4().hex[:10]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        request.addfinalizer(lambda: _drop(admin, name))
-        url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    for head in ("0002", "0006_user_locale", "0010_outgoing_mail", "0012_audit_names_by_id"):
-        upgrade(url, head)
+    url = database_before(backend, "0012_audit_names_by_id")
     db = Database(url)
     at = datetime.now(UTC)
     try:
