@@ -4,6 +4,9 @@ that a stolen session or key cannot lock the owner out — through the real app 
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -321,21 +324,86 @@ def test_sessions_die_with_the_password_they_were_started_with(
         assert browser.get("/api/v1/me").status_code == 401
 
 
-def test_an_undo_whose_address_was_taken_still_locks_and_mails_the_intruder_nothing(
-    client: TestClient, ctx: Context
-) -> None:
-    """If the old address has an account of its own by now, the account cannot move back;
-    it is locked all the same, and no reset link goes to the address the intruder set."""
-    user = make_user(ctx)
+def _moved_by_intruder(client: TestClient, ctx: Context) -> tuple[TestClient, str]:
+    """An intruder with the password moves the account to INTRUDER; returns their browser
+    and the undo token mailed to OWNER."""
     intruder = TestClient(client.app, headers={"User-Agent": "EvilBrowser/6.6"})
     h = {"X-CSRF-Token": login(intruder, OWNER).json()["csrf_token"]}
     body = {"current_password": PASSWORD, "new_email": INTRUDER}
     assert intruder.post("/api/v1/account/email", json=body, headers=h).status_code == 202
     change = token_of(link_in(ctx, INTRUDER, "/account/email/confirm"))
     assert intruder.post("/api/v1/account/email/confirm", json={"token": change}).is_success
-    undo = token_of(link_in(ctx, OWNER, "/account/not-me"))
+    return intruder, token_of(link_in(ctx, OWNER, "/account/not-me"))
+
+
+def test_squatting_the_old_address_does_not_block_the_undo(
+    client: TestClient, ctx: Context
+) -> None:
+    """After moving the account, the intruder signed up with the old address (or moved
+    another account of theirs to it): the undo then answered 409 email_taken and the owner
+    could not get the account back. The old address is now reserved for the account while
+    the undo works; sign-up answers as for a taken address, without saying why, and only
+    the mailbox is told."""
+    user = make_user(ctx)
+    intruder, undo = _moved_by_intruder(client, ctx)
     squat = {"email": OWNER, "password": "squatting on it", "accept_terms": True}
-    assert client.post("/api/v1/auth/register", json=squat).status_code == 202
+    fresh = {"email": "nobody@example.com", "password": "squatting on it", "accept_terms": True}
+    r = client.post("/api/v1/auth/register", json=squat)
+    made = client.post("/api/v1/auth/register", json=fresh)
+    assert r.status_code == made.status_code == 202
+    assert r.json()["message"] == made.json()["message"].replace("nobody@example.com", OWNER)
+    told = mails(ctx, OWNER)[-1]
+    assert "no new account was made" in body_of(told) and "/verify" not in body_of(told)
+    with ctx.db.transaction() as s:
+        assert s.scalar(select(User).where(User.email == OWNER)) is None
+    # Another account of the intruder's cannot move there either: same answer, no link.
+    make_user(ctx, "second@evil.example")
+    other = TestClient(client.app)
+    h = {"X-CSRF-Token": login(other, "second@evil.example").json()["csrf_token"]}
+    body = {"current_password": PASSWORD, "new_email": OWNER}
+    assert other.post("/api/v1/account/email", json=body, headers=h).status_code == 202
+    assert not [m for m in mails(ctx, OWNER) if "/account/email/confirm" in body_of(m)]
+    sent_to_intruder = len(mails(ctx, INTRUDER))
+
+    r = client.post("/api/v1/auth/not-me", json={"token": undo})
+    assert r.status_code == 200, r.text
+    assert _email_of(ctx, user.id) == OWNER
+    assert intruder.get("/api/v1/me").status_code == 401
+    assert len(mails(ctx, INTRUDER)) == sent_to_intruder
+    reset = token_of(link_in(ctx, OWNER, "/reset-password"))
+    assert _reset(client, reset, "back in my hands").status_code == 200
+    assert login(client, OWNER, "back in my hands").status_code == 200
+
+
+def test_the_undo_wins_over_an_unconfirmed_account_holding_the_old_address(
+    client: TestClient, ctx: Context
+) -> None:
+    """An account that took the address without confirming it (made before addresses were
+    reserved, or in a race) is erased by the undo, which proves the mailbox is the owner's;
+    a confirmed one still refuses it with 409 email_taken, the account locked all the same
+    and nothing mailed to the address the intruder set."""
+    user = make_user(ctx)
+    _, undo = _moved_by_intruder(client, ctx)
+    with ctx.db.transaction() as s:  # as if the reservation had not been there
+        s.execute(text("DELETE FROM email_reservations"))
+        squatter = accounts.create_user(s, OWNER, "squatting on it", now=ctx.now())
+        squatter_id = squatter.id
+
+    assert client.post("/api/v1/auth/not-me", json={"token": undo}).status_code == 200
+    assert _email_of(ctx, user.id) == OWNER
+    with ctx.db.transaction() as s:
+        gone = s.get(User, squatter_id)
+        assert gone is not None and gone.status == "deleted"
+
+
+def test_an_undo_whose_address_a_confirmed_account_holds_locks_and_mails_the_intruder_nothing(
+    client: TestClient, ctx: Context
+) -> None:
+    user = make_user(ctx)
+    intruder, undo = _moved_by_intruder(client, ctx)
+    with ctx.db.transaction() as s:
+        s.execute(text("DELETE FROM email_reservations"))
+    make_user(ctx, OWNER)  # confirmed
     sent_to_intruder = len(mails(ctx, INTRUDER))
 
     r = client.post("/api/v1/auth/not-me", json={"token": undo})
@@ -346,6 +414,40 @@ def test_an_undo_whose_address_was_taken_still_locks_and_mails_the_intruder_noth
     assert len(mails(ctx, INTRUDER)) == sent_to_intruder
     locked = login(intruder, INTRUDER)
     assert locked.status_code == 403 and locked.json()["error"]["code"] == "account_locked"
+
+
+def test_the_reservation_ends_with_the_undo_window(
+    client: TestClient, ctx: Context, clock: TestClock
+) -> None:
+    """After 14 days the old address is free again, and the sweep forgets it."""
+    ctx.clock = clock
+    make_user(ctx)
+    _moved_by_intruder(client, ctx)
+    squat = {"email": OWNER, "password": "a later account", "accept_terms": True}
+    clock.now += timedelta(days=14, minutes=1)
+    run_sweeps(ctx)
+    with ctx.db.transaction() as s:
+        assert s.scalars(text("SELECT address FROM email_reservations")).all() == []
+    assert client.post("/api/v1/auth/register", json=squat).status_code == 202
+    with ctx.db.transaction() as s:
+        assert s.scalar(select(User).where(User.email == OWNER)) is not None
+
+
+def test_a_reserved_address_is_in_the_export_and_goes_with_the_account(
+    client: TestClient, ctx: Context
+) -> None:
+    """The reservation keeps the old address: the person's data, exported and erased."""
+    make_user(ctx)
+    intruder, _ = _moved_by_intruder(client, ctx)
+    h = {"X-CSRF-Token": login(intruder, INTRUDER).json()["csrf_token"]}
+    export = intruder.get("/api/v1/account/export", headers=h)
+    with zipfile.ZipFile(io.BytesIO(export.content)) as archive:
+        record = json.loads(archive.read("account.json"))
+    assert [r["address"] for r in record["reserved_addresses"]] == [OWNER]
+    r = intruder.post("/api/v1/account/delete", json={"current_password": PASSWORD}, headers=h)
+    assert r.status_code == 200
+    with ctx.db.transaction() as s:
+        assert s.scalars(text("SELECT address FROM email_reservations")).all() == []
 
 
 def test_known_devices_are_forgotten_after_days_unseen(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -18,6 +18,7 @@ from removeany.accounts.models import User, WebSession
 from removeany.context import Context
 from removeany.errors import DomainError, Unauthorized
 from removeany.legal import service as legal
+from removeany.privacy import service as privacy
 
 
 @dataclass
@@ -185,10 +186,14 @@ def sign_up(
         address = accounts.normalise_email(email)
         passwords.check_policy(password, email=address)
         existing = repo.user_by_email(session, address)
-        if existing is not None:
+        reserved = repo.reservation_of(session, address, now=ctx.now())
+        if existing is not None or reserved is not None:
             passwords.hash_password(password)  # the time a new account takes, for nothing
             count_signup(ctx, session, ip)
-            _signup_attempted(ctx, session, existing)
+            if existing is not None:
+                _signup_attempted(ctx, session, existing)
+            elif reserved is not None:
+                _signup_reserved(ctx, session, address, reserved.user_id, reserved.expires_at)
             return address
         user = accounts.create_user(session, address, password, now=ctx.now(), locale=locale)
         count_signup(ctx, session, ip)
@@ -205,6 +210,20 @@ def sign_up(
             session, ctx.secret_key, ctx.settings.base_url, user, now=ctx.now()
         )
         return user.email
+
+
+def _signup_reserved(
+    ctx: Context, session: Session, address: str, user_id: int, until: datetime
+) -> None:
+    """Tell the mailbox why signing up with it made no account: it is kept for the undo of
+    an email change (security.confirm_email_change). As few emails as _signup_attempted's."""
+    window = timedelta(seconds=ctx.settings.signup_window_seconds)
+    account_key = f"signup:account:{security.sha256(address)}"
+    if security.throttle_hit(session, account_key, window=window, now=ctx.now()) > 3:
+        return
+    user = repo.user_by_id(session, user_id)
+    assert user is not None  # reservations go with their account
+    notify.signup_reserved(session, user, to=address, until=until, now=ctx.now())
 
 
 def _signup_attempted(ctx: Context, session: Session, user: User) -> None:
@@ -324,6 +343,8 @@ def not_me(ctx: Context, token: str) -> Reported:
         report = security.not_me_report(session, ctx.secret_key, token)
         user, restore = report.user, report.restore
         moved_from = user.email
+        if restore is not None:
+            _evict_unconfirmed(ctx, session, restore, keep=user.id)
         restored = restore is not None and security.restore_email(
             session, user, restore, now=ctx.now()
         )
@@ -343,6 +364,16 @@ def not_me(ctx: Context, token: str) -> Reported:
         return Reported(
             email=user.email, restored=user.email if restored else None, restore_refused=refused
         )
+
+
+def _evict_unconfirmed(ctx: Context, session: Session, address: str, *, keep: int) -> None:
+    """An undo proves the mailbox is its owner's; an account made with the address that
+    never confirmed it (an intruder's squat, or one made before addresses were reserved) is
+    erased, so the undo can move the owner's account back there."""
+    holder = repo.user_by_email(session, address)
+    if holder is None or holder.id == keep or holder.is_verified:
+        return
+    privacy.delete_files(ctx.storage, privacy.erase_account(session, holder, now=ctx.now()))
 
 
 # --- changes that need the current password --------------------------------------------------
@@ -396,7 +427,8 @@ def request_email_change(ctx: Context, user_id: int, current: str, new_email: st
     """Email a confirmation link to the new address, and tell the current one at once, with
     a link that stops it. An address another account uses gets the same answer and no email
     (confirming would fail anyway): this form must not tell a signed-in person which
-    addresses have accounts here."""
+    addresses have accounts here. So does an address kept for another account's undo of an
+    email change."""
     with reauth_guard(ctx, user_id), ctx.db.transaction() as session:
         user = repo.user_by_id(session, user_id)
         assert user is not None
@@ -411,7 +443,9 @@ def request_email_change(ctx: Context, user_id: int, current: str, new_email: st
         notify.email_change_requested(
             session, user, new=address, when=ctx.now(), not_me=not_me_link(ctx, user)
         )
-        if repo.user_by_email(session, address) is not None:
+        if repo.user_by_email(session, address) is not None or security.reserved_for_another(
+            session, address, user.id, now=ctx.now()
+        ):
             return address
         token = security.email_change_token(ctx.secret_key, user, address)
         notify.email_change(

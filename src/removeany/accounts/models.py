@@ -143,3 +143,16 @@ class KnownDevice(Base):
     ip: Mapped[str] = mapped_column(String(64), default="")
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EmailReservation(Base):
+    """An address an account moved away from, kept for that account while the old address's
+    undo link works (security.NOT_ME_MAX_AGE): nobody else may sign up with it or move to it
+    meanwhile, so an intruder who changed the address cannot block the undo by taking the
+    old one. Deleted with the account, by the retention sweep once expired, and by the undo."""
+
+    __tablename__ = "email_reservations"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -353,3 +353,28 @@ def signup_attempted(
             + "\n",
             now=now,
         )
+
+
+def signup_reserved(
+    session: Session, user: User, *, to: str, until: datetime, now: datetime
+) -> None:
+    """Sign-up answers the same for an address kept for an email change's undo: the mailbox
+    learns here why no account was made (in the language of the account that moved away)."""
+    with use(user.locale):
+        _write(
+            session,
+            user,
+            t("Someone tried to sign up with your email address"),
+            t(
+                "Someone (hopefully you) tried to create a RemoveAny account with this email "
+                "address. A RemoveAny account was recently moved away from it, so no new "
+                "account was made: until {until} the address stays reserved for that account, "
+                "which the link in our email about the change can move back here.",
+                until=_when(until),
+            )
+            + "\n\n"
+            + t("You can sign up with this address after that date.")
+            + "\n",
+            now=now,
+            to=to,
+        )

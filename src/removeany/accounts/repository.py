@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from removeany.accounts.models import ApiKey, RecoveryCode, User, WebSession
+from removeany.accounts.models import ApiKey, EmailReservation, RecoveryCode, User, WebSession
 
 
 def user_by_email(session: Session, email: str) -> User | None:
@@ -53,3 +53,34 @@ def delete_recovery_codes_since(session: Session, user_id: int, since: datetime)
         )
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def reserve_address(
+    session: Session, user_id: int, address: str, *, expires_at: datetime, now: datetime
+) -> None:
+    """Keep `address` for `user_id` until `expires_at` (a later move away renews it)."""
+    session.execute(
+        delete(EmailReservation).where(
+            EmailReservation.address == address,
+            (EmailReservation.user_id == user_id) | (EmailReservation.expires_at <= now),
+        )
+    )
+    session.add(EmailReservation(address=address, user_id=user_id, expires_at=expires_at))
+    session.flush()
+
+
+def reservation_of(session: Session, address: str, *, now: datetime) -> EmailReservation | None:
+    """The unexpired reservation of `address`, if any."""
+    return session.scalar(
+        select(EmailReservation).where(
+            EmailReservation.address == address, EmailReservation.expires_at > now
+        )
+    )
+
+
+def release_address(session: Session, user_id: int, address: str) -> None:
+    session.execute(
+        delete(EmailReservation).where(
+            EmailReservation.address == address, EmailReservation.user_id == user_id
+        )
+    )

@@ -19,6 +19,7 @@ from removeany.accounts import passwords, sealing
 from removeany.accounts import repository as repo
 from removeany.accounts.models import (
     ApiKey,
+    EmailReservation,
     KnownDevice,
     PasswordResetToken,
     RateCounter,
@@ -160,9 +161,13 @@ def throttle_clear(session: Session, key: str) -> None:
 
 def prune(session: Session, *, now: datetime, device_days: int) -> int:
     """Forget throttle counters whose window ended a day ago, reset links that expired a day
-    ago, sign-ins (browser, IP) that expired or were signed out a day ago, and known devices
-    not seen for `device_days` (the retention sweep calls this)."""
+    ago, sign-ins (browser, IP) that expired or were signed out a day ago, known devices
+    not seen for `device_days` and addresses no longer reserved (the retention sweep calls
+    this)."""
     day = timedelta(days=1)
+    reservations = session.execute(
+        delete(EmailReservation).where(EmailReservation.expires_at <= now)
+    )
     devices = session.execute(
         delete(KnownDevice).where(KnownDevice.last_seen_at < now - timedelta(days=device_days))
     )
@@ -175,7 +180,7 @@ def prune(session: Session, *, now: datetime, device_days: int) -> int:
             (WebSession.expires_at < now - day) | (WebSession.revoked_at < now - day)
         )
     )
-    return sum(int(r.rowcount) for r in (counters, tokens, ended, devices))  # type: ignore[attr-defined,misc]
+    return sum(int(r.rowcount) for r in (counters, tokens, ended, devices, reservations))  # type: ignore[attr-defined,misc]
 
 
 def login_keys(email: str, ip: str) -> tuple[str, str]:
@@ -405,13 +410,15 @@ def not_me_report(session: Session, secret: str, token: str) -> Report:
 
 def restore_email(session: Session, user: User, address: str, *, now: datetime) -> bool:
     """Move the account back to an address an email change took it from (the report came
-    from that mailbox, which proves it). False when another account has taken it since."""
-    if user.email == address:
-        return True
-    if repo.user_by_email(session, address) is not None:
-        return False
-    user.email = address
-    user.email_verified_at = now
+    from that mailbox, which proves it), which is then no longer reserved for it. False when
+    another account holds it (only a confirmed one can: flows.not_me erases an unconfirmed
+    one first, and none could take it while it was reserved)."""
+    if user.email != address:
+        if repo.user_by_email(session, address) is not None:
+            return False
+        user.email = address
+        user.email_verified_at = now
+    repo.release_address(session, user.id, address)
     session.flush()
     return True
 
@@ -506,14 +513,30 @@ def confirm_email_change(
         raise invalid
     if user.email != data["old"] or credential_fingerprint(user) != data.get("f"):
         raise invalid
-    if repo.user_by_email(session, data["new"]) is not None:
+    new, old = str(data["new"]), str(data["old"])
+    if repo.user_by_email(session, new) is not None or reserved_for_another(
+        session, new, user.id, now=now
+    ):
         raise DomainError(
             "Another account already uses this address.", code="email_taken", status_code=409
         )
-    user.email = data["new"]
+    user.email = new
     user.email_verified_at = now
+    repo.release_address(session, user.id, new)
+    repo.reserve_address(
+        session, user.id, old, expires_at=now + timedelta(seconds=NOT_ME_MAX_AGE), now=now
+    )
     session.flush()
-    return user, str(data["old"])
+    return user, old
+
+
+def reserved_for_another(
+    session: Session, address: str, user_id: int | None, *, now: datetime
+) -> bool:
+    """Whether `address` is kept for another account's undo of an email change (sign-up and
+    email changes treat it as taken, without saying so: see flows)."""
+    reservation = repo.reservation_of(session, address, now=now)
+    return reservation is not None and reservation.user_id != user_id
 
 
 # --- TOTP 2FA --------------------------------------------------------------------------------

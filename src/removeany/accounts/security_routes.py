@@ -138,8 +138,9 @@ def not_me(body: TokenIn, request: Request) -> Accepted:
     """The "this wasn't me" link from a security email: lock the account, sign out every
     session, revoke every API key, cancel reset and email-change links sent before, and email
     a reset link. The link mailed to an old address after an email change first moves the
-    account back to that address (409 `email_taken` when another account holds it now: the
-    account is locked all the same, and only the site's operator can move it back)."""
+    account back to that address, which was reserved for it meanwhile (an unconfirmed account
+    holding it is erased; 409 `email_taken` when a confirmed one does: the account is locked
+    all the same, and only the site's operator can move it back)."""
     reported = flows.not_me(_ctx(request), body.token)
     if reported.restore_refused:
         raise DomainError(

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from removeany.accounts import security
 from removeany.accounts.models import (
     ApiKey,
+    EmailReservation,
     KnownDevice,
     PasswordResetToken,
     RecoveryCode,
@@ -241,6 +242,12 @@ def export_account(session: Session, storage: Storage, user: User) -> bytes:
                 }
                 for k in session.scalars(select(ApiKey).where(ApiKey.user_id == user.id))
             ],
+            "reserved_addresses": [
+                {"address": r.address, "until": _iso(r.expires_at)}
+                for r in session.scalars(
+                    select(EmailReservation).where(EmailReservation.user_id == user.id)
+                )
+            ],
             "known_devices": [
                 {
                     "user_agent": d.user_agent,
@@ -382,7 +389,14 @@ def erase_account(session: Session, user: User, *, now: datetime) -> list[str]:
     session.execute(update(Batch).where(Batch.user_id == user.id).values(name="", rejected=[]))
     free.forget_signup(session, user.id)
     billing.forget_buyer(session, user.id)
-    for model in (WebSession, ApiKey, KnownDevice, RecoveryCode, PasswordResetToken):
+    for model in (
+        WebSession,
+        ApiKey,
+        KnownDevice,
+        RecoveryCode,
+        PasswordResetToken,
+        EmailReservation,
+    ):
         session.execute(delete(model).where(model.user_id == user.id))
     session.execute(
         update(TermsAcceptance)
