@@ -24,6 +24,8 @@ from removeany.context import Context
 from removeany.infra.db import Database, upgrade
 from removeany.mail.models import SENT, OutgoingMail
 from removeany.maintenance import run_sweeps
+from removeany.moderation import service as moderation
+from removeany.moderation.audit import Actor
 from tests.conftest import TestClock
 from tests.helpers import make_api_key, make_user
 from tests.trust.conftest import PASSWORD, body_of, link_in, login, mails, token_of
@@ -448,6 +450,24 @@ def test_a_reserved_address_is_in_the_export_and_goes_with_the_account(
     assert r.status_code == 200
     with ctx.db.transaction() as s:
         assert s.scalars(text("SELECT address FROM email_reservations")).all() == []
+
+
+def test_a_banned_account_cannot_confirm_an_email_change(client: TestClient, ctx: Context) -> None:
+    """The confirmation link checked the link, not the account: banned after asking, the
+    account still moved to the new address."""
+    user = make_user(ctx)
+    h = {"X-CSRF-Token": login(client, OWNER).json()["csrf_token"]}
+    body = {"current_password": PASSWORD, "new_email": INTRUDER}
+    assert client.post("/api/v1/account/email", json=body, headers=h).status_code == 202
+    change = token_of(link_in(ctx, INTRUDER, "/account/email/confirm"))
+    with ctx.db.transaction() as s:
+        row = s.get(User, user.id)
+        assert row is not None
+        moderation.ban(s, Actor(None, "operator"), row, "abuse", now=ctx.now())
+
+    r = client.post("/api/v1/account/email/confirm", json={"token": change})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "account_banned"
+    assert _email_of(ctx, user.id) == OWNER
 
 
 def test_known_devices_are_forgotten_after_days_unseen(

@@ -513,6 +513,7 @@ def confirm_email_change(
         raise invalid
     if user.email != data["old"] or credential_fingerprint(user) != data.get("f"):
         raise invalid
+    check_can_sign_in(user)  # a banned account changes nothing
     new, old = str(data["new"]), str(data["old"])
     if repo.user_by_email(session, new) is not None or reserved_for_another(
         session, new, user.id, now=now
