@@ -19,6 +19,7 @@ from PIL import Image
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
+from removeany import i18n
 from removeany.accounts.models import User
 from removeany.context import Context
 from removeany.credits.models import CreditEntry, CreditLot
@@ -472,3 +473,18 @@ def test_upgrading_names_the_admins_who_set_things_by_id(
             assert legal.publisher(s, 1) == "built in"
     finally:
         db.dispose()
+
+
+def test_the_built_in_publisher_is_shown_in_the_pages_language(
+    client: TestClient, ctx: Context
+) -> None:
+    """The built-in terms' publisher showed as 'built in' on the Chinese admin page; it is
+    stored as written (the API and the database keep it)."""
+    make_admin(ctx)
+    web_login(client, "root@example.com")
+    client.headers["Accept-Language"] = "zh-CN"
+    (shown,) = re.findall(r"data-by>([^<]*)<", client.get("/admin").text)
+    assert "built in" not in shown
+    assert i18n.translate(audit.BUILT_IN, "zh-CN") in shown
+    with ctx.db.transaction() as s:
+        assert legal.publisher(s, 1) == "built in"

@@ -155,7 +155,7 @@ def publish(
             )
     version = current(session).version + 1
     if version == 2 and session.get(LegalVersion, 1) is None:
-        session.add(_row(BUILTIN, published_by="built in"))
+        session.add(_row(BUILTIN, published_by=audit.BUILT_IN))
     row = LegalVersion(
         version=version,
         summary=summary.strip()[:2000],
@@ -183,10 +183,11 @@ def publish(
 
 def publisher(session: Session, version: int) -> str:
     """Who published a version, as shown: the admin's address as it is now
-    (`deleted-<id>@invalid` once erased), `cli:<os user>`, or "built in"."""
+    (`deleted-<id>@invalid` once erased), `cli:<os user>`, or `audit.BUILT_IN` (pages show
+    it through `audit.shown`)."""
     row = session.get(LegalVersion, version)
     if row is None:
-        return "built in"
+        return audit.BUILT_IN
     return audit.names(session, [(row.published_by_id, row.published_by)])[0]
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, aliased
 
 from removeany.accounts.models import User
 from removeany.errors import DomainError
+from removeany.i18n import N_, t
 from removeany.moderation.models import AuditEntry
 
 
@@ -30,6 +31,16 @@ class Actor:
 
     id: int | None
     name: str
+
+
+# Stored as the label of what came with the software (the built-in terms): shown translated.
+BUILT_IN = N_("built in")
+
+
+def shown(name: str) -> str:
+    """A name from `names` as a page shows it: the built-in label in the reader's language,
+    addresses and `cli:<os user>` as they are."""
+    return t(BUILT_IN) if name == BUILT_IN else name
 
 
 def label(actor: Actor) -> str:

@@ -65,18 +65,24 @@ def _page(
             users=users,
             services=zip(
                 services,
-                audit.names(session, ((s.updated_by_id, s.updated_by) for s in services)),
+                map(
+                    audit.shown,
+                    audit.names(session, ((s.updated_by_id, s.updated_by) for s in services)),
+                ),
                 strict=True,
             ),
             service_choices=[(code, t(label)) for code, label in SERVICE_NAMES.items()],
             announcements=zip(
                 announcements,
-                audit.names(session, ((a.created_by_id, a.created_by) for a in announcements)),
+                map(
+                    audit.shown,
+                    audit.names(session, ((a.created_by_id, a.created_by) for a in announcements)),
+                ),
                 strict=True,
             ),
             entries=list(audit.entries(session, limit=50)),
             terms=terms,
-            terms_by=legal.publisher(session, terms.version),
+            terms_by=audit.shown(legal.publisher(session, terms.version)),
             review=billing.orders_under_review(session),
             failing_mail=list(mail.failing(session)),
             credit_days=ctx.settings.admin_credit_days,
