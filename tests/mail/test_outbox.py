@@ -9,7 +9,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -356,3 +358,34 @@ def test_sent_email_is_deleted_after_its_retention(ctx: Context, clock: TestCloc
     clock.now += timedelta(hours=1, seconds=1)
     assert run_sweeps(ctx).deleted_emails == 2  # the row and the copy
     assert rows(ctx) == [] and not copy.exists()
+
+
+class QuotingFault:
+    """A transport with a bug whose exception quotes the recipient, as a library's may."""
+
+    immediate = False
+
+    @contextmanager
+    def connect(self) -> Iterator[QuotingFault]:
+        yield self
+
+    def send(self, msg: EmailMessage) -> None:
+        raise KeyError(f"no route to {msg['To']}")
+
+
+def test_an_unexpected_error_quoting_the_address_is_logged_without_it(
+    smtp_ctx: Context, caplog: pytest.LogCaptureFixture
+) -> None:
+    """log.exception printed the exception's text, address and all; the traceback is now
+    logged with addresses masked, its type and location kept."""
+    caplog.set_level(logging.WARNING)
+    make_user(smtp_ctx, "ada@example.com", credits=0)
+    ask_reset(smtp_ctx)
+    smtp_ctx.mail.transport = QuotingFault()
+    smtp_ctx.mail.deliver()
+    (row,) = rows(smtp_ctx)
+    logged = caplog.text
+    assert f"email #{row.id} could not be handed over" in logged
+    assert "KeyError: 'no route to [address]'" in logged and "in send" in logged
+    assert "test_outbox.py" in logged
+    assert "ada@example.com" not in logged

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,13 @@ from removeany.mail.models import OutgoingMail
 from removeany.mail.service import FORGOTTEN, WRITTEN
 
 log = logging.getLogger(__name__)
+
+
+def _masked_trace(exc: BaseException) -> str:
+    """The traceback as log.exception would print it (type, files, lines, causes), with
+    addresses masked: an exception's text may quote the recipient."""
+    return hide_addresses("".join(traceback.format_exception(exc)).rstrip())
+
 
 CLAIM = timedelta(minutes=10)  # far above a batch's worst case (BATCH emails, 30 s timeouts)
 BATCH = 20
@@ -147,8 +155,8 @@ class MailSender:
             self._wake.clear()
             try:
                 self.deliver()
-            except Exception:
-                log.exception("mail delivery failed")
+            except Exception as exc:
+                log.error("mail delivery failed:\n%s", _masked_trace(exc))
             if self._stopping.is_set():
                 return
             self._wake.wait(self.settings.mail_poll_seconds)
@@ -191,7 +199,9 @@ class MailSender:
                         self._failed(mail, claim, exc)
                         broke = exc if exc.broken else None
                     except Exception as exc:  # a bug: recorded and retried like a failure
-                        log.exception("email #%d could not be handed over", mail.id)
+                        log.error(
+                            "email #%d could not be handed over:\n%s", mail.id, _masked_trace(exc)
+                        )
                         self._failed(mail, claim, DeliveryError(f"{type(exc).__name__}: {exc}"))
                     else:
                         self._sent(mail, claim)
