@@ -3,10 +3,12 @@ emails needing attention, service status, announcements, publishing new terms, a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
 from removeany.api.auth import check_csrf
 from removeany.api.params import FormRowId, RowId
@@ -27,6 +29,11 @@ router = APIRouter(include_in_schema=False)
 ADMIN_ONLY = Forbidden("Only administrators can open this page.", code="admin_only")
 # Every form on the page sends the search (`q`): a refused action lists the same users again.
 Search = Annotated[str, Form(max_length=320)]
+
+
+def _set_by(session: Session, actors: Iterable[tuple[int | None, str]]) -> list[str]:
+    """Who set each row (stored account id, label), as the page shows it."""
+    return [audit.shown(name) for name in audit.names(session, actors)]
 
 
 def _page(
@@ -65,19 +72,13 @@ def _page(
             users=users,
             services=zip(
                 services,
-                map(
-                    audit.shown,
-                    audit.names(session, ((s.updated_by_id, s.updated_by) for s in services)),
-                ),
+                _set_by(session, ((s.updated_by_id, s.updated_by) for s in services)),
                 strict=True,
             ),
             service_choices=[(code, t(label)) for code, label in SERVICE_NAMES.items()],
             announcements=zip(
                 announcements,
-                map(
-                    audit.shown,
-                    audit.names(session, ((a.created_by_id, a.created_by) for a in announcements)),
-                ),
+                _set_by(session, ((a.created_by_id, a.created_by) for a in announcements)),
                 strict=True,
             ),
             entries=list(audit.entries(session, limit=50)),
