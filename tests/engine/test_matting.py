@@ -118,3 +118,37 @@ def test_24_megapixel_cutout_end_to_end_under_1_2_gb(model_dir: Path) -> None:
     )
     peak_mb = peak_rss_mb(code)
     assert peak_mb < 1200, peak_mb
+
+
+def test_pieces_of_columns_do_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wide photo's strips are upsampled in pieces of columns (cv2.remap refuses a side of
+    32767 pixels or more); the pieces join without a seam."""
+    from removeany.engine import matting
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (40, 3000, 3), dtype=np.uint8)
+    coarse = cv2.resize(rng.random((8, 600), dtype=np.float32), (600, 8))
+    whole = refine_alpha(rgb, coarse)
+    monkeypatch.setattr(matting, "_REMAP_COLUMNS", 257)
+    pieces = refine_alpha(rgb, coarse)
+    assert float(np.abs(whole - pieces).max()) < 1e-5
+
+
+@pytest.mark.parametrize("shape", [(2, 65501), (40, 33000), (33000, 3)])
+def test_a_side_past_32767_pixels_is_refined(shape: tuple[int, int]) -> None:
+    """A 65501x2 PNG crashed the cutout in cv2.remap (`dst.cols < SHRT_MAX`): a failed job
+    after the model had run, as processing_failed."""
+    h, w = shape
+    wide = w > h
+    rgb = np.full((h, w, 3), 230, np.uint8)
+    coarse = np.zeros((8, 8), np.float32)
+    if wide:
+        rgb[:, w // 3 : 2 * w // 3] = 30
+        coarse[:, 3:5] = 1.0
+    else:
+        rgb[h // 3 : 2 * h // 3] = 30
+        coarse[3:5] = 1.0
+    refined = refine_alpha(rgb, coarse)
+    assert refined.shape == (h, w)
+    across = refined if wide else refined.T
+    assert float(across[:, across.shape[1] // 2].mean()) > 0.5 > float(across[:, 5].mean())

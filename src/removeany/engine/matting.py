@@ -196,6 +196,11 @@ def _source_coords(start: int, stop: int, size: int, low: int) -> F32:
     return np.asarray(np.clip(pos, 0, low - 1), np.float32)
 
 
+# cv2.remap refuses images with a side of SHRT_MAX (32767) pixels or more: a wide photo's
+# strips are upsampled in pieces of at most this many columns.
+_REMAP_COLUMNS = 16384
+
+
 def _upsample_rows(planes: F32, y0: int, y1: int, h: int, map_x: F32) -> list[F32]:
     """Bilinear upsample of rows [y0, y1) of an h-row target, one plane per channel."""
     lh = planes.shape[0]
@@ -203,19 +208,32 @@ def _upsample_rows(planes: F32, y0: int, y1: int, h: int, map_x: F32) -> list[F3
     lo = int(np.floor(ys[0]))
     hi = min(lh, int(np.floor(ys[-1])) + 2)
     map_y = np.ascontiguousarray(ys - np.float32(lo))
-    mx = np.broadcast_to(map_x[None, :], (y1 - y0, map_x.size))
-    my = np.broadcast_to(map_y[:, None], (y1 - y0, map_x.size))
-    mx_c, my_c = np.ascontiguousarray(mx), np.ascontiguousarray(my)
-    return [
-        np.asarray(
-            cv2.remap(
-                np.ascontiguousarray(planes[lo:hi, :, c]),
-                mx_c,
-                my_c,
-                cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_REPLICATE,
-            ),
-            np.float32,
+    pieces: list[list[F32]] = []
+    for x0 in range(0, map_x.size, _REMAP_COLUMNS):
+        xs = map_x[x0 : x0 + _REMAP_COLUMNS]
+        left = int(np.floor(xs[0]))
+        right = min(planes.shape[1], int(np.floor(xs[-1])) + 2)
+        mx = np.broadcast_to((xs - np.float32(left))[None, :], (y1 - y0, xs.size))
+        my = np.broadcast_to(map_y[:, None], (y1 - y0, xs.size))
+        mx_c, my_c = np.ascontiguousarray(mx), np.ascontiguousarray(my)
+        pieces.append(
+            [
+                np.asarray(
+                    cv2.remap(
+                        np.ascontiguousarray(planes[lo:hi, left:right, c]),
+                        mx_c,
+                        my_c,
+                        cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE,
+                    ),
+                    np.float32,
+                )
+                for c in range(planes.shape[2])
+            ]
         )
+    if len(pieces) == 1:
+        return pieces[0]
+    return [
+        np.ascontiguousarray(np.concatenate([piece[c] for piece in pieces], axis=1))
         for c in range(planes.shape[2])
     ]
