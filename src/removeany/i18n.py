@@ -200,6 +200,10 @@ ERROR_MESSAGES: dict[str, str] = {
         "The image is damaged and cannot be read. Upload the file again or export it anew."
     ),
     "too_many_pixels": N_("The image has too many pixels. Resize it and upload it again."),
+    "output_too_large": N_(
+        "The result would be too large for the chosen format (WebP holds at most 16,383 "
+        "pixels per side, JPEG 65,500). Choose PNG, or a smaller size."
+    ),
     "animated_image": N_(
         "The image is an animation or has several pages, and only one picture can be "
         "processed. Save the frame you want as PNG or JPEG and upload that."

@@ -269,3 +269,30 @@ def test_form_errors_are_sentences(client: TestClient, ctx: Context) -> None:
     forged = client.post("/batches", data={"csrf_token": "x"}, files=[("files", ("a.jpg", photo))])
     assert forged.status_code == 403
     assert not audit(ctx, user.id)["jobs"]
+
+
+def test_a_file_too_large_for_the_chosen_format_is_skipped_at_upload(
+    client: TestClient, ctx: Context
+) -> None:
+    """A 16400 px wide photo asked as WebP was charged, run and failed after processing; the
+    form now lists it as skipped with what to choose, and charges nothing for it."""
+    user = make_user(ctx, credits=10)
+    login(client, "ada@example.com")
+    wide = io.BytesIO()
+    Image.new("RGB", (16400, 40), (200, 200, 200)).save(wide, "PNG")
+    batch_id = start(
+        client, [("wide.png", wide.getvalue()), ("a.jpg", small_photo(photo_paths(1)[0], 200))],
+        format="webp",
+    )  # fmt: skip
+    batch = wait_for_batch(client, batch_id)
+    assert batch["total"] == 1 and batch["counts"]["succeeded"] == 1
+    skipped = rows(client.get(f"/batches/{batch_id}").text)["wide.png"]
+    assert skipped[0] == "Skipped"
+    assert skipped[1] == (
+        "A WebP result can be at most 16,383 pixels per side, and this one would be 16400x40; "
+        "choose PNG, or size 'preview'. Not charged."
+    )
+    assert skipped[2:] == ["0", ""]
+    chinese = rows(client.get(f"/batches/{batch_id}?lang=zh-CN").text)["wide.png"]
+    assert chinese[1].startswith("结果对所选格式来说太大")
+    assert audit(ctx, user.id)["available"] == 9

@@ -77,6 +77,8 @@ def test_member_reads_are_bounded_even_when_sizes_lie() -> None:
     plan = service.plan(
         [entry, *service.entries_from_files([("ok.png", io.BytesIO(plain_image()))])],
         Settings(max_upload_bytes=1024 * 1024),
+        service="remove_background",
+        options={},
     )
     assert [i.entry.path for i in plan.items] == ["ok.png"]
     assert plan.rejected[0]["path"] == "big.png" and plan.rejected[0]["code"] == "file_too_large"

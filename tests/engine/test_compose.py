@@ -260,3 +260,80 @@ def test_zip_holds_colour_jpeg_and_alpha_png() -> None:
     assert color.mode == "RGB" and alpha.mode == "L"
     assert color.size == alpha.size == (400, 300)
     assert foreground_box(np.asarray(alpha)) == (100, 50, 80, 60)
+
+
+# ---------------------------------------------------------------- the largest result, in advance
+
+_SUBJECTS = {
+    "wide": (0, 100, 1000, 50),
+    "middle": (300, 80, 200, 100),
+    "one pixel": (500, 150, 1, 1),
+    "a thin line": (0, 150, 1000, 1),
+    "none": (0, 0, 0, 0),
+}
+
+
+@pytest.mark.parametrize("subject", list(_SUBJECTS))
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"size": "preview"},
+        {"size": "preview", "crop": True},
+        {"size": "preview", "crop": True, "crop_margin": "40px"},
+        {"crop": True, "crop_margin": "10px 50% 30% 7px"},
+        {"size": "preview", "crop": True, "crop_margin": "50%"},
+        {"scale": "60%", "position": "0% 100%", "add_shadow": True},
+        {"roi": "10% 10% 50% 90%", "channels": "alpha", "size": "preview"},
+        {"bg_color": "white", "size": "preview", "crop": True, "crop_margin": "500px"},
+    ],
+)
+def test_the_largest_result_is_known_before_the_model_runs(
+    subject: str, options: dict[str, Any]
+) -> None:
+    """What a format's limit is checked against at submission: never smaller than what
+    compose_result makes (exact without a crop, whose subject is not known yet)."""
+    from removeany.engine.compose import largest_result
+
+    parsed = parse_options(**options)
+    canvas = _subject((1000, 300), _SUBJECTS[subject])
+    made = compose_result(canvas, parsed).image.size
+    bound = largest_result(1000, 300, parsed)
+    assert made[0] <= bound[0] and made[1] <= bound[1], (made, bound)
+    if not parsed.crop:
+        assert made == bound
+
+
+def test_a_format_too_small_for_the_result_is_refused_with_what_fits() -> None:
+    from removeany.engine.compose import check_result_format
+    from removeany.engine.errors import ImageError
+
+    with pytest.raises(ImageError) as refused:
+        check_result_format(16400, 40, parse_options(size="hd"), "webp")
+    assert refused.value.code == "output_too_large"
+    assert refused.value.message == (
+        "A WebP result can be at most 16,383 pixels per side, and this one would be "
+        "16400x40; choose PNG, or size 'preview'."
+    )
+    with pytest.raises(ImageError, match=r"color\.jpg can be at most 65,500") as zipped:
+        check_result_format(65501, 2, parse_options(), "zip")
+    assert zipped.value.message.endswith("; choose PNG.")  # no size makes a strip narrower
+    check_result_format(16400, 40, parse_options(size="preview"), "webp")
+    check_result_format(65501, 2, parse_options(), "png")
+    check_result_format(65501, 2, parse_options(), "auto")  # auto writes PNG there
+
+
+def test_encoding_past_a_format_limit_is_a_user_error_not_a_crash() -> None:
+    """JPEG past 65500 pixels per side raised libjpeg's OSError ("broken data stream"),
+    a job's processing_failed; the zip format's color.jpg too."""
+    from removeany.engine.compose import color_alpha_zip
+    from removeany.engine.errors import ImageError
+    from removeany.engine.io import encode_image
+
+    wide = Image.new("RGBA", (65501, 2), (10, 20, 30, 255))
+    for encode in (lambda: encode_image(wide, "jpg"), lambda: color_alpha_zip(wide)):
+        with pytest.raises(ImageError) as refused:
+            encode()
+        assert refused.value.code == "output_too_large"
+    with pytest.raises(ImageError, match="WebP result can be at most 16,383"):
+        encode_image(Image.new("RGB", (16384, 1)), "webp")

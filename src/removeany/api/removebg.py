@@ -26,7 +26,7 @@ from removeany.engine.errors import ImageError, OptionError
 from removeany.errors import DomainError
 from removeany.infra.settings import Settings
 from removeany.jobs import service as jobs
-from removeany.jobs.processors import encode_background, validate_options
+from removeany.jobs.processors import check_for_image, encode_background, validate_options
 from removeany.jobs.service import job_reference
 
 PREFIX = "/v1.0/"
@@ -68,6 +68,7 @@ _REMOVEBG_CODES: dict[str, tuple[str, str]] = {
     "corrupt_image": ("failed_to_read_image", "Failed to read image"),
     "empty_file": ("failed_to_read_image", "Failed to read image"),
     "too_many_pixels": ("resolution_too_high", "Image resolution too high"),
+    "output_too_large": ("resolution_too_high", "Image resolution too high"),
     "request_too_large": ("file_too_large", "File too large"),
 }
 _TITLES = {
@@ -396,6 +397,7 @@ async def removebg(
             data = uploads.decode_b64(fields["image_file_b64"] or "", max_bytes)
             name = "image"
         image = uploads.validate(data, ctx.settings)
+        check_for_image("remove_background", options, image.width, image.height)
         job = submit_job(
             ctx,
             request,
@@ -493,6 +495,7 @@ _USER_ERRORS = {
     "animated_image",
     "empty_file",
     "too_many_pixels",
+    "output_too_large",
     "file_too_large",
     "invalid_bg_color",
     "invalid_crop_margin",

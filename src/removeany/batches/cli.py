@@ -98,7 +98,7 @@ def batch_command(
         options = service.parse_options(service_name, parse_option_pairs(option))
         if out is not None and not _can_write(out):
             return 2
-        planned = service.plan(entries, settings)
+        planned = service.plan(entries, settings, service=service_name, options=options)
         for rejected in planned.rejected:
             typer.echo(f"skipped {rejected['path']}: {rejected['message']}", err=True)
         ctx.start_queue()

@@ -317,6 +317,8 @@ def _start(request: Request, form: FormData, afford: service.Affordable | None) 
             ctx.settings,
             archive=archives[0].file if archives else None,
             files=[(f.filename or "image", f.file) for f in images],
+            service_name=service_name,
+            options=options,
             empty_message=t("Choose images, or one ZIP of images, to start a batch."),
         )
         name = (

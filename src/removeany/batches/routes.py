@@ -132,6 +132,8 @@ async def create_batch(request: Request) -> BatchOut:
                 settings,
                 archive=archive_file,
                 files=[(f.filename or "image", f.file) for f in files],
+                service_name=service_name,
+                options=options,
             )
 
         planned = await run_in_threadpool(read_upload)

@@ -290,8 +290,16 @@ def too_many_files(settings: Settings) -> BatchTooLarge:
     )
 
 
-def plan(entries: Iterable[Entry | RejectedFile], settings: Settings) -> Plan:
-    """Read and validate every file once, enforcing the per-file and per-batch limits."""
+def plan(
+    entries: Iterable[Entry | RejectedFile],
+    settings: Settings,
+    *,
+    service: str,
+    options: dict[str, Any],
+) -> Plan:
+    """Read and validate every file once, enforcing the per-file and per-batch limits. A file
+    whose result `options` could not give (a format too small for it: `output_too_large`)
+    is rejected here, with the reason, rather than charged and failed after processing."""
     result = Plan()
     for entry in entries:
         if isinstance(entry, RejectedFile):
@@ -316,6 +324,12 @@ def plan(entries: Iterable[Entry | RejectedFile], settings: Settings) -> Plan:
         try:
             image = decode_image(data, max_bytes=limit, max_pixels=settings.max_upload_pixels)
         except ImageError as exc:
+            result.rejected.append(_rejected(entry.path, exc))
+            continue
+        try:
+            processors.check_output(service, options, image.width, image.height)
+        except ImageError as exc:
+            image.close()
             result.rejected.append(_rejected(entry.path, exc))
             continue
         result.total_pixels += image.width * image.height

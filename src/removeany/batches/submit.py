@@ -57,6 +57,8 @@ def plan_upload(
     *,
     archive: IO[bytes] | None,
     files: Iterable[tuple[str, IO[bytes]]],
+    service_name: str,
+    options: dict[str, Any],
     empty_message: str = "Send image files in `files` or a ZIP in `archive`.",
 ) -> service.Plan:
     """Every file of an upload (a ZIP's members, then the loose files) read and validated once.
@@ -67,7 +69,7 @@ def plan_upload(
     entries.extend(service.entries_from_files(files))
     if not entries:
         raise service.BatchError(empty_message, code="empty_batch")
-    return service.plan(entries, settings)
+    return service.plan(entries, settings, service=service_name, options=options)
 
 
 def submit_batch(

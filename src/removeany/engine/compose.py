@@ -9,7 +9,7 @@ import math
 import re
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
 import numpy as np
@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageFilter
 
 from removeany.engine.errors import OptionError
+from removeany.engine.io import check_output_side, fits_format
 
 Channels = Literal["rgba", "alpha"]
 RGBA = tuple[int, int, int, int]
@@ -335,13 +336,19 @@ def crop_to_subject(rgba: Image.Image, margin: CropMargin) -> Image.Image:
     return rgba.crop((left - m_left, top - m_top, left + width + m_right, top + height + m_bottom))
 
 
+def fitted_size(width: int, height: int, budget: int | None) -> tuple[int, int]:
+    """The size `fit_pixels` gives an image of width x height."""
+    if budget is None or width * height <= budget:
+        return width, height
+    scale = math.sqrt(budget / (width * height))
+    return max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+
+
 def fit_pixels(image: Image.Image, budget: int | None) -> Image.Image:
     """Downscale, keeping the aspect ratio, so width * height <= budget; never upscale."""
-    width, height = image.size
-    if budget is None or width * height <= budget:
+    size = fitted_size(image.width, image.height, budget)
+    if size == image.size:
         return image
-    scale = math.sqrt(budget / (width * height))
-    size = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
     return image.resize(size, Image.Resampling.LANCZOS)
 
 
@@ -464,6 +471,7 @@ def _scale_box(box: Box, source: tuple[int, int], target: tuple[int, int]) -> Bo
 def color_alpha_zip(image: Image.Image, *, quality: int = 90) -> bytes:
     """remove.bg's `zip` format: `color.jpg` (the colours, no alpha) and `alpha.png` (the
     matte), smaller than an RGBA PNG and easy to composite elsewhere."""
+    check_output_side("jpg", image.width, image.height, what=_ZIP_WHAT)
     rgba = image.convert("RGBA")
     color = io.BytesIO()
     rgba.convert("RGB").save(color, "JPEG", quality=quality)
@@ -474,3 +482,56 @@ def color_alpha_zip(image: Image.Image, *, quality: int = 90) -> bytes:
         archive.writestr("color.jpg", color.getvalue())
         archive.writestr("alpha.png", alpha.getvalue())
     return out.getvalue()
+
+
+# Sizes with a pixel budget, largest first: what a refusal suggests when a smaller result
+# would fit the format.
+_SMALLER_SIZES = ("50MP", "4k", "hd", "medium", "preview")
+_ZIP_WHAT = "The zip format's color.jpg"
+
+
+def largest_result(width: int, height: int, options: ComposeOptions) -> tuple[int, int]:
+    """The widest and the tallest `compose_result` can make the cutout of a width x height
+    photo with `options`, known before the model runs. Exact without `crop` (roi, scale,
+    position, shadow and backgrounds keep the canvas; `size` only shrinks it); with `crop`
+    the subject's box is not known yet: the bound is the whole photo with its margins, and
+    the narrowest crop (a one-pixel subject and its pixel margins, or the photo where it
+    finds no subject) for how little a size budget may shrink it."""
+    budget = SIZE_BUDGETS[options.size]
+    if not options.crop:
+        return fitted_size(width, height, budget)
+    margin = options.crop_margin
+    top, right, bottom, left = margin.pixels(width, height)
+    # A margin in percent of the subject adds nothing to a one-pixel subject; a photo without
+    # a subject is not cropped at all.
+    m_top, m_right, m_bottom, m_left = (
+        0 if side.relative else side.pixels(0)
+        for side in (margin.top, margin.right, margin.bottom, margin.left)
+    )
+    narrow = min(width, 1 + m_left + m_right)
+    short = min(height, 1 + m_top + m_bottom)
+    wide, tall = width + left + right, height + top + bottom
+    return fitted_size(wide, short, budget)[0], fitted_size(narrow, tall, budget)[1]
+
+
+def check_result_format(width: int, height: int, options: ComposeOptions, fmt: str) -> None:
+    """Raise ``output_too_large`` (engine.io) when the cutout of a width x height photo,
+    finished with `options`, could be too large for `fmt` (png, jpg, webp, zip: whose
+    color.jpg is a JPEG; `auto` picks PNG where JPEG cannot hold the result). Naming the
+    largest `size` that would fit, where one does."""
+    target = "jpg" if fmt == "zip" else fmt
+    result = largest_result(width, height, options)
+    if target not in ("jpg", "webp") or fits_format(target, *result):
+        return
+    hint = ""
+    for name in _SMALLER_SIZES:
+        if fits_format(target, *largest_result(width, height, replace(options, size=name))):
+            hint = f", or size '{name}'"
+            break
+    check_output_side(
+        target,
+        *result,
+        hint=hint,
+        what=_ZIP_WHAT if fmt == "zip" else None,
+        bound=options.crop,
+    )

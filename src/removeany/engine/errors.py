@@ -11,6 +11,7 @@ ImageErrorCode = Literal[
     "empty_file",
     "corrupt_image",
     "too_many_pixels",
+    "output_too_large",
     "unknown_foreground",
     "no_watermark",
     "no_face",

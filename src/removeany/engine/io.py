@@ -30,7 +30,11 @@ _HIGH_BIT_MODES = _SIXTEEN_BIT_MODES | {"I", "F"}
 # ICC colour-space signatures (bytes 16-19 of a profile's header) that fit what we decode to.
 _RGB_SPACE = b"RGB "
 _CMYK_SPACE = b"CMYK"
-_WEBP_MAX_SIDE = 16383
+# The longest side each output format can be written with: libwebp's 16383, libjpeg's 65500
+# (JPEG_MAX_DIMENSION; the format's own fields would allow 65535) and GIF's 16-bit fields
+# (written only by the offline watermark command). PNG holds 2^31 - 1.
+FORMAT_MAX_SIDE: dict[str, int] = {"webp": 16383, "jpg": 65500, "gif": 65535}
+_FORMAT_NAMES = {"webp": "WebP", "jpg": "JPEG", "gif": "GIF"}
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -301,12 +305,7 @@ def encode_image(
         flat = Image.new("RGB", rgba.size, background)
         flat.paste(rgba, mask=rgba.getchannel("A"))
         clean = flat
-    if fmt == "webp" and max(clean.size) > _WEBP_MAX_SIDE:
-        raise ImageError(
-            "too_many_pixels",
-            f"WebP output is limited to {_WEBP_MAX_SIDE} pixels per side; "
-            "choose PNG or a smaller size.",
-        )
+    check_output_side(fmt, *clean.size)
     out = io.BytesIO()
     extra: dict[str, object] = {"exif": exif} if exif else {}
     if dpi is not None and fmt != "webp":
@@ -325,3 +324,33 @@ def encode_image(
     else:
         clean.save(out, "WEBP", quality=quality, icc_profile=icc_profile, **extra)
     return out.getvalue()
+
+
+def fits_format(fmt: str, width: int, height: int) -> bool:
+    """Whether a result of width x height can be written as ``fmt`` (png, jpg, webp)."""
+    return max(width, height) <= FORMAT_MAX_SIDE.get(fmt, 2**31 - 1)
+
+
+def check_output_side(
+    fmt: str,
+    width: int,
+    height: int,
+    *,
+    hint: str = "",
+    what: str | None = None,
+    bound: bool = False,
+) -> None:
+    """Raise ``output_too_large`` when a result of width x height is more than ``fmt`` can
+    hold. ``hint`` names another choice that would fit, as a clause (", or ..."); ``what``
+    names the file when it is not the result itself; ``bound``: width x height is the most
+    the result could be, not what it will be."""
+    if fits_format(fmt, width, height):
+        return
+    limit = FORMAT_MAX_SIDE[fmt]
+    subject = what or f"A {_FORMAT_NAMES[fmt]} result"
+    would = "could be up to" if bound else "would be"
+    raise ImageError(
+        "output_too_large",
+        f"{subject} can be at most {limit:,} pixels per side, and this one {would} "
+        f"{width}x{height}; choose PNG{hint}.",
+    )

@@ -24,13 +24,21 @@ from removeany.engine.background import remove_background
 from removeany.engine.compose import (
     SIZE_BUDGETS,
     ComposeOptions,
+    check_result_format,
     color_alpha_zip,
     compose_result,
     fit_pixels,
+    fitted_size,
     parse_options,
 )
 from removeany.engine.errors import ImageError, ModelError, OptionError
-from removeany.engine.io import OutputFormat, decode_image, encode_image
+from removeany.engine.io import (
+    OutputFormat,
+    check_output_side,
+    decode_image,
+    encode_image,
+    fits_format,
+)
 from removeany.engine.portrait import ID_BACKGROUNDS, ID_DPI, ID_SIZES, cutout_portrait, id_photo
 from removeany.engine.watermark import (
     TEXT_DETECTOR,
@@ -169,7 +177,9 @@ def _option_error(service: str, exc: ValidationError) -> OptionError:
 
 
 def check_for_image(service: str, options: dict[str, Any], width: int, height: int) -> None:
-    """Checks that need the decoded upload: watermark boxes and masks must lie on the photo."""
+    """Checks that need the decoded upload: the result must fit its format
+    (`check_output`), watermark boxes and masks must lie on the photo."""
+    check_output(service, options, width, height)
     if service != "remove_watermark":
         return
     for n, (x, y, w, h) in enumerate(options.get("boxes") or [], start=1):
@@ -181,6 +191,18 @@ def check_for_image(service: str, options: dict[str, Any], width: int, height: i
             )
     if options.get("mask_png") is not None:
         decode_mask(options["mask_png"], (width, height))
+
+
+def check_output(service: str, options: dict[str, Any], width: int, height: int) -> None:
+    """Refuse (ImageError `output_too_large`) a job whose result its format could not hold
+    (WebP at most 16383 pixels per side, JPEG 65500), from the photo's size and the options
+    alone: before anything is stored or charged, rather than after the model ran. `options`
+    are validated ones (`validate_options`)."""
+    if service in ("remove_background", "portrait"):
+        check_result_format(width, height, compose_options(options), options.get("format", "png"))
+    elif service == "remove_watermark" and options.get("format") is not None:
+        size = fitted_size(width, height, SIZE_BUDGETS[options.get("size", "full")])
+        check_output_side(options["format"], *size)
 
 
 def encode_mask(mask: Image.Image, size: tuple[int, int]) -> str:
@@ -278,6 +300,7 @@ def run(
     format (engine.io.sniff_format); watermark removal writes the same format back, and uses
     `shared_mark`, the watermark its batch's photos share, where it is on this photo."""
     checked = validate_options(service, options)
+    check_output(service, checked, image.width, image.height)
     if service == "remove_background":
         return _remove_background(image, checked, model_dir, models)
     if service == "portrait":
@@ -324,9 +347,10 @@ def _cutout_output(
 
 def _auto_format(image: Image.Image) -> OutputFormat:
     """remove.bg's `auto`: JPG when nothing is transparent (smaller), PNG otherwise. A matte
-    (channels alpha) stays PNG: JPEG would blur the edges it is for."""
-    if image.mode == "L":
-        return "png"
+    (channels alpha) stays PNG: JPEG would blur the edges it is for; so does a result too
+    large for JPEG, which a user asking for `auto` would rather have than a refusal."""
+    if image.mode == "L" or not fits_format("jpg", image.width, image.height):
+        return "png"  # a matte, or a result past JPEG's 65500 pixels per side
     if image.mode == "RGBA" and np.asarray(image.getchannel("A")).min() < 255:
         return "png"
     return "jpg"
