@@ -23,7 +23,13 @@ from rich.console import Console
 from rich.progress import Progress
 
 from removeany.engine.background import remove_background
-from removeany.engine.compose import ComposeOptions, color_alpha_zip, compose_result, parse_options
+from removeany.engine.compose import (
+    ComposeOptions,
+    check_result_format,
+    color_alpha_zip,
+    compose_result,
+    parse_options,
+)
 from removeany.engine.errors import ImageError, ModelError, OptionError
 from removeany.engine.io import OutputFormat, declared_pixels, decode_image, encode_image
 from removeany.engine.models import load_session
@@ -325,6 +331,10 @@ def _run_one(
     try:
         with slots.hold(header_pixels(task.source)):
             image = read_image(task.source, max_bytes, max_pixels)
+            suffix = task.target.suffix.lower()
+            fmt = "zip" if suffix == ZIP_SUFFIX else OUTPUT_FORMATS.get(suffix, "png")
+            # Before the model runs: a result its format cannot hold fails at once.
+            check_result_format(image.width, image.height, look.compose, fmt)
             if look.portrait:
                 cutout = cutout_portrait(image, model=models.portrait, model_dir=model_dir)
             else:
@@ -332,8 +342,7 @@ def _run_one(
                     image, model=models.cutout, model_dir=model_dir, threads=slots.model_threads
                 )
             result = compose_result(cutout, look.compose, bg_image=look.background).image
-            suffix = task.target.suffix.lower()
-            if suffix == ZIP_SUFFIX:
+            if fmt == "zip":
                 data = color_alpha_zip(result)
             else:
                 data = encode_image(result, OUTPUT_FORMATS.get(suffix, "png"))

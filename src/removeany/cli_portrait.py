@@ -37,7 +37,7 @@ from removeany.cli_offline import (
     run_tasks,
     write_atomically,
 )
-from removeany.engine.compose import compose_result, parse_options
+from removeany.engine.compose import check_result_format, compose_result, parse_options
 from removeany.engine.errors import ImageError, ModelError, OptionError
 from removeany.engine.io import OutputFormat, encode_image
 from removeany.engine.models import get_model, load_session, model_path, verify_model_file
@@ -146,10 +146,12 @@ def cutout_portrait_command(
     if not tasks:
         return usage("no image files found in the inputs.")
 
-    def process(image: Image.Image) -> Image.Image:
+    def process(image: Image.Image, fmt: OutputFormat) -> Image.Image:
         if id_photo_size is not None:
             colour = background or "white"
             return id_photo(image, id_photo_size, colour, model=name, model_dir=model_dir)
+        # Before the model runs: a result its format cannot hold fails at once.
+        check_result_format(image.width, image.height, compose, fmt)
         cutout = cutout_portrait(image, model=name, model_dir=model_dir)
         return compose_result(cutout, compose).image
 
@@ -164,7 +166,7 @@ def cutout_portrait_command(
 
 def _run_one(
     task: Task,
-    process: Callable[[Image.Image], Image.Image],
+    process: Callable[[Image.Image, OutputFormat], Image.Image],
     max_bytes: int,
     max_pixels: int,
     dpi: tuple[int, int] | None,
@@ -172,8 +174,8 @@ def _run_one(
     """Process one file; returns 'code: message' on failure instead of stopping the run.
     ``dpi`` is written into the file (ID photos: 300, so they print at their size)."""
     try:
-        result = process(read_image(task.source, max_bytes, max_pixels))
         fmt = OUTPUT_FORMATS.get(task.target.suffix.lower(), "png")
+        result = process(read_image(task.source, max_bytes, max_pixels), fmt)
         write_atomically(task.target, encode_image(result, fmt, quality=95, dpi=dpi))
     except ImageError as exc:
         return f"{exc.code}: {exc.local_message}"

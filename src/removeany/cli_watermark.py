@@ -48,6 +48,7 @@ from removeany.cli_offline import (
 from removeany.engine.errors import ImageError, ModelError
 from removeany.engine.io import (
     OutputFormat,
+    check_output_side,
     declared_mode,
     declared_size,
     decode_image,
@@ -278,6 +279,12 @@ def _restore_one(task: Task, how: _Restoring) -> str | None:
         return f"{exc.code}: {exc.local_message}"
     except OSError as exc:
         return io_problem(exc)
+    fmt = how.output_format or sniff_format(data) or "PNG"
+    try:
+        # Before the restoration runs: a result its format cannot hold fails at once.
+        check_output_side(fmt.lower().replace("jpeg", "jpg"), image.width, image.height)
+    except ImageError as exc:
+        return f"{exc.code}: {exc.local_message}"
     shape = (image.height, image.width)
     if how.mask is not None and how.mask.shape != shape:
         return (
@@ -299,7 +306,6 @@ def _restore_one(task: Task, how: _Restoring) -> str | None:
         )
         if shape in how.marks:
             result.notes.insert(0, "no shared watermark; processed on its own")
-    fmt = how.output_format or sniff_format(data) or "PNG"
     out = _with_alpha(result.image, image, grey=declared_mode(data) in _GREY_MODES)
     problem = _write(out, task.target, fmt)
     if problem is None:
