@@ -204,6 +204,10 @@ ERROR_MESSAGES: dict[str, str] = {
         "The result would be too large for the chosen format (WebP holds at most 16,383 "
         "pixels per side, JPEG 65,500). Choose PNG, or a smaller size."
     ),
+    "metadata_too_large": N_(
+        "The photo's metadata (EXIF) is more than a JPEG can hold. Choose PNG or WebP, or "
+        "leave out the photo's metadata."
+    ),
     "animated_image": N_(
         "The image is an animation or has several pages, and only one picture can be "
         "processed. Save the frame you want as PNG or JPEG and upload that."

@@ -282,3 +282,83 @@ def test_a_photo_wider_than_32767_pixels_is_cut_out(
     assert (response.headers["X-Width"], response.headers["X-Height"]) == ("40000", "10")
     assert response.headers["X-Credits-Charged"] == "1"
     assert available(ctx) == 9
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def with_exif(size: int) -> bytes:
+    """A PNG photo whose EXIF block (kept with keep_metadata) is about `size` bytes: more
+    than a JPEG's EXIF marker holds (65,533 bytes) when size is past that."""
+    exif = Image.Exif()
+    exif[0x010E] = "x" * size  # ImageDescription
+    out = io.BytesIO()
+    Image.open(io.BytesIO(strip(300, 200))).save(out, "PNG", exif=exif.tobytes())
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("service", "fields"),
+    [
+        ("remove_background", {"format": "jpg", "bg_color": "white"}),
+        ("portrait", {"format": "jpg"}),
+        ("remove_watermark", {"format": "jpg", "boxes": "[[0, 0, 50, 20]]"}),
+    ],
+)
+def test_metadata_a_jpeg_cannot_hold_is_refused_before_anything_is_held(
+    client: TestClient,
+    ctx: Context,
+    headers: dict[str, str],
+    service: str,
+    fields: dict[str, str],
+) -> None:
+    """keep_metadata with a PNG's 100 KB EXIF block asked as JPEG failed after processing as
+    processing_failed (Pillow's 'EXIF data is too long')."""
+    response = client.post(
+        "/api/v1/jobs",
+        headers=headers,
+        data={"service": service, "keep_metadata": "true", "wait": "true", **fields},
+        files={"file": ("tagged.png", with_exif(100_000), "image/png")},
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "metadata_too_large"
+    assert "keep_metadata" in error["message"] and "PNG" in error["message"]
+    assert_nothing_done(ctx, 10)
+
+
+def test_auto_format_keeps_large_metadata_in_a_png(
+    client: TestClient, ctx: Context, headers: dict[str, str]
+) -> None:
+    job = client.post(
+        "/api/v1/jobs",
+        headers=headers,
+        data={"format": "auto", "bg_color": "white", "keep_metadata": "true", "wait": "true"},
+        files={"file": ("tagged.png", with_exif(100_000), "image/png")},
+    ).json()
+    assert job["status"] == "succeeded", job
+    result = client.get(job["result_url"], headers=headers)
+    assert result.headers["content-type"] == "image/png"
+    assert len(Image.open(io.BytesIO(result.content)).info["exif"]) > 100_000
+
+
+def test_a_batch_item_with_such_metadata_is_rejected_at_upload(
+    client: TestClient, ctx: Context, headers: dict[str, str]
+) -> None:
+    response = client.post(
+        "/api/v1/batches",
+        headers=headers,
+        data={"options": json.dumps({"format": "jpg", "keep_metadata": True})},
+        files=[
+            ("files", ("tagged.png", with_exif(100_000), "image/png")),
+            ("files", ("plain.png", with_exif(100), "image/png")),
+        ],
+    )
+    assert response.status_code == 202, response.text
+    created = response.json()
+    assert [(r["path"], r["code"]) for r in created["rejected"]] == [
+        ("tagged.png", "metadata_too_large")
+    ]
+    assert created["total"] == 1
+    assert wait_for_batch(client, created["id"], headers)["counts"]["succeeded"] == 1
+    assert available(ctx) == 9

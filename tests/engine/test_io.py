@@ -283,3 +283,17 @@ def test_encoding_writes_no_exif(fmt: OutputFormat, pil_format: str) -> None:
         assert "exif" not in out.info
         assert len(out.getexif()) == 0
         assert out.size == source.size
+
+
+def test_more_exif_than_a_jpeg_holds_is_a_user_error_not_a_crash() -> None:
+    """Pillow's ValueError ('EXIF data is too long') was a job's processing_failed."""
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 70_000
+    block = exif.tobytes()
+    image = Image.new("RGB", (8, 8))
+    with pytest.raises(ImageError) as refused:
+        encode_image(image, "jpg", exif=block)
+    assert refused.value.code == "metadata_too_large"
+    assert "70,0" in refused.value.message and "keep_metadata" in refused.value.message
+    for fmt in ("png", "webp"):
+        assert encode_image(image, fmt, exif=block)

@@ -397,7 +397,7 @@ async def removebg(
             data = uploads.decode_b64(fields["image_file_b64"] or "", max_bytes)
             name = "image"
         image = uploads.validate(data, ctx.settings)
-        check_for_image("remove_background", options, image.width, image.height)
+        check_for_image("remove_background", options, image)
         job = submit_job(
             ctx,
             request,

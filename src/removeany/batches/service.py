@@ -327,7 +327,7 @@ def plan(
             result.rejected.append(_rejected(entry.path, exc))
             continue
         try:
-            processors.check_output(service, options, image.width, image.height)
+            processors.check_output(service, options, image)
         except ImageError as exc:
             image.close()
             result.rejected.append(_rejected(entry.path, exc))

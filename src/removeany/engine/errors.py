@@ -12,6 +12,7 @@ ImageErrorCode = Literal[
     "corrupt_image",
     "too_many_pixels",
     "output_too_large",
+    "metadata_too_large",
     "unknown_foreground",
     "no_watermark",
     "no_face",

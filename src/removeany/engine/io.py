@@ -35,6 +35,8 @@ _CMYK_SPACE = b"CMYK"
 # (written only by the offline watermark command). PNG holds 2^31 - 1.
 FORMAT_MAX_SIDE: dict[str, int] = {"webp": 16383, "jpg": 65500, "gif": 65535}
 _FORMAT_NAMES = {"webp": "WebP", "jpg": "JPEG", "gif": "GIF"}
+# The most EXIF a JPEG holds: one APP1 marker's data (Pillow refuses more).
+JPEG_MAX_EXIF = 65533
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -306,6 +308,7 @@ def encode_image(
         flat.paste(rgba, mask=rgba.getchannel("A"))
         clean = flat
     check_output_side(fmt, *clean.size)
+    check_metadata(fmt, exif)
     out = io.BytesIO()
     extra: dict[str, object] = {"exif": exif} if exif else {}
     if dpi is not None and fmt != "webp":
@@ -353,4 +356,22 @@ def check_output_side(
         "output_too_large",
         f"{subject} can be at most {limit:,} pixels per side, and this one {would} "
         f"{width}x{height}; choose PNG{hint}.",
+    )
+
+
+def fits_metadata(fmt: str, exif: bytes | None) -> bool:
+    """Whether the EXIF block to keep can be written into a ``fmt`` file."""
+    return fmt != "jpg" or exif is None or len(exif) <= JPEG_MAX_EXIF
+
+
+def check_metadata(fmt: str, exif: bytes | None) -> None:
+    """Raise ``metadata_too_large`` when the EXIF block the owner asked to keep is more than a
+    ``fmt`` file can hold (a JPEG: 65,533 bytes; a PNG's or a WebP's may be larger)."""
+    if fits_metadata(fmt, exif):
+        return
+    size = len(exif or b"")
+    raise ImageError(
+        "metadata_too_large",
+        f"The photo's metadata (EXIF, {size:,} bytes) is more than a JPEG can hold "
+        f"({JPEG_MAX_EXIF:,} bytes); choose PNG or WebP, or leave keep_metadata off.",
     )

@@ -34,10 +34,12 @@ from removeany.engine.compose import (
 from removeany.engine.errors import ImageError, ModelError, OptionError
 from removeany.engine.io import (
     OutputFormat,
+    check_metadata,
     check_output_side,
     decode_image,
     encode_image,
     fits_format,
+    fits_metadata,
 )
 from removeany.engine.portrait import ID_BACKGROUNDS, ID_DPI, ID_SIZES, cutout_portrait, id_photo
 from removeany.engine.watermark import (
@@ -176,12 +178,13 @@ def _option_error(service: str, exc: ValidationError) -> OptionError:
     return OptionError(f"invalid_{field}", f"{field}: {first['msg']}.")
 
 
-def check_for_image(service: str, options: dict[str, Any], width: int, height: int) -> None:
+def check_for_image(service: str, options: dict[str, Any], image: Image.Image) -> None:
     """Checks that need the decoded upload: the result must fit its format
     (`check_output`), watermark boxes and masks must lie on the photo."""
-    check_output(service, options, width, height)
+    check_output(service, options, image)
     if service != "remove_watermark":
         return
+    width, height = image.size
     for n, (x, y, w, h) in enumerate(options.get("boxes") or [], start=1):
         if x >= width or y >= height:
             raise OptionError(
@@ -193,16 +196,22 @@ def check_for_image(service: str, options: dict[str, Any], width: int, height: i
         decode_mask(options["mask_png"], (width, height))
 
 
-def check_output(service: str, options: dict[str, Any], width: int, height: int) -> None:
-    """Refuse (ImageError `output_too_large`) a job whose result its format could not hold
-    (WebP at most 16383 pixels per side, JPEG 65500), from the photo's size and the options
-    alone: before anything is stored or charged, rather than after the model ran. `options`
-    are validated ones (`validate_options`)."""
+def check_output(service: str, options: dict[str, Any], image: Image.Image) -> None:
+    """Refuse a job whose result its format could not hold, from the decoded upload and the
+    options alone: before anything is stored or charged, rather than after the model ran.
+    ImageError `output_too_large` (WebP at most 16383 pixels per side, JPEG 65500) or
+    `metadata_too_large` (keep_metadata with more EXIF than a JPEG holds). `options` are
+    validated ones (`validate_options`)."""
+    width, height = image.size
+    fmt = options.get("format")
     if service in ("remove_background", "portrait"):
-        check_result_format(width, height, compose_options(options), options.get("format", "png"))
-    elif service == "remove_watermark" and options.get("format") is not None:
+        check_result_format(width, height, compose_options(options), fmt or "png")
+    elif service == "remove_watermark" and fmt is not None:
         size = fitted_size(width, height, SIZE_BUDGETS[options.get("size", "full")])
-        check_output_side(options["format"], *size)
+        check_output_side(fmt, *size)
+    else:
+        return
+    check_metadata(fmt or "png", _exif(image, options))
 
 
 def encode_mask(mask: Image.Image, size: tuple[int, int]) -> str:
@@ -300,7 +309,7 @@ def run(
     format (engine.io.sniff_format); watermark removal writes the same format back, and uses
     `shared_mark`, the watermark its batch's photos share, where it is on this photo."""
     checked = validate_options(service, options)
-    check_output(service, checked, image.width, image.height)
+    check_output(service, checked, image)
     if service == "remove_background":
         return _remove_background(image, checked, model_dir, models)
     if service == "portrait":
@@ -332,7 +341,7 @@ def _cutout_output(
     image = composed.image
     fmt = options.get("format", "png")
     if fmt == "auto":
-        fmt = _auto_format(image)
+        fmt = _auto_format(image, exif)
     data = color_alpha_zip(image) if fmt == "zip" else encode_image(image, fmt, exif=exif)
     left, top, width, height = composed.foreground
     return Output(
@@ -345,12 +354,15 @@ def _cutout_output(
     )
 
 
-def _auto_format(image: Image.Image) -> OutputFormat:
+def _auto_format(image: Image.Image, exif: bytes | None = None) -> OutputFormat:
     """remove.bg's `auto`: JPG when nothing is transparent (smaller), PNG otherwise. A matte
     (channels alpha) stays PNG: JPEG would blur the edges it is for; so does a result too
-    large for JPEG, which a user asking for `auto` would rather have than a refusal."""
+    large for JPEG, or with more EXIF to keep than a JPEG holds, which a user asking for
+    `auto` would rather have than a refusal."""
     if image.mode == "L" or not fits_format("jpg", image.width, image.height):
         return "png"  # a matte, or a result past JPEG's 65500 pixels per side
+    if not fits_metadata("jpg", exif):
+        return "png"  # EXIF to keep that a JPEG cannot hold
     if image.mode == "RGBA" and np.asarray(image.getchannel("A")).min() < 255:
         return "png"
     return "jpg"

@@ -159,7 +159,7 @@ async def create_job(
             bg_image_file, ctx.settings, code="invalid_bg_image", what="The background image"
         )
         options["bg_image_jpg"] = encode_background(backdrop)
-    check_for_image(service, options, image.width, image.height)
+    check_for_image(service, options, image)
     job = submit_job(
         ctx,
         request,
