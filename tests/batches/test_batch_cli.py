@@ -57,6 +57,8 @@ def test_batch_command_processes_a_folder(tmp_path: Path, model_dir: Path) -> No
     (folder / "flat.png").write_bytes(plain_image())
     (folder / "readme.txt").write_text("not an image")
     (folder / ".cache" / "x.jpg").write_bytes(small_photo(photos[0], 64))
+    # Wider than a WebP can be: skipped at upload, rather than held and run.
+    Image.new("RGB", (16400, 40), (90, 90, 90)).save(folder / "wide.png")
     made = run_cli(
         "users", "create", "ops@example.com", "--password", "long enough pw", "--credits", "5",
         data_dir=data, model_dir=model_dir,
@@ -71,11 +73,13 @@ def test_batch_command_processes_a_folder(tmp_path: Path, model_dir: Path) -> No
     # One item fails (no subject in a flat colour): exit 1, reported, not charged.
     assert done.returncode == 1, done.stdout + done.stderr
     assert "skipped readme.txt" in done.stderr and "failed flat.png" in done.stderr
+    assert "skipped wide.png: A WebP result can be at most 16,383 pixels" in done.stderr
     assert "charged 2 credits" in done.stdout
     with zipfile.ZipFile(out) as zf:
         assert sorted(zf.namelist()) == ["NOT-INCLUDED.txt", "b.webp", "day1/a.webp"]
         note = zf.read("NOT-INCLUDED.txt").decode()
         assert "- flat.png: failed, not charged." in note and "- readme.txt: skipped" in note
+        assert "- wide.png: skipped" in note
         with Image.open(io.BytesIO(zf.read("day1/a.webp"))) as im:
             assert im.mode == "RGBA"
     missing = run_cli(
