@@ -55,10 +55,13 @@ def test_users_create_prints_the_api_key_last(tmp_path: Path, model_dir: Path) -
         row = conn.execute(text("SELECT is_admin, email_verified_at IS NOT NULL FROM users")).one()
         remaining = conn.execute(text("SELECT SUM(remaining) FROM credit_lots")).scalar()
         accepted = conn.execute(text("SELECT version, ip FROM terms_acceptances")).all()
+        published = conn.execute(text("SELECT version FROM legal_versions")).all()
     engine.dispose()
     assert tuple(row) == (1, 1) and remaining == 25
     # An operator-provisioned account can use its key at once: the acceptance is on record.
-    assert [tuple(r) for r in accepted] == [(1, "cli")]
+    # The first operator command on a new installation published the built-in terms (version
+    # 2, no version 1 that never applied there), which the account was given as accepted.
+    assert [tuple(r) for r in accepted] == [(2, "cli")] and [tuple(r) for r in published] == [(2,)]
     again = run_cli(
         "users",
         "create",

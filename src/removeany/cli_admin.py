@@ -207,6 +207,28 @@ def publish_terms(
         typer.echo(f"published version {terms.version}; notified {notified} users")
 
 
+@admin_app.command("builtin-terms")
+def builtin_terms(
+    folder: Annotated[
+        Path, typer.Argument(help="Where to write the four texts (made if missing).")
+    ],
+) -> None:
+    """Write the newest built-in terms (terms_en.md, terms_zh.md, privacy_en.md,
+    privacy_zh.md, placeholders as they are) into FOLDER: to compare with your own, or to
+    edit and publish with `publish-terms`."""
+    from removeany.legal import service as legal
+
+    terms = legal.BUILTIN
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("terms_en", "terms_zh", "privacy_en", "privacy_zh"):
+            (folder / f"{name}.md").write_text(getattr(terms, name), encoding="utf-8")
+    except OSError as exc:
+        typer.echo(f"error: {folder}: {exc.strerror}; name a folder you can write to.", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"built-in version {terms.version} written to {folder}: {terms.summary}")
+
+
 @admin_app.command("audit")
 def audit_log(
     query: Annotated[str, typer.Argument(help="Filter by target, action or actor.")] = "",

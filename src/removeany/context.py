@@ -82,9 +82,16 @@ def build_context(settings: Settings, *, migrate: bool = False) -> Context:
     if migrate:
         db.migrate()
     secret_key = settings.resolved_secret_key()
-    return Context(
+    ctx = Context(
         settings=settings,
         db=db,
         storage=make_storage(settings, secret_key=secret_key),
         secret_key=secret_key,
     )
+    if migrate:
+        # Data the software brings, after the schema: the built-in terms where no operator
+        # text is in force (a new installation, or an upgrade from an older built-in version).
+        from removeany.legal.install import install_builtin_terms
+
+        install_builtin_terms(ctx)
+    return ctx

@@ -140,7 +140,7 @@ def test_terms_acceptance_page_and_registration_records_it(
         from removeany.legal import service as legal
 
         user = s.scalar(select(User).where(User.email == "new@example.com"))
-        assert user is not None and legal.accepted_version(s, user.id) == 1
+        assert user is not None and legal.accepted_version(s, user.id) == legal.BUILTIN.version
     user2 = make_user(ctx, "old@example.com")
     with ctx.db.transaction() as s:
         from removeany.legal.models import TermsAcceptance
@@ -153,7 +153,7 @@ def test_terms_acceptance_page_and_registration_records_it(
     page = client.get("/legal/accept").text
     r = client.post(
         "/legal/accept",
-        data={"version": "1", "csrf_token": form_token(page), "next": "/app"},
+        data={"version": "2", "csrf_token": form_token(page), "next": "/app"},
         follow_redirects=False,
     )
     assert r.status_code == 303

@@ -4,16 +4,31 @@ publishing a new version notifies everyone and requires acceptance again."""
 from __future__ import annotations
 
 import io
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from removeany import cli
 from removeany.accounts import service as accounts
-from removeany.context import Context
-from removeany.legal.models import TermsAcceptance
+from removeany.app import create_app
+from removeany.context import Context, build_context
+from removeany.credits import service as ledger
+from removeany.infra.settings import Settings
+from removeany.legal import service as legal
+from removeany.legal import texts
+from removeany.legal.models import LegalVersion, TermsAcceptance
+from removeany.mail.models import OutgoingMail
+from removeany.moderation.audit import BUILT_IN
+from removeany.moderation.models import AuditEntry
 from tests.helpers import make_api_key, make_user
-from tests.trust.conftest import PASSWORD, mails
+from tests.trust.conftest import PASSWORD, login, mails
 from tests.trust.test_moderation import make_admin
 
 
@@ -36,9 +51,9 @@ def _verified_key(ctx: Context, email: str) -> str:
         return accounts.create_api_key(s, user, "k", now=ctx.now())[0]
 
 
-def test_version_1_is_bilingual_and_readable(client: TestClient) -> None:
+def test_current_version_is_bilingual_and_readable(client: TestClient) -> None:
     current = client.get("/api/v1/legal/current").json()
-    assert current["version"] == 1
+    assert current["version"] == 2
     assert (
         "non-transferable" in current["terms_en"]
         or "cannot be transferred" in (current["terms_en"])
@@ -61,11 +76,11 @@ def test_jobs_need_the_current_terms(client: TestClient, ctx: Context) -> None:
     assert refused.json()["error"]["code"] == "terms_not_accepted"
     stale = client.post("/api/v1/legal/accept", json={"version": 7}, headers={"X-Api-Key": key})
     assert stale.status_code == 409 and stale.json()["error"]["code"] == "terms_outdated"
-    ok = client.post("/api/v1/legal/accept", json={"version": 1}, headers={"X-Api-Key": key})
+    ok = client.post("/api/v1/legal/accept", json={"version": 2}, headers={"X-Api-Key": key})
     assert ok.status_code == 200 and ok.json()["accepted_current"] is True
     with ctx.db.transaction() as s:
         (row,) = s.scalars(select(TermsAcceptance)).all()
-        assert row.version == 1 and row.ip == "testclient" and row.accepted_at is not None
+        assert row.version == 2 and row.ip == "testclient" and row.accepted_at is not None
     # No credits yet, but the terms are no longer the obstacle.
     assert submit(client, key).json()["error"]["code"] == "insufficient_credits"
 
@@ -78,7 +93,7 @@ def test_registration_can_accept_the_terms(client: TestClient, ctx: Context) -> 
     assert r.status_code == 202
     key = _verified_key(ctx, "new@example.com")
     acceptance = client.get("/api/v1/legal/acceptance", headers={"X-Api-Key": key}).json()
-    assert acceptance["version"] == 1 and acceptance["accepted_current"] is True
+    assert acceptance["version"] == 2 and acceptance["accepted_current"] is True
 
 
 def test_publishing_a_new_version_notifies_and_requires_acceptance(
@@ -87,25 +102,25 @@ def test_publishing_a_new_version_notifies_and_requires_acceptance(
     admin = {"X-Api-Key": make_admin(ctx)}
     key = make_api_key(ctx, make_user(ctx, credits=5))
     assert submit(client, key).status_code == 202
-    v1 = client.get("/api/v1/legal/current").json()
+    v2 = client.get("/api/v1/legal/current").json()
     body = {
         "summary": "Retention is now 12 hours.",
-        "terms_en": v1["terms_en"] + "\n## 11. New\nA new clause.",
-        "terms_zh": v1["terms_zh"] + "\n## 11. 新条款\n新增条款。",
-        "privacy_en": v1["privacy_en"].replace("24 hours", "12 hours"),
-        "privacy_zh": v1["privacy_zh"].replace("24 小时", "12 小时"),
+        "terms_en": v2["terms_en"] + "\n## 11. New\nA new clause.",
+        "terms_zh": v2["terms_zh"] + "\n## 11. 新条款\n新增条款。",
+        "privacy_en": v2["privacy_en"].replace("24 hours", "12 hours"),
+        "privacy_zh": v2["privacy_zh"].replace("24 小时", "12 小时"),
     }
     user_key = {"X-Api-Key": key}
     assert client.post("/api/v1/admin/legal", json=body, headers=user_key).status_code == 403
     r = client.post("/api/v1/admin/legal", json=body, headers=admin)
-    assert r.status_code == 201 and r.json()["version"] == 2
+    assert r.status_code == 201 and r.json()["version"] == 3
     notices = [m for m in mails(ctx, "ada@example.com") if "terms updated" in m["Subject"]]
     assert len(notices) == 1
     refused = submit(client, key)
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "terms_not_accepted"
-    assert "version 2" in refused.json()["error"]["message"]
+    assert "version 3" in refused.json()["error"]["message"]
     # Old versions stay readable.
-    assert "24 hours" in client.get("/api/v1/legal/versions/1").json()["privacy_en"]
+    assert "24 hours" in client.get("/api/v1/legal/versions/2").json()["privacy_en"]
     assert "12 hours" in client.get("/api/v1/legal/current").json()["privacy_en"]
     # The banner on the site, for a signed-in user.
     login = client.post(
@@ -114,10 +129,200 @@ def test_publishing_a_new_version_notifies_and_requires_acceptance(
     assert login.status_code == 200
     assert 'data-notice="terms"' in client.get("/app").text
     assert (
-        client.post("/api/v1/legal/accept", json={"version": 2}, headers=user_key).status_code
+        client.post("/api/v1/legal/accept", json={"version": 3}, headers=user_key).status_code
         == 200
     )
     assert 'data-notice="terms"' not in client.get("/app").text
     assert submit(client, key).status_code == 202
     log = client.get("/api/v1/admin/audit", params={"q": "terms"}, headers=admin).json()
     assert log[0]["action"] == "terms.publish"
+
+
+# --- the built-in version 2 ----------------------------------------------------------------
+
+
+def _start(settings: Settings) -> None:
+    """`serve` or an operator command starting on this database (after an upgrade)."""
+    build_context(settings, migrate=True).close()
+
+
+def _user_of_release_1(ctx: Context, email: str = "ada@example.com") -> str:
+    """An account as the release with only the built-in version 1 left it: version 1
+    accepted (no `legal_versions` row: version 1 was served from the code), credits, a key."""
+    with ctx.db.transaction() as s:
+        user = accounts.create_user(s, email, PASSWORD, now=ctx.now(), verified=True)
+        s.add(TermsAcceptance(user_id=user.id, version=1, accepted_at=ctx.now(), ip="192.0.2.7"))
+        ledger.grant(
+            s,
+            user.id,
+            5,
+            source="admin",
+            now=ctx.now(),
+            expires_at=ctx.now() + timedelta(days=30),
+            reference="test",
+        )
+    return make_api_key(ctx, user)
+
+
+def _published(ctx: Context) -> list[tuple[int, str]]:
+    with ctx.db.transaction() as s:
+        rows = s.scalars(select(LegalVersion).order_by(LegalVersion.version)).all()
+        return [(r.version, r.published_by) for r in rows]
+
+
+def _terms_mails(ctx: Context) -> list[str]:
+    with ctx.db.transaction() as s:
+        rows = s.scalars(select(OutgoingMail).where(OutgoingMail.subject.contains("terms")))
+        return [f"{m.to_address}: {m.subject}" for m in rows]
+
+
+def test_a_new_installation_starts_at_the_built_in_version_2(
+    client: TestClient, ctx: Context, settings: Settings
+) -> None:
+    _start(settings)
+    _start(settings)  # every start runs it: the second changes nothing
+    # No version 1: it never applied here, and it said less than this site does.
+    assert _published(ctx) == [(2, BUILT_IN)]
+    assert client.get("/api/v1/legal/versions/1").status_code == 404
+    current = client.get("/api/v1/legal/current").json()
+    assert current["version"] == 2 and current["summary"] == texts.VERSION_2_SUMMARY
+    assert _terms_mails(ctx) == []  # nobody to tell
+    with ctx.db.transaction() as s:
+        assert s.scalar(select(AuditEntry.id)) is None
+    page = client.get("/legal/terms")
+    assert "?version=1" not in page.text and "?version=2" in page.text
+
+
+def test_the_privacy_policy_says_what_is_kept_and_who_receives_it(client: TestClient) -> None:
+    en = client.get("/api/v1/legal/current").json()
+    for said in (
+        "Stripe",  # card payments, when the operator enables them
+        "mail server",
+        "deleted 24 hours after the job was created",  # REMOVEANY_RETENTION_HOURS
+        "24 hours after sending",  # MAIL_KEEP_SENT_HOURS: outgoing_mail rows, .eml files
+        "7 days after we gave up",  # MAIL_KEEP_FAILED_DAYS
+        "90 days after the last sign-in from them",  # KNOWN_DEVICE_DAYS
+        "or 14 days pass",  # SESSION_DAYS
+        "A previous email address: 14 days after the change",
+        "orders",
+        "audit log",
+        "Job history",
+        "When you delete your account",
+    ):
+        assert said in en["privacy_en"], said
+    assert "the site makes no calls to other services" not in en["privacy_en"]
+    assert "Stripe" in en["terms_en"] and "Stripe" in en["terms_zh"]
+    for said in ("Stripe", "创建 24 小时后删除", "90 天后删除", "14 天后删除", "审计日志", "订单"):
+        assert said in en["privacy_zh"], said
+    for text in en.values():
+        assert not re.search(r"\{[a-z_]+\}", str(text))  # every placeholder filled in
+    page = client.get("/legal/privacy")
+    assert "Stripe" in page.text and "{" not in page.text.split("<main", 1)[1].split("</main>")[0]
+
+
+def test_the_periods_follow_the_operators_settings(ctx: Context, settings: Settings) -> None:
+    changed = settings.model_copy(
+        update={
+            "retention_hours": 6,
+            "mail_keep_sent_hours": 1.5,
+            "mail_keep_failed_days": 3,
+            "known_device_days": 30,
+            "session_days": 7,
+            "password_reset_minutes": 20,
+        }
+    )
+    there = build_context(changed)
+    try:
+        with TestClient(create_app(there)) as client:
+            current = client.get("/api/v1/legal/current").json()
+    finally:
+        there.close()
+    en, zh = current["privacy_en"], current["privacy_zh"]
+    assert "deleted 6 hours after the job was created" in en and "创建 6 小时后删除" in zh
+    assert "1.5 hours after sending" in en and "3 days after we gave up" in en
+    assert "30 days after the last sign-in" in en and "30 天后删除" in zh
+    assert "or 7 days pass" in en and "20 minutes after they were sent" in en
+    # Stored as written: the placeholders, not the figures of the day it was published.
+    with ctx.db.transaction() as s:
+        assert "{retention_hours}" in legal.current(s).privacy_en
+
+
+def test_an_installation_on_version_1_gets_version_2_and_everyone_is_asked_again(
+    client: TestClient, ctx: Context, settings: Settings
+) -> None:
+    key = _user_of_release_1(ctx)
+    _start(settings)
+    # Version 1 stays in the history (people accepted it); version 2 is in force.
+    assert _published(ctx) == [(1, BUILT_IN), (2, BUILT_IN)]
+    assert "no third-party tracking" in client.get("/api/v1/legal/versions/1").json()["privacy_en"]
+    assert client.get("/api/v1/legal/current").json()["version"] == 2
+    # Told as when an admin publishes: an email, the audit log, the banner, the gate.
+    assert _terms_mails(ctx) == ["ada@example.com: RemoveAny terms updated (version 2)"]
+    with ctx.db.transaction() as s:
+        entry = s.scalars(select(AuditEntry)).one()
+        assert (entry.action, entry.target, entry.actor) == ("terms.publish", "terms v2", BUILT_IN)
+    refused = submit(client, key)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "terms_not_accepted"
+    assert "version 2" in refused.json()["error"]["message"]
+    assert login(client, "ada@example.com").status_code == 200
+    app = client.get("/app").text
+    assert 'data-notice="terms"' in app and "We updated our Terms" in app
+    accepted = client.post("/api/v1/legal/accept", json={"version": 2}, headers={"X-Api-Key": key})
+    assert accepted.status_code == 200
+    assert submit(client, key).status_code == 202
+    _start(settings)  # the next start: nothing new, nobody emailed again
+    assert _published(ctx) == [(1, BUILT_IN), (2, BUILT_IN)] and len(_terms_mails(ctx)) == 1
+
+
+def test_an_operators_own_version_stays_in_force(
+    client: TestClient, ctx: Context, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = _user_of_release_1(ctx)
+    admin = make_user(ctx, "root@example.com", credits=0)
+    own = "## Ours\nThe operator's own privacy policy, with its own words."
+    with ctx.db.transaction() as s:  # as the earlier release's `publish` stored it
+        s.add(
+            LegalVersion(
+                version=1,
+                summary=texts.VERSION_1_SUMMARY,
+                terms_en=texts.TERMS_EN,
+                terms_zh=texts.TERMS_ZH,
+                privacy_en=texts.PRIVACY_EN,
+                privacy_zh=texts.PRIVACY_ZH,
+                published_at=datetime(2026, 11, 25, tzinfo=UTC),
+                published_by=BUILT_IN,
+            )
+        )
+        s.add(
+            LegalVersion(
+                version=2,
+                summary="Our own terms.",
+                terms_en=own,
+                terms_zh=own,
+                privacy_en=own,
+                privacy_zh=own,
+                published_at=datetime(2026, 12, 1, tzinfo=UTC),
+                published_by_id=admin.id,
+                published_by="",
+            )
+        )
+    with caplog.at_level(logging.WARNING, logger="removeany.legal.install"):
+        _start(settings)
+    assert _published(ctx) == [(1, BUILT_IN), (2, "")]
+    current = client.get("/api/v1/legal/current").json()
+    assert current["version"] == 2 and current["privacy_en"] == own
+    assert _terms_mails(ctx) == []
+    # The operator is told that a newer built-in text exists, and how to read it.
+    (told,) = [r.getMessage() for r in caplog.records]
+    assert "your own version 2 stays in force" in told and "builtin-terms" in told
+    with ctx.db.transaction() as s:
+        s.add(TermsAcceptance(user_id=admin.id, version=2, accepted_at=ctx.now()))
+    assert submit(client, key).json()["error"]["code"] == "terms_not_accepted"  # theirs, v2
+
+
+def test_builtin_terms_writes_the_texts_to_compare(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli.app, ["admin", "builtin-terms", str(tmp_path / "v")])
+    assert result.exit_code == 0, result.output
+    assert "built-in version 2" in result.output
+    assert (tmp_path / "v" / "privacy_en.md").read_text(encoding="utf-8") == texts.PRIVACY_V2_EN
+    assert (tmp_path / "v" / "terms_zh.md").read_text(encoding="utf-8") == texts.TERMS_V2_ZH

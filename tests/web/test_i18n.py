@@ -351,8 +351,8 @@ def test_legal_pages_follow_the_site_language(client: TestClient) -> None:
     assert "<h1>服务条款</h1>" in old.text and '<html lang="en">' in old.text
     assert "lang" not in client.cookies
     # The document's language links are the site's switch.
-    assert 'href="/legal/terms?version=1&amp;lang=zh-CN"' in old.text
-    switched = client.get("/legal/terms?version=1&lang=zh-CN", headers=EN)
+    assert 'href="/legal/terms?version=2&amp;lang=zh-CN"' in old.text
+    switched = client.get("/legal/terms?version=2&lang=zh-CN", headers=EN)
     assert '<html lang="zh-CN">' in switched.text and client.cookies.get("lang") == "zh-CN"
 
 

@@ -86,7 +86,7 @@ def _doc(request: Request, which: str, version: int | None, lang: str) -> Respon
         terms=terms,
         current=current,
         versions=all_versions,
-        blocks=blocks(legal.render_operator(text, ctx.settings.base_url)),
+        blocks=blocks(legal.render(text, ctx.settings)),
     )
 
 

@@ -52,10 +52,10 @@ def terms_out(ctx: Context, terms: legal.Terms) -> TermsOut:
         version=terms.version,
         summary=terms.summary,
         published_at=terms.published_at,
-        terms_en=legal.render_operator(terms.terms_en, base),
-        terms_zh=legal.render_operator(terms.terms_zh, base),
-        privacy_en=legal.render_operator(terms.privacy_en, base),
-        privacy_zh=legal.render_operator(terms.privacy_zh, base),
+        terms_en=legal.render(terms.terms_en, ctx.settings),
+        terms_zh=legal.render(terms.terms_zh, ctx.settings),
+        privacy_en=legal.render(terms.privacy_en, ctx.settings),
+        privacy_zh=legal.render(terms.privacy_zh, ctx.settings),
         url=f"{base.rstrip('/')}/legal/terms?version={terms.version}",
     )
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from removeany.accounts.models import User
 from removeany.errors import DomainError, Forbidden
+from removeany.infra.settings import Settings
 from removeany.legal import texts
 from removeany.legal.models import LegalVersion, TermsAcceptance
 from removeany.mail import service as mail
@@ -33,15 +34,39 @@ class Terms:
     published_at: datetime
 
 
-BUILTIN = Terms(
-    version=1,
-    summary=texts.VERSION_1_SUMMARY,
-    terms_en=texts.TERMS_EN,
-    terms_zh=texts.TERMS_ZH,
-    privacy_en=texts.PRIVACY_EN,
-    privacy_zh=texts.PRIVACY_ZH,
-    published_at=datetime.fromisoformat(texts.VERSION_1_DATE).replace(tzinfo=UTC),
+def _built_in(version: int, date: str, summary: str, *texts: str) -> Terms:
+    terms_en, terms_zh, privacy_en, privacy_zh = texts
+    return Terms(
+        version=version,
+        summary=summary,
+        terms_en=terms_en,
+        terms_zh=terms_zh,
+        privacy_en=privacy_en,
+        privacy_zh=privacy_zh,
+        published_at=datetime.fromisoformat(date).replace(tzinfo=UTC),
+    )
+
+
+BUILTIN_V1 = _built_in(
+    1,
+    texts.VERSION_1_DATE,
+    texts.VERSION_1_SUMMARY,
+    texts.TERMS_EN,
+    texts.TERMS_ZH,
+    texts.PRIVACY_EN,
+    texts.PRIVACY_ZH,
 )
+BUILTIN_V2 = _built_in(
+    2,
+    texts.VERSION_2_DATE,
+    texts.VERSION_2_SUMMARY,
+    texts.TERMS_V2_EN,
+    texts.TERMS_V2_ZH,
+    texts.PRIVACY_V2_EN,
+    texts.PRIVACY_V2_ZH,
+)
+# What an installation with no operator text of its own shows: `install_builtin` publishes it.
+BUILTIN = BUILTIN_V2
 
 
 def _terms(row: LegalVersion) -> Terms:
@@ -57,6 +82,8 @@ def _terms(row: LegalVersion) -> Terms:
 
 
 def current(session: Session) -> Terms:
+    """The version in force: the newest published, or (in a database `install_builtin` has
+    not run on yet) the newest built-in version."""
     row = session.scalar(select(LegalVersion).order_by(LegalVersion.version.desc()).limit(1))
     return _terms(row) if row is not None else BUILTIN
 
@@ -65,15 +92,15 @@ def get(session: Session, version: int) -> Terms:
     row = session.get(LegalVersion, version)
     if row is not None:
         return _terms(row)
-    if version == 1:
-        return BUILTIN
+    fallback = current(session)
+    if version == fallback.version:
+        return fallback
     raise DomainError("There is no such version of the terms.", code="not_found", status_code=404)
 
 
 def versions(session: Session) -> list[Terms]:
     rows = session.scalars(select(LegalVersion).order_by(LegalVersion.version)).all()
-    found = [_terms(r) for r in rows]
-    return found if any(t.version == 1 for t in found) else [BUILTIN, *found]
+    return [_terms(r) for r in rows] or [BUILTIN]
 
 
 def accepted_version(session: Session, user_id: int) -> int | None:
@@ -153,9 +180,9 @@ def publish(
             raise DomainError(
                 f"{name} is empty or too short. Give the full text.", code="invalid_request"
             )
+    if session.scalar(select(LegalVersion.version).limit(1)) is None:
+        _add_builtin_rows(session, now=now)  # what was in force becomes the history
     version = current(session).version + 1
-    if version == 2 and session.get(LegalVersion, 1) is None:
-        session.add(_row(BUILTIN, published_by=audit.BUILT_IN))
     row = LegalVersion(
         version=version,
         summary=summary.strip()[:2000],
@@ -191,7 +218,7 @@ def publisher(session: Session, version: int) -> str:
     return audit.names(session, [(row.published_by_id, row.published_by)])[0]
 
 
-def _row(terms: Terms, *, published_by: str) -> LegalVersion:
+def _row(terms: Terms, *, published_at: datetime) -> LegalVersion:
     return LegalVersion(
         version=terms.version,
         summary=terms.summary,
@@ -199,9 +226,80 @@ def _row(terms: Terms, *, published_by: str) -> LegalVersion:
         terms_zh=terms.terms_zh,
         privacy_en=terms.privacy_en,
         privacy_zh=terms.privacy_zh,
-        published_at=terms.published_at,
-        published_by=published_by,
+        published_at=published_at,
+        published_by=audit.BUILT_IN,
     )
+
+
+def _is_builtin(row: LegalVersion) -> bool:
+    return row.published_by_id is None and row.published_by == audit.BUILT_IN
+
+
+def _add_builtin_rows(session: Session, *, now: datetime) -> bool:
+    """Into an empty `legal_versions`: the built-in versions as they applied here. Version 1
+    only where it was in force: an installation whose accounts were made under it (an
+    empty table with accounts, none of which accepted a later version: acceptances of it
+    must stay readable, and it is what those people were shown). A new installation starts
+    at the newest built-in version, published now, with no earlier text that never applied
+    to it. Returns whether version 1 was in force (its users are then told of the change)."""
+    has_accounts = session.scalar(select(User.id).limit(1)) is not None
+    accepted_later = session.scalar(
+        select(TermsAcceptance.id).where(TermsAcceptance.version > 1).limit(1)
+    )
+    was_in_force = has_accounts and accepted_later is None
+    if was_in_force:
+        session.add(_row(BUILTIN_V1, published_at=BUILTIN_V1.published_at))
+    session.add(_row(BUILTIN, published_at=now))
+    session.flush()
+    return was_in_force
+
+
+@dataclass(frozen=True)
+class Installed:
+    """What `install_builtin` did: `published` the built-in version it published (None: none),
+    `replaced` whether it replaced an earlier built-in version people had been shown (they
+    are then told), `withheld` the operator's version kept in force instead of a newer
+    built-in one (None: nothing withheld)."""
+
+    published: Terms | None = None
+    replaced: bool = False
+    withheld: int | None = None
+
+
+def install_builtin(session: Session, *, base_url: str, now: datetime) -> Installed:
+    """Publish the newest built-in version where no text of the operator's is in force: on a
+    new installation (as its first version), and where an earlier built-in version is
+    current (an upgrade). Then, as when an admin publishes, the change is audited, every user
+    is emailed, and everyone must accept it before their next job. Where the operator has
+    published a version of their own, theirs stays in force: nothing is published, and
+    `withheld` names their version, for the caller to tell the operator. Run at startup
+    (`legal.install`); doing it again changes nothing."""
+    latest = session.scalar(select(LegalVersion).order_by(LegalVersion.version.desc()).limit(1))
+    if latest is None:
+        replaced = _add_builtin_rows(session, now=now)
+    elif not _is_builtin(latest):
+        # Theirs wins. Published before this built-in text was written, it cannot have taken
+        # account of it: the operator is told (a version of theirs since, they have seen it).
+        older = latest.published_at < BUILTIN.published_at
+        return Installed(withheld=latest.version if older else None)
+    elif latest.version >= BUILTIN.version:
+        return Installed()
+    else:
+        session.add(_row(BUILTIN, published_at=now))
+        session.flush()
+        replaced = True
+    if replaced:
+        audit.record(
+            session,
+            audit.Actor(None, audit.BUILT_IN),
+            "terms.publish",
+            reason=BUILTIN.summary,
+            now=now,
+            target=f"terms v{BUILTIN.version}",
+            details={"version": BUILTIN.version, "built_in": True},
+        )
+        notify_users(session, BUILTIN, base_url=base_url, now=now)
+    return Installed(published=BUILTIN, replaced=replaced)
 
 
 def notify_users(session: Session, terms: Terms, *, base_url: str, now: datetime) -> int:
@@ -230,5 +328,23 @@ def notice_text(base_url: str, terms: Terms) -> tuple[str, str]:
     )
 
 
-def render_operator(text: str, base_url: str) -> str:
-    return text.replace("{operator}", base_url.rstrip("/"))
+def placeholders(settings: Settings) -> dict[str, str]:
+    """What a text's `{name}` placeholders are replaced with when it is shown: the site's
+    address and the settings that decide how long data is kept (`legal.texts`). Operator texts
+    may use them too."""
+    return {
+        "operator": settings.base_url.rstrip("/"),
+        "retention_hours": f"{settings.retention_hours:g}",
+        "mail_keep_sent_hours": f"{settings.mail_keep_sent_hours:g}",
+        "mail_keep_failed_days": f"{settings.mail_keep_failed_days:g}",
+        "session_days": str(settings.session_days),
+        "password_reset_minutes": str(settings.password_reset_minutes),
+        "known_device_days": str(settings.known_device_days),
+    }
+
+
+def render(text: str, settings: Settings) -> str:
+    """A stored text as shown: each known placeholder replaced, any other brace left as is."""
+    for name, value in placeholders(settings).items():
+        text = text.replace("{" + name + "}", value)
+    return text
