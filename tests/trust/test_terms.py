@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from removeany import cli
 from removeany.accounts import service as accounts
+from removeany.accounts.models import User
 from removeany.app import create_app
 from removeany.context import Context, build_context
 from removeany.credits import service as ledger
@@ -25,7 +26,7 @@ from removeany.legal import service as legal
 from removeany.legal import texts
 from removeany.legal.models import LegalVersion, TermsAcceptance
 from removeany.mail.models import OutgoingMail
-from removeany.moderation.audit import BUILT_IN
+from removeany.moderation.audit import BUILT_IN, Actor
 from removeany.moderation.models import AuditEntry
 from tests.helpers import make_api_key, make_user
 from tests.trust.conftest import PASSWORD, login, mails
@@ -315,9 +316,27 @@ def test_an_operators_own_version_stays_in_force(
     # The operator is told that a newer built-in text exists, and how to read it.
     (told,) = [r.getMessage() for r in caplog.records]
     assert "your own version 2 stays in force" in told and "builtin-terms" in told
+    # And on /admin, in the terms section.
     with ctx.db.transaction() as s:
-        s.add(TermsAcceptance(user_id=admin.id, version=2, accepted_at=ctx.now()))
+        row = s.get(User, admin.id)
+        assert row is not None
+        row.is_admin = True
+    assert login(client, "root@example.com").status_code == 200
+    assert "data-builtin-withheld" in client.get("/admin").text
     assert submit(client, key).json()["error"]["code"] == "terms_not_accepted"  # theirs, v2
+    # Once they publish a version of their own after it, the note goes.
+    with ctx.db.transaction() as s:
+        legal.publish(
+            s,
+            Actor(admin.id, "root@example.com"),
+            summary="Ours again.",
+            now=ctx.now(),
+            terms_en=own,
+            terms_zh=own,
+            privacy_en=own,
+            privacy_zh=own,
+        )
+    assert "data-builtin-withheld" not in client.get("/admin").text
 
 
 def test_builtin_terms_writes_the_texts_to_compare(tmp_path: Path) -> None:

@@ -84,7 +84,7 @@ def _terms(row: LegalVersion) -> Terms:
 def current(session: Session) -> Terms:
     """The version in force: the newest published, or (in a database `install_builtin` has
     not run on yet) the newest built-in version."""
-    row = session.scalar(select(LegalVersion).order_by(LegalVersion.version.desc()).limit(1))
+    row = _latest(session)
     return _terms(row) if row is not None else BUILTIN
 
 
@@ -254,6 +254,21 @@ def _add_builtin_rows(session: Session, *, now: datetime) -> bool:
     return was_in_force
 
 
+def _latest(session: Session) -> LegalVersion | None:
+    return session.scalar(select(LegalVersion).order_by(LegalVersion.version.desc()).limit(1))
+
+
+def builtin_withheld(session: Session) -> int | None:
+    """The operator's own version kept in force instead of the newest built-in one, where it
+    was published before that built-in text was written (so it cannot have taken account of
+    it: the operator is told, at startup and on /admin); None otherwise (a version of theirs
+    published since, they have seen it)."""
+    latest = _latest(session)
+    if latest is None or _is_builtin(latest) or latest.published_at >= BUILTIN.published_at:
+        return None
+    return latest.version
+
+
 @dataclass(frozen=True)
 class Installed:
     """What `install_builtin` did: `published` the built-in version it published (None: none),
@@ -274,14 +289,11 @@ def install_builtin(session: Session, *, base_url: str, now: datetime) -> Instal
     published a version of their own, theirs stays in force: nothing is published, and
     `withheld` names their version, for the caller to tell the operator. Run at startup
     (`legal.install`); doing it again changes nothing."""
-    latest = session.scalar(select(LegalVersion).order_by(LegalVersion.version.desc()).limit(1))
+    latest = _latest(session)
     if latest is None:
         replaced = _add_builtin_rows(session, now=now)
     elif not _is_builtin(latest):
-        # Theirs wins. Published before this built-in text was written, it cannot have taken
-        # account of it: the operator is told (a version of theirs since, they have seen it).
-        older = latest.published_at < BUILTIN.published_at
-        return Installed(withheld=latest.version if older else None)
+        return Installed(withheld=builtin_withheld(session))  # theirs wins
     elif latest.version >= BUILTIN.version:
         return Installed()
     else:

@@ -84,6 +84,8 @@ def _page(
             entries=list(audit.entries(session, limit=50)),
             terms=terms,
             terms_by=audit.shown(legal.publisher(session, terms.version)),
+            builtin_withheld=legal.builtin_withheld(session),
+            builtin_version=legal.BUILTIN.version,
             review=billing.orders_under_review(session),
             failing_mail=list(mail.failing(session)),
             credit_days=ctx.settings.admin_credit_days,
