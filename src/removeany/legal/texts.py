@@ -201,6 +201,7 @@ This policy covers RemoveAny at {operator}, run by its operator ("we"). It says 
 - Credits and payments: the ledger of credits granted, bought, spent, expired and revoked; promo codes you redeemed; your orders (pack, amount, status and the payment provider's references); and the payment provider's messages about your orders, which include the name and email address given at checkout. For accounting.
 - Emails we send you (confirmation and password reset links, security alerts, reminders about expiring credits, changes to these terms): the address, subject and status, and the text until it is sent.
 - Moderation: when an administrator acts on your account (restricts, bans, reinstates it, grants or revokes credits, deletes it), an entry in the audit log with the time, the reason and the account's number.
+- Trying the service on the home page without an account: the photo is processed and the preview sent back, and nothing of it is stored; only a count of tries per IP address, to limit them.
 
 ## What we use it for
 Only to provide the service: to sign you in, process your images, keep your credits and orders, protect your account and the service, and send you emails about your account. No advertising, no profiling, no selling of data, and no third-party tracking or analytics: the pages load nothing from other sites. Images are processed by models that run on the operator's own servers.
@@ -220,7 +221,7 @@ Only to provide the service: to sign you in, process your images, keep your cred
 - The network address of a free-credit sign-up: one day.
 - Account details, two-factor settings, API keys, terms acceptances, and job and batch history: as long as the account exists.
 - Credit ledger, orders and payment records: kept for accounting, also after the account is deleted, without naming you (see below).
-- Audit log entries: kept permanently; they name accounts by number only, so once an account is deleted they no longer lead to a person.
+- Audit log entries: kept permanently, as a record of what administrators did; they name accounts by number only, never by email address.
 - Server logs (IP address, page asked for, no emailed links) are kept by the operator under their own log rotation, and copies in the operator's backups under their own schedule.
 
 ## When you delete your account
@@ -252,6 +253,7 @@ PRIVACY_V2_ZH = """\
 - 点数与付款：赠送、购买、消耗、到期和收回的点数账目；您使用过的优惠码；您的订单（套餐、金额、状态及支付服务商的参考编号）；以及支付服务商关于您订单的消息，其中包含结账时填写的姓名和电子邮箱。用于会计记账。
 - 我们发给您的邮件（确认和密码重置链接、安全提醒、点数即将到期提醒、条款变更通知）：收件地址、主题和状态，以及发送前的正文。
 - 管理记录：管理员对您的账户采取措施（限制、封禁、恢复、赠送或收回点数、删除）时，审计日志中会记录时间、原因和账户编号。
+- 未注册时在首页试用：照片经处理后返回预览，不会保存任何内容；仅按 IP 地址记录试用次数，用于限制次数。
 
 ## 我们如何使用这些数据
 仅用于提供本服务：让您登录、处理您的图片、管理您的点数和订单、保护您的账户和本服务，以及向您发送与账户相关的邮件。不投放广告，不做用户画像，不出售数据，也没有任何第三方跟踪或统计：网页不会从其他网站加载任何内容。图片由运行在运营方自有服务器上的模型处理。
@@ -271,7 +273,7 @@ PRIVACY_V2_ZH = """\
 - 领取免费点数时的网络地址：一天。
 - 账户信息、两步验证设置、API 密钥、条款接受记录以及任务和批量任务记录：在账户存续期间保存。
 - 点数账目、订单和付款记录：出于会计需要予以保留，账户注销后也会保留，但不再关联到您（见下文）。
-- 审计日志：永久保存；其中仅以编号记录账户，因此账户注销后无法再据此找到具体个人。
+- 审计日志：作为管理员操作的记录永久保存；其中仅以编号记录账户，从不记录电子邮箱。
 - 服务器日志（IP 地址、访问的页面，不含邮件中的链接）由运营方按其日志轮换规则保存；运营方备份中的副本按其自身的计划删除。
 
 ## 注销账户时
