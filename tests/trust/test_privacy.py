@@ -18,6 +18,7 @@ from removeany.context import Context
 from removeany.credits import free
 from removeany.credits.models import CreditEntry, SignupGrant
 from removeany.jobs.models import Job
+from removeany.legal import service as legal
 from removeany.privacy.service import run_retention
 from tests.conftest import TestClock
 from tests.helpers import make_api_key, make_user
@@ -131,7 +132,7 @@ def test_export_is_a_zip_of_json_and_images(client: TestClient, ctx: Context) ->
     archive = zipfile.ZipFile(io.BytesIO(r.content))
     record = json.loads(archive.read("account.json"))
     assert record["account"]["email"] == "ada@example.com"
-    assert record["terms_acceptances"][0]["version"] == 1
+    assert record["terms_acceptances"][0]["version"] == legal.BUILTIN.version
     (exported,) = record["jobs"]
     assert exported["id"] == job["id"]
     names = set(archive.namelist())
