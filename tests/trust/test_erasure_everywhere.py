@@ -72,6 +72,11 @@ def database_files(ctx: Context) -> dict[Path, bytes]:
     changed may linger in free pages and in the write-ahead log."""
     if ctx.db.engine.url.get_backend_name() != "sqlite":
         return {}
+    # Closing a file this process opened on the database drops every POSIX lock the process
+    # holds on it, the pool's connections' included: another process (the CLI's) would then
+    # take itself for the only one and rebuild the WAL index under them ("database disk image
+    # is malformed" at their next query). No connection stays open while the files are read.
+    ctx.db.engine.dispose()
     database = Path(str(ctx.db.engine.url.database))
     return {p: p.read_bytes() for p in database.parent.glob(database.name + "*")}
 
