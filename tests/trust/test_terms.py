@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from removeany.credits import service as ledger
 from removeany.infra.settings import Settings
 from removeany.legal import service as legal
 from removeany.legal import texts
+from removeany.legal.install import install_builtin_terms
 from removeany.legal.models import LegalVersion, TermsAcceptance
 from removeany.mail.models import OutgoingMail
 from removeany.moderation.audit import BUILT_IN, Actor
@@ -345,3 +347,23 @@ def test_builtin_terms_writes_the_texts_to_compare(tmp_path: Path) -> None:
     assert "built-in version 2" in result.output
     assert (tmp_path / "v" / "privacy_en.md").read_text(encoding="utf-8") == texts.PRIVACY_V2_EN
     assert (tmp_path / "v" / "terms_zh.md").read_text(encoding="utf-8") == texts.TERMS_V2_ZH
+
+
+def test_two_processes_starting_together_publish_it_once(ctx: Context) -> None:
+    """Two `serve` processes starting at once on an installation still on version 1: one
+    publishes version 2 and emails; the other waits for it (PostgreSQL: its insert of the same
+    version conflicts; SQLite: the write lock) and publishes nothing."""
+    _user_of_release_1(ctx)
+    first = ctx.db.sessionmaker()
+    first.begin()  # BEGIN IMMEDIATE on SQLite: the write lock from here
+    assert legal.install_builtin(first, base_url="http://testserver", now=ctx.now()).replaced
+    second: list[legal.Installed] = []
+    other = threading.Thread(target=lambda: second.append(install_builtin_terms(ctx)))
+    other.start()
+    other.join(timeout=1)
+    assert other.is_alive()  # waiting for the first to finish
+    first.commit()
+    first.close()
+    other.join(timeout=30)
+    assert second == [legal.Installed()]
+    assert _published(ctx) == [(1, BUILT_IN), (2, BUILT_IN)] and len(_terms_mails(ctx)) == 1
