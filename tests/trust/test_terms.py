@@ -217,6 +217,9 @@ def test_the_privacy_policy_says_what_is_kept_and_who_receives_it(client: TestCl
     assert "Stripe" in en["terms_en"] and "Stripe" in en["terms_zh"]
     for said in ("Stripe", "创建 24 小时后删除", "90 天后删除", "14 天后删除", "审计日志", "订单"):
         assert said in en["privacy_zh"], said
+    # credits are 积分 in the Chinese texts, as everywhere else on the site
+    for text in (en["terms_zh"], en["privacy_zh"]):
+        assert "积分" in text and "点数" not in text
     for text in en.values():
         assert not re.search(r"\{[a-z_]+\}", str(text))  # every placeholder filled in
     page = client.get("/legal/privacy")
