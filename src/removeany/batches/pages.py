@@ -219,6 +219,7 @@ def _batches_page(
         batches=recent,
         error=error,
         max_mb=ctx.settings.max_upload_bytes // (1024 * 1024),
+        max_bytes=ctx.settings.max_upload_bytes,
         max_items=ctx.settings.batch_max_items,
         batch_strings=_strings(),
     )

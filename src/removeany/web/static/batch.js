@@ -1,7 +1,8 @@
 /* RemoveAny batch pages: plain JavaScript, no build step, no third-party code.
  *
  * /batches: drag & drop onto the file field, a summary of the chosen files, an estimate of
- * their price and a warning when it exceeds the balance. The form is sent with
+ * their price and a warning when it exceeds the balance (a ZIP's images counted from its
+ * central directory, read here without uploading it, as the server counts them). The form is sent with
  * XMLHttpRequest to show the upload's progress and let it be cancelled; the server's answer
  * is the same as for the plain form (which works without this script): the batch's page, or
  * this page with the error, whose sentence is shown here.
@@ -40,10 +41,331 @@
     if (node && node.textContent !== text) node.textContent = text;
   }
 
+  /* ---- Counting a ZIP's images without uploading it ---------------------------------------
+   *
+   * The server refuses a batch the balance cannot pay (402) from the ZIP's central directory
+   * before it reads or stores a member (batches/service.py count_zip_images). The same count
+   * is made here from the chosen file, read in the browser (File.slice: nothing is sent):
+   * Python's zipfile reading of the directory (end record, ZIP64, "concat" offsets, the
+   * extra field) and entries_from_zip's rules (folders, unsafe paths, __MACOSX and other
+   * junk, hidden files and folders, links, encrypted and duplicate members, names without
+   * the UTF-8 flag read as UTF-8, GBK or CP437), then an image suffix and the per-file size
+   * limit. null when the server would not read the directory (it answers with an error of
+   * its own then). */
+
+  var SIG_END = 0x06054b50;
+  var SIG_END64 = 0x06064b50;
+  var SIG_LOCATOR64 = 0x07064b50;
+  var SIG_CENTRAL = 0x02014b50;
+  var END_SIZE = 22;
+  var END64_SIZE = 56;
+  var LOCATOR64_SIZE = 20;
+  var CENTRAL_SIZE = 46;
+  var MAX_EXTRACT_VERSION = 63;
+  var IMAGE_SUFFIXES = [".png", ".jpg", ".jpeg", ".jfif", ".webp", ".gif", ".bmp", ".tif", ".tiff"];
+  var JUNK_NAMES = [".DS_Store", "Thumbs.db", "desktop.ini"];
+  // CP437's upper half, as Python decodes it.
+  var CP437 =
+    "\u00c7\u00fc\u00e9\u00e2\u00e4\u00e0\u00e5\u00e7\u00ea\u00eb\u00e8\u00ef\u00ee\u00ec\u00c4\u00c5" +
+    "\u00c9\u00e6\u00c6\u00f4\u00f6\u00f2\u00fb\u00f9\u00ff\u00d6\u00dc\u00a2\u00a3\u00a5\u20a7\u0192" +
+    "\u00e1\u00ed\u00f3\u00fa\u00f1\u00d1\u00aa\u00ba\u00bf\u2310\u00ac\u00bd\u00bc\u00a1\u00ab\u00bb" +
+    "\u2591\u2592\u2593\u2502\u2524\u2561\u2562\u2556\u2555\u2563\u2551\u2557\u255d\u255c\u255b\u2510" +
+    "\u2514\u2534\u252c\u251c\u2500\u253c\u255e\u255f\u255a\u2554\u2569\u2566\u2560\u2550\u256c\u2567" +
+    "\u2568\u2564\u2565\u2559\u2558\u2552\u2553\u256b\u256a\u2518\u250c\u2588\u2584\u258c\u2590\u2580" +
+    "\u03b1\u00df\u0393\u03c0\u03a3\u03c3\u00b5\u03c4\u03a6\u0398\u03a9\u03b4\u221e\u03c6\u03b5\u2229" +
+    "\u2261\u00b1\u2265\u2264\u2320\u2321\u00f7\u2248\u00b0\u2219\u00b7\u221a\u207f\u00b2\u25a0\u00a0";
+  // Two-byte GBK codes (both bytes above ASCII) that Python's gbk codec does not decode,
+  // as inclusive ranges of lead * 256 + trail; the browser's GBK decoder takes them.
+  var GBK_UNDEFINED = [
+    0xa180, 0xa1a0, 0xa280, 0xa2a0, 0xa2ab, 0xa2b0, 0xa2e3, 0xa2e4, 0xa2ef, 0xa2f0, 0xa2fd,
+    0xa2fe, 0xa380, 0xa3a0, 0xa480, 0xa4a0, 0xa4f4, 0xa4fe, 0xa580, 0xa5a0, 0xa5f7, 0xa5fe,
+    0xa680, 0xa6a0, 0xa6b9, 0xa6c0, 0xa6d9, 0xa6df, 0xa6ec, 0xa6ed, 0xa6f3, 0xa6f3, 0xa6f6,
+    0xa6fe, 0xa780, 0xa7a0, 0xa7c2, 0xa7d0, 0xa7f2, 0xa7fe, 0xa896, 0xa8a0, 0xa8bc, 0xa8bc,
+    0xa8bf, 0xa8bf, 0xa8c1, 0xa8c4, 0xa8ea, 0xa8fe, 0xa989, 0xa995, 0xa997, 0xa9a3, 0xa9f0,
+    0xa9fe, 0xaaa1, 0xaafe, 0xaba1, 0xabfe, 0xaca1, 0xacfe, 0xada1, 0xadfe, 0xaea1, 0xaefe,
+    0xafa1, 0xaffe, 0xd7fa, 0xd7fe, 0xf8a1, 0xf8fe, 0xf9a1, 0xf9fe, 0xfaa1, 0xfafe, 0xfba1,
+    0xfbfe, 0xfca1, 0xfcfe, 0xfda1, 0xfdfe, 0xfe80, 0xfefe,
+  ];
+
+  function NotRead() {}
+
+  function bytesOf(file, start, end) {
+    return file.slice(Math.max(0, start), Math.max(0, end)).arrayBuffer().then(function (buffer) {
+      return new Uint8Array(buffer);
+    });
+  }
+
+  function u16(b, at) {
+    return b[at] | (b[at + 1] << 8);
+  }
+
+  function u32(b, at) {
+    return (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
+  }
+
+  function u64(b, at) {
+    return u32(b, at + 4) * 4294967296 + u32(b, at);
+  }
+
+  // Python's _EndRecData: the end record with no comment, else the last one in the file's
+  // last 64 KiB; null when there is none.
+  function endRecord(file) {
+    var size = file.size;
+    if (size < END_SIZE) return Promise.resolve(null);
+    return bytesOf(file, size - END_SIZE, size).then(function (tail) {
+      if (u32(tail, 0) === SIG_END && tail[20] === 0 && tail[21] === 0) {
+        return zip64(file, { b: tail, at: 0, location: size - END_SIZE });
+      }
+      var from = Math.max(size - 65536 - END_SIZE, 0);
+      return bytesOf(file, from, size).then(function (data) {
+        for (var i = data.length - 4; i >= 0; i--) {
+          if (u32(data, i) === SIG_END) {
+            if (data.length - i < END_SIZE) return null;
+            return zip64(file, { b: data, at: i, location: from + i });
+          }
+        }
+        return null;
+      });
+    });
+  }
+
+  // Python's _EndRecData64: a ZIP64 end record right before its locator replaces the counts.
+  function zip64(file, found) {
+    var end = {
+      zip64: false,
+      location: found.location,
+      dirSize: u32(found.b, found.at + 12),
+      dirOffset: u32(found.b, found.at + 16),
+    };
+    var at = found.location - LOCATOR64_SIZE;
+    if (at < 0) return Promise.resolve(end);
+    return bytesOf(file, at, found.location).then(function (loc) {
+      if (loc.length !== LOCATOR64_SIZE || u32(loc, 0) !== SIG_LOCATOR64) return end;
+      if (u32(loc, 4) !== 0 || u32(loc, 16) > 1) throw new NotRead(); // several disks
+      if (at < END64_SIZE) throw new NotRead(); // Python's seek before the file fails
+      return bytesOf(file, at - END64_SIZE, at).then(function (rec) {
+        if (rec.length !== END64_SIZE || u32(rec, 0) !== SIG_END64) return end;
+        end.zip64 = true;
+        end.dirSize = u64(rec, 40);
+        end.dirOffset = u64(rec, 48);
+        return end;
+      });
+    });
+  }
+
+  function decodeUtf8(bytes) {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  }
+
+  function decodeCp437(bytes) {
+    var out = "";
+    for (var i = 0; i < bytes.length; i++) {
+      out += bytes[i] < 128 ? String.fromCharCode(bytes[i]) : CP437[bytes[i] - 128];
+    }
+    return out;
+  }
+
+  function gbkUndefined(code) {
+    for (var i = 0; i < GBK_UNDEFINED.length; i += 2) {
+      if (code >= GBK_UNDEFINED[i] && code <= GBK_UNDEFINED[i + 1]) return true;
+    }
+    return false;
+  }
+
+  // batches/service.py member_name, for a name without the UTF-8 flag: UTF-8 if it is valid
+  // UTF-8, else GBK if Python decodes it so with both bytes of every character above ASCII,
+  // else CP437.
+  function legacyName(bytes) {
+    try {
+      return decodeUtf8(bytes);
+    } catch (e) {
+      // not UTF-8
+    }
+    var i = 0;
+    while (i < bytes.length) {
+      if (bytes[i] < 0x80) {
+        i += 1;
+        continue;
+      }
+      var lead = bytes[i];
+      var trail = i + 1 < bytes.length ? bytes[i + 1] : -1;
+      if (lead < 0x81 || lead > 0xfe || trail < 0x80 || trail > 0xfe || gbkUndefined(lead * 256 + trail)) {
+        return decodeCp437(bytes);
+      }
+      i += 2;
+    }
+    return new TextDecoder("gbk").decode(bytes);
+  }
+
+  // jobs/service.py visible_name: no control or invisible formatting characters, trimmed.
+  function visibleName(raw) {
+    return raw.replace(/\p{C}/gu, "").trim();
+  }
+
+  // batches/service.py safe_relative_path.
+  function safePath(name) {
+    if (Array.from(name).length > 1024) return null;
+    name = name.replace(/\\/g, "/");
+    if (name.charAt(0) === "/") return null;
+    var parts = name
+      .split("/")
+      .map(visibleName)
+      .filter(function (p) {
+        return p !== "" && p !== ".";
+      });
+    if (!parts.length || parts.indexOf("..") >= 0 || parts[0].indexOf(":") >= 0) return null;
+    return parts.join("/");
+  }
+
+  // batches/service.py looks_like_image: PurePosixPath(name.lower()).suffix.
+  function looksLikeImage(path) {
+    var name = path.toLowerCase().split("/").pop();
+    var dot = name.lastIndexOf(".");
+    return dot > 0 && dot < name.length - 1 && IMAGE_SUFFIXES.indexOf(name.slice(dot)) >= 0;
+  }
+
+  // Python's zipfile _RealGetContents and ZipInfo._decodeExtra, then entries_from_zip.
+  function countDirectory(dir, limits) {
+    var pos = 0;
+    function take(n) {
+      var part = dir.subarray(pos, Math.min(pos + n, dir.length));
+      pos += part.length;
+      return part;
+    }
+    var members = [];
+    var total = 0;
+    var size = limits.dirSize;
+    while (total < size) {
+      var head = take(CENTRAL_SIZE);
+      if (head.length !== CENTRAL_SIZE || u32(head, 0) !== SIG_CENTRAL) throw new NotRead();
+      var flags = u16(head, 8);
+      var nameLength = u16(head, 28);
+      var extraLength = u16(head, 30);
+      var commentLength = u16(head, 32);
+      var raw = take(nameLength);
+      var extra = take(extraLength);
+      take(commentLength);
+      if (head[6] > MAX_EXTRACT_VERSION) throw new NotRead();
+      var member = {
+        flags: flags,
+        raw: raw,
+        utf8: (flags & 0x800) !== 0,
+        compressed: u32(head, 20),
+        fileSize: u32(head, 24),
+        offset: u32(head, 42),
+        mode: u32(head, 38) >>> 16,
+      };
+      try {
+        member.filename = member.utf8 ? decodeUtf8(raw) : decodeCp437(raw);
+      } catch (e) {
+        throw new NotRead(); // a name flagged UTF-8 that is not
+      }
+      var nul = member.filename.indexOf("\u0000");
+      if (nul >= 0) member.filename = member.filename.slice(0, nul);
+      decodeExtra(member, extra);
+      members.push(member);
+      total += CENTRAL_SIZE + nameLength + extraLength + commentLength;
+    }
+    if (members.length > 2 * limits.maxItems + 1000) throw new NotRead(); // 413 there
+    var seen = new Set();
+    var images = 0;
+    members.forEach(function (m) {
+      if (!m.filename.length) throw new NotRead(); // the server cannot read such a name
+      if (m.filename.charAt(m.filename.length - 1) === "/") return; // a folder
+      var name = m.filename;
+      if (!m.utf8 && !/^[\x00-\x7f]*$/.test(name)) {
+        var cut = Array.prototype.indexOf.call(m.raw, 0);
+        name = legacyName(cut >= 0 ? m.raw.subarray(0, cut) : m.raw);
+      }
+      var path = safePath(name);
+      if (path === null) return;
+      var parts = path.split("/");
+      var last = parts[parts.length - 1];
+      if (parts[0] === "__MACOSX" || JUNK_NAMES.indexOf(last) >= 0 || last.indexOf("._") === 0) return;
+      if (parts.some(function (p) { return p.charAt(0) === "."; })) return;
+      if ((m.mode & 0xf000) === 0xa000) return; // a link
+      if (m.flags & 0x1) return; // encrypted
+      if (seen.has(path)) return;
+      seen.add(path);
+      if (looksLikeImage(path) && m.fileSize <= limits.maxBytes) images += 1;
+    });
+    return images;
+  }
+
+  function decodeExtra(member, extra) {
+    var at = 0;
+    while (extra.length - at >= 4) {
+      var type = u16(extra, at);
+      var length = u16(extra, at + 2);
+      if (length + 4 > extra.length - at) throw new NotRead();
+      if (type === 0x0001) {
+        var data = extra.subarray(at + 4, at + 4 + length);
+        var used = 0;
+        var next = function () {
+          if (data.length - used < 8) throw new NotRead();
+          used += 8;
+          return u64(data, used - 8);
+        };
+        if (member.fileSize === 0xffffffff || member.fileSize === 18446744073709551615) {
+          member.fileSize = next();
+        }
+        if (member.compressed === 0xffffffff) member.compressed = next();
+        if (member.offset === 0xffffffff) member.offset = next();
+      }
+      at += length + 4;
+    }
+  }
+
+  /* The images of a ZIP the server counts before it stores anything (a Promise of a number,
+   * or of null where the server would refuse the archive itself). */
+  function countZipImages(file, maxBytes, maxItems) {
+    return endRecord(file)
+      .then(function (end) {
+        if (end === null) return null;
+        var concat = end.location - end.dirSize - end.dirOffset;
+        if (end.zip64) concat -= END64_SIZE + LOCATOR64_SIZE;
+        var start = end.dirOffset + concat;
+        if (start < 0) return null;
+        return bytesOf(file, start, start + end.dirSize).then(function (dir) {
+          return countDirectory(dir, { dirSize: end.dirSize, maxBytes: maxBytes, maxItems: maxItems });
+        });
+      })
+      .catch(function (err) {
+        // A file changed or removed since it was chosen cannot be read either.
+        if (err instanceof NotRead || err instanceof DOMException) return null;
+        throw err;
+      });
+  }
+
+  window.RemoveAny.countZipImages = countZipImages;
+
   /* ---- The upload form ------------------------------------------------------------------- */
 
+  // batches/pages.py _is_zip: a file is the archive when its first bytes are a ZIP's.
   function isZip(file) {
-    return /\.zip$/i.test(file.name) || /zip/.test(file.type || "");
+    return bytesOf(file, 0, 4).then(function (b) {
+      return b.length === 4 && b[0] === 0x50 && b[1] === 0x4b &&
+        ((b[2] === 3 && b[3] === 4) || (b[2] === 5 && b[3] === 6));
+    });
+  }
+
+  /* The images of a choice as the server counts them before it stores anything
+   * (batches/submit.py check_credits): loose files by their names, a ZIP's members from its
+   * central directory. `unknown` when a ZIP's count cannot be told here (several ZIPs, or one
+   * the server would refuse to read). */
+  function countChoice(files, maxBytes, maxItems) {
+    return Promise.all(files.map(isZip)).then(function (zips) {
+      var archives = files.filter(function (f, i) {
+        return zips[i];
+      });
+      var images = files.filter(function (f, i) {
+        return !zips[i] && looksLikeImage(f.name);
+      }).length;
+      if (archives.length !== 1) return { images: images, unknown: archives.length > 1 };
+      return countZipImages(archives[0], maxBytes, maxItems).then(function (n) {
+        return n === null ? { images: images, unknown: true } : { images: images + n, unknown: false };
+      });
+    });
   }
 
   function initForm(form) {
@@ -62,6 +384,11 @@
     var bar = byId("batch-upload-progress");
     var cancelUpload = byId("batch-upload-cancel");
     var balance = Number(form.getAttribute("data-balance"));
+    var maxBytes = Number(form.getAttribute("data-max-bytes"));
+    var maxItems = Number(form.getAttribute("data-max-items"));
+    // The chosen files' images as the server counts them, once read (recount()).
+    var counted = null;
+    var choice = 0;
     var request = null;
     var prices = {};
     try {
@@ -108,17 +435,37 @@
         chosen,
         files.length === 1 ? fmt(S.chosenOne, { mb: mb }) : fmt(S.chosen, { count: files.length, mb: mb })
       );
-      var images = files.filter(function (f) {
-        return !isZip(f);
-      }).length;
+      if (counted === null) {
+        setText(estimate, "");
+        return;
+      }
+      var images = counted.images;
       var text = images ? fmt(S.estimate, { credits: images * n, count: images }) : "";
-      if (images < files.length) text = (text ? text + " " : "") + S.estimateZip;
+      if (counted.unknown) text = (text ? text + " " : "") + S.estimateZip;
       setText(estimate, text);
       // A warning only: the server prices each image by its size and says the last word.
       if (images * n > balance) {
         setText(short, fmt(S.short, { credits: images * n, balance: balance }));
         short.hidden = false;
       }
+    }
+
+    // Count the chosen files' images (a ZIP's are read here, not sent), then describe them.
+    function recount() {
+      var mine = ++choice;
+      counted = null;
+      describe();
+      var files = Array.prototype.slice.call(input.files || []);
+      if (!files.length) return;
+      countChoice(files, maxBytes, maxItems)
+        .catch(function () {
+          return { images: 0, unknown: true };
+        })
+        .then(function (result) {
+          if (mine !== choice) return; // another choice was made meanwhile
+          counted = result;
+          describe();
+        });
     }
 
     function hasFiles(event) {
@@ -142,7 +489,7 @@
       zone.classList.remove("dragging");
       if (event.dataTransfer && event.dataTransfer.files.length) {
         input.files = event.dataTransfer.files;
-        describe();
+        recount();
       }
     });
     window.addEventListener("dragover", function (event) {
@@ -152,7 +499,7 @@
       if (hasFiles(event)) event.preventDefault();
     });
 
-    input.addEventListener("change", describe);
+    input.addEventListener("change", recount);
     size.addEventListener("change", describe);
     if (service) service.addEventListener("change", showServiceFields);
     showServiceFields();
@@ -247,7 +594,7 @@
       setText(uploading, S.uploading);
       uploading.hidden = false;
     });
-    describe();
+    recount();
   }
 
   /* ---- One batch: live progress ------------------------------------------------------------ */
