@@ -358,17 +358,13 @@ def test_a_job_called_off_while_its_worker_waits_for_the_bucket_stops_the_wait(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A remove.bg call gives up on its job while the worker waits out an outage: the job is
-    cancelled, and the worker, told by its next heartbeat, stops waiting and is free for
-    other work, instead of retrying for the rest of storage_retry_seconds."""
+    cancelled, and the worker, which looks whether its job is still its own every
+    JOB_CHECK_SECONDS (2), stops waiting within seconds and is free for other work, instead
+    of retrying for the rest of storage_retry_seconds. With the default lease (300 s): before,
+    only the next heartbeat (every third of the lease, 100 s) told it."""
     flaky, name = bucket
-    scaled = on_bucket(
-        settings,
-        flaky,
-        name,
-        storage_retry_seconds=300,
-        job_lease_seconds=3,  # a heartbeat each second
-        job_wait_seconds=2,
-    )
+    scaled = on_bucket(settings, flaky, name, storage_retry_seconds=300, job_wait_seconds=2)
+    assert scaled.job_lease_seconds == 300
     try:
         with on_s3(scaled) as (ctx, user, headers):
             flaky.refuse_from(f"GET /{name}/originals/".encode())
@@ -386,7 +382,7 @@ def test_a_job_called_off_while_its_worker_waits_for_the_bucket_stops_the_wait(
                 assert ctx.queue is not None
                 idle = threading.Thread(target=ctx.queue.shutdown)  # waits for the running job
                 idle.start()
-                idle.join(15)
+                idle.join(8)
                 assert not idle.is_alive(), "the worker still waits for a job that was called off"
             assert (
                 f"job {job['id']} attempt 1 was settled meanwhile; stopped waiting" in caplog.text

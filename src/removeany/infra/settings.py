@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(default=3600, ge=1)
     worker_concurrency: int = Field(default=1, ge=1)
     job_lease_seconds: float = Field(default=300.0, gt=0)
+    # How often a running job's worker looks whether the job is still its own (cancelled, or
+    # settled or re-queued elsewhere), so a job called off stops holding its worker within
+    # seconds; the heartbeat itself is written every third of the lease.
+    job_check_seconds: float = Field(default=2.0, gt=0)
     lease_sweep_seconds: float = Field(default=30.0, gt=0)
     max_running_jobs_per_user: int = Field(default=4, ge=1)
     batch_max_items: int = Field(default=5000, ge=1)

@@ -174,6 +174,14 @@ def cancel_unsettled(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def owns(session: Session, job_id: str, attempt: int) -> bool:
+    """Whether the job is still running under this attempt (a read: no heartbeat written)."""
+    found = session.scalar(
+        select(Job.id).where(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
+    )
+    return found is not None
+
+
 def heartbeat(session: Session, job_id: str, attempt: int, now: datetime) -> bool:
     result = session.execute(
         update(Job)

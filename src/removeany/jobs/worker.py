@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -92,10 +93,15 @@ def claim_next(ctx: Context) -> Claimed | None:
         )
 
 
+class _CalledOff(Exception):
+    """The job is no longer this attempt's (cancelled, settled or re-queued elsewhere)."""
+
+
 def run_claimed(ctx: Context, claimed: Claimed) -> None:
     # A bucket outage is waited out (with backoff, storage_retry_seconds) while the job stays
     # running and its heartbeat keeps its lease; the engine runs once however long the wait.
-    # The wait ends early when the heartbeat finds the job no longer this attempt's.
+    # The wait ends early when the heartbeat finds the job no longer this attempt's (it looks
+    # every job_check_seconds); the engine is then not started and no result is stored.
     heartbeat = _Heartbeat(ctx, claimed)
     files = RetryingStorage(
         ctx.storage,
@@ -106,6 +112,7 @@ def run_claimed(ctx: Context, claimed: Claimed) -> None:
     with heartbeat:
         try:
             original = files.get(claimed.input_key)
+            _still_ours(heartbeat)
             image = decode_image(
                 original,
                 max_bytes=ctx.settings.max_upload_bytes,
@@ -122,7 +129,11 @@ def run_claimed(ctx: Context, claimed: Claimed) -> None:
             )
             # A retried PUT rewrites the same whole object (S3 stores a PUT whole or not).
             result_key = service.result_key(claimed.id, claimed.attempt)
+            _still_ours(heartbeat)
             files.put(result_key, output.data)
+        except _CalledOff:
+            log.warning("job %s attempt %d was settled meanwhile; stopped", *_ids(claimed))
+            return
         except (ImageError, OptionError) as exc:
             _fail(ctx, claimed, exc.code, exc.message)
             return
@@ -169,6 +180,11 @@ def run_claimed(ctx: Context, claimed: Claimed) -> None:
     if job is None:
         log.warning("job %s attempt %d was settled meanwhile; result discarded", *_ids(claimed))
         _discard(ctx, result_key)
+
+
+def _still_ours(heartbeat: _Heartbeat) -> None:
+    if heartbeat.lost.is_set():
+        raise _CalledOff
 
 
 def _discard(ctx: Context, result_key: str) -> None:
@@ -220,9 +236,10 @@ def _ids(claimed: Claimed) -> tuple[str, int]:
 
 
 class _Heartbeat:
-    """Beats every third of the lease while a job runs, so a slow job keeps its lease. A beat
-    that finds the job no longer this attempt's (settled, cancelled, re-queued) sets `lost`
-    and beats no more."""
+    """Beats every third of the lease while a job runs, so a slow job keeps its lease, and
+    in between looks every `job_check_seconds` whether the job is still this attempt's. A
+    look or a beat that finds it no longer is (cancelled, settled, re-queued) sets `lost`
+    and stops."""
 
     def __init__(self, ctx: Context, claimed: Claimed):
         self._ctx = ctx
@@ -239,16 +256,24 @@ class _Heartbeat:
         self._thread.join()
 
     def _run(self) -> None:
-        interval = self._ctx.settings.job_lease_seconds / 3
-        while not self._stop.wait(interval):
+        beat_every = self._ctx.settings.job_lease_seconds / 3
+        look_every = min(self._ctx.settings.job_check_seconds, beat_every)
+        beaten = time.monotonic()
+        job_id, attempt = _ids(self._claimed)
+        while not self._stop.wait(look_every):
+            # Half a look early rather than a look late: the lease is three beats long.
+            beat = time.monotonic() - beaten >= beat_every - look_every / 2
             try:
                 with self._ctx.db.transaction() as session:
-                    owned = repo.heartbeat(
-                        session, self._claimed.id, self._claimed.attempt, self._ctx.now()
-                    )
+                    if beat:
+                        owned = repo.heartbeat(session, job_id, attempt, self._ctx.now())
+                    else:
+                        owned = repo.owns(session, job_id, attempt)
             except Exception:
-                log.exception("heartbeat for job %s failed", self._claimed.id)
+                log.exception("heartbeat for job %s failed", job_id)
                 continue
+            if beat:
+                beaten = time.monotonic()
             if not owned:
                 self.lost.set()
                 return
