@@ -58,7 +58,7 @@ class Workers:
         self.logs = logs
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, concurrency: int = 1) -> subprocess.Popen[bytes]:
+    def start(self, concurrency: int = 1, pool: str = "prefork") -> subprocess.Popen[bytes]:
         log = (self.logs / f"worker{len(self.procs)}.log").open("wb")
         proc = subprocess.Popen(
             [
@@ -67,6 +67,7 @@ class Workers:
                 "removeany",
                 "worker",
                 f"--concurrency={concurrency}",
+                f"--pool={pool}",
                 "--loglevel=warning",
             ],
             env=self.env,

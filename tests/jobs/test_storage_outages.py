@@ -10,6 +10,7 @@ the moment the worker sends the chosen request; the embedded in-process worker a
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 import uuid
@@ -302,6 +303,76 @@ def test_a_celery_worker_waits_out_the_bucket_and_charges_once(
             jobs = ledger["jobs"]
             assert isinstance(jobs, dict) and jobs[job_id].attempts == 1
             assert stored(s3_server, name) == [f"originals/{job_id}", f"results/{job_id}.1"]
+    finally:
+        forget_queue(broker_url, queue)
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("pool", ["prefork", "solo"])
+def test_a_celery_worker_stopped_while_it_waits_for_the_bucket_gives_its_job_back(
+    tmp_path: Path,
+    postgres_url: str,
+    model_dir: Path,
+    bucket: tuple[FlakyEndpoint, str],
+    s3_server: str,
+    pool: str,
+) -> None:
+    """SIGTERM to a `removeany worker` (its main process, as `docker stop` sends it) while
+    its job waits out a bucket outage: the warm shutdown does not wait out the retries
+    (storage_retry_seconds, 120 here): the job goes back on the queue, uncharged, with a
+    wake-up, and the next worker runs it once the bucket is back. Before, the shutdown held
+    the job until the retries ran out and then failed it (storage_unavailable)."""
+    flaky, name = bucket
+    broker_url, queue = redis_broker()
+    values: dict[str, object] = {
+        "data_dir": tmp_path / "data",
+        "database_url": postgres_url,
+        "model_dir": model_dir,
+        "secret_key": "test-secret-key",
+        "queue_backend": "celery",
+        "broker_url": broker_url,
+        "queue_name": queue,
+        "storage_backend": "s3",
+        "s3_bucket": name,
+        "s3_endpoint_url": flaky.url,
+        "s3_access_key_id": "testing",
+        "s3_secret_access_key": "testing",
+        "storage_retry_seconds": 120,
+    }
+    scaled = Settings(**values)  # type: ignore[arg-type]
+    try:
+        with on_s3(scaled) as (ctx, user, headers):
+            flaky.refuse_from(f"GET /{name}/originals/".encode())
+            with (
+                workers(settings_env(values), tmp_path) as running,
+                TestClient(create_app(ctx)) as client,
+            ):
+                first = running.start(pool=pool)
+                job_id = submit(client, headers)
+                try:
+                    stays_running_while_down(client, headers, job_id, flaky)
+                except AssertionError as exc:
+                    raise AssertionError(running.log_tail()) from exc
+                time.sleep(2)  # several retries fail against the closed port
+                stopping = time.monotonic()
+                first.send_signal(signal.SIGTERM)  # the main process only
+                first.wait(timeout=150)
+                stopped_in = time.monotonic() - stopping
+                assert stopped_in < 15, (stopped_in, running.log_tail())
+                assert first.returncode == 0, running.log_tail()
+                ledger = audit(ctx, user.id)
+                assert ledger["statuses"] == {"queued": 1}, running.log_tail()
+                assert ledger["held"] == 1 and ledger["captured"] == 0
+                flaky.up()
+                running.start(pool=pool)
+                job = finished(client, headers, job_id)
+                assert job["status"] == "succeeded", (job, running.log_tail())
+            ledger = audit(ctx, user.id)
+            assert ledger["captured"] == 1 and ledger["held"] == 0 and ledger["available"] == 2
+            jobs = ledger["jobs"]
+            assert isinstance(jobs, dict) and jobs[job_id].attempts == 2
+            assert stored(s3_server, name) == [f"originals/{job_id}", f"results/{job_id}.2"]
     finally:
         forget_queue(broker_url, queue)
 

@@ -30,7 +30,14 @@ class InlineQueue:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="removeany-job")
 
     def enqueue(self, job_id: str) -> None:
-        self._pool.submit(self._handler, job_id).add_done_callback(_log_crash)
+        """A wake-up sent while the pool shuts down (a job given back as `serve` stops) is
+        dropped: the job is queued in the database, and the next start runs it."""
+        try:
+            future = self._pool.submit(self._handler, job_id)
+        except RuntimeError:
+            log.info("wake-up for %s dropped: the worker threads are stopping", job_id)
+            return
+        future.add_done_callback(_log_crash)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)

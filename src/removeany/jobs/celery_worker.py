@@ -4,13 +4,20 @@ embedded queue (`jobs.worker.process_job`), plus a lease sweeper.
 The sweeper runs as a thread inside every process that executes tasks (each prefork child,
 started after its fork; the main process for the solo and threads pools). It never runs in a
 prefork parent: a thread there would be forked into every new child mid-flight (and children
-deadlocked on the locks it held), and the parent opens no database connection at all."""
+deadlocked on the locks it held), and the parent opens no database connection at all.
+
+SIGTERM starts Celery's warm shutdown in the main process, which waits for the running tasks.
+The signal is passed on to the processes running them (`_shutdown`, shared with the prefork
+children), whose contexts then stop: a job waiting out a bucket outage stops waiting and goes
+back on the queue at once (`jobs.worker`), instead of holding the shutdown for up to
+`STORAGE_RETRY_SECONDS`."""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from removeany.infra.queue import TASK_NAME, celery_app
 from removeany.infra.settings import Settings
@@ -22,8 +29,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+class _Flag(Protocol):
+    def set(self) -> None: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
 _lock = threading.Lock()
 _state: dict[str, Context | None] = {"ctx": None}
+# Set when this worker's warm shutdown begins: a threading.Event for the solo and threads
+# pools, replaced by one prefork children inherit (build_worker_app).
+_shutdown: dict[str, _Flag] = {"flag": threading.Event()}
 
 
 def _task_context(settings: Settings) -> Context:
@@ -37,13 +53,39 @@ def _task_context(settings: Settings) -> Context:
             ctx = build_context(settings)
             ctx.start_queue()
             _state["ctx"] = ctx
+            threading.Thread(
+                target=_stop_on_shutdown,
+                args=(_shutdown["flag"], ctx),
+                name="removeany-shutdown",
+                daemon=True,
+            ).start()
         return ctx
 
 
+def _stop_on_shutdown(flag: _Flag, ctx: Context) -> None:
+    flag.wait()
+    ctx.stopping.set()
+
+
 def build_worker_app(settings: Settings, *, sweeper: bool = True, forks: bool = True) -> Celery:
-    from celery.signals import worker_process_init, worker_process_shutdown, worker_ready
+    from celery.signals import (
+        worker_process_init,
+        worker_process_shutdown,
+        worker_ready,
+        worker_shutting_down,
+    )
 
     app = celery_app(settings)
+    if forks:
+        # Created before the pool forks its children, so each of them waits on the same one.
+        _shutdown["flag"] = multiprocessing.get_context("fork").Event()
+
+    @worker_shutting_down.connect(weak=False)  # type: ignore[untyped-decorator]
+    def _shutting_down(**_kwargs: object) -> None:
+        # In the main process's signal handler. No thread of this process waits on the flag
+        # while holding its lock for long (prefork: only the children wait on it; solo and
+        # threads: only the _stop_on_shutdown threads), so setting it here cannot deadlock.
+        _shutdown["flag"].set()
 
     @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
     def process(job_id: str) -> None:

@@ -215,10 +215,14 @@ def _shared_mark(
 
 def _give_back(ctx: Context, claimed: Claimed) -> None:
     """This process is shutting down while the store is unavailable: the job goes back on
-    the queue, untouched and uncharged, for the next worker (or this one after a restart)."""
+    the queue, untouched and uncharged, with a wake-up for the next worker (embedded
+    `serve`, whose own queue is closing, runs it again when it starts)."""
     with ctx.db.transaction() as session:
-        if repo.requeue_attempt(session, claimed.id, claimed.attempt):
-            log.warning("job %s: stopping while storage is unavailable; re-queued", claimed.id)
+        requeued = repo.requeue_attempt(session, claimed.id, claimed.attempt)
+    if requeued:
+        log.warning("job %s: stopping while storage is unavailable; re-queued", claimed.id)
+        if ctx.queue is not None:
+            ctx.queue.enqueue(claimed.id)
 
 
 def _fail(ctx: Context, claimed: Claimed, code: str, message: str) -> None:
