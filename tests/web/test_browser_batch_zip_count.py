@@ -234,6 +234,19 @@ def test_the_page_counts_a_zips_images_as_the_server_does(
     assert on_server["names without the UTF-8 flag"] == 5
     assert on_server["zip64 sizes"] == 2
     assert on_server["not a zip"] is None and on_server["too many members"] is None
+
+    # A browser that cannot read a chosen file counts loose images by name, as before, and
+    # says a ZIP's images are counted on upload.
+    from playwright.sync_api import expect
+
+    archive, loose = tmp_path / "shop.zip", tmp_path / "a.jpg"
+    archive.write_bytes(cases["plain"])
+    loose.write_bytes(photo)
+    page.evaluate("() => { Blob.prototype.arrayBuffer = undefined; }")
+    page.locator("#batch-files").set_input_files([str(archive), str(loose)])
+    expect(page.locator("#batch-estimate")).to_have_text(
+        "About 1 credits for 1 images. The ZIP's images are counted when it is uploaded."
+    )
     assert page.problems == []
 
 

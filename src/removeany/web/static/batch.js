@@ -198,8 +198,11 @@
   }
 
   // jobs/service.py visible_name: no control or invisible formatting characters, trimmed.
+  // (Built at run time: a browser without Unicode property escapes then only cannot count.)
+  var invisible = null;
   function visibleName(raw) {
-    return raw.replace(/\p{C}/gu, "").trim();
+    if (invisible === null) invisible = new RegExp("\\p{C}", "gu");
+    return raw.replace(invisible, "").trim();
   }
 
   // batches/service.py safe_relative_path.
@@ -319,7 +322,8 @@
   /* The images of a ZIP the server counts before it stores anything (a Promise of a number,
    * or of null where the server would refuse the archive itself). */
   function countZipImages(file, maxBytes, maxItems) {
-    return endRecord(file)
+    return Promise.resolve(file)
+      .then(endRecord)
       .then(function (end) {
         if (end === null) return null;
         var concat = end.location - end.dirSize - end.dirOffset;
@@ -331,8 +335,11 @@
         });
       })
       .catch(function (err) {
-        // A file changed or removed since it was chosen cannot be read either.
-        if (err instanceof NotRead || err instanceof DOMException) return null;
+        // A file changed or removed since it was chosen cannot be read either, and a browser
+        // without Unicode property escapes cannot read the names.
+        if (err instanceof NotRead || err instanceof DOMException || err instanceof SyntaxError) {
+          return null;
+        }
         throw err;
       });
   }
@@ -354,19 +361,24 @@
    * central directory. `unknown` when a ZIP's count cannot be told here (several ZIPs, or one
    * the server would refuse to read). */
   function countChoice(files, maxBytes, maxItems) {
-    return Promise.all(files.map(isZip)).then(function (zips) {
-      var archives = files.filter(function (f, i) {
-        return zips[i];
+    return Promise.resolve()
+      .then(function () {
+        return Promise.all(files.map(isZip));
+      })
+      .then(function (zips) {
+        var archives = files.filter(function (f, i) {
+          return zips[i];
+        });
+        var images = files.filter(function (f, i) {
+          return !zips[i] && looksLikeImage(f.name);
+        }).length;
+        if (archives.length !== 1) return { images: images, unknown: archives.length > 1 };
+        return countZipImages(archives[0], maxBytes, maxItems).then(function (n) {
+          return n === null ? { images: images, unknown: true } : { images: images + n, unknown: false };
+        });
       });
-      var images = files.filter(function (f, i) {
-        return !zips[i] && looksLikeImage(f.name);
-      }).length;
-      if (archives.length !== 1) return { images: images, unknown: archives.length > 1 };
-      return countZipImages(archives[0], maxBytes, maxItems).then(function (n) {
-        return n === null ? { images: images, unknown: true } : { images: images + n, unknown: false };
-      });
-    });
   }
+
 
   function initForm(form) {
     var input = byId("batch-files");
@@ -459,7 +471,14 @@
       if (!files.length) return;
       countChoice(files, maxBytes, maxItems)
         .catch(function () {
-          return { images: 0, unknown: true };
+          // A browser that cannot read files here: loose images by name, ZIPs on upload.
+          var zips = files.filter(function (f) {
+            return /\.zip$/i.test(f.name) || /zip/.test(f.type || "");
+          });
+          var images = files.filter(function (f) {
+            return zips.indexOf(f) < 0 && looksLikeImage(f.name);
+          });
+          return { images: images.length, unknown: zips.length > 0 };
         })
         .then(function (result) {
           if (mine !== choice) return; // another choice was made meanwhile
