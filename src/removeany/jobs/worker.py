@@ -274,7 +274,8 @@ class _Heartbeat:
                     else:
                         owned = repo.owns(session, job_id, attempt)
             except Exception:
-                log.exception("heartbeat for job %s failed", job_id)
+                if beat:  # a look that fails is tried again in seconds: not logged each time
+                    log.exception("heartbeat for job %s failed", job_id)
                 continue
             if beat:
                 beaten = time.monotonic()
