@@ -253,6 +253,13 @@ def test_the_periods_follow_the_operators_settings(ctx: Context, settings: Setti
         assert "{retention_hours}" in legal.current(s).privacy_en
 
 
+def test_a_period_of_one_reads_in_the_singular(settings: Settings) -> None:
+    one = settings.model_copy(update={"retention_hours": 1, "known_device_days": 1})
+    text = "Kept {retention_hours} hours, then {known_device_days} days; {session_days} days."
+    assert legal.render(text, one) == f"Kept 1 hour, then 1 day; {one.session_days} days."
+    assert legal.render("保留 {retention_hours} 小时", one) == "保留 1 小时"
+
+
 def test_an_installation_on_version_1_gets_version_2_and_everyone_is_asked_again(
     client: TestClient, ctx: Context, settings: Settings
 ) -> None:

@@ -3,6 +3,7 @@ Flushes, never commits."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -355,8 +356,21 @@ def placeholders(settings: Settings) -> dict[str, str]:
     }
 
 
+# A placeholder followed by an English unit: "{retention_hours} hours" reads "1 hour" at 1.
+_COUNTED = re.compile(r"\{(\w+)\} (hour|day|minute)s\b")
+
+
 def render(text: str, settings: Settings) -> str:
     """A stored text as shown: each known placeholder replaced, any other brace left as is."""
-    for name, value in placeholders(settings).items():
+    values = placeholders(settings)
+
+    def counted(match: re.Match[str]) -> str:
+        name, unit = match.group(1), match.group(2)
+        if name not in values:
+            return match.group(0)
+        return f"{values[name]} {unit}" + ("" if values[name] == "1" else "s")
+
+    text = _COUNTED.sub(counted, text)
+    for name, value in values.items():
         text = text.replace("{" + name + "}", value)
     return text
