@@ -64,6 +64,7 @@ OUTLIER_MADS = 6.0
 RING_MADS = 3.0
 SMOOTH_SINGLE = 20.0
 ICM_MAX_IMAGES = 8
+ICM_CHUNK = 32768
 TEXTURE_EVIDENCE = True
 # Texture test for transparency: ring width, a ring flatter than this (median |high-pass|)
 # says nothing, and the interior/ring texture ratio that reads as opaque, plus its span to 1.
@@ -272,6 +273,8 @@ def _refine_tv(
     core_j = js[:, core].reshape(-1, 3).astype(np.float64).mean(axis=0)
     core_b = bs[:, core].reshape(-1, 3).astype(np.float64).mean(axis=0)
     alpha_for = _PooledAlpha(ju, bu)
+    # One contiguous plane per channel: the restoration below then runs along pixels.
+    planes = [np.ascontiguousarray(ju[..., ch]) for ch in range(3)]
     best = (float("inf"), opacity, col)
     for f in np.linspace(0.6, 1.4, steps):
         op = float(np.clip(opacity * f, MIN_OPACITY, MAX_OPACITY))
@@ -280,9 +283,10 @@ def _refine_tv(
         a, _ = alpha_for(c)
         sm = np.clip(a / op, 0.0, 1.0)
         sm[~cu] = 0.0
-        al = (sm * op)[None, :, None]
-        rest = np.clip((ju - al * c) / (1.0 - np.minimum(al, 0.95)), 0, 255)
-        y = rest[..., 0] * 0.299 + rest[..., 1] * 0.587 + rest[..., 2] * 0.114
+        al = sm * op
+        keep = 1.0 - np.minimum(al, 0.95)
+        rest = [np.clip((plane - al * c[ch]) / keep, 0, 255) for ch, plane in enumerate(planes)]
+        y = rest[0] * 0.299 + rest[1] * 0.587 + rest[2] * 0.114
         yp = y[:, inv]
         tv = float(
             np.abs(yp[:, :n] - yp[:, n : 2 * n]).sum() + np.abs(yp[:, :n] - yp[:, 2 * n :]).sum()
@@ -322,7 +326,6 @@ def refine_alpha(
     ys, xs = np.nonzero(support)
     if ys.size == 0:
         return a
-    col = np.broadcast_to(color, (h, w, 3)).astype(np.float32)
     # One checkerboard colour after the other, each a contiguous run: slices instead of masks.
     parity = (ys + xs) % 2
     order = np.argsort(parity, kind="stable")
@@ -334,65 +337,97 @@ def refine_alpha(
         for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0))
     ]
     nbr_flat = np.stack([ny * w + nx for ny, nx in nbrs])
+    at = ys * w + xs
     # Restored values are only ever needed at the support's 4-neighbours: keep those alone.
     uniq, inv = _compact(nbr_flat.ravel(), h * w)
     inv = inv.reshape(4, ys.size)
-    uy, ux = uniq // w, uniq % w
-    # Pixel-major layout (pixels x images x channels), so that the per-candidate work below
-    # runs over long contiguous rows rather than numpy's slow small strided inner loops.
-    ku = np.ascontiguousarray(ks[:, uy, ux].transpose(1, 0, 2))
-    cu = col[uy, ux][:, None, :]
-    jx_all = np.ascontiguousarray(ks[:, ys, xs].transpose(1, 0, 2))
-    wx_all = col[ys, xs][:, None, :]
+    # Channel-major layout (images x channels x pixels): the per-candidate work below then
+    # runs along pixels, numpy's fast contiguous inner loops, not along 3 channels.
+    flat_js = ks.reshape(k, h * w, 3)
+    ku = np.ascontiguousarray(flat_js[:, uniq].transpose(0, 2, 1))
+    jx_all = np.ascontiguousarray(flat_js[:, at].transpose(0, 2, 1))
+    cu, wx_all = _at_pixels(color, h * w, uniq), _at_pixels(color, h * w, at)
     if below is not None:
-        b_a = np.minimum(below[0], MAX_OPACITY)[..., None].astype(np.float32)
-        b_c = np.broadcast_to(below[1], (h, w, 3)).astype(np.float32)
-        bau, bcu = b_a[uy, ux][:, None, :], b_c[uy, ux][:, None, :]
-        bax_all, bcx_all = b_a[ys, xs][:, None, :], b_c[ys, xs][:, None, :]
+        b_a = np.minimum(below[0], MAX_OPACITY).astype(np.float32).reshape(-1)
+        bau, bax_all = b_a[uniq], b_a[at]
+        bcu, bcx_all = _at_pixels(below[1], h * w, uniq), _at_pixels(below[1], h * w, at)
     a_flat = a.reshape(-1)
-    ones = np.ones(k * 3, np.float32)
+    # Where each support pixel sits in the sorted order (-1 elsewhere), to pass a change on
+    # to the neighbours that must look again.
+    slot = np.full(h * w, -1, np.intp)
+    slot[at] = np.arange(ys.size)
+    nbr_slot = slot[nbr_flat]
+    # A pixel is looked at again only if it moved, or a neighbour did, since it last chose:
+    # otherwise it would try the same candidates against the same neighbours and keep its
+    # value. Most of a mark settles in the first sweep, so later sweeps are cheap.
+    dirty = np.ones(ys.size, bool)
+    prior = sparsity * (12.0 * k)
+
+    def choose(sel: npt.NDArray[np.intp], restored: F32) -> F32:
+        """The best of the candidate alphas for the support pixels ``sel``."""
+        cur = a_flat[at[sel]]
+        jx = np.take(jx_all, sel, axis=2)
+        wx = np.take(wx_all, sel, axis=1) if color.ndim > 1 else wx_all
+        # the four neighbours' restored values: images x channels x 4 x N
+        n_i = np.take(restored, inv[:, sel], axis=2)
+        n_a = a_flat[nbr_flat[:, sel]]
+        if below is not None:
+            bax = bax_all[sel]
+            bcx = np.take(bcx_all, sel, axis=1) if below[1].ndim > 1 else bcx_all
+        buf = np.empty(n_i.shape, np.float32)
+        rows = buf.reshape(-1, sel.size)
+        best = np.full(cur.shape, np.inf, np.float32)
+        best_a: F32 = cur.copy()
+        for d in (*offsets, None):
+            # None: try "no mark here" outright
+            v = np.zeros_like(cur) if d is None else np.clip(cur + d, 0.0, max_alpha)
+            ix = (jx - v * wx) / (1.0 - v)
+            if below is not None:
+                ix = (ix - bax * bcx) / (1.0 - bax)
+            np.subtract(ix[:, :, None, :], n_i, out=buf)
+            np.abs(buf, out=buf)
+            e = rows.sum(axis=0)
+            # In J's units: otherwise the division by (1 - alpha) would favour low alpha
+            e *= 1.0 - v
+            # A little prior towards "no mark here", scaled like the data term.
+            e += prior * v
+            if smooth:
+                e += smooth * np.abs(v - n_a).sum(axis=0)
+            better = e < best
+            best[better] = e[better]
+            best_a[better] = v[better]
+        return best_a
+
     for _ in range(iters):
         for lo, hi in runs:
-            n = hi - lo
-            if n == 0:
+            sel = lo + np.flatnonzero(dirty[lo:hi])
+            if sel.size == 0:
                 continue
-            py, px = ys[lo:hi], xs[lo:hi]
-            au = a_flat[uniq][:, None, None]
+            au = a_flat[uniq]
             restored = (ku - au * cu) / (1.0 - au)
             if below is not None:
                 restored = (restored - bau * bcu) / (1.0 - bau)
-                bax, bcx = bax_all[lo:hi], bcx_all[lo:hi]
-            cur = a[py, px]
-            jx = jx_all[lo:hi]
-            wx = wx_all[lo:hi]
-            # the four neighbours' restored values, one plane each: 4 x N x (K * 3)
-            n_i = restored[inv[:, lo:hi]].reshape(4, n, k * 3)
-            n_a = a_flat[nbr_flat[:, lo:hi]]
-            buf = np.empty(n_i.shape, np.float32)
-            best = np.full(cur.shape, np.inf, np.float32)
-            best_a = cur.copy()
-            for d in (*offsets, None):
-                # None: try "no mark here" outright
-                v = np.zeros_like(cur) if d is None else np.clip(cur + d, 0.0, max_alpha)
-                v3 = v[:, None, None]
-                ix = (jx - v3 * wx) / (1.0 - v3)
-                if below is not None:
-                    ix = (ix - bax * bcx) / (1.0 - bax)
-                np.subtract(ix.reshape(1, n, k * 3), n_i, out=buf)
-                np.abs(buf, out=buf)
-                e = buf.sum(axis=0) @ ones
-                # In J's units: otherwise the division by (1 - alpha) would favour low alpha
-                e *= 1.0 - v
-                # A little prior towards "no mark here", scaled like the data term.
-                e += sparsity * (12.0 * k) * v
-                if smooth:
-                    for na in n_a:
-                        e += smooth * np.abs(v - na)
-                better = e < best
-                best[better] = e[better]
-                best_a[better] = v[better]
-            a[py, px] = best_a
+            restored = np.asarray(restored, np.float32)
+            # In pieces small enough to stay in the cache through all the candidates.
+            step = max(1, ICM_CHUNK // k)
+            for c0 in range(0, sel.size, step):
+                part = sel[c0 : c0 + step]
+                cur = a_flat[at[part]]
+                best_a = choose(part, restored)
+                a_flat[at[part]] = best_a
+                moved = best_a != cur
+                dirty[part] = moved
+                touched = nbr_slot[:, part[moved]].ravel()
+                dirty[touched[touched >= 0]] = True
     return a
+
+
+def _at_pixels(color: F32, size: int, at: npt.NDArray[np.intp]) -> F32:
+    """A colour (3,) or a colour per pixel (HxWx3) at the flat pixel indices ``at``, as
+    channels x pixels; a single colour as 3 x 1, to broadcast."""
+    if color.ndim == 1:
+        return np.asarray(color, np.float32).reshape(3, 1)
+    return np.ascontiguousarray(color.reshape(size, 3)[at].T, np.float32)
 
 
 def lsq_color(js: F32, bs: F32, alpha: F32, fallback: F32) -> F32:
