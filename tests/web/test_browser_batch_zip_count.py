@@ -97,6 +97,10 @@ def _link_and_encrypted(i: int, entry: dict[str, Any]) -> None:
         entry["fields"][5] |= 0x1  # encrypted
 
 
+def _version_99(i: int, entry: dict[str, Any]) -> None:
+    entry["fields"][3] = 99  # needs version 9.9 to extract: zipfile reads up to 6.3
+
+
 def _sizes_in_zip64_extra(i: int, entry: dict[str, Any]) -> None:
     entry["extra"] += struct.pack("<HHQ", 1, 8, entry["fields"][11])
     entry["fields"][11] = 0xFFFFFFFF
@@ -166,6 +170,13 @@ def _cases(photo: bytes) -> dict[str, bytes]:
         "flagged UTF-8 that is not": _raw_names(
             _zip([("ab.jpg", photo)]), {0: b"\xff\xfe.jpg"}, True
         ),
+        # zipfile cuts a name at its first NUL: nothing is left of these, and the server
+        # refuses the archive (invalid_archive; it raised IndexError before).
+        "a name starting with NUL": _raw_names(
+            _zip([("a.jpg", photo), ("b.jpg", photo)]), {0: b"\x00.jpg"}
+        ),
+        "a name of only NUL": _raw_names(_zip([("a.jpg", photo), ("b", photo)]), {1: b"\x00"}),
+        "a version no reader knows": _rewrite(_zip([("a.jpg", photo)]), _version_99),
         "not a zip": b"PK\x03\x04" + b"\x00" * 200,
         "empty zip": _zip([]),
         "too many members": _zip([(f"{i}.jpg", b"") for i in range(2 * 3 + 1000 + 1)]),
@@ -234,6 +245,9 @@ def test_the_page_counts_a_zips_images_as_the_server_does(
     assert on_server["names without the UTF-8 flag"] == 5
     assert on_server["zip64 sizes"] == 2
     assert on_server["not a zip"] is None and on_server["too many members"] is None
+    assert on_server["a name starting with NUL"] is None
+    assert on_server["a name of only NUL"] is None
+    assert on_server["a version no reader knows"] is None
 
     # A browser that cannot read a chosen file counts loose images by name, as before, and
     # says a ZIP's images are counted on upload.

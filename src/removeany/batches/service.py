@@ -3,9 +3,11 @@ Flushes, never commits: callers own the transaction (see batches.submit for the 
 
 from __future__ import annotations
 
+import lzma
 import stat
 import uuid
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -56,6 +58,34 @@ class BatchError(DomainError):
 class BatchTooLarge(BatchError):
     status_code = 413
     code = "batch_too_large"
+
+
+class UnreadableEntry(BatchError):
+    """A ZIP member whose data cannot be read: the plan skips it with this reason."""
+
+    code = "unreadable_entry"
+
+
+def invalid_archive() -> BatchError:
+    return BatchError(
+        "The archive is not a valid ZIP file. Create it again and re-upload it.",
+        code="invalid_archive",
+    )
+
+
+# What zipfile raises for a member it cannot read (its directory entry points at no local
+# header or at another name, an unknown compression method, data that is not what the
+# method says, a wrong CRC, a truncated stream; a negative offset is a ValueError).
+_MEMBER_READ_ERRORS = (
+    zipfile.BadZipFile,
+    NotImplementedError,
+    RuntimeError,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    ValueError,
+)
 
 
 @dataclass
@@ -176,14 +206,17 @@ def entries_from_zip(fileobj: IO[bytes], settings: Settings) -> Iterator[Entry |
     limit, whatever sizes the archive declares)."""
     try:
         archive = zipfile.ZipFile(fileobj)
-    except (zipfile.BadZipFile, OSError, ValueError):
-        raise BatchError(
-            "The archive is not a valid ZIP file. Create it again and re-upload it.",
-            code="invalid_archive",
-        ) from None
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
+        # NotImplementedError: a member needing a newer version than zipfile reads (> 6.3).
+        raise invalid_archive() from None
     infos = archive.infolist()
     if len(infos) > 2 * settings.batch_max_items + 1000:
         raise too_many_files(settings)
+    # zipfile cuts a name at its first NUL byte; one that starts with NUL (or is empty) has
+    # none left, and ZipInfo.is_dir() then raises IndexError. Judged before anything is
+    # yielded, so counting and reading refuse such an archive alike.
+    if any(not info.filename for info in infos):
+        raise invalid_archive()
     seen: set[str] = set()
     for info in infos:
         if info.is_dir():
@@ -247,8 +280,15 @@ def member_name(info: zipfile.ZipInfo) -> str:
 
 def _zip_reader(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[int], bytes]:
     def read(limit: int) -> bytes:
-        with archive.open(info) as fh:
-            return fh.read(limit)
+        try:
+            with archive.open(info) as fh:
+                return fh.read(limit)
+        except _MEMBER_READ_ERRORS:
+            raise UnreadableEntry(
+                "The file cannot be read from the archive: it is damaged or packed with a "
+                "compression method we do not read. Create the ZIP again with ordinary "
+                "compression and re-upload it."
+            ) from None
 
     return read
 
@@ -311,7 +351,11 @@ def plan(
         if entry.declared_size > limit:
             result.rejected.append(_rejected(entry.path, _too_big(limit)))
             continue
-        data = entry.read(limit + 1)
+        try:
+            data = entry.read(limit + 1)
+        except UnreadableEntry as exc:
+            result.rejected.append({"path": entry.path, "code": exc.code, "message": exc.message})
+            continue
         if len(data) > limit:
             result.rejected.append(_rejected(entry.path, _too_big(limit)))
             continue
