@@ -109,7 +109,10 @@ def remove_background_command(
     crop: Annotated[bool, typer.Option(help="Crop to the subject.")] = False,
     crop_margin: Annotated[
         str | None,
-        typer.Option(help="Margin for --crop: 30px, 10%, '10px 20px' or 'TOP RIGHT BOTTOM LEFT'."),
+        typer.Option(
+            help="Margin for --crop: 30px, 10%, '10px 20px' or 'TOP RIGHT BOTTOM LEFT'; at most "
+            "500px or 50% per side, a percentage stopping at 500px."
+        ),
     ] = None,
     roi: Annotated[str | None, typer.Option(help="Only look in 'x1 y1 x2 y2' (px or %).")] = None,
     scale: Annotated[str | None, typer.Option(help="Subject size: original or 10%-100%.")] = None,

@@ -125,7 +125,10 @@ _NO_MARGIN = Length(0, relative=False)
 @dataclass(frozen=True)
 class CropMargin:
     """Margin around a cropped subject per side, in pixels or as a percentage of the subject's
-    height (top, bottom) or width (left, right)."""
+    height (top, bottom) or width (left, right). Either way a side gets at most
+    MAX_MARGIN_PX: remove.bg's rule ("50% of the subject dimensions or 500 pixels"), so a
+    cropped result is at most the subject plus 1000 pixels each way (50% of a 20 MP
+    subject's sides made a 73 MP result, priced as one image)."""
 
     top: Length = _NO_MARGIN
     right: Length = _NO_MARGIN
@@ -133,12 +136,13 @@ class CropMargin:
     left: Length = _NO_MARGIN
 
     def pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
-        """(top, right, bottom, left) in pixels for a subject of the given size."""
+        """(top, right, bottom, left) in pixels for a subject of the given size, each at most
+        MAX_MARGIN_PX."""
         return (
-            self.top.pixels(height),
-            self.right.pixels(width),
-            self.bottom.pixels(height),
-            self.left.pixels(width),
+            min(self.top.pixels(height), MAX_MARGIN_PX),
+            min(self.right.pixels(width), MAX_MARGIN_PX),
+            min(self.bottom.pixels(height), MAX_MARGIN_PX),
+            min(self.left.pixels(width), MAX_MARGIN_PX),
         )
 
 
@@ -494,7 +498,8 @@ def largest_result(width: int, height: int, options: ComposeOptions) -> tuple[in
     """The widest and the tallest `compose_result` can make the cutout of a width x height
     photo with `options`, known before the model runs. Exact without `crop` (roi, scale,
     position, shadow and backgrounds keep the canvas; `size` only shrinks it); with `crop`
-    the subject's box is not known yet: the bound is the whole photo with its margins, and
+    the subject's box is not known yet: the bound is the whole photo with its margins (a
+    percentage of it, at most MAX_MARGIN_PX a side, as `crop_to_subject` adds them), and
     the narrowest crop (a one-pixel subject and its pixel margins, or the photo where it
     finds no subject) for how little a size budget may shrink it."""
     budget = SIZE_BUDGETS[options.size]

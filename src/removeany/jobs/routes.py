@@ -92,7 +92,10 @@ async def create_job(
     crop: Annotated[bool | None, Form()] = None,
     crop_margin: Annotated[
         str | None,
-        Form(description="With crop: '30px' or '10%', two values or four (top right bottom left)"),
+        Form(
+            description="With crop: '30px' or '10%', two values or four (top right bottom left);"
+            " at most 500px or 50% per side, a percentage stopping at 500px"
+        ),
     ] = None,
     roi: Annotated[
         str | None, Form(description="Region of interest 'x1 y1 x2 y2' in px or %")
