@@ -215,3 +215,77 @@ def test_only_unreadable_members_is_an_empty_batch(
     assert response.status_code == 400
     assert "The upload holds no image we can process" in text_of(response.text)
     _nothing_stored_or_charged(ctx, user.id, 5)
+
+
+def _many_directory_entries(count: int) -> bytes:
+    """One small member and a central directory of `count` entries all pointing at it: about
+    47 bytes of upload per entry, each of which zipfile makes a ZipInfo of."""
+    data = bytes(_zip([("a", b"x")]))
+    end = data.rindex(b"PK\x05\x06")
+    offset = struct.unpack_from("<L", data, end + 16)[0]
+    directory = data[offset:end] * count
+    record = struct.pack(
+        "<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, len(directory), offset, 0
+    )  # the counts are the most a record can say: zipfile does not read them
+    return data[:offset] + directory + record
+
+
+def test_a_directory_of_too_many_entries_is_refused_before_it_is_read(
+    client: TestClient, ctx: Context
+) -> None:
+    """A 9 MB ZIP of 200,000 directory entries made zipfile build 200,000 ZipInfo objects
+    (about 110 MB, 1.3 s; the 2 GiB batch limit allows 45 million: tens of GB) before the
+    count was checked. The entries are now counted from their headers first, up to the
+    limit."""
+    import tracemalloc
+
+    settings = Settings()
+    limit = 2 * settings.batch_max_items + 1000
+    data = _many_directory_entries(200_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(service.BatchTooLarge):
+            service.count_zip_images(io.BytesIO(data), settings)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 * 1024 * 1024, peak
+    # The limit itself is unchanged: one entry fewer is read as before.
+    at_limit = _many_directory_entries(limit)
+    assert service.count_zip_images(io.BytesIO(at_limit), settings) == 0  # all named "a"
+    with pytest.raises(service.BatchTooLarge):
+        service.count_zip_images(io.BytesIO(_many_directory_entries(limit + 1)), settings)
+
+    user = make_user(ctx, credits=5)
+    response = client.post(
+        "/api/v1/batches",
+        headers={"X-Api-Key": make_api_key(ctx, user)},
+        files={"archive": ("x.zip", data, "application/zip")},
+    )
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["code"] == "batch_too_large"
+    _nothing_stored_or_charged(ctx, user.id, 5)
+
+
+def test_the_directory_is_counted_where_zipfile_reads_it() -> None:
+    """The count before zipfile's agrees with zipfile wherever the directory is: after a
+    prefix (a self-extractor's), before a comment, behind a ZIP64 end record."""
+    members = [(f"{i}.jpg", b"x" * i) for i in range(7)]
+    plain = bytes(_zip(members))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members:
+            archive.writestr(name, data)
+        archive.comment = b"made by hand"
+    limit = zipfile.ZIP_FILECOUNT_LIMIT
+    zipfile.ZIP_FILECOUNT_LIMIT = 0  # type: ignore[misc]  # a ZIP64 end record however few
+    try:
+        zip64 = bytes(_zip(members))
+    finally:
+        zipfile.ZIP_FILECOUNT_LIMIT = limit  # type: ignore[misc]
+    assert b"PK\x06\x06" in zip64
+    for data in (plain, b"#!/bin/sh\nexit 0\n" + plain, buffer.getvalue(), zip64):
+        assert len(zipfile.ZipFile(io.BytesIO(data)).infolist()) == 7
+        assert service._directory_entries(io.BytesIO(data), 100) == 7
+        assert service._directory_entries(io.BytesIO(data), 3) == 3
+    assert service._directory_entries(io.BytesIO(b"PK\x03\x04 not a zip"), 100) == 0

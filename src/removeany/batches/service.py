@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import lzma
 import stat
+import struct
 import uuid
 import zipfile
 import zlib
@@ -204,13 +205,16 @@ def entries_from_zip(fileobj: IO[bytes], settings: Settings) -> Iterator[Entry |
     """Entries of a ZIP, refusing what could hurt: paths leaving the batch, links, encrypted
     members, nested archives (not opened) and bombs (every read is bounded by the per-file
     limit, whatever sizes the archive declares)."""
+    most = 2 * settings.batch_max_items + 1000
+    if _directory_entries(fileobj, most + 1) > most:
+        raise too_many_files(settings)
     try:
         archive = zipfile.ZipFile(fileobj)
     except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
         # NotImplementedError: a member needing a newer version than zipfile reads (> 6.3).
         raise invalid_archive() from None
     infos = archive.infolist()
-    if len(infos) > 2 * settings.batch_max_items + 1000:
+    if len(infos) > most:
         raise too_many_files(settings)
     # zipfile cuts a name at its first NUL byte; one that starts with NUL (or is empty) has
     # none left, and ZipInfo.is_dir() then raises IndexError. Judged before anything is
@@ -248,6 +252,50 @@ def entries_from_zip(fileobj: IO[bytes], settings: Settings) -> Iterator[Entry |
             continue
         seen.add(path)
         yield Entry(path, info.file_size, _zip_reader(archive, info))
+
+
+_CENTRAL = struct.Struct("<4s24x3H12x")  # a central directory header: signature, lengths
+_CENTRAL_SIGNATURE = b"PK\x01\x02"
+
+
+def _directory_entries(fileobj: IO[bytes], stop: int) -> int:
+    """How many entries the ZIP's central directory holds, counted from their headers as
+    zipfile walks them, up to `stop`; 0 where the directory cannot be found (zipfile then
+    says why). zipfile makes a ZipInfo of every entry before anything can count them: a
+    directory of 46-byte entries all pointing at one member makes a 2 GiB upload 45 million
+    of them (tens of GB)."""
+    try:
+        # zipfile's own search for the end record (its comment, ZIP64), so that the walk
+        # starts where ZipFile's does.
+        end = zipfile._EndRecData(fileobj)  # type: ignore[attr-defined]
+    except (OSError, ValueError, AttributeError):
+        return 0
+    finally:
+        fileobj.seek(0)
+    if not end:
+        return 0
+    size, offset, location = end[5], end[6], end[9]
+    concat = location - size - offset
+    if end[0] == zipfile.stringEndArchive64:  # type: ignore[attr-defined]
+        concat -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator  # type: ignore[attr-defined]
+    start = offset + concat
+    if start < 0:
+        return 0
+    count = total = 0
+    try:
+        while total < size and count < stop:
+            fileobj.seek(start + total)
+            head = fileobj.read(_CENTRAL.size)
+            if len(head) != _CENTRAL.size:
+                break
+            signature, name, extra, comment = _CENTRAL.unpack(head)
+            if signature != _CENTRAL_SIGNATURE:
+                break
+            count += 1
+            total += _CENTRAL.size + name + extra + comment
+    finally:
+        fileobj.seek(0)
+    return count
 
 
 # Bit 11 of a member's flags: its name is UTF-8 (else, by the standard, CP437).
