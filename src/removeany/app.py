@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -12,6 +13,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from removeany import __version__
 from removeany.accounts.routes import router as accounts_router
@@ -142,6 +144,20 @@ def _install_error_handlers(app: FastAPI) -> None:
         if request.url.path.startswith(removebg.PREFIX):  # remove.bg answers 400 to any of it
             detail = removebg.validation_detail(where, first)
             return removebg.error_response(400, "invalid_request", detail)
+        if _not_json(request, first):
+            return _error(
+                request,
+                415,
+                "unsupported_media_type",
+                "The body must be a JSON object. Send it with Content-Type: application/json.",
+            )
+        if first.get("type") == "json_invalid":
+            return _error(
+                request,
+                422,
+                "invalid_json",
+                f"The body is not valid JSON (at character {where}). Fix it and retry.",
+            )
         return _error(
             request, 422, "invalid_request", f"{where}: {first.get('msg')}. Fix it and retry."
         )
@@ -155,7 +171,51 @@ def _install_error_handlers(app: FastAPI) -> None:
             return _error(request, 413, "request_too_large", str(exc.detail))
         if path.startswith(removebg.PREFIX):
             return removebg.http_error(request, exc)
+        if path.startswith("/api/") and exc.status_code in (404, 405):
+            return _api_refusal(request, exc)
         browsing = "text/html" in request.headers.get("accept", "")
         if exc.status_code == 404 and browsing and not path.startswith("/api/"):
             return await run_in_threadpool(not_found_page, request)
         return await http_exception_handler(request, exc)
+
+
+def _not_json(request: Request, error: dict[str, Any]) -> bool:
+    """A JSON body's route was sent something else (a form, text/plain): FastAPI hands the
+    model the raw bytes and reports a type error on the whole body."""
+    if tuple(error.get("loc", ())) != ("body",):
+        return False
+    if error.get("type") not in ("model_attributes_type", "dict_type"):
+        return False
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return not (content_type == "application/json" or content_type.endswith("+json"))
+
+
+def _api_refusal(request: Request, exc: HTTPException) -> JSONResponse:
+    """Starlette's own 404 (no such address) and 405 (wrong method) under /api/ in the JSON
+    API's shape, like every other refusal there."""
+    path = request.url.path
+    if exc.status_code == 405:
+        # Starlette's Allow names the first route at this path only (POST for /api/v1/jobs,
+        # which GET answers too).
+        allowed = ", ".join(
+            method
+            for method in ("DELETE", "GET", "PATCH", "POST", "PUT")
+            if any(
+                route.matches({**request.scope, "method": method})[0] is Match.FULL
+                for route in request.app.router.routes
+            )
+        )
+        response = _error(
+            request,
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed on {path}; use {allowed}.",
+        )
+        response.headers["Allow"] = allowed
+        return response
+    return _error(
+        request,
+        404,
+        "not_found",
+        f"There is no {path} in this API. The addresses it offers are listed at /api/docs.",
+    )
