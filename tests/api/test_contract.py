@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 
 from removeany.app import create_app
 from removeany.context import Context
+from tests.helpers import make_api_key, make_user, wait_for_batch
 
 METHODS = ("get", "put", "post", "delete", "patch")
 MISSING_ID = {"integer": 2_147_483_000, "string": "0" * 32}
@@ -117,3 +118,66 @@ def test_a_json_body_sent_as_something_else_is_415(client: TestClient) -> None:
     assert listed.status_code == 422 and error_of(listed)["code"] == "invalid_request"
     partial = client.post("/api/v1/auth/login", json={"email": "ada@example.com"})
     assert partial.status_code == 422 and "password" in error_of(partial)["message"]
+
+
+@pytest.fixture
+def finished_batch(client: TestClient, ctx: Context) -> tuple[str, dict[str, str]]:
+    headers = {"X-Api-Key": make_api_key(ctx, make_user(ctx, credits=10))}
+    batch = client.post(
+        "/api/v1/batches",
+        headers=headers,
+        files=[("files", (name, photo(), "image/png")) for name in ("a.png", "b.png")],
+        data={"service": "remove_watermark"},
+    )
+    assert batch.status_code == 202, batch.text
+    wait_for_batch(client, batch.json()["id"], headers)
+    return batch.json()["id"], headers
+
+
+def test_batch_item_paging_out_of_range_is_refused_not_a_500(
+    client: TestClient, finished_batch: tuple[str, dict[str, str]]
+) -> None:
+    """An offset past the database's integer range was a 500 (SQLite and PostgreSQL alike);
+    other out-of-range values were changed silently. The bounds are now declared, documented
+    and answered with 422 like the admin lists' `limit`."""
+    batch_id, headers = finished_batch
+    url = f"/api/v1/batches/{batch_id}/items"
+    for query in (
+        "offset=99999999999999999999",
+        "offset=-1",
+        "limit=0",
+        "limit=-1",
+        "limit=5001",
+        "limit=99999999999999999999",
+    ):
+        answer = client.get(f"{url}?{query}", headers=headers)
+        assert answer.status_code == 422, (query, answer.text)
+        name = query.split("=")[0]
+        assert error_of(answer)["message"].startswith(f"query.{name}: "), answer.text
+    page = client.get(f"{url}?offset=1&limit=1", headers=headers)
+    assert [item["relative_path"] for item in page.json()] == ["b.png"]
+    assert client.get(f"{url}?offset=2147483647&limit=5000", headers=headers).json() == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_documented_paging_bounds(doc: dict[str, Any]) -> None:
+    params = doc["paths"]["/api/v1/batches/{batch_id}/items"]["get"]["parameters"]
+    schema = {p["name"]: p["schema"] for p in params}
+    assert (schema["offset"]["minimum"], schema["offset"]["maximum"]) == (0, 2_147_483_647)
+    assert (schema["limit"]["minimum"], schema["limit"]["maximum"]) == (1, 5000)
+
+
+def test_batch_events_since_needs_a_time_zone(
+    client: TestClient, finished_batch: tuple[str, dict[str, str]]
+) -> None:
+    """A `since` without a time zone was compared with the database's aware times inside the
+    stream: the answer was a 200 whose stream broke off with nothing in it."""
+    batch_id, headers = finished_batch
+    url = f"/api/v1/batches/{batch_id}/events"
+    naive = client.get(url, params={"since": "2026-01-01T00:00:00"}, headers=headers)
+    assert naive.status_code == 422, naive.text
+    assert error_of(naive)["message"].startswith("query.since: ")
+    aware = client.get(url, params={"since": "2026-01-01T00:00:00Z"}, headers=headers)
+    assert aware.status_code == 200 and "event: done" in aware.text
+    offset = client.get(url, params={"since": "2026-01-01T08:00:00+08:00"}, headers=headers)
+    assert offset.status_code == 200 and "event: done" in offset.text

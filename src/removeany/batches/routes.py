@@ -6,17 +6,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from removeany.accounts.models import User
 from removeany.api.auth import require_user
+from removeany.api.params import MAX_ID
 from removeany.api.uploads import FileHook, spooled_form
 from removeany.batches import repository as repo
 from removeany.batches import results, service
@@ -62,6 +63,7 @@ _UPLOAD_DOC: dict[str, Any] = {
 }
 
 SSE_POLL_SECONDS = 0.5
+MAX_ITEMS_PAGE = 5000  # items in one answer of GET /batches/{id}/items
 
 
 def counting_images(afford: service.Affordable | None) -> FileHook | None:
@@ -195,16 +197,15 @@ def batch_items(
     batch_id: str,
     request: Request,
     status: str | None = None,
-    offset: int = 0,
-    limit: int = 1000,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID, description="Items to skip")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_ITEMS_PAGE, description="Items to return")] = 1000,
 ) -> list[BatchItemOut]:
+    """One page of the batch's items, ordered by relative path."""
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
         user = require_user(ctx, session, request)
         batch = service.get_for_user(session, user, batch_id)
-        rows = repo.items(
-            session, batch.id, status=status, offset=max(0, offset), limit=min(max(1, limit), 5000)
-        )
+        rows = repo.items(session, batch.id, status=status, offset=offset, limit=limit)
         return [service.item_out(job) for job in rows]
 
 
@@ -237,7 +238,12 @@ def batch_results(batch_id: str, request: Request) -> StreamingResponse:
 
 @router.get("/batches/{batch_id}/events")
 async def batch_events(
-    batch_id: str, request: Request, since: datetime | None = None
+    batch_id: str,
+    request: Request,
+    since: Annotated[
+        AwareDatetime | None,
+        Query(description="With its time zone, e.g. 2026-01-01T12:00:00Z"),
+    ] = None,
 ) -> StreamingResponse:
     """Server-sent events: `progress` (the batch, as GET /batches/{id}) whenever it changes,
     `item` for every item whose status changed (first, each one started or finished since
