@@ -17,7 +17,7 @@ from starlette.routing import Match
 
 from removeany import __version__
 from removeany.accounts.routes import router as accounts_router
-from removeany.api import removebg, uploads
+from removeany.api import contract, removebg, uploads
 from removeany.api.limits import BodyLimits, BodyTooLarge, route_limits
 from removeany.api.watermark import router as watermark_router
 from removeany.batches.pages import router as batch_pages
@@ -78,6 +78,7 @@ def create_app(ctx: Context | None = None, *, run_workers: bool = True) -> FastA
         openapi_url="/api/openapi.json",
         redoc_url=None,
     )
+    app.openapi = contract.document(app)  # type: ignore[method-assign]
     app.state.ctx = context
     # The request's language (pages and emails): ?lang=, the `lang` cookie or Accept-Language.
     app.add_middleware(LocaleMiddleware, secure=context.settings.cookie_secure)

@@ -17,6 +17,7 @@ from removeany.accounts.schemas import (
     VerifyIn,
 )
 from removeany.api.auth import client_ip, require_browser_user, require_user, user_agent
+from removeany.api.contract import AUTH, errors
 from removeany.api.params import RowId
 from removeany.context import Context
 
@@ -46,7 +47,9 @@ def key_out(key: ApiKey) -> ApiKeyOut:
     )
 
 
-@router.post("/auth/register", status_code=202, response_model=Accepted)
+@router.post(
+    "/auth/register", responses=errors(400, 409, 429, 503), status_code=202, response_model=Accepted
+)
 def register(body: RegisterIn, request: Request) -> Accepted:
     """Create an account and email a confirmation link. The answer is the same whether or
     not the address already has an account (its owner is emailed instead)."""
@@ -62,7 +65,7 @@ def register(body: RegisterIn, request: Request) -> Accepted:
     return Accepted(message=f"We sent an email to {address}. Open the link in it to continue.")
 
 
-@router.post("/auth/verify", response_model=UserOut)
+@router.post("/auth/verify", responses=errors(400), response_model=UserOut)
 def verify(body: VerifyIn, request: Request) -> UserOut:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
@@ -79,14 +82,14 @@ def verify(body: VerifyIn, request: Request) -> UserOut:
         return user_out(user)
 
 
-@router.get("/me", response_model=UserOut)
+@router.get("/me", responses=errors(*AUTH), response_model=UserOut)
 def me(request: Request) -> UserOut:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
         return user_out(require_user(ctx, session, request))
 
 
-@router.get("/api-keys", response_model=list[ApiKeyOut])
+@router.get("/api-keys", responses=errors(*AUTH), response_model=list[ApiKeyOut])
 def list_keys(request: Request) -> list[ApiKeyOut]:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
@@ -94,7 +97,7 @@ def list_keys(request: Request) -> list[ApiKeyOut]:
         return [key_out(k) for k in accounts.list_api_keys(session, user)]
 
 
-@router.post("/api-keys", status_code=201, response_model=ApiKeyCreated)
+@router.post("/api-keys", responses=errors(*AUTH), status_code=201, response_model=ApiKeyCreated)
 def create_key(body: ApiKeyIn, request: Request) -> ApiKeyCreated:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
@@ -110,7 +113,7 @@ def create_key(body: ApiKeyIn, request: Request) -> ApiKeyCreated:
         return ApiKeyCreated(key=plaintext, **key_out(key).model_dump())
 
 
-@router.delete("/api-keys/{key_id}", response_model=ApiKeyOut)
+@router.delete("/api-keys/{key_id}", responses=errors(*AUTH, 404), response_model=ApiKeyOut)
 def revoke_key(key_id: RowId, request: Request) -> ApiKeyOut:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:

@@ -38,6 +38,7 @@ from removeany.api.auth import (
     user_agent,
     web_session,
 )
+from removeany.api.contract import AUTH, errors
 from removeany.api.params import RowId
 from removeany.context import Context
 from removeany.errors import DomainError
@@ -78,7 +79,7 @@ def _browser_only(web: WebSession | None) -> WebSession:
     return web
 
 
-@router.post("/auth/login", response_model=LoginOut)
+@router.post("/auth/login", responses=errors(401, 403, 429, 503), response_model=LoginOut)
 def login(body: LoginIn, request: Request, response: Response) -> LoginOut:
     """Start a browser session (cookie). With 2FA on, send `totp_code` as well: without it
     the answer is 401 `totp_required`. Failed attempts are limited per account and per IP
@@ -113,7 +114,9 @@ def logout(request: Request, response: Response) -> Accepted:
     return Accepted(message="Signed out.")
 
 
-@router.post("/auth/password-reset", status_code=202, response_model=Accepted)
+@router.post(
+    "/auth/password-reset", responses=errors(429, 503), status_code=202, response_model=Accepted
+)
 def password_reset(body: EmailIn, request: Request) -> Accepted:
     """Email a single-use reset link if the address has an account (the answer is the same
     either way)."""
@@ -123,7 +126,7 @@ def password_reset(body: EmailIn, request: Request) -> Accepted:
     )
 
 
-@router.post("/auth/password-reset/confirm", response_model=UserOut)
+@router.post("/auth/password-reset/confirm", responses=errors(400), response_model=UserOut)
 def password_reset_confirm(body: ResetConfirmIn, request: Request) -> UserOut:
     ctx = _ctx(request)
     user = flows.reset_password(ctx, body.token, body.new_password)
@@ -133,7 +136,7 @@ def password_reset_confirm(body: ResetConfirmIn, request: Request) -> UserOut:
         return user_out(fresh)
 
 
-@router.post("/auth/not-me", response_model=Accepted)
+@router.post("/auth/not-me", responses=errors(400), response_model=Accepted)
 def not_me(body: TokenIn, request: Request) -> Accepted:
     """The "this wasn't me" link from a security email: lock the account, sign out every
     session, revoke every API key, cancel reset and email-change links sent before, and email
@@ -158,7 +161,7 @@ def not_me(body: TokenIn, request: Request) -> Accepted:
     )
 
 
-@router.get("/account/security", response_model=SecurityOut)
+@router.get("/account/security", responses=errors(*AUTH), response_model=SecurityOut)
 def security_overview(request: Request) -> SecurityOut:
     """Active sessions and API keys with their last use."""
     ctx = _ctx(request)
@@ -184,7 +187,9 @@ def security_overview(request: Request) -> SecurityOut:
         )
 
 
-@router.delete("/account/sessions/{session_id}", response_model=Accepted)
+@router.delete(
+    "/account/sessions/{session_id}", responses=errors(*AUTH, 404), response_model=Accepted
+)
 def revoke_session(session_id: RowId, request: Request) -> Accepted:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
@@ -193,7 +198,7 @@ def revoke_session(session_id: RowId, request: Request) -> Accepted:
     return Accepted(message="That session is signed out.")
 
 
-@router.post("/account/password", response_model=Accepted)
+@router.post("/account/password", responses=errors(*AUTH, 400, 429, 503), response_model=Accepted)
 def change_password(body: PasswordChangeIn, request: Request) -> Accepted:
     ctx = _ctx(request)
     user_id, web = _session_user(ctx, request)
@@ -203,7 +208,12 @@ def change_password(body: PasswordChangeIn, request: Request) -> Accepted:
     return Accepted(message="Password changed. Your other sessions were signed out.")
 
 
-@router.post("/account/email", status_code=202, response_model=Accepted)
+@router.post(
+    "/account/email",
+    responses=errors(*AUTH, 400, 409, 429, 503),
+    status_code=202,
+    response_model=Accepted,
+)
 def change_email(body: EmailChangeIn, request: Request) -> Accepted:
     ctx = _ctx(request)
     user_id, web = _session_user(ctx, request)
@@ -212,7 +222,7 @@ def change_email(body: EmailChangeIn, request: Request) -> Accepted:
     return Accepted(message=f"Open the link we sent to {address} to confirm the change.")
 
 
-@router.post("/account/email/confirm", response_model=UserOut)
+@router.post("/account/email/confirm", responses=errors(400, 409), response_model=UserOut)
 def confirm_email(body: TokenIn, request: Request) -> UserOut:
     ctx = _ctx(request)
     user = flows.confirm_email_change(ctx, body.token)
@@ -222,7 +232,9 @@ def confirm_email(body: TokenIn, request: Request) -> UserOut:
         return user_out(fresh)
 
 
-@router.post("/account/2fa/setup", response_model=TotpSetupOut)
+@router.post(
+    "/account/2fa/setup", responses=errors(*AUTH, 409, 429, 503), response_model=TotpSetupOut
+)
 def totp_setup(body: ReauthIn, request: Request) -> TotpSetupOut:
     """Step 1: a new secret for your authenticator app (not active until step 2)."""
     ctx = _ctx(request)
@@ -232,7 +244,9 @@ def totp_setup(body: ReauthIn, request: Request) -> TotpSetupOut:
     return TotpSetupOut(secret=secret, otpauth_uri=uri)
 
 
-@router.post("/account/2fa/enable", response_model=RecoveryCodesOut)
+@router.post(
+    "/account/2fa/enable", responses=errors(*AUTH, 409, 429, 503), response_model=RecoveryCodesOut
+)
 def totp_enable(body: CodeIn, request: Request) -> RecoveryCodesOut:
     """Step 2: a current code from the app turns 2FA on and returns recovery codes."""
     ctx = _ctx(request)
@@ -241,7 +255,9 @@ def totp_enable(body: CodeIn, request: Request) -> RecoveryCodesOut:
     return RecoveryCodesOut(recovery_codes=flows.enable_totp(ctx, user_id, body.code))
 
 
-@router.post("/account/2fa/disable", response_model=Accepted)
+@router.post(
+    "/account/2fa/disable", responses=errors(*AUTH, 409, 429, 503), response_model=Accepted
+)
 def totp_disable(body: TotpDisableIn, request: Request) -> Accepted:
     ctx = _ctx(request)
     user_id, web = _session_user(ctx, request)
@@ -250,7 +266,11 @@ def totp_disable(body: TotpDisableIn, request: Request) -> Accepted:
     return Accepted(message="Two-factor authentication is off.")
 
 
-@router.post("/account/2fa/recovery-codes", response_model=RecoveryCodesOut)
+@router.post(
+    "/account/2fa/recovery-codes",
+    responses=errors(*AUTH, 409, 429, 503),
+    response_model=RecoveryCodesOut,
+)
 def totp_recovery_codes(body: ReauthIn, request: Request) -> RecoveryCodesOut:
     ctx = _ctx(request)
     user_id, web = _session_user(ctx, request)

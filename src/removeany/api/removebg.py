@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from removeany.api import uploads
 from removeany.api.auth import require_user
+from removeany.api.contract import RemoveBgErrors
 from removeany.api.submit import submit_job
 from removeany.context import Context
 from removeany.credits import service as ledger
@@ -337,7 +338,31 @@ async def _json_fields(request: Request) -> dict[str, str | None]:
     return fields
 
 
-@router.post("/v1.0/removebg", tags=["remove.bg compatible"])
+_IMAGE = {"schema": {"type": "string", "format": "binary"}}
+_REFUSED = {"model": RemoveBgErrors, "description": "Refused, in remove.bg's shape"}
+_REMOVEBG_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The result: the image itself (X-Width, X-Height, X-Credits-Charged "
+        "headers), or with Accept: application/json its base64 in `data.result_b64`",
+        "content": {
+            "image/png": _IMAGE,
+            "image/jpeg": _IMAGE,
+            "image/webp": _IMAGE,
+            "application/zip": _IMAGE,
+            "application/json": {"schema": {"type": "object"}},
+        },
+    },
+    400: _REFUSED,
+    402: _REFUSED,
+    403: _REFUSED,
+    413: _REFUSED,
+    429: _REFUSED,
+    500: _REFUSED,
+    503: _REFUSED,
+}
+
+
+@router.post("/v1.0/removebg", tags=["remove.bg compatible"], responses=_REMOVEBG_RESPONSES)
 async def removebg(
     request: Request,
     image_file: UploadFile | None = None,
@@ -458,7 +483,14 @@ async def removebg(
     return Response(body, media_type=media_type, headers=headers)
 
 
-@router.get("/v1.0/account", tags=["remove.bg compatible"])
+@router.get(
+    "/v1.0/account",
+    tags=["remove.bg compatible"],
+    responses={
+        200: {"description": "Credits left", "content": {"application/json": {}}},
+        403: _REFUSED,
+    },
+)
 def account(request: Request) -> JSONResponse:
     """remove.bg's account call, which its clients make to see what they may still spend. There
     are no subscriptions here: bought credits are reported as pay-as-you-go, granted ones (sign

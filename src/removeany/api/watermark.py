@@ -44,6 +44,7 @@ from starlette.concurrency import run_in_threadpool
 from removeany.accounts import security
 from removeany.api import uploads
 from removeany.api.auth import require_user
+from removeany.api.contract import AUTH, errors
 from removeany.context import Context
 from removeany.engine.watermark import detect_mask, load_text_detector
 from removeany.errors import DomainError
@@ -119,7 +120,10 @@ def _detect(ctx: Context, image: Image.Image) -> Detected:
 @router.post(
     "/watermark/detect",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}, "description": "The mask, white = watermark"}},
+    responses={
+        200: {"content": {"image/png": {}}, "description": "The mask, white = watermark"},
+        **errors(*AUTH, 400, 429, 503),
+    },
 )
 async def detect_watermark(
     request: Request,

@@ -17,6 +17,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from removeany.accounts.models import User
 from removeany.api.auth import require_user
+from removeany.api.contract import AUTH, errors
 from removeany.api.params import MAX_ID
 from removeany.api.uploads import FileHook, spooled_form
 from removeany.batches import repository as repo
@@ -101,7 +102,13 @@ async def read_form(
     )
 
 
-@router.post("/batches", status_code=202, response_model=BatchOut, openapi_extra=_UPLOAD_DOC)
+@router.post(
+    "/batches",
+    responses=errors(*AUTH, 400, 402, 503),
+    status_code=202,
+    response_model=BatchOut,
+    openapi_extra=_UPLOAD_DOC,
+)
 async def create_batch(request: Request) -> BatchOut:
     ctx: Context = request.app.state.ctx
     settings = ctx.settings
@@ -177,7 +184,7 @@ def _summary(ctx: Context, request: Request, batch_id: str) -> BatchOut:
         return service.summary(session, batch, ctx.now())
 
 
-@router.get("/batches", response_model=list[BatchOut])
+@router.get("/batches", responses=errors(*AUTH), response_model=list[BatchOut])
 def list_batches(request: Request) -> list[BatchOut]:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
@@ -187,12 +194,14 @@ def list_batches(request: Request) -> list[BatchOut]:
         ]
 
 
-@router.get("/batches/{batch_id}", response_model=BatchOut)
+@router.get("/batches/{batch_id}", responses=errors(*AUTH, 404), response_model=BatchOut)
 def get_batch(batch_id: str, request: Request) -> BatchOut:
     return _summary(request.app.state.ctx, request, batch_id)
 
 
-@router.get("/batches/{batch_id}/items", response_model=list[BatchItemOut])
+@router.get(
+    "/batches/{batch_id}/items", responses=errors(*AUTH, 404), response_model=list[BatchItemOut]
+)
 def batch_items(
     batch_id: str,
     request: Request,
@@ -209,7 +218,7 @@ def batch_items(
         return [service.item_out(job) for job in rows]
 
 
-@router.post("/batches/{batch_id}/cancel", response_model=BatchOut)
+@router.post("/batches/{batch_id}/cancel", responses=errors(*AUTH, 404), response_model=BatchOut)
 def cancel_batch(batch_id: str, request: Request) -> BatchOut:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
@@ -218,7 +227,9 @@ def cancel_batch(batch_id: str, request: Request) -> BatchOut:
     return _summary(ctx, request, batch.id)
 
 
-@router.get("/batches/{batch_id}/results", response_class=StreamingResponse)
+@router.get(
+    "/batches/{batch_id}/results", responses=errors(*AUTH, 404), response_class=StreamingResponse
+)
 def batch_results(batch_id: str, request: Request) -> StreamingResponse:
     """Every succeeded item, at its original relative path with the output format's extension,
     and NOT-INCLUDED.txt naming the files that are not there and why. Available at any time:
@@ -236,7 +247,14 @@ def batch_results(batch_id: str, request: Request) -> StreamingResponse:
     )
 
 
-@router.get("/batches/{batch_id}/events")
+@router.get(
+    "/batches/{batch_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "progress, item, done"},
+        **errors(*AUTH, 404),
+    },
+)
 async def batch_events(
     batch_id: str,
     request: Request,

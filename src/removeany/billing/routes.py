@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Request
 from sqlalchemy.exc import IntegrityError
 
 from removeany.api.auth import require_user
+from removeany.api.contract import AUTH, errors
 from removeany.billing import service as billing
 from removeany.billing.models import Order
 from removeany.billing.providers import (
@@ -47,7 +48,9 @@ def list_packs(request: Request) -> list[PackOut]:
         return [PackOut.model_validate(p, from_attributes=True) for p in billing.packs(session)]
 
 
-@router.post("/checkout", status_code=201, response_model=OrderOut)
+@router.post(
+    "/checkout", responses=errors(*AUTH, 400, 404, 409), status_code=201, response_model=OrderOut
+)
 def checkout(
     body: CheckoutIn,
     request: Request,
@@ -86,7 +89,7 @@ def checkout(
             )
 
 
-@router.get("/orders", response_model=list[OrderOut])
+@router.get("/orders", responses=errors(*AUTH), response_model=list[OrderOut])
 def list_orders(request: Request) -> list[OrderOut]:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from removeany.api.auth import require_admin
+from removeany.api.contract import AUTH, errors
 from removeany.catalog import prices
 from removeany.catalog.schemas import PriceIn, PriceOut
 from removeany.context import Context
@@ -19,7 +20,7 @@ def list_prices(request: Request) -> list[PriceOut]:
         return [PriceOut.model_validate(p, from_attributes=True) for p in prices.catalogue(session)]
 
 
-@router.put("/admin/prices", response_model=PriceOut)
+@router.put("/admin/prices", responses=errors(*AUTH, 400), response_model=PriceOut)
 def set_price(body: PriceIn, request: Request) -> PriceOut:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:

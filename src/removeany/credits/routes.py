@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from removeany.api.auth import require_admin, require_user
+from removeany.api.contract import AUTH, errors
 from removeany.context import Context
 from removeany.credits import free
 from removeany.credits.history import credits_view
@@ -13,7 +14,7 @@ from removeany.credits.schemas import CreditsOut, LotOut, PromoIn, PromoOut, Red
 router = APIRouter(prefix="/api/v1", tags=["credits"])
 
 
-@router.get("/credits", response_model=CreditsOut)
+@router.get("/credits", responses=errors(*AUTH), response_model=CreditsOut)
 def credits(request: Request) -> CreditsOut:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
@@ -26,7 +27,12 @@ def credits(request: Request) -> CreditsOut:
         )
 
 
-@router.post("/credits/redeem", status_code=201, response_model=LotOut)
+@router.post(
+    "/credits/redeem",
+    responses=errors(*AUTH, 404, 409, 410, 429, 503),
+    status_code=201,
+    response_model=LotOut,
+)
 def redeem(body: RedeemIn, request: Request) -> LotOut:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
@@ -38,7 +44,12 @@ def redeem(body: RedeemIn, request: Request) -> LotOut:
         return LotOut.model_validate(lot, from_attributes=True)
 
 
-@router.post("/admin/promo-codes", status_code=201, response_model=PromoOut)
+@router.post(
+    "/admin/promo-codes",
+    responses=errors(*AUTH, 400, 409),
+    status_code=201,
+    response_model=PromoOut,
+)
 def create_promo(body: PromoIn, request: Request) -> PromoOut:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
@@ -56,7 +67,9 @@ def create_promo(body: PromoIn, request: Request) -> PromoOut:
         return PromoOut.model_validate(promo, from_attributes=True)
 
 
-@router.post("/admin/promo-codes/{code}/close", response_model=PromoOut)
+@router.post(
+    "/admin/promo-codes/{code}/close", responses=errors(*AUTH, 404), response_model=PromoOut
+)
 def close_promo(code: str, request: Request) -> PromoOut:
     """No more redemptions from now on; credits already redeemed stay."""
     ctx: Context = request.app.state.ctx

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from removeany.api import uploads
 from removeany.api.auth import require_user
+from removeany.api.contract import AUTH, errors
 from removeany.api.submit import submit_job
 from removeany.context import Context
 from removeany.credits import service as ledger
@@ -60,7 +61,9 @@ def _charged_out(ctx: Context, job: Job) -> JobOut:
         return job_out(job, ledger.charged_for(session, jobs.job_reference(job.id)))
 
 
-@router.post("/jobs", status_code=202, response_model=JobOut)
+@router.post(
+    "/jobs", responses=errors(*AUTH, 400, 402, 503), status_code=202, response_model=JobOut
+)
 async def create_job(
     request: Request,
     response: Response,
@@ -189,7 +192,7 @@ def _boxes(value: str) -> Any:
         ) from None
 
 
-@router.get("/jobs", response_model=list[JobOut])
+@router.get("/jobs", responses=errors(*AUTH), response_model=list[JobOut])
 def list_jobs(request: Request) -> list[JobOut]:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
@@ -203,7 +206,10 @@ def list_jobs(request: Request) -> list[JobOut]:
 @router.get(
     "/jobs/results.zip",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/zip": {}}, "description": "A ZIP of results."}},
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "A ZIP of results."},
+        **errors(*AUTH, 400, 404),
+    },
 )
 def results_zip(
     request: Request,
@@ -228,7 +234,7 @@ def results_zip(
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut)
+@router.get("/jobs/{job_id}", responses=errors(*AUTH, 404), response_model=JobOut)
 def get_job(job_id: str, request: Request) -> JobOut:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
@@ -237,7 +243,9 @@ def get_job(job_id: str, request: Request) -> JobOut:
         return job_out(job, ledger.charged_for(session, jobs.job_reference(job.id)))
 
 
-@router.get("/jobs/{job_id}/result", response_class=Response)
+@router.get(
+    "/jobs/{job_id}/result", responses=errors(*AUTH, 404, 410, 503), response_class=Response
+)
 def job_result(job_id: str, request: Request) -> Response:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
@@ -261,7 +269,9 @@ def job_result(job_id: str, request: Request) -> Response:
     )
 
 
-@router.get("/jobs/{job_id}/original", response_class=Response)
+@router.get(
+    "/jobs/{job_id}/original", responses=errors(*AUTH, 404, 410, 503), response_class=Response
+)
 def job_original(job_id: str, request: Request) -> Response:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:

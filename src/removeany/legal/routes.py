@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from removeany.api.auth import client_ip, require_admin, require_user, user_agent
+from removeany.api.contract import AUTH, errors
 from removeany.api.params import RowId
 from removeany.context import Context
 from removeany.legal import service as legal
@@ -67,14 +68,14 @@ def current_terms(request: Request) -> TermsOut:
         return terms_out(ctx, legal.current(session))
 
 
-@router.get("/legal/versions/{version}", response_model=TermsOut)
+@router.get("/legal/versions/{version}", responses=errors(404), response_model=TermsOut)
 def terms_version(version: RowId, request: Request) -> TermsOut:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
         return terms_out(ctx, legal.get(session, version))
 
 
-@router.get("/legal/acceptance", response_model=AcceptanceOut | None)
+@router.get("/legal/acceptance", responses=errors(*AUTH), response_model=AcceptanceOut | None)
 def my_acceptance(request: Request) -> AcceptanceOut | None:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
@@ -92,7 +93,7 @@ def my_acceptance(request: Request) -> AcceptanceOut | None:
         )
 
 
-@router.post("/legal/accept", response_model=AcceptanceOut)
+@router.post("/legal/accept", responses=errors(*AUTH, 409), response_model=AcceptanceOut)
 def accept_terms(body: AcceptIn, request: Request) -> AcceptanceOut:
     """Accept the current version (send its number, so you accept what you read). Recorded
     with the time and your IP address."""
@@ -115,7 +116,13 @@ def accept_terms(body: AcceptIn, request: Request) -> AcceptanceOut:
         )
 
 
-@router.post("/admin/legal", status_code=201, response_model=TermsOut, tags=["admin"])
+@router.post(
+    "/admin/legal",
+    responses=errors(*AUTH, 400, 409),
+    status_code=201,
+    response_model=TermsOut,
+    tags=["admin"],
+)
 def publish_terms(body: PublishIn, request: Request) -> TermsOut:
     """Publish a new version: every user is emailed, sees a banner, and must accept it before
     the next job."""

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from removeany.accounts.models import User
 from removeany.api.auth import require_admin
+from removeany.api.contract import AUTH, errors
 from removeany.api.params import OptionalRowIdQuery, RowId
 from removeany.context import Context
 from removeany.credits import service as ledger
@@ -158,7 +159,7 @@ def audit_out(row: audit.Line) -> AuditOut:
     )
 
 
-@router.get("/admin/users", response_model=list[AdminUserOut])
+@router.get("/admin/users", responses=errors(*AUTH), response_model=list[AdminUserOut])
 def search_users(
     request: Request,
     q: str = "",
@@ -174,7 +175,7 @@ def search_users(
         ]
 
 
-@router.get("/admin/users/{user_id}", response_model=AdminUserOut)
+@router.get("/admin/users/{user_id}", responses=errors(*AUTH, 404), response_model=AdminUserOut)
 def get_user(user_id: RowId, request: Request) -> AdminUserOut:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
@@ -202,30 +203,50 @@ def _act(request: Request, user_id: int, action: str, reason: str) -> AdminUserO
     return out
 
 
-@router.post("/admin/users/{user_id}/restrict", response_model=AdminUserOut)
+@router.post(
+    "/admin/users/{user_id}/restrict",
+    responses=errors(*AUTH, 400, 404, 409),
+    response_model=AdminUserOut,
+)
 def restrict_user(user_id: RowId, body: ReasonIn, request: Request) -> AdminUserOut:
     """No processing: job submission answers 403 `account_restricted`."""
     return _act(request, user_id, "restrict", body.reason)
 
 
-@router.post("/admin/users/{user_id}/ban", response_model=AdminUserOut)
+@router.post(
+    "/admin/users/{user_id}/ban",
+    responses=errors(*AUTH, 400, 404, 409),
+    response_model=AdminUserOut,
+)
 def ban_user(user_id: RowId, body: ReasonIn, request: Request) -> AdminUserOut:
     """No sign-in; all sessions and API keys revoked."""
     return _act(request, user_id, "ban", body.reason)
 
 
-@router.post("/admin/users/{user_id}/reinstate", response_model=AdminUserOut)
+@router.post(
+    "/admin/users/{user_id}/reinstate",
+    responses=errors(*AUTH, 400, 404, 409),
+    response_model=AdminUserOut,
+)
 def reinstate_user(user_id: RowId, body: ReasonIn, request: Request) -> AdminUserOut:
     return _act(request, user_id, "reinstate", body.reason)
 
 
-@router.post("/admin/users/{user_id}/delete", response_model=AdminUserOut)
+@router.post(
+    "/admin/users/{user_id}/delete",
+    responses=errors(*AUTH, 400, 404, 409),
+    response_model=AdminUserOut,
+)
 def delete_user(user_id: RowId, body: ReasonIn, request: Request) -> AdminUserOut:
     """Erase the account's images and personal data; the ledger stays, anonymised."""
     return _act(request, user_id, "delete", body.reason)
 
 
-@router.post("/admin/users/{user_id}/credits", response_model=CreditsAdjustedOut)
+@router.post(
+    "/admin/users/{user_id}/credits",
+    responses=errors(*AUTH, 400, 404, 409),
+    response_model=CreditsAdjustedOut,
+)
 def adjust_credits(user_id: RowId, body: CreditsIn, request: Request) -> CreditsAdjustedOut:
     """Grant credits (a new lot, which expires) or revoke them (from the user's lots in spend
     order); answers the user with their new balance and, for a grant, the lot and its expiry."""
@@ -255,7 +276,7 @@ def adjust_credits(user_id: RowId, body: CreditsIn, request: Request) -> Credits
         )
 
 
-@router.get("/admin/audit", response_model=list[AuditOut])
+@router.get("/admin/audit", responses=errors(*AUTH), response_model=list[AuditOut])
 def audit_log(
     request: Request,
     q: str = "",
@@ -271,7 +292,9 @@ def audit_log(
         ]
 
 
-@router.put("/admin/services/{service}", response_model=ServiceStatusOut)
+@router.put(
+    "/admin/services/{service}", responses=errors(*AUTH, 400, 404), response_model=ServiceStatusOut
+)
 def set_service(service: str, body: ServiceStatusIn, request: Request) -> ServiceStatusOut:
     """Suspend (temporarily) or disable a service, with the message users will see; new jobs
     get 503 `service_suspended` / `service_disabled`. `active` turns it back on."""
@@ -290,7 +313,12 @@ def set_service(service: str, body: ServiceStatusIn, request: Request) -> Servic
         return status_out(row)
 
 
-@router.post("/admin/announcements", status_code=201, response_model=AnnouncementOut)
+@router.post(
+    "/admin/announcements",
+    responses=errors(*AUTH, 400),
+    status_code=201,
+    response_model=AnnouncementOut,
+)
 def create_announcement(body: AnnouncementIn, request: Request) -> AnnouncementOut:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
@@ -306,7 +334,9 @@ def create_announcement(body: AnnouncementIn, request: Request) -> AnnouncementO
         return announcement_out(row)
 
 
-@router.delete("/admin/announcements/{announcement_id}", status_code=204)
+@router.delete(
+    "/admin/announcements/{announcement_id}", responses=errors(*AUTH, 404), status_code=204
+)
 def withdraw_announcement(announcement_id: RowId, request: Request) -> None:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:

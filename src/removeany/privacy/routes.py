@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from removeany.accounts.schemas import Accepted
 from removeany.api.auth import SESSION_COOKIE, require_user
+from removeany.api.contract import AUTH, errors
 from removeany.context import Context
 from removeany.jobs import service as jobs
 from removeany.privacy import service as privacy
@@ -47,7 +48,7 @@ def _files_out(
     )
 
 
-@router.get("/jobs/{job_id}/files", response_model=JobFilesOut)
+@router.get("/jobs/{job_id}/files", responses=errors(*AUTH, 404), response_model=JobFilesOut)
 def job_files(job_id: str, request: Request) -> JobFilesOut:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
@@ -55,7 +56,9 @@ def job_files(job_id: str, request: Request) -> JobFilesOut:
         return _files_out(ctx, job.id, job.created_at, privacy.deletion_of(session, job.id))
 
 
-@router.delete("/jobs/{job_id}/files", response_model=JobFilesOut)
+@router.delete(
+    "/jobs/{job_id}/files", responses=errors(*AUTH, 404, 409), response_model=JobFilesOut
+)
 def delete_job_files(job_id: str, request: Request) -> JobFilesOut:
     """Delete the original and the result now (the job record stays, without files)."""
     ctx = _ctx(request)
@@ -67,7 +70,7 @@ def delete_job_files(job_id: str, request: Request) -> JobFilesOut:
     return out
 
 
-@router.get("/account/export", response_class=Response)
+@router.get("/account/export", responses=errors(*AUTH), response_class=Response)
 def export(request: Request) -> Response:
     """A ZIP of everything we hold about you: account.json and your stored images."""
     ctx = _ctx(request)
@@ -85,7 +88,7 @@ def export(request: Request) -> Response:
     )
 
 
-@router.post("/account/delete", response_model=Accepted)
+@router.post("/account/delete", responses=errors(*AUTH, 429, 503), response_model=Accepted)
 def delete_account(body: DeleteAccountIn, request: Request, response: Response) -> Accepted:
     """Erase your images and personal data now (needs your current password). Credits are
     forfeited; the ledger is kept, anonymised."""
