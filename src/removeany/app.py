@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -152,6 +152,13 @@ def _install_error_handlers(app: FastAPI) -> None:
                 "unsupported_media_type",
                 "The body must be a JSON object. Send it with Content-Type: application/json.",
             )
+        if _not_a_form(request, exc.errors()):
+            return _error(
+                request,
+                415,
+                "unsupported_media_type",
+                "The body must be a form. Send it as multipart/form-data, files included.",
+            )
         if first.get("type") == "json_invalid":
             return _error(
                 request,
@@ -189,6 +196,24 @@ def _not_json(request: Request, error: dict[str, Any]) -> bool:
         return False
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     return not (content_type == "application/json" or content_type.endswith("+json"))
+
+
+_FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def _not_a_form(request: Request, errors: Sequence[Any]) -> bool:
+    """A form's API route (a photo upload) was sent JSON or a bare body: FastAPI reads no
+    form and reports its fields missing ("file: Field required")."""
+    route = request.scope.get("route")
+    body = getattr(route, "body_field", None)
+    if body is None or not isinstance(body.field_info, params.Form):
+        return False
+    if not request.url.path.startswith("/api/"):
+        return False
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in _FORMS:
+        return False
+    return any(tuple(error.get("loc", ()))[:1] == ("body",) for error in errors)
 
 
 def _api_refusal(request: Request, exc: HTTPException) -> JSONResponse:

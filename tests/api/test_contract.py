@@ -425,3 +425,21 @@ def test_batch_events_since_needs_a_time_zone(
     assert aware.status_code == 200 and "event: done" in aware.text
     offset = client.get(url, params={"since": "2026-01-01T08:00:00+08:00"}, headers=headers)
     assert offset.status_code == 200 and "event: done" in offset.text
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_form_route_sent_json_is_415(
+    client: TestClient, ctx: Context, doc: dict[str, Any]
+) -> None:
+    """An upload route sent JSON answered 422 'file: Field required', though the file was
+    not missing but sent the wrong way; the batch route already said so (400 invalid_upload)."""
+    headers = {"X-Api-Key": make_api_key(ctx, make_user(ctx))}
+    for url in ("/api/v1/jobs", "/api/v1/watermark/detect"):
+        answer = client.post(url, headers=headers, json={"service": "remove_background"})
+        assert answer.status_code == 415, (url, answer.text)
+        assert error_of(answer)["code"] == "unsupported_media_type"
+        assert "multipart/form-data" in error_of(answer)["message"]
+        assert "415" in doc["paths"][url]["post"]["responses"]
+    # A form without its file is still that field's error.
+    bare = client.post("/api/v1/jobs", headers=headers, data={"service": "remove_background"})
+    assert bare.status_code == 422 and error_of(bare)["message"].startswith("file: ")

@@ -55,7 +55,8 @@ _WHY = {
     409: "Conflicts with the current state",
     410: "Gone: expired, or its files were deleted",
     413: "The request body is larger than this address takes",
-    415: "The body must be JSON, sent with Content-Type: application/json",
+    415: "The body is not the kind this operation reads: JSON (Content-Type: "
+    "application/json), or a form (multipart/form-data) for uploads",
     422: "A parameter or the body is invalid (`error.message` names the field)",
     429: "Too many attempts: wait (Retry-After) and try again",
     503: "Temporarily unavailable (the service is suspended, or storage is down): try later",

@@ -122,7 +122,7 @@ def _detect(ctx: Context, image: Image.Image) -> Detected:
     response_class=Response,
     responses={
         200: {"content": {"image/png": {}}, "description": "The mask, white = watermark"},
-        **errors(*AUTH, 400, 429, 503),
+        **errors(*AUTH, 400, 415, 429, 503),
     },
 )
 async def detect_watermark(

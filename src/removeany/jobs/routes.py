@@ -62,7 +62,7 @@ def _charged_out(ctx: Context, job: Job) -> JobOut:
 
 
 @router.post(
-    "/jobs", responses=errors(*AUTH, 400, 402, 503), status_code=202, response_model=JobOut
+    "/jobs", responses=errors(*AUTH, 400, 402, 415, 503), status_code=202, response_model=JobOut
 )
 async def create_job(
     request: Request,
