@@ -91,6 +91,11 @@ def test_job_results_download_from_the_bucket(
             assert ctx.storage.get(f"originals/{job['id']}") == photo
             redirect = client.get(job["result_url"], headers=headers, follow_redirects=False)
             assert redirect.status_code == 307
+            # ... as the API's document says (it listed only a 200 with no content type).
+            documented = client.get("/api/openapi.json").json()["paths"]
+            answers = documented["/api/v1/jobs/{job_id}/result"]["get"]["responses"]
+            assert "Location" in answers["307"]["headers"]
+            assert {"image/png", "image/jpeg", "image/webp"} <= set(answers["200"]["content"])
             result = httpx.get(redirect.headers["location"])
             assert result.status_code == 200 and result.content.startswith(b"\x89PNG")
             assert result.content == ctx.storage.get(f"results/{job['id']}.1")  # attempt 1

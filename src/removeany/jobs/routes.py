@@ -244,7 +244,19 @@ def get_job(job_id: str, request: Request) -> JobOut:
 
 
 @router.get(
-    "/jobs/{job_id}/result", responses=errors(*AUTH, 404, 410, 503), response_class=Response
+    "/jobs/{job_id}/result",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The result, in the job's format",
+            "content": {media: {} for media in MEDIA_TYPES.values()},
+        },
+        307: {
+            "description": "Object storage: the result is at Location, a short-lived URL",
+            "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
+        },
+        **errors(*AUTH, 404, 410, 503),
+    },
 )
 def job_result(job_id: str, request: Request) -> Response:
     ctx: Context = request.app.state.ctx
@@ -270,7 +282,12 @@ def job_result(job_id: str, request: Request) -> Response:
 
 
 @router.get(
-    "/jobs/{job_id}/original", responses=errors(*AUTH, 404, 410, 503), response_class=Response
+    "/jobs/{job_id}/original",
+    response_class=Response,
+    responses={
+        200: {"description": "The uploaded photo", "content": {"image/*": {}}},
+        **errors(*AUTH, 404, 410, 503),
+    },
 )
 def job_original(job_id: str, request: Request) -> Response:
     ctx: Context = request.app.state.ctx
