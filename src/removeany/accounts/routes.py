@@ -48,7 +48,7 @@ def key_out(key: ApiKey) -> ApiKeyOut:
 
 
 @router.post(
-    "/auth/register", responses=errors(400, 409, 429, 503), status_code=202, response_model=Accepted
+    "/auth/register", responses=errors(400, 429, 503), status_code=202, response_model=Accepted
 )
 def register(body: RegisterIn, request: Request) -> Accepted:
     """Create an account and email a confirmation link. The answer is the same whether or

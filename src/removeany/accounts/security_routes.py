@@ -136,7 +136,7 @@ def password_reset_confirm(body: ResetConfirmIn, request: Request) -> UserOut:
         return user_out(fresh)
 
 
-@router.post("/auth/not-me", responses=errors(400), response_model=Accepted)
+@router.post("/auth/not-me", responses=errors(400, 409), response_model=Accepted)
 def not_me(body: TokenIn, request: Request) -> Accepted:
     """The "this wasn't me" link from a security email: lock the account, sign out every
     session, revoke every API key, cancel reset and email-change links sent before, and email
@@ -245,7 +245,9 @@ def totp_setup(body: ReauthIn, request: Request) -> TotpSetupOut:
 
 
 @router.post(
-    "/account/2fa/enable", responses=errors(*AUTH, 409, 429, 503), response_model=RecoveryCodesOut
+    "/account/2fa/enable",
+    responses=errors(*AUTH, 400, 409, 429, 503),
+    response_model=RecoveryCodesOut,
 )
 def totp_enable(body: CodeIn, request: Request) -> RecoveryCodesOut:
     """Step 2: a current code from the app turns 2FA on and returns recovery codes."""
@@ -256,7 +258,7 @@ def totp_enable(body: CodeIn, request: Request) -> RecoveryCodesOut:
 
 
 @router.post(
-    "/account/2fa/disable", responses=errors(*AUTH, 409, 429, 503), response_model=Accepted
+    "/account/2fa/disable", responses=errors(*AUTH, 400, 429, 503), response_model=Accepted
 )
 def totp_disable(body: TotpDisableIn, request: Request) -> Accepted:
     ctx = _ctx(request)
@@ -268,7 +270,7 @@ def totp_disable(body: TotpDisableIn, request: Request) -> Accepted:
 
 @router.post(
     "/account/2fa/recovery-codes",
-    responses=errors(*AUTH, 409, 429, 503),
+    responses=errors(*AUTH, 400, 429, 503),
     response_model=RecoveryCodesOut,
 )
 def totp_recovery_codes(body: ReauthIn, request: Request) -> RecoveryCodesOut:

@@ -118,7 +118,7 @@ def accept_terms(body: AcceptIn, request: Request) -> AcceptanceOut:
 
 @router.post(
     "/admin/legal",
-    responses=errors(*AUTH, 400, 409),
+    responses=errors(*AUTH, 400),
     status_code=201,
     response_model=TermsOut,
     tags=["admin"],

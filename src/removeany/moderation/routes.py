@@ -293,7 +293,7 @@ def audit_log(
 
 
 @router.put(
-    "/admin/services/{service}", responses=errors(*AUTH, 400, 404), response_model=ServiceStatusOut
+    "/admin/services/{service}", responses=errors(*AUTH, 400), response_model=ServiceStatusOut
 )
 def set_service(service: str, body: ServiceStatusIn, request: Request) -> ServiceStatusOut:
     """Suspend (temporarily) or disable a service, with the message users will see; new jobs
