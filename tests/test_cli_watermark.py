@@ -327,3 +327,19 @@ def test_a_folder_without_images_is_a_usage_error(tmp_path: Path) -> None:
     code, _, stderr = _invoke(str(empty), "-o", str(tmp_path / "out"), "--boxes", "1,1,5,5")
     assert code == 2 and "no image files found" in stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_one_input_and_an_output_folder_keeps_the_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`remove-watermark photo.jpg -o cleaned` (the README's -o OUTDIR, the folder not made
+    yet): cleaned/photo.jpg, not a JPEG written to a file named `cleaned`. Only an output that
+    names an image file (clean.png) is the result file itself."""
+    src = tmp_path / "photo.jpg"
+    Image.fromarray(_photos(1)[0]).save(src, quality=95)
+    out = tmp_path / "cleaned"
+    assert remove_watermark_command([src], out, boxes="10,10,40,20") == 0
+    assert out.is_dir()
+    with Image.open(out / "photo.jpg") as im:
+        assert im.format == "JPEG" and im.size == (200, 150)
+    assert capsys.readouterr().out.endswith(f"1 of 1 images written to {out}\n")

@@ -112,8 +112,9 @@ def remove_watermark_command(
         typer.Option(
             "--output",
             "-o",
-            help="Output file for one input file; for several, or a folder, a folder receiving "
-            "files of the same names (and sub-folders) and formats.",
+            help="Output file for one input file (ending in .png, .jpg, .webp, .bmp, .gif or "
+            ".tif); otherwise a folder receiving files of the same names (and sub-folders) and "
+            "formats.",
         ),
     ],
     mask: Annotated[
@@ -152,7 +153,14 @@ def remove_watermark_command(
 
     if not inputs:
         return usage("give at least one input image.")
-    many = len(inputs) > 1 or inputs[0].is_dir() or output.is_dir()
+    # One input file is written to OUTPUT itself only where OUTPUT names an image file
+    # (clean.png); otherwise OUTPUT is a folder, made if need be, as for several inputs.
+    many = (
+        len(inputs) > 1
+        or inputs[0].is_dir()
+        or output.is_dir()
+        or output.suffix.lower() not in _SUFFIX_FORMAT
+    )
     if many and output.exists() and not output.is_dir():
         return usage(f"{output} exists and is not a folder; give a folder for several inputs.")
     mask_arr: npt.NDArray[np.uint8] | None = None
