@@ -13,6 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from removeany.cli import app
+from removeany.engine import portrait
 from removeany.engine.models import fetch_model, get_model
 from removeany.engine.portrait import ID_BACKGROUNDS
 from tests.conftest import REPO, eval_image
@@ -165,3 +166,23 @@ def test_remove_watermark_with_boxes(tmp_path: Path) -> None:
         "remove-watermark", str(source), "-o", str(target), "--boxes", "1,2,0,4"
     )
     assert code == 2 and "--boxes" in stderr
+
+
+def test_an_id_photo_writes_nothing_else_to_stderr(
+    tmp_path: Path,
+    models: Path,
+    astronaut: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The README: progress and errors go to stderr, nothing more. The face detector's
+    TFLite runtime announced its XNNPACK delegate ("INFO: Created TensorFlow Lite XNNPACK
+    delegate for CPU.") on the process's stderr the first time it loaded."""
+    monkeypatch.setattr(portrait, "_interpreters", {})  # loaded afresh, as in a new process
+    target = tmp_path / "id.jpg"
+    code, stdout, _ = _invoke(
+        "cutout-portrait", str(astronaut), "-o", str(target), "--id-photo", "1inch",
+        "--model-dir", str(models),
+    )  # fmt: skip
+    assert code == 0 and stdout.endswith(f"1 of 1 images written to {target}\n")
+    assert "TensorFlow Lite" not in capfd.readouterr().err

@@ -204,7 +204,7 @@ def _interpreter(name: str, model_dir: Path | None) -> tuple[Any, threading.Lock
     path = model_path(spec, model_dir)
     verify_model_file(path, spec.sha256)
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError as exc:  # pragma: no cover - dependency missing
         raise ModelError(
             "MediaPipe models need the `ai-edge-litert` package; install removeany's dependencies."
@@ -212,7 +212,14 @@ def _interpreter(name: str, model_dir: Path | None) -> tuple[Any, threading.Lock
     with _interp_lock:
         interp = _interpreters.get(path)
         if interp is None:
-            interp = Interpreter(model_path=str(path), num_threads=1)
+            # Without the default XNNPACK delegate, which announces itself on the process's
+            # stderr ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU."), where the
+            # commands write only progress and errors; a 128x128 detector needs no delegate.
+            interp = Interpreter(
+                model_path=str(path),
+                num_threads=1,
+                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            )
             interp.allocate_tensors()
             _interpreters[path] = interp
     return interp, _interp_lock
