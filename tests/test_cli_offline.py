@@ -324,3 +324,32 @@ def test_every_offline_command_ends_alike_and_speaks_of_local_files(
     )
     assert f"{empty}: empty_file: The file is empty (0 bytes)" in result.stderr
     assert "upload" not in result.stderr.lower()
+
+
+@pytest.mark.parametrize(
+    ("command", "extra"),
+    [
+        ("remove-background", []),
+        ("cutout-portrait", []),
+        ("remove-watermark", ["--boxes", "1,1,9,9"]),
+    ],
+)
+@pytest.mark.parametrize("nested", [False, True])
+def test_an_input_folder_in_the_output_folder_is_refused(
+    tmp_path: Path, photo: Path, command: str, extra: list[str], nested: bool
+) -> None:
+    """`removeany remove-background photos -o photos` (or -o .. of it): the output folder's
+    files are never read as inputs, so this used to end with 'no image files found in the
+    inputs', untrue of a folder of photos. Now it says what is wrong and what to do, exit 2,
+    nothing written."""
+    photos = tmp_path / "out" / "photos" if nested else tmp_path / "photos"
+    photos.mkdir(parents=True)
+    shutil.copyfile(photo, photos / "runner.jpg")
+    out = tmp_path / "out" if nested else photos
+    result = CliRunner().invoke(cli_app, [command, str(photos), "-o", str(out), *extra])
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr == (
+        f"error: the output folder {out} is or holds the input folder {photos}, whose photos "
+        f"would be left out; choose an output folder outside {photos}.\n"
+    )
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["runner.jpg"]

@@ -162,6 +162,9 @@ def remove_background_command(
     if not single_file and output.exists() and not output.is_dir():
         err.print(f"error: {output} is a file; give a folder for several inputs.", markup=False)
         return EXIT_USAGE
+    if not single_file and (problem := output_holding_input(inputs, output)):
+        err.print(f"error: {problem}", markup=False, highlight=False)
+        return EXIT_USAGE
     suffix = FOLDER_SUFFIXES[format]
     tasks = [Task(inputs[0], output)] if single_file else list(plan_tasks(inputs, output, suffix))
     if not tasks:
@@ -185,6 +188,20 @@ def _background(path: Path, max_bytes: int, max_pixels: int) -> Image.Image:
     except OSError as exc:
         raise OptionError("invalid_bg_image", f"{path}: {exc.strerror or exc}") from None
     return decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+
+
+def output_holding_input(inputs: list[Path], output: Path) -> str | None:
+    """The usage error of an input folder that is the output folder or inside it: its photos
+    would all be left out, as ``plan_tasks`` never reads the output folder's files (earlier
+    results) as inputs."""
+    out_root = output.resolve()
+    for item in inputs:
+        if item.is_dir() and item.resolve().is_relative_to(out_root):
+            return (
+                f"the output folder {output} is or holds the input folder {item}, whose photos "
+                f"would be left out; choose an output folder outside {item}."
+            )
+    return None
 
 
 def plan_tasks(inputs: list[Path], output: Path, suffix: str | None = ".png") -> Iterator[Task]:

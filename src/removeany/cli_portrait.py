@@ -32,6 +32,7 @@ from removeany.cli_offline import (
     Task,
     finish,
     io_problem,
+    output_holding_input,
     plan_tasks,
     read_image,
     run_tasks,
@@ -141,6 +142,8 @@ def cutout_portrait_command(
         tasks = [Task(inputs[0], output)]
     elif output.exists() and not output.is_dir():
         return usage(f"{output} is a file; give a folder for several inputs.")
+    elif problem := output_holding_input(inputs, output):
+        return usage(problem)
     else:
         tasks = list(plan_tasks(inputs, output, f".{fmt}"))
     if not tasks:

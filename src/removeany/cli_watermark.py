@@ -39,6 +39,7 @@ from removeany.cli_offline import (
     Task,
     finish,
     io_problem,
+    output_holding_input,
     plan_tasks,
     read_image,
     run_tasks,
@@ -163,6 +164,8 @@ def remove_watermark_command(
     )
     if many and output.exists() and not output.is_dir():
         return usage(f"{output} exists and is not a folder; give a folder for several inputs.")
+    if many and (problem := output_holding_input(inputs, output)):
+        return usage(problem)
     mask_arr: npt.NDArray[np.uint8] | None = None
     if mask is not None:
         try:
