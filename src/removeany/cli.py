@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="RemoveAny: self-hostable AI image processing.",
     epilog="Exit codes: 0 done; 1 some inputs failed (each named on stderr) while the others "
-    "were written; 2 bad arguments or a refused request ('error: ...' on stderr), nothing done.",
+    "were written; 2 bad arguments or a refused request ('error: ...' on stderr, or the usage "
+    "and an Error box for an option missing, unknown or of the wrong type), nothing done.",
     no_args_is_help=True,
 )
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
