@@ -121,3 +121,35 @@ def test_batch_results_go_where_out_says_or_nothing_is_charged(
         assert zf.namelist() == ["a.png"]
     assert "1/1 done" in done.stderr and "done:" not in done.stdout
     assert "charged 1 credits" in done.stdout
+
+
+def test_a_photo_skipped_at_upload_is_a_failed_input(tmp_path: Path, model_dir: Path) -> None:
+    """The README's exit codes, the same for every command: 1 when some inputs failed, each
+    named on stderr, the others written. A photo the batch skips at upload (here a corrupt
+    JPEG) was such an input, yet the command ended 0; a file that is no image by its name
+    (notes.txt) is still only left out, as the offline commands leave it out."""
+    data = tmp_path / "data"
+    folder = tmp_path / "shoot"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(small_photo(photo_paths(1)[0], 200))
+    (folder / "broken.jpg").write_bytes(b"not a photo")
+    (folder / "notes.txt").write_text("not an image")
+    made = run_cli(
+        "users", "create", "ops@example.com", "--password", "long enough pw", "--credits", "5",
+        data_dir=data, model_dir=model_dir,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    accept_terms(data, "ops@example.com")
+    done = run_cli(
+        "batch", str(folder), "--email", "ops@example.com", data_dir=data, model_dir=model_dir
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "skipped broken.jpg: The file is not a supported image" in done.stderr
+    assert "1/1 done: 1 succeeded" in done.stderr and "charged 1 credits" in done.stdout
+
+    (folder / "broken.jpg").unlink()
+    done = run_cli(
+        "batch", str(folder), "--email", "ops@example.com", data_dir=data, model_dir=model_dir
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "skipped notes.txt" in done.stderr

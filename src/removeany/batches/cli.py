@@ -114,7 +114,13 @@ def batch_command(
         typer.echo(f"batch {batch.id}: {batch.total_items} items")
         if not wait:
             return 0
-        return _follow(ctx, batch.id, out)
+        # A photo skipped at upload (unreadable, too large, a link) is a failed input, as the
+        # offline commands count it: exit 1. Files that are no image by name are only left out.
+        skipped_photos = any(
+            Path(rejected["path"]).suffix.lower() in service.IMAGE_SUFFIXES
+            for rejected in planned.rejected
+        )
+        return max(_follow(ctx, batch.id, out), 1 if skipped_photos else 0)
     except DomainError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         return 2
