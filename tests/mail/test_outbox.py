@@ -380,9 +380,12 @@ def test_an_unexpected_error_quoting_the_address_is_logged_without_it(
     logged with addresses masked, its type and location kept."""
     caplog.set_level(logging.WARNING)
     make_user(smtp_ctx, "ada@example.com", credits=0)
-    ask_reset(smtp_ctx)
+    # Before the email is written: the commit wakes the sender thread, which may try it
+    # before this test does.
     smtp_ctx.mail.transport = QuotingFault()
+    ask_reset(smtp_ctx)
     smtp_ctx.mail.deliver()
+    wait_until(lambda: "could not be handed over" in caplog.text)
     (row,) = rows(smtp_ctx)
     logged = caplog.text
     assert f"email #{row.id} could not be handed over" in logged
