@@ -253,6 +253,34 @@ def postgres_url(postgres_template: tuple[Engine, str]) -> Iterator[str]:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def celery_on_s3(
+    tmp_path: Path,
+    postgres_url: str,
+    model_dir: Path,
+    endpoint: str,
+    bucket_name: str,
+    broker_url: str,
+    queue: str,
+) -> dict[str, object]:
+    """Settings for Celery workers on Redis and PostgreSQL storing in the flaky bucket,
+    waiting out its outages for up to 120 s."""
+    return {
+        "data_dir": tmp_path / "data",
+        "database_url": postgres_url,
+        "model_dir": model_dir,
+        "secret_key": "test-secret-key",
+        "queue_backend": "celery",
+        "broker_url": broker_url,
+        "queue_name": queue,
+        "storage_backend": "s3",
+        "s3_bucket": bucket_name,
+        "s3_endpoint_url": endpoint,
+        "s3_access_key_id": "testing",
+        "s3_secret_access_key": "testing",
+        "storage_retry_seconds": 120,
+    }
+
+
 @pytest.mark.postgres
 @pytest.mark.timeout(300)
 def test_a_celery_worker_waits_out_the_bucket_and_charges_once(
@@ -264,21 +292,7 @@ def test_a_celery_worker_waits_out_the_bucket_and_charges_once(
 ) -> None:
     flaky, name = bucket
     broker_url, queue = redis_broker()
-    values: dict[str, object] = {
-        "data_dir": tmp_path / "data",
-        "database_url": postgres_url,
-        "model_dir": model_dir,
-        "secret_key": "test-secret-key",
-        "queue_backend": "celery",
-        "broker_url": broker_url,
-        "queue_name": queue,
-        "storage_backend": "s3",
-        "s3_bucket": name,
-        "s3_endpoint_url": flaky.url,
-        "s3_access_key_id": "testing",
-        "s3_secret_access_key": "testing",
-        "storage_retry_seconds": 120,
-    }
+    values = celery_on_s3(tmp_path, postgres_url, model_dir, flaky.url, name, broker_url, queue)
     scaled = Settings(**values)  # type: ignore[arg-type]
     try:
         with on_s3(scaled) as (ctx, user, headers):
@@ -325,21 +339,7 @@ def test_a_celery_worker_stopped_while_it_waits_for_the_bucket_gives_its_job_bac
     the job until the retries ran out and then failed it (storage_unavailable)."""
     flaky, name = bucket
     broker_url, queue = redis_broker()
-    values: dict[str, object] = {
-        "data_dir": tmp_path / "data",
-        "database_url": postgres_url,
-        "model_dir": model_dir,
-        "secret_key": "test-secret-key",
-        "queue_backend": "celery",
-        "broker_url": broker_url,
-        "queue_name": queue,
-        "storage_backend": "s3",
-        "s3_bucket": name,
-        "s3_endpoint_url": flaky.url,
-        "s3_access_key_id": "testing",
-        "s3_secret_access_key": "testing",
-        "storage_retry_seconds": 120,
-    }
+    values = celery_on_s3(tmp_path, postgres_url, model_dir, flaky.url, name, broker_url, queue)
     scaled = Settings(**values)  # type: ignore[arg-type]
     try:
         with on_s3(scaled) as (ctx, user, headers):
