@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
@@ -18,7 +18,6 @@ from removeany.credits import service as ledger
 from removeany.engine.errors import OptionError
 from removeany.engine.io import sniff_format
 from removeany.errors import NotFound
-from removeany.jobs import repository as repo
 from removeany.jobs import results_zip as zips
 from removeany.jobs import service as jobs
 from removeany.jobs.models import Job
@@ -192,15 +191,48 @@ def _boxes(value: str) -> Any:
         ) from None
 
 
-@router.get("/jobs", responses=errors(*AUTH), response_model=list[JobOut])
-def list_jobs(request: Request) -> list[JobOut]:
+@router.get(
+    "/jobs",
+    responses={
+        200: {
+            "description": "Your jobs, newest first. When older ones remain, the Link header "
+            'names the next page: `</api/v1/jobs?before=ID&limit=N>; rel="next"`.',
+            "headers": {
+                "Link": {
+                    "description": 'The next page (rel="next"); absent on the last page',
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **errors(*AUTH),
+    },
+    response_model=list[JobOut],
+)
+def list_jobs(
+    request: Request,
+    response: Response,
+    limit: Annotated[
+        int, Query(ge=1, le=jobs.PAGE_MAX, description="Jobs to return")
+    ] = jobs.PAGE_DEFAULT,
+    before: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            description="The id of one of your jobs: only older ones are listed (the Link "
+            "header's next page gives it)",
+        ),
+    ] = None,
+) -> list[JobOut]:
+    """Your jobs, newest first, one page at a time (pages stay put while new jobs arrive)."""
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
         user = require_user(ctx, session, request)
-        return [
-            job_out(j, ledger.charged_for(session, jobs.job_reference(j.id)))
-            for j in repo.recent_for_user(session, user.id, limit=50)
-        ]
+        page, after = jobs.page_for_user(session, user, limit=limit, before=before)
+        out = [job_out(j, ledger.charged_for(session, jobs.job_reference(j.id))) for j in page]
+    if after is not None:
+        next_url = f"/api/v1/jobs?{urlencode({'before': after, 'limit': limit})}"
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return out
 
 
 @router.get(

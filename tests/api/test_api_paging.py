@@ -1,0 +1,141 @@
+"""Gaps an API contract audit found: the job list had no paging, a batch's items took any
+`status`, and an unhandled error under /api/ was a plain-text 500. Real app, real database
+(SQLite and PostgreSQL), real job rows and files."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from removeany.accounts.models import User
+from removeany.app import create_app
+from removeany.context import Context
+from removeany.jobs.models import Job
+from tests.api.test_contract import error_of
+from tests.helpers import make_api_key, make_user
+
+
+@pytest.fixture
+def client(ctx: Context) -> Iterator[TestClient]:
+    with TestClient(create_app(ctx), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def add_jobs(ctx: Context, user: User, count: int, *, start: int = 0, tied: bool = False) -> None:
+    """Job rows as submission leaves them, `count` of them, a minute apart (or, `tied`, all
+    created in the same instant, so only the id orders them)."""
+    now = ctx.now()
+    with ctx.db.transaction() as session:
+        for n in range(start, start + count):
+            session.add(
+                Job(
+                    id=f"{n:04d}".rjust(32, "a"),
+                    user_id=user.id,
+                    service="remove_background",
+                    status="succeeded",
+                    options={},
+                    cost=1,
+                    input_key=f"originals/{n}",
+                    input_name=f"photo{n}.png",
+                    input_width=96,
+                    input_height=64,
+                    created_at=now if tied else now - timedelta(minutes=1000 - n),
+                )
+            )
+
+
+def next_link(answer: Any) -> str | None:
+    link = answer.headers.get("link")
+    if link is None:
+        return None
+    match = re.fullmatch(r'<([^>]+)>; rel="next"', link)
+    assert match, link
+    return match.group(1)
+
+
+def test_job_list_pages_with_a_cursor_that_holds_while_jobs_arrive(
+    client: TestClient, ctx: Context
+) -> None:
+    """GET /api/v1/jobs answered the 50 newest jobs and nothing could reach the others."""
+    user = make_user(ctx)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    add_jobs(ctx, user, 57)
+    first = client.get("/api/v1/jobs", headers=headers)
+    assert first.status_code == 200
+    assert isinstance(first.json(), list) and len(first.json()) == 50  # the default, as before
+    ids = [job["id"] for job in first.json()]
+    url = next_link(first)
+    assert url is not None and url.startswith("/api/v1/jobs?")
+    # Jobs submitted meanwhile are newer: they neither shift nor repeat the next page.
+    add_jobs(ctx, user, 3, start=500)
+    rest = client.get(url, headers=headers)
+    assert rest.status_code == 200 and next_link(rest) is None
+    ids += [job["id"] for job in rest.json()]
+    assert ids == [f"{n:04d}".rjust(32, "a") for n in reversed(range(57))]
+    # A small page size walks all 60, newest first, each once.
+    seen: list[str] = []
+    link: str | None = "/api/v1/jobs?limit=7"
+    while link is not None:
+        page = client.get(link, headers=headers)
+        assert page.status_code == 200 and len(page.json()) <= 7
+        seen += [job["id"] for job in page.json()]
+        link = next_link(page)
+    assert len(seen) == 60 == len(set(seen))
+    created = [
+        job["created_at"] for job in client.get("/api/v1/jobs?limit=60", headers=headers).json()
+    ]
+    assert created == sorted(created, reverse=True)
+
+
+def test_job_list_cursor_orders_jobs_created_in_the_same_instant(
+    client: TestClient, ctx: Context
+) -> None:
+    user = make_user(ctx)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    add_jobs(ctx, user, 5, tied=True)
+    seen: list[str] = []
+    link: str | None = "/api/v1/jobs?limit=2"
+    while link is not None:
+        page = client.get(link, headers=headers)
+        seen += [job["id"] for job in page.json()]
+        link = next_link(page)
+    assert seen == [f"{n:04d}".rjust(32, "a") for n in reversed(range(5))]
+
+
+def test_job_list_refuses_a_cursor_or_limit_it_cannot_honour(
+    client: TestClient, ctx: Context
+) -> None:
+    user = make_user(ctx)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    add_jobs(ctx, user, 2)
+    other = make_user(ctx, "grace@example.com")
+    add_jobs(ctx, other, 1, start=900)
+    for before in ("0" * 32, f"{900:04d}".rjust(32, "a")):  # missing, someone else's
+        answer = client.get("/api/v1/jobs", params={"before": before}, headers=headers)
+        assert answer.status_code == 422, answer.text
+        assert error_of(answer)["code"] == "invalid_cursor"
+        assert "Link header" in error_of(answer)["message"]
+    for limit in ("0", "201", "-1", "x"):
+        answer = client.get("/api/v1/jobs", params={"limit": limit}, headers=headers)
+        assert answer.status_code == 422, (limit, answer.text)
+        assert error_of(answer)["message"].startswith("query.limit: ")
+    assert len(client.get("/api/v1/jobs?limit=200", headers=headers).json()) == 2
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_job_list_paging_is_documented(client: TestClient) -> None:
+    op = client.get("/api/openapi.json").json()["paths"]["/api/v1/jobs"]["get"]
+    schema = {p["name"]: p["schema"] for p in op["parameters"]}
+    assert (schema["limit"]["minimum"], schema["limit"]["maximum"], schema["limit"]["default"]) == (
+        1,
+        200,
+        50,
+    )
+    assert "before" in schema
+    assert "Link" in op["responses"]["200"]["headers"]
+    assert "422" in op["responses"]
