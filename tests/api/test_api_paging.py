@@ -16,8 +16,8 @@ from removeany.accounts.models import User
 from removeany.app import create_app
 from removeany.context import Context
 from removeany.jobs.models import Job
-from tests.api.test_contract import error_of
-from tests.helpers import make_api_key, make_user
+from tests.api.test_contract import error_of, photo
+from tests.helpers import make_api_key, make_user, wait_for_batch
 
 
 @pytest.fixture
@@ -139,3 +139,32 @@ def test_job_list_paging_is_documented(client: TestClient) -> None:
     assert "before" in schema
     assert "Link" in op["responses"]["200"]["headers"]
     assert "422" in op["responses"]
+
+
+def test_batch_items_refuse_an_unknown_status(client: TestClient, ctx: Context) -> None:
+    """`?status=anything` answered [] as if the batch had no such items."""
+    headers = {"X-Api-Key": make_api_key(ctx, make_user(ctx, credits=10))}
+    batch = client.post(
+        "/api/v1/batches",
+        headers=headers,
+        files=[("files", ("a.png", photo(), "image/png"))],
+        data={"service": "remove_watermark"},
+    )
+    assert batch.status_code == 202, batch.text
+    wait_for_batch(client, batch.json()["id"], headers)
+    url = f"/api/v1/batches/{batch.json()['id']}/items"
+    answer = client.get(url, params={"status": "anything"}, headers=headers)
+    assert answer.status_code == 422, answer.text
+    message = error_of(answer)["message"]
+    assert error_of(answer)["code"] == "invalid_request" and message.startswith("query.status: ")
+    for allowed in ("queued", "running", "succeeded", "failed", "cancelled"):
+        assert allowed in message
+    (item,) = client.get(url, headers=headers).json()
+    same = client.get(url, params={"status": item["status"]}, headers=headers)
+    assert same.status_code == 200 and same.json() == [item]
+    other = "queued" if item["status"] != "queued" else "running"
+    assert client.get(url, params={"status": other}, headers=headers).json() == []
+    op = client.get("/api/openapi.json").json()["paths"]["/api/v1/batches/{batch_id}/items"]
+    status = next(p for p in op["get"]["parameters"] if p["name"] == "status")["schema"]
+    enum = next(s for s in status["anyOf"] if s.get("type") == "string")["enum"]
+    assert enum == ["queued", "running", "succeeded", "failed", "cancelled"]

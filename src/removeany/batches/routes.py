@@ -22,7 +22,7 @@ from removeany.api.params import MAX_ID
 from removeany.api.uploads import FileHook, spooled_form
 from removeany.batches import repository as repo
 from removeany.batches import results, service
-from removeany.batches.schemas import BatchItemOut, BatchOut
+from removeany.batches.schemas import BatchItemOut, BatchOut, ItemStatus
 from removeany.batches.submit import check_credits, check_length, plan_upload, submit_batch
 from removeany.context import Context
 from removeany.engine.errors import OptionError
@@ -205,7 +205,7 @@ def get_batch(batch_id: str, request: Request) -> BatchOut:
 def batch_items(
     batch_id: str,
     request: Request,
-    status: str | None = None,
+    status: Annotated[ItemStatus | None, Query(description="Only the items in this state")] = None,
     offset: Annotated[int, Query(ge=0, le=MAX_ID, description="Items to skip")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_ITEMS_PAGE, description="Items to return")] = 1000,
 ) -> list[BatchItemOut]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
+
+# An item's state (its job's): what GET /batches/{id}/items?status= filters on.
+ItemStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 class RejectedFile(BaseModel):
