@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, params
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -39,7 +39,13 @@ from removeany.jobs.worker import resume_unfinished
 from removeany.maintenance import Sweeper
 from removeany.trust import install as install_trust
 from removeany.trust import long_text_routers
-from removeany.web.routes import ResourceHeaders, not_found_page, static_files, too_large_page
+from removeany.web.routes import (
+    ResourceHeaders,
+    not_found_page,
+    server_error_page,
+    static_files,
+    too_large_page,
+)
 from removeany.web.routes import router as web_router
 from removeany.web.trial import router as trial_router
 
@@ -169,6 +175,23 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(
             request, 422, "invalid_request", f"{where}: {first.get('msg')}. Fix it and retry."
         )
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # Anything no handler above answers: a bug, or a failure of the machine (a database,
+        # a disk). The traceback goes to the log; the caller gets no internals.
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        if request.url.path.startswith("/api/"):
+            return _error(
+                request,
+                500,
+                "internal_error",
+                "Something went wrong on the server. Try again in a moment; if it keeps "
+                "happening, tell the site's operator.",
+            )
+        if request.url.path.startswith(removebg.PREFIX):
+            return PlainTextResponse("Internal Server Error", status_code=500)
+        return server_error_page(request)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

@@ -406,6 +406,19 @@ def cookie_header(locale: str, *, secure: bool) -> bytes:
     return (value + ("; Secure" if secure else "")).encode("latin-1")
 
 
+def _asked(scope: Scope) -> str | None:
+    query = scope.get("query_string", b"").decode("latin-1")
+    return normalize(next((v for k, v in parse_qsl(query) if k == "lang"), None))
+
+
+def locale_of(scope: Scope) -> str:
+    """The request's locale as LocaleMiddleware chooses it: for an answer made outside it
+    (the server-error page, whose handler runs around every middleware)."""
+    return _asked(scope) or negotiate(
+        _header(scope, b"accept-language"), _cookie(_header(scope, b"cookie"))
+    )
+
+
 class LocaleMiddleware:
     """Sets the request's locale (see the module docstring) and remembers a `?lang=` choice."""
 
@@ -417,12 +430,8 @@ class LocaleMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        query = scope.get("query_string", b"").decode("latin-1")
-        asked = next((v for k, v in parse_qsl(query) if k == "lang"), None)
-        chosen = normalize(asked)
-        locale = chosen or negotiate(
-            _header(scope, b"accept-language"), _cookie(_header(scope, b"cookie"))
-        )
+        chosen = _asked(scope)
+        locale = locale_of(scope)
 
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start" and chosen:

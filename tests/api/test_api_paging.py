@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -168,3 +169,49 @@ def test_batch_items_refuse_an_unknown_status(client: TestClient, ctx: Context) 
     status = next(p for p in op["get"]["parameters"] if p["name"] == "status")["schema"]
     enum = next(s for s in status["anyOf"] if s.get("type") == "string")["enum"]
     assert enum == ["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+def test_an_unhandled_error_under_the_api_answers_in_its_error_shape(
+    client: TestClient, ctx: Context, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A job whose stored original cannot be read (here a folder where its file should be:
+    a damaged data folder) was a plain-text 'Internal Server Error'."""
+    user = make_user(ctx)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    add_jobs(ctx, user, 1)
+    job_id = f"{0:04d}".rjust(32, "a")
+    (ctx.settings.data_dir / "files" / "originals" / "0").mkdir(parents=True)
+    with caplog.at_level(logging.ERROR, logger="removeany.app"):
+        answer = client.get(f"/api/v1/jobs/{job_id}/original", headers=headers)
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/json"
+    error = error_of(answer)
+    assert error["code"] == "internal_error"
+    assert "Try again" in error["message"] and "operator" in error["message"]
+    assert "Directory" not in answer.text and "originals" not in answer.text
+    logged = [r for r in caplog.records if r.name == "removeany.app" and r.exc_info]
+    assert logged and f"/api/v1/jobs/{job_id}/original" in logged[0].getMessage()
+    assert isinstance(logged[0].exc_info[1], IsADirectoryError)  # type: ignore[index]
+    doc = client.get("/api/openapi.json").json()
+    documented = doc["paths"]["/api/v1/jobs/{job_id}/original"]["get"]["responses"]["5XX"]
+    schema = documented["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/ErrorBody"}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_unhandled_error_on_a_web_page_is_an_html_page(ctx: Context) -> None:
+    """No web page is known to fail, so this app alone has one that does."""
+    app = create_app(ctx)
+
+    @app.get("/test-only/fails")
+    def fails() -> None:
+        raise RuntimeError("secret internals")
+
+    with TestClient(app, raise_server_exceptions=False) as web:
+        page = web.get("/test-only/fails", headers={"accept": "text/html"})
+        assert page.status_code == 500
+        assert page.headers["content-type"].startswith("text/html")
+        assert "Something went wrong on our side" in page.text
+        assert "secret internals" not in page.text
+        chinese = web.get("/test-only/fails?lang=zh-CN", headers={"accept": "text/html"})
+        assert chinese.status_code == 500 and "我们这边出了问题" in chinese.text

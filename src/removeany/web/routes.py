@@ -282,6 +282,22 @@ def not_found_page(request: Request) -> HTMLResponse:
     return render(request, "error.html", status_code=404, message=message, viewer=viewer)
 
 
+def server_error_page(request: Request) -> HTMLResponse:
+    """The page a browser gets when the server failed (app.py's last handler): the sentence
+    in the visitor's language, nothing about the failure, and no database read (it may be
+    what failed)."""
+    with i18n.use(i18n.locale_of(request.scope)):
+        message = t(
+            "Something went wrong on our side. Try again in a moment; if it keeps happening, "
+            "tell the site's operator."
+        )
+        try:
+            return render(request, "error.html", status_code=500, message=message)
+        except Exception:  # the templates themselves: a bare page rather than none
+            body = f"<!doctype html><title>500</title><p>{escape(message)}</p>"
+            return HTMLResponse(body, status_code=500)
+
+
 def too_large_page(request: Request, limit: int) -> HTMLResponse:
     """The page a web form gets when its body is over its route's bound (api/limits.py): the
     sentence in the visitor's language and a way back to the form they came from."""
