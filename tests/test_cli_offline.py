@@ -353,3 +353,22 @@ def test_an_input_folder_in_the_output_folder_is_refused(
         f"would be left out; choose an output folder outside {photos}.\n"
     )
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["runner.jpg"]
+
+
+def test_one_input_and_an_output_folder_gets_stem_png(
+    tmp_path: Path, photo: Path, model_dir: Path
+) -> None:
+    """`remove-background photo.jpg -o cutouts` (the folder not made yet) writes
+    cutouts/STEM.png, as a folder input and `remove-watermark -o OUTDIR` do, instead of
+    stopping with "must end in .png"; an output named like an image it cannot write still
+    stops."""
+    out = tmp_path / "cutouts"
+    code, stdout, stderr = _invoke(str(photo), "-o", str(out), "--model-dir", str(model_dir))
+    assert code == 0, stderr
+    assert [p.name for p in out.iterdir()] == [f"{photo.stem}.png"]
+    with Image.open(out / f"{photo.stem}.png") as result:
+        assert result.format == "PNG" and result.mode == "RGBA"
+    assert stdout.endswith(f"1 of 1 images written to {out}\n")
+
+    code, _, stderr = _invoke(str(photo), "-o", str(tmp_path / "cut.bmp"))
+    assert code == 2 and "must end in .png, .webp, .jpg or .zip" in stderr

@@ -186,3 +186,22 @@ def test_an_id_photo_writes_nothing_else_to_stderr(
     )  # fmt: skip
     assert code == 0 and stdout.endswith(f"1 of 1 images written to {target}\n")
     assert "TensorFlow Lite" not in capfd.readouterr().err
+
+
+def test_one_input_and_an_output_folder_gets_stem_png(tmp_path: Path, models: Path) -> None:
+    """`cutout-portrait photo.jpg -o cutouts` (the folder not made yet) writes
+    cutouts/STEM.png (STEM.jpg for an ID photo), as a folder input and `remove-watermark -o
+    OUTDIR` do, instead of stopping with "must end in .png"."""
+    photo = eval_image("portrait", "davis16_parkour_00050")
+    out = tmp_path / "cutouts"
+    code, stdout, stderr = _invoke(
+        "cutout-portrait", str(photo), "-o", str(out), "--model-dir", str(models)
+    )
+    assert code == 0, stderr
+    assert [p.name for p in out.iterdir()] == [f"{photo.stem}.png"]
+    with Image.open(out / f"{photo.stem}.png") as im:
+        assert im.format == "PNG" and im.mode == "RGBA"
+    assert stdout.endswith(f"1 of 1 images written to {out}\n")
+
+    code, _, stderr = _invoke("cutout-portrait", str(photo), "-o", str(tmp_path / "o.zip"))
+    assert code == 2 and "must end in .png, .webp or .jpg" in stderr

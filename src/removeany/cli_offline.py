@@ -47,6 +47,8 @@ OUTPUT_FORMATS: dict[str, OutputFormat] = {
 # remove.bg's zip format: color.jpg + alpha.png in one archive per image.
 ZIP_SUFFIX = ".zip"
 FOLDER_SUFFIXES = {"png": ".png", "webp": ".webp", "jpg": ".jpg", "zip": ".zip"}
+# An output with one of these extensions names a file; any other output is a folder.
+FILE_SUFFIXES = IMAGE_SUFFIXES | {ZIP_SUFFIX}
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 100_000_000
 # Photos run side by side only while their pixels together stay within this, counted from
@@ -82,7 +84,9 @@ def remove_background_command(
         typer.Option(
             "--output",
             "-o",
-            help="Output file for a single input file, otherwise a folder receiving STEM.png.",
+            help="Output file for a single input file (ending in .png, .webp, .jpg or .zip); "
+            "otherwise a folder, made if need be, receiving STEM.png (or the --format's "
+            "extension).",
         ),
     ],
     model: Annotated[
@@ -155,7 +159,7 @@ def remove_background_command(
     except ImageError as exc:  # the --bg-image photo
         err.print(f"error: {exc.code}: {exc.local_message}", markup=False, highlight=False)
         return EXIT_USAGE
-    single_file = len(inputs) == 1 and inputs[0].is_file() and not output.is_dir()
+    single_file = one_file_to_one_file(inputs, output)
     if single_file and output.suffix.lower() not in (*OUTPUT_FORMATS, ZIP_SUFFIX):
         err.print(f"error: {output} must end in .png, .webp, .jpg or .zip.", markup=False)
         return EXIT_USAGE
@@ -180,6 +184,18 @@ def remove_background_command(
         workers=slots.workers,
     )
     return finish(tasks, failures, output)
+
+
+def one_file_to_one_file(inputs: list[Path], output: Path) -> bool:
+    """Whether OUTPUT is the result file of a single input file: only where OUTPUT names a file
+    (an image or .zip extension) and is no folder. ``-o cutouts`` is a folder, made if need be,
+    receiving STEM.png as for several inputs, as ``remove-watermark -o OUTDIR`` does."""
+    return (
+        len(inputs) == 1
+        and inputs[0].is_file()
+        and not output.is_dir()
+        and output.suffix.lower() in FILE_SUFFIXES
+    )
 
 
 def _background(path: Path, max_bytes: int, max_pixels: int) -> Image.Image:

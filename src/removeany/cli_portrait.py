@@ -4,11 +4,11 @@
     removeany cutout-portrait shoot/ -o cutouts/ --bg-color white --format jpg
     removeany cutout-portrait me.jpg -o id.jpg --id-photo 1inch --background blue
 
-One input file and an output that is not a folder: OUTPUT is the file, its suffix picks the
-format. Otherwise OUTPUT is a folder receiving STEM.png (or .jpg/.webp with --format; ID
-photos default to .jpg), folders keeping their sub-folders. Returns an exit code (0 all
-written, 1 some inputs failed, named on stderr, 2 usage error); the CLI registers it through a
-wrapper that raises ``typer.Exit`` with it.
+One input file and an output named like a file (me.png, id.jpg): OUTPUT is the file, its
+suffix picks the format. Otherwise OUTPUT is a folder, made if need be, receiving STEM.png
+(or .jpg/.webp with --format; ID photos default to .jpg), folders keeping their sub-folders.
+Returns an exit code (0 all written, 1 some inputs failed, named on stderr, 2 usage error);
+the CLI registers it through a wrapper that raises ``typer.Exit`` with it.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from removeany.cli_offline import (
     Task,
     finish,
     io_problem,
+    one_file_to_one_file,
     output_holding_input,
     plan_tasks,
     read_image,
@@ -63,8 +64,9 @@ def cutout_portrait_command(
         typer.Option(
             "--output",
             "-o",
-            help="Output file for a single input file, otherwise a folder receiving STEM.png "
-            "(or the --format's extension).",
+            help="Output file for a single input file (ending in .png, .webp or .jpg); "
+            "otherwise a folder, made if need be, receiving STEM.png (or the --format's "
+            "extension).",
         ),
     ],
     id_photo_size: Annotated[
@@ -131,7 +133,7 @@ def cutout_portrait_command(
 
     default_fmt: OutputFormat = "jpg" if id_photo_size else "png"
     fmt: OutputFormat = FORMATS[format.lower()] if format else default_fmt
-    single_file = len(inputs) == 1 and inputs[0].is_file() and not output.is_dir()
+    single_file = one_file_to_one_file(inputs, output)
     if single_file:
         suffix_fmt = OUTPUT_FORMATS.get(output.suffix.lower())
         if suffix_fmt is None or (id_photo_size and suffix_fmt == "webp"):
