@@ -159,6 +159,30 @@ def test_prices_promo_and_sweep_commands(tmp_path: Path, model_dir: Path) -> Non
     assert swept.returncode == 0 and "expired 0 credits" in swept.stdout
 
 
+def test_counts_of_one_read_in_the_singular(tmp_path: Path, model_dir: Path) -> None:
+    """The operator commands printed "1 credits" and "1 uses"; a count of one now takes the
+    singular, and other counts keep the plural."""
+    data = tmp_path / "data"
+    changed = run_cli(
+        "prices", "set", "remove_background", "full", "1", data_dir=data, model_dir=model_dir
+    )
+    assert changed.stdout == "remove_background full: 1 credit (v2)\n", changed.stderr
+    promo = run_cli(
+        "promo-create", "solo", "--credits", "1", "--max-uses", "1",
+        data_dir=data, model_dir=model_dir,
+    )  # fmt: skip
+    assert promo.stdout == "created SOLO: 1 credit x 1 use\n", promo.stderr
+    closed = run_cli("promo-close", "solo", data_dir=data, model_dir=model_dir)
+    assert closed.stdout == "closed SOLO: 0 of 1 use redeemed\n", closed.stderr
+    made = run_cli(
+        "users", "create", "one@example.com", "--password", "long enough pw", "--credits", "1",
+        data_dir=data, model_dir=model_dir,
+    )  # fmt: skip
+    assert "granted 1 credit, expiring" in made.stdout, made.stderr
+    swept = run_cli("sweep", data_dir=data, model_dir=model_dir)
+    assert swept.stdout.startswith("expired 0 credits, released 0 held credits, sent 0 expiry")
+
+
 def test_serve_on_another_port_emails_links_to_that_port(tmp_path: Path, model_dir: Path) -> None:
     """`removeany serve --port N` (the README's way round a busy port 8000) without
     REMOVEANY_BASE_URL: the verification link must open on port N, not 8000."""

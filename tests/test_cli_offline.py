@@ -368,7 +368,7 @@ def test_one_input_and_an_output_folder_gets_stem_png(
     assert [p.name for p in out.iterdir()] == [f"{photo.stem}.png"]
     with Image.open(out / f"{photo.stem}.png") as result:
         assert result.format == "PNG" and result.mode == "RGBA"
-    assert stdout.endswith(f"1 of 1 images written to {out}\n")
+    assert stdout.endswith(f"1 of 1 image written to {out}\n")
 
     code, _, stderr = _invoke(str(photo), "-o", str(tmp_path / "cut.bmp"))
     assert code == 2 and "must end in .png, .webp, .jpg or .zip" in stderr

@@ -62,7 +62,7 @@ def test_a_result_its_format_cannot_hold_fails_at_once_and_writes_nothing(
     assert f"{source}: output_too_large: " in stderr
     assert f"at most {limit}" in stderr and "choose PNG" in stderr
     assert "Traceback" not in stderr
-    assert stdout.strip() == f"0 of 1 images written to {out / target}"
+    assert stdout.strip() == f"0 of 1 image written to {out / target}"
     assert list(out.iterdir()) == []
 
 

@@ -184,7 +184,7 @@ def test_an_id_photo_writes_nothing_else_to_stderr(
         "cutout-portrait", str(astronaut), "-o", str(target), "--id-photo", "1inch",
         "--model-dir", str(models),
     )  # fmt: skip
-    assert code == 0 and stdout.endswith(f"1 of 1 images written to {target}\n")
+    assert code == 0 and stdout.endswith(f"1 of 1 image written to {target}\n")
     assert "TensorFlow Lite" not in capfd.readouterr().err
 
 
@@ -201,7 +201,7 @@ def test_one_input_and_an_output_folder_gets_stem_png(tmp_path: Path, models: Pa
     assert [p.name for p in out.iterdir()] == [f"{photo.stem}.png"]
     with Image.open(out / f"{photo.stem}.png") as im:
         assert im.format == "PNG" and im.mode == "RGBA"
-    assert stdout.endswith(f"1 of 1 images written to {out}\n")
+    assert stdout.endswith(f"1 of 1 image written to {out}\n")
 
     code, _, stderr = _invoke("cutout-portrait", str(photo), "-o", str(tmp_path / "o.zip"))
     assert code == 2 and "must end in .png, .webp or .jpg" in stderr

@@ -342,4 +342,4 @@ def test_one_input_and_an_output_folder_keeps_the_name(
     assert out.is_dir()
     with Image.open(out / "photo.jpg") as im:
         assert im.format == "JPEG" and im.size == (200, 150)
-    assert capsys.readouterr().out.endswith(f"1 of 1 images written to {out}\n")
+    assert capsys.readouterr().out.endswith(f"1 of 1 image written to {out}\n")

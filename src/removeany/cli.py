@@ -13,6 +13,7 @@ from removeany.cli_admin import admin_app
 from removeany.cli_context import (
     check_file_storage,
     check_operator_models,
+    count,
     in_transaction,
     platform_context,
     setup_problems_end_the_command,
@@ -207,7 +208,9 @@ def users_create(
                 expires_at=expires,
                 reference="cli",
             )
-            said.append(f"granted {credits} credits, expiring {expires:%Y-%m-%d %H:%M} UTC")
+            said.append(
+                f"granted {count(credits, 'credit')}, expiring {expires:%Y-%m-%d %H:%M} UTC"
+            )
         if accept_terms:
             terms = legal.current(session)
             legal.accept(
@@ -291,8 +294,9 @@ def sweep() -> None:
     finally:
         ctx.close()
     typer.echo(
-        f"expired {report.expired_credits} credits, released {report.released_credits} held "
-        f"credits, sent {report.expiry_warnings} expiry warnings, delivered {delivered} emails"
+        f"expired {count(report.expired_credits, 'credit')}, released "
+        f"{count(report.released_credits, 'held credit')}, sent "
+        f"{count(report.expiry_warnings, 'expiry warning')}, delivered {count(delivered, 'email')}"
     )
 
 
@@ -331,7 +335,7 @@ def prices_set(
             session, service, tier, credits, now=ctx.now(), admin_id=None, note=note
         )
     )
-    typer.echo(f"{price.service} {price.tier}: {price.credits} credits (v{price.version})")
+    typer.echo(f"{price.service} {price.tier}: {count(price.credits, 'credit')} (v{price.version})")
 
 
 @app.command("promo-create")
@@ -361,7 +365,9 @@ def promo_create(
         )
 
     promo = in_transaction(create)
-    typer.echo(f"created {promo.code}: {promo.credits} credits x {promo.max_uses} uses")
+    typer.echo(
+        f"created {promo.code}: {count(promo.credits, 'credit')} x {count(promo.max_uses, 'use')}"
+    )
 
 
 @app.command("promo-close")
@@ -370,4 +376,4 @@ def promo_close(code: Annotated[str, typer.Argument(help="The code, in any case.
     from removeany.credits import free
 
     promo = in_transaction(lambda ctx, session: free.close_promo(session, code, now=ctx.now()))
-    typer.echo(f"closed {promo.code}: {promo.used} of {promo.max_uses} uses redeemed")
+    typer.echo(f"closed {promo.code}: {promo.used} of {count(promo.max_uses, 'use')} redeemed")

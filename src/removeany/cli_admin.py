@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from removeany.cli_context import in_transaction, operator_context
+from removeany.cli_context import count, in_transaction, operator_context
 
 admin_app = typer.Typer(
     help="Moderate users, credits, services, terms; read the audit log.", no_args_is_help=True
@@ -130,11 +130,13 @@ def credits(
                 now=ctx.now(),
                 days=days or ctx.settings.admin_credit_days,
             )
-            lines.append(f"granted {amount} credits, expiring {lot.expires_at:%Y-%m-%d %H:%M} UTC")
+            lines.append(
+                f"granted {count(amount, 'credit')}, expiring {lot.expires_at:%Y-%m-%d %H:%M} UTC"
+            )
         else:
             moderation.revoke_credits(session, _actor(), target, -amount, reason, now=ctx.now())
         balance = ledger.balance(session, target.id, ctx.now())
-        return [*lines, f"{target.email}: {balance.available} credits available"]
+        return [*lines, f"{target.email}: {count(balance.available, 'credit')} available"]
 
     for line in in_transaction(work):
         typer.echo(line)
@@ -204,7 +206,7 @@ def publish_terms(
             notified = legal.notify_users(
                 session, terms, base_url=ctx.settings.base_url, now=ctx.now()
             )
-        typer.echo(f"published version {terms.version}; notified {notified} users")
+        typer.echo(f"published version {terms.version}; notified {count(notified, 'user')}")
 
 
 @admin_app.command("builtin-terms")
@@ -252,4 +254,4 @@ def retention() -> None:
     from removeany.privacy.service import run_retention
 
     with operator_context() as ctx:
-        typer.echo(f"deleted the files of {run_retention(ctx)} jobs")
+        typer.echo(f"deleted the files of {count(run_retention(ctx), 'job')}")

@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+def count(n: int, singular: str, plural: str | None = None) -> str:
+    """``n`` and the noun in the form that fits it ("1 credit", "3 credits"), for the CLI's
+    lines, which are English (the web pages use ``i18n.tn``)."""
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
+
+
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(2)

@@ -22,6 +22,7 @@ from PIL import Image
 from rich.console import Console
 from rich.progress import Progress
 
+from removeany.cli_context import count
 from removeany.engine.background import remove_background
 from removeany.engine.compose import (
     ComposeOptions,
@@ -288,7 +289,7 @@ def finish(tasks: list[Task], failures: list[tuple[Path, str]], output: Path) ->
     """End an offline command the same way each time: the count written on stdout, then (on
     stderr, after each failure's own line) one line naming every failed input, and the exit
     code (EXIT_FAILURES when any failed)."""
-    print(f"{len(tasks) - len(failures)} of {len(tasks)} images written to {output}")
+    print(f"{len(tasks) - len(failures)} of {count(len(tasks), 'image')} written to {output}")
     if not failures:
         return EXIT_OK
     names = ", ".join(str(source) for source, _ in failures)

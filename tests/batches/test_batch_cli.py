@@ -120,7 +120,7 @@ def test_batch_results_go_where_out_says_or_nothing_is_charged(
     with zipfile.ZipFile(out) as zf:
         assert zf.namelist() == ["a.png"]
     assert "1/1 done" in done.stderr and "done:" not in done.stdout
-    assert "charged 1 credits" in done.stdout
+    assert "charged 1 credit\n" in done.stdout
 
 
 def test_a_photo_skipped_at_upload_is_a_failed_input(tmp_path: Path, model_dir: Path) -> None:
@@ -145,7 +145,7 @@ def test_a_photo_skipped_at_upload_is_a_failed_input(tmp_path: Path, model_dir: 
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "skipped broken.jpg: The file is not a supported image" in done.stderr
-    assert "1/1 done: 1 succeeded" in done.stderr and "charged 1 credits" in done.stdout
+    assert "1/1 done: 1 succeeded" in done.stderr and "charged 1 credit\n" in done.stdout
 
     (folder / "broken.jpg").unlink()
     done = run_cli(

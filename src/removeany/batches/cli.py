@@ -17,7 +17,7 @@ from removeany.accounts import repository as accounts_repo
 from removeany.accounts.models import User
 from removeany.batches import service
 from removeany.batches.schemas import RejectedFile
-from removeany.cli_context import platform_context
+from removeany.cli_context import count, platform_context
 from removeany.context import Context
 from removeany.engine.errors import ImageError, OptionError
 from removeany.errors import DomainError, NotFound
@@ -111,7 +111,7 @@ def batch_command(
             name=name or source.name,
             planned=planned,
         )
-        typer.echo(f"batch {batch.id}: {batch.total_items} items")
+        typer.echo(f"batch {batch.id}: {count(batch.total_items, 'item')}")
         if not wait:
             return 0
         # A photo skipped at upload (unreadable, too large, a link) is a failed input, as the
@@ -185,6 +185,6 @@ def _follow(ctx: Context, batch_id: str, out: Path | None) -> int:
         with out.open("wb") as fh:
             for chunk in results_zip.stream(ctx.storage, zip_plan):
                 fh.write(chunk)
-        typer.echo(f"results: {out} ({len(zip_plan.entries)} files)")
-    typer.echo(f"charged {summary.charged} credits")
+        typer.echo(f"results: {out} ({count(len(zip_plan.entries), 'file')})")
+    typer.echo(f"charged {count(summary.charged, 'credit')}")
     return 0 if c.failed == 0 else 1
