@@ -496,9 +496,9 @@ def test_pages_show_the_current_price_and_one_credit(client: TestClient, ctx: Co
     """Prices come from the catalogue, which operators change (`removeany prices set`); counts
     of one are singular."""
     make_user(ctx, "ada@example.com", credits=1)
-    home = text_of(client.get("/").text)
-    assert "One credit per photo" in home and "Each processed photo costs one credit." in home
     with ctx.db.transaction() as session:
+        prices.set_price(session, "remove_background", "50MP", 3, now=ctx.now(), admin_id=None)
+        prices.set_price(session, "remove_background", "preview", 3, now=ctx.now(), admin_id=None)
         prices.set_price(session, "remove_background", "full", 3, now=ctx.now(), admin_id=None)
     home = text_of(client.get("/").text)
     assert "3 credits per photo" in home and "Each processed photo costs 3 credits." in home
@@ -516,6 +516,56 @@ def test_pages_show_the_current_price_and_one_credit(client: TestClient, ctx: Co
     assert pill and text_of(pill.group(0)) == "1 credit"
     assert "1 credits" not in text_of(page)
     assert "1 credits" not in text_of(client.get("/batches").text)
+
+
+def test_the_home_page_names_each_size_s_price(client: TestClient, ctx: Context) -> None:
+    """The seed catalogue sells a 50 MP result at 2 credits, yet the home page said "One
+    credit per photo" and "Each processed photo costs one credit". Where the size tiers cost
+    different amounts the page now names each tier's price from the catalogue, in English and
+    Chinese, signed out and in; one price for every size is still said alone."""
+    home = text_of(client.get("/").text)
+    assert "One credit per photo" not in home and "costs one credit" not in home
+    assert "From 1 credit per photo" in home
+    assert "The price depends on the size of the result:" in home
+    for line in (
+        "Preview (up to 0.25 MP): 1 credit",
+        "Full size (up to 25 MP): 1 credit",
+        "Over 25 MP (up to 50 MP): 2 credits",
+    ):
+        assert line in home
+    assert "A failed job costs nothing: the credits go straight back." in home
+    zh = text_of(client.get("/?lang=zh-CN").text)
+
+    def in_zh(text: str, **values: object) -> str:
+        return i18n.translate(text, "zh-CN").format(**values)
+
+    big = in_zh("{size}: {n} credits", size=in_zh("Over 25 MP (up to 50 MP)"), n=2)
+    assert in_zh("From 1 credit per photo") in zh and big in zh
+    assert in_zh("{size}: 1 credit", size=in_zh("Preview (up to 0.25 MP)")) in zh
+    assert (
+        in_zh(
+            "Each processed photo costs one credit. A failed job costs nothing: the credit goes "
+            "straight back."
+        )
+        not in zh
+    )
+    client.get("/?lang=en")
+
+    # An operator's price change shows at once, for a signed-in visitor too.
+    with ctx.db.transaction() as session:
+        prices.set_price(session, "remove_background", "full", 2, now=ctx.now(), admin_id=None)
+    make_user(ctx, "ada@example.com")
+    login(client, "ada@example.com")
+    home = text_of(client.get("/").text)
+    assert "Full size (up to 25 MP): 2 credits" in home and "From 1 credit per photo" in home
+
+    # One price for every size: said alone, as before.
+    with ctx.db.transaction() as session:
+        for tier in ("preview", "full", "50MP"):
+            prices.set_price(session, "remove_background", tier, 1, now=ctx.now(), admin_id=None)
+    home = text_of(client.get("/").text)
+    assert "One credit per photo" in home and "Each processed photo costs one credit." in home
+    assert "Full size (up to 25 MP)" not in home
 
 
 def test_confirmation_links_keep_the_signed_in_header(client: TestClient, ctx: Context) -> None:

@@ -521,6 +521,32 @@ def _photo_prices(session: Session) -> dict[str, int]:
     return {row.service: row.credits for row in prices.catalogue(session) if row.tier == "full"}
 
 
+# The size tiers background removal is priced at (catalog/prices.py), as the home page names them.
+_TIER_LABELS = [
+    ("preview", "Preview (up to 0.25 MP)"),
+    ("full", "Full size (up to 25 MP)"),
+    ("50MP", "Over 25 MP (up to 50 MP)"),
+]
+
+
+def _home_price(session: Session) -> dict[str, Any]:
+    """What the home page says a photo costs, from the catalogue: ``price``, the least a photo
+    costs (None when background removal is not on sale), and ``tier_prices``, (translated tier
+    label, credits) of each size tier where the tiers cost different amounts (empty where one price
+    holds for every size, which the page then states alone)."""
+    by_tier = {
+        row.tier: row.credits
+        for row in prices.catalogue(session)
+        if row.service == "remove_background"
+    }
+    listed = [(t(label), by_tier[tier]) for tier, label in _TIER_LABELS if tier in by_tier]
+    amounts = {credits for _, credits in listed}
+    return {
+        "price": min(amounts) if amounts else None,
+        "tier_prices": listed if len(amounts) > 1 else [],
+    }
+
+
 # --- public pages ----------------------------------------------------------------------------
 
 
@@ -530,8 +556,7 @@ def home(request: Request) -> Response:
     with ctx.db.transaction() as session:
         viewer = _viewer(ctx, session, request)
         if viewer is not None:
-            price = _photo_prices(session).get("remove_background")
-            return render(request, "home.html", viewer=viewer, price=price)
+            return render(request, "home.html", viewer=viewer, **_home_price(session))
     return signed_out_home(request)
 
 
@@ -539,12 +564,12 @@ def signed_out_home(request: Request, *, status_code: int = 200, **context: Any)
     """The home page with the try-out form (web/trial.py), which needs the pre-session token."""
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
-        price = _photo_prices(session).get("remove_background")
+        price = _home_price(session)
     return _render_form(
         request,
         "home.html",
         status_code=status_code,
-        price=price,
+        **price,
         trial_limit=ctx.settings.trial_per_ip_per_hour,
         max_upload_bytes=ctx.settings.max_upload_bytes,
         **context,
