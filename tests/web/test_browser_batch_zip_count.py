@@ -259,7 +259,7 @@ def test_the_page_counts_a_zips_images_as_the_server_does(
     page.evaluate("() => { Blob.prototype.arrayBuffer = undefined; }")
     page.locator("#batch-files").set_input_files([str(archive), str(loose)])
     expect(page.locator("#batch-estimate")).to_have_text(
-        "About 1 credits for 1 images. The ZIP's images are counted when it is uploaded."
+        "About 1 credit for 1 image. The ZIP's images are counted when it is uploaded."
     )
     assert page.problems == []
 

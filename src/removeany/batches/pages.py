@@ -119,6 +119,8 @@ def _strings() -> dict[str, Any]:
         "chosen": t("{count} files chosen ({mb} MB)"),
         "chosenOne": t("1 file chosen ({mb} MB)"),
         "estimate": t("About {credits} credits for {count} images."),
+        "estimateOne": t("About {credits} credits for 1 image."),
+        "estimateOneOne": t("About 1 credit for 1 image."),
         "estimateZip": t("The ZIP's images are counted when it is uploaded."),
         "uploading": t("Uploading… the batch page opens when the upload is done."),
         "uploadProgress": t("{pct}% uploaded ({sent} of {total} MB)"),

@@ -452,7 +452,9 @@
         return;
       }
       var images = counted.images;
-      var text = images ? fmt(S.estimate, { credits: images * n, count: images }) : "";
+      var text = "";
+      if (images === 1) text = n === 1 ? S.estimateOneOne : fmt(S.estimateOne, { credits: n });
+      else if (images) text = fmt(S.estimate, { credits: images * n, count: images });
       if (counted.unknown) text = (text ? text + " " : "") + S.estimateZip;
       setText(estimate, text);
       // A warning only: the server prices each image by its size and says the last word.
