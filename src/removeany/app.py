@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, params
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -181,7 +181,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         # Anything no handler above answers: a bug, or a failure of the machine (a database,
         # a disk). The traceback goes to the log; the caller gets no internals.
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        if request.url.path.startswith("/api/"):
+        if request.url.path.startswith(("/api/", removebg.PREFIX)):  # /v1.0/: remove.bg's shape
             return _error(
                 request,
                 500,
@@ -189,8 +189,6 @@ def _install_error_handlers(app: FastAPI) -> None:
                 "Something went wrong on the server. Try again in a moment; if it keeps "
                 "happening, tell the site's operator.",
             )
-        if request.url.path.startswith(removebg.PREFIX):
-            return PlainTextResponse("Internal Server Error", status_code=500)
         return server_error_page(request)
 
     @app.exception_handler(HTTPException)

@@ -215,3 +215,38 @@ def test_an_unhandled_error_on_a_web_page_is_an_html_page(ctx: Context) -> None:
         assert "secret internals" not in page.text
         chinese = web.get("/test-only/fails?lang=zh-CN", headers={"accept": "text/html"})
         assert chinese.status_code == 500 and "我们这边出了问题" in chinese.text
+
+
+def test_an_unhandled_error_under_removebg_answers_in_its_error_shape(
+    client: TestClient, ctx: Context, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A remove.bg client's upload that the server cannot store (here a file where the
+    originals folder should be: a damaged data folder) was a plain-text 'Internal Server
+    Error', not remove.bg's `{"errors": [...]}`; nothing is charged for it."""
+    user = make_user(ctx, credits=10)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    originals = ctx.settings.data_dir / "files" / "originals"
+    originals.parent.mkdir(parents=True, exist_ok=True)
+    originals.write_bytes(b"not a folder")
+    with caplog.at_level(logging.ERROR, logger="removeany.app"):
+        answer = client.post(
+            "/v1.0/removebg",
+            headers=headers,
+            files={"image_file": ("a.png", photo(), "image/png")},
+            data={"size": "preview"},
+        )
+    assert answer.status_code == 500, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    (error,) = answer.json()["errors"]
+    assert set(error) == {"title", "code", "detail"}
+    assert error["code"] == "internal_error" and error["title"] == "Internal Server Error"
+    assert "Try again" in error["detail"] and "operator" in error["detail"]
+    assert "originals" not in answer.text and "Errno" not in answer.text
+    logged = [r for r in caplog.records if r.name == "removeany.app" and r.exc_info]
+    assert logged and "/v1.0/removebg" in logged[0].getMessage()
+    account = client.get("/v1.0/account", headers=headers).json()
+    assert account["data"]["attributes"]["credits"]["total"] == 10
+    doc = client.get("/api/openapi.json").json()
+    documented = doc["paths"]["/v1.0/removebg"]["post"]["responses"]["5XX"]
+    schema = documented["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/RemoveBgErrors"}

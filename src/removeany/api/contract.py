@@ -6,8 +6,8 @@ validation errors and Starlette's 404/405 included; under /v1.0/ it is remove.bg
 its own `{"detail": [...]}` body, which this server never sends. `errors()` declares a route's
 refusals with the real body, and `document()` corrects what FastAPI generates: the 422s, the
 413 every body can get (api/limits.py), the 415 of a JSON body sent as something else, a
-`4XX` entry for any other refusal, whose `error.code` says which it is, and under /api/ a
-`5XX` entry: a failure of the server itself, `internal_error`.
+`4XX` entry for any other refusal, whose `error.code` says which it is, and a `5XX` entry:
+a failure of the server itself, `internal_error` (in remove.bg's shape under /v1.0/).
 """
 
 from __future__ import annotations
@@ -99,15 +99,15 @@ def _correct(path: str, operation: dict[str, Any]) -> None:
     if "application/json" in sent and not removebg:
         responses.setdefault("415", _refusal(415, body))
     responses.setdefault("4XX", _refusal("4XX", body))
-    if not removebg:  # app.py: anything unhandled under /api/ is `internal_error` in this shape
-        responses.setdefault(
-            "5XX",
-            {
-                "description": "The server failed (`internal_error`): try again in a moment, "
-                "or tell the site's operator if it keeps happening",
-                "content": _ref(body),
-            },
-        )
+    # app.py: anything unhandled is `internal_error`, in remove.bg's shape under /v1.0/
+    responses.setdefault(
+        "5XX",
+        {
+            "description": "The server failed (`internal_error`): try again in a moment, "
+            "or tell the site's operator if it keeps happening",
+            "content": _ref(body),
+        },
+    )
 
 
 def document(app: FastAPI) -> Callable[[], dict[str, Any]]:
