@@ -1,6 +1,6 @@
-"""Gaps an API contract audit found: the job list had no paging, a batch's items took any
-`status`, and an unhandled error under /api/ was a plain-text 500. Real app, real database
-(SQLite and PostgreSQL), real job rows and files."""
+"""Gaps an API contract audit found: the job and batch lists had no paging, a batch's items
+took any `status`, and an unhandled error under /api/ and /v1.0/ was a plain-text 500. Real
+app, real database (SQLite and PostgreSQL), real job rows and files."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from removeany.accounts.models import User
 from removeany.app import create_app
+from removeany.batches.models import Batch
 from removeany.context import Context
 from removeany.jobs.models import Job
 from tests.api.test_contract import error_of, photo
@@ -140,6 +141,105 @@ def test_job_list_paging_is_documented(client: TestClient) -> None:
     assert "before" in schema
     assert "Link" in op["responses"]["200"]["headers"]
     assert "422" in op["responses"]
+
+
+def add_batches(
+    ctx: Context, user: User, count: int, *, start: int = 0, tied: bool = False
+) -> None:
+    """Batch rows (no items), `count` of them, a minute apart or all in the same instant."""
+    now = ctx.now()
+    with ctx.db.transaction() as session:
+        for n in range(start, start + count):
+            session.add(
+                Batch(
+                    id=f"{n:04d}".rjust(32, "b"),
+                    user_id=user.id,
+                    name=f"batch {n}",
+                    service="remove_background",
+                    options={},
+                    total_items=0,
+                    total_bytes=0,
+                    total_pixels=0,
+                    created_at=now if tied else now - timedelta(minutes=1000 - n),
+                )
+            )
+
+
+def batch_id(n: int) -> str:
+    return f"{n:04d}".rjust(32, "b")
+
+
+def test_batch_list_pages_as_the_job_list_does(client: TestClient, ctx: Context) -> None:
+    """GET /api/v1/batches answered the 50 newest batches; older ones were out of reach."""
+    user = make_user(ctx)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    add_batches(ctx, user, 57)
+    first = client.get("/api/v1/batches", headers=headers)
+    assert first.status_code == 200 and len(first.json()) == 50
+    url = next_link(first)
+    assert url == f"/api/v1/batches?before={batch_id(7)}&limit=50"
+    add_batches(ctx, user, 3, start=500)  # newer: they neither shift nor repeat the next page
+    rest = client.get(url, headers=headers)
+    assert rest.status_code == 200 and next_link(rest) is None
+    ids = [b["id"] for b in first.json() + rest.json()]
+    assert ids == [batch_id(n) for n in reversed(range(57))]
+    seen: list[str] = []
+    link: str | None = "/api/v1/batches?limit=7"
+    while link is not None:
+        page = client.get(link, headers=headers)
+        assert page.status_code == 200 and len(page.json()) <= 7
+        seen += [b["id"] for b in page.json()]
+        link = next_link(page)
+    assert len(seen) == 60 == len(set(seen))
+
+
+def test_batch_list_cursor_orders_batches_created_in_the_same_instant(
+    client: TestClient, ctx: Context
+) -> None:
+    user = make_user(ctx)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    add_batches(ctx, user, 5, tied=True)
+    seen: list[str] = []
+    link: str | None = "/api/v1/batches?limit=2"
+    while link is not None:
+        page = client.get(link, headers=headers)
+        seen += [b["id"] for b in page.json()]
+        link = next_link(page)
+    assert seen == [batch_id(n) for n in reversed(range(5))]
+
+
+def test_batch_list_refuses_a_cursor_or_limit_it_cannot_honour(
+    client: TestClient, ctx: Context
+) -> None:
+    user = make_user(ctx)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    add_batches(ctx, user, 2)
+    add_jobs(ctx, user, 1)
+    other = make_user(ctx, "grace@example.com")
+    add_batches(ctx, other, 1, start=900)
+    # missing, someone else's, one of the caller's jobs (not a batch)
+    for before in ("0" * 32, batch_id(900), f"{0:04d}".rjust(32, "a")):
+        answer = client.get("/api/v1/batches", params={"before": before}, headers=headers)
+        assert answer.status_code == 422, answer.text
+        assert error_of(answer)["code"] == "invalid_cursor"
+        assert "one of your batches" in error_of(answer)["message"]
+    for limit in ("0", "201", "-1", "x"):
+        answer = client.get("/api/v1/batches", params={"limit": limit}, headers=headers)
+        assert answer.status_code == 422, (limit, answer.text)
+        assert error_of(answer)["message"].startswith("query.limit: ")
+    assert len(client.get("/api/v1/batches?limit=200", headers=headers).json()) == 2
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_batch_list_paging_is_documented_as_the_job_lists(client: TestClient) -> None:
+    paths = client.get("/api/openapi.json").json()["paths"]
+    jobs_op, batches_op = paths["/api/v1/jobs"]["get"], paths["/api/v1/batches"]["get"]
+    assert batches_op["parameters"] == jobs_op["parameters"]
+    limit = next(p for p in batches_op["parameters"] if p["name"] == "limit")["schema"]
+    assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 200, 50)
+    assert "Link" in batches_op["responses"]["200"]["headers"]
+    assert "/api/v1/batches?before=ID" in batches_op["responses"]["200"]["description"]
+    assert "422" in batches_op["responses"]
 
 
 def test_batch_items_refuse_an_unknown_status(client: TestClient, ctx: Context) -> None:

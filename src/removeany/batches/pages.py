@@ -206,7 +206,7 @@ def _batches_page(
         prices = {name: _prices(session, name) for name in SERVICES}
         recent: list[BatchOut] = [
             service.summary(session, b, ctx.now())
-            for b in repo.recent_for_user(session, viewer.user.id, limit=RECENT_BATCHES)
+            for b in repo.page_for_user(session, viewer.user.id, limit=RECENT_BATCHES)[0]
         ]
     return render(
         request,

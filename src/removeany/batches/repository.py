@@ -9,6 +9,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from removeany.batches.models import Batch
+from removeany.infra import paging
 from removeany.jobs.models import Job
 
 
@@ -16,14 +17,16 @@ def get_for_user(session: Session, batch_id: str, user_id: int) -> Batch | None:
     return session.scalar(select(Batch).where(Batch.id == batch_id, Batch.user_id == user_id))
 
 
-def recent_for_user(session: Session, user_id: int, limit: int = 50) -> Sequence[Batch]:
-    stmt = (
-        select(Batch)
-        .where(Batch.user_id == user_id)
-        .order_by(Batch.created_at.desc(), Batch.id)
-        .limit(limit)
+def page_for_user(
+    session: Session, user_id: int, *, limit: int, before: str | None = None
+) -> tuple[list[Batch], Batch | None]:
+    """One keyset page of the user's batches, newest first (infra.paging, as the jobs list),
+    and its last batch when older ones remain. DomainError invalid_cursor when `before` is not
+    one of their batches."""
+    mine = select(Batch).where(Batch.user_id == user_id)
+    return paging.page(
+        session, mine, Batch.created_at, Batch.id, limit=limit, before=before, what="batches"
     )
-    return session.scalars(stmt).all()
 
 
 def status_counts(session: Session, batch_id: str) -> dict[str, int]:

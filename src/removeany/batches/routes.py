@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import AwareDatetime
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from removeany.accounts.models import User
+from removeany.api import paging
 from removeany.api.auth import require_user
 from removeany.api.contract import AUTH, errors
 from removeany.api.params import MAX_ID
@@ -184,14 +185,25 @@ def _summary(ctx: Context, request: Request, batch_id: str) -> BatchOut:
         return service.summary(session, batch, ctx.now())
 
 
-@router.get("/batches", responses=errors(*AUTH), response_model=list[BatchOut])
-def list_batches(request: Request) -> list[BatchOut]:
+@router.get(
+    "/batches",
+    responses={200: paging.listed("/api/v1/batches", "batches"), **errors(*AUTH)},
+    response_model=list[BatchOut],
+)
+def list_batches(
+    request: Request,
+    response: Response,
+    limit: paging.Limit = paging.PAGE_DEFAULT,
+    before: paging.Before = None,
+) -> list[BatchOut]:
+    """Your batches, newest first, one page at a time (pages stay put while new ones arrive)."""
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:
         user = require_user(ctx, session, request)
-        return [
-            service.summary(session, b, ctx.now()) for b in repo.recent_for_user(session, user.id)
-        ]
+        page, last = repo.page_for_user(session, user.id, limit=limit, before=before)
+        out = [service.summary(session, b, ctx.now()) for b in page]
+    paging.link_next(response, "/api/v1/batches", last.id if last else None, limit)
+    return out
 
 
 @router.get("/batches/{batch_id}", responses=errors(*AUTH, 404), response_model=BatchOut)

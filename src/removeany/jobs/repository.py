@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from removeany.accounts.models import User
+from removeany.infra import paging
 from removeany.jobs.models import Job
 
 
@@ -36,26 +37,13 @@ def recent_for_user(session: Session, user_id: int, limit: int = 20) -> Sequence
 
 def page_for_user(
     session: Session, user_id: int, *, limit: int, before: str | None = None
-) -> Sequence[Job] | None:
-    """Up to `limit` of the user's jobs, newest first (created_at, then id), older than the
-    job `before` when given: a keyset page, so jobs submitted meanwhile never shift or repeat
-    the pages after the first. None when `before` is not one of the user's jobs."""
-    stmt = select(Job).where(Job.user_id == user_id)
-    if before is not None:
-        anchor = session.execute(
-            select(Job.created_at, Job.id).where(Job.id == before, Job.user_id == user_id)
-        ).first()
-        if anchor is None:
-            return None
-        created_at, job_id = anchor
-        stmt = stmt.where(
-            or_(
-                Job.created_at < created_at,
-                and_(Job.created_at == created_at, Job.id < job_id),
-            )
-        )
-    stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
-    return session.scalars(stmt).all()
+) -> tuple[list[Job], Job | None]:
+    """One keyset page of the user's jobs, newest first (infra.paging), and its last job when
+    older ones remain. DomainError invalid_cursor when `before` is not one of their jobs."""
+    mine = select(Job).where(Job.user_id == user_id)
+    return paging.page(
+        session, mine, Job.created_at, Job.id, limit=limit, before=before, what="jobs"
+    )
 
 
 def claim(session: Session, job_id: str, now: datetime) -> bool:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
-from removeany.api import uploads
+from removeany.api import paging, uploads
 from removeany.api.auth import require_user
 from removeany.api.contract import AUTH, errors
 from removeany.api.submit import submit_job
@@ -193,35 +193,14 @@ def _boxes(value: str) -> Any:
 
 @router.get(
     "/jobs",
-    responses={
-        200: {
-            "description": "Your jobs, newest first. When older ones remain, the Link header "
-            'names the next page: `</api/v1/jobs?before=ID&limit=N>; rel="next"`.',
-            "headers": {
-                "Link": {
-                    "description": 'The next page (rel="next"); absent on the last page',
-                    "schema": {"type": "string"},
-                }
-            },
-        },
-        **errors(*AUTH),
-    },
+    responses={200: paging.listed("/api/v1/jobs", "jobs"), **errors(*AUTH)},
     response_model=list[JobOut],
 )
 def list_jobs(
     request: Request,
     response: Response,
-    limit: Annotated[
-        int, Query(ge=1, le=jobs.PAGE_MAX, description="Jobs to return")
-    ] = jobs.PAGE_DEFAULT,
-    before: Annotated[
-        str | None,
-        Query(
-            max_length=32,
-            description="The id of one of your jobs: only older ones are listed (the Link "
-            "header's next page gives it)",
-        ),
-    ] = None,
+    limit: paging.Limit = paging.PAGE_DEFAULT,
+    before: paging.Before = None,
 ) -> list[JobOut]:
     """Your jobs, newest first, one page at a time (pages stay put while new jobs arrive)."""
     ctx: Context = request.app.state.ctx
@@ -229,9 +208,7 @@ def list_jobs(
         user = require_user(ctx, session, request)
         page, after = jobs.page_for_user(session, user, limit=limit, before=before)
         out = [job_out(j, ledger.charged_for(session, jobs.job_reference(j.id))) for j in page]
-    if after is not None:
-        next_url = f"/api/v1/jobs?{urlencode({'before': after, 'limit': limit})}"
-        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    paging.link_next(response, "/api/v1/jobs", after, limit)
     return out
 
 

@@ -19,7 +19,7 @@ from removeany.catalog.models import Price
 from removeany.catalog.prices import price_for
 from removeany.credits import free
 from removeany.credits import service as ledger
-from removeany.errors import Conflict, DomainError, NotFound
+from removeany.errors import Conflict, NotFound
 from removeany.infra.db import Database
 from removeany.infra.storage import Storage
 from removeany.jobs import repository as repo
@@ -159,26 +159,13 @@ def get_for_user(session: Session, user: User, job_id: str) -> Job:
     return job
 
 
-# GET /api/v1/jobs: how many jobs one page holds (the default is what the list always held).
-PAGE_DEFAULT = 50
-PAGE_MAX = 200
-
-
 def page_for_user(
     session: Session, user: User, *, limit: int, before: str | None
 ) -> tuple[list[Job], str | None]:
     """One page of the user's jobs, newest first, and the id to pass as `before` for the next
     (None on the last page)."""
-    rows = repo.page_for_user(session, user.id, limit=limit + 1, before=before)
-    if rows is None:
-        raise DomainError(
-            "before must be the id of one of your jobs, as the next page's address in the Link "
-            "header gives it; leave it out for your newest jobs.",
-            code="invalid_cursor",
-            status_code=422,
-        )
-    page = list(rows[:limit])
-    return page, (page[-1].id if len(rows) > limit else None)
+    page, last = repo.page_for_user(session, user.id, limit=limit, before=before)
+    return page, (last.id if last is not None else None)
 
 
 def succeed(
