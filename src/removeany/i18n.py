@@ -176,6 +176,10 @@ def placeholders(text: str) -> set[str]:
 # Sentences by error code, for messages without an exact translation (they often carry
 # numbers or names). Keep them true for every message the code is used with.
 ERROR_MESSAGES: dict[str, str] = {
+    "invalid_cursor": N_(
+        "That page of older items is not one of yours. Go back to your newest ones and use "
+        "the Older link."
+    ),
     "csrf_failed": N_("The form expired or came from another site. Reload the page and try again."),
     "invalid_credentials": N_("Email or password is wrong."),
     "email_not_verified": N_(

@@ -36,6 +36,7 @@ from removeany.web.routes import (
     _form_viewer,
     _to_login,
     _viewer,
+    older_refused,
     redirect,
     render,
     t,
@@ -196,6 +197,7 @@ def _batches_page(
     status_code: int = 200,
     error: Exception | None = None,
     chosen: dict[str, str] | None = None,
+    before: str | None = None,
 ) -> Response:
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
@@ -204,10 +206,13 @@ def _batches_page(
             return _to_login(request, "/batches")
         balance = ledger.balance(session, viewer.user.id, ctx.now())
         prices = {name: _prices(session, name) for name in SERVICES}
-        recent: list[BatchOut] = [
-            service.summary(session, b, ctx.now())
-            for b in repo.page_for_user(session, viewer.user.id, limit=RECENT_BATCHES)[0]
-        ]
+        try:
+            page, last = repo.page_for_user(
+                session, viewer.user.id, limit=RECENT_BATCHES, before=before
+            )
+        except DomainError as exc:
+            return older_refused(request, exc, viewer)
+        recent: list[BatchOut] = [service.summary(session, b, ctx.now()) for b in page]
     return render(
         request,
         "batches.html",
@@ -219,6 +224,8 @@ def _batches_page(
         services=[(name, t(label)) for name, label in SERVICES.items()],
         chosen={**DEFAULTS, **(chosen or {})},
         batches=recent,
+        older=last.id if last is not None else None,
+        paged=before is not None,
         error=error,
         max_mb=ctx.settings.max_upload_bytes // (1024 * 1024),
         max_bytes=ctx.settings.max_upload_bytes,
@@ -228,8 +235,10 @@ def _batches_page(
 
 
 @router.get("/batches", response_class=HTMLResponse)
-def batches(request: Request) -> Response:
-    return _batches_page(request)
+def batches(request: Request, before: str | None = None) -> Response:
+    """The batch form and RECENT_BATCHES batches, newest first, with an "Older batches" link
+    (`?before=<last batch's id>`, the API's keyset) while older ones remain."""
+    return _batches_page(request, before=before)
 
 
 def _chosen(form: FormData) -> dict[str, str]:

@@ -338,6 +338,15 @@ def _error_page(request: Request, exc: DomainError, viewer: Viewer | None = None
     )
 
 
+def older_refused(request: Request, exc: DomainError, viewer: Viewer) -> HTMLResponse:
+    """An "Older" link's `before` that is not one of the viewer's rows (someone else's, or
+    made up): the page's own sentence, not the API's, which speaks of a Link header."""
+    message = i18n.ERROR_MESSAGES["invalid_cursor"]  # _error_page translates it by its code
+    return _error_page(
+        request, DomainError(message, code=exc.code, status_code=exc.status_code), viewer
+    )
+
+
 def _csrf_failed() -> Forbidden:
     return Forbidden(
         t("The form expired or came from another site. Reload the page and try again."),
@@ -751,14 +760,23 @@ def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Respons
 
 
 @router.get("/app", response_class=HTMLResponse)
-def workspace(request: Request, sent: str = "", deleted: str = "") -> Response:
+def workspace(
+    request: Request, sent: str = "", deleted: str = "", before: str | None = None
+) -> Response:
+    """The workspace; its job list shows RECENT_JOBS jobs, newest first, with an "Older jobs"
+    link (`?before=<last job's id>`, the API's keyset) while older ones remain."""
     ctx = _ctx(request)
     with ctx.db.transaction() as session:
         viewer = _viewer(ctx, session, request)
         if viewer is None:
             return _to_login(request)
         balance = ledger.balance(session, viewer.user.id, ctx.now())
-        recent = list(jobs_repo.recent_for_user(session, viewer.user.id, limit=RECENT_JOBS))
+        try:
+            recent, last = jobs_repo.page_for_user(
+                session, viewer.user.id, limit=RECENT_JOBS, before=before
+            )
+        except DomainError as exc:
+            return older_refused(request, exc, viewer)
         job_files = {job.id: _job_files(ctx, session, job) for job in recent}
         photo_prices = _photo_prices(session)
     return render(
@@ -768,6 +786,8 @@ def workspace(request: Request, sent: str = "", deleted: str = "") -> Response:
         balance=balance,
         prices=photo_prices,
         jobs=recent,
+        older=last.id if last is not None else None,
+        paged=before is not None,
         job_files=job_files,
         retention_hours=ctx.settings.retention_hours,
         sent=bool(sent),
