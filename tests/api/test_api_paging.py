@@ -28,7 +28,15 @@ def client(ctx: Context) -> Iterator[TestClient]:
         yield test_client
 
 
-def add_jobs(ctx: Context, user: User, count: int, *, start: int = 0, tied: bool = False) -> None:
+def add_jobs(
+    ctx: Context,
+    user: User,
+    count: int,
+    *,
+    start: int = 0,
+    tied: bool = False,
+    status: str = "succeeded",
+) -> None:
     """Job rows as submission leaves them, `count` of them, a minute apart (or, `tied`, all
     created in the same instant, so only the id orders them)."""
     now = ctx.now()
@@ -39,7 +47,7 @@ def add_jobs(ctx: Context, user: User, count: int, *, start: int = 0, tied: bool
                     id=f"{n:04d}".rjust(32, "a"),
                     user_id=user.id,
                     service="remove_background",
-                    status="succeeded",
+                    status=status,
                     options={},
                     cost=1,
                     input_key=f"originals/{n}",

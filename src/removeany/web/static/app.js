@@ -697,7 +697,8 @@
 
     function addJob(info) {
       var list = byId("job-list");
-      if (!list) return;
+      // A page of older jobs: a new one belongs on the first page, not here.
+      if (!list || list.hasAttribute("data-older-page")) return;
       var old = list.querySelector('[data-job-id="' + info.id + '"]');
       if (old) old.remove();
       var thumb = el("span", { class: "job-thumb checker" });
@@ -739,7 +740,19 @@
         ]),
       ]);
       list.insertBefore(item, list.firstChild);
-      while (list.children.length > 12) list.removeChild(list.lastChild);
+      var pushedOff = false;
+      while (list.children.length > 12) {
+        list.removeChild(list.lastChild);
+        pushedOff = true;
+      }
+      var older = byId("older-jobs");
+      if (pushedOff && older) {
+        // The jobs pushed off this page are older than its last one: "Older jobs" starts there.
+        var last = list.lastElementChild.getAttribute("data-job-id");
+        older.href = "/app?before=" + encodeURIComponent(last) + "#recent-title";
+        older.hidden = false;
+        byId("job-pager").hidden = false;
+      }
       var empty = byId("no-jobs");
       if (empty) empty.hidden = true;
     }
