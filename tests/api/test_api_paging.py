@@ -12,11 +12,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event, text
 
 from removeany.accounts.models import User
 from removeany.app import create_app
+from removeany.batches import repository as batches
 from removeany.batches.models import Batch
 from removeany.context import Context
+from removeany.jobs import repository as jobs
 from removeany.jobs.models import Job
 from tests.api.test_contract import error_of, photo
 from tests.helpers import make_api_key, make_user, wait_for_batch
@@ -358,3 +361,54 @@ def test_an_unhandled_error_under_removebg_answers_in_its_error_shape(
     documented = doc["paths"]["/v1.0/removebg"]["post"]["responses"]["5XX"]
     schema = documented["content"]["application/json"]["schema"]
     assert schema == {"$ref": "#/components/schemas/RemoveBgErrors"}
+
+
+def plan_of_page(ctx: Context, read_page: Any) -> str:
+    """The database's plan for the last query `read_page(session)` runs (the page itself,
+    after the cursor's lookup), as the database would execute it."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        seen.append((statement, params))
+
+    event.listen(ctx.db.engine, "before_cursor_execute", record)
+    try:
+        with ctx.db.transaction() as session:
+            read_page(session)
+    finally:
+        event.remove(ctx.db.engine, "before_cursor_execute", record)
+    statement, params = seen[-1]
+    sqlite = ctx.db.engine.dialect.name == "sqlite"
+    with ctx.db.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        if not sqlite:
+            # Rule out a scan of the whole table; what is left to see is whether it sorts.
+            cursor.execute("SET enable_seqscan = off")
+        cursor.execute(("EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN ") + statement, params)
+        return "\n".join(" ".join(str(v) for v in row) for row in cursor.fetchall())
+
+
+def test_history_pages_are_read_in_order_from_an_index(ctx: Context) -> None:
+    """With only the user_id and created_at indexes, both databases read a page by walking
+    the created_at index through every user's rows and keeping the one user's (SQLite:
+    'SCAN jobs USING INDEX ix_jobs_created_at'), or by sorting all of the user's rows. The
+    (user_id, created_at, id) indexes hand one user's rows over in order."""
+
+    ada, bob = make_user(ctx), make_user(ctx, "bob@example.com")
+    add_jobs(ctx, ada, 400)
+    add_jobs(ctx, bob, 400, start=1000)
+    add_batches(ctx, ada, 400)
+    add_batches(ctx, bob, 400, start=1000)
+    with ctx.db.transaction() as session:
+        session.execute(text("ANALYZE"))
+    for read_page in (
+        lambda s: jobs.page_for_user(s, ada.id, limit=50),
+        lambda s: jobs.page_for_user(s, ada.id, limit=50, before=f"{300:04d}".rjust(32, "a")),
+        lambda s: batches.page_for_user(s, ada.id, limit=50),
+        lambda s: batches.page_for_user(s, ada.id, limit=50, before=batch_id(300)),
+    ):
+        plan = plan_of_page(ctx, read_page)
+        assert "_user_created" in plan, plan
+        assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from removeany.infra.db import Base, UTCDateTime, utcnow
@@ -13,6 +13,8 @@ from removeany.infra.db import Base, UTCDateTime, utcnow
 
 class Batch(Base):
     __tablename__ = "batches"
+    # One user's history, newest first, page after page (infra.paging).
+    __table_args__ = (Index("ix_batches_user_created", "user_id", "created_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

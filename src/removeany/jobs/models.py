@@ -16,6 +16,8 @@ class Job(Base):
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_idempotency"),
         Index("ix_jobs_status_user_id", "status", "user_id"),
+        # One user's history, newest first, page after page (infra.paging).
+        Index("ix_jobs_user_created", "user_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
