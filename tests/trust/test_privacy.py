@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from datetime import timedelta
 
@@ -84,6 +85,28 @@ def test_exif_is_kept_only_when_asked(client: TestClient, ctx: Context) -> None:
             exif = out.getexif()
             assert exif.get(0x010F) == "SpyCam", fmt
             assert exif.get_ifd(0x8825)[2] == (48.0, 51.0, 29.0), fmt
+
+
+def test_the_security_page_states_the_retention_and_metadata_kept_on_request(
+    client: TestClient, ctx: Context
+) -> None:
+    """The "Your data" promise matches what the server does: the operator's retention period
+    as set (1 hour, 0.5 hours; it said "1 hours" and "0 hours"), and EXIF kept when asked
+    (test above; it said results never carry any)."""
+    make_user(ctx)
+    login(client, "ada@example.com", PASSWORD)
+    said = {}
+    for hours in (1.0, 0.5, 24.0):
+        ctx.settings = ctx.settings.model_copy(update={"retention_hours": hours})
+        page = client.get("/account/security")
+        assert page.status_code == 200
+        said[hours] = re.search(r"deleted automatically ([\d.]+ hours?) after", page.text)
+        assert "metadata unless you ask to keep it" in page.text
+    assert {h: m and m.group(1) for h, m in said.items()} == {
+        1.0: "1 hour",
+        0.5: "0.5 hours",
+        24.0: "24 hours",
+    }
 
 
 def test_retention_sweep_and_delete_on_request(
