@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from removeany.accounts.models import User
 from removeany.errors import DomainError, Forbidden
+from removeany.i18n import LOCALES, normalize, t, translate, use
 from removeany.infra.settings import Settings
 from removeany.legal import texts
 from removeany.legal.models import LegalVersion, TermsAcceptance
@@ -317,28 +318,71 @@ def install_builtin(session: Session, *, base_url: str, now: datetime) -> Instal
 
 def notify_users(session: Session, terms: Terms, *, base_url: str, now: datetime) -> int:
     """Email every active or restricted user with a confirmed address about a new version,
-    in the transaction that publishes it; returns how many."""
-    subject, body = notice_text(base_url, terms)
-    stmt = select(User.id, User.email).where(
+    in the transaction that publishes it, each in their own language (`notice_text`);
+    returns how many."""
+    stmt = select(User.id, User.email, User.locale).where(
         User.status.in_(("active", "restricted")), User.email_verified_at.is_not(None)
     )
     users = session.execute(stmt).all()
-    for user_id, address in users:
+    written: dict[str | None, tuple[str, str]] = {}
+    for user_id, address, locale in users:
+        chosen = normalize(locale)
+        if chosen not in written:
+            written[chosen] = notice_text(base_url, terms, chosen)
+        subject, body = written[chosen]
         mail.write(session, to=address, subject=subject, body=body, user_id=user_id, now=now)
     return len(users)
 
 
-def notice_text(base_url: str, terms: Terms) -> tuple[str, str]:
-    base = base_url.rstrip("/")
-    return (
-        f"RemoveAny terms updated (version {terms.version})",
-        f"We have published version {terms.version} of the RemoveAny Terms of Service and "
-        f"Privacy Policy.\n\nWhat changed: {terms.summary or 'see the new text'}\n\n"
-        f"Read them here: {base}/legal/terms\n\nYou will be asked to accept them the next time "
-        "you use the services. If you do not agree, you can delete your account from your "
-        f"account page.\n\n我们发布了 RemoveAny 服务条款和隐私政策第 {terms.version} 版。"
-        f"请阅读: {base}/legal/terms 。下次使用服务时需要您接受新版本。\n",
-    )
+def summary_shown(terms: Terms) -> str:
+    """What changed in `terms`, as shown in the current language: a built-in version's
+    summary is the software's text and is translated (`legal.texts`); an operator's is shown
+    as they wrote it."""
+    if terms.summary in _BUILT_IN_SUMMARIES:
+        return translate(terms.summary)
+    return terms.summary or t("see the new text")
+
+
+_BUILT_IN_SUMMARIES = frozenset({BUILTIN_V1.summary, BUILTIN_V2.summary})
+
+
+def notice_text(base_url: str, terms: Terms, locale: str | None) -> tuple[str, str]:
+    """Subject and body of the email announcing `terms`, in `locale` (the recipient's
+    `User.locale`). Where none is stored (an account made through the API or the command
+    line, or before languages were stored) nobody knows which language the person reads, and
+    whoever published is not the reader: then both, English first."""
+    link = f"{base_url.rstrip('/')}/legal/accept"
+    if locale in LOCALES:
+        return _notice(terms, locale, f"{link}?lang={locale}")
+    en_subject, en_body = _notice(terms, "en", link)
+    zh_subject, zh_body = _notice(terms, "zh-CN", link)
+    return f"{en_subject} / {zh_subject}", f"{en_body}\n---\n\n{zh_body}"
+
+
+def _notice(terms: Terms, locale: str, link: str) -> tuple[str, str]:
+    """The notice in one language. `link` opens the page where the new version is read and
+    accepted (after signing in): with `?lang=` the recipient's language, which that also
+    makes the site's in their browser; a bilingual email's leaves the browser's own choice."""
+    with use(locale):
+        subject = t("RemoveAny terms updated (version {version})", version=terms.version)
+        body = (
+            t(
+                "We have published version {version} of the RemoveAny Terms of Service and "
+                "Privacy Policy.",
+                version=terms.version,
+            )
+            + "\n\n"
+            + t("What changed: {summary}", summary=summary_shown(terms))
+            + "\n\n"
+            + t("Read them and accept them here: {link}", link=link)
+            + "\n\n"
+            + t(
+                "You will be asked to accept them before you next use the services. If you do "
+                "not agree, you can delete your account on your account's security page."
+            )
+            + "\n"
+        )
+    return subject, body
 
 
 def placeholders(settings: Settings) -> dict[str, str]:

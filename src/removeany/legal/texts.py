@@ -15,8 +15,13 @@ published versions are stored in `legal_versions` and never edited. Format: `## 
 
 from __future__ import annotations
 
+from removeany.i18n import N_
+
+# The summaries of what changed are the software's words, like the rest of the site's: they
+# are in the catalogue (locales/zh_CN.json) and shown in the reader's language
+# (`legal.service.summary_shown`). An operator's summary is shown as they wrote it.
 VERSION_1_DATE = "2026-11-25"
-VERSION_1_SUMMARY = "First version."
+VERSION_1_SUMMARY = N_("First version.")
 
 TERMS_EN = """\
 ## 1. What this is
@@ -148,7 +153,7 @@ PRIVACY_ZH = """\
 # --- version 2 ------------------------------------------------------------------------------
 
 VERSION_2_DATE = "2026-12-07"
-VERSION_2_SUMMARY = (
+VERSION_2_SUMMARY = N_(
     "The Privacy Policy now lists everything the service keeps and for how long (emails, "
     "sign-ins and devices, a previous email address, job history, orders and payments, the "
     "moderation audit log), with the periods set on this site, what account deletion removes, "

@@ -1,0 +1,138 @@
+# ruff: noqa: RUF001  (Chinese text: full-width punctuation)
+"""The email that tells people about new terms, and the way from it to accepting them: each
+person is written to in their own language (`User.locale`), whoever publishes and from
+whatever page; the summary of a built-in version is translated, an operator's stays as they
+wrote it; the link opens the page where the new version is accepted, in that language.
+Real app, real database (SQLite and PostgreSQL), outbox folder and a real SMTP server."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage, Message
+
+from fastapi.testclient import TestClient
+
+from removeany.accounts import service as accounts
+from removeany.context import Context, build_context
+from removeany.credits import service as ledger
+from removeany.i18n import translate
+from removeany.infra.settings import Settings
+from removeany.legal import texts
+from removeany.legal.models import TermsAcceptance
+from tests.helpers import make_api_key
+from tests.mail.test_outbox import wait_until
+from tests.smtp import Collect, free_port, start
+from tests.trust.conftest import PASSWORD, body_of, mails
+from tests.trust.test_moderation import make_admin
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+ZH_BROWSER = {"Accept-Language": "zh-CN,zh;q=0.9"}
+
+
+def _person(ctx: Context, email: str, locale: str | None, *, accepted: int) -> str:
+    """A confirmed account whose emails are in `locale` (None: never chose one), that
+    accepted version `accepted`, with credits and an API key (returned)."""
+    with ctx.db.transaction() as s:
+        user = accounts.create_user(s, email, PASSWORD, now=ctx.now(), verified=True, locale=locale)
+        s.add(TermsAcceptance(user_id=user.id, version=accepted, accepted_at=ctx.now()))
+        ledger.grant(
+            s,
+            user.id,
+            5,
+            source="admin",
+            now=ctx.now(),
+            expires_at=ctx.now() + timedelta(days=30),
+            reference="test",
+        )
+    return make_api_key(ctx, user)
+
+
+def _notice(ctx: Context, to: str) -> EmailMessage:
+    (found,) = [m for m in mails(ctx, to) if "RemoveAny" in str(m["Subject"])]
+    return found
+
+
+def _parsed(message: Message) -> EmailMessage:
+    """A message as the SMTP server received it, read the way a mail program does."""
+    parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def test_an_admins_new_version_is_announced_in_each_persons_language(
+    client: TestClient, ctx: Context
+) -> None:
+    admin = {"X-Api-Key": make_admin(ctx), **ZH_BROWSER}  # an admin reading the site in Chinese
+    _person(ctx, "li@example.com", "zh-CN", accepted=2)
+    _person(ctx, "ada@example.com", "en", accepted=2)
+    _person(ctx, "old@example.com", None, accepted=2)  # made before languages were stored
+    v2 = client.get("/api/v1/legal/current").json()
+    body = {key: v2[key] for key in ("terms_en", "terms_zh", "privacy_en", "privacy_zh")}
+    published = client.post(
+        "/api/v1/admin/legal", json={"summary": "Retention is now 12 hours.", **body}, headers=admin
+    )
+    assert published.status_code == 201 and published.json()["version"] == 3
+
+    zh = _notice(ctx, "li@example.com")
+    assert zh["Subject"] == "RemoveAny 服务条款已更新（第 3 版）"
+    text = body_of(zh)
+    assert text.startswith("我们发布了 RemoveAny 服务条款和隐私政策第 3 版。")
+    # The operator's summary as they wrote it, in a Chinese sentence.
+    assert "更新内容：Retention is now 12 hours." in text
+    assert "http://testserver/legal/accept?lang=zh-CN" in text
+    assert "We have published" not in text and "What changed" not in text
+
+    en = _notice(ctx, "ada@example.com")
+    assert en["Subject"] == "RemoveAny terms updated (version 3)"
+    text = body_of(en)
+    assert "What changed: Retention is now 12 hours." in text
+    assert "http://testserver/legal/accept?lang=en" in text
+    assert not CJK.search(text + str(en["Subject"]))  # the admin's Chinese does not leak in
+
+    # Nobody knows which language this person reads: both, English first.
+    both = _notice(ctx, "old@example.com")
+    assert "RemoveAny terms updated (version 3)" in str(both["Subject"])
+    assert "RemoveAny 服务条款已更新（第 3 版）" in str(both["Subject"])
+    text = body_of(both)
+    assert text.index("What changed: Retention") < text.index("更新内容：Retention")
+    assert "http://testserver/legal/accept\n" in text  # no language forced on them
+
+
+def test_the_built_in_version_2_is_announced_in_each_persons_language_over_smtp(
+    settings: Settings,
+) -> None:
+    """An installation still on the built-in version 1 starts the release with version 2:
+    the emails it writes, as an SMTP server receives them."""
+    port = free_port()
+    smtp = settings.model_copy(update={"mail_backend": "smtp", "smtp_port": port})
+    before = build_context(smtp)  # the release-1 database: accounts, no published rows
+    _person(before, "li@example.com", "zh-CN", accepted=1)
+    _person(before, "ada@example.com", "en", accepted=1)
+    before.close()
+    handler = Collect()
+    controller = start(handler, port)
+    try:
+        started = build_context(smtp, migrate=True)  # `serve` or an operator command
+        try:  # the sender delivers on its own thread after the commit
+            wait_until(lambda: len(handler.messages) == 2)
+        finally:
+            started.close()
+    finally:
+        controller.stop()
+    received = {str(m["To"]): _parsed(m) for m in handler.messages}
+    assert set(received) == {"li@example.com", "ada@example.com"}
+
+    zh = received["li@example.com"]
+    assert zh["Subject"] == "RemoveAny 服务条款已更新（第 2 版）"
+    text = str(zh.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    summary_zh = translate(texts.VERSION_2_SUMMARY, "zh-CN")
+    assert summary_zh != texts.VERSION_2_SUMMARY and "隐私政策" in summary_zh
+    assert f"更新内容：{summary_zh}" in text
+    assert texts.VERSION_2_SUMMARY not in text and "We have published" not in text
+
+    en = received["ada@example.com"]
+    assert en["Subject"] == "RemoveAny terms updated (version 2)"
+    text = str(en.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    assert f"What changed: {texts.VERSION_2_SUMMARY}" in text and not CJK.search(text)
