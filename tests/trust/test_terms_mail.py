@@ -7,6 +7,7 @@ Real app, real database (SQLite and PostgreSQL), outbox folder and a real SMTP s
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 from email import message_from_bytes, policy
@@ -26,6 +27,8 @@ from tests.mail.test_outbox import wait_until
 from tests.smtp import Collect, free_port, start
 from tests.trust.conftest import PASSWORD, body_of, mails
 from tests.trust.test_moderation import make_admin
+from tests.trust.test_terms import submit
+from tests.web.test_pages import form_token, text_of
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 ZH_BROWSER = {"Accept-Language": "zh-CN,zh;q=0.9"}
@@ -136,3 +139,69 @@ def test_the_built_in_version_2_is_announced_in_each_persons_language_over_smtp(
     assert en["Subject"] == "RemoveAny terms updated (version 2)"
     text = str(en.get_body(("plain",)).get_content())  # type: ignore[union-attr]
     assert f"What changed: {texts.VERSION_2_SUMMARY}" in text and not CJK.search(text)
+
+
+def test_the_emailed_link_leads_to_accepting_the_new_version(
+    client: TestClient, ctx: Context, settings: Settings
+) -> None:
+    key = _person(ctx, "li@example.com", "zh-CN", accepted=1)
+    build_context(settings, migrate=True).close()  # the release starts: version 2 published
+    assert submit(client, key).json()["error"]["code"] == "terms_not_accepted"
+    emailed = body_of(_notice(ctx, "li@example.com"))
+    link = re.search(r"http://testserver(/legal/accept\S*)", emailed)
+    assert link is not None
+    # Signed out (an English browser): sign in first, then back to the link.
+    to_login = client.get(link.group(1), follow_redirects=False)
+    assert to_login.status_code == 303
+    assert to_login.headers["location"].startswith("/login?next=/legal/accept")
+    login_page = client.get(to_login.headers["location"]).text
+    back_to = re.search(r'name="next" value="([^"]*)"', login_page)
+    assert back_to is not None
+    signed_in = client.post(
+        "/login",
+        data={
+            "email": "li@example.com",
+            "password": PASSWORD,
+            "csrf_token": form_token(login_page),
+            "next": html.unescape(back_to.group(1)),
+        },
+        follow_redirects=False,
+    )
+    assert signed_in.status_code == 303
+    assert signed_in.headers["location"] == "/legal/accept?lang=zh-CN"
+    page = client.get(signed_in.headers["location"])
+    assert page.status_code == 200 and '<html lang="zh-CN">' in page.text
+    shown = text_of(page.text)
+    # What changed, in Chinese: the built-in summary is the software's, so it is translated.
+    assert translate(texts.VERSION_2_SUMMARY, "zh-CN") in shown
+    assert texts.VERSION_2_SUMMARY not in shown
+    accepted = client.post(
+        "/legal/accept",
+        data={"version": "2", "csrf_token": form_token(page.text), "next": ""},
+        follow_redirects=False,
+    )
+    assert accepted.status_code == 303
+    assert submit(client, key).status_code == 202
+
+
+def test_the_terms_page_offers_to_accept_them_to_whoever_has_not(
+    client: TestClient, ctx: Context, settings: Settings
+) -> None:
+    """The site's banner is not shown on the legal pages: reading the new terms there must
+    still lead to accepting them."""
+    _person(ctx, "ada@example.com", "en", accepted=1)
+    build_context(settings, migrate=True).close()
+    assert client.post(
+        "/api/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD}
+    ).is_success
+    for page in ("/legal/terms", "/legal/privacy"):
+        assert 'href="/legal/accept"' in client.get(page).text, page
+    # Not on an old version, nor once accepted.
+    assert 'href="/legal/accept"' not in client.get("/legal/terms?version=1").text
+    form = client.get("/legal/accept").text
+    assert client.post(
+        "/legal/accept",
+        data={"version": "2", "csrf_token": form_token(form), "next": ""},
+        follow_redirects=False,
+    ).is_redirect
+    assert 'href="/legal/accept"' not in client.get("/legal/terms").text

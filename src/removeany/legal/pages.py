@@ -73,6 +73,12 @@ def _doc(request: Request, which: str, version: int | None, lang: str) -> Respon
             terms = legal.get(session, version) if version else legal.current(session)
             current = legal.current(session).version
             all_versions = [v.version for v in legal.versions(session)]
+            # The site's banner is not shown on these pages: someone reading the version they
+            # are asked to accept gets the way to accept it here.
+            to_accept = viewer is not None and (
+                terms.version == current
+                and legal.accepted_version(session, viewer.user.id) != current
+            )
     except DomainError as exc:
         return _error_page(request, exc)
     text = getattr(terms, f"{which}_{'zh' if doc_locale == 'zh-CN' else 'en'}")
@@ -86,6 +92,7 @@ def _doc(request: Request, which: str, version: int | None, lang: str) -> Respon
         terms=terms,
         current=current,
         versions=all_versions,
+        to_accept=to_accept,
         blocks=blocks(legal.render(text, ctx.settings)),
     )
 
@@ -114,6 +121,7 @@ def accept_form(request: Request, next: str = "") -> Response:
         "legal_accept.html",
         viewer=viewer,
         terms=terms,
+        summary=legal.summary_shown(terms),
         accepted=accepted,
         next=_safe_next(next),
     )
