@@ -73,6 +73,10 @@
     return S.failed;
   }
 
+  function errorCode(body) {
+    return (body && body.error && body.error.code) || "";
+  }
+
   function getJSON(url) {
     return fetch(url, {
       credentials: "same-origin",
@@ -317,6 +321,7 @@
     var again = byId("again");
     var errorBox = byId("upload-error");
     var buyCredits = byId("upload-buy");
+    var acceptTerms = byId("upload-terms");
     var form = byId("options-form");
     var colorInput = byId("bg-color");
     var bgImageInput = byId("bg-image");
@@ -358,11 +363,14 @@
       result.hidden = state !== "done";
     }
 
-    function showError(message, status) {
+    function showError(message, status, code) {
       errorBox.textContent = message || "";
       errorBox.hidden = !message;
       // Out of credits (402): offer the credits page right under the message.
       if (buyCredits) buyCredits.hidden = !message || status !== 402;
+      // New terms to accept (published after this page was loaded, so it shows no banner):
+      // offer the page that accepts them.
+      if (acceptTerms) acceptTerms.hidden = !message || code !== "terms_not_accepted";
     }
 
     /* The API's form fields for the chosen service (POST /api/v1/jobs), read when photos are
@@ -418,7 +426,7 @@
         showResult(item, moveFocus);
       } else if (item.state === "failed") {
         show("idle");
-        showError(item.error, item.httpStatus);
+        showError(item.error, item.httpStatus, item.errorCode);
       } else {
         showError("");
         busyImage.src = item.objectUrl;
@@ -629,7 +637,7 @@
         if (!settled()) return;
         var body = parseJSON(xhr.responseText);
         if (xhr.status >= 200 && xhr.status < 300 && body && body.id) follow(item, body);
-        else fail(item, errorMessage(xhr.status, body), xhr.status);
+        else fail(item, errorMessage(xhr.status, body), xhr.status, errorCode(body));
       });
       xhr.addEventListener("error", function () {
         if (settled()) fail(item, S.network);
@@ -682,13 +690,14 @@
       addJob(info);
     }
 
-    function fail(item, message, status) {
+    function fail(item, message, status, code) {
       item.error = message;
       item.httpStatus = status;
+      item.errorCode = code;
       update(item, "failed", 100, message);
       if (item === focused) {
         show("idle");
-        showError(message, status);
+        showError(message, status, code);
       }
       refreshBalance();
     }

@@ -1,0 +1,70 @@
+"""New terms published while someone has the workspace open: their next upload is refused
+(403 terms_not_accepted) and the page, loaded before, shows no banner about it; the refusal
+itself offers the way to accept them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from removeany.context import build_context
+from removeany.legal import service as legal
+from removeany.moderation.audit import Actor
+from tests.conftest import eval_image
+from tests.helpers import make_user
+from tests.web.conftest import PASSWORD, both_languages
+from tests.web.test_browser import LiveServer
+from tests.web.test_browser import page as page  # the Chromium fixture
+from tests.web.test_browser import server as server  # the live-server fixture
+
+pytestmark = pytest.mark.browser
+
+EMAIL = "terms@example.com"
+TEXT = "The operator's new text, long enough to publish."
+
+
+@both_languages
+def test_an_upload_refused_for_new_terms_leads_to_accepting_them(
+    server: LiveServer, page: Any, lang: str, tr: Callable[..., str]
+) -> None:
+    from playwright.sync_api import expect
+
+    ctx = build_context(server.settings)
+    try:
+        make_user(ctx, EMAIL, credits=10)  # the version in force accepted
+        page.goto(server.url + "/login")
+        page.get_by_label(tr("Email address")).fill(EMAIL)
+        page.get_by_label(tr("Password")).fill(PASSWORD)
+        page.get_by_role("button", name=tr("Sign in")).click()
+        expect(page).to_have_url(server.url + "/app")
+        with ctx.db.transaction() as session:  # while the page is open
+            legal.publish(
+                session,
+                Actor(None, "cli:test"),
+                summary="New wording.",
+                terms_en=TEXT,
+                terms_zh=TEXT,
+                privacy_en=TEXT,
+                privacy_zh=TEXT,
+                now=ctx.now(),
+            )
+    finally:
+        ctx.close()
+    page.get_by_label(tr("Crop to the subject")).uncheck()
+    page.locator("#file-input").set_input_files(str(eval_image("object", "alphamatting_GT03")))
+    error = page.locator("#upload-error")
+    expect(error).to_contain_text(tr("Terms of Service and Privacy Policy"))
+    accept = page.locator("#upload-terms").get_by_role("link", name=tr("Review and accept"))
+    expect(accept).to_be_visible()
+    expect(page.locator("#upload-buy")).to_be_hidden()
+    accept.click()
+    page.get_by_role("button", name=tr("I accept version {v}", v=3)).click()
+    expect(page).to_have_url(server.url + "/app")
+    page.locator("#file-input").set_input_files(str(eval_image("object", "alphamatting_GT03")))
+    expect(page.locator("#progress-text")).to_be_visible()
+    expect(error).to_be_hidden()
+    expect(page.locator("#upload-terms")).to_be_hidden()
+    # The refused upload's 403 is the only one Chromium logs.
+    assert [p for p in page.problems if "status of 403" not in p] == []
