@@ -289,6 +289,43 @@ def test_an_installation_on_version_1_gets_version_2_and_everyone_is_asked_again
     assert _published(ctx) == [(1, BUILT_IN), (2, BUILT_IN)] and len(_terms_mails(ctx)) == 1
 
 
+def test_migrate_alone_publishes_nothing_and_nothing_enforces_other_terms(
+    ctx: Context, settings: Settings
+) -> None:
+    """`removeany migrate` only migrates: publishing the built-in version 2 (its history row,
+    audit entry and emails) waits for the first `serve` or operator command. Meanwhile no
+    process enforces other terms: with no version stored, the one in force is the newest
+    built-in version (`legal.current`), which is what a process that never publishes reads (a
+    `removeany worker` builds its context without migrating, and never checks terms: the gate
+    is at submission, in `serve` and `removeany batch`, which publish first), and what the
+    first start then publishes."""
+    _user_of_release_1(ctx)
+    env = {"REMOVEANY_DATA_DIR": str(settings.data_dir)}
+    if settings.database_url:
+        env["REMOVEANY_DATABASE_URL"] = settings.database_url
+    migrated = CliRunner().invoke(cli.app, ["migrate"], env=env)
+    assert migrated.exit_code == 0, migrated.output
+    assert _published(ctx) == [] and _terms_mails(ctx) == []
+    worker = build_context(settings)  # as jobs/celery_worker._task_context builds it
+    try:
+        with worker.db.transaction() as s:
+            in_force = legal.current(s)
+            with pytest.raises(legal.TermsNotAccepted):
+                legal.require_current(s, s.scalars(select(User)).one())
+    finally:
+        worker.close()
+    assert in_force.version == 2
+    _start(settings)
+    with ctx.db.transaction() as s:
+        published = legal.current(s)
+    assert _published(ctx) == [(1, BUILT_IN), (2, BUILT_IN)] and len(_terms_mails(ctx)) == 1
+    assert (published.version, published.terms_en, published.privacy_zh) == (
+        in_force.version,
+        in_force.terms_en,
+        in_force.privacy_zh,
+    )
+
+
 def test_an_operators_own_version_stays_in_force(
     client: TestClient, ctx: Context, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
