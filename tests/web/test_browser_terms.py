@@ -68,3 +68,46 @@ def test_an_upload_refused_for_new_terms_leads_to_accepting_them(
     expect(page.locator("#upload-terms")).to_be_hidden()
     # The refused upload's 403 is the only one Chromium logs.
     assert [p for p in page.problems if "status of 403" not in p] == []
+
+
+def test_a_batch_refused_for_new_terms_leads_to_accepting_them(
+    server: LiveServer, page: Any, tr: Callable[..., str]
+) -> None:
+    """The batch form is sent by script, which showed only the refusal's sentence of the page
+    the server answered with: the way to accept the new terms comes with it."""
+    from playwright.sync_api import expect
+
+    ctx = build_context(server.settings)
+    try:
+        make_user(ctx, EMAIL, credits=10)
+        page.goto(server.url + "/login")
+        page.get_by_label(tr("Email address")).fill(EMAIL)
+        page.get_by_label(tr("Password")).fill(PASSWORD)
+        page.get_by_role("button", name=tr("Sign in")).click()
+        expect(page).to_have_url(server.url + "/app")
+        page.goto(server.url + "/batches")
+        with ctx.db.transaction() as session:  # while the page is open
+            legal.publish(
+                session,
+                Actor(None, "cli:test"),
+                summary="New wording.",
+                terms_en=TEXT,
+                terms_zh=TEXT,
+                privacy_en=TEXT,
+                privacy_zh=TEXT,
+                now=ctx.now(),
+            )
+    finally:
+        ctx.close()
+    page.get_by_label(tr("Images or a ZIP")).set_input_files(
+        [str(eval_image("object", "alphamatting_GT03"))]
+    )
+    page.get_by_role("button", name=tr("Start batch")).click()
+    expect(page.locator("#batch-error")).to_contain_text(tr("Terms of Service and Privacy Policy"))
+    accept = page.locator("#batch-error-action").get_by_role("link", name=tr("Review and accept"))
+    expect(accept).to_be_visible()
+    accept.click()
+    expect(page).to_have_url(server.url + "/legal/accept")
+    expect(page.get_by_role("button", name=tr("I accept version {v}", v=3))).to_be_visible()
+    # The refused upload's 403 is the only one Chromium logs.
+    assert [p for p in page.problems if "status of 403" not in p] == []

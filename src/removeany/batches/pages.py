@@ -29,6 +29,7 @@ from removeany.catalog.prices import price_for
 from removeany.credits import service as ledger
 from removeany.engine.errors import ImageError, OptionError
 from removeany.errors import DomainError, Unauthorized
+from removeany.i18n import N_
 from removeany.web.routes import (
     Viewer,
     _ctx,
@@ -191,6 +192,13 @@ def _prices(session: Session, service_name: str) -> dict[str, int]:
     return found
 
 
+# Refusals the person can act on from another page: that page, offered under the message.
+_ERROR_ACTIONS = {
+    "terms_not_accepted": {"href": "/legal/accept", "label": N_("Review and accept")},
+    "insufficient_credits": {"href": "/credits", "label": N_("Buy credits")},
+}
+
+
 def _batches_page(
     request: Request,
     *,
@@ -227,6 +235,7 @@ def _batches_page(
         older=last.id if last is not None else None,
         paged=before is not None,
         error=error,
+        error_action=_ERROR_ACTIONS.get(getattr(error, "code", "")),
         max_mb=ctx.settings.max_upload_bytes // (1024 * 1024),
         max_bytes=ctx.settings.max_upload_bytes,
         max_items=ctx.settings.batch_max_items,

@@ -392,6 +392,7 @@
     var uploading = byId("batch-uploading");
     var short = byId("batch-short");
     var error = byId("batch-error");
+    var errorAction = byId("batch-error-action");
     var upload = byId("batch-upload");
     var bar = byId("batch-upload-progress");
     var cancelUpload = byId("batch-upload-cancel");
@@ -530,9 +531,18 @@
         if (radio) radio.checked = true;
       });
     }
-    function showError(message) {
+    /* The refusal's sentence, and where the server's page offers one, the page that resolves
+     * it (accepting new terms, buying credits) as a link under it; `action` is that page's
+     * link element, read from the server's answer. */
+    function showError(message, action) {
       error.hidden = false;
       setText(error, message);
+      var link = action && action.querySelector("a[href]");
+      if (errorAction) {
+        errorAction.textContent = "";
+        if (link) errorAction.appendChild(document.importNode(link, true));
+        errorAction.hidden = !link;
+      }
       error.scrollIntoView({ block: "nearest" });
     }
 
@@ -573,7 +583,8 @@
         }
         uploadDone();
         uploading.hidden = true;
-        showError(message || S.uploadFailed);
+        var action = page && page.getElementById("batch-error-action");
+        showError(message || S.uploadFailed, action && !action.hasAttribute("hidden") ? action : null);
       });
       xhr.addEventListener("error", function () {
         uploadDone();
@@ -589,6 +600,7 @@
       upload.hidden = false;
       submit.disabled = true;
       error.hidden = true;
+      if (errorAction) errorAction.hidden = true;
       setText(uploading, S.uploading);
       uploading.hidden = false;
       xhr.send(new FormData(form));
