@@ -61,7 +61,8 @@ class CreditEntry(Base):
     amount: Mapped[int] = mapped_column(Integer)
     reference: Mapped[str] = mapped_column(String(100), default="")
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
-    note: Mapped[str] = mapped_column(String(300), default="")
+    # The column has had a server default since migration 0003 added it to existing rows.
+    note: Mapped[str] = mapped_column(String(300), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
