@@ -1,20 +1,25 @@
-"""Migrations, on SQLite and PostgreSQL: the schema they build is the one the models describe."""
+"""Migrations, on SQLite and PostgreSQL: the schema they build is the one the models describe,
+and every one of them goes down and up again."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import (
     CheckConstraint,
     Column,
     Connection,
     ForeignKeyConstraint,
+    MetaData,
     create_engine,
     inspect,
     text,
@@ -23,7 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 import removeany.models_registry  # noqa: F401  (every table)
-from removeany.infra.db import Base, upgrade
+from removeany.infra.db import Base, alembic_config, upgrade
 from tests.conftest import PG_ADMIN_URL
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -126,3 +131,109 @@ def test_the_migrated_schema_matches_the_models(
     url = empty_database(backend)
     upgrade(url)
     assert schema_drift(url) == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_migration_goes_down_and_up_again(
+    backend: str, empty_database: Callable[[str], str]
+) -> None:
+    """base -> heads -> base -> heads, then each revision alone: down to the revision below it
+    (which takes whatever depends on it down too) and up to the heads again, as an operator
+    does with `alembic downgrade REV` and then `removeany migrate`."""
+    url = empty_database(backend)
+    script = ScriptDirectory.from_config(alembic_config(url))
+    heads = set(script.get_heads())
+
+    upgrade(url)
+    command.downgrade(alembic_config(url), "base")
+    assert tables(url) == {"alembic_version"} and versions(url) == set()
+    upgrade(url)
+    assert versions(url) == heads
+
+    for revision in script.walk_revisions():
+        below = revision.down_revision
+        assert below is None or isinstance(below, str), "a merge revision: extend this test"
+        command.downgrade(alembic_config(url), below or "base")
+        assert revision.revision not in versions(url)
+        upgrade(url)
+        assert versions(url) == heads, revision.revision
+    assert schema_drift(url) == []
+
+
+def _price_id(conn: Connection, service: str, tier: str) -> int:
+    return int(
+        conn.execute(
+            text("SELECT id FROM prices WHERE service = :s AND tier = :t AND version = 1"),
+            {"s": service, "t": tier},
+        ).scalar_one()
+    )
+
+
+def _foreign_key_problems(conn: Connection) -> list[Any]:
+    if conn.dialect.name == "sqlite":
+        return [tuple(row) for row in conn.execute(text("PRAGMA foreign_key_check"))]
+    return []  # PostgreSQL enforces them during the migration itself
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_downgrading_the_service_prices_leaves_no_job_naming_a_deleted_price(
+    backend: str, empty_database: Callable[[str], str]
+) -> None:
+    """0005's downgrade deletes the portrait, ID photo and watermark prices; jobs priced by
+    them keep their cost and lose the price (as ON DELETE SET NULL says). Migrations run on
+    SQLite without foreign-key enforcement, so the SET NULL has to be done by the migration
+    (before: the job kept price_id 5, a price that no longer existed, and PRAGMA
+    foreign_key_check reported it)."""
+    url = empty_database(backend)
+    upgrade(url)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    for conn in _connect(url):
+        meta = MetaData()
+        meta.reflect(conn, only=["users", "jobs"])
+        conn.execute(
+            meta.tables["users"].insert(),
+            {"id": 1, "email": "ann@example.com", "password_hash": "x", "is_admin": False}
+            | {"created_at": now, "status": "active"},
+        )
+        for job_id, service, tier in (
+            ("portrait1", "portrait", "full"),
+            ("bg1", "remove_background", "full"),
+        ):
+            conn.execute(
+                meta.tables["jobs"].insert(),
+                _job(job_id, 1, now, service=service, price_id=_price_id(conn, service, tier)),
+            )
+        conn.commit()
+        bg_price = _price_id(conn, "remove_background", "full")
+
+    command.downgrade(alembic_config(url), "0003")
+
+    for conn in _connect(url):
+        rows = dict(conn.execute(text("SELECT id, price_id FROM jobs")).all())
+        assert rows == {"portrait1": None, "bg1": bg_price}
+        assert conn.execute(text("SELECT cost FROM jobs WHERE id = 'portrait1'")).scalar() == 1
+        assert _foreign_key_problems(conn) == []
+    upgrade(url)
+    assert versions(url) == set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+
+
+def _job(job_id: str, user_id: int, at: datetime, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": job_id,
+        "user_id": user_id,
+        "service": "remove_background",
+        "status": "succeeded",
+        "options": {"format": "png"},
+        "cost": 1,
+        "input_key": f"originals/{job_id}",
+        "input_name": f"{job_id}.jpg",
+        "input_width": 640,
+        "input_height": 480,
+        "result_key": f"results/{job_id}.1",
+        "result_media_type": "image/png",
+        "result_width": 640,
+        "result_height": 480,
+        "created_at": at,
+        "started_at": at,
+        "finished_at": at + timedelta(seconds=3),
+    } | extra

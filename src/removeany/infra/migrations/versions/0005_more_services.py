@@ -34,6 +34,7 @@ SERVICES = sorted({service for service, _, _ in LAUNCH_PRICES})
 
 _prices = sa.table(
     "prices",
+    sa.column("id", sa.Integer),
     sa.column("service", sa.String),
     sa.column("tier", sa.String),
     sa.column("credits", sa.Integer),
@@ -41,6 +42,7 @@ _prices = sa.table(
     sa.column("created_at", removeany.infra.db.UTCDateTime(timezone=True)),
     sa.column("note", sa.String),
 )
+_jobs = sa.table("jobs", sa.column("price_id", sa.Integer))
 
 
 def upgrade() -> None:
@@ -62,5 +64,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Jobs keep their cost; their price_id becomes NULL (ON DELETE SET NULL).
+    # Jobs keep their cost and lose the price, as jobs.price_id's ON DELETE SET NULL says; set
+    # here, because migrations run on SQLite without foreign-key enforcement (env.py).
+    ours = sa.select(_prices.c.id).where(_prices.c.service.in_(SERVICES))
+    op.execute(_jobs.update().where(_jobs.c.price_id.in_(ours)).values(price_id=None))
     op.execute(_prices.delete().where(_prices.c.service.in_(SERVICES)))

@@ -16,7 +16,10 @@ from alembic import op
 revision: str = "0012_audit_names_by_id"
 down_revision: str | None = "0011_credential_binding"
 branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = "0004"  # the audit log and its triggers
+# None: 0004 (the audit log and its triggers) is already an ancestor through 0011. Naming it
+# here as well made a downgrade of this revision leave 0004 in alembic_version beside 0011,
+# after which no upgrade ran ("0011_credential_binding overlaps with ... 0004").
+depends_on: str | Sequence[str] | None = None
 
 SCRUB = (
     "UPDATE admin_audit_log SET "
