@@ -1,8 +1,11 @@
 """Migrations, on SQLite and PostgreSQL: the schema they build is the one the models describe,
-and every one of them goes down and up again."""
+every one of them goes down and up again, and a database of an older release, rows and all,
+upgrades to the heads with its rows kept and working in the app."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +17,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from fastapi.testclient import TestClient
 from sqlalchemy import (
     CheckConstraint,
     Column,
@@ -28,7 +32,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 import removeany.models_registry  # noqa: F401  (every table)
+from removeany.app import create_app
+from removeany.context import build_context
+from removeany.credits.free import erased_key, mailbox_key
 from removeany.infra.db import Base, alembic_config, upgrade
+from removeany.infra.settings import Settings
 from tests.conftest import PG_ADMIN_URL
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -237,3 +245,237 @@ def _job(job_id: str, user_id: int, at: datetime, **extra: Any) -> dict[str, Any
         "started_at": at,
         "finished_at": at + timedelta(seconds=3),
     } | extra
+
+
+# The first release: every branch as it was before 0005 (services), 0006 (locale) and the
+# rest; each later revision that transforms rows then runs on these.
+FIRST_RELEASE = ("0002", "0003", "0004")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_first_release_database_with_rows_upgrades_keeping_them(
+    backend: str,
+    empty_database: Callable[[str], str],
+    tmp_path: Path,
+    model_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Accounts, credit lots and their ledger, a hold, single and batch jobs, a batch, a paid
+    order, promo redemptions, browser sessions and known devices, written as the first release
+    wrote them, come through the upgrade to the heads: every row kept, and the revisions that
+    fill new columns from old rows fill them (0007 mailbox, 0008 expiry, 0011 session binding,
+    0014 first sign-in). The signed-in user then reads their balance, jobs and batch through
+    the app with the browser session they had before the upgrade."""
+    monkeypatch.setenv("REMOVEANY_ADMIN_CREDIT_DAYS", "365")
+    url = empty_database(backend)
+    for head in FIRST_RELEASE:
+        upgrade(url, head)
+    assert versions(url) == set(FIRST_RELEASE)
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    day = timedelta(days=1)
+    token = "ann-browser-session-token"
+    for conn in _connect(url):
+        meta = MetaData()
+        meta.reflect(conn)
+        add = _inserter(conn, meta)
+        bg_full = _price_id(conn, "remove_background", "full")
+        starter = conn.execute(text("SELECT id FROM credit_packs WHERE slug = 'starter'")).scalar()
+        user = {"is_admin": False, "email_verified_at": now - 90 * day, "status": "active"}
+        add(
+            "users",
+            user
+            | {"id": 1, "email": "ann@example.com", "password_hash": "hash-ann"}
+            | {"created_at": now - 90 * day},
+            user
+            | {"id": 2, "email": "Ann+shop@example.com", "password_hash": "hash-shop"}
+            | {"created_at": now - 60 * day},
+            user
+            | {"id": 3, "email": "bob@example.com", "password_hash": "hash-bob"}
+            | {"created_at": now - 30 * day},
+        )
+        lot = {"created_at": now - 90 * day}
+        add(
+            "credit_lots",
+            lot
+            | {"id": 1, "user_id": 1, "source": "signup", "amount": 10, "remaining": 6}
+            | {"expires_at": now + 275 * day},
+            # granted by an admin without days: never expired before 0008
+            lot
+            | {"id": 2, "user_id": 1, "source": "admin", "amount": 5, "remaining": 5}
+            | {"expires_at": None},
+            lot
+            | {"id": 3, "user_id": 1, "source": "promo", "amount": 5, "remaining": 5}
+            | {"expires_at": now + 20 * day},
+            lot
+            | {"id": 4, "user_id": 2, "source": "promo", "amount": 5, "remaining": 5}
+            | {"expires_at": now + 20 * day},
+            lot
+            | {"id": 5, "user_id": 3, "source": "purchase", "amount": 50, "remaining": 50}
+            | {"expires_at": now + 365 * day},
+        )
+        entry = {"created_at": now - 80 * day, "note": ""}
+        add(
+            "credit_entries",
+            entry
+            | {"user_id": 1, "lot_id": 1, "kind": "grant", "amount": 10}
+            | {"reference": "signup", "idempotency_key": "signup:1"},
+            entry
+            | {"user_id": 1, "lot_id": 2, "kind": "grant", "amount": 5}
+            | {"reference": "admin", "idempotency_key": None, "note": "welcome"},
+            entry
+            | {"user_id": 1, "lot_id": 1, "kind": "reserve", "amount": -3}
+            | {"reference": "job:single1", "idempotency_key": None},
+            entry
+            | {"user_id": 1, "lot_id": 1, "kind": "capture", "amount": 0}
+            | {"reference": "job:single1", "idempotency_key": None},
+            entry
+            | {"user_id": 1, "lot_id": 1, "kind": "reserve", "amount": -1}
+            | {"reference": "job:queued1", "idempotency_key": None},
+            entry
+            | {"user_id": 3, "lot_id": 5, "kind": "purchase", "amount": 50}
+            | {"reference": "order:order1", "idempotency_key": "order:order1"},
+        )
+        add(
+            "credit_holds",
+            {"user_id": 1, "lot_id": 1, "reference": "job:queued1", "amount": 1}
+            | {"status": "held", "created_at": now, "expires_at": now + day},
+            {"user_id": 1, "lot_id": 1, "reference": "job:single1", "amount": 3}
+            | {"status": "captured", "created_at": now - 80 * day}
+            | {"expires_at": now - 79 * day, "settled_at": now - 80 * day},
+        )
+        add(
+            "batches",
+            {"id": "batch1", "user_id": 1, "name": "shop photos", "service": "remove_background"}
+            | {"options": {}, "total_items": 2, "total_bytes": 2_000_000}
+            | {"total_pixels": 614_400, "rejected": [], "created_at": now - 10 * day},
+        )
+        add(
+            "jobs",
+            _job("single1", 1, now - 80 * day, cost=3, price_id=bg_full),
+            _job("item1", 1, now - 10 * day, batch_id="batch1", relative_path="a/one.jpg"),
+            _job("item2", 1, now - 10 * day, batch_id="batch1", relative_path="a/two.jpg"),
+            _job("queued1", 1, now, status="queued", result_key=None, finished_at=None)
+            | {"started_at": None, "result_media_type": None},
+        )
+        add(
+            "orders",
+            {"id": "order1", "user_id": 3, "pack_id": starter, "credits": 50}
+            | {"amount_cents": 499, "currency": "usd", "provider": "sandbox"}
+            | {"provider_ref": "cs_1", "status": "paid", "lot_id": 5}
+            | {"created_at": now - 30 * day, "paid_at": now - 30 * day},
+        )
+        add(
+            "promo_codes",
+            {"id": 1, "code": "SPRING", "credits": 5, "max_uses": 10, "used": 2}
+            | {"credit_days": 30, "created_at": now - 50 * day},
+        )
+        add(
+            "promo_redemptions",
+            {"promo_id": 1, "user_id": 1, "lot_id": 3, "created_at": now - 10 * day},
+            # the same mailbox through an alias, before redemptions were counted per mailbox
+            {"promo_id": 1, "user_id": 2, "lot_id": 4, "created_at": now - 9 * day},
+        )
+        session = {"csrf_token": "c" * 43, "user_agent": "Firefox", "ip": "203.0.113.7"}
+        add(
+            "web_sessions",
+            session
+            | {"user_id": 1, "token_hash": hashlib.sha256(token.encode()).hexdigest()}
+            | {"created_at": now - day, "expires_at": now + 29 * day, "last_seen_at": now},
+            session
+            | {"user_id": 3, "token_hash": "b" * 64, "revoked_at": now - day}
+            | {"created_at": now - 2 * day, "expires_at": now + 28 * day}
+            | {"last_seen_at": now - day},
+        )
+        add(
+            "known_devices",
+            {"user_id": 1, "fingerprint": "f" * 64, "user_agent": "Firefox"}
+            | {"ip": "203.0.113.7", "first_seen_at": now - 85 * day, "last_seen_at": now},
+        )
+        conn.commit()
+        counts_before = {
+            name: _count(conn, name) for name in meta.tables if name != "alembic_version"
+        }
+
+    before = datetime.now(UTC)
+    upgrade(url)
+    after = datetime.now(UTC)
+    assert versions(url) == set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+
+    for conn in _connect(url):
+        counts_after = {name: _count(conn, name) for name in counts_before}
+        # 0005 adds the new services' launch prices; nothing else gains or loses a row.
+        assert counts_after == counts_before | {"prices": counts_before["prices"] + 7}
+        assert _foreign_key_problems(conn) == []
+
+        expiry = dict(conn.execute(text("SELECT id, expires_at FROM credit_lots")).all())
+        admin_expiry = _aware(expiry[2])
+        assert before + 365 * day <= admin_expiry <= after + 365 * day  # 0008
+        assert _aware(expiry[1]) == now + 275 * day
+        mailboxes = dict(conn.execute(text("SELECT user_id, mailbox FROM promo_redemptions")).all())
+        assert mailboxes == {1: erased_key(mailbox_key("ann@example.com")), 2: None}  # 0007
+        signed_in = dict(conn.execute(text("SELECT id, first_signed_in_at FROM users")).all())
+        assert {k: v and _aware(v) for k, v in signed_in.items()} == {
+            1: now - 85 * day,
+            2: None,
+            3: None,
+        }  # 0014
+        fingerprints = dict(
+            conn.execute(text("SELECT user_id, password_fingerprint FROM web_sessions")).all()
+        )
+        assert fingerprints == {
+            1: hashlib.sha256(b"hash-ann").hexdigest()[:32],
+            3: "",  # revoked: left unbound
+        }  # 0011
+        job = conn.execute(
+            text("SELECT cost, price_id, attempts, batch_id FROM jobs WHERE id = 'single1'")
+        ).one()
+        assert tuple(job) == (3, _price_id(conn, "remove_background", "full"), 0, None)
+        order = conn.execute(text("SELECT status, refunded_cents, lot_id FROM orders")).one()
+        assert tuple(order) == ("paid", 0, 5)
+
+    # The app over the upgraded database: Ann's browser session from before still works.
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=url,
+        model_dir=model_dir,
+        secret_key="test-secret-key",
+        base_url="http://testserver",
+    )
+    ctx = build_context(settings, migrate=True)
+    try:
+        with TestClient(create_app(ctx, run_workers=False)) as client:
+            client.cookies.set("removeany_session", token)
+            me = client.get("/api/v1/me")
+            assert me.status_code == 200, me.text
+            assert me.json()["email"] == "ann@example.com"
+            credits = client.get("/api/v1/credits").json()
+            assert (credits["available"], credits["held"]) == (6 + 5 + 5, 1)
+            assert {lot["source"] for lot in credits["lots"]} == {"signup", "admin", "promo"}
+            jobs = client.get("/api/v1/jobs").json()
+            assert [j["id"] for j in jobs] == ["queued1", "item2", "item1", "single1"]
+            assert next(j for j in jobs if j["id"] == "single1")["cost"] == 3
+            batches = client.get("/api/v1/batches").json()
+            assert [(b["id"], b["name"]) for b in batches] == [("batch1", "shop photos")]
+            assert client.get("/api/v1/batches/batch1/items").status_code == 200
+    finally:
+        ctx.close()
+
+
+def _inserter(conn: Connection, meta: MetaData) -> Callable[..., None]:
+    def add(table: str, *rows: dict[str, Any]) -> None:
+        for row in rows:  # one by one: the rows name different columns
+            conn.execute(meta.tables[table].insert(), row)
+
+    return add
+
+
+def _count(conn: Connection, table: str) -> int:
+    return int(conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
+
+
+def _aware(value: datetime | str) -> datetime:
+    """A reflected datetime: SQLite hands back text without a zone (UTC as stored)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(re.sub(r"\.0+$", "", value))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
