@@ -94,7 +94,7 @@ def schema_drift(url: str) -> list[Any]:
     """What the database's schema lacks or has beyond the models' metadata: Alembic's
     comparison (tables, columns, types, nullability, server defaults, indexes, unique
     constraints, foreign keys), plus what it does not compare: CHECK constraints by name and
-    each foreign key's ON DELETE."""
+    each foreign key's ON DELETE, and the audit log's append-only triggers."""
     for conn in _connect(url):
         context = MigrationContext.configure(
             conn, opts={"compare_type": True, "compare_server_default": _same_server_default}
@@ -117,7 +117,27 @@ def schema_drift(url: str) -> list[Any]:
             }
             if keys != found_keys:
                 drift.append(("foreign keys", table.name, sorted(keys), sorted(found_keys)))
+        if _audit_triggers(conn) != AUDIT_TRIGGERS[conn.dialect.name]:
+            drift.append(("append-only triggers", _audit_triggers(conn)))
     return drift
+
+
+# What keeps the audit log append-only (0004, 0012), which the models cannot describe.
+AUDIT_TRIGGERS = {
+    "sqlite": {"admin_audit_log_no_update", "admin_audit_log_no_delete"},
+    "postgresql": {"admin_audit_log_append_only"},
+}
+
+
+def _audit_triggers(conn: Connection) -> set[str]:
+    if conn.dialect.name == "sqlite":
+        query = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"
+    else:
+        query = (
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = CAST(:t AS regclass) "
+            "AND NOT tgisinternal"
+        )
+    return {name for (name,) in conn.execute(text(query), {"t": "admin_audit_log"})}
 
 
 def versions(url: str) -> set[str]:
