@@ -13,6 +13,7 @@ from removeany.cli_admin import admin_app
 from removeany.cli_context import (
     check_file_storage,
     check_operator_models,
+    check_service_models,
     count,
     in_transaction,
     platform_context,
@@ -85,6 +86,7 @@ def serve(
     settings = served_settings(Settings(), host, port)
     ctx = platform_context(settings)
     check_file_storage(settings)
+    check_service_models(settings, runs_jobs=workers)
     typer.echo(f"RemoveAny on http://{host}:{port}  (data in {settings.data_dir.resolve()})")
     try:
         uvicorn.run(
@@ -143,6 +145,7 @@ def worker(
     settings = Settings()
     check_operator_models(settings)
     check_file_storage(settings)
+    check_service_models(settings, runs_jobs=True)
     run_worker(
         settings,
         concurrency=concurrency or settings.worker_concurrency,

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from removeany.engine.errors import ModelError
 from removeany.infra.settings import Settings
 from removeany.infra.storage import StorageMisconfigured, check_storage
-from removeany.operator_models import register_operator_models
+from removeany.operator_models import ServiceModels, register_operator_models
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -60,6 +60,38 @@ def check_operator_models(settings: Settings) -> None:
     """Register and check the operator's models now, or end the command saying what is wrong."""
     with setup_problems_end_the_command():
         register_operator_models(settings)
+
+
+def check_service_models(settings: Settings, *, runs_jobs: bool) -> None:
+    """The weights this process will run are in place and intact, or the command ends naming
+    what to fix: without them `worker` (and `serve` with its workers) would start, claim
+    jobs and fail every one (`service_unavailable`), and a web process the home page's
+    try-out (`engine_unavailable`). A web process without workers runs only the try-out's
+    cutout model, and none when the try-out is off. Call after the operator's models are
+    registered (`check_operator_models`, `platform_context`)."""
+    from removeany.engine.models import default_model_dir, get_model, model_path, verify_model
+
+    models = ServiceModels.from_settings(settings)
+    needed = [("REMOVEANY_CUTOUT_MODEL", models.cutout)]
+    if runs_jobs:
+        needed.append(("REMOVEANY_PORTRAIT_MODEL", models.portrait))
+    elif settings.trial_per_ip_per_hour == 0:
+        needed = []
+    model_dir = settings.model_dir or default_model_dir()
+    for setting, name in needed:
+        try:
+            spec = get_model(name)
+            verify_model(spec, model_path(spec, model_dir))
+        except ModelError as exc:
+            why = (
+                "this process runs the jobs"
+                if runs_jobs
+                else "the home page's try-out runs it in this process; "
+                "REMOVEANY_TRIAL_PER_IP_PER_HOUR=0 turns the try-out off"
+            )
+            raise _fail(
+                f"{setting} ({name}): {exc.message} Check REMOVEANY_MODEL_DIR ({model_dir}): {why}."
+            ) from None
 
 
 def check_file_storage(settings: Settings) -> None:
