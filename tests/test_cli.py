@@ -252,18 +252,20 @@ def test_several_inputs_into_an_existing_file_is_a_usage_error(
     tmp_path: Path, model_dir: Path
 ) -> None:
     """A folder or several photos need a folder: an existing file as -o ends the command with
-    exit 2 and says so, instead of a failure per photo about 'File exists'."""
+    exit 2 and says so, instead of a failure per photo about 'File exists'; the file is kept."""
     taken = tmp_path / "cutout.png"
     taken.write_bytes(b"kept")
     photos = [
         str(eval_image("object", "alphamatting_GT04")),
         str(eval_image("object", "alphamatting_GT05")),
     ]
-    for command in ("remove-background", "cutout-portrait"):
+    for command in ("remove-background", "cutout-portrait", "remove-watermark"):
         done = run_cli(command, *photos, "-o", str(taken), data_dir=tmp_path, model_dir=model_dir)
         assert done.returncode == 2, (command, done.stderr)
         said = " ".join(done.stderr.split())
-        assert f"error: {taken} is a file; give a folder for several inputs." in said
+        assert f"error: output_not_folder: {taken} names a file, and 2 inputs need an output " in (
+            said
+        )
         assert done.stdout == "" and taken.read_bytes() == b"kept"
 
 

@@ -361,7 +361,7 @@ def test_one_input_and_an_output_folder_gets_stem_png(
     """`remove-background photo.jpg -o cutouts` (the folder not made yet) writes
     cutouts/STEM.png, as a folder input and `remove-watermark -o OUTDIR` do, instead of
     stopping with "must end in .png"; an output named like an image it cannot write still
-    stops."""
+    stops (tests/test_cli_output_names.py has the rule for every command)."""
     out = tmp_path / "cutouts"
     code, stdout, stderr = _invoke(str(photo), "-o", str(out), "--model-dir", str(model_dir))
     assert code == 0, stderr
@@ -371,4 +371,5 @@ def test_one_input_and_an_output_folder_gets_stem_png(
     assert stdout.endswith(f"1 of 1 image written to {out}\n")
 
     code, _, stderr = _invoke(str(photo), "-o", str(tmp_path / "cut.bmp"))
-    assert code == 2 and "must end in .png, .webp, .jpg or .zip" in stderr
+    assert code == 2 and "unsupported_output: " in stderr
+    assert "remove-background writes .png, .jpg, .jpeg, .webp or .zip files" in stderr

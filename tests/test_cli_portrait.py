@@ -204,4 +204,5 @@ def test_one_input_and_an_output_folder_gets_stem_png(tmp_path: Path, models: Pa
     assert stdout.endswith(f"1 of 1 image written to {out}\n")
 
     code, _, stderr = _invoke("cutout-portrait", str(photo), "-o", str(tmp_path / "o.zip"))
-    assert code == 2 and "must end in .png, .webp or .jpg" in stderr
+    assert code == 2 and "unsupported_output: " in stderr
+    assert "cutout-portrait writes .png, .jpg, .jpeg or .webp files" in stderr

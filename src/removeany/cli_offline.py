@@ -10,7 +10,7 @@ import os
 import secrets
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -41,15 +41,27 @@ from removeany.operator_models import ServiceModels, register_operator_models
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 OUTPUT_FORMATS: dict[str, OutputFormat] = {
     ".png": "png",
-    ".webp": "webp",
     ".jpg": "jpg",
     ".jpeg": "jpg",
+    ".webp": "webp",
 }
 # remove.bg's zip format: color.jpg + alpha.png in one archive per image.
 ZIP_SUFFIX = ".zip"
-FOLDER_SUFFIXES = {"png": ".png", "webp": ".webp", "jpg": ".jpg", "zip": ".zip"}
-# An output with one of these extensions names a file; any other output is a folder.
-FILE_SUFFIXES = IMAGE_SUFFIXES | {ZIP_SUFFIX}
+# What remove-background writes: -o FILE's suffix, or --format for a folder's files.
+BACKGROUND_WRITES: dict[str, str] = {**OUTPUT_FORMATS, ZIP_SUFFIX: "zip"}
+FOLDER_SUFFIXES = {"png": ".png", "webp": ".webp", "jpg": ".jpg", "jpeg": ".jpg", "zip": ".zip"}
+# An output ending in one of these (any case) names a file: each command's own formats, and
+# the other image and archive formats a user may type. A command refuses one it cannot write
+# (`unsupported_output`) rather than making a folder named `cutout.tif` or `x.zip`; any other
+# output (`cutouts`, `shoot.2024.06`) is a folder.
+FILE_NAME_SUFFIXES = IMAGE_SUFFIXES | frozenset(
+    {
+        *(".apng", ".jpe", ".jfif", ".dib", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k"),
+        *(".ico", ".icns", ".psd", ".svg", ".pdf", ".eps", ".tga", ".qoi", ".ppm", ".pgm"),
+        *(".pbm", ".pnm", ".dng", ".raw", ".cr2", ".nef", ".arw"),
+        *(ZIP_SUFFIX, ".tar", ".tgz", ".gz", ".bz2", ".xz", ".7z", ".rar"),
+    }
+)
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 100_000_000
 # Photos run side by side only while their pixels together stay within this, counted from
@@ -85,9 +97,10 @@ def remove_background_command(
         typer.Option(
             "--output",
             "-o",
-            help="Output file for a single input file (ending in .png, .webp, .jpg or .zip); "
-            "otherwise a folder, made if need be, receiving STEM.png (or the --format's "
-            "extension).",
+            help="Output file for one input file, ending in .png, .jpg, .jpeg, .webp or .zip "
+            "(remove.bg's color.jpg + alpha.png); otherwise a folder, made if need be, "
+            "receiving STEM.png (or the --format's extension). Another image or archive "
+            "extension (.tif, .gif, .heic, .tar ...) is refused.",
         ),
     ],
     model: Annotated[
@@ -98,9 +111,12 @@ def remove_background_command(
     max_bytes: MaxBytesOption = DEFAULT_MAX_BYTES,
     max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
     format: Annotated[
-        str,
-        typer.Option(help="Format of files written into an output folder: png, webp, jpg, zip."),
-    ] = "png",
+        str | None,
+        typer.Option(
+            help="Format of files written into an output folder: png (default), jpg, webp or "
+            "zip; for one output file its suffix decides."
+        ),
+    ] = None,
     kind: Annotated[
         str, typer.Option("--type", help="Foreground type; 'person' uses the portrait path.")
     ] = "auto",
@@ -127,6 +143,22 @@ def remove_background_command(
 ) -> int:
     """Cut out the subject of each input; keeps going past failures and returns an exit code."""
     err = Console(stderr=True, soft_wrap=True)
+    chosen = None if format is None else format.lower()
+    if chosen is not None and chosen not in FOLDER_SUFFIXES:
+        err.print("error: invalid_format: --format must be png, jpg, webp or zip.", markup=False)
+        return EXIT_USAGE
+    try:
+        single_file = output_is_one_file(inputs, output, BACKGROUND_WRITES, "remove-background")
+    except OutputRefused as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        return EXIT_USAGE
+    if (
+        single_file
+        and chosen is not None
+        and (FOLDER_SUFFIXES[chosen] != f".{BACKGROUND_WRITES[output.suffix.lower()]}")
+    ):
+        err.print(f"error: {format_mismatch(format, output)}", markup=False, highlight=False)
+        return EXIT_USAGE
     try:
         settings = Settings()
         register_operator_models(settings)
@@ -149,8 +181,6 @@ def remove_background_command(
             portrait=kind == "person",
             background=_background(bg_image, max_bytes, max_pixels) if bg_image else None,
         )
-        if format not in FOLDER_SUFFIXES:
-            raise OptionError("invalid_format", "--format must be png, webp, jpg or zip.")
     except ModelError as exc:
         err.print(f"error: {exc.message}", markup=False, highlight=False)
         return EXIT_USAGE
@@ -160,17 +190,10 @@ def remove_background_command(
     except ImageError as exc:  # the --bg-image photo
         err.print(f"error: {exc.code}: {exc.local_message}", markup=False, highlight=False)
         return EXIT_USAGE
-    single_file = one_file_to_one_file(inputs, output)
-    if single_file and output.suffix.lower() not in (*OUTPUT_FORMATS, ZIP_SUFFIX):
-        err.print(f"error: {output} must end in .png, .webp, .jpg or .zip.", markup=False)
-        return EXIT_USAGE
-    if not single_file and output.exists() and not output.is_dir():
-        err.print(f"error: {output} is a file; give a folder for several inputs.", markup=False)
-        return EXIT_USAGE
     if not single_file and (problem := output_holding_input(inputs, output)):
         err.print(f"error: {problem}", markup=False, highlight=False)
         return EXIT_USAGE
-    suffix = FOLDER_SUFFIXES[format]
+    suffix = FOLDER_SUFFIXES[chosen or "png"]
     tasks = [Task(inputs[0], output)] if single_file else list(plan_tasks(inputs, output, suffix))
     if not tasks:
         err.print("error: no image files found in the inputs.", markup=False)
@@ -187,16 +210,67 @@ def remove_background_command(
     return finish(tasks, failures, output)
 
 
-def one_file_to_one_file(inputs: list[Path], output: Path) -> bool:
-    """Whether OUTPUT is the result file of a single input file: only where OUTPUT names a file
-    (an image or .zip extension) and is no folder. ``-o cutouts`` is a folder, made if need be,
-    receiving STEM.png as for several inputs, as ``remove-watermark -o OUTDIR`` does."""
+class OutputRefused(Exception):
+    """An ``-o`` the command cannot write to: a usage error (exit 2), printed as
+    ``error: CODE: MESSAGE`` before any photo is read."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def format_mismatch(format: str, output: Path) -> str:
+    """The usage error of a --format that another suffix of the one output file contradicts."""
     return (
-        len(inputs) == 1
-        and inputs[0].is_file()
-        and not output.is_dir()
-        and output.suffix.lower() in FILE_SUFFIXES
+        f"invalid_format: --format {format} does not match {output}'s suffix; for one output "
+        "file the suffix picks the format: leave --format out, or change the suffix."
     )
+
+
+def either(suffixes: Iterable[str]) -> str:
+    """'.png, .jpg or .zip'."""
+    names = list(suffixes)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def output_is_one_file(
+    inputs: list[Path], output: Path, writes: Iterable[str], command: str
+) -> bool:
+    """Whether OUTPUT is the result file of one input (True) or the folder, made if need be,
+    that receives each input's result (False), by the same rule in every offline command:
+    an existing folder is a folder; a name ending in a file suffix (``FILE_NAME_SUFFIXES``)
+    is a file, for one input that is no folder, and only with a suffix in ``writes`` (the
+    command's formats); any other name is a folder. Raises ``OutputRefused`` otherwise:
+    ``unsupported_output`` for a file format the command cannot write (``x.zip`` to
+    remove-watermark, ``cut.tif`` to remove-background), ``output_not_folder`` for a file
+    named as the output of several inputs or a folder, or an existing file used as a folder."""
+    writes = list(writes)
+    if output.is_dir():
+        return False
+    suffix = output.suffix.lower()
+    if suffix in writes:
+        if len(inputs) == 1 and not inputs[0].is_dir():
+            return True
+        what = f"{len(inputs)} inputs need" if len(inputs) > 1 else "a folder of inputs needs"
+        raise OutputRefused(
+            "output_not_folder",
+            f"{output} names a file, and {what} an output folder; give a folder (a name "
+            "without an extension, made if need be).",
+        )
+    if suffix in FILE_NAME_SUFFIXES:
+        raise OutputRefused(
+            "unsupported_output",
+            f"{output}: {command} writes {either(writes)} files; end the name in one of "
+            "those, or give a folder (a name without an extension).",
+        )
+    if output.exists():
+        raise OutputRefused(
+            "output_not_folder",
+            f"{output} is a file, not a folder; give a folder, or a file name ending in "
+            f"{either(writes)}.",
+        )
+    return False
 
 
 def _background(path: Path, max_bytes: int, max_pixels: int) -> Image.Image:
@@ -404,6 +478,9 @@ def io_problem(exc: OSError) -> str:
     where = f"{exc.filename}: " if exc.filename else ""
     if isinstance(exc, IsADirectoryError):
         hint = "give image files, not a folder"
+    elif isinstance(exc, FileExistsError):
+        # Making the output's folder: a file stands where a folder of the path must be.
+        hint = "that is a file, where the output folder should be; choose another output path"
     else:
         hint = (
             "check that the input exists and can be read, and that the output folder can be "

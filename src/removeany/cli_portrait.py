@@ -29,11 +29,13 @@ from removeany.cli_offline import (
     MaxBytesOption,
     MaxPixelsOption,
     ModelDirOption,
+    OutputRefused,
     Task,
     finish,
+    format_mismatch,
     io_problem,
-    one_file_to_one_file,
     output_holding_input,
+    output_is_one_file,
     plan_tasks,
     read_image,
     run_tasks,
@@ -64,9 +66,10 @@ def cutout_portrait_command(
         typer.Option(
             "--output",
             "-o",
-            help="Output file for a single input file (ending in .png, .webp or .jpg); "
-            "otherwise a folder, made if need be, receiving STEM.png (or the --format's "
-            "extension).",
+            help="Output file for one input file, ending in .png, .jpg, .jpeg or .webp (ID "
+            "photos: .png, .jpg or .jpeg); otherwise a folder, made if need be, receiving "
+            "STEM.png (or the --format's extension). Another image or archive extension "
+            "(.tif, .zip, .heic ...) is refused.",
         ),
     ],
     id_photo_size: Annotated[
@@ -113,9 +116,21 @@ def cutout_portrait_command(
     if bg_color is not None and id_photo_size is not None:
         return usage("an ID photo's colour is set with --background, not --bg-color.")
     if format is not None and format.lower() not in FORMATS:
-        return usage("--format must be png, jpg or webp.")
+        return usage("invalid_format: --format must be png, jpg or webp.")
     if id_photo_size is not None and format is not None and FORMATS[format.lower()] == "webp":
-        return usage("ID photos are written as jpg or png.")
+        return usage("invalid_format: ID photos are written as jpg or png.")
+    writes = [s for s, f in OUTPUT_FORMATS.items() if not (id_photo_size and f == "webp")]
+    command = "cutout-portrait --id-photo" if id_photo_size else "cutout-portrait"
+    try:
+        single_file = output_is_one_file(inputs, output, writes, command)
+    except OutputRefused as exc:
+        return usage(str(exc))
+    if (
+        single_file
+        and format is not None
+        and (OUTPUT_FORMATS[output.suffix.lower()] != FORMATS[format.lower()])
+    ):
+        return usage(format_mismatch(format, output))
     try:
         compose = parse_options(bg_color=bg_color)
     except OptionError as exc:
@@ -133,17 +148,8 @@ def cutout_portrait_command(
 
     default_fmt: OutputFormat = "jpg" if id_photo_size else "png"
     fmt: OutputFormat = FORMATS[format.lower()] if format else default_fmt
-    single_file = one_file_to_one_file(inputs, output)
     if single_file:
-        suffix_fmt = OUTPUT_FORMATS.get(output.suffix.lower())
-        if suffix_fmt is None or (id_photo_size and suffix_fmt == "webp"):
-            allowed = ".jpg or .png" if id_photo_size else ".png, .webp or .jpg"
-            return usage(f"{output} must end in {allowed}.")
-        if format is not None and suffix_fmt != fmt:
-            return usage(f"--format {format} does not match {output}'s suffix.")
         tasks = [Task(inputs[0], output)]
-    elif output.exists() and not output.is_dir():
-        return usage(f"{output} is a file; give a folder for several inputs.")
     elif problem := output_holding_input(inputs, output):
         return usage(problem)
     else:

@@ -36,10 +36,12 @@ from removeany.cli_offline import (
     MaxBytesOption,
     MaxPixelsOption,
     ModelDirOption,
+    OutputRefused,
     Task,
     finish,
     io_problem,
     output_holding_input,
+    output_is_one_file,
     plan_tasks,
     read_image,
     run_tasks,
@@ -113,9 +115,10 @@ def remove_watermark_command(
         typer.Option(
             "--output",
             "-o",
-            help="Output file for one input file (ending in .png, .jpg, .webp, .bmp, .gif or "
-            ".tif); otherwise a folder receiving files of the same names (and sub-folders) and "
-            "formats.",
+            help="Output file for one input file, ending in .png, .jpg, .jpeg, .webp, .bmp, "
+            ".gif, .tif or .tiff (its suffix picks the format); otherwise a folder, made if "
+            "need be, receiving files of the inputs' names (and sub-folders) and formats. "
+            "Another image or archive extension (.zip, .heic ...) is refused.",
         ),
     ],
     mask: Annotated[
@@ -156,14 +159,10 @@ def remove_watermark_command(
         return usage("give at least one input image.")
     # One input file is written to OUTPUT itself only where OUTPUT names an image file
     # (clean.png); otherwise OUTPUT is a folder, made if need be, as for several inputs.
-    many = (
-        len(inputs) > 1
-        or inputs[0].is_dir()
-        or output.is_dir()
-        or output.suffix.lower() not in _SUFFIX_FORMAT
-    )
-    if many and output.exists() and not output.is_dir():
-        return usage(f"{output} exists and is not a folder; give a folder for several inputs.")
+    try:
+        many = not output_is_one_file(inputs, output, _SUFFIX_FORMAT, "remove-watermark")
+    except OutputRefused as exc:
+        return usage(str(exc))
     if many and (problem := output_holding_input(inputs, output)):
         return usage(problem)
     mask_arr: npt.NDArray[np.uint8] | None = None
