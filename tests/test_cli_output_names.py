@@ -253,3 +253,78 @@ def test_help_lists_the_formats_each_command_writes(command: str) -> None:
     result = CliRunner().invoke(cli_app, [command, "--help"], env={"COLUMNS": "400"})
     assert result.exit_code == 0
     assert WRITES[command] in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize("command", list(WRITES))
+def test_an_output_never_replaces_another_input(
+    tmp_path: Path, photo: Path, model_dir: Path, command: str
+) -> None:
+    """`remove-background x/a.jpg x/a.png -o x` (cutout-portrait alike) wrote a.jpg's cut-out
+    over the photo a.png: only an output that is its own input was caught. Now such an output
+    fails, saying whose file it would replace, and every original is kept. (remove-watermark's
+    `x/a.jpg v/a.jpg -o x` was already refused, as a duplicate output; it now says why.)"""
+    folder = photo.parent
+    if command == "remove-watermark":
+        other = tmp_path / "other" / "photo.jpg"
+        other.parent.mkdir()
+        Image.open(photo).rotate(90, expand=True).save(other)
+    else:
+        other = folder / "photo.png"
+        Image.open(photo).save(other)
+    originals = {p: p.read_bytes() for p in (photo, other)}
+    code, stdout, stderr = run(
+        command, str(photo), str(other), "-o", str(folder), model_dir=model_dir
+    )
+    said = " ".join(stderr.split())
+    assert code == 1 and stdout.endswith(f"0 of 2 images written to {folder}\n"), said
+    if command == "remove-watermark":  # other's result, photos/photo.jpg, is photo
+        culprit, target, clobbered = other, folder / "photo.jpg", photo
+    else:  # photo's cut-out, photos/photo.png, is other
+        culprit, target, clobbered = photo, folder / "photo.png", other
+    assert (
+        f"error: {culprit}: same_file: the output {target} would overwrite the input "
+        f"{clobbered}; choose another output name or folder."
+    ) in said
+    assert all(p.read_bytes() == data for p, data in originals.items())
+
+
+@pytest.mark.parametrize(
+    ("command", "option"), [("remove-watermark", "--mask"), ("remove-background", "--bg-image")]
+)
+def test_an_output_never_replaces_a_file_an_option_names(
+    tmp_path: Path, photo: Path, model_dir: Path, command: str, option: str
+) -> None:
+    """`remove-watermark IN -o mask.png --mask mask.png` wrote the result over the user's mask
+    (and `remove-background IN -o bg.png --bg-image bg.png` over the backdrop photo)."""
+    used = tmp_path / "used.png"
+    with Image.open(photo) as im:
+        (im.convert("L").point(lambda v: 255 if v > 128 else 0) if option == "--mask" else im).save(
+            used
+        )
+    before = used.read_bytes()
+    result = CliRunner().invoke(
+        cli_app,
+        [command, str(photo), "-o", str(used), option, str(used), "--model-dir", str(model_dir)],
+    )
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 1, said
+    assert (
+        f"error: {photo}: same_file: the output {used} would overwrite the {option} file {used}; "
+        "choose another output name or folder."
+    ) in said
+    assert used.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", list(WRITES))
+def test_standard_output_is_refused_not_made_a_folder(
+    tmp_path: Path, photo: Path, model_dir: Path, command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-o -` (a newcomer's guess at standard output) made a folder named '-'."""
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = run(command, str(photo), "-o", "-", model_dir=model_dir)
+    assert code == 2 and stdout == ""
+    assert " ".join(stderr.split()) == (
+        "error: unsupported_output: -o -: results are written to files, not to standard "
+        f"output; give a file name ending in {WRITES[command]}, or a folder."
+    )
+    assert made(tmp_path) == []

@@ -10,7 +10,7 @@ import os
 import secrets
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -206,6 +206,7 @@ def remove_background_command(
         "Removing backgrounds",
         lambda task: _run_one(task, look, models, model_dir, max_bytes, max_pixels, slots),
         workers=slots.workers,
+        reads={"--bg-image": bg_image},
     )
     return finish(tasks, failures, output)
 
@@ -243,9 +244,16 @@ def output_is_one_file(
     is a file, for one input that is no folder, and only with a suffix in ``writes`` (the
     command's formats); any other name is a folder. Raises ``OutputRefused`` otherwise:
     ``unsupported_output`` for a file format the command cannot write (``x.zip`` to
-    remove-watermark, ``cut.tif`` to remove-background), ``output_not_folder`` for a file
+    remove-watermark, ``cut.tif`` to remove-background, ``-`` for standard output, which
+    would otherwise be a folder named "-"), ``output_not_folder`` for a file
     named as the output of several inputs or a folder, or an existing file used as a folder."""
     writes = list(writes)
+    if str(output) == "-":
+        raise OutputRefused(
+            "unsupported_output",
+            "-o -: results are written to files, not to standard output; give a file name "
+            f"ending in {either(writes)}, or a folder.",
+        )
     if output.is_dir():
         return False
     suffix = output.suffix.lower()
@@ -321,11 +329,19 @@ def plan_tasks(inputs: list[Path], output: Path, suffix: str | None = ".png") ->
 
 
 def run_tasks(
-    tasks: list[Task], label: str, run_one: Callable[[Task], str | None], *, workers: int = 1
+    tasks: list[Task],
+    label: str,
+    run_one: Callable[[Task], str | None],
+    *,
+    workers: int = 1,
+    reads: Mapping[str, Path | None] | None = None,
 ) -> list[tuple[Path, str]]:
     """Run every task (progress bar on a terminal) on up to ``workers`` threads, going on past
-    failures; two inputs that would write the same output are a failure of the second. Returns
-    (input, problem) pairs in input order, each also printed to stderr."""
+    failures; two inputs that would write the same output are a failure of the second, and so
+    is an output that would replace a file the command reads: its own input, another input
+    (``a.jpg a.png -o .`` would write a.jpg's cut-out over a.png) or a file option's file
+    (``reads``, such as ``{"--mask": mask}``). Returns (input, problem) pairs in input order,
+    each also printed to stderr."""
     err = Console(stderr=True, soft_wrap=True)
     failures: list[tuple[Path, str]] = []
     targets: set[Path] = set()
@@ -334,16 +350,26 @@ def run_tasks(
         if task.target in targets:
             duplicates.add(index)
         targets.add(task.target)
+    kept = {task.source.resolve(): f"the input {task.source}" for task in tasks}
+    for option, path in (reads or {}).items():
+        if path is not None:
+            kept.setdefault(path.resolve(), f"the {option} file {path}")
 
     def attempt(index: int) -> str | None:
+        task = tasks[index]
+        if same_file(task.source, task.target):
+            return SAME_FILE
+        if (original := kept.get(task.target.resolve())) is not None:
+            return (
+                f"same_file: the output {task.target} would overwrite {original}; choose "
+                "another output name or folder."
+            )
         if index in duplicates:
             return (
-                f"duplicate_output: another input is also written to {tasks[index].target}; "
+                f"duplicate_output: another input is also written to {task.target}; "
                 "rename one of them."
             )
-        if same_file(tasks[index].source, tasks[index].target):
-            return SAME_FILE
-        return run_one(tasks[index])
+        return run_one(task)
 
     # The bar is progress, so it goes to stderr: stdout keeps only results, for pipes (a
     # result printed while the bar shows is moved above it only when both are the terminal).

@@ -210,7 +210,9 @@ def remove_watermark_command(
     )
     if joint:
         how.marks.update(_shared_marks(tasks, how, err))
-    failures = run_tasks(tasks, "Removing watermarks", lambda task: _restore_one(task, how))
+    failures = run_tasks(
+        tasks, "Removing watermarks", lambda task: _restore_one(task, how), reads={"--mask": mask}
+    )
     return finish(tasks, failures, output)
 
 
