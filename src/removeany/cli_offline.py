@@ -154,8 +154,8 @@ def remove_background_command(
         return EXIT_USAGE
     if (
         single_file
-        and chosen is not None
-        and (FOLDER_SUFFIXES[chosen] != f".{BACKGROUND_WRITES[output.suffix.lower()]}")
+        and format is not None
+        and (FOLDER_SUFFIXES[format.lower()] != f".{BACKGROUND_WRITES[output.suffix.lower()]}")
     ):
         err.print(f"error: {format_mismatch(format, output)}", markup=False, highlight=False)
         return EXIT_USAGE
