@@ -5,7 +5,9 @@ refused (`unsupported_output`, exit 2, nothing made); a file name for several in
 folder is refused (`output_not_folder`); any other name is a folder. Before, `remove-watermark
 IN -o x.zip` and every command's `-o out.heic` made a folder of that name, several inputs with
 `-o out.png` made a folder `out.png`, and the cutout commands refused `.bmp` in a sentence of
-their own, with no code. Real photos, the real `removeany` app."""
+their own, with no code. Also what else a newcomer's `-o` and inputs met: an output over
+another input or the --mask/--bg-image file, `-o -`, an input that never ends. Real photos,
+the real `removeany` app."""
 
 from __future__ import annotations
 
@@ -328,3 +330,34 @@ def test_standard_output_is_refused_not_made_a_folder(
         f"output; give a file name ending in {WRITES[command]}, or a folder."
     )
     assert made(tmp_path) == []
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+@pytest.mark.parametrize("command", list(WRITES))
+def test_an_endless_input_is_refused_at_the_byte_limit(
+    tmp_path: Path, model_dir: Path, command: str
+) -> None:
+    """`/dev/zero` (or any device or pipe that never ends) was read whole before --max-bytes
+    was checked: memory grew until the command died with a MemoryError traceback. Now it is
+    `file_too_large` once --max-bytes have come. Run as a process with its address space
+    capped, so the old behaviour fails the test instead of the machine."""
+    import resource
+    import subprocess
+    import sys
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    extra = ["--boxes", "1,1,9,9"] if command == "remove-watermark" else []
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "removeany", command, "/dev/zero",
+            "-o", str(tmp_path / "out.png"), "--max-bytes", "1000000",
+            "--model-dir", str(model_dir), *extra,
+        ],
+        capture_output=True, text=True, timeout=300, preexec_fn=cap, check=False,
+    )  # fmt: skip
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 1, said
+    assert "error: /dev/zero: file_too_large: The file is more than 1,000,000 bytes" in said
+    assert "Traceback" not in said and list(tmp_path.iterdir()) == []

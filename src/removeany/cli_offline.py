@@ -283,7 +283,7 @@ def output_is_one_file(
 
 def _background(path: Path, max_bytes: int, max_pixels: int) -> Image.Image:
     try:
-        data = path.read_bytes()
+        data = read_input(path, max_bytes)
     except OSError as exc:
         raise OptionError("invalid_bg_image", f"{path}: {exc.strerror or exc}") from None
     return decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
@@ -436,23 +436,36 @@ class PhotoSlots:
                 self._changed.notify_all()
 
 
-def header_pixels(path: Path) -> int:
+def header_pixels(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
     """The pixel count a file's header declares, before anything is decoded; 0 when there is
-    no readable header (``read_image`` then says what is wrong)."""
+    no readable header or the file is over the limit (``read_image`` then says what is
+    wrong)."""
     try:
-        return declared_pixels(path.read_bytes())
-    except OSError:
+        return declared_pixels(read_input(path, max_bytes))
+    except (OSError, ImageError):
         return 0
 
 
-def read_image(path: Path, max_bytes: int, max_pixels: int) -> Image.Image:
-    """Decode an input file within the limits (ImageError otherwise; OSError if unreadable)."""
+def read_input(path: Path, max_bytes: int) -> bytes:
+    """A file's bytes, never more than ``max_bytes`` of them held: a larger file is
+    ``file_too_large`` (ImageError; OSError if unreadable), a regular file's from its size, a
+    device or pipe's (``/dev/zero``, a stream that never ends) once ``max_bytes`` have come."""
     size = path.stat().st_size
     if size > max_bytes:
         raise ImageError(
             "file_too_large", f"The file is {size:,} bytes; the limit is {max_bytes:,}."
         )
-    return decode_image(path.read_bytes(), max_bytes=max_bytes, max_pixels=max_pixels)
+    with path.open("rb") as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ImageError("file_too_large", f"The file is more than {max_bytes:,} bytes, the limit.")
+    return data
+
+
+def read_image(path: Path, max_bytes: int, max_pixels: int) -> Image.Image:
+    """Decode an input file within the limits (ImageError otherwise; OSError if unreadable)."""
+    data = read_input(path, max_bytes)
+    return decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
 
 
 def _run_one(
@@ -466,7 +479,7 @@ def _run_one(
 ) -> str | None:
     """Process one file; returns 'code: message' on failure instead of stopping the batch."""
     try:
-        with slots.hold(header_pixels(task.source)):
+        with slots.hold(header_pixels(task.source, max_bytes)):
             image = read_image(task.source, max_bytes, max_pixels)
             suffix = task.target.suffix.lower()
             fmt = "zip" if suffix == ZIP_SUFFIX else OUTPUT_FORMATS.get(suffix, "png")

@@ -44,6 +44,7 @@ from removeany.cli_offline import (
     output_is_one_file,
     plan_tasks,
     read_image,
+    read_input,
     run_tasks,
     same_file,
     write_atomically,
@@ -168,7 +169,9 @@ def remove_watermark_command(
     mask_arr: npt.NDArray[np.uint8] | None = None
     if mask is not None:
         try:
-            decoded = decode_image(mask.read_bytes(), max_bytes=max_bytes, max_pixels=max_pixels)
+            decoded = decode_image(
+                read_input(mask, max_bytes), max_bytes=max_bytes, max_pixels=max_pixels
+            )
         except ImageError as exc:
             return usage(f"--mask {mask}: {exc.code}: {exc.local_message}")
         except OSError as exc:
@@ -264,10 +267,8 @@ def _header_size(source: Path, max_bytes: int) -> tuple[int, int] | None:
     """(width, height) of an input as it will be decoded; None for a file that cannot be
     read or is over the limit (it fails, with the reason, when it is restored)."""
     try:
-        if source.stat().st_size > max_bytes:
-            return None
-        return declared_size(source.read_bytes())
-    except OSError:
+        return declared_size(read_input(source, max_bytes))
+    except (OSError, ImageError):
         return None
 
 
@@ -285,7 +286,7 @@ def _restore_one(task: Task, how: _Restoring) -> str | None:
     """Restore one photo and write it in its own format (or OUTPUT's); returns 'code: message'
     on failure instead of stopping the run."""
     try:
-        data = task.source.read_bytes()
+        data = read_input(task.source, how.max_bytes)
         image = decode_image(data, max_bytes=how.max_bytes, max_pixels=how.max_pixels)
     except ImageError as exc:
         return f"{exc.code}: {exc.local_message}"
