@@ -392,3 +392,28 @@ def test_an_unexpected_error_quoting_the_address_is_logged_without_it(
     assert "KeyError: 'no route to [address]'" in logged and "in send" in logged
     assert "test_outbox.py" in logged
     assert "ada@example.com" not in logged
+
+
+def test_the_message_id_is_in_the_senders_domain(
+    settings: Settings, port: int, clock: TestClock
+) -> None:
+    """Mail filters read a Message-ID in another domain than From's as a sign of spam: it was
+    always `@removeany.local`, whatever REMOVEANY_MAIL_FROM said. Its unique part is the one
+    stored when the email was written, so a retry sends the same id."""
+    ctx = smtp_context(
+        settings.model_copy(update={"mail_from": "Photo Shop <noreply@shop.example>"}), port, clock
+    )
+    handler = Collect()
+    controller = start(handler, port)
+    try:
+        make_user(ctx)
+        ask_reset(ctx)
+        wait_until(lambda: len(handler.messages) == 1)
+        stored = rows(ctx)[-1].message_id
+    finally:
+        controller.stop()
+        ctx.close()
+    (sent,) = handler.messages
+    assert sent["From"] == "Photo Shop <noreply@shop.example>"
+    unique = stored.strip("<>").rpartition("@")[0]
+    assert sent["Message-ID"] == f"<{unique}@shop.example>"

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime, parseaddr, parsedate_to_datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -55,10 +55,22 @@ def build_message(
     msg["To"] = to
     msg["Subject"] = subject
     msg["Date"] = format_datetime(date)
-    msg["Message-ID"] = message_id
+    msg["Message-ID"] = sender_message_id(message_id, sender)
     # Plain 7bit keeps links on one line for people reading the outbox; non-ASCII needs encoding.
     msg.set_content(body, cte="7bit" if body.isascii() else "quoted-printable")
     return msg
+
+
+def sender_message_id(message_id: str, sender: str) -> str:
+    """`message_id` (`<unique@domain>`, stored when the email was written) in the sending
+    address's domain: mail filters read a Message-ID in another domain than From's as a sign
+    of spam, and the operator's REMOVEANY_MAIL_FROM is the domain they vouch for. The unique
+    part stays, so a retried email keeps its id (and receivers can drop the copy)."""
+    unique, at, _ = message_id.strip("<>").rpartition("@")
+    domain = parseaddr(sender)[1].rpartition("@")[2]
+    if not at or not domain:
+        return message_id
+    return f"<{unique}@{domain}>"
 
 
 # An outbox file's name: when the email was written, whom it is to (hashed), and a random part.
