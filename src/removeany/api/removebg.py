@@ -21,6 +21,7 @@ from removeany.api import uploads
 from removeany.api.auth import require_user
 from removeany.api.contract import RemoveBgErrors
 from removeany.api.submit import submit_job
+from removeany.catalog.prices import PRICING_RULE
 from removeany.context import Context
 from removeany.credits import service as ledger
 from removeany.engine.errors import ImageError, OptionError
@@ -362,7 +363,13 @@ _REMOVEBG_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/v1.0/removebg", tags=["remove.bg compatible"], responses=_REMOVEBG_RESPONSES)
+@router.post(
+    "/v1.0/removebg",
+    tags=["remove.bg compatible"],
+    responses=_REMOVEBG_RESPONSES,
+    description="Multipart or urlencoded form fields, or the same fields as a JSON object. "
+    f"{PRICING_RULE} X-Credits-Charged says what this one cost.",
+)
 async def removebg(
     request: Request,
     image_file: UploadFile | None = None,

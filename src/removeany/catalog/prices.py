@@ -31,6 +31,18 @@ SIZE_TIERS = {
 TIER_ORDER = ("preview", "full", "50MP")
 TIER_LIMITS = (("preview", 250_000), ("full", 25_000_000))
 
+# The rule every surface charges by, as the API reference states it (README, home page).
+PRICING_RULE = (
+    "Charged by the size of the result: up to 0.25 MP the preview price, up to 25 MP the "
+    "full price, above that the 50MP price (GET /api/v1/prices). `size` caps the result "
+    "(`full` and `auto` keep the photo's resolution), so a 2 MP photo at `50MP` costs the "
+    "full price and a 30 MP one at `full` the 50MP price. A job holds its price until it "
+    "finishes. With `crop` the result's size is known only once the subject is found: the "
+    "job holds the price of the largest result it can make (the whole photo with its "
+    "margins) and is charged that of the result it made, the rest going back. A failed or "
+    "cancelled job costs nothing."
+)
+
 # The seed catalogue; the migrations write these as version 1 (0003: background removal,
 # 0005_more_services: the others).
 DEFAULT_PRICES: dict[tuple[str, str], int] = {
@@ -54,11 +66,18 @@ class UnknownService(DomainError):
     code = "unknown_service"
 
 
+def tier_of(pixels: int) -> str:
+    """The tier a result of `pixels` pixels is sold at: preview up to 0.25 MP, full up to
+    25 MP, 50MP above (the home page's list, `web.routes._TIER_LABELS`)."""
+    return next((tier for tier, limit in TIER_LIMITS if pixels <= limit), "50MP")
+
+
 def tier_for(size: str, pixels: int | None = None) -> str:
-    """The tier `size` is sold at; given the photo's pixel count, the tier its result falls
-    in when that is cheaper (a 2 MP photo asked for at 50MP comes out at 2 MP, a 0.1 MP one
-    asked for at full size comes out as small as a preview). Never dearer than `size`'s own
-    tier, whose price the pages show before submitting."""
+    """The tier `size` is sold at. Given the most pixels the result can have before the size's
+    budget, the tier of the result itself: a 2 MP photo asked for at 50MP comes out at 2 MP
+    (full), a 0.1 MP one asked for at full size as small as a preview, and a full-resolution
+    result over 25 MP is a 50MP one (`full` and `auto` keep the photo's resolution). Without
+    the pixels, `size`'s own tier."""
     try:
         named = SIZE_TIERS[size]
     except KeyError:
@@ -68,14 +87,12 @@ def tier_for(size: str, pixels: int | None = None) -> str:
     if pixels is None:
         return named
     budget = SIZE_BUDGETS[size]
-    result = pixels if budget is None else min(pixels, budget)
-    by_pixels = next((tier for tier, limit in TIER_LIMITS if result <= limit), "50MP")
-    return min(named, by_pixels, key=TIER_ORDER.index)
+    return tier_of(pixels if budget is None else min(pixels, budget))
 
 
 def price_for(session: Session, service: str, size: str, pixels: int | None = None) -> Price:
     """The current price row, which the job records so later changes never re-price it; with
-    the photo's `pixels`, at the tier of the result's real size (`tier_for`)."""
+    the result's `pixels` (at most), at the tier of the result's real size (`tier_for`)."""
     tier = SINGLE_TIER.get(service) or tier_for(size, pixels)
     row = repo.current(session, service, tier)
     if row is None:
@@ -84,6 +101,41 @@ def price_for(session: Session, service: str, size: str, pixels: int | None = No
             "Pick another size or service."
         )
     return row
+
+
+def price_ranges(session: Session, service: str, size: str) -> list[tuple[int, int | None]]:
+    """What a photo asked for at `size` can cost, by its result's pixels: (credits, up to how
+    many pixels) per price, cheapest tier first, tiers of one price merged, the last one
+    unbounded (None). One entry where every result the size can make costs the same; empty
+    where the service is not offered at that size. The pages' price hints say this."""
+    if service in SINGLE_TIER:
+        row = repo.current(session, service, SINGLE_TIER[service])
+        return [] if row is None else [(row.credits, None)]
+    budget = SIZE_BUDGETS[size]
+    top = TIER_ORDER.index(tier_for(size, budget if budget is not None else 50_000_001))
+    limits = dict(TIER_LIMITS)
+    ranges: list[tuple[int, int | None]] = []
+    for tier in TIER_ORDER[: top + 1]:
+        row = repo.current(session, service, tier)
+        if row is None:
+            continue
+        if ranges and ranges[-1][0] == row.credits:
+            ranges.pop()
+        ranges.append((row.credits, limits.get(tier)))
+    if ranges:
+        ranges[-1] = (ranges[-1][0], None)
+    return ranges
+
+
+def price_of_result(
+    session: Session, service: str, pixels: int, accepted_at: datetime
+) -> Price | None:
+    """What a finished result of `pixels` pixels costs: its tier's price in force when its job
+    was accepted (a price changed while the job ran does not apply to it). None for a service
+    sold at one tier, or where the tier is not on sale: the job keeps the price it held."""
+    if service in SINGLE_TIER:
+        return None
+    return repo.as_of(session, service, tier_of(pixels), accepted_at)
 
 
 def cheapest(session: Session, service: str) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -18,6 +19,16 @@ def current(session: Session, service: str, tier: str) -> Price | None:
         .limit(1)
     )
     return session.scalar(stmt)
+
+
+def as_of(session: Session, service: str, tier: str, at: datetime) -> Price | None:
+    """The version in force at `at`: the newest one created by then (the first one when all
+    are newer, as the seed rows are than a clock set back)."""
+    stmt = select(Price).where(Price.service == service, Price.tier == tier)
+    before = session.scalar(
+        stmt.where(Price.created_at <= at).order_by(Price.version.desc()).limit(1)
+    )
+    return before or session.scalar(stmt.order_by(Price.version).limit(1))
 
 
 def all_current(session: Session) -> Sequence[Price]:

@@ -13,7 +13,12 @@ from removeany.context import Context
 router = APIRouter(prefix="/api/v1", tags=["prices"])
 
 
-@router.get("/prices", response_model=list[PriceOut])
+@router.get(
+    "/prices",
+    response_model=list[PriceOut],
+    description="The current price of each service at each size tier (preview, full, 50MP), "
+    f"in credits per image; an ID photo has one price, its full one. {prices.PRICING_RULE}",
+)
 def list_prices(request: Request) -> list[PriceOut]:
     ctx: Context = request.app.state.ctx
     with ctx.db.transaction() as session:

@@ -146,15 +146,28 @@ def reserve(
     return holds
 
 
-def capture(session: Session, user_id: int, *, reference: str, now: datetime) -> int:
+def capture(
+    session: Session, user_id: int, *, reference: str, now: datetime, amount: int | None = None
+) -> int:
     """Turn the held credits of `reference` into spent credits; returns the amount charged.
-    Capturing twice charges once."""
+    With `amount`, at most that much is spent, from the holds in spend order, and the rest
+    goes back to the lots it came from (a job whose result came out in a cheaper tier than
+    the one it held for). Capturing twice charges once."""
     repo.lock_user(session, user_id)
     charged = 0
+    left = amount
     for hold in repo.holds_for(session, reference):
+        take = hold.amount if left is None else min(hold.amount, left)
+        if take < hold.amount:
+            _give_back(session, hold, hold.amount - take, now)
+        if take == 0:
+            continue
+        if left is not None:
+            left -= take
+        hold.amount = take
         hold.status = "captured"
         hold.settled_at = now
-        charged += hold.amount
+        charged += take
         session.add(
             CreditEntry(
                 user_id=user_id,
@@ -169,27 +182,34 @@ def capture(session: Session, user_id: int, *, reference: str, now: datetime) ->
     return charged
 
 
+def _give_back(session: Session, hold: CreditHold, amount: int, now: datetime) -> None:
+    """Return `amount` of a hold to its lot as a `release` entry; a hold returned whole is
+    released, one returned in part keeps the rest (which its caller captures)."""
+    lot = session.get(CreditLot, hold.lot_id, with_for_update=False)
+    assert lot is not None
+    lot.remaining += amount
+    if amount == hold.amount:
+        hold.status = "released"
+        hold.settled_at = now
+    session.add(
+        CreditEntry(
+            user_id=hold.user_id,
+            lot_id=hold.lot_id,
+            kind="release",
+            amount=amount,
+            reference=hold.reference,
+            created_at=now,
+        )
+    )
+
+
 def release(session: Session, user_id: int, *, reference: str, now: datetime) -> int:
     """Return held credits to the lots they came from; returns the amount released."""
     repo.lock_user(session, user_id)
     released = 0
     for hold in repo.holds_for(session, reference):
-        lot = session.get(CreditLot, hold.lot_id, with_for_update=False)
-        assert lot is not None
-        lot.remaining += hold.amount
-        hold.status = "released"
-        hold.settled_at = now
         released += hold.amount
-        session.add(
-            CreditEntry(
-                user_id=user_id,
-                lot_id=hold.lot_id,
-                kind="release",
-                amount=hold.amount,
-                reference=reference,
-                created_at=now,
-            )
-        )
+        _give_back(session, hold, hold.amount, now)
     session.flush()
     return released
 

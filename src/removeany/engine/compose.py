@@ -519,6 +519,19 @@ def largest_result(width: int, height: int, options: ComposeOptions) -> tuple[in
     return fitted_size(wide, short, budget)[0], fitted_size(narrow, tall, budget)[1]
 
 
+def most_pixels(width: int, height: int, options: ComposeOptions) -> int:
+    """The most pixels `compose_result` can give the cutout of a width x height photo with
+    `options`, known before the model runs (what a job is priced by until its result is
+    known): exact without `crop`; with `crop` the whole photo with its margins (a percentage
+    of it, at most MAX_MARGIN_PX a side), fitted to the size's budget."""
+    budget = SIZE_BUDGETS[options.size]
+    if options.crop:
+        top, right, bottom, left = options.crop_margin.pixels(width, height)
+        width, height = width + left + right, height + top + bottom
+    fitted = fitted_size(width, height, budget)
+    return fitted[0] * fitted[1]
+
+
 def check_result_format(width: int, height: int, options: ComposeOptions, fmt: str) -> None:
     """Raise ``output_too_large`` (engine.io) when the cutout of a width x height photo,
     finished with `options`, could be too large for `fmt` (png, jpg, webp, zip: whose

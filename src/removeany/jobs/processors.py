@@ -29,6 +29,7 @@ from removeany.engine.compose import (
     compose_result,
     fit_pixels,
     fitted_size,
+    most_pixels,
     parse_options,
 )
 from removeany.engine.errors import ImageError, ModelError, OptionError
@@ -212,6 +213,16 @@ def check_output(service: str, options: dict[str, Any], image: Image.Image) -> N
     else:
         return
     check_metadata(fmt or "png", _exif(image, options))
+
+
+def result_pixels(service: str, options: dict[str, Any], width: int, height: int) -> int:
+    """The most pixels a job's result can have, from the photo's size and the validated
+    options: exact but for `crop`, whose subject is found only when the model runs (then the
+    whole photo with its margins). A job holds the price of this many pixels' tier."""
+    if service in ("remove_background", "portrait"):
+        return most_pixels(width, height, compose_options(options))
+    fitted = fitted_size(width, height, SIZE_BUDGETS.get(str(options.get("size")), None))
+    return fitted[0] * fitted[1]
 
 
 def encode_mask(mask: Image.Image, size: tuple[int, int]) -> str:

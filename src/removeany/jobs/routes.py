@@ -13,6 +13,7 @@ from removeany.api import paging, uploads
 from removeany.api.auth import require_user
 from removeany.api.contract import AUTH, errors
 from removeany.api.submit import submit_job
+from removeany.catalog.prices import PRICING_RULE
 from removeany.context import Context
 from removeany.credits import service as ledger
 from removeany.engine.errors import OptionError
@@ -61,7 +62,11 @@ def _charged_out(ctx: Context, job: Job) -> JobOut:
 
 
 @router.post(
-    "/jobs", responses=errors(*AUTH, 400, 402, 415, 503), status_code=202, response_model=JobOut
+    "/jobs",
+    responses=errors(*AUTH, 400, 402, 415, 503),
+    status_code=202,
+    response_model=JobOut,
+    description=f"Submit an image to a service. {PRICING_RULE}",
 )
 async def create_job(
     request: Request,

@@ -80,8 +80,11 @@ class JobOut(BaseModel):
     id: str
     service: str
     status: str
-    cost: int
-    charged: int
+    cost: int = Field(
+        description="Credits the job holds while it waits or runs (with crop, the price of the "
+        "largest result it can make), and what it cost once it succeeded"
+    )
+    charged: int = Field(description="Credits spent: 0 until it succeeds, and if it fails")
     input_name: str
     input_width: int
     input_height: int

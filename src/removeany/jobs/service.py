@@ -16,12 +16,13 @@ from sqlalchemy.orm import Session
 from removeany.accounts.models import User
 from removeany.accounts.service import require_verified
 from removeany.catalog.models import Price
-from removeany.catalog.prices import price_for
+from removeany.catalog.prices import price_for, price_of_result
 from removeany.credits import free
 from removeany.credits import service as ledger
 from removeany.errors import Conflict, NotFound
 from removeany.infra.db import Database
 from removeany.infra.storage import Storage
+from removeany.jobs import processors
 from removeany.jobs import repository as repo
 from removeany.jobs.models import Job
 
@@ -107,9 +108,10 @@ def submit(
 def price_of(
     session: Session, service: str, options: dict[str, Any], width: int, height: int
 ) -> Price:
-    """What a job of this photo costs. Cropping adds its margin around the subject, which can
-    make the result larger than the photo: such a job is priced at its size's own tier."""
-    pixels = None if options.get("crop") else width * height
+    """What a job of this photo holds until it finishes: the price of the tier of the largest
+    result it can make (`processors.result_pixels`), which is its result's exactly unless it
+    crops; a cropped job's result can be smaller, and is charged less (`succeed`)."""
+    pixels = processors.result_pixels(service, options, width, height)
     return price_for(session, service, str(options.get("size", "full")), pixels)
 
 
@@ -188,7 +190,16 @@ def succeed(
     job.detected_type = detected_type
     job.foreground = foreground
     job.finished_at = now
-    charged = ledger.capture(session, job.user_id, reference=job_reference(job.id), now=now)
+    # Charged at the tier of the result it made, never more than it held: a cropped result
+    # can come out smaller than the largest it could have been, whose price was held.
+    price = price_of_result(session, job.service, width * height, job.created_at)
+    charge = None if price is None else min(price.credits, job.cost)
+    charged = ledger.capture(
+        session, job.user_id, reference=job_reference(job.id), now=now, amount=charge
+    )
+    if price is not None and charge == price.credits:
+        job.price_id = price.id
+    job.cost = charged
     session.flush()
     return charged
 
