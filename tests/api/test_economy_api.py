@@ -8,7 +8,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from removeany.accounts import repository as accounts_repo
+from removeany.catalog.prices import tier_for
 from removeany.context import Context
+from removeany.engine.compose import most_pixels, parse_options
 from tests.conftest import eval_image
 from tests.helpers import make_api_key, make_user
 
@@ -236,3 +238,18 @@ def test_an_admin_closes_a_leaked_promo_code(client: TestClient, ctx: Context) -
     assert client.get("/api/v1/credits", headers={"X-Api-Key": second}).json()["available"] == 0
     unknown = client.post("/api/v1/admin/promo-codes/nope/close", headers={"X-Api-Key": admin})
     assert unknown.status_code == 404
+
+
+def test_a_cropped_job_holds_the_price_of_the_largest_result_it_can_make() -> None:
+    """The hold's bound: the whole photo with its margins, a percentage of the photo stopping
+    at 500 px a side, fitted to the size's budget; exact without crop."""
+    half = parse_options(crop=True, crop_margin="50%", size="full")
+    assert most_pixels(7600, 4722, half) == 8600 * 5722  # 49 MP: a 50MP result at most
+    assert tier_for("full", most_pixels(7600, 4722, half)) == "50MP"
+    assert most_pixels(400, 300, half) == 800 * 600
+    assert most_pixels(400, 300, parse_options(crop=True, crop_margin="10px 20px")) == 440 * 320
+    assert most_pixels(7600, 4722, parse_options(size="full")) == 7600 * 4722
+    assert tier_for("full", 7600 * 4722) == "50MP"  # full resolution over 25 MP
+    preview = parse_options(crop=True, crop_margin="500px", size="preview")
+    assert most_pixels(7600, 4722, preview) <= 250_000
+    assert tier_for("50MP", 1200 * 746) == "full"
