@@ -59,7 +59,8 @@ def test_pages_need_sign_in_and_belong_to_their_owner(client: TestClient, ctx: C
     page = client.get("/batches")
     assert page.status_code == 200
     assert '<a href="/batches" aria-current="page">Batches</a>' in page.text
-    assert "Price: 1 credit per image." in text_of(page.text)
+    # The seed catalogue: 1 credit a result up to 25 MP, 2 above (the default size is full).
+    assert "Price per image: 1 credit up to 25 MP, 2 credits over 25 MP." in text_of(page.text)
     assert balance_on(page.text) == 3
     assert "No batches yet" in page.text
     batch_id = start(client, [("a.jpg", small_photo(photo_paths(1)[0], 160))])

@@ -58,7 +58,12 @@ def test_batch_from_the_browser(
     nav = page.get_by_role("navigation", name=tr("Main"))
     expect(nav.get_by_role("link", name=tr("Batches"))).to_have_attribute("aria-current", "page")
     expect(page.get_by_role("heading", name=tr("Batches"), exact=True)).to_be_visible()
-    expect(page.locator("#batch-price")).to_have_text(tr("Price: 1 credit per image."))
+    # The seed catalogue: 1 credit a result up to 25 MP, 2 above (the default size is full).
+    up_to = tr("1 credit up to {limit}", limit="25 MP")
+    over = tr("{n} credits over {limit}", n=2, limit="25 MP")
+    expect(page.locator("#batch-price")).to_have_text(
+        tr("Price per image: {prices}.", prices=tr(", ").join([up_to, over]))
+    )
     balance = page.locator(".credit-pill [data-balance]")
     expect(balance).to_have_text("10")
     # Each service shows its own options: an ID photo has a print size, no cut-out fields.
@@ -77,7 +82,12 @@ def test_batch_from_the_browser(
     chosen = tr("{count} files chosen ({mb} MB)", count=5, mb="{mb}")
     expect(page.locator("#batch-chosen")).to_have_text(pattern(chosen, named=False))
     expect(page.locator("#batch-estimate")).to_have_text(
-        tr("About {credits} credits for {count} images.", credits=5, count=5)
+        tr(
+            "{low} to {high} credits for {count} images, depending on the size of each result.",
+            low=5,
+            high=10,
+            count=5,
+        )
     )
     page.get_by_label(tr("Name (optional)")).fill(NAME)
     page.screenshot(path=str(artifact("batches-form.png", lang)), full_page=True)

@@ -259,7 +259,8 @@ def test_the_page_counts_a_zips_images_as_the_server_does(
     page.evaluate("() => { Blob.prototype.arrayBuffer = undefined; }")
     page.locator("#batch-files").set_input_files([str(archive), str(loose)])
     expect(page.locator("#batch-estimate")).to_have_text(
-        "About 1 credit for 1 image. The ZIP's images are counted when it is uploaded."
+        "1 to 2 credits for 1 image, depending on the size of its result. The ZIP's images are "
+        "counted when it is uploaded."
     )
     assert page.problems == []
 
@@ -295,7 +296,12 @@ def test_a_zip_the_balance_cannot_pay_is_warned_about_before_it_is_sent(
     )
     page.get_by_label(tr("Images or a ZIP")).set_input_files(str(archive))
     expect(page.locator("#batch-estimate")).to_have_text(
-        tr("About {credits} credits for {count} images.", credits=3, count=3)
+        tr(
+            "{low} to {high} credits for {count} images, depending on the size of each result.",
+            low=3,
+            high=6,
+            count=3,
+        )
     )
     expect(page.locator("#batch-short")).to_have_text(
         tr(
@@ -310,11 +316,21 @@ def test_a_zip_the_balance_cannot_pay_is_warned_about_before_it_is_sent(
     loose.write_bytes(photos[0])
     page.get_by_label(tr("Images or a ZIP")).set_input_files([str(archive), str(loose)])
     expect(page.locator("#batch-estimate")).to_have_text(
-        tr("About {credits} credits for {count} images.", credits=4, count=4)
+        tr(
+            "{low} to {high} credits for {count} images, depending on the size of each result.",
+            low=4,
+            high=8,
+            count=4,
+        )
     )
     page.get_by_label(tr("Images or a ZIP")).set_input_files(str(archive))
     expect(page.locator("#batch-estimate")).to_have_text(
-        tr("About {credits} credits for {count} images.", credits=3, count=3)
+        tr(
+            "{low} to {high} credits for {count} images, depending on the size of each result.",
+            low=3,
+            high=6,
+            count=3,
+        )
     )
 
     page.get_by_role("button", name=tr("Start batch")).click()
@@ -328,3 +344,81 @@ def test_a_zip_the_balance_cannot_pay_is_warned_about_before_it_is_sent(
     originals = server.settings.files_dir / "originals"
     assert not originals.exists() or not any(originals.iterdir())
     assert [p for p in page.problems if "status of 402" not in p] == []
+
+
+@both_languages
+def test_the_batch_form_says_what_each_service_and_size_costs(
+    server: LiveServer, page: Any, tmp_path: Path, lang: str, tr: Callable[..., str]
+) -> None:
+    """The size menu's prices were the first service's, whatever service was chosen after,
+    and the hint and estimate said the size's tier price ("About 6 credits for 2 images" at
+    full size) though each image is charged by its result's size (a small one the preview
+    price, one over 25 MP the 50MP price). batch.js now shows the chosen service's prices
+    in the menu, each price with where it applies, and the least and most the images cost."""
+    from playwright.sync_api import expect
+
+    from removeany.catalog import prices
+
+    ctx = build_context(server.settings)
+    try:
+        make_user(ctx, EMAIL, credits=20)
+        with ctx.db.transaction() as session:
+            for tier, credits in (("preview", 1), ("full", 3), ("50MP", 5)):
+                prices.set_price(
+                    session, "remove_background", tier, credits, now=ctx.now(), admin_id=None
+                )
+    finally:
+        ctx.close()
+    _sign_in(page, server, tr)
+
+    def credits(n: int, where: str, limit: str) -> str:
+        one = "1 credit up to {limit}" if where == "up" else "1 credit over {limit}"
+        many = "{n} credits up to {limit}" if where == "up" else "{n} credits over {limit}"
+        return tr(one if n == 1 else many, n=n, limit=limit)
+
+    every = tr(", ").join(
+        [credits(1, "up", "0.25 MP"), credits(3, "up", "25 MP"), credits(5, "over", "25 MP")]
+    )
+    hint = page.locator("#batch-price")
+    size = page.locator("#batch-size")
+    expect(hint).to_have_text(tr("Price per image: {prices}.", prices=every))
+    full = size.locator("option[value='full']")
+    expect(full).to_have_text(
+        tr("Full resolution") + " · " + tr("{low} to {high} credits", low=1, high=5)
+    )
+    photos = [tmp_path / "a.jpg", tmp_path / "b.jpg"]
+    for path, source in zip(photos, photo_paths(2), strict=True):
+        path.write_bytes(small_photo(source, 200))
+    page.get_by_label(tr("Images or a ZIP")).set_input_files([str(p) for p in photos])
+    estimate = page.locator("#batch-estimate")
+    expect(estimate).to_have_text(
+        tr(
+            "{low} to {high} credits for {count} images, depending on the size of each result.",
+            low=2,
+            high=10,
+            count=2,
+        )
+    )
+
+    size.select_option("preview")
+    expect(hint).to_have_text(tr("Price: 1 credit per image."))
+    expect(estimate).to_have_text(
+        tr("About {credits} credits for {count} images.", credits=2, count=2)
+    )
+
+    # Portrait keeps the seed prices (1, 1, 2): the menu follows the service.
+    page.get_by_label(tr("Service"), exact=True).select_option("portrait")
+    expect(full).to_have_text(
+        tr("Full resolution") + " · " + tr("{low} to {high} credits", low=1, high=2)
+    )
+    expect(size.locator("option[value='hd']")).to_have_text(
+        tr("HD (up to 4 MP)") + " · " + tr("1 credit")
+    )
+    size.select_option("full")
+    expect(hint).to_have_text(
+        tr(
+            "Price per image: {prices}.",
+            prices=tr(", ").join([credits(1, "up", "25 MP"), credits(2, "over", "25 MP")]),
+        )
+    )
+    assert page.problems == []

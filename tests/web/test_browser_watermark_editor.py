@@ -78,11 +78,13 @@ def test_correct_the_mask_and_remove_the_watermark(
     ctx = build_context(server.settings)
     try:
         user = make_user(ctx, EMAIL, credits=10)
+        photo, mark = watermarked()
+        with Image.open(io.BytesIO(photo)) as image:
+            pixels = image.width * image.height
         with ctx.db.transaction() as session:
-            price = price_for(session, "remove_watermark", "full").credits
+            price = price_for(session, "remove_watermark", "full", pixels).credits
     finally:
         ctx.close()
-    photo, mark = watermarked()
     marked = tmp_path / "marked.png"
     marked.write_bytes(photo)
 
@@ -105,11 +107,15 @@ def test_correct_the_mask_and_remove_the_watermark(
         if price == 1
         else tr("Remove watermark ({credits} credits)", credits=price)
     )
-    submit = page.get_by_role("button", name=label, exact=True)
-    expect(submit).to_be_disabled()
+    # The price depends on the photo's size (the seed catalogue's 50MP price is 2 credits):
+    # the button names it once the photo is chosen.
+    expect(page.locator("#wm-submit")).to_have_text(tr("Remove watermark"))
+    expect(page.locator("#wm-submit")).to_be_disabled()
 
     # Choose the photo: it is drawn, and the detected watermark appears over it in red.
     page.locator("#wm-file").set_input_files(str(marked))
+    submit = page.get_by_role("button", name=label, exact=True)
+    expect(submit).to_be_visible()
     expect(page.locator("#wm-status")).to_have_text(
         tr(
             "The watermark is marked in red. Paint over anything that was missed and erase "
@@ -216,7 +222,10 @@ def test_the_editor_page_needs_a_session_and_shows_the_price(
     assert page.status_code == 200
     html = page.text
     assert "Watermark editor" in html
-    assert "Remove watermark (1 credit)" in html
+    # The seed catalogue: the result keeps the photo's size, 2 credits over 25 MP.
+    assert "a removal costs 1 credit up to 25 MP, 2 credits over 25 MP" in html
+    assert "a removal costs 1 credit ·" not in html
+    assert "Remove watermark (1 credit)" in html and "Remove watermark (2 credits)" in html
     assert 'id="editor-strings"' in html
     assert "/static/watermark_editor.js" in html
     assert "script-src 'self'" in page.headers["content-security-policy"]

@@ -373,14 +373,27 @@ def test_prices_and_credit_words_follow_the_page(
     pill = page.locator(".credit-pill")
     line = page.locator(".balance-line")
     expect(pill).to_have_text(f"1 {tr('credit')}")
+    # The seed catalogue: 2 credits a result over 25 MP (the workspace keeps full resolution).
+    prices_of = tr(", ").join(
+        [
+            tr("1 credit up to {limit}", limit="25 MP"),
+            tr("{n} credits over {limit}", n=2, limit="25 MP"),
+        ]
+    )
     expect(line.locator("[data-services='remove_background']")).to_have_text(
-        "· " + tr("one credit per photo")
+        "· " + tr("per photo: {prices}", prices=prices_of)
     )
     expect(line.locator("[data-services='portrait']")).to_be_hidden()
 
     page.get_by_label(tr("Service"), exact=True).select_option("portrait")
+    prices_of = tr(", ").join(
+        [
+            tr("1 credit up to {limit}", limit="0.25 MP"),
+            tr("{n} credits over {limit}", n=2, limit="0.25 MP"),
+        ]
+    )
     expect(line.locator("[data-services='portrait']")).to_have_text(
-        "· " + tr("{n} credits per photo", n=2)
+        "· " + tr("per photo: {prices}", prices=prices_of)
     )
     expect(line.locator("[data-services='remove_background']")).to_be_hidden()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import re
 from urllib.parse import urlsplit
 
@@ -509,13 +510,72 @@ def test_pages_show_the_current_price_and_one_credit(client: TestClient, ctx: Co
     assert "3 credits per photo" in text_of(client.get("/").text)  # signed in too
     shown = re.search(r'<span data-services="remove_background">([^<]+)</span>', page)
     assert shown and shown.group(1) == "· 3 credits per photo"
-    # The other services' prices are there for the service menu, hidden until chosen.
-    assert '<span data-services="portrait" hidden>· one credit per photo</span>' in page
+    # The other services' prices are there for the service menu, hidden until chosen; the
+    # seed catalogue sells a result over 25 MP at 2 credits.
+    assert (
+        '<span data-services="portrait" hidden>· per photo: 1 credit up to 25 MP, 2 credits '
+        "over 25 MP</span>" in page
+    )
     assert "Balance: 1 credit ·" in text_of(page)
     pill = re.search(r'<a class="credit-pill".*?</a>', page, re.DOTALL)
     assert pill and text_of(pill.group(0)) == "1 credit"
     assert "1 credits" not in text_of(page)
     assert "1 credits" not in text_of(client.get("/batches").text)
+
+
+def test_price_hints_say_what_a_photo_is_charged(client: TestClient, ctx: Context) -> None:
+    """The workspace said "3 credits per photo" (the full tier's price) and the batch page
+    "Price: 3 credits per image." at full size, though a photo is charged by its result's
+    size: a 0.12 MP one the preview price, one over 25 MP the 50MP price. The hints now say
+    each price and where it applies, and the charges over the API are what they say; the
+    batch page's size menu carries every service's prices for batch.js to show."""
+    with ctx.db.transaction() as session:
+        for tier, credits in (("preview", 1), ("full", 3), ("50MP", 5)):
+            prices.set_price(
+                session, "remove_background", tier, credits, now=ctx.now(), admin_id=None
+            )
+    user = make_user(ctx, "ada@example.com", credits=10)
+    login(client, "ada@example.com")
+    shown = re.search(
+        r'<span data-services="remove_background">([^<]+)</span>', client.get("/app").text
+    )
+    assert shown and html.unescape(shown.group(1)) == (
+        "· per photo: 1 credit up to 0.25 MP, 3 credits up to 25 MP, 5 credits over 25 MP"
+    )
+    assert "3 credits per photo" not in client.get("/app").text
+
+    batches = client.get("/batches").text
+    found = re.search(r"data-prices='([^']+)'", batches)
+    assert found
+    table = json.loads(html.unescape(found.group(1)))
+    assert table["remove_background"]["preview"]["hint"] == "Price: 1 credit per image."
+    assert table["remove_background"]["full"]["hint"] == (
+        "Price per image: 1 credit up to 0.25 MP, 3 credits up to 25 MP, 5 credits over 25 MP."
+    )
+    assert table["remove_background"]["hd"]["hint"] == (
+        "Price per image: 1 credit up to 0.25 MP, 3 credits over 0.25 MP."
+    )
+    assert table["remove_background"]["full"]["option"] == "Full resolution · 1 to 5 credits"
+    assert table["portrait"]["preview"]["option"] == "Preview (up to 0.25 MP) · 1 credit"
+    assert table["id_photo"]["full"]["hint"] == "Price: 1 credit per image."
+    assert 'id="batch-price">Price per image: 1 credit up to 0.25 MP, 3 credits up to 25 MP' in (
+        batches
+    )
+
+    # What the hints say is what is charged.
+    key = make_api_key(ctx, user)
+    path = eval_image("object", "alphamatting_GT07")
+    with Image.open(path) as image:
+        buffer = io.BytesIO()
+        image.resize((400, 309)).save(buffer, "PNG")
+    for data, charged in ((buffer.getvalue(), 1), (path.read_bytes(), 3)):
+        job = client.post(
+            "/api/v1/jobs",
+            headers={"X-Api-Key": key},
+            data={"wait": "true"},
+            files={"file": ("p.png", data)},
+        ).json()
+        assert job["status"] == "succeeded" and job["charged"] == charged, job
 
 
 def test_the_home_page_names_each_size_s_price(client: TestClient, ctx: Context) -> None:

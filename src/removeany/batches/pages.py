@@ -25,7 +25,7 @@ from removeany.batches import service
 from removeany.batches.routes import read_form
 from removeany.batches.schemas import BatchOut
 from removeany.batches.submit import check_credits, check_length, plan_upload, submit_batch
-from removeany.catalog.prices import price_for
+from removeany.catalog.prices import price_ranges
 from removeany.credits import service as ledger
 from removeany.engine.errors import ImageError, OptionError
 from removeany.errors import DomainError, Unauthorized
@@ -38,10 +38,12 @@ from removeany.web.routes import (
     _to_login,
     _viewer,
     older_refused,
+    price_parts,
     redirect,
     render,
     t,
     templates,
+    tn,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -115,8 +117,6 @@ def _strings() -> dict[str, Any]:
         "refunded": t(ITEM_REFUNDED),
         "unprocessable": t(UNPROCESSABLE),
         "download": t("Download"),
-        "priceOne": t("Price: 1 credit per image."),
-        "priceMany": t("Price: {n} credits per image."),
         "polling": t("Live updates were interrupted; checking every few seconds instead."),
         "chosen": t("{count} files chosen ({mb} MB)"),
         "chosenOne": t("1 file chosen ({mb} MB)"),
@@ -124,6 +124,12 @@ def _strings() -> dict[str, Any]:
         "estimateOne": t("About {credits} credits for 1 image."),
         "estimateOneOne": t("About 1 credit for 1 image."),
         "estimateZip": t("The ZIP's images are counted when it is uploaded."),
+        "estimateRange": t(
+            "{low} to {high} credits for {count} images, depending on the size of each result."
+        ),
+        "estimateRangeOne": t(
+            "{low} to {high} credits for 1 image, depending on the size of its result."
+        ),
         "uploading": t("Uploading… the batch page opens when the upload is done."),
         "uploadProgress": t("{pct}% uploaded ({sent} of {total} MB)"),
         "uploadCancelled": t("The upload was cancelled; no batch was started."),
@@ -181,14 +187,32 @@ templates.env.globals.update(
 # --- the list and the upload form ------------------------------------------------------------
 
 
-def _prices(session: Session, service_name: str) -> dict[str, int]:
-    """Credits per image at each size the form offers."""
-    found: dict[str, int] = {}
-    for size, _label in SIZES:
-        try:
-            found[size] = price_for(session, service_name, size).credits
-        except DomainError:
+def _prices(session: Session, service_name: str) -> dict[str, dict[str, Any]]:
+    """What an image costs at each size the form offers, by its result's size
+    (`prices.price_ranges`): the least and the most (`low`, `high`), the hint under the
+    fields and the size's label in the menu; batch.js shows the chosen service's."""
+    found: dict[str, dict[str, Any]] = {}
+    labels = {size: t(label) for size, label in SIZES}
+    for size, label in labels.items():
+        ranges = price_ranges(session, service_name, size)
+        if not ranges:
             continue
+        low, high = min(c for c, _ in ranges), max(c for c, _ in ranges)
+        if len(ranges) == 1:
+            hint = tn("Price: 1 credit per image.", "Price: {n} credits per image.", low)
+        else:
+            hint = t("Price per image: {prices}.", prices=price_parts(ranges))
+        amount = (
+            tn("1 credit", "{n} credits", low)
+            if low == high
+            else t("{low} to {high} credits", low=low, high=high)
+        )
+        found[size] = {
+            "low": low,
+            "high": high,
+            "hint": hint,
+            "option": f"{label} · {amount}",
+        }
     return found
 
 

@@ -16,10 +16,9 @@ from fastapi.responses import HTMLResponse, Response
 
 from removeany import i18n
 from removeany.api.watermark import WORK_SIDE
-from removeany.catalog.prices import price_for
+from removeany.catalog.prices import price_ranges
 from removeany.credits import service as ledger
-from removeany.errors import DomainError
-from removeany.web.routes import _ctx, _to_login, _viewer, render, t
+from removeany.web.routes import _ctx, _to_login, _viewer, price_parts, render, t
 
 router = APIRouter(include_in_schema=False)
 
@@ -76,10 +75,10 @@ def watermark_editor(request: Request) -> Response:
         if viewer is None:
             return _to_login(request)
         balance = ledger.balance(session, viewer.user.id, ctx.now())
-        try:
-            price: int | None = price_for(session, SERVICE, SIZE).credits
-        except DomainError:
-            price = None  # not offered: the API says so when the removal is asked for
+        # By the photo's size where the tiers' prices differ: watermark_editor.js labels the
+        # button with the price of the photo chosen. None: not offered (the API says so).
+        ranges = price_ranges(session, SERVICE, SIZE)
+        price: int | None = ranges[0][0] if ranges else None
     max_mb = ctx.settings.max_upload_bytes // (1024 * 1024)
     return render(
         request,
@@ -87,7 +86,12 @@ def watermark_editor(request: Request) -> Response:
         viewer=viewer,
         balance=balance,
         price=price,
-        price_label=_price_label(price),
+        price_text=price_parts(ranges) if len(ranges) > 1 else None,
+        price_ranges=[
+            {"credits": credits, "upTo": bound, "label": _price_label(credits)}
+            for credits, bound in ranges
+        ],
+        price_label=_price_label(price if len(ranges) == 1 else None),
         max_mb=max_mb,
         work_side=WORK_SIDE,
         editor_strings=_editor_strings(max_mb),

@@ -524,10 +524,43 @@ templates.env.globals.update(
 )
 
 
-def _photo_prices(session: Session) -> dict[str, int]:
-    """Credits per photo of each service at the size the workspace asks for ("full"), from
-    the catalogue: operators change prices without a release, so pages never hard-code them."""
-    return {row.service: row.credits for row in prices.catalogue(session) if row.tier == "full"}
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1_000_000:g} MP"
+
+
+def price_parts(ranges: list[tuple[int, int | None]]) -> str:
+    """Several prices by the result's size (`prices.price_ranges`) said in a line: "1 credit
+    up to 25 MP, 2 credits over 25 MP"."""
+    parts: list[str] = []
+    below: str | None = None
+    for credits, bound in ranges:
+        limit = _megapixels(bound) if bound is not None else None
+        if limit is not None:
+            text = tn("1 credit up to {limit}", "{n} credits up to {limit}", credits, limit=limit)
+        else:
+            text = tn("1 credit over {limit}", "{n} credits over {limit}", credits, limit=below)
+        parts.append(text)
+        below = limit
+    return t(", ").join(parts)
+
+
+def photo_price(ranges: list[tuple[int, int | None]]) -> str:
+    """The workspace's price line for one service: one price, or each by the result's size."""
+    if len(ranges) == 1:
+        return tn("one credit per photo", "{n} credits per photo", ranges[0][0])
+    return t("per photo: {prices}", prices=price_parts(ranges))
+
+
+def _photo_prices(session: Session) -> dict[str, str]:
+    """What a photo of each service costs at the size the workspace asks for ("full": the
+    photo's resolution, so by the photo's size where the tiers' prices differ), from the
+    catalogue: operators change prices without a release, so pages never hard-code them."""
+    found = {row.service for row in prices.catalogue(session)}
+    return {
+        service: photo_price(ranges)
+        for service in sorted(found)
+        if (ranges := prices.price_ranges(session, service, "full"))
+    }
 
 
 # The size tiers background removal is priced at (catalog/prices.py), as the home page names them.

@@ -412,28 +412,38 @@
 
     var service = byId("batch-service");
 
-    // Prices per service and size; an ID photo has one price whatever the size field says.
+    // The chosen service's prices per size (batches/pages.py _prices: the least and the most
+    // an image can cost by its result's size, the hint and the menu's label); an ID photo has
+    // one price whatever the size field says.
+    function table() {
+      return prices[service ? service.value : "remove_background"] || prices.remove_background || {};
+    }
+
     function price() {
-      var table = prices[service ? service.value : "remove_background"] || {};
-      var value = table[size.value];
-      if (typeof value !== "number") value = table.full;
-      return typeof value === "number" ? value : 1;
+      var found = table();
+      return found[size.value] || found.full || { low: 1, high: 1, hint: "" };
     }
 
     // Show only the fields of the chosen service (without this script every field shows and
-    // the server uses the ones that apply).
+    // the server uses the ones that apply), and the sizes at that service's prices.
     function showServiceFields() {
       if (!service) return;
       Array.prototype.forEach.call(form.querySelectorAll("[data-services]"), function (el) {
         el.hidden = el.getAttribute("data-services").split(" ").indexOf(service.value) < 0;
+      });
+      var found = table();
+      Array.prototype.forEach.call(size.options, function (option) {
+        if (found[option.value]) setText(option, found[option.value].option);
       });
       describe();
     }
 
     function describe() {
       var files = Array.prototype.slice.call(input.files || []);
-      var n = price();
-      if (priceHint && S.priceOne) setText(priceHint, n === 1 ? S.priceOne : fmt(S.priceMany, { n: n }));
+      var chosenPrice = price();
+      var n = chosenPrice.low;
+      var most = chosenPrice.high;
+      if (priceHint && chosenPrice.hint) setText(priceHint, chosenPrice.hint);
       short.hidden = true;
       if (!files.length) {
         setText(chosen, "");
@@ -454,7 +464,11 @@
       }
       var images = counted.images;
       var text = "";
-      if (images === 1) text = n === 1 ? S.estimateOneOne : fmt(S.estimateOne, { credits: n });
+      if (images && most !== n) {
+        // The price depends on each result's size: the least and the most they can cost.
+        var range = { low: images * n, high: images * most, count: images };
+        text = fmt(images === 1 ? S.estimateRangeOne : S.estimateRange, range);
+      } else if (images === 1) text = n === 1 ? S.estimateOneOne : fmt(S.estimateOne, { credits: n });
       else if (images) text = fmt(S.estimate, { credits: images * n, count: images });
       if (counted.unknown) text = (text ? text + " " : "") + S.estimateZip;
       setText(estimate, text);

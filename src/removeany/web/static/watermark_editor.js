@@ -281,6 +281,7 @@
           state.imageWidth = img.naturalWidth;
           state.imageHeight = img.naturalHeight;
           showPhotoSize();
+          showPrice(img.naturalWidth * img.naturalHeight);
           var work = workingSize(img.naturalWidth, img.naturalHeight);
           pick.hidden = true;
           wrap.hidden = false;
@@ -293,6 +294,23 @@
         .catch(function (err) {
           showError(err.message);
         });
+    }
+
+    // The button names what this photo's removal costs: the result keeps the photo's size,
+    // priced by it (jobs/pages.py: each price and up to how many pixels it holds).
+    function showPrice(pixels) {
+      var ranges = [];
+      try {
+        ranges = JSON.parse(root.getAttribute("data-prices") || "[]");
+      } catch (e) {
+        ranges = [];
+      }
+      for (var i = 0; i < ranges.length; i++) {
+        if (ranges[i].upTo === null || pixels <= ranges[i].upTo) {
+          submit.textContent = ranges[i].label;
+          return;
+        }
+      }
     }
 
     // --- painting -------------------------------------------------------------------------------
