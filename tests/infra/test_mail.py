@@ -74,10 +74,12 @@ def test_a_refused_recipient_is_a_permanent_failure(tmp_path: Path) -> None:
 
 
 class Slow(Collect):
-    """A server far away: a second for each message."""
+    """A server far away: five seconds for each message (a request that waited for it takes
+    that long; one that does not answers in well under half of it, even on a loaded machine:
+    0.9 s was seen against a bound of 0.8 s with a one-second server)."""
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        await asyncio.sleep(1)
+        await asyncio.sleep(5)
         return str(await super().handle_DATA(server, session, envelope))
 
 
@@ -95,7 +97,7 @@ def test_a_reset_request_does_not_wait_for_the_smtp_server(settings: Settings) -
             started = time.monotonic()
             asked = client.post("/api/v1/auth/password-reset", json={"email": "ada@example.com"})
             answered = time.monotonic() - started
-        assert asked.status_code == 202 and answered < 0.8, answered
+        assert asked.status_code == 202 and answered < 2.5, answered
     finally:
         ctx.close()  # lets the sender finish the email it is sending
         controller.stop()
