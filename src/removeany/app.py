@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from removeany import __version__
 from removeany.accounts.routes import router as accounts_router
@@ -112,6 +114,8 @@ def create_app(ctx: Context | None = None, *, run_workers: bool = True) -> FastA
     app.add_middleware(BodyLimits, default=uploads.BODY_LIMIT, routes=route_limits(bounds))
     app.mount("/static", static_files(), name="static")
     _install_error_handlers(app)
+    # Added last: outside every other middleware, so an error in one of them is caught too.
+    app.add_middleware(ServerErrors)
     return app
 
 
@@ -178,18 +182,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception) -> Response:
-        # Anything no handler above answers: a bug, or a failure of the machine (a database,
-        # a disk). The traceback goes to the log; the caller gets no internals.
-        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        if request.url.path.startswith(("/api/", removebg.PREFIX)):  # /v1.0/: remove.bg's shape
-            return _error(
-                request,
-                500,
-                "internal_error",
-                "Something went wrong on the server. Try again in a moment; if it keeps "
-                "happening, tell the site's operator.",
-            )
-        return server_error_page(request)
+        # Only what escapes ServerErrors (FastAPI's own outer middleware): Starlette logs and
+        # raises it again after this answer.
+        log_server_error(request.scope, exc)
+        return internal_error_response(request)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -206,6 +202,70 @@ def _install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and browsing and not path.startswith("/api/"):
             return await run_in_threadpool(not_found_page, request)
         return await http_exception_handler(request, exc)
+
+
+# A proxy's or client's X-Request-ID, quoted in the log line when it looks like an id (no
+# spaces or line breaks to forge other lines with).
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+
+
+def log_server_error(scope: Scope, exc: BaseException) -> None:
+    """One log line, with the traceback, for a request the server failed."""
+    where = f"{scope.get('method', '')} {scope.get('path', '')!r}"
+    raw = dict(scope.get("headers") or ()).get(b"x-request-id", b"").decode("latin-1")
+    if _REQUEST_ID.fullmatch(raw):
+        where += f" (request id {raw})"
+    log.error("unhandled error on %s", where, exc_info=exc)
+
+
+def internal_error_response(request: Request) -> Response:
+    """Anything no handler answers: a bug, or a failure of the machine (a database, a disk).
+    The caller gets no internals: on /api/ and /v1.0/ internal_error in that API's shape, on
+    a page the error page in the visitor's language."""
+    if request.url.path.startswith(("/api/", removebg.PREFIX)):  # /v1.0/: remove.bg's shape
+        return _error(
+            request,
+            500,
+            "internal_error",
+            "Something went wrong on the server. Try again in a moment; if it keeps "
+            "happening, tell the site's operator.",
+        )
+    return server_error_page(request)
+
+
+class ServerErrors:
+    """Answers a request whose handling raised, and logs its traceback once. Starlette's own
+    last handler (ServerErrorMiddleware) answers with the app's handler for Exception but then
+    raises the error again "so that servers can log it": under uvicorn every such traceback
+    was logged twice, once by that handler and once as "Exception in ASGI application".
+    Here the error ends with its answer. One raised after the answer began (a download or an
+    event stream cut short) cannot be answered any more: it is logged, and the connection is
+    left for the server to close."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            log_server_error(scope, exc)
+            if started:
+                return
+            request = Request(scope, receive)
+            response = await run_in_threadpool(internal_error_response, request)
+            await response(scope, receive, send)
 
 
 def _not_json(request: Request, error: dict[str, Any]) -> bool:
