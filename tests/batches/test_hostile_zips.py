@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from removeany.batches import service
+from removeany.batches import service, zipdir
 from removeany.context import Context
 from removeany.infra.settings import Settings
 from tests.batches._images import photo_paths, small_photo
@@ -286,6 +286,9 @@ def test_the_directory_is_counted_where_zipfile_reads_it() -> None:
     assert b"PK\x06\x06" in zip64
     for data in (plain, b"#!/bin/sh\nexit 0\n" + plain, buffer.getvalue(), zip64):
         assert len(zipfile.ZipFile(io.BytesIO(data)).infolist()) == 7
-        assert service._directory_entries(io.BytesIO(data), 100) == 7
-        assert service._directory_entries(io.BytesIO(data), 3) == 3
-    assert service._directory_entries(io.BytesIO(b"PK\x03\x04 not a zip"), 100) == 0
+        found = zipdir.find(io.BytesIO(data))
+        assert found.start == zipfile.ZipFile(io.BytesIO(data)).start_dir
+        assert zipdir.count_entries(io.BytesIO(data), found, 100) == 7
+        assert zipdir.count_entries(io.BytesIO(data), found, 3) == 3
+    with pytest.raises(zipdir.Malformed):
+        zipdir.find(io.BytesIO(b"PK\x03\x04 not a zip"))

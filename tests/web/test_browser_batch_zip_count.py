@@ -193,7 +193,32 @@ def _cases(photo: bytes) -> dict[str, bytes]:
     finally:
         zipfile.ZIP_FILECOUNT_LIMIT = limit  # type: ignore[misc]
     assert b"PK\x06\x06" in cases["zip64 end record"]
+    # batches/zipdir.py's strict reading: what it refuses, the page cannot count either.
+    zip64 = cases["zip64 end record"]
+    cases |= {
+        "zip64 after a prefix": b"MZ self-extractor " * 10 + zip64,
+        "zip64 end record disagreeing": _set(zip64, b"PK\x05\x06", 10, "<H", 1),
+        "zip64 locator pointing elsewhere": _set(zip64, b"PK\x06\x07", 8, "<Q", 3),
+        "zip64 record with extensible data": _set(zip64, b"PK\x06\x06", 4, "<Q", 60),
+        "end record bytes in the comment": _zip([("a.jpg", photo)], comment=b"x PK\x05\x06 y"),
+        "a whole record hiding in the comment": _zip(
+            [("a.jpg", photo)], comment=b"PK\x05\x06" + b"\0" * 18
+        ),
+        "a comment of 65535 bytes": _zip([("a.jpg", photo)], comment=b"c" * 0xFFFF),
+        "cut off in the comment": _zip([("a.jpg", photo)], comment=b"0123456789")[:-4],
+        "bytes after the comment": _zip([("a.jpg", photo)], comment=b"note") + b"\r\n",
+        "more entries declared than held": _set(plain, b"PK\x05\x06", 10, "<H", 5),
+        "a split archive": _set(plain, b"PK\x05\x06", 4, "<H", 1),
+        "a directory ending inside a header": _set(plain, b"PK\x05\x06", 12, "<L", 50),
+    }
     return cases
+
+
+def _set(data: bytes, signature: bytes, offset: int, fmt: str, value: int) -> bytes:
+    """One field of the last record with `signature` changed."""
+    out = bytearray(data)
+    struct.pack_into(fmt, out, out.rindex(signature) + offset, value)
+    return bytes(out)
 
 
 def _server_count(data: bytes, settings: Settings) -> int | None:
@@ -248,6 +273,20 @@ def test_the_page_counts_a_zips_images_as_the_server_does(
     assert on_server["a name starting with NUL"] is None
     assert on_server["a name of only NUL"] is None
     assert on_server["a version no reader knows"] is None
+    assert on_server["zip64 after a prefix"] == 2 and on_server["a comment of 65535 bytes"] == 1
+    refused = [
+        "zip64 end record disagreeing",
+        "zip64 locator pointing elsewhere",
+        "zip64 record with extensible data",
+        "end record bytes in the comment",
+        "a whole record hiding in the comment",
+        "cut off in the comment",
+        "bytes after the comment",
+        "more entries declared than held",
+        "a split archive",
+        "a directory ending inside a header",
+    ]
+    assert [name for name in refused if on_server[name] is not None] == []
 
     # A browser that cannot read a chosen file counts loose images by name, as before, and
     # says a ZIP's images are counted on upload.

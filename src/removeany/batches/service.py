@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import lzma
 import stat
-import struct
 import uuid
 import zipfile
 import zlib
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 from removeany.accounts.models import User
 from removeany.accounts.service import require_verified
 from removeany.batches import repository as repo
+from removeany.batches import zipdir
 from removeany.batches.models import Batch
 from removeany.batches.schemas import BatchCounts, BatchItemOut, BatchOut, RejectedFile
 from removeany.catalog.prices import cheapest
@@ -206,7 +206,18 @@ def entries_from_zip(fileobj: IO[bytes], settings: Settings) -> Iterator[Entry |
     members, nested archives (not opened) and bombs (every read is bounded by the per-file
     limit, whatever sizes the archive declares)."""
     most = 2 * settings.batch_max_items + 1000
-    if _directory_entries(fileobj, most + 1) > most:
+    # The entries are counted from the directory's headers before zipfile reads it: zipfile
+    # makes a ZipInfo of every entry before anything can count them, and a directory of
+    # 46-byte entries all pointing at one member makes a 2 GiB upload 45 million of them
+    # (tens of GB). zipdir refuses any archive whose directory could be read otherwise.
+    try:
+        directory = zipdir.find(fileobj)
+        entries = zipdir.count_entries(fileobj, directory, most + 1)
+    except zipdir.Malformed:
+        raise invalid_archive() from None
+    finally:
+        fileobj.seek(0)
+    if entries > most:
         raise too_many_files(settings)
     try:
         archive = zipfile.ZipFile(fileobj)
@@ -214,8 +225,8 @@ def entries_from_zip(fileobj: IO[bytes], settings: Settings) -> Iterator[Entry |
         # NotImplementedError: a member needing a newer version than zipfile reads (> 6.3).
         raise invalid_archive() from None
     infos = archive.infolist()
-    if len(infos) > most:
-        raise too_many_files(settings)
+    if len(infos) != entries:  # zipfile read another directory than zipdir found
+        raise invalid_archive()
     # zipfile cuts a name at its first NUL byte; one that starts with NUL (or is empty) has
     # none left, and ZipInfo.is_dir() then raises IndexError. Judged before anything is
     # yielded, so counting and reading refuse such an archive alike.
@@ -252,50 +263,6 @@ def entries_from_zip(fileobj: IO[bytes], settings: Settings) -> Iterator[Entry |
             continue
         seen.add(path)
         yield Entry(path, info.file_size, _zip_reader(archive, info))
-
-
-_CENTRAL = struct.Struct("<4s24x3H12x")  # a central directory header: signature, lengths
-_CENTRAL_SIGNATURE = b"PK\x01\x02"
-
-
-def _directory_entries(fileobj: IO[bytes], stop: int) -> int:
-    """How many entries the ZIP's central directory holds, counted from their headers as
-    zipfile walks them, up to `stop`; 0 where the directory cannot be found (zipfile then
-    says why). zipfile makes a ZipInfo of every entry before anything can count them: a
-    directory of 46-byte entries all pointing at one member makes a 2 GiB upload 45 million
-    of them (tens of GB)."""
-    try:
-        # zipfile's own search for the end record (its comment, ZIP64), so that the walk
-        # starts where ZipFile's does.
-        end = zipfile._EndRecData(fileobj)  # type: ignore[attr-defined]
-    except (OSError, ValueError, AttributeError):
-        return 0
-    finally:
-        fileobj.seek(0)
-    if not end:
-        return 0
-    size, offset, location = end[5], end[6], end[9]
-    concat = location - size - offset
-    if end[0] == zipfile.stringEndArchive64:  # type: ignore[attr-defined]
-        concat -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator  # type: ignore[attr-defined]
-    start = offset + concat
-    if start < 0:
-        return 0
-    count = total = 0
-    try:
-        while total < size and count < stop:
-            fileobj.seek(start + total)
-            head = fileobj.read(_CENTRAL.size)
-            if len(head) != _CENTRAL.size:
-                break
-            signature, name, extra, comment = _CENTRAL.unpack(head)
-            if signature != _CENTRAL_SIGNATURE:
-                break
-            count += 1
-            total += _CENTRAL.size + name + extra + comment
-    finally:
-        fileobj.seek(0)
-    return count
 
 
 # Bit 11 of a member's flags: its name is UTF-8 (else, by the standard, CP437).

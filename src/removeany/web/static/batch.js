@@ -46,8 +46,9 @@
    * The server refuses a batch the balance cannot pay (402) from the ZIP's central directory
    * before it reads or stores a member (batches/service.py count_zip_images). The same count
    * is made here from the chosen file, read in the browser (File.slice: nothing is sent):
-   * Python's zipfile reading of the directory (end record, ZIP64, "concat" offsets, the
-   * extra field) and entries_from_zip's rules (folders, unsafe paths, __MACOSX and other
+   * batches/zipdir.py's strict reading of the directory (end record, ZIP64, a prefix before
+   * the archive, whole headers, as many as declared), zipfile's of each entry (the extra
+   * field) and entries_from_zip's rules (folders, unsafe paths, __MACOSX and other
    * junk, hidden files and folders, links, encrypted and duplicate members, names without
    * the UTF-8 flag read as UTF-8, GBK or CP437), then an image suffix and the per-file size
    * limit. null when the server would not read the directory (it answers with an error of
@@ -61,6 +62,7 @@
   var END64_SIZE = 56;
   var LOCATOR64_SIZE = 20;
   var CENTRAL_SIZE = 46;
+  var SEARCHED = 65536 + END_SIZE; // zipfile's search window for the end record
   var MAX_EXTRACT_VERSION = 63;
   var IMAGE_SUFFIXES = [".png", ".jpg", ".jpeg", ".jfif", ".webp", ".gif", ".bmp", ".tif", ".tiff"];
   var JUNK_NAMES = [".DS_Store", "Thumbs.db", "desktop.ini"];
@@ -107,48 +109,80 @@
     return u32(b, at + 4) * 4294967296 + u32(b, at);
   }
 
-  // Python's _EndRecData: the end record with no comment, else the last one in the file's
-  // last 64 KiB; null when there is none.
+  // batches/zipdir.py find: the last end record in the file's final 64 KiB, whose comment
+  // ends exactly at the end of the file, with no earlier record whose comment would too;
+  // null when there is none or it is not so.
   function endRecord(file) {
     var size = file.size;
     if (size < END_SIZE) return Promise.resolve(null);
-    return bytesOf(file, size - END_SIZE, size).then(function (tail) {
-      if (u32(tail, 0) === SIG_END && tail[20] === 0 && tail[21] === 0) {
-        return zip64(file, { b: tail, at: 0, location: size - END_SIZE });
+    var from = Math.max(size - SEARCHED, 0);
+    return bytesOf(file, from, size).then(function (tail) {
+      var at = lastSignature(tail, tail.length - 4);
+      if (at < 0 || at + END_SIZE > tail.length) return null;
+      if (at + END_SIZE + u16(tail, at + 20) !== tail.length) return null;
+      for (var other = lastSignature(tail, at - 1); other >= 0; other = lastSignature(tail, other - 1)) {
+        if (other + END_SIZE + u16(tail, other + 20) === tail.length) return null;
       }
-      var from = Math.max(size - 65536 - END_SIZE, 0);
-      return bytesOf(file, from, size).then(function (data) {
-        for (var i = data.length - 4; i >= 0; i--) {
-          if (u32(data, i) === SIG_END) {
-            if (data.length - i < END_SIZE) return null;
-            return zip64(file, { b: data, at: i, location: from + i });
-          }
-        }
-        return null;
+      return zip64(file, {
+        location: from + at,
+        disk: u16(tail, at + 4),
+        dirDisk: u16(tail, at + 6),
+        here: u16(tail, at + 8),
+        entries: u16(tail, at + 10),
+        dirSize: u32(tail, at + 12),
+        dirOffset: u32(tail, at + 16),
       });
     });
   }
 
-  // Python's _EndRecData64: a ZIP64 end record right before its locator replaces the counts.
-  function zip64(file, found) {
-    var end = {
-      zip64: false,
-      location: found.location,
-      dirSize: u32(found.b, found.at + 12),
-      dirOffset: u32(found.b, found.at + 16),
+  // The last end record signature starting at or before `from`; -1 when there is none.
+  function lastSignature(b, from) {
+    for (var i = from; i >= 0; i--) {
+      if (u32(b, i) === SIG_END) return i;
+    }
+    return -1;
+  }
+
+  // batches/zipdir.py _zip64 and find: a ZIP64 locator right before the end record, its
+  // record right before it (no extensible data, pointing at it, one disk), the end record's
+  // fields either the same or all ones. {end, dirSize, dirOffset, entries} or null.
+  function zip64(file, rec) {
+    var plain = function () {
+      if (rec.disk !== 0 || rec.dirDisk !== 0 || rec.here !== rec.entries) return null;
+      return {
+        end: rec.location,
+        dirSize: rec.dirSize,
+        dirOffset: rec.dirOffset,
+        entries: rec.entries === 0xffff ? null : rec.entries,
+      };
     };
-    var at = found.location - LOCATOR64_SIZE;
-    if (at < 0) return Promise.resolve(end);
-    return bytesOf(file, at, found.location).then(function (loc) {
-      if (loc.length !== LOCATOR64_SIZE || u32(loc, 0) !== SIG_LOCATOR64) return end;
-      if (u32(loc, 4) !== 0 || u32(loc, 16) > 1) throw new NotRead(); // several disks
-      if (at < END64_SIZE) throw new NotRead(); // Python's seek before the file fails
-      return bytesOf(file, at - END64_SIZE, at).then(function (rec) {
-        if (rec.length !== END64_SIZE || u32(rec, 0) !== SIG_END64) return end;
-        end.zip64 = true;
-        end.dirSize = u64(rec, 40);
-        end.dirOffset = u64(rec, 48);
-        return end;
+    if (rec.location < LOCATOR64_SIZE) return Promise.resolve(plain());
+    return bytesOf(file, rec.location - LOCATOR64_SIZE, rec.location).then(function (loc) {
+      if (loc.length !== LOCATOR64_SIZE || u32(loc, 0) !== SIG_LOCATOR64) return plain();
+      if (u32(loc, 4) !== 0 || u32(loc, 16) > 1) return null; // several disks
+      var at = rec.location - LOCATOR64_SIZE - END64_SIZE;
+      if (at < 0) return null;
+      return bytesOf(file, at, at + END64_SIZE).then(function (r) {
+        if (r.length !== END64_SIZE || u32(r, 0) !== SIG_END64 || u64(r, 4) !== END64_SIZE - 12) {
+          return null;
+        }
+        if (u32(r, 16) !== 0 || u32(r, 20) !== 0 || u64(r, 24) !== u64(r, 32)) return null;
+        var z = { entries: u64(r, 32), dirSize: u64(r, 40), dirOffset: u64(r, 48) };
+        var pointed = u64(loc, 8);
+        if (pointed !== at && pointed !== z.dirOffset + z.dirSize) return null;
+        var few = Math.min(z.entries, 0xffff);
+        var same = [
+          [rec.disk, 0, 0xffff],
+          [rec.dirDisk, 0, 0xffff],
+          [rec.here, few, 0xffff],
+          [rec.entries, few, 0xffff],
+          [rec.dirSize, z.dirSize, 0xffffffff],
+          [rec.dirOffset, z.dirOffset, 0xffffffff],
+        ].every(function (f) {
+          return f[0] === f[1] || f[0] === f[2];
+        });
+        if (!same) return null;
+        return { end: at, dirSize: z.dirSize, dirOffset: z.dirOffset, entries: z.entries };
       });
     });
   }
@@ -238,9 +272,15 @@
     var members = [];
     var total = 0;
     var size = limits.dirSize;
+    var most = 2 * limits.maxItems + 1000;
     while (total < size) {
+      // batches/zipdir.py count_entries: whole headers, within the directory, up to the
+      // limit (past it the server answers 413).
+      if (members.length > most) throw new NotRead();
       var head = take(CENTRAL_SIZE);
       if (head.length !== CENTRAL_SIZE || u32(head, 0) !== SIG_CENTRAL) throw new NotRead();
+      var entryLength = CENTRAL_SIZE + u16(head, 28) + u16(head, 30) + u16(head, 32);
+      if (total + entryLength > size) throw new NotRead();
       var flags = u16(head, 8);
       var nameLength = u16(head, 28);
       var extraLength = u16(head, 30);
@@ -269,7 +309,8 @@
       members.push(member);
       total += CENTRAL_SIZE + nameLength + extraLength + commentLength;
     }
-    if (members.length > 2 * limits.maxItems + 1000) throw new NotRead(); // 413 there
+    if (members.length > most) throw new NotRead(); // 413 there
+    if (limits.entries !== null && limits.entries !== members.length) throw new NotRead();
     var seen = new Set();
     var images = 0;
     members.forEach(function (m) {
@@ -326,12 +367,17 @@
       .then(endRecord)
       .then(function (end) {
         if (end === null) return null;
-        var concat = end.location - end.dirSize - end.dirOffset;
-        if (end.zip64) concat -= END64_SIZE + LOCATOR64_SIZE;
-        var start = end.dirOffset + concat;
-        if (start < 0) return null;
+        // The directory ends where the records begin; a prefix (a self-extractor) may be
+        // before the archive, not a directory reaching before the file.
+        if (end.end - end.dirSize - end.dirOffset < 0) return null;
+        var start = end.end - end.dirSize;
         return bytesOf(file, start, start + end.dirSize).then(function (dir) {
-          return countDirectory(dir, { dirSize: end.dirSize, maxBytes: maxBytes, maxItems: maxItems });
+          return countDirectory(dir, {
+            dirSize: end.dirSize,
+            entries: end.entries,
+            maxBytes: maxBytes,
+            maxItems: maxItems,
+          });
         });
       })
       .catch(function (err) {
