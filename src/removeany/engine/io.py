@@ -25,6 +25,9 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
 )
+# What Pillow raises for bytes it cannot read. TypeError: a TIFF page without its width or
+# height ("Missing dimensions"), which was a 500 on every surface.
+_UNREADABLE = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error)
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 _HIGH_BIT_MODES = _SIXTEEN_BIT_MODES | {"I", "F"}
 # ICC colour-space signatures (bytes 16-19 of a profile's header) that fit what we decode to.
@@ -107,7 +110,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
         ImageOps.exif_transpose(im, in_place=True)
     except Image.DecompressionBombError as exc:
         raise _bomb() from exc
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
+    except _UNREADABLE as exc:
         raise _corrupt() from exc
     try:
         return _to_rgb_or_rgba(im)
@@ -134,7 +137,7 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
     width, height = header.size
     try:
         turned = header.getexif().get(ExifTags.Base.Orientation) in _TURNED_ORIENTATIONS
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error):
+    except _UNREADABLE:
         turned = False  # an unreadable EXIF block is ignored by the decode too
     return (height, width) if turned else (width, height)
 
@@ -162,7 +165,7 @@ def _open_header(data: bytes, fmt: str) -> ImageFile.ImageFile:
         return factory(io.BytesIO(data), "")
     except Image.DecompressionBombError as exc:
         raise _bomb() from exc
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
+    except _UNREADABLE as exc:
         raise _corrupt() from exc
 
 
@@ -192,7 +195,7 @@ def _pictures(im: ImageFile.ImageFile) -> int:
             frames = pages
     except Image.DecompressionBombError as exc:
         raise _bomb() from exc
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
+    except _UNREADABLE as exc:
         raise _corrupt() from exc
     return frames
 
