@@ -5,7 +5,8 @@ are real ones, written by Pillow (and by hand where Pillow will not write them).
 
 Found by this audit: a TIFF with a page that has no width or height (a damaged TIFF; Pillow
 raises TypeError "Missing dimensions") was a 500 internal_error on every surface, and in a
-batch it failed the whole upload instead of skipping that file."""
+batch it failed the whole upload instead of skipping that file; a TIFF of many thumbnail
+directories held a request for minutes while its pages were counted."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from removeany.context import Context
 from removeany.engine.errors import ImageError
 from removeany.engine.io import declared_size, decode_image
 from tests.batches._ledger import audit
+from tests.engine.test_io import tiff_with_thumbnails
 from tests.helpers import make_api_key, make_user
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -113,6 +115,12 @@ REFUSED: dict[str, tuple[Callable[[], bytes], str, str]] = {
         lambda: _tiff_page_without_size(first=False),
         "corrupt_image",
         "failed_to_read_image",
+    ),
+    # 20,000 thumbnail directories: counted for a minute before (see tests/engine/test_io.py)
+    "TIFF of 20,000 directories": (
+        lambda: tiff_with_thumbnails(20_000),
+        "animated_image",
+        "invalid_file_type",
     ),
     "TIFF without a size": (
         lambda: _tiff_page_without_size(first=True),

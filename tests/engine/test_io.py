@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 import zlib
 
 import numpy as np
@@ -12,6 +13,7 @@ from PIL import Image, TiffImagePlugin
 
 from removeany.engine.errors import ImageError
 from removeany.engine.io import (
+    MOST_TIFF_PAGES,
     OutputFormat,
     declared_mode,
     declared_size,
@@ -254,6 +256,36 @@ def test_extra_frames_that_are_no_picture_of_their_own_are_not_refused() -> None
             tiff.newFrame()
     assert Image.open(io.BytesIO(buf.getvalue())).n_frames == 2
     assert decode_image(buf.getvalue(), **LIMITS).size == (64, 48)
+
+
+def tiff_with_thumbnails(count: int) -> bytes:
+    """A one-pixel TIFF page followed by `count` one-pixel thumbnail directories
+    (NewSubfileType 1), each a copy of the page's tags."""
+    data = bytearray(_encode(Image.new("L", (1, 1)), "TIFF"))
+    first = struct.unpack_from("<I", data, 4)[0]
+    tags = struct.unpack_from("<H", data, first)[0]
+    entries = struct.pack("<HHII", 254, 4, 1, 1) + bytes(data[first + 2 : first + 2 + 12 * tags])
+    struct.pack_into("<I", data, first + 2 + 12 * tags, len(data))
+    size = 2 + len(entries) + 4
+    for index in range(count):
+        following = len(data) + size if index < count - 1 else 0
+        data += struct.pack("<H", tags + 1) + entries + struct.pack("<I", following)
+    return bytes(data)
+
+
+def test_a_tiff_of_many_directories_is_refused_without_reading_them_all() -> None:
+    """Pillow parses each directory in Python, for n_frames and again for its type: 20,000
+    thumbnail directories (2.5 MB) took about a minute to count before the decode (100,000:
+    6 minutes). At most MOST_TIFF_PAGES are read now; one picture beside more directories
+    than that is refused as a multi-page file."""
+    assert decode_image(tiff_with_thumbnails(MOST_TIFF_PAGES - 1), **LIMITS).size == (1, 1)
+    for count in (MOST_TIFF_PAGES, 20_000):
+        started = time.monotonic()
+        with pytest.raises(ImageError) as caught:
+            decode_image(tiff_with_thumbnails(count), **LIMITS)
+        assert time.monotonic() - started < 5
+        assert caught.value.code == "animated_image"
+        assert f"holds more than {MOST_TIFF_PAGES} frames" in caught.value.message
 
 
 def test_the_header_tells_the_mode() -> None:
