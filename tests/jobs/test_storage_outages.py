@@ -462,3 +462,37 @@ def test_a_job_called_off_while_its_worker_waits_for_the_bucket_stops_the_wait(
             assert ledger["captured"] == 0 and ledger["held"] == 0 and ledger["available"] == 3
     finally:
         flaky.up()  # after on_s3 closed the context (before the fix, closing ended the wait)
+
+
+def test_a_remove_bg_result_the_bucket_cannot_give_back_says_where_to_get_it(
+    settings: Settings, bucket: tuple[FlakyEndpoint, str], s3_server: str
+) -> None:
+    """/v1.0/removebg waits for its job and then reads the result from the bucket. When that
+    read fails, the job has succeeded and been charged: the answer said "Nothing was charged"
+    (storage_unavailable's sentence for a submission). Now it says what was charged and where
+    the kept result is, and the result is there once the bucket is back."""
+    flaky, name = bucket
+    with on_s3(on_bucket(settings, flaky, name)) as (ctx, user, headers):
+        with TestClient(create_app(ctx)) as client:
+            flaky.refuse_from(f"GET /{name}/results/".encode())
+            answer = client.post(
+                "/v1.0/removebg",
+                headers=headers,
+                files={"image_file": ("p.jpg", small_photo(photo_paths(1)[0], 200))},
+            )
+            assert answer.status_code == 503, answer.text
+            (error,) = answer.json()["errors"]
+            (job,) = client.get("/api/v1/jobs", headers=headers).json()
+            assert job["status"] == "succeeded" and job["charged"] == 1, job
+            assert error["code"] == "storage_unavailable"
+            assert "Nothing was charged" not in error["detail"]
+            assert "1 credit charged" in error["detail"]
+            assert f"/api/v1/jobs/{job['id']}/result" in error["detail"]
+            flaky.up()
+            kept = client.get(
+                f"/api/v1/jobs/{job['id']}/result", headers=headers, follow_redirects=False
+            )
+            assert kept.status_code == 307, kept.text  # to the bucket itself
+            assert httpx.get(kept.headers["location"]).content.startswith(b"\x89PNG")
+        ledger = audit(ctx, user.id)
+        assert ledger["captured"] == 1 and ledger["held"] == 0 and ledger["available"] == 2

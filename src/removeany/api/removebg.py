@@ -27,6 +27,7 @@ from removeany.credits import service as ledger
 from removeany.engine.errors import ImageError, OptionError
 from removeany.errors import DomainError
 from removeany.infra.settings import Settings
+from removeany.infra.storage import StorageUnavailable
 from removeany.jobs import service as jobs
 from removeany.jobs.processors import check_for_image, encode_background, validate_options
 from removeany.jobs.service import job_reference
@@ -464,7 +465,20 @@ async def removebg(
         return error_response(503, "timeout", "The server is busy. Try again in a minute.")
     with ctx.db.transaction() as session:
         charged = ledger.charged_for(session, job_reference(job.id))
-    body = ctx.storage.get(job.result_key)
+    try:
+        body = ctx.storage.get(job.result_key)
+    except StorageUnavailable:
+        # The job succeeded and was charged, and its result is kept: only handing it over
+        # failed, so the answer says where it is (not storage_unavailable's "Nothing was
+        # charged", which is about a submission the outage interrupted).
+        return error_response(
+            503,
+            "storage_unavailable",
+            f"Your result was made ({charged} credit{'' if charged == 1 else 's'} charged), but "
+            "file storage is unavailable right now. Download it in a few minutes from GET "
+            f"/api/v1/jobs/{job.id}/result or from the jobs list on the website; sent again "
+            "with the same Idempotency-Key, this request returns it without a second charge.",
+        )
     headers = {
         "X-Credits-Charged": str(charged),
         "X-Width": str(job.result_width),
