@@ -24,6 +24,19 @@ def _admin_key(ctx: Context) -> str:
     return make_api_key(ctx, admin)
 
 
+def _price_tiers_1_3_5(client: TestClient, ctx: Context) -> None:
+    """Background removal priced 1 (preview), 3 (full) and 5 (50MP) by an admin, so that
+    every tier costs something different."""
+    admin = _admin_key(ctx)
+    for tier, credits in (("preview", 1), ("full", 3), ("50MP", 5)):
+        changed = client.put(
+            "/api/v1/admin/prices",
+            headers={"X-Api-Key": admin},
+            json={"service": "remove_background", "tier": tier, "credits": credits},
+        )
+        assert changed.status_code == 200
+
+
 def test_job_keeps_the_price_it_was_accepted_at(client: TestClient, ctx: Context) -> None:
     user_key = make_api_key(ctx, make_user(ctx, credits=10))
     admin = _admin_key(ctx)
@@ -56,14 +69,7 @@ def test_a_job_is_priced_at_the_tier_of_its_real_size(client: TestClient, ctx: C
     """An 800x618 photo asked for at 50MP comes out at 0.49 MP: it is a full-size result and
     costs the full price; the same photo at 400x309 (0.12 MP) asked for at full size comes
     out no bigger than a preview and costs the preview price. The API's cost is the charge."""
-    admin = _admin_key(ctx)
-    for tier, credits in (("preview", 1), ("full", 3), ("50MP", 5)):
-        changed = client.put(
-            "/api/v1/admin/prices",
-            headers={"X-Api-Key": admin},
-            json={"service": "remove_background", "tier": tier, "credits": credits},
-        )
-        assert changed.status_code == 200
+    _price_tiers_1_3_5(client, ctx)
     key = make_api_key(ctx, make_user(ctx, credits=20))
     path = eval_image("object", "alphamatting_GT07")
     photo = path.read_bytes()
@@ -114,14 +120,7 @@ def test_a_cropped_job_is_charged_at_the_tier_of_the_result_it_made(
     the price of the largest result it can make (the photo with its margins) and is charged
     the tier of the result it made, the rest of the hold going back; without crop the hold
     is the result's exact price (a full-resolution result over 25 MP is a 50MP one)."""
-    admin = _admin_key(ctx)
-    for tier, credits in (("preview", 1), ("full", 3), ("50MP", 5)):
-        changed = client.put(
-            "/api/v1/admin/prices",
-            headers={"X-Api-Key": admin},
-            json={"service": "remove_background", "tier": tier, "credits": credits},
-        )
-        assert changed.status_code == 200
+    _price_tiers_1_3_5(client, ctx)
     key = make_api_key(ctx, make_user(ctx, credits=40))
     headers = {"X-Api-Key": key}
 

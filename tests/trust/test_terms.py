@@ -149,12 +149,14 @@ def _start(settings: Settings) -> None:
     build_context(settings, migrate=True).close()
 
 
-def _user_of_release_1(ctx: Context, email: str = "ada@example.com") -> str:
-    """An account as the release with only the built-in version 1 left it: version 1
-    accepted (no `legal_versions` row: version 1 was served from the code), credits, a key."""
+def person_who_accepted(
+    ctx: Context, email: str, *, accepted: int, locale: str | None = None, ip: str | None = None
+) -> str:
+    """A confirmed account that accepted version `accepted` (from `ip`), whose emails are in
+    `locale` (None: it never chose one), with 5 credits and an API key (returned)."""
     with ctx.db.transaction() as s:
-        user = accounts.create_user(s, email, PASSWORD, now=ctx.now(), verified=True)
-        s.add(TermsAcceptance(user_id=user.id, version=1, accepted_at=ctx.now(), ip="192.0.2.7"))
+        user = accounts.create_user(s, email, PASSWORD, now=ctx.now(), verified=True, locale=locale)
+        s.add(TermsAcceptance(user_id=user.id, version=accepted, accepted_at=ctx.now(), ip=ip))
         ledger.grant(
             s,
             user.id,
@@ -165,6 +167,12 @@ def _user_of_release_1(ctx: Context, email: str = "ada@example.com") -> str:
             reference="test",
         )
     return make_api_key(ctx, user)
+
+
+def _user_of_release_1(ctx: Context, email: str = "ada@example.com") -> str:
+    """An account as the release with only the built-in version 1 left it: version 1
+    accepted (no `legal_versions` row: version 1 was served from the code), credits, a key."""
+    return person_who_accepted(ctx, email, accepted=1, ip="192.0.2.7")
 
 
 def _published(ctx: Context) -> list[tuple[int, str]]:

@@ -9,47 +9,24 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 
 from fastapi.testclient import TestClient
 
-from removeany.accounts import service as accounts
 from removeany.context import Context, build_context
-from removeany.credits import service as ledger
 from removeany.i18n import translate
 from removeany.infra.settings import Settings
 from removeany.legal import texts
-from removeany.legal.models import TermsAcceptance
-from tests.helpers import make_api_key
 from tests.mail.test_outbox import wait_until
 from tests.smtp import Collect, free_port, start
 from tests.trust.conftest import PASSWORD, body_of, mails
 from tests.trust.test_moderation import make_admin
-from tests.trust.test_terms import submit
+from tests.trust.test_terms import person_who_accepted, submit
 from tests.web.test_pages import form_token, text_of
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 ZH_BROWSER = {"Accept-Language": "zh-CN,zh;q=0.9"}
-
-
-def _person(ctx: Context, email: str, locale: str | None, *, accepted: int) -> str:
-    """A confirmed account whose emails are in `locale` (None: never chose one), that
-    accepted version `accepted`, with credits and an API key (returned)."""
-    with ctx.db.transaction() as s:
-        user = accounts.create_user(s, email, PASSWORD, now=ctx.now(), verified=True, locale=locale)
-        s.add(TermsAcceptance(user_id=user.id, version=accepted, accepted_at=ctx.now()))
-        ledger.grant(
-            s,
-            user.id,
-            5,
-            source="admin",
-            now=ctx.now(),
-            expires_at=ctx.now() + timedelta(days=30),
-            reference="test",
-        )
-    return make_api_key(ctx, user)
 
 
 def _notice(ctx: Context, to: str) -> EmailMessage:
@@ -68,9 +45,11 @@ def test_an_admins_new_version_is_announced_in_each_persons_language(
     client: TestClient, ctx: Context
 ) -> None:
     admin = {"X-Api-Key": make_admin(ctx), **ZH_BROWSER}  # an admin reading the site in Chinese
-    _person(ctx, "li@example.com", "zh-CN", accepted=2)
-    _person(ctx, "ada@example.com", "en", accepted=2)
-    _person(ctx, "old@example.com", None, accepted=2)  # made before languages were stored
+    person_who_accepted(ctx, "li@example.com", locale="zh-CN", accepted=2)
+    person_who_accepted(ctx, "ada@example.com", locale="en", accepted=2)
+    person_who_accepted(
+        ctx, "old@example.com", locale=None, accepted=2
+    )  # made before languages were stored
     v2 = client.get("/api/v1/legal/current").json()
     body = {key: v2[key] for key in ("terms_en", "terms_zh", "privacy_en", "privacy_zh")}
     published = client.post(
@@ -111,8 +90,8 @@ def test_the_built_in_version_2_is_announced_in_each_persons_language_over_smtp(
     port = free_port()
     smtp = settings.model_copy(update={"mail_backend": "smtp", "smtp_port": port})
     before = build_context(smtp)  # the release-1 database: accounts, no published rows
-    _person(before, "li@example.com", "zh-CN", accepted=1)
-    _person(before, "ada@example.com", "en", accepted=1)
+    person_who_accepted(before, "li@example.com", locale="zh-CN", accepted=1)
+    person_who_accepted(before, "ada@example.com", locale="en", accepted=1)
     before.close()
     handler = Collect()
     controller = start(handler, port)
@@ -144,7 +123,7 @@ def test_the_built_in_version_2_is_announced_in_each_persons_language_over_smtp(
 def test_the_emailed_link_leads_to_accepting_the_new_version(
     client: TestClient, ctx: Context, settings: Settings
 ) -> None:
-    key = _person(ctx, "li@example.com", "zh-CN", accepted=1)
+    key = person_who_accepted(ctx, "li@example.com", locale="zh-CN", accepted=1)
     build_context(settings, migrate=True).close()  # the release starts: version 2 published
     assert submit(client, key).json()["error"]["code"] == "terms_not_accepted"
     emailed = body_of(_notice(ctx, "li@example.com"))
@@ -189,7 +168,7 @@ def test_the_terms_page_offers_to_accept_them_to_whoever_has_not(
 ) -> None:
     """The site's banner is not shown on the legal pages: reading the new terms there must
     still lead to accepting them."""
-    _person(ctx, "ada@example.com", "en", accepted=1)
+    person_who_accepted(ctx, "ada@example.com", locale="en", accepted=1)
     build_context(settings, migrate=True).close()
     assert client.post(
         "/api/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD}

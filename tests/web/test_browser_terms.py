@@ -25,21 +25,22 @@ EMAIL = "terms@example.com"
 TEXT = "The operator's new text, long enough to publish."
 
 
-@both_languages
-def test_an_upload_refused_for_new_terms_leads_to_accepting_them(
-    server: LiveServer, page: Any, lang: str, tr: Callable[..., str]
-) -> None:
+def new_terms_while_open(server: LiveServer, page: Any, tr: Callable[..., str], path: str) -> None:
+    """Sign in as someone who accepted the version in force, open `path`, then publish
+    version 3 while that page is open."""
     from playwright.sync_api import expect
 
     ctx = build_context(server.settings)
     try:
-        make_user(ctx, EMAIL, credits=10)  # the version in force accepted
+        make_user(ctx, EMAIL, credits=10)
         page.goto(server.url + "/login")
         page.get_by_label(tr("Email address")).fill(EMAIL)
         page.get_by_label(tr("Password")).fill(PASSWORD)
         page.get_by_role("button", name=tr("Sign in")).click()
         expect(page).to_have_url(server.url + "/app")
-        with ctx.db.transaction() as session:  # while the page is open
+        if path != "/app":
+            page.goto(server.url + path)
+        with ctx.db.transaction() as session:
             legal.publish(
                 session,
                 Actor(None, "cli:test"),
@@ -52,6 +53,15 @@ def test_an_upload_refused_for_new_terms_leads_to_accepting_them(
             )
     finally:
         ctx.close()
+
+
+@both_languages
+def test_an_upload_refused_for_new_terms_leads_to_accepting_them(
+    server: LiveServer, page: Any, lang: str, tr: Callable[..., str]
+) -> None:
+    from playwright.sync_api import expect
+
+    new_terms_while_open(server, page, tr, "/app")
     page.get_by_label(tr("Crop to the subject")).uncheck()
     page.locator("#file-input").set_input_files(str(eval_image("object", "alphamatting_GT03")))
     error = page.locator("#upload-error")
@@ -77,28 +87,7 @@ def test_a_batch_refused_for_new_terms_leads_to_accepting_them(
     the server answered with: the way to accept the new terms comes with it."""
     from playwright.sync_api import expect
 
-    ctx = build_context(server.settings)
-    try:
-        make_user(ctx, EMAIL, credits=10)
-        page.goto(server.url + "/login")
-        page.get_by_label(tr("Email address")).fill(EMAIL)
-        page.get_by_label(tr("Password")).fill(PASSWORD)
-        page.get_by_role("button", name=tr("Sign in")).click()
-        expect(page).to_have_url(server.url + "/app")
-        page.goto(server.url + "/batches")
-        with ctx.db.transaction() as session:  # while the page is open
-            legal.publish(
-                session,
-                Actor(None, "cli:test"),
-                summary="New wording.",
-                terms_en=TEXT,
-                terms_zh=TEXT,
-                privacy_en=TEXT,
-                privacy_zh=TEXT,
-                now=ctx.now(),
-            )
-    finally:
-        ctx.close()
+    new_terms_while_open(server, page, tr, "/batches")
     page.get_by_label(tr("Images or a ZIP")).set_input_files(
         [str(eval_image("object", "alphamatting_GT03"))]
     )
