@@ -29,7 +29,6 @@ from removeany.catalog.prices import price_ranges
 from removeany.credits import service as ledger
 from removeany.engine.errors import ImageError, OptionError
 from removeany.errors import DomainError, Unauthorized
-from removeany.i18n import N_
 from removeany.web.routes import (
     Viewer,
     _ctx,
@@ -217,10 +216,19 @@ def _prices(session: Session, service_name: str) -> dict[str, dict[str, Any]]:
 
 
 # Refusals the person can act on from another page: that page, offered under the message.
-_ERROR_ACTIONS = {
-    "terms_not_accepted": {"href": "/legal/accept", "label": N_("Review and accept")},
-    "insufficient_credits": {"href": "/credits", "label": N_("Buy credits")},
+_ERROR_ACTION_PAGES = {"terms_not_accepted": "/legal/accept", "insufficient_credits": "/credits"}
+_ERROR_ACTION_LABELS = {
+    "terms_not_accepted": "Review and accept",
+    "insufficient_credits": "Buy credits",
 }
+
+
+def _error_action(error: Exception | None) -> dict[str, str] | None:
+    """The page that resolves `error`, as a link's address and label; None for the rest."""
+    code = getattr(error, "code", "")
+    if code not in _ERROR_ACTION_PAGES:
+        return None
+    return {"href": _ERROR_ACTION_PAGES[code], "label": t(_ERROR_ACTION_LABELS.get(code, code))}
 
 
 def _batches_page(
@@ -259,7 +267,7 @@ def _batches_page(
         older=last.id if last is not None else None,
         paged=before is not None,
         error=error,
-        error_action=_ERROR_ACTIONS.get(getattr(error, "code", "")),
+        error_action=_error_action(error),
         max_mb=ctx.settings.max_upload_bytes // (1024 * 1024),
         max_bytes=ctx.settings.max_upload_bytes,
         max_items=ctx.settings.batch_max_items,
