@@ -35,9 +35,10 @@ fi
 
 if [ "$mode" = "test" ]; then
   # Chromium for the browser tests; DejaVu and WenQuanYi Zen Hei so English and Chinese pages
-  # (and the watermark benchmark's CJK marks) render with real glyphs.
+  # (and the watermark benchmark's CJK marks) render with real glyphs; the sqlite3 shell and
+  # PostgreSQL's client tools for the documented backups (tests/test_backup_restore.py).
   missing=""
-  for package in chromium fonts-dejavu-core fonts-wqy-zenhei; do
+  for package in chromium fonts-dejavu-core fonts-wqy-zenhei sqlite3 postgresql-client; do
     dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
   done
   if [ -n "$missing" ]; then
