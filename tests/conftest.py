@@ -6,7 +6,7 @@ import hashlib
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -155,3 +155,27 @@ def ctx(settings: Settings) -> Iterator[Context]:
     context = build_context(settings)
     yield context
     context.close()
+
+
+@pytest.fixture
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+    """`empty_database(backend)`: the URL of a new database ("sqlite" or "postgresql") with no
+    tables at all, dropped after the test."""
+
+    def make(backend: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{tmp_path / f'{uuid.uuid4().hex[:8]}.db'}"
+        # Skips, or fails where REMOVEANY_REQUIRE_POSTGRES=1, when PostgreSQL is unreachable.
+        admin, _template = request.getfixturevalue("postgres_template")
+        name = f"removeany_empty_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+        def drop() -> None:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+        request.addfinalizer(drop)
+        return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+    return make

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +27,6 @@ from sqlalchemy import (
     inspect,
     text,
 )
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 import removeany.models_registry  # noqa: F401  (every table)
@@ -37,32 +35,8 @@ from removeany.context import build_context
 from removeany.credits.free import erased_key, mailbox_key
 from removeany.infra.db import Base, alembic_config, upgrade
 from removeany.infra.settings import Settings
-from tests.conftest import PG_ADMIN_URL
 
 BACKENDS = ["sqlite", "postgresql"]
-
-
-@pytest.fixture
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
-    """`empty_database(backend)`: the URL of a new database with no tables at all."""
-
-    def make(backend: str) -> str:
-        if backend == "sqlite":
-            return f"sqlite:///{tmp_path / f'{uuid.uuid4().hex[:8]}.db'}"
-        # Skips, or fails where REMOVEANY_REQUIRE_POSTGRES=1, when PostgreSQL is unreachable.
-        admin, _template = request.getfixturevalue("postgres_template")
-        name = f"removeany_mig_{uuid.uuid4().hex[:10]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-        def drop() -> None:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-        request.addfinalizer(drop)
-        return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-    return make
 
 
 def _connect(url: str) -> Iterator[Connection]:

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from removeany.app import create_app
 from removeany.context import Context
 from removeany.infra.db import upgrade
-from tests.conftest import PG_ADMIN_URL
 
 PASSWORD = "correct horse battery"
 
@@ -64,27 +59,14 @@ def login(client: TestClient, email: str, password: str = PASSWORD, **extra: str
 
 
 @pytest.fixture
-def database_before(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str, str], str]:
+def database_before(request: pytest.FixtureRequest) -> Callable[[str, str], str]:
     """`database_before(backend, trust_head)`: the URL of a new database ("sqlite" or
     "postgresql") migrated to the release before a trust change: every other branch at the
     head it had then, the trust branch only up to `trust_head`. A migration test writes rows
     the old way there, then upgrades."""
 
     def make(backend: str, trust_head: str) -> str:
-        if backend == "sqlite":
-            url = f"sqlite:///{tmp_path / 'old.db'}"
-        else:
-            admin, _template = request.getfixturevalue("postgres_template")
-            name = f"removeany_old_{uuid.uuid4().hex[:10]}"
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-            def drop() -> None:
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-            request.addfinalizer(drop)
-            url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        url: str = request.getfixturevalue("empty_database")(backend)
         for head in ("0002", "0006_user_locale", "0010_outgoing_mail", trust_head):
             upgrade(url, head)
         return url
