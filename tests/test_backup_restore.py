@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool
 
 from removeany.app import create_app
 from removeany.context import Context, build_context
+from removeany.infra.installation import SecretKeyMismatch
 from removeany.infra.settings import Settings
 from tests.conftest import PG_ADMIN_URL
 from tests.helpers import wait_until_serving
@@ -177,7 +178,11 @@ def _without_key_nothing_decrypts(restored: Path, other: Path, database_url: str
         shutil.copy2(restored / "removeany.db", other / "removeany.db")
     shutil.copytree(restored / "files", other / "files")
     settings = Settings(data_dir=other, database_url=database_url, encrypt_files=True)
-    stranger = build_context(settings)  # a new secret key is generated in `other`
+    # A new secret key is generated in `other`: the platform refuses to start under it ...
+    with pytest.raises(SecretKeyMismatch):
+        build_context(settings, migrate=True)
+    # ... because under it nothing the backup holds decrypts.
+    stranger = build_context(settings)
     try:
         with stranger.db.transaction() as s:
             keys = [k for (k,) in s.execute(text("SELECT result_key FROM jobs")) if k]

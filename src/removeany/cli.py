@@ -14,6 +14,7 @@ from removeany.cli_context import (
     check_file_storage,
     check_operator_models,
     check_service_models,
+    check_worker_secret_key,
     count,
     in_transaction,
     platform_context,
@@ -146,6 +147,7 @@ def worker(
     check_operator_models(settings)
     check_file_storage(settings)
     check_service_models(settings, runs_jobs=True)
+    check_worker_secret_key(settings)
     run_worker(
         settings,
         concurrency=concurrency or settings.worker_concurrency,

@@ -9,7 +9,12 @@ from typing import Annotated, Any
 
 import typer
 
-from removeany.cli_context import count, in_transaction, operator_context
+from removeany.cli_context import (
+    count,
+    in_transaction,
+    operator_context,
+    setup_problems_end_the_command,
+)
 
 admin_app = typer.Typer(
     help="Moderate users, credits, services, terms; read the audit log.", no_args_is_help=True
@@ -229,6 +234,45 @@ def builtin_terms(
         typer.echo(f"error: {folder}: {exc.strerror}; name a folder you can write to.", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"built-in version {terms.version} written to {folder}: {terms.summary}")
+
+
+@admin_app.command("adopt-secret-key")
+def adopt_secret_key(reason: Reason) -> None:
+    """Make this process's secret key the installation's, when the key its data was made
+    under is lost for good (every process refuses to start with another key). What the lost
+    key made stays unreadable: two-factor codes (users sign in with a recovery code and set
+    two-factor up again), links already emailed, and encrypted files."""
+    from removeany.context import build_context
+    from removeany.errors import DomainError
+    from removeany.infra.installation import adopt_secret_key as adopt
+    from removeany.infra.settings import Settings
+    from removeany.moderation import audit
+
+    # Not `operator_context`: it checks the key this command is here to replace.
+    with setup_problems_end_the_command():
+        ctx = build_context(Settings())
+        try:
+            ctx.db.migrate()
+            with ctx.db.transaction() as session:
+                replaced = adopt(session, ctx.secret_key, now=ctx.now())
+                audit.record(
+                    session,
+                    _actor(),
+                    "secret_key.adopt",
+                    reason=reason,
+                    now=ctx.now(),
+                    target="installation",
+                    details={"replaced": replaced},
+                )
+        except DomainError as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+            raise typer.Exit(2) from None
+        finally:
+            ctx.close()
+    if replaced:
+        typer.echo("this process's secret key is now the installation's; the old one is forgotten")
+    else:
+        typer.echo("this process's secret key was already the installation's")
 
 
 @admin_app.command("audit")

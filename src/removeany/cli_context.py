@@ -1,6 +1,7 @@
 """How a command gets the platform: ``build_context``, except that a setup problem (a wrong
 model hash, an unknown model name in the settings, a database that cannot be opened, a data
-folder that cannot be made, a bucket that refuses this server) ends the command with its
+folder that cannot be made, a bucket that refuses this server, a secret key that is not the
+installation's) ends the command with its
 reason, exit code 2, instead of a traceback."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from removeany.engine.errors import ModelError
+from removeany.infra.installation import SecretKeyMismatch
 from removeany.infra.settings import Settings
 from removeany.infra.storage import StorageMisconfigured, check_storage
 from removeany.operator_models import ServiceModels, register_operator_models
@@ -45,6 +47,8 @@ def setup_problems_end_the_command() -> Iterator[None]:
         raise _fail(exc.message) from None
     except StorageMisconfigured as exc:
         raise _fail(f"file storage: {exc.reason}") from None
+    except SecretKeyMismatch as exc:
+        raise _fail(str(exc)) from None
     except SQLAlchemyError as exc:
         # The driver's own first line (never the URL, which may hold a password).
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
@@ -92,6 +96,24 @@ def check_service_models(settings: Settings, *, runs_jobs: bool) -> None:
             raise _fail(
                 f"{setting} ({name}): {exc.message} Check REMOVEANY_MODEL_DIR ({model_dir}): {why}."
             ) from None
+
+
+def check_worker_secret_key(settings: Settings) -> None:
+    """For `worker`, which does not migrate: its secret key is the installation's, or the
+    command ends saying so (`infra.installation`). A database the web side has not set up
+    yet has nothing to compare with; the first `serve` or command records its key then."""
+    from sqlalchemy import inspect
+
+    from removeany.infra.db import Database, utcnow
+    from removeany.infra.installation import InstallationKey, check_secret_key
+
+    with setup_problems_end_the_command():
+        db = Database(settings.sqlalchemy_url)
+        try:
+            if inspect(db.engine).has_table(InstallationKey.__tablename__):
+                check_secret_key(db, settings.resolved_secret_key(), now=utcnow())
+        finally:
+            db.dispose()
 
 
 def check_file_storage(settings: Settings) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from removeany.engine.models import default_model_dir
 from removeany.infra.db import Database, utcnow
+from removeany.infra.installation import check_secret_key
 from removeany.infra.mail import make_transport
 from removeany.infra.queue import CeleryQueue, InlineQueue, Queue
 from removeany.infra.ratelimit import SESSION_KEY, RedisCounters
@@ -89,6 +90,9 @@ def build_context(settings: Settings, *, migrate: bool = False) -> Context:
         secret_key=secret_key,
     )
     if migrate:
+        # A process about to serve or change data: its key must be the installation's
+        # (`SecretKeyMismatch` otherwise), before it writes anything under it.
+        check_secret_key(db, secret_key, now=ctx.now())
         # Data the software brings, after the schema: the built-in terms where no operator
         # text is in force (a new installation, or an upgrade from an older built-in version).
         from removeany.legal.install import install_builtin_terms

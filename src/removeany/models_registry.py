@@ -20,6 +20,7 @@ from removeany.credits.models import (
     PromoRedemption,
     SignupGrant,
 )
+from removeany.infra.installation import InstallationKey
 from removeany.jobs.models import Job
 from removeany.legal.models import LegalVersion, TermsAcceptance
 from removeany.mail.models import OutgoingMail
@@ -35,6 +36,7 @@ __all__ = [
     "CreditHold",
     "CreditLot",
     "CreditPack",
+    "InstallationKey",
     "Job",
     "JobFileDeletion",
     "KnownDevice",
