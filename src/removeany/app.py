@@ -138,7 +138,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
         if isinstance(exc, StorageMisconfigured):  # the user reads storage_unavailable
             log.error("file storage refuses this server: %s", exc.reason)
-        return _error(request, exc.status_code, exc.code, exc.message)
+        base_url = request.app.state.ctx.settings.base_url
+        return _error(request, exc.status_code, exc.code, exc.addressed(base_url))
 
     @app.exception_handler(ImageError)
     async def image_error(request: Request, exc: ImageError) -> JSONResponse:
@@ -324,5 +325,6 @@ def _api_refusal(request: Request, exc: HTTPException) -> JSONResponse:
         request,
         404,
         "not_found",
-        f"There is no {path} in this API. The addresses it offers are listed at /api/docs.",
+        f"There is no {path} in this API. The addresses it offers are listed at "
+        f"{request.app.state.ctx.settings.base_url.rstrip('/')}/api/docs.",
     )

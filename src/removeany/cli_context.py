@@ -141,7 +141,7 @@ def operator_context() -> Iterator[Context]:
     try:
         yield ctx
     except DomainError as exc:
-        raise _fail(exc.message) from None
+        raise _fail(exc.addressed(ctx.settings.base_url)) from None
     finally:
         ctx.close()
 

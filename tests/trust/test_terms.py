@@ -88,6 +88,42 @@ def test_jobs_need_the_current_terms(client: TestClient, ctx: Context) -> None:
     assert submit(client, key).json()["error"]["code"] == "insufficient_credits"
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_refusals_name_the_page_to_open_by_its_whole_address(settings: Settings) -> None:
+    """An API client is not on the site: a refusal that sends its reader to a page (accept
+    the terms, buy credits, the API's docs) names that page by the site's address
+    (REMOVEANY_BASE_URL), which a script can show or log, not by a bare path."""
+    site = "https://removeany.example.com"
+    public = Settings(**{**settings.model_dump(), "base_url": site})
+    ctx = build_context(public)
+    try:
+        with ctx.db.transaction() as s:  # verified, no credits, terms not accepted
+            user = accounts.create_user(
+                s, "ada@example.com", PASSWORD, now=ctx.now(), verified=True
+            )
+            key = accounts.create_api_key(s, user, "k", now=ctx.now())[0]
+        photo = {"image_file": ("a.png", _png(), "image/png")}
+        with TestClient(create_app(ctx), base_url="http://127.0.0.1:8000") as client:
+            refused = submit(client, key).json()["error"]
+            assert refused["code"] == "terms_not_accepted"
+            assert f"open {site}/legal/accept on the website" in refused["message"]
+            removebg = client.post("/v1.0/removebg", headers={"X-Api-Key": key}, files=photo)
+            assert f"open {site}/legal/accept" in removebg.json()["errors"][0]["detail"]
+            accepted = client.post(
+                "/api/v1/legal/accept", json={"version": 2}, headers={"X-Api-Key": key}
+            )
+            assert accepted.status_code == 200
+            broke = submit(client, key).json()["error"]
+            assert broke["code"] == "insufficient_credits"
+            assert f"the Credits page ({site}/credits)" in broke["message"]
+            removebg = client.post("/v1.0/removebg", headers={"X-Api-Key": key}, files=photo)
+            assert f"({site}/credits)" in removebg.json()["errors"][0]["detail"]
+            missing = client.get("/api/v1/nothing-here").json()["error"]["message"]
+            assert missing.endswith(f"listed at {site}/api/docs.")
+    finally:
+        ctx.close()
+
+
 def test_registration_can_accept_the_terms(client: TestClient, ctx: Context) -> None:
     r = client.post(
         "/api/v1/auth/register",

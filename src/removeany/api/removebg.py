@@ -443,7 +443,7 @@ async def removebg(
     except (ImageError, OptionError) as exc:
         return error_response(400, exc.code, exc.message)
     except DomainError as exc:
-        return error_response(exc.status_code, exc.code, exc.message)
+        return error_response(exc.status_code, exc.code, exc.addressed(ctx.settings.base_url))
 
     job = jobs.wait_until_finished(ctx.db, job.id, ctx.settings.job_wait_seconds)
     if job.status in ("queued", "running"):
@@ -522,7 +522,7 @@ def account(request: Request) -> JSONResponse:
             user = require_user(ctx, session, request)
             credits = ledger.origins(session, user.id, ctx.now())
     except DomainError as exc:
-        return error_response(exc.status_code, exc.code, exc.message)
+        return error_response(exc.status_code, exc.code, exc.addressed(ctx.settings.base_url))
     total = credits.bought + credits.granted
     return JSONResponse(
         {

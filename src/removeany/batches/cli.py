@@ -122,7 +122,7 @@ def batch_command(
         )
         return max(_follow(ctx, batch.id, out), 1 if skipped_photos else 0)
     except DomainError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
+        typer.echo(f"error: {exc.addressed(ctx.settings.base_url)}", err=True)
         return 2
     except (ImageError, OptionError) as exc:
         typer.echo(f"error: {exc.message}", err=True)

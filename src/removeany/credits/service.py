@@ -22,6 +22,7 @@ from removeany.errors import DomainError
 class InsufficientCredits(DomainError):
     status_code = 402
     code = "insufficient_credits"
+    page = "/credits"
 
     def __init__(self, needed: int, available: int):
         super().__init__(

@@ -23,6 +23,7 @@ from removeany.moderation import audit
 
 class TermsNotAccepted(Forbidden):
     code = "terms_not_accepted"
+    page = "/legal/accept"
 
 
 @dataclass(frozen=True)
