@@ -6,21 +6,30 @@ import json
 import os
 import pty
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import urllib.request
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 
 from PIL import Image
 from sqlalchemy import create_engine, text
 
 from tests.conftest import eval_image
-from tests.helpers import wait_until_serving
+from tests.helpers import closed_port, wait_until_serving
 
 
-def run_cli(*args: str, data_dir: Path, model_dir: Path) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, data_dir: Path, model_dir: Path, settings: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The command with the data and model folders, the operator's environment without a
+    REMOVEANY_BASE_URL of its own, and `settings` (REMOVEANY_* variables) on top."""
     env = {**os.environ, "REMOVEANY_DATA_DIR": str(data_dir), "REMOVEANY_MODEL_DIR": str(model_dir)}
+    env.pop("REMOVEANY_BASE_URL", None)
+    env.update(settings or {})
     return subprocess.run(
         [sys.executable, "-m", "removeany", *args],
         env=env,
@@ -219,8 +228,143 @@ def test_serve_on_another_port_emails_links_to_that_port(tmp_path: Path, model_d
         server.wait(timeout=30)
 
 
+def test_operator_commands_email_links_to_the_served_port(tmp_path: Path, model_dir: Path) -> None:
+    """Without REMOVEANY_BASE_URL, the emails of the commands an operator runs beside
+    `serve --port N` (publish-terms, sweep's expiry warnings) and their refusals linked to
+    http://127.0.0.1:8000, where nothing answers: they now use the address the last `serve`
+    of the data folder linked to."""
+    data = tmp_path / "data"
+    made = run_cli(
+        "users", "create", "ada@example.com", "--password", "long enough pw",
+        data_dir=data, model_dir=model_dir,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = {**os.environ, "REMOVEANY_DATA_DIR": str(data), "REMOVEANY_MODEL_DIR": str(model_dir)}
+    env.pop("REMOVEANY_BASE_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "removeany", "serve", "--port", str(port), "--no-workers"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    texts = tmp_path / "terms"
+    written = run_cli("admin", "builtin-terms", str(texts), data_dir=data, model_dir=model_dir)
+    assert written.returncode == 0, written.stderr
+    published = run_cli(
+        "admin", "publish-terms", str(texts), "--summary", "Clearer refunds.",
+        data_dir=data, model_dir=model_dir,
+    )  # fmt: skip
+    assert published.stdout == "published version 3; notified 1 user\n", published.stderr
+    links = re.findall(r"https?://[^\s/]+/legal/accept", _outbox_text(data))
+    assert links and set(links) == {f"{base}/legal/accept"}
+    granted = run_cli(
+        "admin", "credits", "--reason", "trial", "--days", "2", "ada@example.com", "5",
+        data_dir=data, model_dir=model_dir,
+    )  # fmt: skip
+    assert granted.returncode == 0, granted.stderr
+    swept = run_cli("sweep", data_dir=data, model_dir=model_dir)
+    assert "sent 1 expiry warning" in swept.stdout, swept.stderr
+    assert f"Your credits: {base}/billing" in _outbox_text(data)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(eval_image("object", "alphamatting_GT04"), photos)
+    refused = run_cli(
+        "batch", str(photos), "--email", "ada@example.com", data_dir=data, model_dir=model_dir
+    )
+    assert refused.returncode == 2
+    assert f"open {base}/legal/accept on the website" in refused.stderr
+
+
+def test_mail_sent_by_smtp_needs_an_address_its_readers_can_open(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    """With REMOVEANY_MAIL_BACKEND=smtp the emails go to other people's machines: without
+    REMOVEANY_BASE_URL their links would open 127.0.0.1, this machine. `serve` and the
+    operator commands refuse to start (exit 2, one line), before anything is published or
+    emailed; an address the operator sets, even a local one, is theirs to choose."""
+    data = tmp_path / "data"
+    smtp = {"REMOVEANY_MAIL_BACKEND": "smtp", "REMOVEANY_SMTP_PORT": str(closed_port())}
+    made = run_cli(
+        "users", "create", "ada@example.com", "--password", "long enough pw",
+        data_dir=data, model_dir=model_dir,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    texts = tmp_path / "terms"
+    written = run_cli("admin", "builtin-terms", str(texts), data_dir=data, model_dir=model_dir)
+    assert written.returncode == 0, written.stderr
+    publish = ("admin", "publish-terms", str(texts), "--summary", "Clearer refunds.")
+    port = closed_port()
+    for args, linked in [
+        (publish, "http://127.0.0.1:8000"),  # serve's default: no `serve` ran here yet
+        (("serve", "--host", "0.0.0.0", "--port", str(port)), f"http://127.0.0.1:{port}"),
+    ]:
+        done = run_cli(*args, data_dir=data, model_dir=model_dir, settings=smtp)
+        assert done.returncode == 2, (args, done.stdout)
+        assert done.stderr.startswith(
+            f"error: REMOVEANY_BASE_URL is not set, so emailed links would open {linked}"
+        ), done.stderr
+        assert len(done.stderr.splitlines()) == 1 and not done.stdout
+    engine = create_engine(f"sqlite:///{data / 'removeany.db'}")
+    with engine.connect() as conn:
+        versions = conn.execute(text("SELECT max(version) FROM legal_versions")).scalar()
+        written = conn.execute(text("SELECT count(*) FROM outgoing_mail")).scalar()
+    assert (versions, written) == (2, 0)
+    local = {**smtp, "REMOVEANY_BASE_URL": "http://127.0.0.1:8000"}
+    done = run_cli(*publish, data_dir=data, model_dir=model_dir, settings=local)
+    assert done.stdout == "published version 3; notified 1 user\n", done.stderr
+    with engine.connect() as conn:
+        body = conn.execute(text("SELECT body FROM outgoing_mail")).scalar()
+    engine.dispose()
+    assert "http://127.0.0.1:8000/legal/accept" in body
+
+
+def test_a_base_url_the_site_cannot_be_served_at_is_refused(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    """The pages link from the root of their host (/login, /static/app.css): behind a proxy
+    that serves them under a path, every one of those links left the site. A
+    REMOVEANY_BASE_URL with a path, or one that is no web address, ends `serve` and the
+    operator commands with a line saying what to set; a trailing slash is no path."""
+    data = tmp_path / "data"
+    cases = [
+        ("https://example.com/removeany/", "has a path (/removeany/)"),
+        ("example.com", "is not a web address"),
+    ]
+    for url, why in cases:
+        for args in (("prices", "list"), ("serve", "--no-workers", "--port", str(closed_port()))):
+            done = run_cli(
+                *args, data_dir=data, model_dir=model_dir, settings={"REMOVEANY_BASE_URL": url}
+            )
+            assert done.returncode == 2, (url, args, done.stdout)
+            assert done.stderr.startswith(f"error: REMOVEANY_BASE_URL ({url}) {why}"), done.stderr
+            assert len(done.stderr.splitlines()) == 1
+    listed = run_cli(
+        "prices", "list", data_dir=data, model_dir=model_dir,
+        settings={"REMOVEANY_BASE_URL": "https://removeany.example.com/"},
+    )  # fmt: skip
+    assert listed.returncode == 0 and "remove_background" in listed.stdout, listed.stderr
+
+
 def _outbox_text(data: Path) -> str:
-    return "".join(p.read_text(encoding="utf-8") for p in sorted((data / "outbox").glob("*.eml")))
+    """The text of every email in the outbox folder, decoded (a Chinese part is
+    quoted-printable, which may break a long line, and a link in it, in two)."""
+    texts = []
+    for path in sorted((data / "outbox").glob("*.eml")):
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        body = message.get_body(("plain",))
+        assert body is not None
+        texts.append(str(body.get_content()))
+    return "".join(texts)
 
 
 def test_publish_terms_from_an_incomplete_folder_says_what_is_missing(

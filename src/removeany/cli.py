@@ -18,6 +18,7 @@ from removeany.cli_context import (
     count,
     in_transaction,
     platform_context,
+    record_served_url,
     setup_problems_end_the_command,
 )
 from removeany.cli_offline import remove_background_command
@@ -84,11 +85,15 @@ def serve(
     from removeany.app import create_app
     from removeany.infra.logs import server_log_config
 
-    settings = served_settings(Settings(), host, port)
-    ctx = platform_context(settings)
+    ctx = platform_context(Settings(), serving=listening_address(host, port))
+    settings = ctx.settings
     check_file_storage(settings)
     check_service_models(settings, runs_jobs=workers)
-    typer.echo(f"RemoveAny on http://{host}:{port}  (data in {settings.data_dir.resolve()})")
+    record_served_url(settings)
+    typer.echo(
+        f"RemoveAny on http://{host}:{port}  (emailed links open {settings.base_url}; "
+        f"data in {settings.data_dir.resolve()})"
+    )
     try:
         uvicorn.run(
             create_app(ctx, run_workers=workers),
@@ -103,15 +108,14 @@ def serve(
         ctx.close()
 
 
-def served_settings(settings: Settings, host: str, port: int) -> Settings:
-    """Without REMOVEANY_BASE_URL, emailed links point at the address being served, so a
-    verification link still works after `--port 8080` (a wildcard host is reached locally)."""
-    if "base_url" in settings.model_fields_set:
-        return settings
+def listening_address(host: str, port: int) -> str:
+    """The address `serve` is reached at on this machine (a wildcard host through the
+    loopback): without REMOVEANY_BASE_URL, emailed links point there, so a verification link
+    still works after `--port 8080`."""
     reach = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else host
     if ":" in reach and not reach.startswith("["):
         reach = f"[{reach}]"
-    return settings.model_copy(update={"base_url": f"http://{reach}:{port}"})
+    return f"http://{reach}:{port}"
 
 
 @app.command("batch")

@@ -6,9 +6,12 @@ reason, exit code 2, instead of a traceback."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
@@ -123,10 +126,88 @@ def check_file_storage(settings: Settings) -> None:
         check_storage(settings)
 
 
-def platform_context(settings: Settings) -> Context:
-    """The migrated platform for a command (database, storage, mail, models checked)."""
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _why_links_fail(settings: Settings, *, configured: bool) -> str | None:
+    """Why nobody could open the links made from `settings.base_url`, or None."""
+    url = settings.base_url
+    if configured:
+        parts = urlsplit(url)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+            return (
+                f"REMOVEANY_BASE_URL ({url}) is not a web address: write the address people "
+                "open whole, e.g. https://removeany.example.com"
+            )
+        if parts.path.strip("/") or parts.query or parts.fragment:
+            return (
+                f"REMOVEANY_BASE_URL ({url}) has a path ({parts.path}): the pages link from "
+                "the root of their host (/login, /app, /static/...), so RemoveAny cannot be "
+                "served under a path; give it a host name of its own (e.g. "
+                "https://removeany.example.com) and set REMOVEANY_BASE_URL to that"
+            )
+        return None
+    host = urlsplit(url).hostname or ""
+    if settings.mail_backend == "smtp" and _is_loopback(host):
+        return (
+            f"REMOVEANY_BASE_URL is not set, so emailed links would open {url}, which only "
+            "this machine can reach, and REMOVEANY_MAIL_BACKEND=smtp sends them to other "
+            "people's mailboxes: set REMOVEANY_BASE_URL to the address people open (e.g. "
+            "https://removeany.example.com)"
+        )
+    return None
+
+
+def _served_url_file(settings: Settings) -> Path:
+    return settings.data_dir / "served_url"
+
+
+def record_served_url(settings: Settings) -> None:
+    """`serve`, about to listen: keep the address its emailed links use in the data folder,
+    for the commands run beside it without REMOVEANY_BASE_URL (`platform_context`)."""
+    path = _served_url_file(settings)
+    with setup_problems_end_the_command():
+        partial = path.with_suffix(".tmp")
+        partial.write_text(settings.base_url + "\n", encoding="utf-8")
+        partial.replace(path)
+
+
+def _recorded_served_url(settings: Settings) -> str | None:
+    try:
+        recorded = _served_url_file(settings).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return recorded if recorded.startswith(("http://", "https://")) else None
+
+
+def platform_context(settings: Settings, *, serving: str | None = None) -> Context:
+    """The migrated platform for a command (database, storage, mail, models checked).
+
+    Its emails (and the API's or a command's sentences that name a page) link to
+    REMOVEANY_BASE_URL. Without it, `serve` links to `serving`, the address it listens on,
+    and any other command to the address the last `serve` of the same data folder used
+    (`record_served_url`), else to serve's default: an operator's publish-terms or sweep
+    beside `serve --port 8080` links to port 8080. Links nobody could open end the command
+    (exit 2) before anything is migrated, published or emailed."""
     from removeany.context import build_context
 
+    configured = "base_url" in settings.model_fields_set
+    if not configured:
+        address = serving or _recorded_served_url(settings) or settings.base_url
+        settings = settings.model_copy(update={"base_url": address})
+    problem = _why_links_fail(settings, configured=configured)
+    if problem is not None:
+        raise _fail(problem)
     with setup_problems_end_the_command():
         return build_context(settings, migrate=True)
 
