@@ -605,3 +605,23 @@ def test_an_admin_grant_outlives_a_closed_output_pipe(tmp_path: Path, model_dir:
         granted = conn.execute(text("SELECT SUM(remaining) FROM credit_lots")).scalar()
     engine.dispose()
     assert granted == 7
+
+
+def test_a_setting_the_environment_gets_wrong_is_said_in_a_line(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    """Each wrong REMOVEANY_* setting is named with its rule, one `error:` line each, exit 2,
+    before anything is made; the value itself is never echoed (it may be a password)."""
+    data = tmp_path / "data"
+    wrong = {"REMOVEANY_INLINE_WORKERS": "0", "REMOVEANY_SMTP_PORT": "sekret-587"}
+    for command in (["prices", "list"], ["serve"], ["worker"]):
+        done = run_cli(*command, data_dir=data, model_dir=model_dir, settings=wrong)
+        assert done.returncode == 2, (command, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert lines == [
+            "error: REMOVEANY_SMTP_PORT: Input should be a valid integer, unable to parse "
+            "string as an integer; correct it in the environment",
+            "error: REMOVEANY_INLINE_WORKERS: Input should be greater than or equal to 1; "
+            "correct it in the environment",
+        ], (command, done.stderr)
+    assert not data.exists()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from removeany.cli_admin import admin_app
 from removeany.cli_context import (
@@ -32,7 +33,26 @@ if TYPE_CHECKING:
     from removeany.context import Context
     from removeany.credits.models import PromoCode
 
-app = typer.Typer(
+
+class _Commands(typer.Typer):
+    """The `removeany` command line; a REMOVEANY_* setting the environment gets wrong ends any
+    command with one `error:` line per setting and exit 2, not a traceback."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except ValidationError as exc:
+            for error in exc.errors():
+                # The setting's name and the rule, never its value (it may be a password).
+                loc = "_".join(str(part) for part in error["loc"]).upper()
+                name = f"REMOVEANY_{loc}" if loc else "the REMOVEANY_* settings"
+                typer.echo(
+                    f"error: {name}: {error['msg']}; correct it in the environment", err=True
+                )
+            raise SystemExit(2) from None
+
+
+app = _Commands(
     help="RemoveAny: self-hostable AI image processing.",
     epilog="Exit codes: 0 done; 1 some inputs failed (each named on stderr) while the others "
     "were written; 2 bad arguments or a refused request ('error: ...' on stderr, or the usage "
