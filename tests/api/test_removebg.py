@@ -778,3 +778,23 @@ def test_a_request_that_times_out_is_not_charged(
     assert job["status"] == "cancelled" and job["error_code"] == "timeout", job
     assert balance(ctx) == 5
     assert not any("results" in p.parts for p in stored_files(ctx))
+
+
+@pytest.mark.parametrize("roi", ["0 0 5% 5%", "900px 600px 1000px 700px"])
+def test_a_roi_without_the_subject_fails_without_charge(
+    client: TestClient, ctx: Context, api_key: str, photo: bytes, roi: str
+) -> None:
+    """remove.bg looks for the subject inside `roi` only: a region the subject is not in (a
+    corner of sky, or past the 800x497 photo's edge) is a photo without a subject, refused
+    free of charge, not a blank image that costs a credit."""
+    response = client.post(
+        "/v1.0/removebg",
+        headers={"X-Api-Key": api_key},
+        files={"image_file": ("GT01.png", photo, "image/png")},
+        data={"size": "preview", "roi": roi},
+    )
+    assert response.status_code == 400, response.headers
+    error = response.json()["errors"][0]
+    assert error["code"] == "unknown_foreground"
+    assert "roi" in error["detail"]
+    assert balance(ctx) == 5

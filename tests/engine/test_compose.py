@@ -18,7 +18,7 @@ from removeany.engine.compose import (
     parse_crop_margin,
     parse_options,
 )
-from removeany.engine.errors import OptionError
+from removeany.engine.errors import ImageError, OptionError
 
 from ._eval import photo_path
 
@@ -175,6 +175,16 @@ def test_roi_clears_everything_outside_the_region() -> None:
     assert alpha[60:100, 110:170].min() == 255
     assert alpha[:, 200:].max() == 0
     assert foreground_box(alpha) == (100, 50, 80, 60)
+
+
+@pytest.mark.parametrize("roi", ["50% 0% 100% 100%", "500px 400px 600px 500px"])
+def test_a_roi_without_the_subject_is_a_photo_without_one(roi: str) -> None:
+    """Beside the subject or past the photo's edge, a region keeps nothing: refused as
+    `unknown_foreground` (a job that fails costs nothing), never a blank result."""
+    with pytest.raises(ImageError) as refused:
+        compose_result(_subject(box=(100, 50, 80, 60)), parse_options(roi=roi))
+    assert refused.value.code == "unknown_foreground"
+    assert "400x300 photo" in refused.value.message
 
 
 @pytest.mark.parametrize(

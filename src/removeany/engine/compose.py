@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageFilter
 
-from removeany.engine.errors import OptionError
+from removeany.engine.errors import ImageError, OptionError
 from removeany.engine.io import check_output_side, fits_format
 
 Channels = Literal["rgba", "alpha"]
@@ -363,11 +363,23 @@ def flatten(rgba: Image.Image, color: RGBA) -> Image.Image:
 
 
 def keep_roi(rgba: Image.Image, roi: Roi) -> Image.Image:
-    """Clear the alpha outside the region of interest."""
+    """Clear the alpha outside the region of interest. A region that keeps nothing of the
+    subject (beside it, or past the photo's edge) is a photo without a subject, as remove.bg
+    looks for one only inside `roi`: ImageError `unknown_foreground`, so a job fails free of
+    charge rather than making a blank image."""
     x1, y1, x2, y2 = roi.box(*rgba.size)
     alpha = Image.new("L", rgba.size, 0)
     if x2 > x1 and y2 > y1:
         alpha.paste(rgba.getchannel("A").crop((x1, y1, x2, y2)), (x1, y1))
+    if foreground_box(np.asarray(alpha))[2] == 0:
+        width, height = rgba.size
+        left, top = roi.x1.pixels(width), roi.y1.pixels(height)
+        right, bottom = roi.x2.pixels(width), roi.y2.pixels(height)
+        raise ImageError(
+            "unknown_foreground",
+            f"No part of the subject lies inside the roi ({left}, {top}) to ({right}, {bottom}) "
+            f"px of this {width}x{height} photo. Widen the region, or leave roi out.",
+        )
     result = rgba.copy()
     result.putalpha(alpha)
     return result
