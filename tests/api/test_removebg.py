@@ -798,3 +798,39 @@ def test_a_roi_without_the_subject_fails_without_charge(
     assert error["code"] == "unknown_foreground"
     assert "roi" in error["detail"]
     assert balance(ctx) == 5
+
+
+def test_shadow_type_asks_for_the_shadow(
+    client: TestClient, many_credits_key: str, photo: bytes
+) -> None:
+    """remove.bg replaced `add_shadow` by `shadow_type` (car, 3D, drop, auto or none): a
+    client asking for a drop shadow gets ours, not silently none."""
+    plain = removebg(client, many_credits_key, photo, {"size": "preview"})
+    shadowed = removebg(client, many_credits_key, photo, {"size": "preview", "add_shadow": "true"})
+    assert shadowed.content != plain.content
+    for value in ("drop", "3D", "auto"):
+        asked = removebg(client, many_credits_key, photo, {"size": "preview", "shadow_type": value})
+        assert asked.content == shadowed.content, value
+    none = removebg(client, many_credits_key, photo, {"size": "preview", "shadow_type": "none"})
+    assert none.content == plain.content
+    as_json = client.post(
+        "/v1.0/removebg",
+        headers={"X-Api-Key": many_credits_key},
+        json={
+            "image_file_b64": base64.b64encode(photo).decode(),
+            "size": "preview",
+            "shadow_type": "drop",
+        },
+    )
+    assert as_json.content == shadowed.content
+    for data in ({"shadow_type": "soft"}, {"shadow_type[car]": "car"}):
+        bad = client.post(
+            "/v1.0/removebg",
+            headers={"X-Api-Key": many_credits_key},
+            files={"image_file": ("GT01.png", photo, "image/png")},
+            data={"size": "preview", **data},
+        )
+        assert bad.status_code == 400, data
+        error = bad.json()["errors"][0]
+        assert error["code"] == "invalid_shadow_type"
+        assert error["title"] == "Invalid shadow_type parameter given"
