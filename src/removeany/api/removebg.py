@@ -545,9 +545,11 @@ async def removebg(
     },
 )
 def account(request: Request) -> JSONResponse:
-    """remove.bg's account call, which its clients make to see what they may still spend. There
-    are no subscriptions here: bought credits are reported as pay-as-you-go, granted ones (sign
-    up, monthly, promotions, an admin's) as the free calls."""
+    """remove.bg's account call, which its clients make to see what they may still spend.
+    `total` is the sum of the kinds of credits, as on remove.bg: bought ones are pay-as-you-go,
+    granted ones (sign-up, monthly, promotions, an admin's) the allowance remove.bg calls a
+    subscription. `free_calls`, remove.bg's free previews on top of the credits, is 0: every
+    result here costs credits."""
     ctx: Context = request.app.state.ctx
     try:
         with ctx.db.transaction() as session:
@@ -562,11 +564,11 @@ def account(request: Request) -> JSONResponse:
                 "attributes": {
                     "credits": {
                         "total": total,
-                        "subscription": 0,
+                        "subscription": credits.granted,
                         "payg": credits.bought,
                         "enterprise": 0,
                     },
-                    "api": {"free_calls": credits.granted, "sizes": "all"},
+                    "api": {"free_calls": 0, "sizes": "all"},
                 }
             }
         }
