@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, JpegImagePlugin
 from typer.testing import CliRunner
 
 from removeany.cli import app
@@ -343,3 +343,58 @@ def test_one_input_and_an_output_folder_keeps_the_name(
     with Image.open(out / "photo.jpg") as im:
         assert im.format == "JPEG" and im.size == (200, 150)
     assert capsys.readouterr().out.endswith(f"1 of 1 image written to {out}\n")
+
+
+def _outside(region: np.ndarray, margin: int = 12) -> np.ndarray:
+    """Pixels at least ``margin`` away from ``region`` (the restoration blends a little past
+    a mask's edge, and a JPEG's 8x8 blocks reach past it too)."""
+    ys, xs = np.nonzero(region)
+    far = np.ones_like(region)
+    far[
+        max(0, ys.min() - margin) : ys.max() + margin, max(0, xs.min() - margin) : xs.max() + margin
+    ] = False
+    return far
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("fine.jpg", {"quality": 95, "subsampling": 0, "dpi": (300, 300)}),
+        ("scan.jpg", {"quality": 98, "subsampling": 0, "progressive": True}),
+        ("web.jpg", {"quality": 80}),
+        ("lossless.webp", {"lossless": True, "exact": True}),
+        ("print.png", {"dpi": (300, 300)}),
+    ],
+)
+def test_what_the_mark_did_not_cover_comes_back_as_it_was(
+    tmp_path: Path, name: str, params: dict[str, object]
+) -> None:
+    """Outside the mark a lossless file is bit-identical, a JPEG re-encoded with its own
+    tables, subsampling and scan (quality 95 at 4:2:0 before: 43.95 dB over a 4:4:4 photo's
+    unmarked area, 41.28 dB over a progressive quality-98 one, and a quality-80 JPEG came
+    back 72 % larger), a lossless WebP stays lossless (it was re-encoded lossy, 42.27 dB), and
+    the print resolution is kept (it was dropped)."""
+    photo = _photos(1, (400, 300))[0]
+    wm = make_watermark(np.random.default_rng(2), 300, 400, "text")
+    marked = Image.fromarray(wm.apply(photo))  # type: ignore[attr-defined]
+    src = tmp_path / name
+    marked.save(src, **params)
+    mask = tmp_path / "mask.png"
+    Image.fromarray(wm.region().astype(np.uint8) * 255).save(mask)
+    target = tmp_path / "out" / name
+
+    assert remove_watermark_command([src], target, mask) == 0
+
+    far = _outside(wm.region())
+    with Image.open(src) as before, Image.open(target) as after:
+        assert (after.format, after.size) == (before.format, before.size)
+        assert after.info.get("dpi") == before.info.get("dpi")
+        assert target.stat().st_size < src.stat().st_size * 1.1
+        was, now = np.asarray(before.convert("RGB")), np.asarray(after.convert("RGB"))
+        if before.format == "JPEG":
+            assert after.quantization == before.quantization
+            assert JpegImagePlugin.get_sampling(after) == JpegImagePlugin.get_sampling(before)
+            assert after.info.get("progressive") == before.info.get("progressive")
+            assert psnr(was, now, far) >= 50
+        else:
+            assert np.array_equal(was[far], now[far])

@@ -52,12 +52,13 @@ from removeany.cli_offline import (
 from removeany.engine.errors import ImageError, ModelError
 from removeany.engine.io import (
     OutputFormat,
+    SourceEncoding,
     check_output_side,
-    declared_mode,
     declared_size,
     decode_image,
     encode_image,
     sniff_format,
+    source_encoding,
 )
 from removeany.engine.watermark import (
     MAX_JOINT,
@@ -66,6 +67,7 @@ from removeany.engine.watermark import (
     SharedMark,
     TextDetector,
     apply_shared_mark,
+    as_original,
     estimate_shared_mark,
     load_text_detector,
     restore,
@@ -76,8 +78,6 @@ Box = tuple[int, int, int, int]
 _ENCODED: dict[str, OutputFormat] = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 # BMP keeps no transparency: the mode written instead.
 _WITHOUT_ALPHA = {"RGBA": "RGB", "LA": "L"}
-# Pillow modes of grey images (bilevel, 8-bit, 16/32-bit integer and float samples).
-_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 _SUFFIX_FORMAT = {
     ".png": "PNG",
     ".jpg": "JPEG",
@@ -319,8 +319,9 @@ def _restore_one(task: Task, how: _Restoring) -> str | None:
         )
         if shape in how.marks:
             result.notes.insert(0, "no shared watermark; processed on its own")
-    out = _with_alpha(result.image, image, grey=declared_mode(data) in _GREY_MODES)
-    problem = _write(out, task.target, fmt)
+    source = source_encoding(data)
+    out = as_original(result.image, image, grey=source.grey)
+    problem = _write(out, task.target, fmt, source)
     if problem is None:
         said = list(result.notes) or ["no watermark found"]
         print(f"{task.source} -> {task.target} ({'; '.join(said)})")
@@ -356,25 +357,13 @@ def parse_boxes(text: str) -> list[Box]:
     return out
 
 
-def _with_alpha(rgb: npt.NDArray[np.uint8], like: Image.Image, *, grey: bool) -> Image.Image:
-    """The restored pixels with the input's transparency, and in grey for a grey input (the
-    engine works in RGB; a grey photo's restoration stays neutral)."""
-    if like.mode == "RGBA":
-        out = Image.fromarray(np.dstack([rgb, np.asarray(like.getchannel("A"))]), "RGBA")
-    else:
-        out = Image.fromarray(rgb, "RGB")
-    if grey:
-        return out.convert("LA" if out.mode == "RGBA" else "L")
-    if "icc_profile" in like.info:
-        # The same pixels in the same colour space: a wide-gamut photo keeps its colours.
-        out.info["icc_profile"] = like.info["icc_profile"]
-    return out
-
-
-def _write(image: Image.Image, target: Path, fmt: str) -> str | None:
+def _write(image: Image.Image, target: Path, fmt: str, source: SourceEncoding) -> str | None:
+    """Write ``fmt``, encoded as the input was where it is that format too (a JPEG's tables,
+    a lossless WebP), with the input's print resolution."""
+    dpi = image.info.get("dpi")
     try:
         if fmt in _ENCODED:
-            data = encode_image(image, _ENCODED[fmt], quality=95)
+            data = encode_image(image, _ENCODED[fmt], quality=95, dpi=dpi, like=source)
         else:
             buf = io.BytesIO()
             im = image
@@ -382,7 +371,7 @@ def _write(image: Image.Image, target: Path, fmt: str) -> str | None:
                 im = _gif_frame(image)
             elif fmt == "BMP" and image.mode in _WITHOUT_ALPHA:
                 im = image.convert(_WITHOUT_ALPHA[image.mode])
-            im.save(buf, fmt)
+            im.save(buf, fmt, **({"dpi": dpi} if dpi is not None and fmt != "GIF" else {}))
             data = buf.getvalue()
         write_atomically(target, data)
     except ImageError as exc:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from numpy.typing import NDArray
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, JpegImagePlugin
 
 from removeany.accounts import repository as accounts_repo
 from removeany.context import Context
@@ -248,6 +248,51 @@ def test_watermark_mask_upload(client: TestClient, ctx: Context) -> None:
         restored = np.asarray(im.convert("RGB"))
     region = wm.region()
     assert _psnr(clean, restored, region) >= _psnr(clean, marked, region) + 3.0
+
+
+@pytest.mark.parametrize(
+    ("name", "mode", "params"),
+    [
+        ("fine.jpg", "RGB", {"quality": 95, "subsampling": 0, "dpi": (300, 300)}),
+        ("lossless.webp", "RGB", {"lossless": True}),
+        ("scan.png", "L", {"dpi": (600, 600)}),
+    ],
+)
+def test_watermark_results_are_encoded_as_their_photos_were(
+    client: TestClient, ctx: Context, name: str, mode: str, params: dict[str, Any]
+) -> None:
+    """The worker writes the photo back as it came: a JPEG with its own tables and 4:4:4
+    chroma (quality 95 at 4:2:0 before), a lossless WebP losslessly (it was re-encoded lossy),
+    a grey PNG grey (it came back RGB), each at its print resolution (dropped before)."""
+    headers = _headers(ctx)
+    clean, wm = _watermarked()
+    photo = Image.fromarray(wm.apply(clean)).convert(mode)
+    buf = io.BytesIO()
+    photo.save(buf, name.rsplit(".", 1)[1].replace("jpg", "jpeg"), **params)
+    job = _submit(
+        client,
+        headers,
+        buf.getvalue(),
+        name,
+        service="remove_watermark",
+        boxes=json.dumps([_box(wm)]),
+    ).json()
+    assert job["status"] == "succeeded", job
+    result = client.get(job["result_url"], headers=headers).content
+    far = np.ones(wm.region().shape, bool)
+    x, y, w, h = _box(wm)
+    far[max(0, y - 12) : y + h + 12, max(0, x - 12) : x + w + 12] = False
+    with Image.open(buf) as before, Image.open(io.BytesIO(result)) as after:
+        assert (after.format, after.mode, after.size) == (before.format, before.mode, before.size)
+        assert after.info.get("dpi") == before.info.get("dpi")
+        if before.format == "JPEG":
+            assert after.quantization == before.quantization
+            assert JpegImagePlugin.get_sampling(after) == 0
+        was, now = np.asarray(before.convert("RGB")), np.asarray(after.convert("RGB"))
+    if name.endswith(".jpg"):
+        assert _psnr(was, now, far) >= 50
+    else:
+        assert np.array_equal(was[far], now[far])
 
 
 def test_bad_options_are_refused_before_any_charge(client: TestClient, ctx: Context) -> None:

@@ -35,6 +35,7 @@ from removeany.engine.compose import (
 from removeany.engine.errors import ImageError, ModelError, OptionError
 from removeany.engine.io import (
     OutputFormat,
+    SourceEncoding,
     check_metadata,
     check_output_side,
     decode_image,
@@ -47,6 +48,7 @@ from removeany.engine.watermark import (
     TEXT_DETECTOR,
     SharedMark,
     apply_shared_mark,
+    as_original,
     load_text_detector,
     restore,
 )
@@ -313,12 +315,13 @@ def run(
     model_dir: Path,
     *,
     models: ServiceModels = ServiceModels(),
-    input_format: str | None = None,
+    source: SourceEncoding | None = None,
     shared_mark: SharedMark | None = None,
 ) -> Output:
-    """Run `service` on a decoded upload. `input_format` is Pillow's name for the upload's
-    format (engine.io.sniff_format); watermark removal writes the same format back, and uses
-    `shared_mark`, the watermark its batch's photos share, where it is on this photo."""
+    """Run `service` on a decoded upload. `source` is how the upload was encoded
+    (engine.io.source_encoding); watermark removal writes the same format back, encoded
+    alike, and uses `shared_mark`, the watermark its batch's photos share, where it is on this
+    photo."""
     checked = validate_options(service, options)
     check_output(service, checked, image)
     if service == "remove_background":
@@ -328,7 +331,7 @@ def run(
     if service == "id_photo":
         return _id_photo(image, checked, model_dir, models)
     if service == "remove_watermark":
-        return _remove_watermark(image, checked, model_dir, input_format, shared_mark)
+        return _remove_watermark(image, checked, model_dir, source, shared_mark)
     raise ValueError(f"unknown service {service!r}")  # pragma: no cover - validated above
 
 
@@ -421,7 +424,7 @@ def _remove_watermark(
     image: Image.Image,
     options: dict[str, Any],
     model_dir: Path,
-    input_format: str | None,
+    source: SourceEncoding | None,
     shared_mark: SharedMark | None,
 ) -> Output:
     boxes = [(x, y, x + w, y + h) for x, y, w, h in options.get("boxes") or []]
@@ -455,16 +458,18 @@ def _remove_watermark(
             "no_watermark",
             "No watermark was found in this photo. Mark it with boxes or a mask and try again.",
         )
-    restored = Image.fromarray(result.image, "RGB")
-    if image.mode == "RGBA":
-        restored.putalpha(image.getchannel("A"))
-    if "icc_profile" in image.info:
-        # The same pixels in the same colour space: a wide-gamut photo keeps its colours.
-        restored.info["icc_profile"] = image.info["icc_profile"]
+    source = source or SourceEncoding(format=None)
+    restored = as_original(result.image, image, grey=source.grey)
+    full_width = restored.width
     restored = fit_pixels(restored, SIZE_BUDGETS[options.get("size", "full")])
-    fmt: OutputFormat = options.get("format") or _SAME_FORMAT.get(input_format or "", "png")
+    fmt: OutputFormat = options.get("format") or _SAME_FORMAT.get(source.format or "", "png")
+    dpi = restored.info.get("dpi")
+    if dpi is not None:  # a smaller result prints at the photo's size
+        dpi = (dpi[0] * restored.width / full_width, dpi[1] * restored.width / full_width)
     return Output(
-        data=encode_image(restored, fmt, quality=95, exif=_exif(image, options)),
+        data=encode_image(
+            restored, fmt, quality=95, exif=_exif(image, options), dpi=dpi, like=source
+        ),
         media_type=MEDIA_TYPES[fmt],
         width=restored.width,
         height=restored.height,

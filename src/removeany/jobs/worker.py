@@ -21,7 +21,7 @@ from sqlalchemy import column, select, table
 from sqlalchemy.orm import Session
 
 from removeany.engine.errors import ImageError, ModelError, OptionError
-from removeany.engine.io import decode_image, sniff_format
+from removeany.engine.io import decode_image, source_encoding
 from removeany.engine.watermark import SharedMark
 from removeany.infra.storage import (
     RetryingStorage,
@@ -124,7 +124,7 @@ def run_claimed(ctx: Context, claimed: Claimed) -> None:
                 claimed.options,
                 ctx.model_dir,
                 models=ctx.service_models,
-                input_format=sniff_format(original),
+                source=source_encoding(original),
                 shared_mark=_shared_mark(ctx, files, claimed, image.size),
             )
             # A retried PUT rewrites the same whole object (S3 stores a PUT whole or not).

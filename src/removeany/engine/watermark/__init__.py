@@ -784,6 +784,22 @@ def _restore_tiles(
     )
 
 
+def as_original(rgb: npt.NDArray[np.uint8], original: Image.Image, *, grey: bool) -> Image.Image:
+    """Restored pixels in the form of the decoded ``original`` they came from: its
+    transparency, its colour profile and print resolution (``info``), and grey when the
+    file was grey (the engine works in RGB, and a grey photo's restoration stays neutral)."""
+    if original.mode == "RGBA":
+        out = Image.fromarray(np.dstack([rgb, np.asarray(original.getchannel("A"))]), "RGBA")
+    else:
+        out = Image.fromarray(rgb, "RGB")
+    if grey:
+        out = out.convert("LA" if out.mode == "RGBA" else "L")
+    for key in ("icc_profile", "dpi"):
+        if key in original.info:
+            out.info[key] = original.info[key]
+    return out
+
+
 def remove_watermark(
     image: ImageLike,
     *,
@@ -1230,6 +1246,7 @@ __all__ = [
     "TextDetector",
     "WatermarkResult",
     "apply_shared_mark",
+    "as_original",
     "detect_mask",
     "detect_regions",
     "estimate_shared_mark",
