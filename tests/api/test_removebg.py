@@ -18,6 +18,7 @@ from removeany.context import Context
 from removeany.credits import service as ledger
 from removeany.engine.compose import foreground_box
 from tests.conftest import eval_image
+from tests.engine._colour import convert, srgb_profile, wide_gamut_profile
 from tests.helpers import make_api_key, make_user
 
 
@@ -203,6 +204,40 @@ def test_background_image_roi_position_and_shadow(
     )
     alpha = np.asarray(Image.open(io.BytesIO(roi.content)).getchannel("A"))
     assert alpha[:, int(alpha.shape[1] * 0.31) :].max() == 0
+
+
+@pytest.mark.parametrize("backdrop_profile", [None, "wide"])
+def test_a_tagged_photo_keeps_its_colours_in_front_of_a_backdrop(
+    client: TestClient, api_key: str, photo: bytes, backdrop_profile: str | None
+) -> None:
+    """A photo in a wide-gamut profile keeps it on a result with a background (the profile
+    was dropped, so its colours shifted), and the backdrop shows its own colours: it was
+    stored without its profile and pasted as plain values."""
+    wide = wide_gamut_profile()
+    tagged = io.BytesIO()
+    Image.open(io.BytesIO(photo)).save(tagged, "PNG", icc_profile=wide)
+    backdrop = io.BytesIO()
+    Image.new("RGB", (300, 200), (10, 200, 30)).save(
+        backdrop, "PNG", icc_profile=wide if backdrop_profile else None
+    )
+    response = client.post(
+        "/v1.0/removebg",
+        headers={"X-Api-Key": api_key},
+        files={
+            "image_file": ("GT01.png", tagged.getvalue(), "image/png"),
+            "bg_image_file": ("green.png", backdrop.getvalue(), "image/png"),
+        },
+        data={"size": "preview", "format": "png"},
+    )
+    assert response.status_code == 200, response.text
+    result = Image.open(io.BytesIO(response.content))
+    assert result.info.get("icc_profile") == wide
+    corner = np.asarray(result.convert("RGB"))[:10, :10].reshape(-1, 3).astype(int)
+    if backdrop_profile:  # the same colour space: the same values
+        assert np.abs(corner - (10, 200, 30)).max() <= 3
+    else:  # seen in sRGB, the colour the backdrop was
+        seen = np.asarray(convert(result, wide, srgb_profile()))[:10, :10].reshape(-1, 3)
+        assert np.abs(seen.astype(int) - (10, 200, 30)).max() <= 3
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -12,6 +14,7 @@ from removeany.engine.compose import (
     CSS_COLORS,
     CropMargin,
     Length,
+    color_alpha_zip,
     compose_result,
     foreground_box,
     parse_bg_color,
@@ -19,8 +22,10 @@ from removeany.engine.compose import (
     parse_options,
 )
 from removeany.engine.errors import ImageError, OptionError
+from removeany.engine.io import encode_image
 
-from ._eval import photo_path
+from ._colour import convert, srgb_profile, wide_gamut_profile
+from ._eval import load_pair, photo_path
 
 
 def _subject(size: tuple[int, int] = (400, 300), box: tuple[int, int, int, int] = (100, 50, 80, 60)
@@ -257,11 +262,6 @@ def test_background_image_covers_the_result() -> None:
 
 
 def test_zip_holds_colour_jpeg_and_alpha_png() -> None:
-    import io
-    import zipfile
-
-    from removeany.engine.compose import color_alpha_zip
-
     data = color_alpha_zip(_subject())
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert sorted(archive.namelist()) == ["alpha.png", "color.jpg"]
@@ -270,6 +270,89 @@ def test_zip_holds_colour_jpeg_and_alpha_png() -> None:
     assert color.mode == "RGB" and alpha.mode == "L"
     assert color.size == alpha.size == (400, 300)
     assert foreground_box(np.asarray(alpha)) == (100, 50, 80, 60)
+
+
+def _tagged_cutout() -> tuple[Image.Image, np.ndarray]:
+    """A real photo cut out along its true alpha, tagged with a wide-gamut profile (its
+    pixel values mean other colours than the same values in sRGB); and where it is opaque."""
+    photo, subject = load_pair("object", "alphamatting_GT05")
+    photo = photo.resize((photo.width // 2, photo.height // 2))
+    opaque = np.asarray(Image.fromarray(subject).resize(photo.size)) > 0
+    rgba = photo.convert("RGBA")
+    rgba.putalpha(Image.fromarray(np.where(opaque, 255, 0).astype(np.uint8)))
+    rgba.info["icc_profile"] = wide_gamut_profile()
+    return rgba, opaque
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"bg_color": "336699"}, {"add_shadow": True}, {"scale": "60%"}, {"crop": True},
+     {"bg_color": "81d4fa77", "size": "preview"}],
+    ids=["plain", "colour", "shadow", "scale", "crop", "translucent colour"],
+)  # fmt: skip
+def test_a_tagged_photo_keeps_its_profile_and_colours(options: dict[str, Any]) -> None:
+    """The subject's pixels are in its profile's colours, so the result carries the profile
+    (a background colour, a shadow or scale dropped it, and the subject's colours shifted
+    for everyone who looked); a colour put behind it is the colour asked for, sRGB as in
+    CSS, converted into the photo's colours."""
+    rgba, opaque = _tagged_cutout()
+    result = compose_result(rgba, parse_options(**options)).image
+    assert result.info.get("icc_profile") == wide_gamut_profile()
+    if options in ({}, {"bg_color": "336699"}, {"add_shadow": True}):
+        inside = opaque & np.roll(opaque, 8, 0)  # clear of the shadow's offset
+        assert (np.asarray(result)[inside][:, :3] == np.asarray(rgba)[inside][:, :3]).all()
+    if "bg_color" in options:
+        seen = np.asarray(convert(result, wide_gamut_profile(), srgb_profile()))
+        corner = seen[:4, :4].reshape(-1, 3).astype(int)
+        if options["bg_color"] == "336699":
+            assert np.abs(corner - (0x33, 0x66, 0x99)).max() <= 1
+        wrong = np.asarray(result)[:4, :4, :3].reshape(-1, 3).astype(int)
+        assert np.abs(wrong - corner).max() >= 10  # the plain values would have been off
+
+
+def test_a_matte_carries_no_colour_profile() -> None:
+    rgba, _ = _tagged_cutout()
+    matte = compose_result(rgba, parse_options(channels="alpha")).image
+    with Image.open(io.BytesIO(encode_image(matte, "png"))) as out:
+        assert out.mode == "L" and "icc_profile" not in out.info
+
+
+def test_a_background_photo_is_shown_in_its_own_colours() -> None:
+    """A backdrop in sRGB behind a tagged subject is converted into the subject's colours
+    (it was pasted as it was, then tagged with nothing), and a tagged backdrop behind an
+    untagged subject into sRGB."""
+    rgba, opaque = _tagged_cutout()
+    backdrop = (
+        Image.open(photo_path("object", "alphamatting_GT01")).convert("RGB").resize(rgba.size)
+    )
+    result = compose_result(rgba, parse_options(), bg_image=backdrop).image
+    assert result.info.get("icc_profile") == wide_gamut_profile()
+    seen = np.asarray(convert(result, wide_gamut_profile(), srgb_profile())).astype(int)
+    behind = ~opaque
+    assert np.abs(seen[behind] - np.asarray(backdrop).astype(int)[behind]).mean() < 1.0
+    assert np.abs(seen[behind] - np.asarray(backdrop).astype(int)[behind]).max() <= 3
+    untagged = rgba.copy()
+    untagged.info = {}
+    tagged_backdrop = backdrop.copy()
+    tagged_backdrop.info["icc_profile"] = wide_gamut_profile()
+    result = compose_result(untagged, parse_options(), bg_image=tagged_backdrop).image
+    assert "icc_profile" not in result.info
+    expected = np.asarray(convert(backdrop, wide_gamut_profile(), srgb_profile())).astype(int)
+    assert np.abs(np.asarray(result).astype(int)[behind] - expected[behind]).max() <= 1
+
+
+def test_the_zip_keeps_the_profile_on_the_colours_and_nothing_else() -> None:
+    """color.jpg was written by Pillow from the cutout's own info: no profile (the subject's
+    colours shifted) but the upload's JPEG comment; alpha.png got the RGB profile, which a
+    grey PNG may not carry."""
+    rgba, _ = _tagged_cutout()
+    rgba.info["comment"] = b"shot at 12 Elm Street"
+    with zipfile.ZipFile(io.BytesIO(color_alpha_zip(rgba))) as archive:
+        color = Image.open(io.BytesIO(archive.read("color.jpg")))
+        alpha = Image.open(io.BytesIO(archive.read("alpha.png")))
+    assert color.info.get("icc_profile") == wide_gamut_profile()
+    assert "comment" not in color.info
+    assert "icc_profile" not in alpha.info
 
 
 # ---------------------------------------------------------------- the largest result, in advance
@@ -340,9 +423,7 @@ def test_a_format_too_small_for_the_result_is_refused_with_what_fits() -> None:
 def test_encoding_past_a_format_limit_is_a_user_error_not_a_crash() -> None:
     """JPEG past 65500 pixels per side raised libjpeg's OSError ("broken data stream"),
     a job's processing_failed; the zip format's color.jpg too."""
-    from removeany.engine.compose import color_alpha_zip
     from removeany.engine.errors import ImageError
-    from removeany.engine.io import encode_image
 
     wide = Image.new("RGBA", (65501, 2), (10, 20, 30, 255))
     for encode in (lambda: encode_image(wide, "jpg"), lambda: color_alpha_zip(wide)):

@@ -17,7 +17,13 @@ from numpy.typing import NDArray
 from PIL import Image, ImageFilter
 
 from removeany.engine.errors import ImageError, OptionError
-from removeany.engine.io import check_output_side, fits_format
+from removeany.engine.io import (
+    check_output_side,
+    convert_colours,
+    encode_image,
+    fits_format,
+    rgb_profile,
+)
 
 Channels = Literal["rgba", "alpha"]
 RGBA = tuple[int, int, int, int]
@@ -453,7 +459,10 @@ def compose_result(
     image scaled to cover the result) or alpha-only output to an RGBA cutout.
 
     The subject's box is taken once it is in place, before a shadow or an opaque background
-    hides its outline, and then scaled with the result."""
+    hides its outline, and then scaled with the result. A cutout tagged with a colour profile
+    stays in its colours and keeps the profile; what is put behind it is converted into them
+    (a colour as asked for, in sRGB as CSS means it; an image from its own profile or sRGB)."""
+    profile = rgb_profile(rgba)
     result = keep_roi(rgba, options.roi) if options.roi is not None else rgba
     result = crop_to_subject(result, options.crop_margin) if options.crop else result
     result = place_subject(result, options.scale, options.position)
@@ -465,11 +474,24 @@ def compose_result(
     if options.channels == "alpha":
         return Composed(sized.getchannel("A"), box)
     if bg_image is not None:
-        backed = Image.alpha_composite(cover(bg_image, sized.size), sized).convert("RGB")
-        return Composed(backed, box)
-    if options.bg_color is not None:
-        return Composed(flatten(sized, options.bg_color), box)
-    return Composed(sized, box)
+        backdrop = convert_colours(bg_image.convert("RGB"), rgb_profile(bg_image), profile)
+        composed = Image.alpha_composite(cover(backdrop, sized.size), sized).convert("RGB")
+    elif options.bg_color is not None:
+        composed = flatten(sized, _colour_in(options.bg_color, profile))
+    else:
+        composed = sized
+    if profile is not None:
+        composed.info["icc_profile"] = profile  # a new canvas (scale, shadow, colour) had none
+    return Composed(composed, box)
+
+
+def _colour_in(color: RGBA, profile: bytes | None) -> RGBA:
+    """An sRGB colour in the colours of ``profile`` (None: sRGB), its alpha as it was."""
+    if profile is None:
+        return color
+    swatch = convert_colours(Image.new("RGB", (1, 1), color[:3]), None, profile)
+    red, green, blue = swatch.getpixel((0, 0))  # type: ignore[misc]
+    return red, green, blue, color[3]
 
 
 def _scale_box(box: Box, source: tuple[int, int], target: tuple[int, int]) -> Box:
@@ -486,17 +508,14 @@ def _scale_box(box: Box, source: tuple[int, int], target: tuple[int, int]) -> Bo
 
 def color_alpha_zip(image: Image.Image, *, quality: int = 90) -> bytes:
     """remove.bg's `zip` format: `color.jpg` (the colours, no alpha) and `alpha.png` (the
-    matte), smaller than an RGBA PNG and easy to composite elsewhere."""
+    matte), smaller than an RGBA PNG and easy to composite elsewhere. Both are written as
+    every result is (`encode_image`): the colours with their profile, no other metadata."""
     check_output_side("jpg", image.width, image.height, what=_ZIP_WHAT)
     rgba = image.convert("RGBA")
-    color = io.BytesIO()
-    rgba.convert("RGB").save(color, "JPEG", quality=quality)
-    alpha = io.BytesIO()
-    rgba.getchannel("A").save(alpha, "PNG")
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr("color.jpg", color.getvalue())
-        archive.writestr("alpha.png", alpha.getvalue())
+        archive.writestr("color.jpg", encode_image(rgba.convert("RGB"), "jpg", quality=quality))
+        archive.writestr("alpha.png", encode_image(rgba.getchannel("A"), "png"))
     return out.getvalue()
 
 

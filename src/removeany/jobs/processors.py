@@ -255,11 +255,10 @@ def encode_mask(mask: Image.Image, size: tuple[int, int]) -> str:
 
 
 def encode_background(image: Image.Image) -> str:
-    """A background photo (remove.bg's bg_image_file) as the JPEG the job's options keep."""
+    """A background photo (remove.bg's bg_image_file) as the JPEG the job's options keep,
+    with its colour profile (the cutout's colours are matched to it) and no other metadata."""
     rgb = fit_pixels(image.convert("RGB"), _BACKGROUND_PIXELS)
-    buf = io.BytesIO()
-    rgb.save(buf, "JPEG", quality=88)
-    encoded = base64.b64encode(buf.getvalue()).decode("ascii")
+    encoded = base64.b64encode(encode_image(rgb, "jpg", quality=88)).decode("ascii")
     if len(encoded) > MAX_BACKGROUND_B64:
         raise OptionError(
             "invalid_bg_image",
