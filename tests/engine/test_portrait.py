@@ -25,6 +25,7 @@ from removeany.engine.portrait import (
     predict_portrait_alpha,
 )
 
+from ._colour import convert, srgb_profile, wide_gamut_profile
 from ._eval import iou, load_pair, peak_rss_mb, require_eval_dir
 
 
@@ -164,6 +165,25 @@ def test_id_photo_edge_shows_the_person_not_the_old_background(
     band = (alpha > 0.1) & (alpha < 0.9) & (weight > 0.05)
     assert band.sum() > 200
     assert float(np.linalg.norm(edge_colour[band] - inside[band], axis=1).mean()) < 40
+
+
+def test_an_id_photo_of_a_tagged_photo_shows_its_colours_in_srgb(
+    astronaut: Path, face_model_dir: Path
+) -> None:
+    """An ID photo's background is an sRGB value (validators read the pixels), so the person
+    is converted to sRGB from the photo's own profile first: a photo in a wide-gamut profile
+    gives the ID photo its sRGB copy gives. Before, the profile was dropped and its values
+    read as sRGB (a mean 10.1 levels off over the ID photo)."""
+    with Image.open(astronaut) as im:
+        wide = im.convert("RGB")
+    wide.info["icc_profile"] = wide_gamut_profile()
+    in_srgb = convert(wide, wide_gamut_profile(), srgb_profile())
+    made = id_photo(wide, "1inch", "blue", model_dir=face_model_dir)
+    expected = id_photo(in_srgb, "1inch", "blue", model_dir=face_model_dir)
+    assert "icc_profile" not in made.info
+    difference = np.abs(np.asarray(made, np.int16) - np.asarray(expected, np.int16))
+    assert difference.mean() < 0.5
+    assert (np.asarray(made)[:20] == ID_BACKGROUNDS["blue"]).all()
 
 
 def test_id_photo_levels_a_tilted_head(face_model_dir: Path) -> None:

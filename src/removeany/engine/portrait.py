@@ -33,6 +33,7 @@ from removeany.engine.background import (
     run_model,
 )
 from removeany.engine.errors import ImageError, ModelError, OptionError
+from removeany.engine.io import to_srgb
 from removeany.engine.models import (
     get_model,
     load_session,
@@ -446,8 +447,9 @@ def id_photo(
     model_dir: Path | None = None,
     providers: Sequence[str] | None = None,
 ) -> Image.Image:
-    """A standard ID photo: RGB, 295x413 (1 inch) or 413x579 (2 inch), 300 dpi in
-    ``info["dpi"]`` (``engine.io.encode_image`` writes it to the file).
+    """A standard ID photo: RGB in sRGB (converted from the photo's colour profile), 295x413
+    (1 inch) or 413x579 (2 inch), 300 dpi in ``info["dpi"]`` (``engine.io.encode_image``
+    writes it to the file).
 
     The rule (docs/id-photos.md): the head, top of the hair to chin, is 64 % of the height
     (58-69 % allowed), its top 8 % below the upper edge (6-10 %), the eyes level and their
@@ -464,6 +466,8 @@ def id_photo(
             "invalid_background", f"ID photo background must be one of {sorted(ID_BACKGROUNDS)}."
         )
     out_w, out_h = ID_SIZES[size]
+    # The background is an sRGB value: the person is put in sRGB too, from the photo's profile.
+    image = to_srgb(image)
     faces = detect_faces(image, model_dir=model_dir)
     if not faces:
         raise ImageError(
