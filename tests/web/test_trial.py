@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from removeany.jobs.models import Job
 from removeany.moderation import service as moderation
 from removeany.moderation.audit import Actor
 from tests.conftest import TestClock, eval_image
+from tests.engine._colour import wide_gamut_profile
 from tests.helpers import make_api_key, make_user
 from tests.web.test_pages import form_token, text_of
 
@@ -101,6 +103,23 @@ def test_a_visitor_gets_a_preview_and_nothing_is_stored(client: TestClient, ctx:
     with ctx.db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Job)) == 0
         assert session.scalar(select(func.count()).select_from(CreditEntry)) == 0
+
+
+def test_a_tagged_photo_is_shown_in_its_colours_before_and_after(client: TestClient) -> None:
+    """Without JavaScript the page shows the photo and its cut-out side by side, both from
+    the server: the photo's colour profile is on both (the "before" JPEG had none while the
+    cut-out kept it, so a wide-gamut photo's colours jumped across the slider)."""
+    with Image.open(eval_image("object", "davis16_dog_00030")) as im:
+        photo = io.BytesIO()
+        im.save(photo, "JPEG", quality=95, icc_profile=wide_gamut_profile())
+    status, _, page = _try(client, photo.getvalue(), "dog.jpg", as_json=False)
+    assert status == 200, page
+    urls = re.findall(r'src="(data:image/[a-z]+;base64,[^"]+)"', page)
+    assert len(urls) == 2
+    for url in urls:
+        data = base64.b64decode(url.split(",", 1)[1])
+        with Image.open(io.BytesIO(data)) as shown:
+            assert shown.info.get("icc_profile") == wide_gamut_profile(), shown.format
 
 
 def test_tries_are_limited_per_address(client: TestClient, ctx: Context, clock: TestClock) -> None:

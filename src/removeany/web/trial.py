@@ -14,7 +14,6 @@ Errors a visitor can cause carry the JSON API's stable codes and sentences.
 from __future__ import annotations
 
 import base64
-import io
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,6 +33,7 @@ from removeany.api.auth import client_ip
 from removeany.context import Context
 from removeany.engine.compose import SIZE_BUDGETS, fit_pixels
 from removeany.engine.errors import ImageError, ModelError, OptionError
+from removeany.engine.io import OutputFormat, encode_image
 from removeany.errors import DomainError, NotFound
 from removeany.jobs import processors
 from removeany.moderation import service as moderation
@@ -114,14 +114,12 @@ def _check_limit(ctx: Context, ip: str, *, count: bool) -> int:
     return max(0, limit - used)
 
 
-def _data_url(image: Image.Image, fmt: str) -> str:
-    buf = io.BytesIO()
-    if fmt == "JPEG":
-        image.convert("RGB").save(buf, "JPEG", quality=85)
-    else:
-        image.save(buf, "PNG")
-    media = "image/jpeg" if fmt == "JPEG" else "image/png"
-    return f"data:{media};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+def _data_url(image: Image.Image, fmt: OutputFormat) -> str:
+    """Written as results are (`encode_image`): with the photo's colour profile, as the
+    cut-out beside it has, and no other metadata."""
+    data = encode_image(image, fmt, quality=85)
+    media = "image/jpeg" if fmt == "jpg" else "image/png"
+    return f"data:{media};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def cut_out_preview(
@@ -139,7 +137,7 @@ def cut_out_preview(
             models=models,
         )
     after = f"data:image/png;base64,{base64.b64encode(out.data).decode('ascii')}"
-    before = _data_url(small, "PNG" if small.mode == "RGBA" else "JPEG")
+    before = _data_url(small, "png" if small.mode == "RGBA" else "jpg")
     return before, after, out.width, out.height
 
 
