@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +34,7 @@ import removeany.models_registry  # noqa: F401  (every table)
 from removeany.app import create_app
 from removeany.context import build_context
 from removeany.credits.free import erased_key, mailbox_key
-from removeany.infra.db import Base, alembic_config, upgrade
+from removeany.infra.db import MIGRATIONS_DIR, Base, alembic_config, upgrade
 from removeany.infra.settings import Settings
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -160,6 +161,49 @@ def test_every_migration_goes_down_and_up_again(
         upgrade(url)
         assert versions(url) == heads, revision.revision
     assert schema_drift(url) == []
+
+
+# A revision on top of a head that changes the schema, then fails.
+FAILING_REVISION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "9999_fails"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("users", sa.Column("doomed", sa.Integer(), nullable=True))
+    raise RuntimeError("this migration fails")
+
+
+def downgrade() -> None:
+    op.drop_column("users", "doomed")
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_failing_upgrade_leaves_nothing_of_itself(
+    backend: str, empty_database: Callable[[str], str], tmp_path: Path
+) -> None:
+    """An upgrade is one transaction on SQLite as on PostgreSQL: a migration that fails after
+    every one before it ran, and after a change of its own, leaves the database as it was
+    (here empty: no table, no version), so the operator fixes the cause and starts again.
+    (Before, SQLite kept every migration before the failing one and the failing one's
+    column.)"""
+    url = empty_database(backend)
+    scripts = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    head = sorted(ScriptDirectory.from_config(alembic_config(url)).get_heads())[0]
+    (scripts / "versions" / "9999_fails.py").write_text(FAILING_REVISION.format(head=head))
+    config = alembic_config(url)
+    config.set_main_option("script_location", str(scripts))
+
+    with pytest.raises(RuntimeError, match="this migration fails"):
+        command.upgrade(config, "heads")
+    assert tables(url) == set()
 
 
 def _price_id(conn: Connection, service: str, tier: str) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -74,8 +76,8 @@ def _serialise_sqlite_writes(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
+        use_wal(dbapi_conn, wait_seconds=30)
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
         # Deleted and overwritten rows are zeroed, not left readable in free space.
         cur.execute("PRAGMA secure_delete=ON")
         cur.execute("PRAGMA foreign_keys=ON")
@@ -85,6 +87,22 @@ def _serialise_sqlite_writes(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def use_wal(dbapi_conn: sqlite3.Connection, *, wait_seconds: float) -> None:
+    """Put the SQLite database in write-ahead-log mode, where it then stays. The switch needs
+    the database to itself for a moment, and SQLite does not wait for that as it waits for a
+    lock (busy_timeout): while another process has a transaction open (its migrations, when
+    several start together on a new database), this retries until `wait_seconds` have passed."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            dbapi_conn.execute("PRAGMA journal_mode=WAL").close()
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
 
 
 class Database:
