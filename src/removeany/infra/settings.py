@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -162,16 +164,24 @@ class Settings(BaseSettings):
         return self.data_dir / "files"
 
     def resolved_secret_key(self) -> str:
-        """A configured key, else one generated once and kept in the data dir."""
+        """A configured key, else one generated once and kept in the data dir. Processes
+        starting together on a new data dir all use the first key written: each writes one
+        under a name of its own, readable by this user only, and links it into place, which
+        never replaces a key already there."""
         if self.secret_key:
             return self.secret_key
         path = self.data_dir / "secret_key"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(secrets.token_urlsafe(48))
-            tmp.chmod(0o600)
-            tmp.replace(path)
+            candidate = path.with_name(f"secret_key.{secrets.token_hex(8)}.tmp")
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48))
+            try:
+                with contextlib.suppress(FileExistsError):
+                    os.link(candidate, path)
+            finally:
+                candidate.unlink()
         return path.read_text().strip()
 
 
