@@ -4,6 +4,8 @@ upgrades to the heads with its rows kept and working in the app."""
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import re
 import shutil
@@ -18,6 +20,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import (
     CheckConstraint,
     Column,
@@ -33,6 +37,7 @@ from sqlalchemy.pool import NullPool
 import removeany.models_registry  # noqa: F401  (every table)
 from removeany.app import create_app
 from removeany.context import build_context
+from removeany.credits import free
 from removeany.credits.free import erased_key, mailbox_key
 from removeany.infra.db import MIGRATIONS_DIR, Base, alembic_config, upgrade
 from removeany.infra.settings import Settings
@@ -517,3 +522,78 @@ def _aware(value: datetime | str) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(re.sub(r"\.0+$", "", value))
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# What a migration may take from the application: column types. A rule or a setting read
+# from the app would change what an old migration does whenever the app changes; a
+# migration keeps its own copy of what it needs.
+MIGRATIONS_MAY_USE = {"removeany.infra.db.UTCDateTime"}
+
+
+def _app_names(source: str) -> set[str]:
+    """The dotted names a migration's source takes from the removeany package."""
+    used = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("removeany"):
+            used |= {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            used |= {alias.name for alias in node.names if alias.name.startswith("removeany")}
+        elif isinstance(node, ast.Attribute) and ast.unparse(node).startswith("removeany."):
+            used.add(ast.unparse(node))
+    # `removeany.infra.db.UTCDateTime` also walks past `removeany.infra.db` and its import.
+    return {name for name in used if not any(other.startswith(name + ".") for other in used)}
+
+
+def test_migrations_take_nothing_but_column_types_from_the_app() -> None:
+    """(0007 imported credits.free's mailbox rule, 0008 the Settings class.)"""
+    taken = {
+        path.name: sorted(_app_names(path.read_text()) - MIGRATIONS_MAY_USE)
+        for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py"))
+    }
+    assert {name: names for name, names in taken.items() if names} == {}
+
+
+@functools.cache
+def _revision(revision: str) -> Any:
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(revision).module
+
+
+ADDRESSES = st.one_of(
+    st.emails(),
+    st.builds(
+        "{}{}@{}".format,
+        st.from_regex(r"[A-Za-z0-9._+-]{1,20}", fullmatch=True),
+        st.sampled_from(["", "+shop", "+a+b"]),
+        st.sampled_from(["gmail.com", "GoogleMail.com", "example.com", "mail.example.cn"]),
+    ),
+)
+
+
+@given(ADDRESSES)
+def test_0007s_mailbox_is_the_one_the_app_compares_with(address: str) -> None:
+    """0007 wrote each redemption's mailbox with its own copy of the rule; a redemption is
+    refused when the mailbox the app computes today matches it, so the two must agree."""
+    frozen = _revision("0007_promo_mailbox")
+    expected = free.erased_key(free.mailbox_key(address))
+    assert frozen.erased_key(frozen.mailbox_key(address)) == expected
+
+
+@pytest.mark.parametrize("days", [None, "30", "365", "1000", "0", "ten"])
+def test_0008_reads_the_admin_grant_days_as_the_settings_do(
+    days: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0008 reads REMOVEANY_ADMIN_CREDIT_DAYS itself: the value the service runs with, or
+    refused as the service refuses it; unset, the default when it was written (365)."""
+
+    def read(days: Callable[[], int]) -> int | str:
+        try:
+            return days()
+        except ValueError:  # pydantic's ValidationError is one
+            return "refused"
+
+    if days is None:
+        monkeypatch.delenv("REMOVEANY_ADMIN_CREDIT_DAYS", raising=False)
+    else:
+        monkeypatch.setenv("REMOVEANY_ADMIN_CREDIT_DAYS", days)
+    frozen = read(_revision("0008_every_lot_expires").admin_credit_days)
+    assert frozen == (365 if days is None else read(lambda: Settings().admin_credit_days))

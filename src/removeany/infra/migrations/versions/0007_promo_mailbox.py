@@ -6,20 +6,40 @@ Revises: 0003
 A separate head next to the other feature branches: `infra.db.upgrade` migrates to "heads".
 Existing redemptions get the hashed mailbox of their account's address (an erased account's
 stands for no mailbox; a mailbox's second redemption of one code, made before this check,
-gets none).
+gets none), by credits.free's rule as it was when this was written, copied here.
 """
 
+import hashlib
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-from removeany.credits.free import erased_key, mailbox_key
-
 revision: str = "0007_promo_mailbox"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+# The rule of credits.free when this was written. The app refuses a second redemption whose
+# mailbox, computed by its rule of the day, equals one written here: the two must agree
+# (tests/infra/test_migrations.py checks they still do).
+DOTLESS_PROVIDERS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+
+
+def mailbox_key(email: str) -> str:
+    """The mailbox behind an address: case, plus-tags and (for Gmail) dots don't make a new one."""
+    local, _, domain = email.strip().lower().rpartition("@")
+    local = local.split("+", 1)[0]
+    if domain in DOTLESS_PROVIDERS:
+        local = local.replace(".", "")
+        domain = DOTLESS_PROVIDERS[domain]
+    return f"{local}@{domain}"
+
+
+def erased_key(key: str) -> str:
+    """The mailbox key as stored: hashed, not the address."""
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def upgrade() -> None:
