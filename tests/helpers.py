@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -75,3 +79,35 @@ def wait_until_serving(base: str, timeout: float = 60.0) -> None:
         except OSError:
             assert time.monotonic() < deadline, "serve did not start"
             time.sleep(0.2)
+
+
+def removeany(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The `removeany` command in a child process, as an operator runs it, with ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "removeany", *args],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@contextmanager
+def serving(env: dict[str, str], *options: str) -> Iterator[str]:
+    """`removeany serve` (with ``options``) on a free local port in a child process until the
+    block ends; its base URL once it answers."""
+    port = closed_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "removeany", "serve", "--port", str(port), *options],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

@@ -7,9 +7,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -29,7 +27,7 @@ from removeany.context import Context, build_context
 from removeany.infra.installation import SecretKeyMismatch
 from removeany.infra.settings import Settings
 from tests.conftest import PG_ADMIN_URL
-from tests.helpers import wait_until_serving
+from tests.helpers import removeany, serving
 
 GRANTED = 100
 
@@ -43,36 +41,9 @@ def _photo() -> bytes:
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "removeany", *args],
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
+    done = removeany(*args, env=env)
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-@contextmanager
-def _serving(env: dict[str, str]) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = subprocess.Popen(
-        [sys.executable, "-m", "removeany", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(base)
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
 
 
 @contextmanager
@@ -202,7 +173,7 @@ def test_a_sqlite_backup_taken_while_serving_restores_into_a_working_install(
     restored = tmp_path / "restored"
     restored.mkdir()
     key = _api_key(env)
-    with _serving(env) as base, _submitting(base, key):
+    with serving(env) as base, _submitting(base, key):
         backup = subprocess.run(
             ["sqlite3", str(live / "removeany.db"), f".backup '{restored / 'removeany.db'}'"],
             capture_output=True,
@@ -259,7 +230,7 @@ def test_a_pg_dump_taken_while_serving_restores_into_a_working_install(
     restored.mkdir()
     key = _api_key(env)
     dump = tmp_path / "removeany.dump"
-    with _serving(env) as base, _submitting(base, key):
+    with serving(env) as base, _submitting(base, key):
         subprocess.run(
             ["pg_dump", "--format=custom", f"--file={dump}", libpq(live_url)],
             check=True,

@@ -19,7 +19,7 @@ from PIL import Image
 from sqlalchemy import create_engine, text
 
 from tests.conftest import eval_image
-from tests.helpers import closed_port, wait_until_serving
+from tests.helpers import closed_port, removeany, serving
 
 
 def run_cli(
@@ -30,14 +30,7 @@ def run_cli(
     env = {**os.environ, "REMOVEANY_DATA_DIR": str(data_dir), "REMOVEANY_MODEL_DIR": str(model_dir)}
     env.pop("REMOVEANY_BASE_URL", None)
     env.update(settings or {})
-    return subprocess.run(
-        [sys.executable, "-m", "removeany", *args],
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
+    return removeany(*args, env=env)
 
 
 def test_users_create_prints_the_api_key_last(tmp_path: Path, model_dir: Path) -> None:
@@ -195,21 +188,10 @@ def test_counts_of_one_read_in_the_singular(tmp_path: Path, model_dir: Path) -> 
 def test_serve_on_another_port_emails_links_to_that_port(tmp_path: Path, model_dir: Path) -> None:
     """`removeany serve --port N` (the README's way round a busy port 8000) without
     REMOVEANY_BASE_URL: the verification link must open on port N, not 8000."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
     data = tmp_path / "data"
     env = {**os.environ, "REMOVEANY_DATA_DIR": str(data), "REMOVEANY_MODEL_DIR": str(model_dir)}
     env.pop("REMOVEANY_BASE_URL", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "removeany", "serve", "--port", str(port), "--no-workers"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(base)
+    with serving(env, "--no-workers") as base:
         body = {"email": "new@example.com", "password": "a long enough pw", "accept_terms": True}
         request = urllib.request.Request(
             f"{base}/api/v1/auth/register",
@@ -223,9 +205,6 @@ def test_serve_on_another_port_emails_links_to_that_port(tmp_path: Path, model_d
         assert link is not None and link.group(0).startswith(f"{base}/verify?token=")
         with urllib.request.urlopen(link.group(0), timeout=30) as opened:
             assert opened.status == 200
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_operator_commands_email_links_to_the_served_port(tmp_path: Path, model_dir: Path) -> None:
@@ -239,23 +218,10 @@ def test_operator_commands_email_links_to_the_served_port(tmp_path: Path, model_
         data_dir=data, model_dir=model_dir,
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
     env = {**os.environ, "REMOVEANY_DATA_DIR": str(data), "REMOVEANY_MODEL_DIR": str(model_dir)}
     env.pop("REMOVEANY_BASE_URL", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "removeany", "serve", "--port", str(port), "--no-workers"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(base)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with serving(env, "--no-workers") as base:
+        pass
     texts = tmp_path / "terms"
     written = run_cli("admin", "builtin-terms", str(texts), data_dir=data, model_dir=model_dir)
     assert written.returncode == 0, written.stderr

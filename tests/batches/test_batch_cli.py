@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from removeany.context import build_context
 from removeany.infra.settings import Settings
 from removeany.legal import service as legal
 from tests.batches._images import photo_paths, plain_image, small_photo
+from tests.helpers import removeany
 
 
 def run_cli(*args: str, data_dir: Path, model_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -25,14 +25,7 @@ def run_cli(*args: str, data_dir: Path, model_dir: Path) -> subprocess.Completed
         "REMOVEANY_MODEL_DIR": str(model_dir),
         "REMOVEANY_INLINE_WORKERS": "2",
     }
-    return subprocess.run(
-        [sys.executable, "-m", "removeany", *args],
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
+    return removeany(*args, env=env)
 
 
 def accept_terms(data: Path, email: str) -> None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+
+from tests.helpers import removeany
 
 MISMATCH = "error: this process's secret key is not the one this installation's database"
 
@@ -28,14 +29,7 @@ def _cli(
     env.pop("REMOVEANY_SECRET_KEY", None)
     if key is not None:
         env["REMOVEANY_SECRET_KEY"] = key
-    return subprocess.run(
-        [sys.executable, "-m", "removeany", *args],
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=300,
-        check=False,
-    )
+    return removeany(*args, env=env)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
