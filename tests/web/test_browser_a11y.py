@@ -1,6 +1,7 @@
-"""What a screen reader or keyboard user meets first, in headless Chromium, in English and
-Chinese: every control on the main pages has an accessible name, images have alternatives,
-headings go in order, and a form's error is announced and belongs to the field it is about."""
+"""What a screen reader, keyboard or low-vision user meets first, in headless Chromium, in
+English and Chinese: every control on the main pages has an accessible name, images have
+alternatives, headings go in order, text and the edges of form fields stand out from what is
+behind them, and a form's error is announced and belongs to the field it is about."""
 
 from __future__ import annotations
 
@@ -44,10 +45,76 @@ OUTLINE = """() => ({
     .filter((e) => e.getClientRects().length || e.classList.contains('visually-hidden'))
     .map((e) => Number(e.tagName[1])),
 })"""
+# WCAG's contrast ratios, from the styles the browser computed: text at least 4.5:1 (3:1 when
+# large: 24px, or 18.66px bold), and the border of a text field or list box at least 3:1
+# against what is around it, since the border is all that shows where to type. Text over a
+# picture or a gradient is left out (no single colour behind it).
+LEGIBILITY = """() => {
+  const rgba = (css) => {
+    const [r, g, b, a = 1] = css.match(/[\\d.]+/g).map(Number);
+    return [r, g, b, a];
+  };
+  // A colour with alpha `a` laid over an opaque one.
+  const over = ([r, g, b, a], below) => [r, g, b].map((v, i) => v * a + below[i] * (1 - a));
+  const luminance = (rgb) => {
+    const linear = (v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+    const [r, g, b] = rgb.map((v) => linear(v / 255));
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const ratio = (x, y) => {
+    const [a, b] = [luminance(x), luminance(y)].sort((p, q) => q - p);
+    return (a + 0.05) / (b + 0.05);
+  };
+  // The solid colour behind an element; null over a picture or a gradient.
+  const behind = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const style = getComputedStyle(e);
+      if (style.backgroundImage !== "none") return null;
+      const colour = rgba(style.backgroundColor);
+      if (colour[3] > 0) layers.push(colour);
+      if (colour[3] === 1) break;
+    }
+    return layers.reduceRight((below, layer) => over(layer, below), [255, 255, 255]);
+  };
+  const shown = (el) => el.getClientRects().length && getComputedStyle(el).visibility === "visible";
+  const problems = new Set();
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const el = node.parentElement;
+    const text = node.textContent.trim();
+    if (!text || !shown(el) || el.closest(".visually-hidden, :disabled")) continue;
+    const style = getComputedStyle(el);
+    const back = behind(el);
+    if (!back) continue;
+    let opacity = 1;
+    for (let e = el; e; e = e.parentElement) opacity *= Number(getComputedStyle(e).opacity);
+    const colour = rgba(style.color);
+    const fore = over([colour[0], colour[1], colour[2], colour[3] * opacity], back);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+    const found = ratio(fore, back);
+    if (found < (large ? 3 : 4.5)) {
+      problems.add(`text ${found.toFixed(2)}:1 "${text.slice(0, 40)}"`);
+    }
+  }
+  const fields = "input:is([type=text], [type=email], [type=password], [type=number], " +
+    "[type=search], :not([type])), select, textarea";
+  for (const el of document.querySelectorAll(fields)) {
+    const back = el.parentElement && behind(el.parentElement);
+    if (!shown(el) || el.disabled || !back) continue;
+    const style = getComputedStyle(el);
+    const border = over(rgba(style.borderTopColor), back);
+    const found = Math.max(ratio(border, back), ratio(behind(el) || back, back));
+    if (found < 3) problems.add(`the edge of #${el.id} ${found.toFixed(2)}:1`);
+  }
+  return [...problems];
+}"""
 
 
 def _problems(page: Any, url: str) -> list[str]:
-    """What a screen reader would trip over on the page at `url`, one line each."""
+    """What a screen reader (or a reader who sees little contrast) would trip over on the page
+    at `url`, one line each."""
     page.goto(url)
     tree = page.locator("body").aria_snapshot()
     problems = [
@@ -63,11 +130,12 @@ def _problems(page: Any, url: str) -> list[str]:
         for a, b in itertools.pairwise(levels)
         if b > a + 1
     ]
+    problems += [f"{url}: too faint: {found}" for found in page.evaluate(LEGIBILITY)]
     return problems
 
 
 @both_languages
-def test_main_pages_name_every_control_and_keep_headings_in_order(
+def test_main_pages_name_controls_order_headings_and_have_contrast(
     server: LiveServer, page: Any, lang: str, tr: Callable[..., str]
 ) -> None:
     from playwright.sync_api import expect
