@@ -10,9 +10,12 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import pyotp
 import pytest
 
-from removeany.context import build_context
+from removeany.accounts import repository as accounts_repo
+from removeany.accounts import security
+from removeany.context import Context, build_context
 from tests.helpers import make_user
 from tests.web.conftest import PASSWORD, both_languages
 from tests.web.test_browser import LiveServer
@@ -203,3 +206,61 @@ def test_a_sign_up_error_is_announced_on_the_field_it_is_about(
     expect(password).not_to_have_attribute("aria-invalid", "true")
     # The two refused forms answer 400, which the console reports; nothing else.
     assert [p for p in page.problems if "status of 400" not in p] == []
+
+
+def _with_two_factor(ctx: Context, email: str) -> None:
+    """Turn two-factor sign-in on for `email`, as the security page does."""
+    with ctx.db.transaction() as session:
+        user = accounts_repo.user_by_email(session, email)
+        assert user is not None
+        seed = security.begin_totp(session, user, secret_key=ctx.secret_key)
+        code = pyotp.TOTP(seed).now()
+        security.enable_totp(session, user, code, now=ctx.now(), secret_key=ctx.secret_key)
+
+
+@both_languages
+def test_a_refused_sign_in_is_announced_on_the_fields_it_is_about(
+    server: LiveServer, page: Any, lang: str, tr: Callable[..., str]
+) -> None:
+    """A wrong password: the alert is announced and both fields are invalid and described by
+    it (it does not say which of the two was wrong), the email field focused. A mistyped code
+    at the second step: the code field is invalid, described by the alert and focused."""
+    from playwright.sync_api import expect
+
+    ctx = build_context(server.settings)
+    try:
+        make_user(ctx, EMAIL, credits=0)
+        _with_two_factor(ctx, EMAIL)
+    finally:
+        ctx.close()
+    page.goto(server.url + "/login")
+    email = page.get_by_label(tr("Email address"))
+    password = page.get_by_label(tr("Password"))
+    email.fill(EMAIL)
+    password.fill("not the password")
+    page.get_by_role("button", name=tr("Sign in")).click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_text(tr("Email or password is wrong."))
+    for field in (email, password):
+        expect(field).to_have_attribute("aria-invalid", "true")
+        expect(field).to_have_accessible_description(alert.inner_text())
+    expect(email).to_be_focused()
+
+    password.fill(PASSWORD)
+    page.get_by_role("button", name=tr("Sign in")).click()
+    expect(page.get_by_role("heading", name=tr("Two-step sign-in"))).to_be_visible()
+    code = page.get_by_label(tr("Code"), exact=True)
+    expect(code).not_to_have_attribute("aria-invalid", "true")
+    code.fill("12345")  # a digit short
+    page.get_by_role("button", name=tr("Sign in")).click()
+    expect(alert).to_have_text(
+        tr(
+            "That code is not right or was already used. Enter the current code from your "
+            "app, or an unused recovery code."
+        )
+    )
+    expect(code).to_have_attribute("aria-invalid", "true")
+    expect(code).to_have_accessible_description(alert.inner_text())
+    expect(code).to_be_focused()
+    # The refused forms answer 401, which the console reports; nothing else.
+    assert [p for p in page.problems if "status of 401" not in p] == []
