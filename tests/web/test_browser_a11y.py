@@ -15,6 +15,7 @@ import pytest
 
 from removeany.accounts import repository as accounts_repo
 from removeany.accounts import security
+from removeany.accounts.models import User
 from removeany.context import Context, build_context
 from tests.helpers import make_user
 from tests.web.conftest import PASSWORD, both_languages
@@ -264,3 +265,77 @@ def test_a_refused_sign_in_is_announced_on_the_fields_it_is_about(
     expect(code).to_be_focused()
     # The refused forms answer 401, which the console reports; nothing else.
     assert [p for p in page.problems if "status of 401" not in p] == []
+
+
+@both_languages
+def test_a_refused_admin_action_is_announced_on_the_field_it_is_about(
+    server: LiveServer, page: Any, lang: str, tr: Callable[..., str]
+) -> None:
+    """The admin page is long and a refused action reloads it, at the top: the field the error
+    is about is marked invalid, described by the error and focused, in a user's row or in a
+    form further down. Each row's button names its user (every row has one)."""
+    from playwright.sync_api import expect
+
+    ctx = build_context(server.settings)
+    try:
+        admin = make_user(ctx, "root@example.com", credits=0)
+        with ctx.db.transaction() as session:
+            row = session.get(User, admin.id)
+            assert row is not None
+            row.is_admin = True
+        make_user(ctx, EMAIL, credits=0)
+    finally:
+        ctx.close()
+    goodwill = "Goodwill after the outage"
+    page.allow_english.update({goodwill, "ten", "Shorter terms", "Too short."})
+    page.goto(server.url + "/login?next=/admin")
+    page.get_by_label(tr("Email address")).fill("root@example.com")
+    page.get_by_label(tr("Password")).fill(PASSWORD)
+    page.get_by_role("button", name=tr("Sign in")).click()
+    expect(page).to_have_url(server.url + "/admin")
+    row = page.locator("section[aria-labelledby='users-title'] tbody tr").filter(has_text=EMAIL)
+    apply = row.get_by_role("button", name=f"{tr('Apply')} {EMAIL}", exact=True)
+    expect(apply).to_be_visible()
+
+    row.get_by_label(tr("Action"), exact=True).select_option("credits")
+    amount = row.get_by_label(tr("Credits"), exact=True)
+    reason = row.get_by_label(tr("Reason"), exact=True)
+    amount.fill("ten")
+    reason.fill(goodwill)
+    apply.click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_text(tr("Enter a whole number of credits, e.g. 10 or -5."))
+    expect(amount).to_have_attribute("aria-invalid", "true")
+    expect(amount).to_have_accessible_description(alert.inner_text())
+    expect(amount).to_be_focused()
+    expect(reason).not_to_have_attribute("aria-invalid", "true")
+
+    amount.fill("5")
+    reason.fill("ok")
+    apply.click()
+    expect(alert).to_have_text(tr("Give a reason for this action (at least a few words)."))
+    expect(reason).to_have_attribute("aria-invalid", "true")
+    expect(reason).to_have_accessible_description(alert.inner_text())
+    expect(reason).to_be_focused()
+    expect(amount).not_to_have_attribute("aria-invalid", "true")
+
+    # A service suspended without the message its users would read.
+    services = page.locator("section[aria-labelledby='services-title']")
+    services.get_by_label(tr("Status"), exact=True).select_option("suspended")
+    services.get_by_label(tr("Reason (audit log)")).fill("Model upgrade")
+    services.get_by_role("button", name=tr("Save")).click()
+    expect(alert).to_have_text(tr("Write the message users will see (what and until when)."))
+    message = services.get_by_label(tr("Message shown to users"))
+    expect(message).to_have_attribute("aria-invalid", "true")
+    expect(message).to_have_accessible_description(alert.inner_text())
+    expect(message).to_be_focused()
+
+    # New terms with a text too short: the error is about no one field, and is focused itself.
+    terms = page.locator("section[aria-labelledby='terms-title']")
+    terms.get_by_label(tr("What changed")).fill("Shorter terms")
+    terms.get_by_label(tr("Terms (English)")).fill("Too short.")
+    terms.get_by_role("button").click()
+    expect(alert).to_contain_text("terms_en")
+    expect(alert).to_be_focused()
+    # The refused forms answer 400, which the console reports; nothing else.
+    assert [p for p in page.problems if "status of 400" not in p] == []

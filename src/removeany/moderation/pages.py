@@ -29,6 +29,19 @@ router = APIRouter(include_in_schema=False)
 ADMIN_ONLY = Forbidden("Only administrators can open this page.", code="admin_only")
 # Every form on the page sends the search (`q`): a refused action lists the same users again.
 Search = Annotated[str, Form(max_length=320)]
+# Which field of a refused form its error is about, by the error's code: the page marks that
+# field invalid, describes it by the error and focuses it. A user's action refused for any
+# other reason is about the action chosen; an error about no field is focused itself.
+ERROR_FIELDS = {
+    "user": {
+        "invalid_amount": "amount",
+        "insufficient_credits": "amount",
+        "invalid_days": "days",
+        "reason_required": "reason",
+    },
+    "services": {"message_required": "message", "reason_required": "reason"},
+    "announcement": {"invalid_request": "message"},
+}
 
 
 def _set_by(session: Session, actors: Iterable[tuple[int | None, str]]) -> list[str]:
@@ -61,6 +74,11 @@ def _page(
         error_at = typed.get("form")
         if error_at == "user" and typed["user_id"] not in {u.id for u in users}:
             error_at = None  # their row is not listed: the error goes above everything
+        error = context.get("error")
+        error_field = None
+        if error_at and isinstance(error, DomainError):
+            default = "action" if error_at == "user" else None
+            error_field = ERROR_FIELDS.get(error_at, {}).get(error.code, default)
         return render(
             request,
             "admin.html",
@@ -69,6 +87,7 @@ def _page(
             q=q,
             typed=typed,
             error_at=error_at,
+            error_field=error_field,
             users=users,
             services=zip(
                 services,
