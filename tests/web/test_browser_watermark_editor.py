@@ -326,3 +326,48 @@ def test_the_mask_can_be_corrected_with_the_keyboard_alone(
         ctx.close()
     assert (used == erased).all()
     assert page.problems == []
+
+
+@pytest.mark.browser
+def test_the_editor_keys_act_only_in_the_editor(
+    server: LiveServer, page: Any, tmp_path: Path, tr: Callable[..., str]
+) -> None:
+    """B, E, [ and ] are single keys: they act while the focus is in the editor (or nowhere,
+    after a stroke on the photo), not on a link elsewhere on the page, where a stray key or
+    speech input typing letters would change the tool unseen (WCAG 2.1.4)."""
+    from playwright.sync_api import expect
+
+    ctx = build_context(server.settings)
+    try:
+        make_user(ctx, EMAIL, credits=0)
+    finally:
+        ctx.close()
+    photo, _ = watermarked()
+    marked = tmp_path / "marked.png"
+    marked.write_bytes(photo)
+    page.goto(server.url + "/login?next=/app/watermark")
+    page.get_by_label(tr("Email address")).fill(EMAIL)
+    page.get_by_label(tr("Password")).fill(PASSWORD)
+    page.get_by_role("button", name=tr("Sign in")).click()
+    expect(page).to_have_url(server.url + "/app/watermark")
+    page.locator("#wm-file").set_input_files(str(marked))
+    eraser = page.get_by_label(tr("Eraser: unmark"))
+    size = page.get_by_label(tr("Brush size"))
+    expect(eraser).to_be_enabled()
+
+    page.get_by_role("navigation", name=tr("Main")).get_by_role("link").first.focus()
+    for key in ("e", "]", "]"):
+        page.keyboard.press(key)
+    expect(eraser).not_to_be_checked()
+    expect(size).to_have_value("28")
+
+    size.focus()
+    page.keyboard.press("e")
+    page.keyboard.press("]")
+    expect(eraser).to_be_checked()
+    expect(size).to_have_value("30")
+    # After a stroke on the photo nothing has the focus: the keys still act.
+    page.evaluate("() => document.activeElement.blur()")
+    page.keyboard.press("b")
+    expect(page.get_by_label(tr("Brush: mark the watermark"))).to_be_checked()
+    assert page.problems == []

@@ -6,8 +6,9 @@
  *    size (X-Mask-Width/-Height; the photo's own size is in X-Image-Width/-Height). It is drawn
  *    on the canvas above the photo (#wm-mask) as red, shown half transparent.
  * 3. Brush and eraser (pointer events: mouse, pen and touch), a size slider, undo, clear and
- *    "detect again" correct it. Keys: B brush, E eraser, [ and ] size, Ctrl+Z undo. Without a
- *    pointer, a box typed in the photo's pixels is marked or unmarked (#wm-box).
+ *    "detect again" correct it. Keys, while the focus is in the editor: B brush, E eraser, [ and ]
+ *    size, Ctrl+Z undo. Without a pointer, a box typed in the photo's pixels is marked or
+ *    unmarked (#wm-box).
  * 4. "Remove watermark" scales the mask up to the photo's size (black and white PNG) and sends
  *    it as mask_file with the photo to POST /api/v1/jobs (service=remove_watermark), then opens
  *    the job page, which follows the job and shows the before/after and the download.
@@ -578,6 +579,9 @@
     document.addEventListener("keydown", function (event) {
       if (!state.image || state.busy) return;
       var target = event.target;
+      // Single keys act in the editor only (or with nothing focused, after a stroke on the
+      // photo): on a link elsewhere, a stray key or speech input would change the tool unseen.
+      if (target !== document.body && !root.contains(target)) return;
       var typing =
         target &&
         (target.tagName === "TEXTAREA" ||
