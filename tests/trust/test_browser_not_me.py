@@ -131,8 +131,8 @@ def test_the_old_address_moves_the_account_back_and_is_told_what_next(
         page.goto(link_in(ctx, "owner@example.com", "/reset-password"))
         expect(page.locator("#password-hint")).to_have_text(
             tr(
-                "At least 8 characters, not a common password. Every session will be signed "
-                "out and every API key revoked."
+                "At least 8 characters, not a common password or your email address. Every "
+                "session will be signed out and every API key revoked."
             )
         )
         page.get_by_label(tr("New password")).fill("a fresh and private phrase")

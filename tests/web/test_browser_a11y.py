@@ -339,3 +339,51 @@ def test_a_refused_admin_action_is_announced_on_the_field_it_is_about(
     expect(alert).to_be_focused()
     # The refused forms answer 400, which the console reports; nothing else.
     assert [p for p in page.problems if "status of 400" not in p] == []
+
+
+@both_languages
+def test_every_new_password_field_names_the_rules_it_must_meet(
+    server: LiveServer, page: Any, lang: str, tr: Callable[..., str]
+) -> None:
+    """Sign-up, the password reset and the security page check the same rules (not a common
+    password, not the email address): each new password field is described by all of them,
+    so the first try can meet them. On the security page a refused password is described by
+    the error and the rules both."""
+    from playwright.sync_api import expect
+
+    ctx = build_context(server.settings)
+    try:
+        make_user(ctx, EMAIL, credits=0)
+        with ctx.db.transaction() as session:
+            user = accounts_repo.user_by_email(session, EMAIL)
+            assert user is not None
+            token = security.create_reset_token(session, user, now=ctx.now(), minutes=30)
+    finally:
+        ctx.close()
+    rules = re.compile(
+        re.escape(tr("At least 8 characters, not a common password or your email address."))
+    )
+    page.goto(server.url + "/register")
+    expect(page.get_by_label(tr("Password"))).to_have_accessible_description(rules)
+    page.goto(f"{server.url}/reset-password?token={token}")
+    expect(page.get_by_label(tr("New password"))).to_have_accessible_description(rules)
+
+    page.goto(server.url + "/login")
+    page.get_by_label(tr("Email address")).fill(EMAIL)
+    page.get_by_label(tr("Password")).fill(PASSWORD)
+    page.get_by_role("button", name=tr("Sign in")).click()
+    expect(page).to_have_url(server.url + "/app")
+    page.goto(server.url + "/account/security")
+    new = page.get_by_label(tr("New password"))
+    expect(new).to_have_accessible_description(rules)
+    page.get_by_label(tr("Current password")).first.fill(PASSWORD)
+    new.fill(EMAIL)
+    page.get_by_role("button", name=tr("Change password")).click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_be_visible()
+    expect(new).to_have_attribute("aria-invalid", "true")
+    expect(new).to_have_accessible_description(re.compile(re.escape(alert.inner_text())))
+    expect(new).to_have_accessible_description(rules)
+    expect(new).to_be_focused()
+    # The refused form answers 400, which the console reports; nothing else.
+    assert [p for p in page.problems if "status of 400" not in p] == []
