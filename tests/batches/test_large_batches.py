@@ -258,7 +258,7 @@ def test_a_batch_the_balance_cannot_pay_is_refused_before_its_files_are_read(
     assert refused.status_code == 402, refused.text  # was 400 invalid_upload: all was read
     assert refused.json()["error"]["message"] == (
         "This needs 3 credits and your balance is 2. Buy more credits on the Credits page "
-        "(/credits) or wait for your free allowance."
+        "(http://testserver/credits) or wait for your free allowance."
     )
 
     ctx.settings.batch_max_pixels = 3 * 120 * 120  # five decoded images would be 413
