@@ -19,6 +19,7 @@ from removeany.jobs import repository as jobs_repo
 from removeany.jobs import service as jobs
 from removeany.jobs.service import job_reference
 from removeany.mail import service as mail
+from removeany.moderation import service as moderation
 from removeany.privacy.service import run_retention
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ def run_sweeps(ctx: Context) -> SweepReport:
         expired = ledger.expire_lots(session, now)
         for user_id in jobs_repo.suspended_owners_of_queued(session):
             jobs.cancel_queued_of(session, user_id, now)
+        moderation.stop_work_of_stopped_services(session, now=now)
         unsettled = {job_reference(job_id) for job_id in jobs_repo.unfinished_ids(session)}
         released = ledger.release_stale_holds(session, now, in_use=unsettled)
     warnings = _warn_expiring(ctx)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
+import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
 from PIL import Image
+from sqlalchemy import func, select
 
 from removeany.api.removebg import prefers_json
 from removeany.context import Context
@@ -872,3 +876,70 @@ def test_shadow_type_asks_for_the_shadow(
         error = bad.json()["errors"][0]
         assert error["code"] == "invalid_shadow_type"
         assert error["title"] == "Invalid shadow_type parameter given"
+
+
+def test_a_call_waiting_when_its_service_is_suspended_says_so(
+    client: TestClient, ctx: Context, api_key: str, photo: bytes
+) -> None:
+    """The operator suspends the service while a call waits for its queued job: the job is
+    called off uncharged, and the caller is told why in the operator's words, not "busy"."""
+    from removeany.accounts import repository
+    from removeany.jobs import service as jobs
+    from removeany.jobs import worker
+    from removeany.jobs.models import Job
+    from removeany.moderation import service as moderation
+    from removeany.moderation.audit import Actor
+
+    ctx.settings.max_running_jobs_per_user = 1
+    ctx.settings.job_wait_seconds = 60.0
+    with ctx.db.transaction() as s:
+        user = repository.user_by_email(s, "ada@example.com")
+        assert user is not None
+        jobs.submit(
+            s,
+            ctx.storage,
+            user,
+            service="remove_background",
+            options={"size": "full", "format": "png"},
+            original=photo,
+            input_name="first.png",
+            width=1,
+            height=1,
+            now=ctx.now(),
+            reserve_ttl=timedelta(hours=1),
+        )
+    assert worker.claim_next(ctx) is not None  # the user's one running job: the call's waits
+    answers: list[Response] = []
+    call = threading.Thread(
+        target=lambda: answers.append(
+            client.post(
+                "/v1.0/removebg",
+                headers={"X-Api-Key": api_key},
+                files={"image_file": ("GT01.png", photo, "image/png")},
+            )
+        )
+    )
+    call.start()
+    deadline = time.monotonic() + 30
+    while True:
+        with ctx.db.transaction() as s:
+            if s.scalar(select(func.count()).where(Job.status == "queued")):
+                break
+        assert time.monotonic() < deadline, "the call's job was not queued"
+        time.sleep(0.05)
+    with ctx.db.transaction() as s:
+        moderation.set_service_status(
+            s,
+            Actor(None, "operator"),
+            "remove_background",
+            "suspended",
+            "Back at noon.",
+            "model upgrade",
+            now=ctx.now(),
+        )
+    call.join(timeout=30)
+    (response,) = answers
+    assert response.status_code == 503
+    error = response.json()["errors"][0]
+    assert error["code"] == "service_suspended" and "Back at noon." in error["detail"]
+    assert balance(ctx) == 4  # the running job's credit is held; the call's came back

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from removeany.accounts.models import User
+from removeany.batches.models import Batch
 from removeany.context import Context
 from removeany.credits import repository as credits_repo
 from removeany.credits import service as ledger
@@ -25,7 +26,9 @@ from tests.conftest import TestClock
 from tests.helpers import make_user
 
 
-def submit(ctx: Context, user_id: int, count: int, data: bytes) -> list[str]:
+def submit(
+    ctx: Context, user_id: int, count: int, data: bytes, *, service: str = "remove_background"
+) -> list[str]:
     ids = []
     for _ in range(count):
         with ctx.db.transaction() as session:
@@ -35,7 +38,7 @@ def submit(ctx: Context, user_id: int, count: int, data: bytes) -> list[str]:
                 session,
                 ctx.storage,
                 owner,
-                service="remove_background",
+                service=service,
                 options={"size": "full", "format": "png"},
                 original=data,
                 input_name="p.jpg",
@@ -203,6 +206,83 @@ def test_a_suspended_account_s_queued_jobs_never_run(
         assert session.get(Job, late).status == "cancelled"  # type: ignore[union-attr]
     ledger = audit(ctx, user.id)
     assert ledger["captured"] == 0 and ledger["held"] == 0 and ledger["available"] == 3
+
+
+def in_a_batch(ctx: Context, user_id: int, job_ids: list[str]) -> None:
+    """Make these queued jobs the items of one batch, as batches.service.create does."""
+    with ctx.db.transaction() as session:
+        batch = Batch(
+            id="b" * 32,
+            user_id=user_id,
+            service="remove_background",
+            total_items=len(job_ids),
+            total_bytes=0,
+            total_pixels=0,
+            created_at=ctx.now(),
+        )
+        session.add(batch)
+        session.flush()
+        for job_id in job_ids:
+            job = session.get(Job, job_id)
+            assert job is not None
+            job.batch_id, job.relative_path = batch.id, job.input_name
+
+
+@pytest.mark.parametrize(
+    ("service", "status"), [("remove_background", "suspended"), ("batch", "disabled")]
+)
+def test_a_stopped_service_s_queued_jobs_never_run(
+    ctx: Context, clock: TestClock, service: str, status: str
+) -> None:
+    """An operator who suspends or disables a service stops the work waiting for it, not only
+    new submissions: a queued job is cancelled without charge, in the words users are shown
+    for a refusal; one that slipped in around the change is never claimed, and the next sweep
+    cancels it. Other services' jobs, and what had started, go on."""
+    ctx.clock = clock
+    user = make_user(ctx, credits=10)
+    photo = small_photo(photo_paths(1)[0], 160)
+    single = submit(ctx, user.id, 2, photo)
+    items = submit(ctx, user.id, 2, photo)
+    in_a_batch(ctx, user.id, items)
+    other = submit(ctx, user.id, 1, photo, service="remove_watermark")
+    started = worker.claim_next(ctx)
+    assert started is not None and started.id == single[0]
+    with ctx.db.transaction() as session:
+        moderation.set_service_status(
+            session,
+            Actor(None, "operator"),
+            service,
+            status,
+            "Back at noon.",
+            "maintenance",
+            now=ctx.now(),
+        )
+    stopped = set(single[1:] + items) if service == "remove_background" else set(items)
+    ledger = audit(ctx, user.id)
+    jobs_now: dict[str, Job] = ledger["jobs"]  # type: ignore[assignment]
+    for job_id, job in jobs_now.items():
+        if job_id in stopped:
+            assert job.status == "cancelled" and job.error_code == f"service_{status}"
+            assert "Back at noon." in (job.error_message or "")
+        else:
+            assert job.status == ("running" if job_id == started.id else "queued")
+    assert ledger["captured"] == 0 and ledger["held"] == 5 - len(stopped)
+    # submitted in the same moment (jobs.submit checks no status; the routes refuse first)
+    late = submit(ctx, user.id, 1, photo)
+    if service == "batch":
+        with ctx.db.transaction() as session:
+            job = session.get(Job, late[0])
+            assert job is not None
+            job.batch_id = "b" * 32
+    claimed = set()
+    while (next_job := worker.claim_next(ctx)) is not None:
+        claimed.add(next_job.id)
+    allowed = set(single + other) - stopped - {started.id}
+    assert claimed == allowed
+    run_sweeps(ctx)
+    with ctx.db.transaction() as session:
+        assert session.get(Job, late[0]).status == "cancelled"  # type: ignore[union-attr]
+    assert audit(ctx, user.id)["held"] == 1 + len(allowed)
 
 
 def test_a_cancelled_job_s_files_go_like_a_finished_one_s(ctx: Context, clock: TestClock) -> None:

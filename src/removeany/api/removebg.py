@@ -493,6 +493,9 @@ async def removebg(
         status = 400 if user_error else 500
         detail = job.error_message or "Processing failed. Try again in a minute."
         return error_response(status, job.error_code or "failed", detail)
+    if job.status == "cancelled" and job.error_code in _STOPPED_SERVICE:
+        # the operator suspended or disabled the service while the job waited, uncharged
+        return error_response(503, job.error_code, job.error_message or "")
     if job.status != "succeeded" or job.result_key is None:
         return error_response(503, "timeout", "The server is busy. Try again in a minute.")
     with ctx.db.transaction() as session:
@@ -575,6 +578,7 @@ def account(request: Request) -> JSONResponse:
     )
 
 
+_STOPPED_SERVICE = ("service_suspended", "service_disabled")
 _USER_ERRORS = {
     "unknown_foreground",
     "corrupt_image",

@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from removeany.accounts.models import User
 from removeany.infra import paging
 from removeany.jobs.models import Job
+from removeany.moderation.models import ServiceStatus
+
+# The name an operator suspends batch processing by (moderation.service.SERVICE_NAMES): it
+# stops every batch's items, whatever their service.
+BATCH = "batch"
 
 
 def get(session: Session, job_id: str) -> Job | None:
@@ -88,6 +93,7 @@ def claim_next(session: Session, now: datetime, *, max_running_per_user: int) ->
         ).all()
     )
     never = datetime.min.replace(tzinfo=now.tzinfo)
+    runnable = _not_stopped(session)
 
     def turn(user_id: int) -> tuple[int, datetime, datetime]:
         served = last_served.get(user_id)
@@ -115,7 +121,7 @@ def claim_next(session: Session, now: datetime, *, max_running_per_user: int) ->
             continue
         job_id = session.scalar(
             select(Job.id)
-            .where(Job.user_id == user_id, Job.status == "queued")
+            .where(Job.user_id == user_id, Job.status == "queued", *runnable)
             .order_by(Job.created_at, Job.id)
             .limit(1)
         )
@@ -125,6 +131,29 @@ def claim_next(session: Session, now: datetime, *, max_running_per_user: int) ->
                 session.refresh(job)
             return job
     return None
+
+
+def _not_stopped(session: Session) -> list[ColumnElement[bool]]:
+    """Conditions that leave out jobs of a service an operator suspended or disabled: the
+    change cancels those queued then, and the sweep any that slipped in around it."""
+    stopped = set(
+        session.scalars(select(ServiceStatus.service).where(ServiceStatus.status != "active"))
+    )
+    conditions: list[ColumnElement[bool]] = []
+    if stopped - {BATCH}:
+        conditions.append(Job.service.not_in(stopped - {BATCH}))
+    if BATCH in stopped:
+        conditions.append(Job.batch_id.is_(None))
+    return conditions
+
+
+def queued_of_service(session: Session, service: str) -> Sequence[tuple[int, str]]:
+    """(user id, job id) of every queued job of `service` (`batch`: every batch item)."""
+    which = Job.batch_id.is_not(None) if service == BATCH else Job.service == service
+    rows = session.execute(
+        select(Job.user_id, Job.id).where(Job.status == "queued", which).order_by(Job.user_id)
+    )
+    return [(user_id, job_id) for user_id, job_id in rows]
 
 
 def _aware(value: datetime, now: datetime) -> datetime:

@@ -270,6 +270,24 @@ def cancel_queued_of(session: Session, user_id: int, now: datetime) -> int:
     )
 
 
+def cancel_queued_of_service(
+    session: Session, service: str, now: datetime, *, code: str, message: str
+) -> int:
+    """Cancel every job of `service` (`batch`: every batch item) that has not started, as an
+    operator suspended or disabled it, and give back its held credits; returns how many."""
+    by_owner: dict[int, list[str]] = {}
+    for user_id, job_id in repo.queued_of_service(session, service):
+        by_owner.setdefault(user_id, []).append(job_id)
+    cancelled = 0
+    for user_id, job_ids in by_owner.items():
+        repo.lock_owner(session, user_id)
+        cancelled += sum(
+            cancel(session, job_id, user_id, now, code=code, message=message, queued_only=True)
+            for job_id in job_ids
+        )
+    return cancelled
+
+
 def wait_until_finished(db: Database, job_id: str, timeout: float) -> Job:
     """Poll until the job leaves the queue; works for every queue backend."""
     deadline = time.monotonic() + timeout

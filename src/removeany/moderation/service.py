@@ -252,6 +252,14 @@ def set_service_status(
     row.message = message.strip()[:2000]
     row.updated_at = now
     row.updated_by_id, row.updated_by = actor.id, audit.label(actor)
+    details: dict[str, object] = {
+        "service": service,
+        "from": before,
+        "to": status,
+        "message": row.message,
+    }
+    if status != "active":
+        details["cancelled_jobs"] = stop_waiting_work(session, row, now=now)
     audit.record(
         session,
         actor,
@@ -259,7 +267,7 @@ def set_service_status(
         reason=reason,
         now=now,
         target=f"service {service}",
-        details={"service": service, "from": before, "to": status, "message": row.message},
+        details=details,
     )
     return row
 
@@ -268,20 +276,41 @@ class ServiceUnavailable(DomainError):
     status_code = 503
 
 
-def require_service_available(session: Session, service: str) -> None:
-    row = session.get(ServiceStatus, service)
-    if row is None or row.status == "active":
-        return
+def unavailable(row: ServiceStatus) -> ServiceUnavailable:
+    """What a user is told about a service that is not active: a refused submission, or a
+    queued job the change cancelled."""
     if row.status == "suspended":
-        raise ServiceUnavailable(
+        return ServiceUnavailable(
             f"This service is temporarily suspended: {row.message} No credits were charged; "
             "try again later.",
             code="service_suspended",
         )
-    raise ServiceUnavailable(
+    return ServiceUnavailable(
         f"This service is disabled: {row.message} No credits were charged.",
         code="service_disabled",
     )
+
+
+def require_service_available(session: Session, service: str) -> None:
+    row = session.get(ServiceStatus, service)
+    if row is not None and row.status != "active":
+        raise unavailable(row)
+
+
+def stop_waiting_work(session: Session, row: ServiceStatus, *, now: datetime) -> int:
+    """Cancel, without charge, the queued jobs of a service that is not active (what has
+    started finishes); returns how many. The workers never claim such jobs either."""
+    error = unavailable(row)
+    return jobs.cancel_queued_of_service(
+        session, row.service, now, code=error.code, message=error.message
+    )
+
+
+def stop_work_of_stopped_services(session: Session, *, now: datetime) -> int:
+    """For the sweep: jobs submitted as their service was suspended or disabled (the status
+    change did not see them yet)."""
+    stopped = session.scalars(select(ServiceStatus).where(ServiceStatus.status != "active")).all()
+    return sum(stop_waiting_work(session, row, now=now) for row in stopped)
 
 
 # --- announcements ---------------------------------------------------------------------------
