@@ -16,7 +16,13 @@ from removeany.context import Context
 from tests.batches._images import make_zip, photo_paths, photo_zip, plain_image, small_photo
 from tests.batches._ledger import audit
 from tests.helpers import make_user, wait_for_batch
-from tests.web.test_pages import balance_on, form_token, login, text_of
+from tests.web.test_pages import balance_on, form_token, login, session_csrf, text_of
+
+
+def session_header(client: TestClient) -> dict[str, str]:
+    """The signed-in session's CSRF header, as the pages' scripts send it to the API."""
+    return {"X-CSRF-Token": session_csrf(client)}
+
 
 PROGRESS_RE = re.compile(r'<progress id="batch-progress" max="(\d+)" value="(\d+)"')
 
@@ -114,6 +120,36 @@ def test_form_starts_a_batch_that_the_workers_finish(client: TestClient, ctx: Co
     assert "3 of 3" in text_of(listing)
     ledger = audit(ctx, user.id)
     assert ledger["captured"] == 3 and ledger["held"] == 0 and not ledger["open_holds"]
+
+
+def test_a_batch_whose_results_were_deleted_offers_no_dead_downloads(
+    client: TestClient, ctx: Context
+) -> None:
+    """After the retention period (or a deletion on request) the page linked every file and
+    the ZIP to results that answer 410 in JSON; it now says which results are gone."""
+    make_user(ctx, credits=10)
+    login(client, "ada@example.com")
+    photos = photo_paths(2)
+    files = [(f"{n}-{p.stem}.jpg", small_photo(p, 120)) for n, p in enumerate(photos)]
+    batch_id = start(client, files)
+    items = client.get(wait_for_batch(client, batch_id)["items_url"]).json()
+    gone, kept = sorted(items, key=lambda item: item["relative_path"])
+    deleted = client.delete(f"/api/v1/jobs/{gone['job_id']}/files", headers=session_header(client))
+    assert deleted.status_code == 200, deleted.text
+
+    page = client.get(f"/batches/{batch_id}")
+    table = rows(page.text)
+    assert table[gone["relative_path"]][3] == "Deleted"
+    assert table[kept["relative_path"]][3].startswith("Download")
+    assert f"/api/v1/jobs/{gone['job_id']}/result" not in page.text
+    assert not re.search(r'<a id="batch-download"[^>]*hidden', page.text)  # one result left
+
+    assert client.delete(
+        f"/api/v1/jobs/{kept['job_id']}/files", headers=session_header(client)
+    ).is_success
+    page = client.get(f"/batches/{batch_id}")
+    assert re.search(r'<a id="batch-download"[^>]*hidden', page.text)  # an empty ZIP
+    assert "This file was deleted: images are kept only for a limited time" in text_of(page.text)
 
 
 def test_form_runs_other_services_with_their_own_options(
@@ -233,6 +269,12 @@ def test_cancel_from_the_page(client: TestClient, ctx: Context) -> None:
     ledger = audit(ctx, user.id)
     assert ledger["held"] == 0 and ledger["captured"] == counts["succeeded"] == batch["charged"]
     assert ledger["available"] == 20 - counts["succeeded"] == balance_on(page)
+    # Its originals deleted, a cancelled file still has no result to call deleted.
+    item = next(i for i in client.get(batch["items_url"]).json() if i["status"] == "cancelled")
+    assert client.delete(
+        f"/api/v1/jobs/{item['job_id']}/files", headers=session_header(client)
+    ).is_success
+    assert rows(client.get(f"/batches/{batch_id}").text)[item["relative_path"]][3] == ""
 
 
 def test_form_errors_are_sentences(client: TestClient, ctx: Context) -> None:

@@ -68,3 +68,10 @@ def test_recent_jobs_say_when_files_go_and_delete_them_now(
     assert client.get(f"/api/v1/jobs/{job_id}/result").status_code == 410
     files = client.get(f"/api/v1/jobs/{job_id}/files").json()
     assert files["deleted"] is True and files["reason"] == "user"
+    # The job's own page offers nothing that is gone (it showed two broken images and a
+    # download answering 410 in JSON): it says the files were deleted, and what to do.
+    job_page = client.get(f"/jobs/{job_id}")
+    assert f"/api/v1/jobs/{job_id}/" not in job_page.text
+    text = text_of(job_page.text)
+    assert "This file was deleted: images are kept only for a limited time" in text
+    assert "Files deleted 20" in text and "Process another photo" in text

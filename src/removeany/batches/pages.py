@@ -29,6 +29,7 @@ from removeany.catalog.prices import price_ranges
 from removeany.credits import service as ledger
 from removeany.engine.errors import ImageError, OptionError
 from removeany.errors import DomainError, Unauthorized
+from removeany.privacy import service as privacy
 from removeany.web.routes import (
     Viewer,
     _ctx,
@@ -452,6 +453,8 @@ def batch_page(
             session, batch.id, status=status, offset=(page - 1) * per_page, limit=per_page
         )
         items = [service.item_out(job) for job in rows]
+        deleted = privacy.deleted_among(session, [job.id for job in rows])
+        results_kept = privacy.results_kept(session, batch.id)
     query = (
         f"status=failed&offset={(page - 1) * per_page}"
         if status
@@ -464,6 +467,8 @@ def batch_page(
         balance=balance,
         batch=summary,
         items=items,
+        deleted=deleted,
+        results_kept=results_kept,
         show=show,
         page=page,
         pages=pages,

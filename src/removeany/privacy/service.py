@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from removeany.accounts import security
@@ -67,6 +67,30 @@ def job_keys(job: Job) -> list[str]:
     row names."""
     attempts = [jobs_service.result_key(job.id, n) for n in range(1, job.attempts + 1)]
     return list(dict.fromkeys(k for k in (job.input_key, job.result_key, *attempts) if k))
+
+
+def deleted_among(session: Session, job_ids: Sequence[str]) -> set[str]:
+    """Which of these jobs' files are deleted (a page of a batch's items)."""
+    if not job_ids:
+        return set()
+    found = session.scalars(
+        select(JobFileDeletion.job_id).where(JobFileDeletion.job_id.in_(job_ids))
+    )
+    return set(found)
+
+
+def results_kept(session: Session, batch_id: str) -> int:
+    """How many of a batch's results are still stored: what its results ZIP would hold."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(
+            Job.batch_id == batch_id,
+            Job.status == "succeeded",
+            ~exists().where(JobFileDeletion.job_id == Job.id),
+        )
+    )
+    return int(count or 0)
 
 
 def mark_deleted(session: Session, job: Job, *, reason: str, now: datetime) -> list[str]:

@@ -870,7 +870,16 @@ def job_page(job_id: str, request: Request) -> Response:
         except DomainError as exc:
             return _error_page(request, exc, viewer)
         charged = ledger.charged_for(session, jobs.job_reference(job.id))
-    return render(request, "job.html", viewer=viewer, balance=balance, job=job, charged=charged)
+        files = _job_files(ctx, session, job)
+    return render(
+        request,
+        "job.html",
+        viewer=viewer,
+        balance=balance,
+        job=job,
+        charged=charged,
+        files=files,
+    )
 
 
 def _api_keys_page(
