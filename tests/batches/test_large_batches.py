@@ -21,6 +21,8 @@ from PIL import Image
 from removeany.batches import service as batches
 from removeany.context import Context
 from removeany.jobs import worker
+from removeany.moderation import service as moderation
+from removeany.moderation.audit import Actor
 from tests.batches._images import make_zip, photo_paths, plain_image, small_photo
 from tests.batches._ledger import audit
 from tests.helpers import make_api_key, make_user, wait_for_batch
@@ -180,7 +182,43 @@ def test_results_zip_of_a_cancelled_batch_names_the_cancelled_files(
         assert zf.namelist() == ["NOT-INCLUDED.txt"]
         lines = zf.read("NOT-INCLUDED.txt").decode().splitlines()
     assert lines[2:] == [
-        f"- a/{n}.jpg: cancelled before it started, not charged." for n in range(3)
+        f"- a/{n}.jpg: cancelled. The batch was cancelled before this item started. You were "
+        "not charged for it."
+        for n in range(3)
+    ]
+
+
+def test_results_zip_says_why_each_file_was_cancelled(client: TestClient, ctx: Context) -> None:
+    """The operator suspended batch processing while the items waited: the note said, in
+    Chinese, that the batch had been cancelled; it gives each cancellation's own reason."""
+    user = make_user(ctx, credits=10)
+    headers = {"X-Api-Key": make_api_key(ctx, user)}
+    photo = small_photo(photo_paths(1)[0], 120)
+    ctx.stopping.set()  # nothing starts before the suspension
+    try:
+        created = client.post(
+            "/api/v1/batches",
+            headers=headers,
+            files=[("files", (f"a/{n}.jpg", photo)) for n in range(2)],
+        ).json()
+        with ctx.db.transaction() as session:
+            moderation.set_service_status(
+                session,
+                Actor(None, "operator"),
+                "batch",
+                "suspended",
+                "Back at noon.",
+                "maintenance",
+                now=ctx.now(),
+            )
+    finally:
+        ctx.stopping.clear()
+    chinese = client.get(created["results_url"], headers={**headers, "Accept-Language": "zh-CN"})
+    with zipfile.ZipFile(io.BytesIO(chinese.content)) as zf:
+        lines = zf.read("NOT-INCLUDED.txt").decode().splitlines()
+    assert lines[2:] == [
+        f"- a/{n}.jpg：已取消。该服务暂时停用：Back at noon. 未扣除积分，请稍后再试。"  # noqa: RUF001
+        for n in range(2)
     ]
 
 

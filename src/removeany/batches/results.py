@@ -25,8 +25,9 @@ def plan(batch: Batch, items: Sequence[Job]) -> Plan:
         if job.status == "failed":
             reason = error_text(job.error_message or "", job.error_code)
             out.notes.append(t("{path}: failed, not charged. {reason}", path=path, reason=reason))
-        elif job.status == "cancelled":
-            out.notes.append(t("{path}: cancelled before it started, not charged.", path=path))
+        elif job.status == "cancelled":  # every cancellation says why, and that it was free
+            reason = error_text(job.error_message or "", job.error_code)
+            out.notes.append(t("{path}: cancelled. {reason}", path=path, reason=reason))
         elif job.status in ("queued", "running"):
             out.notes.append(
                 t("{path}: not finished yet. Download the results again later.", path=path)
