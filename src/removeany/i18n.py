@@ -295,6 +295,16 @@ ERROR_MESSAGES: dict[str, str] = {
     ),
 }
 
+# Refusals that quote the operator's own words (`{message}`: what a suspended service's
+# status says): a page shows the sentence in its language around them, not the general
+# sentence of ERROR_MESSAGES, which has to leave them out.
+ERROR_FORMS: dict[str, str] = {
+    "service_suspended": N_(
+        "This service is temporarily suspended: {message} No credits were charged; try again later."
+    ),
+    "service_disabled": N_("This service is disabled: {message} No credits were charged."),
+}
+
 _FIELD = re.compile(r"\{(\w*)\}")
 
 
@@ -359,6 +369,15 @@ def error_sentences() -> dict[str, str]:
     if current() == DEFAULT:
         return {}
     return {code: translate(text) for code, text in ERROR_MESSAGES.items()}
+
+
+def error_forms() -> dict[str, tuple[str, str]]:
+    """For page scripts: (English, translation) of each ERROR_FORMS sentence, so a refusal
+    the JSON API words in English is shown in the page's language with the operator's words
+    kept (`localizedError` in app.js). Empty in English."""
+    if current() == DEFAULT:
+        return {}
+    return {code: (text, translate(text)) for code, text in ERROR_FORMS.items()}
 
 
 def error_text(error: BaseException | str, code: str | None = None) -> str:

@@ -141,6 +141,7 @@ def _strings() -> dict[str, Any]:
             "credits on the Credits page (/credits) or choose fewer images."
         ),
         "errors": i18n.error_sentences(),
+        "errorForms": i18n.error_forms(),
     }
 
 

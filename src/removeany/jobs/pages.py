@@ -64,6 +64,7 @@ def _editor_strings(max_mb: int) -> dict[str, Any]:
         "brush": t("Brush selected"),
         "eraser": t("Eraser selected"),
         "errors": i18n.error_sentences(),
+        "errorForms": i18n.error_forms(),
     }
 
 

@@ -15,7 +15,7 @@ from removeany.accounts.models import User
 from removeany.credits import service as ledger
 from removeany.credits.models import CreditLot
 from removeany.errors import Conflict, DomainError, NotFound
-from removeany.i18n import N_
+from removeany.i18n import ERROR_FORMS, N_
 from removeany.jobs import service as jobs
 from removeany.moderation import audit
 from removeany.moderation.audit import Actor
@@ -279,16 +279,8 @@ class ServiceUnavailable(DomainError):
 def unavailable(row: ServiceStatus) -> ServiceUnavailable:
     """What a user is told about a service that is not active: a refused submission, or a
     queued job the change cancelled."""
-    if row.status == "suspended":
-        return ServiceUnavailable(
-            f"This service is temporarily suspended: {row.message} No credits were charged; "
-            "try again later.",
-            code="service_suspended",
-        )
-    return ServiceUnavailable(
-        f"This service is disabled: {row.message} No credits were charged.",
-        code="service_disabled",
-    )
+    code = "service_suspended" if row.status == "suspended" else "service_disabled"
+    return ServiceUnavailable(ERROR_FORMS[code].format(message=row.message), code=code)
 
 
 def require_service_available(session: Session, service: str) -> None:

@@ -506,6 +506,7 @@ def _js_strings() -> dict[str, Any]:
         # By error code, for the English messages of the JSON API (see i18n.py): a script
         # shows `errors[body.error.code]` when there is one, else the API's own message.
         "errors": i18n.error_sentences(),
+        "errorForms": i18n.error_forms(),
     }
 
 

@@ -18,6 +18,7 @@
     csrfToken: csrfToken,
     parseJSON: parseJSON,
     showBalance: showBalance,
+    localizedError: localizedError,
   };
 
   var S = readStrings("ui-strings");
@@ -61,8 +62,27 @@
   var FINAL = { succeeded: true, failed: true, cancelled: true };
 
   // The API answers in English; pages in Chinese show the sentence for the error's code.
+  // A refusal that quotes the operator (strings.errorForms: [English, translation] with
+  // {message}) keeps the operator's words inside the translated sentence.
+  function localizedError(strings, code, message) {
+    var form = code && strings.errorForms && strings.errorForms[code];
+    if (form && message) {
+      var parts = form[0].split("{message}");
+      var inner = message.length - parts[0].length - parts[1].length;
+      if (
+        parts.length === 2 &&
+        inner >= 0 &&
+        message.indexOf(parts[0]) === 0 &&
+        message.slice(message.length - parts[1].length) === parts[1]
+      ) {
+        return form[1].replace("{message}", message.substr(parts[0].length, inner));
+      }
+    }
+    return (code && strings.errors && strings.errors[code]) || message;
+  }
+
   function localized(code, message) {
-    return (code && S.errors && S.errors[code]) || message;
+    return localizedError(S, code, message);
   }
 
   function errorMessage(status, body) {

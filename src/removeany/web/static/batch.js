@@ -724,7 +724,7 @@
       setText(status, (S.items && S.items[item.status]) || item.status);
       // Why it failed: in the page's language where the code has a sentence (the API's
       // message is English).
-      var reason = (S.errors && S.errors[item.error_code]) || item.error_message;
+      var reason = window.RemoveAny.localizedError(S, item.error_code, item.error_message);
       var note = "";
       if (item.status === "failed") {
         note = (reason || S.unprocessable) + " " + S.refunded;

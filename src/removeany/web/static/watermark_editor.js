@@ -30,8 +30,10 @@
   /** The API's error as a sentence in the page's language. */
   function apiError(status, body) {
     var error = body && body.error;
-    if (error && error.code && S.errors && S.errors[error.code]) return S.errors[error.code];
-    if (error && error.message) return error.message;
+    if (error && (error.code || error.message)) {
+      var text = window.RemoveAny.localizedError(S, error.code, error.message);
+      if (text) return text;
+    }
     if (status === 401) return S.signedOut;
     return S.failed;
   }
