@@ -244,3 +244,23 @@ def test_the_admin_page_and_the_banner_speak_chinese(client: TestClient, ctx: Co
     assert banner in text_of(client.get("/app").text)
     english = text_of(client.get("/app?lang=en").text)
     assert f"Background removal is temporarily suspended: {SUSPEND_MESSAGE}" in english
+    # The audit log names a published version and an announcement in the page's language
+    # (it showed "terms v3" and "announcement 1" on the Chinese page).
+    for form, path in (
+        ({"message": "新模型下周上线", "level": "info"}, "/admin/announcements"),
+        (
+            {
+                "summary": "明确保留期限",
+                **dict.fromkeys(
+                    ("terms_en", "terms_zh", "privacy_en", "privacy_zh"),
+                    "## 1. Retention\n" + "Photos are deleted after a day. " * 10,
+                ),
+            },
+            "/admin/terms",
+        ),
+    ):
+        sent = client.post(path, data={**form, "csrf_token": token}, follow_redirects=False)
+        assert sent.status_code == 303, text_of(sent.text)
+    audit = text_of(client.get("/admin?lang=zh-CN").text.split('id="audit-title"', 1)[1])
+    assert "公告 1" in audit and "条款第 3 版" in audit
+    assert "announcement 1" not in audit and "terms v3" not in audit
