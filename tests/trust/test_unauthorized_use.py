@@ -3,9 +3,18 @@ changes; "this wasn't me" locks the account, revokes everything and starts a res
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi.testclient import TestClient
 
+from removeany.accounts.models import User
 from removeany.context import Context
+from removeany.jobs import service as jobs
+from removeany.jobs import worker
+from removeany.jobs.models import Job
+from removeany.maintenance import run_sweeps
+from tests.batches._images import photo_paths, small_photo
+from tests.batches._ledger import audit
 from tests.helpers import make_api_key, make_user
 from tests.trust.conftest import PASSWORD, body_of, link_in, login, mails, token_of
 
@@ -88,3 +97,53 @@ def test_new_api_key_is_announced_by_email(client: TestClient, ctx: Context) -> 
     (mail,) = mails(ctx, "ada@example.com")
     assert "API key" in mail["Subject"] and '"robot"' in body_of(mail)
     assert "/account/not-me?token=" in body_of(mail)
+
+
+def test_this_wasnt_me_stops_the_work_waiting_in_the_queue(
+    client: TestClient, ctx: Context
+) -> None:
+    """An intruder's batch kept running after the owner's report (9 of 12 photos started
+    after the lock, all charged to the owner): the report cancels every job that has not
+    started, uncharged, and the workers take none of a locked account's jobs."""
+    user = make_user(ctx, credits=10)
+    assert login(client, "ada@example.com").status_code == 200
+    intruder = TestClient(client.app, headers={"User-Agent": "EvilBrowser/6.6"})
+    csrf = login(intruder, "ada@example.com").json()["csrf_token"]
+    photo = small_photo(photo_paths(1)[0], 120)
+    ctx.stopping.set()  # the workers are busy: nothing starts before the report
+    try:
+        batch = intruder.post(
+            "/api/v1/batches",
+            headers={"X-CSRF-Token": csrf},
+            files=[("files", (f"{n}.jpg", photo)) for n in range(3)],
+        )
+        assert batch.status_code == 202, batch.text
+        not_me = token_of(link_in(ctx, "ada@example.com", "/account/not-me"))
+        assert client.post("/api/v1/auth/not-me", json={"token": not_me}).status_code == 200
+        # submitted in the same moment (the routes refuse a locked account's sessions first)
+        with ctx.db.transaction() as session:
+            owner = session.get(User, user.id)
+            assert owner is not None
+            late = jobs.submit(
+                session,
+                ctx.storage,
+                owner,
+                service="remove_background",
+                options={"size": "full", "format": "png"},
+                original=photo,
+                input_name="late.jpg",
+                width=120,
+                height=80,
+                now=ctx.now(),
+                reserve_ttl=timedelta(hours=1),
+            ).id
+    finally:
+        ctx.stopping.clear()
+    assert worker.claim_next(ctx) is None
+    run_sweeps(ctx)
+    ledger = audit(ctx, user.id)
+    assert ledger["statuses"] == {"cancelled": 4}
+    jobs_now: dict[str, Job] = ledger["jobs"]  # type: ignore[assignment]
+    assert {job.error_code for job in jobs_now.values()} == {"account_locked"}
+    assert "report of unauthorized use" in (jobs_now[late].error_message or "")
+    assert ledger["captured"] == 0 and ledger["held"] == 0 and ledger["available"] == 10

@@ -17,6 +17,7 @@ from removeany.accounts import service as accounts
 from removeany.accounts.models import User, WebSession
 from removeany.context import Context
 from removeany.errors import DomainError, Unauthorized
+from removeany.jobs import service as jobs
 from removeany.legal import service as legal
 from removeany.privacy import service as privacy
 
@@ -349,6 +350,7 @@ def not_me(ctx: Context, token: str) -> Reported:
             session, user, restore, now=ctx.now()
         )
         revoked = security.lock_account(session, user, now=ctx.now(), reported_since=report.sent_at)
+        jobs.cancel_queued_of(session, user.id, ctx.now())  # perhaps the intruder's work
         refused = restore is not None and not restored
         if not refused:
             notify.account_locked(

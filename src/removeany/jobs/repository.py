@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from removeany.accounts.models import User
@@ -106,10 +106,10 @@ def claim_next(session: Session, now: datetime, *, max_running_per_user: int) ->
     for user_id in sorted(user_ids, key=turn):
         if running.get(user_id, 0) >= max_running_per_user:
             continue
-        # A restricted or banned user's jobs never start (their moderation cancels them too).
+        # A restricted, banned or locked user's jobs never start (the change cancels them too).
         locked = session.scalar(
             select(User.id)
-            .where(User.id == user_id, User.status == "active")
+            .where(User.id == user_id, User.status == "active", User.locked_at.is_(None))
             .with_for_update(skip_locked=True)
         )
         if locked is None:
@@ -184,12 +184,12 @@ def queued_ids_of(session: Session, user_id: int) -> Sequence[str]:
 
 
 def suspended_owners_of_queued(session: Session) -> Sequence[int]:
-    """Users who are no longer active yet have jobs waiting (submitted as they were
-    suspended)."""
+    """Users who are no longer active, or locked, yet have jobs waiting (submitted as they
+    were suspended or locked)."""
     return session.scalars(
         select(Job.user_id)
         .join(User, User.id == Job.user_id)
-        .where(Job.status == "queued", User.status != "active")
+        .where(Job.status == "queued", or_(User.status != "active", User.locked_at.is_not(None)))
         .distinct()
     ).all()
 

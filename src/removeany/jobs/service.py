@@ -250,22 +250,22 @@ def abandon(session: Session, job: Job, now: datetime) -> bool:
 
 
 SUSPENDED = "The account was suspended before this image was processed. You were not charged."
+LOCKED = (
+    "The account was locked after a report of unauthorized use, before this image was "
+    "processed. You were not charged."
+)
 
 
 def cancel_queued_of(session: Session, user_id: int, now: datetime) -> int:
     """Cancel every job of the user that has not started (its account was restricted or
-    banned) and give back its held credits; returns how many."""
+    banned, or locked by a report of unauthorized use: the work may be the intruder's) and
+    give back its held credits; returns how many."""
     repo.lock_owner(session, user_id)
+    owner = session.get(User, user_id)
+    locked = owner is not None and owner.status == "active" and owner.locked_at is not None
+    code, message = ("account_locked", LOCKED) if locked else ("account_suspended", SUSPENDED)
     return sum(
-        cancel(
-            session,
-            job_id,
-            user_id,
-            now,
-            code="account_suspended",
-            message=SUSPENDED,
-            queued_only=True,
-        )
+        cancel(session, job_id, user_id, now, code=code, message=message, queued_only=True)
         for job_id in repo.queued_ids_of(session, user_id)
     )
 
