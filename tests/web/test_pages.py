@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from removeany import i18n
+from removeany.accounts import repository as accounts_repo
 from removeany.accounts.models import User
 from removeany.api.auth import SESSION_COOKIE
 from removeany.app import create_app
@@ -21,6 +22,7 @@ from removeany.infra.settings import Settings
 from removeany.jobs import repository as jobs_repo
 from removeany.jobs.models import Job
 from removeany.jobs.service import new_job_id
+from removeany.privacy import service as privacy
 from removeany.web.routes import FORM_COOKIE
 from tests.conftest import eval_image
 from tests.helpers import make_api_key, make_user
@@ -105,6 +107,31 @@ def test_register_verify_login_logout(client: TestClient, ctx: Context) -> None:
     assert SESSION_COOKIE not in client.cookies
     after = client.get("/app", follow_redirects=False)
     assert after.status_code == 303 and after.headers["location"] == "/login?next=/app"
+
+
+def test_a_mailbox_that_had_its_free_credits_is_told_why_there_are_none(
+    client: TestClient, ctx: Context
+) -> None:
+    """The sign-up page promises free credits; a mailbox that had them before (an account
+    deleted and made again) gets none, and its confirmation page said only "Your balance
+    is 0 credits". It now says why, and where to get credits."""
+    why = "Free credits are given once per email address"
+    register(client, "grace@example.com")
+    first = text_of(
+        client.get(verification_link(ctx.settings.outbox_dir, "grace@example.com")).text
+    )
+    assert "Your balance is 10 credits" in first and why not in first
+    with ctx.db.transaction() as session:
+        user = accounts_repo.user_by_email(session, "grace@example.com")
+        assert user is not None
+        keys = privacy.erase_account(session, user, now=ctx.now())
+    privacy.delete_files(ctx.storage, keys)
+
+    register(client, "grace@example.com")
+    again = text_of(
+        client.get(verification_link(ctx.settings.outbox_dir, "grace@example.com")).text
+    )
+    assert "Your balance is 0 credits" in again and why in again
 
 
 def test_session_cookie_flags(client: TestClient, ctx: Context) -> None:

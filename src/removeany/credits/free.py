@@ -69,6 +69,14 @@ def forget_signup_networks(session: Session, *, now: datetime) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def signup_granted(session: Session, user_id: int) -> bool:
+    """Whether confirming the account brought the signup credits."""
+    grant = select(SignupGrant.id).where(
+        SignupGrant.user_id == user_id, SignupGrant.granted.is_(True)
+    )
+    return session.scalar(grant) is not None
+
+
 def grant_signup(
     session: Session,
     user_id: int,

@@ -35,6 +35,7 @@ from removeany.accounts.security import TwoFactorRequired, check_can_sign_in
 from removeany.api.auth import SESSION_COOKIE, check_csrf, client_ip, user_agent, web_session
 from removeany.catalog import prices
 from removeany.context import Context
+from removeany.credits import free
 from removeany.credits import service as ledger
 from removeany.errors import DomainError, Forbidden
 from removeany.i18n import N_
@@ -693,6 +694,9 @@ def verify(request: Request, token: str = "") -> Response:
             )
             credits = ledger.balance(session, user.id, ctx.now()).available
             email = user.email
+            no_free_credits = ctx.settings.signup_credits > 0 and not free.signup_granted(
+                session, user.id
+            )
     except DomainError as exc:
         return render(
             request,
@@ -708,6 +712,7 @@ def verify(request: Request, token: str = "") -> Response:
         "verify.html",
         email=email,
         credits=credits,
+        no_free_credits=no_free_credits,
         signed_in=header.get("viewer") is not None and header["viewer"].user.email == email,
         **header,
     )
