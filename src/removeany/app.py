@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from removeany import __version__
+from removeany import __version__, health
 from removeany.accounts.routes import router as accounts_router
 from removeany.api import contract, removebg, uploads
 from removeany.api.limits import BodyLimits, BodyTooLarge, route_limits
@@ -72,6 +72,7 @@ def create_app(ctx: Context | None = None, *, run_workers: bool = True) -> FastA
             sweeper.start()
             context.mail.start()  # emails left unsent before a restart, and retries
         yield
+        readiness.close()
         if sweeper is not None:
             sweeper.stop()
         if owned:
@@ -88,10 +89,14 @@ def create_app(ctx: Context | None = None, *, run_workers: bool = True) -> FastA
     )
     app.openapi = contract.document(app)  # type: ignore[method-assign]
     app.state.ctx = context
+    # In celery mode `removeany worker` processes run the jobs, not this one.
+    runs_jobs = run_workers and context.settings.queue_backend != "celery"
+    readiness = app.state.readiness = health.Readiness(context, runs_jobs=runs_jobs)
     # The request's language (pages and emails): ?lang=, the `lang` cookie or Accept-Language.
     app.add_middleware(LocaleMiddleware, secure=context.settings.cookie_secure)
     app.add_middleware(removebg.RemoveBgCors)
     app.add_middleware(ResourceHeaders)
+    app.include_router(health.router)
     app.include_router(removebg.router)
     app.include_router(accounts_router)
     app.include_router(credits_router)

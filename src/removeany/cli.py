@@ -103,6 +103,7 @@ def serve(
     import uvicorn
 
     from removeany.app import create_app
+    from removeany.health import PROBE_PATHS
     from removeany.infra.logs import server_log_config
 
     ctx = platform_context(Settings(), serving=listening_address(host, port))
@@ -120,7 +121,7 @@ def serve(
             host=host,
             port=port,
             log_level="info",
-            log_config=server_log_config(),
+            log_config=server_log_config(quiet=PROBE_PATHS),
             proxy_headers=True,
             forwarded_allow_ips=settings.trusted_proxies,
         )

@@ -78,14 +78,8 @@ def check_service_models(settings: Settings, *, runs_jobs: bool) -> None:
     registered (`check_operator_models`, `platform_context`)."""
     from removeany.engine.models import default_model_dir, get_model, model_path, verify_model
 
-    models = ServiceModels.from_settings(settings)
-    needed = [("REMOVEANY_CUTOUT_MODEL", models.cutout)]
-    if runs_jobs:
-        needed.append(("REMOVEANY_PORTRAIT_MODEL", models.portrait))
-    elif settings.trial_per_ip_per_hour == 0:
-        needed = []
     model_dir = settings.model_dir or default_model_dir()
-    for setting, name in needed:
+    for setting, name in ServiceModels.run_by(settings, runs_jobs=runs_jobs):
         try:
             spec = get_model(name)
             verify_model(spec, model_path(spec, model_dir))

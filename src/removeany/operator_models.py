@@ -27,6 +27,21 @@ class ServiceModels:
             settings.cutout_model or DEFAULT_MODEL, settings.portrait_model or PORTRAIT_MODEL
         )
 
+    @classmethod
+    def run_by(cls, settings: Settings, *, runs_jobs: bool) -> list[tuple[str, str]]:
+        """(setting, model name) for each model a process runs itself: a process that runs
+        jobs both services' models; a web process without workers only the try-out's cutout
+        model, and none when the try-out is off (REMOVEANY_TRIAL_PER_IP_PER_HOUR=0)."""
+        models = cls.from_settings(settings)
+        if runs_jobs:
+            return [
+                ("REMOVEANY_CUTOUT_MODEL", models.cutout),
+                ("REMOVEANY_PORTRAIT_MODEL", models.portrait),
+            ]
+        if settings.trial_per_ip_per_hour == 0:
+            return []
+        return [("REMOVEANY_CUTOUT_MODEL", models.cutout)]
+
 
 def register_operator_models(settings: Settings) -> None:
     """Register the operator's own models and check that the services' model names exist, so

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import time
@@ -10,12 +11,16 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import DateTime, MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -168,6 +173,58 @@ class Database:
             close = getattr(value, "close", None)
             if callable(close):
                 close()
+
+
+class SchemaProbe:
+    """For readiness probes: whether the database answers, and whether its schema is at this
+    release's migration heads. It has an engine of its own, of at most one connection, so a
+    probe never waits behind requests for the app's pool, and on SQLite it reads without the
+    write lock every app transaction takes (BEGIN IMMEDIATE); SQLite is opened read-only and
+    afresh each time, so a probe never creates a missing database file, nor keeps reading a
+    file moved away. `timeout` bounds each connection attempt."""
+
+    def __init__(self, url: str, *, timeout: float):
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            read_only = parsed.set(
+                database=f"file:{quote(parsed.database or '')}",
+                query={"mode": "ro", "uri": "true"},
+            )
+            self.engine = create_engine(
+                read_only, poolclass=NullPool, connect_args={"timeout": timeout}
+            )
+        else:
+            self.engine = create_engine(
+                url,
+                pool_size=1,
+                max_overflow=0,
+                pool_timeout=timeout,
+                pool_pre_ping=True,
+                # libpq's connect_timeout, in whole seconds, at least 2.
+                connect_args={"connect_timeout": max(2, round(timeout))},
+            )
+
+    def schema(self) -> str:
+        """ "ok" at the heads, "pending" when migrations are to run, "newer" when the database
+        holds revisions this release does not know (a newer release migrated it). Raises
+        SQLAlchemyError when the database cannot be reached."""
+        with self.engine.connect() as connection:
+            applied = set(MigrationContext.configure(connection).get_current_heads())
+        heads, known = _script_revisions()
+        if applied == heads:
+            return "ok"
+        return "pending" if applied <= known else "newer"
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+@functools.cache
+def _script_revisions() -> tuple[frozenset[str], frozenset[str]]:
+    """(heads, every revision) of the migrations this release ships."""
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    known = frozenset(rev.revision for rev in script.walk_revisions())
+    return frozenset(script.get_heads()), known
 
 
 def alembic_config(url: str) -> Config:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
+from collections.abc import Iterable
 from typing import Any
 
 HIDDEN = "[hidden]"
@@ -44,11 +45,28 @@ class HideQueryValues(logging.Filter):
         return True
 
 
-def server_log_config() -> dict[str, Any]:
-    """uvicorn's own logging, with query values hidden from its access log."""
+class LeaveOutPaths(logging.Filter):
+    """Access log lines for the given paths are dropped: a load balancer's or orchestrator's
+    probes, every few seconds from each of them, would bury the requests people made."""
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        super().__init__()
+        self.paths = frozenset(paths)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) == 5:
+            return str(record.args[2]).partition("?")[0] not in self.paths
+        return True
+
+
+def server_log_config(*, quiet: Iterable[str] = ()) -> dict[str, Any]:
+    """uvicorn's own logging, with query values hidden from its access log and the requests
+    for the `quiet` paths left out of it."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
-    config.setdefault("filters", {})["hide_query_values"] = {"()": HideQueryValues}
-    config["handlers"]["access"]["filters"] = ["hide_query_values"]
+    filters = config.setdefault("filters", {})
+    filters["leave_out_paths"] = {"()": LeaveOutPaths, "paths": list(quiet)}
+    filters["hide_query_values"] = {"()": HideQueryValues}
+    config["handlers"]["access"]["filters"] = ["leave_out_paths", "hide_query_values"]
     return config

@@ -98,3 +98,22 @@ class CeleryQueue:
 
     def shutdown(self) -> None:
         self.app.close()
+
+
+class BrokerProbe:
+    """For readiness probes: a PING to the broker's Redis over a connection kept between
+    probes, each attempt bounded by `timeout`. Raises redis' ConnectionError or TimeoutError
+    while Redis cannot be reached."""
+
+    def __init__(self, settings: Settings, *, timeout: float):
+        import redis
+
+        self._client = redis.Redis.from_url(
+            settings.broker_url, socket_connect_timeout=timeout, socket_timeout=timeout
+        )
+
+    def ping(self) -> None:
+        self._client.ping()
+
+    def close(self) -> None:
+        self._client.close()

@@ -178,6 +178,16 @@ class LocalStorage:
     def download_url(self, key: str, *, filename: str, media_type: str) -> str | None:
         return None
 
+    def check_ready(self) -> None:
+        """The folder is there and this process may write to it (not, say, remounted
+        read-only after disk errors). Nothing is written: probes come every few seconds."""
+        if not self.root.is_dir():
+            raise StorageUnavailable()
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageMisconfigured(
+                f"this process may not write to {self.root}; check REMOVEANY_DATA_DIR"
+            )
+
 
 class S3Storage:
     """Objects in an S3-compatible bucket (AWS, MinIO, Ceph, R2...). A PUT is atomic in S3."""
@@ -193,6 +203,9 @@ class S3Storage:
         prefix: str = "",
         presign_seconds: int = 900,
         client: Any = None,
+        attempts: int = 5,
+        connect_timeout: float = 10,
+        read_timeout: float = 60,
     ):
         import boto3
         from botocore.config import Config
@@ -208,10 +221,11 @@ class S3Storage:
             aws_secret_access_key=secret_access_key,
             config=Config(
                 signature_version="s3v4",
-                retries={"max_attempts": 5, "mode": "standard"},
+                retries={"max_attempts": attempts, "mode": "standard"},
                 # A store that does not even accept the connection within this is down: the
                 # default (60 s, five tries) would hold one call for five minutes.
-                connect_timeout=10,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
                 s3={"addressing_style": "path" if endpoint_url else "auto"},
             ),
         )
@@ -261,6 +275,21 @@ class S3Storage:
             ExpiresIn=self.presign_seconds,
         )
         return url
+
+    def check_ready(self) -> None:
+        """One HEAD of the bucket: the store answers, takes the credentials and has the bucket
+        (a HEAD's refusal has no body, so a missing bucket is a bare 404). Nothing is
+        written: probes come every few seconds."""
+        from botocore.exceptions import ClientError
+
+        try:
+            with _reachable(self.bucket):
+                self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+                raise
+            what, fix = (part.format(bucket=self.bucket) for part in _REFUSALS["NoSuchBucket"])
+            raise StorageMisconfigured(f"{what} (404); {fix}") from exc
 
     def ensure_bucket(self) -> None:
         """Create the bucket if missing (tests, first start against MinIO)."""
@@ -431,21 +460,41 @@ def check_storage(settings: Settings) -> None:
         log.warning("file storage unreachable at start (%s); jobs will wait for it", cause)
 
 
+def readiness_check(settings: Settings, *, timeout: float) -> Callable[[], None]:
+    """For readiness probes: a cheap look at the configured store, raising
+    `StorageMisconfigured` or `StorageUnavailable` as jobs would meet them. Unlike
+    `check_storage` it writes nothing, and a bucket's client tries once within `timeout`."""
+    if settings.storage_backend == "s3":
+        quick = _s3_backend(settings, attempts=1, connect_timeout=timeout, read_timeout=timeout)
+        return quick.check_ready
+    return LocalStorage(settings.files_dir).check_ready
+
+
 def _backend(settings: Settings) -> Storage:
     if settings.storage_backend == "s3":
-        if not settings.s3_bucket:
-            raise StorageMisconfigured(
-                "REMOVEANY_S3_BUCKET must be set when REMOVEANY_STORAGE_BACKEND=s3"
-            )
-        # An empty setting (`REMOVEANY_S3_ENDPOINT_URL=` for AWS, as docs/deployment.md
-        # shows) means unset: boto3 would take "" as the endpoint or the key itself.
-        return S3Storage(
-            settings.s3_bucket,
-            endpoint_url=settings.s3_endpoint_url or None,
-            region=settings.s3_region,
-            access_key_id=settings.s3_access_key_id or None,
-            secret_access_key=settings.s3_secret_access_key or None,
-            prefix=settings.s3_prefix,
-            presign_seconds=settings.s3_presign_seconds,
-        )
+        return _s3_backend(settings)
     return LocalStorage(settings.files_dir)
+
+
+def _s3_backend(
+    settings: Settings, *, attempts: int = 5, connect_timeout: float = 10, read_timeout: float = 60
+) -> S3Storage:
+    """The bucket the settings name, its client making `attempts` tries per call."""
+    if not settings.s3_bucket:
+        raise StorageMisconfigured(
+            "REMOVEANY_S3_BUCKET must be set when REMOVEANY_STORAGE_BACKEND=s3"
+        )
+    # An empty setting (`REMOVEANY_S3_ENDPOINT_URL=` for AWS, as docs/deployment.md
+    # shows) means unset: boto3 would take "" as the endpoint or the key itself.
+    return S3Storage(
+        settings.s3_bucket,
+        endpoint_url=settings.s3_endpoint_url or None,
+        region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id or None,
+        secret_access_key=settings.s3_secret_access_key or None,
+        prefix=settings.s3_prefix,
+        presign_seconds=settings.s3_presign_seconds,
+        attempts=attempts,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+    )
