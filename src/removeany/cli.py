@@ -181,6 +181,25 @@ def worker(
     )
 
 
+@app.command("worker-check")
+def worker_check(
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the workers' answers.", min=0.1)
+    ] = 2.0,
+) -> None:
+    """Exit 0 when this host's `removeany worker` answers through the broker and consumes
+    this installation's queue, else 1 (for a container's HEALTHCHECK); one line either way."""
+    from removeany.jobs.celery_worker import check_worker
+
+    settings = Settings()
+    if settings.queue_backend != "celery":
+        typer.echo("error: REMOVEANY_QUEUE_BACKEND is not celery: there is no worker", err=True)
+        raise typer.Exit(2)
+    alive, line = check_worker(settings, timeout=timeout)
+    typer.echo(line, err=not alive)
+    raise typer.Exit(0 if alive else 1)
+
+
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date."""

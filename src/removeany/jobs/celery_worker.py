@@ -162,3 +162,41 @@ def run_worker(
             "--without-heartbeat",
         ]
     )
+
+
+def check_worker(settings: Settings, *, timeout: float) -> tuple[bool, str]:
+    """Whether a `removeany worker` of this host answers through the broker and consumes this
+    installation's queue (for a container's HEALTHCHECK), and a line saying so. Every worker
+    on a host is named `celery@HOST`, so all their answers are collected, until none has
+    come for `timeout` seconds: one of another installation sharing the Redis database
+    answers too. A worker's main process answers, so a busy prefork or threads pool still does;
+    with `--pool solo` the main process runs the jobs (up to 10 per queue message) and
+    answers only between them."""
+    from celery.utils.nodenames import default_nodename
+    from kombu.exceptions import OperationalError
+
+    node = default_nodename(None)
+    app = celery_app(settings)
+    app.conf.broker_connection_timeout = timeout
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
+            # By pattern, not destination: kombu stops at the first answer from a destination.
+            replies = app.control.broadcast(
+                "active_queues",
+                pattern=node,
+                matcher="glob",
+                reply=True,
+                timeout=timeout,
+                connection=connection,
+            )
+    except OperationalError as exc:
+        return False, f"cannot reach the broker: {exc}"
+    finally:
+        app.close()
+    answers = [reply[node] for reply in replies or [] if node in reply]
+    if not answers:
+        return False, f"no worker {node} answered within {timeout:g} s"
+    if not any(queue.get("name") == settings.queue_name for queues in answers for queue in queues):
+        return False, f"worker {node} answers but does not consume the queue {settings.queue_name}"
+    return True, f"worker {node} answers and consumes the queue {settings.queue_name}"
