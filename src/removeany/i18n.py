@@ -303,6 +303,10 @@ ERROR_FORMS: dict[str, str] = {
         "This service is temporarily suspended: {message} No credits were charged; try again later."
     ),
     "service_disabled": N_("This service is disabled: {message} No credits were charged."),
+    "account_restricted": N_(
+        "Processing is disabled on this account by an administrator ({message}). You can "
+        "still download and export your data; contact the operator to appeal."
+    ),
 }
 
 _FIELD = re.compile(r"\{(\w*)\}")

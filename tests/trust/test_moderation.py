@@ -71,6 +71,11 @@ def test_restrict_ban_reinstate_delete_with_audit(client: TestClient, ctx: Conte
         f"/api/v1/admin/users/{user.id}/restrict", json={"reason": ""}, headers=admin
     )
     assert no_reason.status_code == 400 and no_reason.json()["error"]["code"] == "reason_required"
+    for too_short in ("ok", "废"):
+        short = client.post(
+            f"/api/v1/admin/users/{user.id}/restrict", json={"reason": too_short}, headers=admin
+        )
+        assert short.json()["error"]["code"] == "reason_required", too_short
     r = client.post(
         f"/api/v1/admin/users/{user.id}/restrict", json={"reason": "spam uploads"}, headers=admin
     )
@@ -488,3 +493,25 @@ def test_the_built_in_publisher_is_shown_in_the_pages_language(
     assert i18n.translate(audit.BUILT_IN, "zh-CN") in shown
     with ctx.db.transaction() as s:
         assert legal.publisher(s, 1) == "built in"
+
+
+def test_a_two_character_chinese_reason_is_a_reason_and_the_refusal_keeps_it(
+    client: TestClient, ctx: Context
+) -> None:
+    """ "维护" (maintenance) or "违规" (abuse) is a Chinese administrator's whole reason; the
+    restricted user's refusal, read in Chinese, keeps it."""
+    admin = {"X-Api-Key": make_admin(ctx)}
+    user = make_user(ctx, "eve@example.com", credits=5)
+    restricted = client.post(
+        f"/api/v1/admin/users/{user.id}/restrict", json={"reason": "违规"}, headers=admin
+    )
+    assert restricted.status_code == 200, restricted.text
+    refused = submit(client, make_api_key(ctx, user))
+    assert refused.status_code == 403
+    error = refused.json()["error"]
+    assert error["code"] == "account_restricted" and "(违规)" in error["message"]
+    with i18n.use("zh-CN"):
+        shown = i18n.error_text(error["message"], error["code"])
+        english, chinese = i18n.error_forms()["account_restricted"]
+    assert error["message"] == english.replace("{message}", "违规")
+    assert chinese != english and shown == chinese.replace("{message}", "违规")

@@ -6,6 +6,7 @@ as it is now (`deleted-<id>@invalid` once erased)."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,8 +65,10 @@ def names(session: Session, actors: Iterable[tuple[int | None, str]]) -> list[st
 
 
 def require_reason(reason: str | None) -> str:
+    """A few words: three characters, or two Chinese ones ("维护", "违规": a word each)."""
     text = (reason or "").strip()
-    if len(text) < 3:
+    wide = all(unicodedata.east_asian_width(char) in ("W", "F") for char in text)
+    if len(text) < (2 if wide else 3):
         raise ReasonRequired("Give a reason for this action (at least a few words).")
     return text[:2000]
 

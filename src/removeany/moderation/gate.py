@@ -8,16 +8,19 @@ from sqlalchemy.orm import Session
 
 from removeany.accounts.models import User
 from removeany.errors import Forbidden
+from removeany.i18n import ERROR_FORMS
 from removeany.legal import service as legal
 from removeany.moderation.service import require_service_available
 
 
 def check_submission(session: Session, user: User, service: str, *, batch: bool = False) -> None:
     if user.status == "restricted":
+        # With the administrator's reason in a sentence pages translate around it.
         raise Forbidden(
-            "Processing is disabled on this account by an administrator"
-            + (f" ({user.status_reason})" if user.status_reason else "")
-            + ". You can still download and export your data; contact the operator to appeal.",
+            ERROR_FORMS["account_restricted"].format(message=user.status_reason)
+            if user.status_reason
+            else "Processing is disabled on this account by an administrator. You can still "
+            "download and export your data; contact the operator to appeal.",
             code="account_restricted",
         )
     require_service_available(session, service)
