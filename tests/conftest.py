@@ -106,20 +106,26 @@ def _pg_url(database: str) -> str:
     return make_url(PG_ADMIN_URL).set(database=database).render_as_string(hide_password=False)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'test.db'}"
-        upgrade(url)
-        yield url
-        return
-    admin, template = request.getfixturevalue("postgres_template")
+@pytest.fixture
+def postgres_url(postgres_template: tuple[Engine, str]) -> Iterator[str]:
+    """A migrated PostgreSQL database of the test's own, cloned from the template."""
+    admin, template = postgres_template
     name = f"removeany_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     yield _pg_url(name)
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+        upgrade(url)
+        return url
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 class TestClock:

@@ -18,9 +18,8 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from removeany.app import create_app
@@ -30,7 +29,6 @@ from removeany.infra.db import upgrade
 from removeany.infra.settings import Settings
 from removeany.infra.storage import S3Storage
 from tests.batches._scale import redis_broker, settings_env
-from tests.conftest import PG_ADMIN_URL
 from tests.helpers import closed_port, wait_until_serving
 from tests.jobs._bucket import FlakyEndpoint, moto_endpoint
 
@@ -57,18 +55,6 @@ def readiness(client: TestClient) -> tuple[int, dict[str, str]]:
 def through(endpoint: FlakyEndpoint, url: str) -> str:
     """`url` (a database's or Redis') reached through the forwarder instead."""
     return make_url(url).set(host="127.0.0.1", port=endpoint.port).render_as_string(False)
-
-
-@pytest.fixture
-def postgres_url(postgres_template: tuple[Engine, str]) -> Iterator[str]:
-    """A PostgreSQL database of its own, cloned from the migrated template."""
-    admin, template = postgres_template
-    name = f"removeany_health_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_a_healthy_install_is_live_and_ready_to_anyone(ctx: Context) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import time
-import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +15,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from removeany.app import create_app
 from removeany.context import Context, build_context
@@ -25,22 +23,9 @@ from removeany.infra.settings import Settings
 from tests.batches._images import photo_zip
 from tests.batches._ledger import audit
 from tests.batches._scale import forget_queue, redis_broker, settings_env, workers
-from tests.conftest import PG_ADMIN_URL
 from tests.helpers import make_api_key, make_user
 
 ITEMS = 50
-
-
-@pytest.fixture
-def postgres_url(postgres_template: tuple[Engine, str]) -> Iterator[str]:
-    """A fresh PostgreSQL database cloned from the migrated template."""
-    admin, template = postgres_template
-    name = f"removeany_scale_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

@@ -22,8 +22,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 
 from removeany.accounts.models import User
 from removeany.app import create_app
@@ -33,7 +31,6 @@ from removeany.infra.storage import S3Storage
 from tests.batches._images import photo_paths, small_photo
 from tests.batches._ledger import audit
 from tests.batches._scale import forget_queue, redis_broker, settings_env, workers
-from tests.conftest import PG_ADMIN_URL
 from tests.helpers import make_api_key, make_user
 from tests.jobs._bucket import FlakyEndpoint, moto_endpoint, wait_until
 
@@ -240,17 +237,6 @@ def test_a_server_stopping_during_an_outage_gives_its_job_back(
         assert ledger["captured"] == 1 and ledger["held"] == 0 and ledger["available"] == 2
     finally:
         ctx.close()
-
-
-@pytest.fixture
-def postgres_url(postgres_template: tuple[Engine, str]) -> Iterator[str]:
-    admin, template = postgres_template
-    name = f"removeany_outage_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def celery_on_s3(

@@ -7,7 +7,6 @@ import io
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +27,7 @@ from removeany.legal import service as legal
 from removeany.moderation import audit
 from removeany.moderation.models import AuditEntry
 from tests.billing.test_pages import web_login
-from tests.helpers import make_api_key, make_user
+from tests.helpers import make_api_key, make_user, removeany
 from tests.trust.conftest import login
 
 
@@ -255,14 +254,7 @@ def test_admin_cli(tmp_path: Path, model_dir: Path) -> None:
     env = {**os.environ, "REMOVEANY_DATA_DIR": str(data), "REMOVEANY_MODEL_DIR": str(model_dir)}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "removeany", *args],
-            env=env,
-            text=True,
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
+        return removeany(*args, env=env)
 
     assert (
         cli(
